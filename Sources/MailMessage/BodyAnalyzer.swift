@@ -1,0 +1,320 @@
+/// What a sender's signature block says about them.
+public struct Signature: Sendable, Equatable {
+    public var name: String?
+    public var title: String?
+    public var company: String?
+    /// E.164 (`+442079460958`) where the country is known or inferable, else as written.
+    public var phones: [String] = []
+    /// The website's domain, lower-cased, without `www.`.
+    public var website: String?
+    /// The signature block's lines, as found.
+    public var lines: [String] = []
+}
+
+/// Reads the body for the related-record search: the signature block of the newest message
+/// in the thread (quoted history cut off), and every address and link in the whole body.
+public enum BodyAnalyzer {
+    public struct Result: Sendable {
+        public var signature: Signature?
+        public var emails: [String]
+        public var links: [String]
+    }
+
+    public static func analyze(text: String, html: String?, senderDomain: String?) -> Result {
+        var links = findLinks(text)
+        var emails = findEmails(text)
+        if let html {
+            for href in HTMLText.links(html) {
+                let lower = href.lowercased()
+                if lower.hasPrefix("mailto:") {
+                    let target = href.dropFirst(7).prefix(while: { $0 != "?" })
+                    emails.append(contentsOf: findEmails(String(target)))
+                } else if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
+                    links.append(href)
+                }
+            }
+        }
+        return Result(signature: signature(of: text, senderDomain: senderDomain), emails: unique(emails), links: unique(links))
+    }
+
+    static func unique(_ values: [String]) -> [String] {
+        var seen = Set<String>()
+        return values.filter { seen.insert($0.lowercased()).inserted }
+    }
+
+    // MARK: Addresses and links
+
+    static func isLocalCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2E, 0x5F, 0x25, 0x2B, 0x2D, 0x27: return true
+        default: return byte >= 0x80
+        }
+    }
+
+    static func isDomainCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2E, 0x2D: return true
+        default: return byte >= 0x80
+        }
+    }
+
+    /// Addresses written in text, local part as written, domain lower-cased.
+    public static func findEmails(_ text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        var found: [String] = []
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == 0x40 else { index += 1; continue }
+            var start = index
+            while start > 0 && isLocalCharacter(bytes[start - 1]) { start -= 1 }
+            while start < index && (bytes[start] == 0x2E || bytes[start] == 0x27) { start += 1 }
+            var end = index + 1
+            while end < bytes.count && isDomainCharacter(bytes[end]) { end += 1 }
+            while end > index + 1 && (bytes[end - 1] == 0x2E || bytes[end - 1] == 0x2D) { end -= 1 }
+            let local = String(decoding: bytes[start..<index], as: UTF8.self)
+            let domain = String(decoding: bytes[(index + 1)..<end], as: UTF8.self).lowercased()
+            let labels = domain.split(separator: ".")
+            if !local.isEmpty, labels.count >= 2, let tld = labels.last, tld.count >= 2, tld.allSatisfy({ $0.isLetter }) {
+                found.append(local + "@" + domain)
+            }
+            index = max(end, index + 1)
+        }
+        return found
+    }
+
+    /// `http(s)://…` and `www.…` links in plain text, trailing punctuation removed.
+    public static func findLinks(_ text: String) -> [String] {
+        var found: [String] = []
+        let lower = text.lowercased()
+        guard lower.contains("http") || lower.contains("www.") else { return [] }
+        let characters = Array(text.unicodeScalars)
+        let lowerCharacters = Array(lower.unicodeScalars)
+        guard characters.count == lowerCharacters.count else { return [] }
+        var index = 0
+        func matches(_ prefix: String, at position: Int) -> Bool {
+            var offset = position
+            for scalar in prefix.unicodeScalars {
+                guard offset < lowerCharacters.count, lowerCharacters[offset] == scalar else { return false }
+                offset += 1
+            }
+            return true
+        }
+        while index < characters.count {
+            let atWordStart = index == 0 || !characters[index - 1].properties.isAlphabetic
+            if atWordStart && (matches("http://", at: index) || matches("https://", at: index) || matches("www.", at: index)) {
+                var end = index
+                while end < characters.count {
+                    let scalar = characters[end]
+                    if scalar.properties.isWhitespace || "<>\"'`{}|\\^".unicodeScalars.contains(scalar) { break }
+                    end += 1
+                }
+                var link = String(String.UnicodeScalarView(characters[index..<end]))
+                while let last = link.last, ".,;:!?".contains(last) || (last == ")" && !link.contains("(")) || last == "]" {
+                    link.removeLast()
+                }
+                if link.count > 8 || (link.hasPrefix("www.") && link.count > 5) { found.append(link) }
+                index = end
+                continue
+            }
+            index += 1
+        }
+        return found
+    }
+
+    // MARK: Signature
+
+    static let replyMarkers = ["-----original message-----", "________________________________", "-------- original message --------",
+                               "---------- forwarded message ---------", "begin forwarded message:", "-----ursprüngliche nachricht-----",
+                               "-----message d'origine-----", "-----mensaje original-----"]
+    static let closings = ["best regards", "kind regards", "warm regards", "regards", "best wishes", "best", "thanks", "thank you",
+                           "many thanks", "cheers", "sincerely", "yours sincerely", "yours truly", "all the best", "respectfully",
+                           "mit freundlichen grüßen", "mit freundlichen grüssen", "viele grüße", "beste grüße", "freundliche grüße",
+                           "cordialement", "bien cordialement", "salutations", "saludos", "un saludo", "atentamente",
+                           "cordiali saluti", "met vriendelijke groet", "groeten", "med vänlig hälsning"]
+    static let companySuffixes = ["inc", "inc.", "llc", "ltd", "ltd.", "limited", "gmbh", "ag", "sa", "s.a.", "sas", "sarl", "bv", "b.v.",
+                                  "nv", "corp", "corp.", "corporation", "company", "co.", "plc", "pty", "s.l.", "srl", "s.r.l.", "oy", "ab",
+                                  "as", "a/s", "kg", "group", "technologies", "solutions", "systems"]
+    static let titleWords = ["manager", "director", "engineer", "officer", "president", "head", "lead", "founder", "ceo", "cto",
+                             "cfo", "coo", "vp", "vice", "sales", "account", "executive", "consultant", "specialist", "partner",
+                             "developer", "architect", "analyst", "administrator", "representative", "owner", "assistant",
+                             "coordinator", "associate", "geschäftsführer", "leiter", "directeur", "gerente", "responsable"]
+
+    /// The newest message's own text: quoted lines and reply headers cut off.
+    static func ownText(_ text: String) -> [String] {
+        var lines: [String] = []
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = String(raw).trimmingSpaces()
+            let lower = line.lowercased()
+            if line.hasPrefix(">") { break }
+            if replyMarkers.contains(where: { lower.hasPrefix($0) }) { break }
+            if lower.hasPrefix("on ") && lower.hasSuffix("wrote:") { break }
+            if lower.hasPrefix("am ") && lower.hasSuffix("schrieb:") { break }
+            if lower.hasPrefix("le ") && lower.hasSuffix("a écrit :") { break }
+            if lower.hasPrefix("from:") && !lines.isEmpty && lines.last?.isEmpty == true { break }
+            // A signature delimiter is kept with its trailing space distinction.
+            lines.append(String(raw).hasPrefix("-- ") && line == "--" ? "-- " : line)
+        }
+        while lines.last?.isEmpty == true { lines.removeLast() }
+        return lines
+    }
+
+    public static func signature(of text: String, senderDomain: String?) -> Signature? {
+        let lines = ownText(text)
+        guard !lines.isEmpty else { return nil }
+        var block: [String]?
+        if let delimiter = lines.lastIndex(where: { $0 == "-- " || $0 == "--" }) {
+            block = Array(lines[(delimiter + 1)...])
+        } else {
+            let searchFrom = max(0, lines.count - 15)
+            if let closing = lines[searchFrom...].lastIndex(where: isClosing) {
+                block = Array(lines[(closing + 1)...])
+            } else if let blank = lines.lastIndex(where: { $0.isEmpty }), lines.count - blank - 1 <= 8 {
+                let candidate = Array(lines[(blank + 1)...])
+                if candidate.contains(where: { !phones(in: $0, senderDomain: senderDomain).isEmpty || website(in: $0) != nil }) {
+                    block = candidate
+                }
+            }
+        }
+        guard let found = block?.filter({ !$0.isEmpty }).prefix(10), !found.isEmpty else { return nil }
+        var signature = Signature(lines: Array(found))
+        var nameIndex: Int?
+        for (index, line) in found.enumerated() {
+            signature.phones.append(contentsOf: phones(in: line, senderDomain: senderDomain))
+            if signature.website == nil, let site = website(in: line) { signature.website = site }
+            if nameIndex == nil && signature.name == nil && looksLikeName(line) {
+                signature.name = line
+                nameIndex = index
+            }
+        }
+        let plain = found.enumerated().filter { index, line in index != nameIndex && isPlainText(line) }
+        if let company = plain.first(where: { looksLikeCompany($0.element) }) {
+            signature.company = company.element
+        }
+        if let title = plain.first(where: { looksLikeTitle($0.element) && $0.element != signature.company }) {
+            signature.title = title.element
+        }
+        if signature.company == nil, let nameIndex {
+            // Name, title, company is the common order.
+            let after = plain.filter { $0.offset > nameIndex && $0.element != signature.title }
+            signature.company = after.first?.element
+        }
+        var seen = Set<String>()
+        signature.phones = signature.phones.filter { seen.insert($0).inserted }
+        return signature
+    }
+
+    static func isClosing(_ line: String) -> Bool {
+        var lower = line.lowercased()
+        while let last = lower.last, ",.!-–".contains(last) { lower.removeLast() }
+        return closings.contains(lower.trimmingSpaces())
+    }
+
+    static func isPlainText(_ line: String) -> Bool {
+        !line.contains("@") && !line.contains(where: { $0.isNumber }) && website(in: line) == nil && line.count <= 80
+            && !line.contains(":")
+    }
+
+    static func looksLikeName(_ line: String) -> Bool {
+        guard isPlainText(line), line.count <= 40 else { return false }
+        let words = line.split(separator: " ")
+        guard (1...4).contains(words.count) else { return false }
+        if looksLikeCompany(line) || looksLikeTitle(line) { return false }
+        return words.allSatisfy { word in
+            guard let first = word.first else { return false }
+            return first.isUppercase && word.allSatisfy { $0.isLetter || $0 == "-" || $0 == "." || $0 == "'" }
+        }
+    }
+
+    static func looksLikeCompany(_ line: String) -> Bool {
+        let words = line.lowercased().split(whereSeparator: { $0 == " " || $0 == "," })
+        return words.contains { companySuffixes.contains(String($0)) }
+    }
+
+    static func looksLikeTitle(_ line: String) -> Bool {
+        let words = line.lowercased().split(whereSeparator: { $0 == " " || $0 == "," || $0 == "/" || $0 == "&" })
+        return words.contains { titleWords.contains(String($0)) }
+    }
+
+    static func website(in line: String) -> String? {
+        for token in line.split(whereSeparator: { $0 == " " || $0 == "|" || $0 == "\t" }) {
+            var word = token.lowercased()
+            if word.contains("@") { continue }
+            while let last = word.last, ".,;:)]>".contains(last) { word.removeLast() }
+            while let first = word.first, "(<[".contains(first) { word.removeFirst() }
+            if word.hasPrefix("web:") { word.removeFirst(4) }
+            if word.hasPrefix("http://") { word.removeFirst(7) } else if word.hasPrefix("https://") { word.removeFirst(8) }
+            let host = word.prefix(while: { $0 != "/" && $0 != "?" && $0 != "#" })
+            let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+            guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } }),
+                  let tld = labels.last, tld.count >= 2, tld.allSatisfy({ $0.isLetter }) else { continue }
+            // A bare domain needs www. or a scheme or a common TLD to count, so "e.g." and "Mr.Smith" do not.
+            let bare = !token.lowercased().contains("://") && !host.hasPrefix("www.")
+            if bare && !commonTLDs.contains(String(tld)) { continue }
+            var domain = String(host)
+            if domain.hasPrefix("www.") { domain.removeFirst(4) }
+            return domain
+        }
+        return nil
+    }
+
+    static let commonTLDs: Set<String> = ["com", "net", "org", "io", "co", "biz", "info", "de", "uk", "fr", "es", "it", "nl", "be",
+                                          "ch", "at", "se", "no", "dk", "fi", "ie", "eu", "us", "ca", "au", "nz", "jp", "in", "br",
+                                          "mx", "pl", "cz", "pt", "ai", "app", "dev", "tech", "cloud"]
+
+    /// Country calling code and whether a leading 0 is the trunk prefix, by country TLD.
+    static let countryCodes: [String: String] = [
+        "uk": "44", "de": "49", "fr": "33", "es": "34", "it": "39", "nl": "31", "be": "32", "ch": "41", "at": "43",
+        "se": "46", "no": "47", "dk": "45", "fi": "358", "ie": "353", "pt": "351", "pl": "48", "cz": "420", "au": "61",
+        "nz": "64", "jp": "81", "in": "91", "br": "55", "mx": "52", "za": "27", "ca": "1", "us": "1", "sg": "65",
+        "hk": "852", "cn": "86", "il": "972", "tr": "90", "gr": "30", "hu": "36", "ro": "40", "ar": "54",
+    ]
+
+    /// Phone numbers in a line, E.164 where the country is written or inferable.
+    static func phones(in line: String, senderDomain: String?) -> [String] {
+        let lower = line.lowercased()
+        if lower.hasPrefix("fax") || lower.hasPrefix("f:") || lower.hasPrefix("f.") { return [] }
+        var results: [String] = []
+        var current = ""
+        var digitCount = 0
+        func finish() {
+            defer { current = ""; digitCount = 0 }
+            let trimmed = current.trimmingSpaces()
+            guard (7...15).contains(digitCount) else { return }
+            results.append(e164(trimmed, senderDomain: senderDomain) ?? trimmed)
+        }
+        var previous: Character = " "
+        for character in line {
+            if character.isASCII && character.isNumber {
+                // Digits glued to letters (a postcode like "SW1A", a version "v2") are not a phone.
+                if current.isEmpty && previous.isLetter { previous = character; continue }
+                current.append(character)
+                digitCount += 1
+            } else if "+()-. /".contains(character) && (!current.isEmpty || character == "+" || character == "(") {
+                current.append(character)
+            } else {
+                finish()
+            }
+            previous = character
+        }
+        finish()
+        return results
+    }
+
+    static func e164(_ written: String, senderDomain: String?) -> String? {
+        var text = written
+        // "+44 (0)20 ..." : the (0) is the trunk prefix, not part of the number.
+        text = text.replacing("(0)", with: "")
+        let digits = text.filter { $0.isASCII && $0.isNumber }
+        if text.hasPrefix("+") { return (8...15).contains(digits.count) ? "+" + digits : nil }
+        if digits.hasPrefix("00") { return "+" + digits.dropFirst(2) }
+        let tld = senderDomain?.split(separator: ".").last.map(String.init) ?? ""
+        if let code = countryCodes[tld], code != "1" {
+            guard digits.hasPrefix("0"), digits.count >= 8 else { return nil }
+            return "+" + code + digits.dropFirst()
+        }
+        // North American numbering: ten digits, or eleven starting with 1.
+        if digits.count == 10, let first = digits.first, first != "0" && first != "1" { return "+1" + digits }
+        if digits.count == 11, digits.hasPrefix("1") { return "+" + digits }
+        return nil
+    }
+}

@@ -1,0 +1,75 @@
+/// Domain normalisation for comparison: lower-case, IDNA full stops, and non-ASCII labels
+/// Punycode-encoded (RFC 3492) with the `xn--` prefix, so `Bücher.example` and
+/// `xn--bcher-kva.example` compare equal.
+public enum IDNA {
+    public static func normalize(_ domain: String) -> String {
+        var text = domain.trimmingSpaces()
+        if text.hasPrefix("[") { return text.lowercased() } // address literal
+        while text.hasSuffix(".") { text.removeLast() }
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
+        // UTS 46 maps the ideographic and full-width stops to '.'.
+        let mapped = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            switch scalar.value {
+            case 0x3002, 0xFF0E, 0xFF61: return "."
+            default: return scalar
+            }
+        })).lowercased()
+        let labels = mapped.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.map { label -> String in
+            if label.utf8.allSatisfy({ $0 < 0x80 }) { return String(label) }
+            return "xn--" + punycodeEncode(Array(label.unicodeScalars))
+        }.joined(separator: ".")
+    }
+
+    /// RFC 3492 6.3.
+    static func punycodeEncode(_ input: [Unicode.Scalar]) -> String {
+        let base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700
+        var n = 128
+        var delta = 0
+        var bias = 72
+        var output: [UInt8] = input.filter { $0.value < 0x80 }.map { UInt8($0.value) }
+        let basicCount = output.count
+        var handled = basicCount
+        if basicCount > 0 { output.append(0x2D) }
+
+        func digit(_ value: Int) -> UInt8 { UInt8(value < 26 ? value + 97 : value + 22) }
+        func adapt(_ delta: Int, _ count: Int, _ first: Bool) -> Int {
+            var delta = first ? delta / damp : delta / 2
+            delta += delta / count
+            var k = 0
+            while delta > ((base - tMin) * tMax) / 2 {
+                delta /= base - tMin
+                k += base
+            }
+            return k + (base - tMin + 1) * delta / (delta + skew)
+        }
+
+        while handled < input.count {
+            let m = input.map { Int($0.value) }.filter { $0 >= n }.min() ?? n
+            delta += (m - n) * (handled + 1)
+            n = m
+            for scalar in input {
+                let code = Int(scalar.value)
+                if code < n { delta += 1 }
+                if code == n {
+                    var q = delta
+                    var k = base
+                    while true {
+                        let t = k <= bias ? tMin : (k >= bias + tMax ? tMax : k - bias)
+                        if q < t { break }
+                        output.append(digit(t + (q - t) % (base - t)))
+                        q = (q - t) / (base - t)
+                        k += base
+                    }
+                    output.append(digit(q))
+                    bias = adapt(delta, handled + 1, handled == basicCount)
+                    delta = 0
+                    handled += 1
+                }
+            }
+            delta += 1
+            n += 1
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

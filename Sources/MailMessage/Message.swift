@@ -1,0 +1,205 @@
+/// Why a message could not be read at all. Everything less than this is a `Defect`.
+public struct MessageParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// 1-based line, when the problem has a place.
+    public var line: Int?
+    public var reason: String
+
+    public var description: String { line.map { "line \($0): \(reason)" } ?? reason }
+}
+
+/// An attachment as the decision needs it: described, never held decoded in memory.
+public struct Attachment: Sendable, Equatable {
+    public var filename: String?
+    public var contentType: String
+    /// Decoded size in bytes.
+    public var size: Int
+    public var disposition: String?
+}
+
+/// A parsed message: headers, addresses, ids, the MIME tree, the bodies, and what the
+/// policy reads off them (service kind, auto-reply, signature, addresses and links in the body).
+public struct Message: Sendable {
+    public var headers: Headers
+    public var messageID: String?
+    public var date: MailDate?
+    public var subject: String?
+    public var from: [Address] = []
+    public var sender: [Address] = []
+    public var to: [Address] = []
+    public var cc: [Address] = []
+    public var bcc: [Address] = []
+    public var replyTo: [Address] = []
+    public var inReplyTo: [String] = []
+    public var references: [String] = []
+    /// The Auto-Submitted value (RFC 3834), lower-cased, when present.
+    public var autoSubmitted: String?
+    public var precedence: String?
+    public var listID: String?
+    public var parts: [MIMEPart] = []
+    /// The text body: text/plain when there is one, else text derived from the HTML.
+    public var textBody: String = ""
+    public var htmlBody: String?
+    public var attachments: [Attachment] = []
+    public var service = ServiceClassification(kind: .none, signal: nil)
+    /// Set when the message is an automatic reply (out-of-office and the like); says which signal.
+    public var autoReply: String?
+    public var signature: Signature?
+    public var bodyEmails: [String] = []
+    public var bodyLinks: [String] = []
+    public var defects: [Defect] = []
+    /// Size of the raw message in bytes.
+    public var size: Int = 0
+
+    /// Every From, To, Cc and Bcc address in order, each once (by normalised address).
+    public var participants: [Address] {
+        var seen = Set<String>()
+        return (from + to + cc + bcc).filter { seen.insert($0.normalized).inserted }
+    }
+}
+
+/// Bytes to `Message`. Never traps and never loops without progress: malformed input gives a
+/// `Message` with defects, and only input that is not a message at all, or breaks a limit in
+/// `ParseLimits`, throws.
+public enum MessageParser {
+    public static func parse(_ bytes: [UInt8], limits: ParseLimits = ParseLimits()) throws(MessageParseError) -> Message {
+        guard !bytes.isEmpty, !bytes.allSatisfy(isWhitespace) else {
+            throw MessageParseError(line: nil, reason: "empty input: no message")
+        }
+        guard bytes.count <= limits.maxMessageBytes else {
+            throw MessageParseError(line: nil, reason: "message is \(bytes.count) bytes, over the limit of \(limits.maxMessageBytes)")
+        }
+        let lineIndex = LineIndex(bytes)
+        let headerResult = HeaderBlockParser(bytes: bytes, lineIndex: lineIndex).parse(0..<bytes.count, limits: limits, isTopLevel: true)
+        if let error = headerResult.limitError { throw MessageParseError(line: nil, reason: error) }
+        if headerResult.sawNoField {
+            throw MessageParseError(line: headerResult.defects.first?.line ?? 1,
+                                    reason: "not an RFC 5322 message: no header field before the body")
+        }
+        var defects = headerResult.defects
+        var tree = MIMETreeParser(bytes: bytes, lineIndex: lineIndex, limits: limits)
+        tree.addPart(headers: headerResult.headers, body: headerResult.bodyStart..<bytes.count, parent: nil, depth: 0, defaultType: "text/plain")
+        defects.append(contentsOf: tree.defects)
+
+        let headers = headerResult.headers
+        var message = Message(headers: headers)
+        message.size = bytes.count
+        message.parts = tree.parts
+
+        func addresses(_ name: String) -> [Address] {
+            var result: [Address] = []
+            for field in headers.all(name) {
+                let parsed = AddressParser.parse(field.raw)
+                result.append(contentsOf: parsed.addresses)
+                for problem in parsed.problems {
+                    defects.append(Defect(kind: "address", line: field.line, detail: "\(field.name): \(problem)"))
+                }
+            }
+            return result
+        }
+        message.from = addresses("from")
+        message.sender = addresses("sender")
+        message.to = addresses("to")
+        message.cc = addresses("cc")
+        message.bcc = addresses("bcc")
+        message.replyTo = addresses("reply-to")
+
+        func ids(_ name: String) -> [String] {
+            var result: [String] = []
+            for field in headers.all(name) {
+                let parsed = MessageIDParser.parse(field.raw)
+                result.append(contentsOf: parsed.ids)
+                if let problem = parsed.problem {
+                    defects.append(Defect(kind: "message-id", line: field.line, detail: "\(field.name): \(problem)"))
+                }
+            }
+            return result
+        }
+        message.messageID = ids("message-id").first
+        message.inReplyTo = ids("in-reply-to")
+        message.references = ids("references")
+
+        if let field = headers.first("date") {
+            let parsed = DateParser.parse(field.text)
+            message.date = parsed.date
+            if let problem = parsed.problem { defects.append(Defect(kind: "date", line: field.line, detail: problem)) }
+        }
+        message.subject = headers.first("subject").map { $0.text }
+        message.autoSubmitted = headers.first("auto-submitted").map { $0.text.trimmingSpaces().lowercased() }
+        message.precedence = headers.first("precedence").map { $0.text.trimmingSpaces().lowercased() }
+        message.listID = headers.first("list-id").map { $0.text.trimmingSpaces() }
+
+        let bodies = BodyExtractor(bytes: bytes, parts: tree.parts)
+        let extracted = bodies.extract()
+        message.textBody = extracted.text
+        message.htmlBody = extracted.html
+        message.attachments = extracted.attachments
+        defects.append(contentsOf: extracted.defects)
+
+        message.service = ServiceClassifier.classify(message, bytes: bytes)
+        message.autoReply = ServiceClassifier.autoReplySignal(message)
+        let analysis = BodyAnalyzer.analyze(text: message.textBody, html: message.htmlBody, senderDomain: message.from.first?.domain)
+        message.signature = analysis.signature
+        message.bodyEmails = analysis.emails
+        message.bodyLinks = analysis.links
+        message.defects = defects
+        return message
+    }
+}
+
+/// Picks the text and HTML bodies and lists the attachments.
+struct BodyExtractor {
+    let bytes: [UInt8]
+    let parts: [MIMEPart]
+
+    struct Output {
+        var text: String
+        var html: String?
+        var attachments: [Attachment]
+        var defects: [Defect]
+    }
+
+    static func isAttachment(_ part: MIMEPart) -> Bool {
+        if part.isMultipart { return false }
+        if part.disposition == "attachment" { return true }
+        if part.contentType != "text/plain" && part.contentType != "text/html" { return true }
+        return part.filename != nil && part.disposition != "inline"
+    }
+
+    func extract() -> Output {
+        var defects: [Defect] = []
+        var text: String?
+        var html: String?
+        var attachments: [Attachment] = []
+        for part in parts where !part.isMultipart {
+            if Self.isAttachment(part) {
+                attachments.append(Attachment(filename: part.filename, contentType: part.contentType,
+                                              size: part.transferEncoding.decodedSize(bytes[part.bodyRange]),
+                                              disposition: part.disposition))
+                continue
+            }
+            if part.contentType == "text/plain" && text == nil {
+                text = decodeText(part, defects: &defects)
+            } else if part.contentType == "text/html" && html == nil {
+                html = decodeText(part, defects: &defects)
+            }
+        }
+        var body = text ?? html.map(HTMLText.toText) ?? ""
+        if body.contains("\r") { body = body.replacing("\r\n", with: "\n") }
+        return Output(text: body, html: html, attachments: attachments, defects: defects)
+    }
+
+    func decodeText(_ part: MIMEPart, defects: inout [Defect]) -> String {
+        let decoded = part.transferEncoding.decode(bytes[part.bodyRange])
+        let line = part.headers.first("content-transfer-encoding")?.line ?? part.headers.first("content-type")?.line
+        if let problem = decoded.problem {
+            defects.append(Defect(kind: "transfer-encoding", line: line, detail: problem))
+        }
+        var label = part.charset
+        if label == nil && part.contentType == "text/html" { label = HTMLText.metaCharset(decoded.bytes) }
+        let text = Charset.decode(decoded.bytes, label: label)
+        if let problem = text.problem {
+            defects.append(Defect(kind: "charset", line: part.headers.first("content-type")?.line, detail: problem))
+        }
+        return text.text
+    }
+}
