@@ -24,8 +24,8 @@ let package = Package(
         ),
         // Release-mode throughput benchmark; scripts/bench-parse runs it beside Python.
         .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage"]),
-        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
-        .testTarget(name: "MailsaveCLITests", dependencies: ["MailMessage"]),
+        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
+        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave"]),
     ],
     swiftLanguageModes: [.v6]
 )

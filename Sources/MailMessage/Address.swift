@@ -241,6 +241,7 @@ public enum AddressParser {
                 index += 1
                 continue
             case 0x22:
+                let quoteStart = index
                 var value: [UInt8] = []
                 index += 1
                 var closed = false
@@ -251,7 +252,12 @@ public enum AddressParser {
                     if inner != 0x0D && inner != 0x0A { value.append(inner) }
                     index += 1
                 }
-                if !closed { problems.append("unbalanced quote in an address") }
+                if !closed {
+                    // Drop the stray quote and read on, so the mailbox after it is not swallowed.
+                    problems.append("unbalanced quote in an address; the quote is ignored")
+                    index = quoteStart + 1
+                    continue
+                }
                 items.append(Item(token: .quoted(value), spaceBefore: space))
             case 0x28:
                 var value: [UInt8] = []
@@ -290,6 +296,12 @@ public enum AddressParser {
                     }
                     value.append(inner)
                     index += 1
+                }
+                if value.isEmpty {
+                    // A control character: not part of any token.
+                    problems.append("control character in an address ignored")
+                    index += 1
+                    continue
                 }
                 items.append(Item(token: .word(value), spaceBefore: space))
             }

@@ -161,6 +161,17 @@ struct HeaderBlockParser {
                 position = next
                 continue
             }
+            // A parameter list wrapped without indentation (`Content-Type: a/b;` then `name="x"`):
+            // read as a continuation, as mail readers do.
+            if let field = current, let last = field.value.last(where: { !isWhitespace($0) }), last == 0x3B,
+               bytes[lineStart..<contentEnd].contains(0x3D) {
+                defects.append(Defect(kind: "unindented-continuation", line: lineIndex.line(of: lineStart),
+                                      detail: "a continuation line of '\(field.name)' is not indented; read as part of it"))
+                current?.value.append(0x20)
+                current?.value.append(contentsOf: bytes[lineStart..<contentEnd])
+                position = next
+                continue
+            }
             // Not a field and not a continuation: the header block ended without its blank line.
             flush()
             defects.append(Defect(kind: "missing-header-body-separator", line: lineIndex.line(of: lineStart),

@@ -5,6 +5,11 @@ public struct MessageParseError: Error, Sendable, Equatable, CustomStringConvert
     public var reason: String
 
     public var description: String { line.map { "line \($0): \(reason)" } ?? reason }
+
+    public init(line: Int?, reason: String) {
+        self.line = line
+        self.reason = reason
+    }
 }
 
 /// An attachment as the decision needs it: described, never held decoded in memory.
@@ -141,7 +146,10 @@ public enum MessageParser {
         message.signature = analysis.signature
         message.bodyEmails = analysis.emails
         message.bodyLinks = analysis.links
-        message.defects = defects
+        // Stable order by line so the list reads top to bottom.
+        message.defects = defects.enumerated().sorted { left, right in
+            (left.element.line ?? Int.max, left.offset) < (right.element.line ?? Int.max, right.offset)
+        }.map(\.element)
         return message
     }
 }
@@ -185,6 +193,7 @@ struct BodyExtractor {
         }
         var body = text ?? html.map(HTMLText.toText) ?? ""
         if body.contains("\r") { body = body.replacing("\r\n", with: "\n") }
+        while let last = body.last, last.isNewline || last == " " || last == "\t" { body.removeLast() }
         return Output(text: body, html: html, attachments: attachments, defects: defects)
     }
 
