@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Something wrong in a message that parsing worked around. Real mail is full of these;
 /// they are reported, never fatal.
 public struct Defect: Sendable, Equatable, Hashable {
@@ -19,15 +27,28 @@ public struct Defect: Sendable, Equatable, Hashable {
 public struct HeaderField: Sendable {
     /// The name as written.
     public let name: String
-    /// Lower-cased name, for case-insensitive lookup.
-    public let key: String
-    /// Unfolded value bytes, leading and trailing whitespace removed.
-    public let raw: [UInt8]
+    /// Unfolded value bytes, leading and trailing whitespace removed. A slice of the message
+    /// itself when the field was not folded, so reading headers copies nothing.
+    public let value: ArraySlice<UInt8>
     /// 1-based line of the field's first line.
     public let line: Int
 
+    /// The value bytes as an array, for the structured-field parsers.
+    public var raw: [UInt8] { Array(value) }
+
     /// The value with RFC 2047 encoded words decoded and UTF-8 (RFC 6532) read.
-    public var text: String { EncodedWords.decode(raw[...]) }
+    public var text: String { EncodedWords.decode(value) }
+
+    /// Case-insensitive comparison with a lower-case ASCII name.
+    func hasName(_ lowercaseKey: String.UTF8View) -> Bool {
+        let own = name.utf8
+        guard own.count == lowercaseKey.count else { return false }
+        for (byte, expected) in zip(own, lowercaseKey) where byte != expected {
+            if byte >= 0x41 && byte <= 0x5A && byte | 0x20 == expected { continue }
+            return false
+        }
+        return true
+    }
 }
 
 /// The header fields of a message or MIME part in their original order; lookups are
@@ -39,14 +60,14 @@ public struct Headers: Sendable {
 
     /// The first field with this name (any case).
     public func first(_ name: String) -> HeaderField? {
-        let key = name.lowercased()
-        return fields.first { $0.key == key }
+        let key = asciiLowercased(name).utf8
+        return fields.first { $0.hasName(key) }
     }
 
     /// Every field with this name, in order.
     public func all(_ name: String) -> [HeaderField] {
-        let key = name.lowercased()
-        return fields.filter { $0.key == key }
+        let key = asciiLowercased(name).utf8
+        return fields.filter { $0.hasName(key) }
     }
 
     /// The decoded text of the first field with this name.
@@ -75,12 +96,13 @@ public struct ParseLimits: Sendable {
 /// before the colon, a leading mbox `From ` line, bare LF or CRLF line ends.
 struct HeaderBlockParser {
     let bytes: [UInt8]
-    let lineIndex: LineIndex
 
     struct Result {
         var headers: Headers
         /// Where the body starts (after the blank line), or the end of the range.
         var bodyStart: Int
+        /// The 1-based line of `bodyStart`.
+        var bodyLine: Int
         var defects: [Defect]
         /// Set when the block broke a hard limit: the message should be refused.
         var limitError: String?
@@ -88,41 +110,48 @@ struct HeaderBlockParser {
         var sawNoField: Bool
     }
 
-    func parse(_ range: Range<Int>, limits: ParseLimits, isTopLevel: Bool) -> Result {
+    /// `startLine` is the 1-based line of `range.lowerBound`; lines are counted from there.
+    func parse(_ range: Range<Int>, startLine: Int, limits: ParseLimits, isTopLevel: Bool) -> Result {
         var headers = Headers()
         var defects: [Defect] = []
         var position = range.lowerBound
         let end = range.upperBound
-        var current: (name: String, start: Int, value: [UInt8])?
+        /// The field being read: its value is a range of the message until a continuation
+        /// line makes it an unfolded copy.
+        var current: (name: String, line: Int, start: Int, end: Int, folded: [UInt8]?)?
+        var lineNumber = startLine - 1
         var sawNoField = true
 
         func flush() {
             guard let field = current else { return }
-            var value = field.value
-            trimWhitespace(&value)
-            let name = field.name
-            headers.append(HeaderField(name: name, key: name.lowercased(), raw: value, line: lineIndex.line(of: field.start)))
+            let value: ArraySlice<UInt8> = field.folded.map { $0[...] } ?? bytes[field.start..<field.end]
+            var start = value.startIndex
+            var end = value.endIndex
+            while start < end && isWhitespace(value[start]) { start += 1 }
+            while end > start && isWhitespace(value[end - 1]) { end -= 1 }
+            headers.append(HeaderField(name: field.name, value: value[start..<end], line: field.line))
             current = nil
         }
 
         var first = true
         while position < end {
             let lineStart = position
-            var lineEnd = position
-            while lineEnd < end && bytes[lineEnd] != 0x0A { lineEnd += 1 }
+            lineNumber += 1
+            let lineEnd = bytes.withUnsafeBufferPointer { lineFeed(in: $0, from: position, to: end) }
             let next = lineEnd < end ? lineEnd + 1 : end
             var contentEnd = lineEnd
             if contentEnd > lineStart && bytes[contentEnd - 1] == 0x0D { contentEnd -= 1 }
 
             if lineStart - range.lowerBound > limits.maxHeaderBytes {
-                return Result(headers: headers, bodyStart: end, defects: defects,
-                              limitError: "header block is larger than \(limits.maxHeaderBytes) bytes (line \(lineIndex.line(of: lineStart)))",
+                return Result(headers: headers, bodyStart: end, bodyLine: lineNumber, defects: defects,
+                              limitError: "header block is larger than \(limits.maxHeaderBytes) bytes (line \(lineNumber))",
                               sawNoField: sawNoField)
             }
             if contentEnd == lineStart {
                 // The blank line: end of the header block.
                 flush()
-                return Result(headers: headers, bodyStart: next, defects: defects, limitError: nil, sawNoField: sawNoField)
+                return Result(headers: headers, bodyStart: next, bodyLine: lineNumber + 1, defects: defects, limitError: nil,
+                              sawNoField: sawNoField)
             }
             let firstByte = bytes[lineStart]
             if first && isTopLevel && contentEnd - lineStart >= 5 && bytes[lineStart..<lineStart + 5].elementsEqual("From ".utf8) {
@@ -133,17 +162,19 @@ struct HeaderBlockParser {
             }
             first = false
             if firstByte == 0x20 || firstByte == 0x09 {
-                if current != nil {
-                    current?.value.append(contentsOf: bytes[lineStart..<contentEnd])
+                if let field = current {
+                    var folded = field.folded ?? Array(bytes[field.start..<field.end])
+                    folded.append(contentsOf: bytes[lineStart..<contentEnd])
+                    current?.folded = folded
                     position = next
                     continue
                 }
-                defects.append(Defect(kind: "first-line-is-continuation", line: lineIndex.line(of: lineStart),
+                defects.append(Defect(kind: "first-line-is-continuation", line: lineNumber,
                                       detail: "the header block starts with a continuation line; read as a field"))
                 var start = lineStart
                 while start < contentEnd && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
                 if let (name, valueStart) = fieldName(start..<contentEnd) {
-                    current = (name, lineStart, Array(bytes[valueStart..<contentEnd]))
+                    current = (name, lineNumber, valueStart, contentEnd, nil)
                     sawNoField = false
                 }
                 position = next
@@ -152,34 +183,39 @@ struct HeaderBlockParser {
             if let (name, valueStart) = fieldName(lineStart..<contentEnd) {
                 flush()
                 if headers.fields.count >= limits.maxHeaderFields {
-                    return Result(headers: headers, bodyStart: end, defects: defects,
-                                  limitError: "more than \(limits.maxHeaderFields) header fields (line \(lineIndex.line(of: lineStart)))",
+                    return Result(headers: headers, bodyStart: end, bodyLine: lineNumber, defects: defects,
+                                  limitError: "more than \(limits.maxHeaderFields) header fields (line \(lineNumber))",
                                   sawNoField: false)
                 }
-                current = (name, lineStart, Array(bytes[valueStart..<contentEnd]))
+                current = (name, lineNumber, valueStart, contentEnd, nil)
                 sawNoField = false
                 position = next
                 continue
             }
             // A parameter list wrapped without indentation (`Content-Type: a/b;` then `name="x"`):
             // read as a continuation, as mail readers do.
-            if let field = current, let last = field.value.last(where: { !isWhitespace($0) }), last == 0x3B,
+            if let field = current,
+               let last = (field.folded.map { $0[...] } ?? bytes[field.start..<field.end]).last(where: { !isWhitespace($0) }),
+               last == 0x3B,
                bytes[lineStart..<contentEnd].contains(0x3D) {
-                defects.append(Defect(kind: "unindented-continuation", line: lineIndex.line(of: lineStart),
+                defects.append(Defect(kind: "unindented-continuation", line: lineNumber,
                                       detail: "a continuation line of '\(field.name)' is not indented; read as part of it"))
-                current?.value.append(0x20)
-                current?.value.append(contentsOf: bytes[lineStart..<contentEnd])
+                var folded = field.folded ?? Array(bytes[field.start..<field.end])
+                folded.append(0x20)
+                folded.append(contentsOf: bytes[lineStart..<contentEnd])
+                current?.folded = folded
                 position = next
                 continue
             }
             // Not a field and not a continuation: the header block ended without its blank line.
             flush()
-            defects.append(Defect(kind: "missing-header-body-separator", line: lineIndex.line(of: lineStart),
+            defects.append(Defect(kind: "missing-header-body-separator", line: lineNumber,
                                   detail: "line is not a header field; the body is taken to start here"))
-            return Result(headers: headers, bodyStart: lineStart, defects: defects, limitError: nil, sawNoField: sawNoField)
+            return Result(headers: headers, bodyStart: lineStart, bodyLine: lineNumber, defects: defects, limitError: nil,
+                          sawNoField: sawNoField)
         }
         flush()
-        return Result(headers: headers, bodyStart: end, defects: defects, limitError: nil, sawNoField: sawNoField)
+        return Result(headers: headers, bodyStart: end, bodyLine: lineNumber + 1, defects: defects, limitError: nil, sawNoField: sawNoField)
     }
 
     /// `name:` at the start of the line (printable ASCII, obsolete spaces before the colon allowed).
@@ -215,24 +251,23 @@ func trimWhitespace(_ value: inout [UInt8]) {
     if start > 0 || end < value.count { value = Array(value[start..<end]) }
 }
 
-/// Byte offset to 1-based line number, for defects and errors that name a place.
-struct LineIndex {
-    private var starts: [Int] = [0]
+/// The index of the next LF in `buffer[start..<end]`, or `end`; memchr, as this is the
+/// parser's innermost loop.
+@inline(__always)
+func lineFeed(in buffer: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
+    guard start < end, let base = buffer.baseAddress else { return end }
+    guard let found = memchr(base + start, 0x0A, end - start) else { return end }
+    return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+}
 
-    init(_ bytes: [UInt8]) {
-        starts.reserveCapacity(bytes.count / 40 + 1)
-        bytes.withUnsafeBufferPointer { buffer in
-            for index in 0..<buffer.count where buffer[index] == 0x0A { starts.append(index + 1) }
-        }
+/// ASCII lower-casing without Unicode tables: header names and MIME tokens are ASCII.
+func asciiLowercased(_ text: String) -> String {
+    if !text.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) { return text }
+    var utf8 = Array(text.utf8)
+    var changed = false
+    for index in utf8.indices where utf8[index] >= 0x41 && utf8[index] <= 0x5A {
+        utf8[index] |= 0x20
+        changed = true
     }
-
-    func line(of offset: Int) -> Int {
-        var low = 0
-        var high = starts.count - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if starts[middle] <= offset { low = middle } else { high = middle - 1 }
-        }
-        return low + 1
-    }
+    return changed ? String(decoding: utf8, as: UTF8.self) : text
 }

@@ -4,7 +4,7 @@ public struct MIMEPart: Sendable {
     public var headers: Headers
     /// `type/subtype`, lower-cased; `text/plain` when missing or unreadable (RFC 2045 5.2).
     public var contentType: String
-    public var parameters: [String: String]
+    public var parameters: ParameterList
     /// `inline`, `attachment`, or nil when there is no Content-Disposition.
     public var disposition: String?
     /// From Content-Disposition `filename`, else Content-Type `name`.
@@ -24,24 +24,22 @@ public struct MIMEPart: Sendable {
 /// epilogue, a missing final boundary, a boundary that never appears, parts without headers.
 struct MIMETreeParser {
     let bytes: [UInt8]
-    let lineIndex: LineIndex
     let limits: ParseLimits
     var parts: [MIMEPart] = []
     var defects: [Defect] = []
 
-    init(bytes: [UInt8], lineIndex: LineIndex, limits: ParseLimits) {
+    init(bytes: [UInt8], limits: ParseLimits) {
         self.bytes = bytes
-        self.lineIndex = lineIndex
         self.limits = limits
     }
 
     /// Adds the part whose headers are `headers` and whose body spans `body`; returns its index.
     @discardableResult
-    mutating func addPart(headers: Headers, body: Range<Int>, parent: Int?, depth: Int, defaultType: String) -> Int {
+    mutating func addPart(headers: Headers, body: Range<Int>, bodyLine: Int, parent: Int?, depth: Int, defaultType: String) -> Int {
         var contentType = defaultType
-        var parameters: [String: String] = [:]
+        var parameters = ParameterList()
         if let field = headers.first("content-type") {
-            let parsed = ParameterizedValue.parse(field.raw)
+            let parsed = ParameterizedValue.parse(field.value)
             for problem in parsed.problems {
                 defects.append(Defect(kind: "content-type-parameter", line: field.line, detail: problem))
             }
@@ -60,7 +58,7 @@ struct MIMETreeParser {
         var disposition: String?
         var filename: String?
         if let field = headers.first("content-disposition") {
-            let parsed = ParameterizedValue.parse(field.raw)
+            let parsed = ParameterizedValue.parse(field.value)
             disposition = parsed.value.isEmpty ? nil : parsed.value
             filename = parsed["filename"]
             for problem in parsed.problems {
@@ -71,7 +69,7 @@ struct MIMETreeParser {
         if filename?.isEmpty == true { filename = nil }
         var encoding = TransferEncoding.sevenBit
         if let field = headers.first("content-transfer-encoding") {
-            let label = field.text
+            let label = String(decoding: field.value, as: UTF8.self)
             if let known = TransferEncoding(label: label) {
                 encoding = known
             } else {
@@ -86,7 +84,7 @@ struct MIMETreeParser {
 
         guard contentType.hasPrefix("multipart/") else { return index }
         if depth >= limits.maxDepth {
-            defects.append(Defect(kind: "depth-limit", line: lineIndex.line(of: body.lowerBound),
+            defects.append(Defect(kind: "depth-limit", line: bodyLine,
                                   detail: "MIME nesting deeper than \(limits.maxDepth); kept as one opaque part"))
             return index
         }
@@ -101,20 +99,21 @@ struct MIMETreeParser {
                                   detail: "a multipart cannot have a transfer encoding (RFC 2045 6.4); ignored"))
             parts[index].transferEncoding = .sevenBit
         }
-        splitMultipart(index: index, boundary: Array(boundary.utf8), body: body, depth: depth)
+        splitMultipart(index: index, boundary: Array(boundary.utf8), body: body, bodyLine: bodyLine, depth: depth)
         return index
     }
 
-    private mutating func splitMultipart(index: Int, boundary: [UInt8], body: Range<Int>, depth: Int) {
+    private mutating func splitMultipart(index: Int, boundary: [UInt8], body: Range<Int>, bodyLine: Int, depth: Int) {
         let childDefault = parts[index].contentType == "multipart/digest" ? "message/rfc822" : "text/plain"
-        var delimiters: [(lineStart: Int, next: Int, close: Bool)] = []
+        var delimiters: [(lineStart: Int, next: Int, nextLine: Int, close: Bool)] = []
+        var lineNumber = bodyLine - 1
         var position = body.lowerBound
         let end = body.upperBound
         var closed = false
         bytes.withUnsafeBufferPointer { buffer in
             while position < end {
-                var lineEnd = position
-                while lineEnd < end && buffer[lineEnd] != 0x0A { lineEnd += 1 }
+                lineNumber += 1
+                let lineEnd = lineFeed(in: buffer, from: position, to: end)
                 let next = lineEnd < end ? lineEnd + 1 : end
                 if lineEnd - position >= boundary.count + 2, buffer[position] == 0x2D, buffer[position + 1] == 0x2D {
                     var matches = true
@@ -134,7 +133,7 @@ struct MIMETreeParser {
                             probe += 1
                         }
                         if onlySpace {
-                            delimiters.append((position, next, close))
+                            delimiters.append((position, next, lineNumber + 1, close))
                             if close { closed = true; break }
                         }
                     }
@@ -143,13 +142,13 @@ struct MIMETreeParser {
             }
         }
         guard !delimiters.isEmpty else {
-            defects.append(Defect(kind: "boundary-not-found", line: lineIndex.line(of: body.lowerBound),
+            defects.append(Defect(kind: "boundary-not-found", line: bodyLine,
                                   detail: "the boundary '\(String(decoding: boundary, as: UTF8.self))' never appears; body read as text/plain"))
             parts[index].contentType = "text/plain"
             return
         }
         if !closed {
-            defects.append(Defect(kind: "missing-final-boundary", line: lineIndex.line(of: end),
+            defects.append(Defect(kind: "missing-final-boundary", line: lineNumber,
                                   detail: "multipart ends without its closing boundary"))
         }
         for (number, delimiter) in delimiters.enumerated() where !delimiter.close {
@@ -161,25 +160,29 @@ struct MIMETreeParser {
                 if stop > start && bytes[stop - 1] == 0x0D { stop -= 1 }
             }
             if parts.count >= limits.maxParts {
-                defects.append(Defect(kind: "part-limit", line: lineIndex.line(of: start),
+                defects.append(Defect(kind: "part-limit", line: delimiter.nextLine,
                                       detail: "more than \(limits.maxParts) MIME parts; the rest is ignored"))
                 return
             }
-            let header = HeaderBlockParser(bytes: bytes, lineIndex: lineIndex).parse(start..<max(start, stop), limits: limits, isTopLevel: false)
+            let header = HeaderBlockParser(bytes: bytes).parse(start..<max(start, stop), startLine: delimiter.nextLine, limits: limits,
+                                                               isTopLevel: false)
             var partHeaders = header.headers
             var bodyStart = header.bodyStart
+            var partBodyLine = header.bodyLine
             defects.append(contentsOf: header.defects.filter { $0.kind != "missing-header-body-separator" })
             if header.limitError != nil {
-                defects.append(Defect(kind: "header-limit", line: lineIndex.line(of: start), detail: header.limitError ?? ""))
+                defects.append(Defect(kind: "header-limit", line: delimiter.nextLine, detail: header.limitError ?? ""))
             }
             if header.sawNoField && header.defects.contains(where: { $0.kind == "missing-header-body-separator" }) {
                 // A part that starts straight with content: no headers at all.
                 partHeaders = Headers()
                 bodyStart = start
+                partBodyLine = delimiter.nextLine
             } else if header.defects.contains(where: { $0.kind == "missing-header-body-separator" }) {
                 defects.append(contentsOf: header.defects.filter { $0.kind == "missing-header-body-separator" })
             }
-            addPart(headers: partHeaders, body: min(bodyStart, stop)..<max(bodyStart, stop), parent: index, depth: depth + 1,
+            addPart(headers: partHeaders, body: min(bodyStart, stop)..<max(bodyStart, stop), bodyLine: partBodyLine, parent: index,
+                    depth: depth + 1,
                     defaultType: childDefault)
         }
     }

@@ -1,132 +1,172 @@
+/// MIME parameters in the order written; names lower-cased. A short list searched linearly:
+/// parts have one to three parameters, where a hash table costs more than it saves.
+public struct ParameterList: Sendable, Equatable {
+    public private(set) var pairs: [(name: String, value: String)] = []
+
+    public init() {}
+
+    /// The first value under `name` (lower-case).
+    public subscript(_ name: String) -> String? {
+        for pair in pairs where pair.name == name { return pair.value }
+        return nil
+    }
+
+    public var isEmpty: Bool { pairs.isEmpty }
+
+    mutating func set(_ name: String, _ value: String) {
+        if let index = pairs.firstIndex(where: { $0.name == name }) {
+            pairs[index].value = value
+        } else {
+            pairs.append((name, value))
+        }
+    }
+
+    public static func == (left: ParameterList, right: ParameterList) -> Bool {
+        left.pairs.count == right.pairs.count && zip(left.pairs, right.pairs).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+    }
+}
+
 /// A parameterised MIME header (`Content-Type`, `Content-Disposition`): its main value
 /// lower-cased, and its parameters with RFC 2231 continuations and charsets resolved.
 public struct ParameterizedValue: Sendable, Equatable {
     public var value: String
-    /// Parameter names lower-cased; the first occurrence of a repeated name wins.
-    public var parameters: [String: String]
+    public var parameters: ParameterList
     public var problems: [String]
 
     public subscript(_ name: String) -> String? { parameters[name] }
 
-    /// Parses a raw header value. Lenient: unquoted specials, a missing closing quote and
-    /// RFC 2047 words in quoted values (common in filenames) are all read.
-    public static func parse(_ raw: [UInt8]) -> ParameterizedValue {
+    public static func parse(_ raw: [UInt8]) -> ParameterizedValue { parse(raw[...]) }
+
+    /// Parses a raw header value in one pass. Lenient: unquoted specials, a missing closing
+    /// quote, comments anywhere and RFC 2047 words in quoted values (common in filenames).
+    public static func parse(_ raw: ArraySlice<UInt8>) -> ParameterizedValue {
         var problems: [String] = []
-        var segments: [(bytes: [UInt8], quoted: Bool)] = []
-        var current: [UInt8] = []
-        var currentQuoted = false
-        var index = 0
-        // Split at top-level semicolons, keeping quoted strings whole and dropping comments.
-        while index < raw.count {
+        var index = raw.startIndex
+        let end = raw.endIndex
+
+        func skipComment() {
+            var depth = 0
+            while index < end {
+                let byte = raw[index]
+                if byte == 0x5C { index += 2; continue }
+                if byte == 0x28 { depth += 1 } else if byte == 0x29 { depth -= 1 }
+                index += 1
+                if depth == 0 { return }
+            }
+        }
+        func skipWhitespace() {
+            while index < end && (isWhitespace(raw[index]) || raw[index] == 0x28) {
+                if raw[index] == 0x28 { skipComment() } else { index += 1 }
+            }
+        }
+
+        // The main value, up to the first top-level ';'.
+        skipWhitespace()
+        var valueBytes: [UInt8] = []
+        while index < end && raw[index] != 0x3B {
             let byte = raw[index]
-            if byte == 0x22 { // quoted string
-                currentQuoted = true
+            if byte == 0x28 { skipComment(); continue }
+            if byte == 0x22 { index += 1; continue }
+            if !isWhitespace(byte) { valueBytes.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) }
+            index += 1
+        }
+        let value = String(decoding: valueBytes, as: UTF8.self)
+
+        var parameters = ParameterList()
+        struct Section { var base: String; var number: Int; var extended: Bool; var bytes: [UInt8] }
+        var sections: [Section] = []
+        while index < end {
+            index += 1 // the ';'
+            skipWhitespace()
+            guard index < end else { break }
+            // Name, up to '=' (or a stray ';').
+            var nameBytes: [UInt8] = []
+            while index < end && raw[index] != 0x3D && raw[index] != 0x3B {
+                let byte = raw[index]
+                if !isWhitespace(byte) { nameBytes.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) }
+                index += 1
+            }
+            guard index < end, raw[index] == 0x3D else {
+                if !nameBytes.isEmpty {
+                    problems.append("parameter without '=' ignored: \(String(decoding: nameBytes, as: UTF8.self))")
+                }
+                continue
+            }
+            index += 1
+            skipWhitespace()
+            var valueBytes: [UInt8] = []
+            var wasQuoted = false
+            if index < end && raw[index] == 0x22 {
+                wasQuoted = true
                 index += 1
                 var closed = false
-                while index < raw.count {
-                    let inner = raw[index]
-                    if inner == 0x5C, index + 1 < raw.count { current.append(raw[index + 1]); index += 2; continue }
-                    if inner == 0x22 { closed = true; index += 1; break }
-                    current.append(inner)
+                while index < end {
+                    let byte = raw[index]
+                    if byte == 0x5C, index + 1 < end { valueBytes.append(raw[index + 1]); index += 2; continue }
+                    if byte == 0x22 { closed = true; index += 1; break }
+                    valueBytes.append(byte)
                     index += 1
                 }
                 if !closed { problems.append("a quoted parameter value has no closing quote") }
-                continue
-            }
-            if byte == 0x28 && !currentQuoted { // comment
-                var depth = 1
-                index += 1
-                while index < raw.count && depth > 0 {
-                    if raw[index] == 0x5C { index += 2; continue }
-                    if raw[index] == 0x28 { depth += 1 } else if raw[index] == 0x29 { depth -= 1 }
+                // Anything up to the next ';' after a quoted value is noise.
+                while index < end && raw[index] != 0x3B { index += 1 }
+            } else {
+                while index < end && raw[index] != 0x3B {
+                    let byte = raw[index]
+                    if byte == 0x28 { skipComment(); continue }
+                    valueBytes.append(byte)
                     index += 1
                 }
-                continue
+                while let last = valueBytes.last, isWhitespace(last) { valueBytes.removeLast() }
             }
-            if byte == 0x3B {
-                segments.append((current, currentQuoted))
-                current = []
-                currentQuoted = false
-                index += 1
-                continue
-            }
-            current.append(byte)
-            index += 1
-        }
-        segments.append((current, currentQuoted))
-
-        var first = segments.removeFirst().bytes
-        trimWhitespace(&first)
-        let value = String(decoding: first, as: UTF8.self).lowercased()
-
-        struct Section { var number: Int; var extended: Bool; var bytes: [UInt8] }
-        var plainValues: [(String, String)] = []
-        var sectioned: [String: [Section]] = [:]
-        var order: [String] = []
-        for segment in segments {
-            guard let equals = segment.bytes.firstIndex(of: 0x3D) else {
-                if !segment.bytes.allSatisfy(isWhitespace) {
-                    problems.append("parameter without '=' ignored: \(String(decoding: segment.bytes, as: UTF8.self).trimmingSpaces())")
-                }
-                continue
-            }
-            var nameBytes = Array(segment.bytes[..<equals])
-            trimWhitespace(&nameBytes)
-            var valueBytes = Array(segment.bytes[(equals + 1)...])
-            // A quoted value was appended without its quotes; only unquoted values are trimmed.
-            trimWhitespace(&valueBytes)
-            let name = String(decoding: nameBytes, as: UTF8.self).lowercased()
+            let name = String(decoding: nameBytes, as: UTF8.self)
             guard !name.isEmpty else { continue }
-            if let star = name.firstIndex(of: "*") {
-                let base = String(name[..<star])
-                let rest = name[name.index(after: star)...]
+            if let star = nameBytes.firstIndex(of: 0x2A) {
+                // RFC 2231: name*, name*N, name*N*
+                let base = String(decoding: nameBytes[..<star], as: UTF8.self)
+                let rest = nameBytes[(star + 1)...]
                 var number = 0
-                var extended = false
-                if rest.isEmpty {
-                    extended = true
-                } else {
-                    let digits = rest.hasSuffix("*") ? rest.dropLast() : rest[...]
-                    extended = rest.hasSuffix("*")
-                    guard let parsed = Int(digits), parsed < 1_000 else {
+                var extended = true
+                if !rest.isEmpty {
+                    extended = rest.last == 0x2A
+                    let digits = extended ? rest.dropLast() : rest[...]
+                    guard let parsed = Int(String(decoding: digits, as: UTF8.self)), parsed < 1_000 else {
                         problems.append("bad RFC 2231 section in parameter '\(name)'")
                         continue
                     }
                     number = parsed
                 }
-                if sectioned[base] == nil { order.append(base) }
-                sectioned[base, default: []].append(Section(number: number, extended: extended, bytes: valueBytes))
-            } else {
-                plainValues.append((name, EncodedWords.decode(valueBytes[...])))
+                sections.append(Section(base: base, number: number, extended: extended && !wasQuoted, bytes: valueBytes))
+                continue
             }
-        }
-
-        var parameters: [String: String] = [:]
-        for (name, text) in plainValues {
             if parameters[name] != nil {
                 problems.append("parameter '\(name)' is repeated; the first is used")
                 continue
             }
-            parameters[name] = text
+            parameters.set(name, EncodedWords.decode(valueBytes[...]))
         }
-        for base in order {
-            guard let sections = sectioned[base]?.sorted(by: { $0.number < $1.number }) else { continue }
-            var charset: String?
-            var bytes: [UInt8] = []
-            for (position, section) in sections.enumerated() {
-                var part = section.bytes[...]
-                if section.extended && position == 0 {
-                    // charset'language'value
-                    if let firstQuote = part.firstIndex(of: 0x27),
+
+        if !sections.isEmpty {
+            var bases: [String] = []
+            for section in sections where !bases.contains(section.base) { bases.append(section.base) }
+            for base in bases {
+                let ordered = sections.filter { $0.base == base }.sorted { $0.number < $1.number }
+                var charset: String?
+                var bytes: [UInt8] = []
+                for (position, section) in ordered.enumerated() {
+                    var part = section.bytes[...]
+                    if section.extended && position == 0,
+                       let firstQuote = part.firstIndex(of: 0x27),
                        let secondQuote = part[(firstQuote + 1)...].firstIndex(of: 0x27) {
                         let label = String(decoding: part[..<firstQuote], as: UTF8.self)
                         charset = label.isEmpty ? nil : label
                         part = part[(secondQuote + 1)...]
                     }
+                    bytes.append(contentsOf: section.extended ? percentDecode(part) : Array(part))
                 }
-                bytes.append(contentsOf: section.extended ? percentDecode(part) : Array(part))
+                // RFC 2231 values take precedence over a plain parameter of the same name.
+                parameters.set(base, Charset.decode(bytes, label: charset ?? "utf-8").text)
             }
-            // RFC 2231 values take precedence over a plain parameter of the same name.
-            parameters[base] = Charset.decode(bytes, label: charset ?? "utf-8").text
         }
         return ParameterizedValue(value: value, parameters: parameters, problems: problems)
     }

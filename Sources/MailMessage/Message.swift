@@ -62,33 +62,45 @@ public struct Message: Sendable {
     }
 }
 
+/// The MIME skeleton of a message: what a structural parser (Python's compat32 parser, say)
+/// builds. `MessageParser.parse` reads everything else off it.
+public struct MessageStructure: Sendable {
+    public var headers: Headers
+    public var parts: [MIMEPart]
+    public var defects: [Defect]
+}
+
 /// Bytes to `Message`. Never traps and never loops without progress: malformed input gives a
 /// `Message` with defects, and only input that is not a message at all, or breaks a limit in
 /// `ParseLimits`, throws.
 public enum MessageParser {
-    public static func parse(_ bytes: [UInt8], limits: ParseLimits = ParseLimits()) throws(MessageParseError) -> Message {
+    /// Header block and MIME tree only, nothing decoded.
+    public static func parseStructure(_ bytes: [UInt8], limits: ParseLimits = ParseLimits()) throws(MessageParseError) -> MessageStructure {
         guard !bytes.isEmpty, !bytes.allSatisfy(isWhitespace) else {
             throw MessageParseError(line: nil, reason: "empty input: no message")
         }
         guard bytes.count <= limits.maxMessageBytes else {
             throw MessageParseError(line: nil, reason: "message is \(bytes.count) bytes, over the limit of \(limits.maxMessageBytes)")
         }
-        let lineIndex = LineIndex(bytes)
-        let headerResult = HeaderBlockParser(bytes: bytes, lineIndex: lineIndex).parse(0..<bytes.count, limits: limits, isTopLevel: true)
+        let headerResult = HeaderBlockParser(bytes: bytes).parse(0..<bytes.count, startLine: 1, limits: limits, isTopLevel: true)
         if let error = headerResult.limitError { throw MessageParseError(line: nil, reason: error) }
         if headerResult.sawNoField {
             throw MessageParseError(line: headerResult.defects.first?.line ?? 1,
                                     reason: "not an RFC 5322 message: no header field before the body")
         }
-        var defects = headerResult.defects
-        var tree = MIMETreeParser(bytes: bytes, lineIndex: lineIndex, limits: limits)
-        tree.addPart(headers: headerResult.headers, body: headerResult.bodyStart..<bytes.count, parent: nil, depth: 0, defaultType: "text/plain")
-        defects.append(contentsOf: tree.defects)
+        var tree = MIMETreeParser(bytes: bytes, limits: limits)
+        tree.addPart(headers: headerResult.headers, body: headerResult.bodyStart..<bytes.count, bodyLine: headerResult.bodyLine,
+                     parent: nil, depth: 0, defaultType: "text/plain")
+        return MessageStructure(headers: headerResult.headers, parts: tree.parts, defects: headerResult.defects + tree.defects)
+    }
 
-        let headers = headerResult.headers
+    public static func parse(_ bytes: [UInt8], limits: ParseLimits = ParseLimits()) throws(MessageParseError) -> Message {
+        let structure = try parseStructure(bytes, limits: limits)
+        var defects = structure.defects
+        let headers = structure.headers
         var message = Message(headers: headers)
         message.size = bytes.count
-        message.parts = tree.parts
+        message.parts = structure.parts
 
         func addresses(_ name: String) -> [Address] {
             var result: [Address] = []
@@ -133,7 +145,7 @@ public enum MessageParser {
         message.precedence = headers.first("precedence").map { $0.text.trimmingSpaces().lowercased() }
         message.listID = headers.first("list-id").map { $0.text.trimmingSpaces() }
 
-        let bodies = BodyExtractor(bytes: bytes, parts: tree.parts)
+        let bodies = BodyExtractor(bytes: bytes, parts: structure.parts)
         let extracted = bodies.extract()
         message.textBody = extracted.text
         message.htmlBody = extracted.html

@@ -125,7 +125,7 @@ public enum ServiceClassifier {
             if daemonNames.contains(from.name.lowercased()) { return "sender name '\(from.name)'" }
         }
         if let returnPath = message.headers.first("return-path"),
-           returnPath.raw.filter({ !isWhitespace($0) }).elementsEqual("<>".utf8) {
+           returnPath.value.filter({ !isWhitespace($0) }).elementsEqual("<>".utf8) {
             return "Return-Path <>"
         }
         if let auto = message.autoSubmitted, auto != "no" { return "Auto-Submitted: \(auto)" }

@@ -10,8 +10,7 @@ public enum TransferEncoding: String, Sendable {
 
     /// Reads a Content-Transfer-Encoding value; nil when unknown.
     public init?(label: String) {
-        let name = label.trimmingSpaces().lowercased()
-        switch name {
+        switch asciiLowercased(label.trimmingSpaces()) {
         case "7bit", "7-bit", "": self = .sevenBit
         case "8bit", "8-bit": self = .eightBit
         case "binary": self = .binary

@@ -1,1 +1,96 @@
-print("bench placeholder")
+// mailsave-bench: parse throughput of the message layer on a corpus held in memory.
+//
+//   swift run -c release mailsave-bench parse DIR...   (scripts/bench-parse runs it beside Python)
+//
+// Prints one line of JSON: messages, bytes, seconds, messages_per_second, mb_per_second.
+import MailMessage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func printError(_ text: String) {
+    let line = text + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let handle = fopen(path, "rb") else { return nil }
+    defer { fclose(handle) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, handle)
+        if count <= 0 { break }
+        bytes.append(contentsOf: buffer[0..<count])
+    }
+    return bytes
+}
+
+func listFiles(_ directory: String) -> [String] {
+    guard let dir = opendir(directory) else { return [directory] }
+    defer { closedir(dir) }
+    var files: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafePointer(to: entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        if name.hasPrefix(".") { continue }
+        let path = directory + "/" + name
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            files += listFiles(path)
+        } else if name.hasSuffix(".raw") || name.hasSuffix(".eml") {
+            files.append(path)
+        }
+    }
+    return files.sorted()
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let mode = arguments.first ?? ""
+guard mode == "parse" || mode == "structure", arguments.count >= 2 else {
+    printError("usage: mailsave-bench parse|structure DIR... [--seconds N]")
+    exit(2)
+}
+var seconds = 3.0
+var directories: [String] = []
+var index = 1
+while index < arguments.count {
+    if arguments[index] == "--seconds", index + 1 < arguments.count, let value = Double(arguments[index + 1]) {
+        seconds = value
+        index += 2
+        continue
+    }
+    directories.append(arguments[index])
+    index += 1
+}
+let corpus = directories.flatMap(listFiles).compactMap(readFile)
+let corpusBytes = corpus.reduce(0) { $0 + $1.count }
+guard !corpus.isEmpty else {
+    printError("mailsave-bench: no .raw or .eml files under \(directories)")
+    exit(3)
+}
+
+// Warm up, then run whole passes over the corpus until the time is spent.
+var sink = 0
+func run(_ message: [UInt8]) -> Int {
+    if mode == "structure" { return (try? MessageParser.parseStructure(message))?.parts.count ?? 0 }
+    return (try? MessageParser.parse(message))?.parts.count ?? 0
+}
+for message in corpus { sink &+= run(message) }
+let clock = ContinuousClock()
+let start = clock.now
+var passes = 0
+var elapsed = Duration.zero
+repeat {
+    for message in corpus { sink &+= run(message) }
+    passes += 1
+    elapsed = clock.now - start
+} while elapsed < .seconds(seconds)
+let total = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+let messages = passes * corpus.count
+let rate = Double(messages) / total
+let megabytes = Double(passes * corpusBytes) / 1_000_000 / total
+print("{\"parser\":\"mailsave-\(mode)\",\"files\":\(corpus.count),\"messages\":\(messages),\"bytes\":\(passes * corpusBytes),"
+    + "\"seconds\":\(total),\"messages_per_second\":\(Int(rate)),\"mb_per_second\":\(Double(Int(megabytes * 100)) / 100),\"sink\":\(sink % 10)}")
