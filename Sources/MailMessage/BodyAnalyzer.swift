@@ -85,38 +85,56 @@ public enum BodyAnalyzer {
     /// `http(s)://…` and `www.…` links in plain text, trailing punctuation removed.
     public static func findLinks(_ text: String) -> [String] {
         var found: [String] = []
-        let lower = text.lowercased()
-        guard lower.contains("http") || lower.contains("www.") else { return [] }
-        let characters = Array(text.unicodeScalars)
-        let lowerCharacters = Array(lower.unicodeScalars)
-        guard characters.count == lowerCharacters.count else { return [] }
-        var index = 0
-        func matches(_ prefix: String, at position: Int) -> Bool {
-            var offset = position
-            for scalar in prefix.unicodeScalars {
-                guard offset < lowerCharacters.count, lowerCharacters[offset] == scalar else { return false }
-                offset += 1
+        var text = text
+        text.withUTF8 { bytes in
+            var index = 0
+            let count = bytes.count
+            func matches(_ prefix: StaticString, at position: Int) -> Bool {
+                let length = prefix.utf8CodeUnitCount
+                guard position + length <= count else { return false }
+                let pointer = prefix.utf8Start
+                for offset in 0..<length where bytes[position + offset] | 0x20 != pointer[offset] { return false }
+                return true
             }
-            return true
-        }
-        while index < characters.count {
-            let atWordStart = index == 0 || !characters[index - 1].properties.isAlphabetic
-            if atWordStart && (matches("http://", at: index) || matches("https://", at: index) || matches("www.", at: index)) {
+            while index < count {
+                let byte = bytes[index] | 0x20
+                guard byte == 0x68 || byte == 0x77 else { index += 1; continue } // h, w
+                let previous: UInt8 = index > 0 ? bytes[index - 1] : 0x20
+                let atWordStart = !(previous >= 0x30 && previous <= 0x39) && !((previous | 0x20) >= 0x61 && (previous | 0x20) <= 0x7A)
+                    && previous < 0x80 && previous != 0x2E && previous != 0x2F
+                guard atWordStart, matches("http://", at: index) || matches("https://", at: index) || matches("www.", at: index) else {
+                    index += 1
+                    continue
+                }
                 var end = index
-                while end < characters.count {
-                    let scalar = characters[end]
-                    if scalar.properties.isWhitespace || "<>\"'`{}|\\^".unicodeScalars.contains(scalar) { break }
+                while end < count {
+                    let byte = bytes[end]
+                    if byte <= 0x20 || byte == 0x3C || byte == 0x3E || byte == 0x22 || byte == 0x27 || byte == 0x60
+                        || byte == 0x7B || byte == 0x7D || byte == 0x7C || byte == 0x5C || byte == 0x5E || byte == 0x7F {
+                        break
+                    }
+                    if byte == 0xC2 && end + 1 < count && bytes[end + 1] == 0xA0 { break } // no-break space
                     end += 1
                 }
-                var link = String(String.UnicodeScalarView(characters[index..<end]))
-                while let last = link.last, ".,;:!?".contains(last) || (last == ")" && !link.contains("(")) || last == "]" {
-                    link.removeLast()
+                var stop = end
+                var opened = 0
+                for position in index..<end where bytes[position] == 0x28 { opened += 1 }
+                while stop > index {
+                    let last = bytes[stop - 1]
+                    if last == 0x2E || last == 0x2C || last == 0x3B || last == 0x3A || last == 0x21 || last == 0x3F || last == 0x5D
+                        || (last == 0x29 && opened == 0) {
+                        stop -= 1
+                        continue
+                    }
+                    break
                 }
-                if link.count > 8 || (link.hasPrefix("www.") && link.count > 5) { found.append(link) }
-                index = end
-                continue
+                let length = stop - index
+                let isWWW = (bytes[index] | 0x20) == 0x77
+                if (isWWW && length > 5) || (!isWWW && length > 8) {
+                    found.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[index..<stop]), as: UTF8.self))
+                }
+                index = max(end, index + 1)
             }
-            index += 1
         }
         return found
     }
@@ -139,23 +157,50 @@ public enum BodyAnalyzer {
                              "developer", "architect", "analyst", "administrator", "representative", "owner", "assistant",
                              "coordinator", "associate", "geschäftsführer", "leiter", "directeur", "gerente", "responsable"]
 
-    /// The newest message's own text: quoted lines and reply headers cut off.
-    static func ownText(_ text: String) -> [String] {
-        var lines: [String] = []
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = String(raw).trimmingSpaces()
-            let lower = line.lowercased()
-            if line.hasPrefix(">") { break }
-            if replyMarkers.contains(where: { lower.hasPrefix($0) }) { break }
-            if lower.hasPrefix("on ") && lower.hasSuffix("wrote:") { break }
-            if lower.hasPrefix("am ") && lower.hasSuffix("schrieb:") { break }
-            if lower.hasPrefix("le ") && lower.hasSuffix("a écrit :") { break }
-            if lower.hasPrefix("from:") && !lines.isEmpty && lines.last?.isEmpty == true { break }
-            // A signature delimiter is kept with its trailing space distinction.
-            lines.append(String(raw).hasPrefix("-- ") && line == "--" ? "-- " : line)
+    /// The newest message's own text, trimmed lines: quoted lines and reply headers cut off.
+    static func ownText(_ text: String) -> [Substring] {
+        var lines: [Substring] = []
+        // The newest message and its signature sit at the top; 32 KiB of lines is plenty and
+        // keeps a 10 MB body from costing 10 MB of line splitting.
+        var budget = 32 << 10
+        // Split on the UTF-8 view: Character iteration costs grapheme breaking we do not need.
+        for rawView in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            let raw = Substring(rawView)
+            budget -= raw.utf8.count + 1
+            if budget < 0 { break }
+            let line = trimmed(raw)
+            if let first = line.utf8.first {
+                // Only lines that can start a reply marker pay for lower-casing.
+                if first == UInt8(ascii: ">") { break }
+                if [UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "o"), UInt8(ascii: "O"), UInt8(ascii: "a"), UInt8(ascii: "A"),
+                    UInt8(ascii: "l"), UInt8(ascii: "L"), UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "b"),
+                    UInt8(ascii: "B")].contains(first) {
+                    let lower = line.lowercased()
+                    if replyMarkers.contains(where: { lower.hasPrefix($0) }) { break }
+                    if lower.hasPrefix("on ") && lower.hasSuffix("wrote:") { break }
+                    if lower.hasPrefix("am ") && lower.hasSuffix("schrieb:") { break }
+                    if lower.hasPrefix("le ") && lower.hasSuffix("a écrit :") { break }
+                    if lower.hasPrefix("from:") && !lines.isEmpty && lines.last?.isEmpty == true { break }
+                }
+            }
+            // "-- " keeps its trailing space: it is the signature delimiter (RFC 3676 4.3).
+            lines.append(raw.hasPrefix("-- ") && line == "--" ? "-- " : line)
         }
         while lines.last?.isEmpty == true { lines.removeLast() }
         return lines
+    }
+
+    static func trimmed(_ line: Substring) -> Substring {
+        let utf8 = line.utf8
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 || utf8[start] == 0x0D { start = utf8.index(after: start) }
+        while end > start {
+            let before = utf8.index(before: end)
+            guard utf8[before] == 0x20 || utf8[before] == 0x09 || utf8[before] == 0x0D else { break }
+            end = before
+        }
+        return Substring(utf8[start..<end])
     }
 
     public static func signature(of text: String, senderDomain: String?) -> Signature? {
@@ -163,13 +208,13 @@ public enum BodyAnalyzer {
         guard !lines.isEmpty else { return nil }
         var block: [String]?
         if let delimiter = lines.lastIndex(where: { $0 == "-- " || $0 == "--" }) {
-            block = Array(lines[(delimiter + 1)...])
+            block = lines[(delimiter + 1)...].map(String.init)
         } else {
             let searchFrom = max(0, lines.count - 15)
             if let closing = lines[searchFrom...].lastIndex(where: isClosing) {
-                block = Array(lines[(closing + 1)...])
+                block = lines[(closing + 1)...].map(String.init)
             } else if let blank = lines.lastIndex(where: { $0.isEmpty }), lines.count - blank - 1 <= 8 {
-                let candidate = Array(lines[(blank + 1)...])
+                let candidate = lines[(blank + 1)...].map(String.init)
                 if candidate.contains(where: { !phones(in: $0, senderDomain: senderDomain).isEmpty || website(in: $0) != nil }) {
                     block = candidate
                 }
@@ -203,7 +248,8 @@ public enum BodyAnalyzer {
         return signature
     }
 
-    static func isClosing(_ line: String) -> Bool {
+    static func isClosing(_ line: Substring) -> Bool {
+        guard line.utf8.count <= 40 else { return false }
         var lower = line.lowercased()
         while let last = lower.last, ",.!-–".contains(last) { lower.removeLast() }
         return closings.contains(lower.trimmingSpaces())
@@ -235,7 +281,11 @@ public enum BodyAnalyzer {
         return words.contains { titleWords.contains(String($0)) }
     }
 
+    /// Signature lines are short; a long line is prose (or an unbroken HTML body), never one.
+    static let longestSignatureLine = 160
+
     static func website(in line: String) -> String? {
+        guard line.utf8.count <= longestSignatureLine else { return nil }
         for token in line.split(whereSeparator: { $0 == " " || $0 == "|" || $0 == "\t" }) {
             var word = token.lowercased()
             if word.contains("@") { continue }
@@ -271,6 +321,7 @@ public enum BodyAnalyzer {
 
     /// Phone numbers in a line, E.164 where the country is written or inferable.
     static func phones(in line: String, senderDomain: String?) -> [String] {
+        guard line.utf8.count <= longestSignatureLine else { return [] }
         let lower = line.lowercased()
         if lower.hasPrefix("fax") || lower.hasPrefix("f:") || lower.hasPrefix("f.") { return [] }
         var results: [String] = []

@@ -90,13 +90,24 @@ public enum Charset {
     ]
 
     static func windows1252<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        var scalars = String.UnicodeScalarView()
-        scalars.reserveCapacity(bytes.count)
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(bytes.count + bytes.count / 4)
         for byte in bytes {
-            let value: UInt32 = (byte >= 0x80 && byte < 0xA0) ? UInt32(cp1252High[Int(byte - 0x80)]) : UInt32(byte)
-            scalars.append(Unicode.Scalar(value) ?? "\u{FFFD}")
+            if byte < 0x80 {
+                utf8.append(byte)
+                continue
+            }
+            let value = byte < 0xA0 ? UInt32(cp1252High[Int(byte - 0x80)]) : UInt32(byte)
+            if value < 0x800 {
+                utf8.append(UInt8(0xC0 | (value >> 6)))
+                utf8.append(UInt8(0x80 | (value & 0x3F)))
+            } else {
+                utf8.append(UInt8(0xE0 | (value >> 12)))
+                utf8.append(UInt8(0x80 | ((value >> 6) & 0x3F)))
+                utf8.append(UInt8(0x80 | (value & 0x3F)))
+            }
         }
-        return String(scalars)
+        return String(decoding: utf8, as: UTF8.self)
     }
 
     /// Decodes through iconv; nil when iconv does not know the charset or the bytes are invalid in it.

@@ -203,10 +203,24 @@ struct BodyExtractor {
                 html = decodeText(part, defects: &defects)
             }
         }
-        var body = text ?? html.map(HTMLText.toText) ?? ""
-        if body.contains("\r") { body = body.replacing("\r\n", with: "\n") }
-        while let last = body.last, last.isNewline || last == " " || last == "\t" { body.removeLast() }
+        let body = normalizedLineEnds(text ?? html.map(HTMLText.toText) ?? "")
         return Output(text: body, html: html, attachments: attachments, defects: defects)
+    }
+
+    /// LF line ends, trailing blank lines and spaces removed, on the UTF-8 bytes.
+    func normalizedLineEnds(_ text: String) -> String {
+        let utf8 = text.utf8
+        let hasCR = utf8.contains(0x0D)
+        var end = utf8.count
+        let bytes = Array(utf8)
+        while end > 0 && (bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        if !hasCR && end == bytes.count { return text }
+        var output: [UInt8] = []
+        output.reserveCapacity(end)
+        for index in 0..<end where !(bytes[index] == 0x0D && index + 1 < end && bytes[index + 1] == 0x0A) {
+            output.append(bytes[index])
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
     func decodeText(_ part: MIMEPart, defects: inout [Defect]) -> String {
