@@ -23,9 +23,7 @@ import Testing
         #expect(files.isEmpty || parsed >= 70, "only \(parsed) corpus messages parsed")
     }
 
-    func corpus(_ name: String) throws -> Message {
-        try MessageParser.parse(bytes(of: Paths.corpus.appendingPathComponent(name)))
-    }
+    func corpus(_ name: String) throws -> Message { try corpusMessage(name) }
 
     @Test func multipartAlternativeGivesTextAndHTML() throws {
         let message = try corpus("mail/mime-alternative.raw")

@@ -30,6 +30,17 @@ enum Paths {
     }
 }
 
+struct CorpusMissing: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "the enmime corpus is not at \(path); set MAILSAVE_CORPUS to its folder" }
+}
+
+/// One corpus message by its path inside the corpus; a clear error when the corpus is missing.
+func corpusMessage(_ name: String) throws -> Message {
+    guard FileManager.default.fileExists(atPath: Paths.corpus.path) else { throw CorpusMissing(path: Paths.corpus.path) }
+    return try MessageParser.parse(bytes(of: Paths.corpus.appendingPathComponent(name)))
+}
+
 func bytes(of url: URL) throws -> [UInt8] { Array(try Data(contentsOf: url)) }
 
 func parse(_ text: String) throws -> Message { try MessageParser.parse(Array(text.utf8)) }
