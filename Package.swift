@@ -10,21 +10,27 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // RFC 5322 / MIME parsing, service-email classification, body and signature
         // extraction. Pure: bytes in, values out, no I/O.
         .target(name: "MailMessage"),
+        // The rule language: YAML rule packs -> syntax tree with positions -> type check ->
+        // compiled program; evaluator; diagnostics; the linter. No I/O but reading files.
+        .target(name: "MailRules", dependencies: ["MailMessage", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "mailsave",
             dependencies: [
                 "MailMessage",
+                "MailRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Release-mode throughput benchmark; scripts/bench-parse runs it beside Python.
-        .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage"]),
+        .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules"]),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
+        .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Lint"]),
         .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave"]),
     ],
     swiftLanguageModes: [.v6]

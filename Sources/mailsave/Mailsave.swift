@@ -11,13 +11,16 @@ struct Mailsave: ParsableCommand {
         abstract: "Decide which email is saved into Salesforce, explain why, and save it once.",
         discussion: """
         Start with `mailsave inspect examples/messages/01-customer-question.eml` to see what \
-        mailsave reads off a message.
+        mailsave reads off a message, and `mailsave lint rules/` to check the shipped policy.
 
         Exit codes: 0 success, 1 problems found (lint, test), 2 usage error, \
         3 could not run (unreadable file), 4 input is not a readable message.
         """,
-        subcommands: [Inspect.self]
+        version: Mailsave.version,
+        subcommands: [Inspect.self, Lint.self]
     )
+
+    static let version = "0.2.0"
 }
 
 @main

@@ -1,0 +1,175 @@
+/// The facts the rules read, declared once: the type checker, `explain`, the engine that
+/// fills them and the README's table of facts are all derived from this declaration.
+public enum FactsSchema {
+    public static let serviceKind = FactType.enumeration("service_kind", ["none", "delivery_failure", "read_receipt", "calendar_response"])
+    public static let role = FactType.enumeration("role", ["from", "to", "cc", "bcc"])
+    public static let trigger = FactType.enumeration("trigger", ["auto", "category", "folder", "button"])
+    public static let direction = FactType.enumeration("direction", ["inbound", "outbound"])
+    public static let blockLayer = FactType.enumeration("block_layer", ["internal", "org", "individual"])
+
+    public static let message = ObjectType("Message", "The message being decided.", [
+        FactField("id", .optional(.string), "Normalised Message-ID, `<id>`; absent when the message has none."),
+        FactField("subject", .string, "Decoded subject; empty when there is none."),
+        FactField("date", .optional(.string), "Date as ISO 8601; absent when missing or unreadable."),
+        FactField("day", .string, "The date's day, `YYYY-MM-DD` in the writer's zone; empty when there is no date."),
+        FactField("from", .string, "The From address as written; empty when there is none."),
+        FactField("from_name", .string, "The From display name; empty when there is none."),
+        FactField("to", .list(.string), "To addresses, as `Name <address>` or `address`."),
+        FactField("cc", .list(.string), "Cc addresses, as `Name <address>` or `address`."),
+        FactField("bcc", .list(.string), "Bcc addresses, as `Name <address>` or `address`."),
+        FactField("body", .string, "The text body (text/plain, else text from the HTML)."),
+        FactField("html", .string, "The HTML body; empty when there is none."),
+        FactField("service_kind", serviceKind, "Service email kind: none, delivery_failure, read_receipt, calendar_response."),
+        FactField("service_signal", .optional(.string), "What decided the service kind."),
+        FactField("auto_reply", .bool, "An automatic reply (out-of-office, RFC 3834)."),
+        FactField("attachment_count", .int, "Number of attachments."),
+        FactField("size", .int, "Size of the raw message in bytes."),
+        FactField("in_reply_to", .list(.string), "In-Reply-To ids."),
+        FactField("references", .list(.string), "References ids."),
+        FactField("body_emails", .list(.string), "Addresses written in the body."),
+        FactField("body_links", .list(.string), "Links in the body."),
+        FactField("has_body", .bool, "The message has a non-empty text body."),
+    ])
+
+    public static let participant = ObjectType("Participant", "One address of From, To, Cc or Bcc.", [
+        FactField("address", .string, "Normalised address (lower-cased domain, IDNA)."),
+        FactField("name", .string, "Display name; empty when there is none."),
+        FactField("domain", .string, "Domain, lower-cased and IDNA-encoded."),
+        FactField("role", role, "Where it appears: from, to, cc, bcc (the first, when several)."),
+        FactField("owner", .bool, "The mailbox owner or one of the owner's aliases."),
+        FactField("internal", .bool, "The domain is a corporate domain (or a subdomain of one)."),
+        FactField("free_mail", .bool, "The domain is on the free-mail list."),
+        FactField("blocked", .bool, "Internal, or on the org or the individual blocklist."),
+        FactField("blocked_by", .optional(blockLayer), "Which layer blocks it: internal, org, individual."),
+        FactField("blocked_entry", .optional(.string), "The blocklist entry that matched."),
+        FactField("contact", .optional(.string), "Id of the matching Contact."),
+        FactField("lead", .optional(.string), "Id of the matching (non-converted) Lead."),
+        FactField("account", .optional(.string), "Id of the Account of the Contact, or matched by website domain."),
+        FactField("user", .optional(.string), "Id of the matching User."),
+    ])
+
+    public static let mailbox = ObjectType("Mailbox", "The mailbox the message is in, and its owner.", [
+        FactField("address", .string, "The mailbox owner's address, normalised."),
+        FactField("folder", .string, "The folder path, `/`-separated (e.g. `Inbox/Deals`)."),
+        FactField("categories", .list(.string), "Categories (Outlook) or labels (Gmail) on the message."),
+        FactField("user", .optional(.string), "Id of the owner's User record."),
+    ])
+
+    public static let related = ObjectType("Related", "CRM records found for the message (the initial search).", [
+        FactField("contacts", .list(.string), "Matching Contact ids."),
+        FactField("leads", .list(.string), "Matching Lead ids."),
+        FactField("accounts", .list(.string), "Matching Account ids."),
+        FactField("opportunities", .list(.string), "Opportunity ids of the matched Contacts' Accounts."),
+        FactField("cases", .list(.string), "Case ids: open Cases of the Contacts and Cases named in the message."),
+        FactField("people", .int, "Number of Contacts and Leads found."),
+        FactField("business", .int, "Number of Accounts, Opportunities and Cases found."),
+        FactField("body_references", .int, "Records named by links, addresses, phones or websites in the body or signature."),
+    ])
+
+    public static let thread = ObjectType("Thread", "What the message's thread points at.", [
+        FactField("case", .optional(.string), "Case named by a Case number or thread token in subject or body."),
+        FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References)."),
+        FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor."),
+    ])
+
+    public static let ledger = ObjectType("Ledger", "The save-once ledger.", [
+        FactField("saved", .bool, "The message is already saved org-wide and its record still exists."),
+        FactField("record", .optional(.string), "The saved record's id."),
+    ])
+
+    public static let selection = ObjectType("Selection", "What the user chose in the Save dialog (ForceSync).", [
+        FactField("who", .list(.string), "Chosen Contact, Lead or User ids."),
+        FactField("what", .optional(.string), "Chosen Account, Opportunity or Case id."),
+    ])
+
+    public static let capabilities = ObjectType("Capabilities", "Org capabilities.", [
+        FactField("email_to_case", .bool, "Email-to-Case is enabled."),
+        FactField("email_drafts_for_cases", .bool, "Email Drafts for Cases is enabled."),
+    ])
+
+    /// The `settings` object, derived from the setting declarations.
+    public static let settings = ObjectType("Settings", "The effective settings: the org layer with the user's personal choices.",
+                                            SettingSpec.all.compactMap { spec in spec.factType.map { FactField(spec.name, $0, spec.doc) } })
+
+    public static let root = ObjectType("Facts", "Everything a rule can read.", [
+        FactField("message", .object(message), "The message."),
+        FactField("participants", .list(.object(participant)), "From, To, Cc and Bcc, each address once."),
+        FactField("mailbox", .object(mailbox), "The mailbox and folder."),
+        FactField("trigger", trigger, "What asked for the decision: auto (sync), or ForceSync by category, folder or button."),
+        FactField("direction", direction, "outbound when the mailbox owner sent it, else inbound."),
+        FactField("related", .object(related), "Related CRM records."),
+        FactField("thread", .object(thread), "Thread links: a named Case, the Magic Anchor."),
+        FactField("ledger", .object(ledger), "The save-once ledger."),
+        FactField("selection", .object(selection), "The user's selection in the Save dialog."),
+        FactField("settings", .object(settings), "Effective settings."),
+    ])
+}
+
+/// One setting of the org layer: its YAML shape, default, type in expressions, and whether
+/// the org may let users choose it in their personal file.
+public struct SettingSpec: Sendable {
+    public enum Shape: Sendable {
+        case bool(Bool)
+        case string(String)
+        case choice([String], String)
+        case folders([String])
+        /// The name of a declared list, of one of these kinds.
+        case listName([ListKind])
+        case capabilities
+        /// Names of other settings (for `personal`).
+        case settingNames
+        /// Salesforce field -> expression, per object.
+        case mapping
+    }
+
+    public let name: String
+    public let shape: Shape
+    public let doc: String
+    /// The org may list it under `personal`.
+    public let personalAllowed: Bool
+
+    init(_ name: String, _ shape: Shape, _ doc: String, personal: Bool = false) {
+        self.name = name
+        self.shape = shape
+        self.doc = doc
+        self.personalAllowed = personal
+    }
+
+    /// Its type in expressions (`settings.<name>`), or nil when rules cannot read it.
+    public var factType: FactType? {
+        switch shape {
+        case .bool: return .bool
+        case .string: return .string
+        case .choice(let values, _): return .enumeration(name, values)
+        case .folders: return .namedList(.folders)
+        case .listName(let kinds): return .namedList(kinds.first ?? .strings)
+        case .capabilities: return .object(FactsSchema.capabilities)
+        case .settingNames, .mapping: return nil
+        }
+    }
+
+    public static let autoSaveModes = ["general", "forced", "smart", "useful", "flexible"]
+
+    public static let all: [SettingSpec] = [
+        SettingSpec("corporate_domains", .listName([.domains]), "The org's email domains and aliases (subdomains included): internal."),
+        SettingSpec("org_blocklist", .listName([.addressesAndDomains, .addresses, .domains]), "The org blocklist: addresses and domains."),
+        SettingSpec("free_mail_domains", .listName([.domains]), "Free-mail domains: never matched to Accounts by domain."),
+        SettingSpec("blocklist_free_mail", .bool(false), "Treat every free-mail domain as blocklisted."),
+        SettingSpec("users_may_remove_org_entries", .bool(false), "Users may remove org blocklist entries (never internal domains)."),
+        SettingSpec("auto_save_mode", .choice(autoSaveModes, "general"), "general, forced, smart, useful or flexible."),
+        SettingSpec("synchronized_folders", .folders(["Inbox", "Sent", "Salesforce Emails"]),
+                    "Folders automatic sync handles (subfolders included).", personal: true),
+        SettingSpec("excluded_folders", .folders([]), "Folders automatic sync never handles (subfolders included).", personal: true),
+        SettingSpec("outbound_only", .bool(false), "Automatic sync saves only email the mailbox owner sent.", personal: true),
+        SettingSpec("link_free_saving", .bool(false), "Save email with no related records, WhoId and WhatId blank."),
+        SettingSpec("save_as", .choice(["Task", "EmailMessage"], "Task"), "Save as a Task or an EmailMessage (Enhanced Email)."),
+        SettingSpec("force_sync_saves_internal", .bool(false), "ForceSync may save internal email."),
+        SettingSpec("capabilities", .capabilities, "Org capabilities: email_to_case, email_drafts_for_cases."),
+        SettingSpec("category", .string("Salesforce"), "The category (Outlook) or label (Gmail) a saved email gets.", personal: true),
+        SettingSpec("never_save_body", .bool(false), "Never copy the body into the record.", personal: true),
+        SettingSpec("personal", .settingNames, "Settings each user may choose in their personal file."),
+        SettingSpec("mapping", .mapping, "Salesforce field -> expression, for Task and EmailMessage."),
+    ]
+
+    public static func named(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
+}

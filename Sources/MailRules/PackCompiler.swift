@@ -1,0 +1,440 @@
+import MailMessage
+
+/// A rule ready to run.
+public struct CompiledRule: Sendable {
+    public let definition: RuleDefinition
+    /// Nil when the rule has no `when`: it always applies.
+    public let condition: CompiledExpression?
+    public let observe: CompiledExpression?
+
+    public var id: String { definition.id }
+    public var decides: Bool { definition.then != nil }
+}
+
+/// The individual layer of one mailbox, compiled.
+public struct UserLayer: Sendable {
+    public let mailbox: String
+    /// The user's own blocklist entries.
+    public let blocklist: CompiledList
+    /// Org blocklist entries the user removed (normalised), where the org allows it.
+    public let removed: Set<String>
+    /// Personal settings, already checked against what the org allows.
+    public let settings: [String: Value]
+}
+
+/// A checked, compiled rule pack: what the engine runs.
+public final class RulePack: Sendable {
+    public let rules: [CompiledRule]
+    public let lists: [String: CompiledList]
+    /// Org settings with defaults filled in, by name.
+    public let orgSettings: [String: Value]
+    public let mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]]
+    public let users: [String: UserLayer]
+    /// Macro variable slots the largest expression needs.
+    public let slots: Int
+
+    init(rules: [CompiledRule], lists: [String: CompiledList], orgSettings: [String: Value],
+         mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]], users: [String: UserLayer], slots: Int) {
+        self.rules = rules
+        self.lists = lists
+        self.orgSettings = orgSettings
+        self.mapping = mapping
+        self.users = users
+        self.slots = slots
+    }
+
+    /// A named list setting (`corporate_domains`, `org_blocklist`, `free_mail_domains`).
+    public func list(setting name: String) -> CompiledList? {
+        if case .namedList(let list)? = orgSettings[name] { return list }
+        return nil
+    }
+
+    public func user(_ mailbox: String) -> UserLayer? { users[CompiledList.normalize(mailbox, kind: .addresses)] }
+
+    /// The effective `settings` object for a mailbox: the org's, with the user's personal choices.
+    public func settings(for mailbox: String) -> FactObject {
+        var values = orgSettings
+        if let user = user(mailbox) {
+            for (name, value) in user.settings { values[name] = value }
+        }
+        let fields = FactsSchema.settings.fields.map(\.name)
+        var named: [String: Value] = [:]
+        for name in fields { named[name] = values[name] }
+        // Every name comes from the schema itself, so this cannot fail.
+        return (try? FactObject(FactsSchema.settings, named)) ?? FactObject(defaultsOf: FactsSchema.settings)
+    }
+}
+
+/// Turns a `PackDefinition` into a `RulePack`, type-checking every expression and running the
+/// pack-level checks (duplicates, list entries, shadowing, capabilities, the individual layer).
+public struct PackCompiler {
+    public private(set) var diagnostics: [Diagnostic] = []
+    let strict: Bool
+
+    public init(strict: Bool = false) { self.strict = strict }
+
+    mutating func report(_ check: LintCheck, _ location: SourceLocation, length: Int = 1, _ message: String,
+                         related: (location: SourceLocation, message: String)? = nil) {
+        if check.strictOnly && !strict { return }
+        diagnostics.append(Diagnostic(check, at: location, length: length, message, related: related))
+    }
+
+    /// Settings the engine reads itself; the others are only read by rules (for `unused-setting`).
+    static let engineSettings: Set<String> = [
+        "corporate_domains", "org_blocklist", "free_mail_domains", "blocklist_free_mail", "users_may_remove_org_entries",
+        "save_as", "category", "never_save_body", "personal", "mapping", "capabilities",
+    ]
+
+    public mutating func compile(_ definition: PackDefinition) -> RulePack {
+        // Lists
+        var lists: [String: CompiledList] = [:]
+        var listLocations: [String: SourceLocation] = [:]
+        for list in definition.lists {
+            if let earlier = listLocations[list.name] {
+                report(.duplicateList, list.nameLocation, length: list.name.count, "list '\(list.name)' is defined twice",
+                       related: (earlier, "first defined here"))
+                continue
+            }
+            listLocations[list.name] = list.nameLocation
+            var entries: [String] = []
+            entries.reserveCapacity(list.entries.count)
+            for entry in list.entries where validate(entry, kind: list.kind) {
+                entries.append(CompiledList.normalize(entry.value, kind: list.kind))
+            }
+            lists[list.name] = CompiledList(name: list.name, kind: list.kind, entries: entries)
+        }
+
+        // Settings
+        if definition.settings.count > 1, let first = definition.settings.first {
+            for extra in definition.settings.dropFirst() {
+                report(.duplicateSettings, extra.location, "'settings' is set in more than one file", related: (first.location, "first set here"))
+            }
+        }
+        let settingsDefinition = definition.settings.first
+        var usedLists = Set<String>()
+        var orgSettings: [String: Value] = [:]
+        var personal = Set<String>()
+        for spec in SettingSpec.all {
+            let written = settingsDefinition?.value(spec.name)
+            orgSettings[spec.name] = settingValue(spec, written?.value, lists: lists, usedLists: &usedLists)
+            if spec.name == "personal", case .sequence(let items, _)? = written?.value {
+                for case .scalar(let item) in items { personal.insert(item.value) }
+            }
+        }
+        checkCorporateBlocklisted(definition, lists: lists, settings: orgSettings)
+
+        // Rules
+        var rules: [CompiledRule] = []
+        var ruleLocations: [String: SourceLocation] = [:]
+        var usedSettings = Set<String>()
+        var slots = 1
+        for rule in definition.rules {
+            if let earlier = ruleLocations[rule.id] {
+                report(.duplicateRule, rule.idLocation, length: rule.id.count, "rule id '\(rule.id)' is used twice",
+                       related: (earlier, "first used here"))
+            } else {
+                ruleLocations[rule.id] = rule.idLocation
+            }
+            var condition: CompiledExpression?
+            if let when = rule.when {
+                let (compiled, found) = ExprChecker.compile(when, expecting: .bool, lists: lists)
+                diagnostics.append(contentsOf: found)
+                condition = compiled
+            }
+            var observe: CompiledExpression?
+            if let source = rule.observe {
+                let (compiled, found) = ExprChecker.compile(source, expecting: .string, lists: lists)
+                diagnostics.append(contentsOf: found)
+                observe = compiled
+            }
+            for compiled in [condition, observe].compactMap({ $0 }) {
+                usedLists.formUnion(compiled.usedLists)
+                usedSettings.formUnion(compiled.usedSettings)
+                slots = max(slots, compiled.slots)
+            }
+            if rule.link == .caseAndContact {
+                checkCaseCapabilities(rule, settings: orgSettings, settingsLocation: settingsDefinition?.value("capabilities")?.key.location)
+            }
+            rules.append(CompiledRule(definition: rule, condition: condition, observe: observe))
+        }
+        checkReachability(rules)
+
+        // Mapping
+        var mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]] = [:]
+        for (object, fields) in definition.mapping {
+            let catalog = SalesforceField.fields(for: object.value) ?? []
+            for (key, source) in fields {
+                guard let field = catalog.first(where: { $0.name == key.value }) else { continue }
+                let (compiled, found) = ExprChecker.compile(source, expecting: field.isBool ? .bool : .string, lists: lists)
+                diagnostics.append(contentsOf: found)
+                usedLists.formUnion(compiled.usedLists)
+                usedSettings.formUnion(compiled.usedSettings)
+                slots = max(slots, compiled.slots)
+                mapping[object.value, default: []].append((field, compiled))
+            }
+        }
+
+        let users = compileUsers(definition.users, lists: lists, settings: orgSettings, personal: personal)
+
+        if strict {
+            for list in definition.lists where !usedLists.contains(list.name) && listLocations[list.name] == list.nameLocation {
+                report(.unusedList, list.nameLocation, length: list.name.count, "list '\(list.name)' is never used")
+            }
+            for (key, _) in settingsDefinition?.values ?? [] where !Self.engineSettings.contains(key.value) && !usedSettings.contains(key.value) {
+                report(.unusedSetting, key.location, length: key.value.count, "setting '\(key.value)' is set but no rule reads settings.\(key.value)")
+            }
+        }
+        return RulePack(rules: rules, lists: lists, orgSettings: orgSettings, mapping: mapping, users: users, slots: slots)
+    }
+
+    // MARK: Values
+
+    mutating func settingValue(_ spec: SettingSpec, _ node: YNode?, lists: [String: CompiledList], usedLists: inout Set<String>) -> Value {
+        switch spec.shape {
+        case .bool(let fallback):
+            if case .scalar(let scalar)? = node { return .bool(["true", "True", "TRUE"].contains(scalar.value)) }
+            return .bool(fallback)
+        case .string(let fallback):
+            if case .scalar(let scalar)? = node, !scalar.isNull { return .string(scalar.value) }
+            return .string(fallback)
+        case .choice(let values, let fallback):
+            if case .scalar(let scalar)? = node, values.contains(scalar.value) { return .string(scalar.value) }
+            return .string(fallback)
+        case .folders(let fallback):
+            var entries = fallback
+            if case .sequence(let items, _)? = node { entries = items.compactMap { if case .scalar(let s) = $0 { return s.value } else { return nil } } }
+            return .namedList(CompiledList(name: spec.name, kind: .folders, entries: entries.map { CompiledList.normalize($0, kind: .folders) }))
+        case .listName(let kinds):
+            guard case .scalar(let scalar)? = node, !scalar.isNull else {
+                return .namedList(CompiledList(name: spec.name, kind: kinds.first ?? .domains, entries: []))
+            }
+            guard let list = lists[scalar.value] else {
+                let hint = Suggestion.hint(for: scalar.value, in: lists.keys.sorted())
+                report(.schemaValue, scalar.location, length: scalar.value.count, "no list named '\(scalar.value)'\(hint)")
+                return .namedList(CompiledList(name: spec.name, kind: kinds.first ?? .domains, entries: []))
+            }
+            usedLists.insert(scalar.value)
+            if !kinds.contains(list.kind) {
+                report(.schemaValue, scalar.location, length: scalar.value.count,
+                       "'\(spec.name)' needs a list of \(kinds.map(\.rawValue).joined(separator: " or ")); '\(scalar.value)' is a list of \(list.kind.rawValue)")
+            }
+            return .namedList(list)
+        case .capabilities:
+            var values: [String: Value] = ["email_to_case": .bool(false), "email_drafts_for_cases": .bool(false)]
+            if case .mapping(let entries, _)? = node {
+                for (key, value) in entries where PackLoader.capabilityKeys.contains(key.value) {
+                    if case .scalar(let scalar) = value { values[key.value] = .bool(scalar.value == "true") }
+                }
+            }
+            return (try? FactObject(FactsSchema.capabilities, values)).map(Value.object) ?? .absent
+        case .settingNames, .mapping:
+            return .absent
+        }
+    }
+
+    // MARK: Entries
+
+    static func isValidDomain(_ text: String) -> Bool {
+        let normalized = IDNA.normalize(text)
+        let labels = normalized.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2, normalized.utf8.count <= 253, !text.contains(" ") else { return false }
+        for label in labels {
+            guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-" else { return false }
+            guard label.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else { return false }
+        }
+        return labels.last?.allSatisfy({ !$0.isNumber }) ?? false
+    }
+
+    static func isValidAddress(_ text: String) -> Bool {
+        guard let at = text.lastIndex(of: "@") else { return false }
+        let local = text[..<at]
+        let domain = String(text[text.index(after: at)...])
+        guard !local.isEmpty, local.utf8.count <= 64, !local.contains(" "), !local.hasPrefix("."), !local.hasSuffix("."),
+              !local.contains("..") else { return false }
+        return isValidDomain(domain)
+    }
+
+    /// Reports an entry that cannot match anything; returns whether it is valid.
+    mutating func validate(_ entry: YScalar, kind: ListKind) -> Bool {
+        let value = entry.value
+        switch kind {
+        case .domains:
+            if value.contains("@") {
+                report(.invalidDomain, entry.location, length: value.count, "'\(value)' is an address, not a domain; use a list of kind addresses_and_domains")
+                return false
+            }
+            if !Self.isValidDomain(value) {
+                report(.invalidDomain, entry.location, length: value.count, "'\(value)' is not a valid domain name")
+                return false
+            }
+        case .addresses:
+            if !Self.isValidAddress(value) {
+                report(.invalidAddress, entry.location, length: value.count, "'\(value)' is not a valid email address")
+                return false
+            }
+        case .addressesAndDomains:
+            if value.contains("@") {
+                if !Self.isValidAddress(value) {
+                    report(.invalidAddress, entry.location, length: value.count, "'\(value)' is not a valid email address")
+                    return false
+                }
+            } else if !Self.isValidDomain(value) {
+                report(.invalidDomain, entry.location, length: value.count, "'\(value)' is neither a valid address nor a valid domain")
+                return false
+            }
+        case .folders, .strings:
+            if value.trimmingCharacters().isEmpty {
+                report(.schemaValue, entry.location, "an empty entry matches nothing")
+                return false
+            }
+        }
+        return true
+    }
+
+    mutating func checkCorporateBlocklisted(_ definition: PackDefinition, lists: [String: CompiledList], settings: [String: Value]) {
+        guard case .namedList(let corporate)? = settings["corporate_domains"], corporate.count > 0,
+              case .namedList(let blocklist)? = settings["org_blocklist"], blocklist.count > 0,
+              let written = definition.lists.first(where: { $0.name == blocklist.name }) else { return }
+        for entry in written.entries {
+            let domain = entry.value.split(separator: "@").last.map(String.init) ?? entry.value
+            guard !entry.value.contains("@"), let matched = corporate.match(domain) else { continue }
+            report(.corporateBlocklisted, entry.location, length: entry.value.count,
+                   "'\(entry.value)' is corporate (\(matched) in list '\(corporate.name)') and on the org blocklist; internal domains are always blocked, so this entry is redundant")
+        }
+    }
+
+    mutating func checkCaseCapabilities(_ rule: RuleDefinition, settings: [String: Value], settingsLocation: SourceLocation?) {
+        var missing: [String] = []
+        if case .object(let capabilities)? = settings["capabilities"] {
+            for name in PackLoader.capabilityKeys where capabilities[name] != .bool(true) { missing.append(name) }
+        } else {
+            missing = PackLoader.capabilityKeys
+        }
+        guard !missing.isEmpty else { return }
+        report(.caseCapabilities, rule.linkLocation ?? rule.location, length: LinkMode.caseAndContact.rawValue.count,
+               "rule '\(rule.id)' links Cases, which needs settings.capabilities \(missing.map { "\($0): true" }.joined(separator: " and "))",
+               related: settingsLocation.map { ($0, "capabilities are declared here") })
+    }
+
+    // MARK: Reachability
+
+    /// The top-level `and` terms of a condition, printed canonically.
+    static func conjuncts(_ expr: Expr) -> Set<String> {
+        if case .binary("and", let left, let right) = expr.kind { return conjuncts(left).union(conjuncts(right)) }
+        return [ExprPrinter.print(expr)]
+    }
+
+    mutating func checkReachability(_ rules: [CompiledRule]) {
+        var deciding: [(rule: CompiledRule, conjuncts: Set<String>?)] = []
+        for rule in rules {
+            var alwaysTrue = rule.condition == nil
+            if let condition = rule.condition, let node = condition.node, let constant = node.constantValue {
+                let literal = condition.syntax.map { if case .bool = $0.kind { return true } else { return false } } ?? false
+                if constant == .bool(false) {
+                    report(.constantCondition, condition.source.location(0), length: condition.source.text.count,
+                           "the condition of rule '\(rule.id)' is always false; the rule never applies")
+                } else if constant == .bool(true) {
+                    alwaysTrue = true
+                    if !literal {
+                        report(.constantCondition, condition.source.location(0), length: condition.source.text.count,
+                               "the condition of rule '\(rule.id)' is always true")
+                    }
+                }
+            }
+            guard rule.decides else { continue }
+            if rule.condition != nil && rule.condition?.node == nil { continue } // had errors: no verdict on it
+            let mine = alwaysTrue ? Set<String>() : rule.condition?.syntax.map(Self.conjuncts)
+            for earlier in deciding {
+                guard let theirs = earlier.conjuncts, let mine, theirs.isSubset(of: mine) else { continue }
+                report(.shadowedRule, rule.definition.idLocation, length: rule.id.count,
+                       "rule '\(rule.id)' can never decide: rule '\(earlier.rule.id)' always decides first "
+                       + (theirs.isEmpty ? "(it applies to every message)" : "(its condition holds whenever this one does)"),
+                       related: (earlier.rule.definition.idLocation, "'\(earlier.rule.id)' is here"))
+                break
+            }
+            deciding.append((rule, mine))
+        }
+    }
+
+    // MARK: Individual layer
+
+    mutating func compileUsers(_ users: [UserDefinition], lists: [String: CompiledList], settings: [String: Value],
+                               personal: Set<String>) -> [String: UserLayer] {
+        var result: [String: UserLayer] = [:]
+        let mayRemove = settings["users_may_remove_org_entries"] == .bool(true)
+        var corporate: CompiledList?
+        if case .namedList(let list)? = settings["corporate_domains"] { corporate = list }
+        var orgBlocklist: CompiledList?
+        if case .namedList(let list)? = settings["org_blocklist"] { orgBlocklist = list }
+        for user in users {
+            guard Self.isValidAddress(user.mailbox.value) else {
+                report(.invalidAddress, user.mailbox.location, length: user.mailbox.value.count, "'\(user.mailbox.value)' is not a valid email address")
+                continue
+            }
+            var added: [String] = []
+            for entry in user.add where validate(entry, kind: .addressesAndDomains) {
+                added.append(CompiledList.normalize(entry.value, kind: .addressesAndDomains))
+            }
+            var removed = Set<String>()
+            for entry in user.remove {
+                guard validate(entry, kind: .addressesAndDomains) else { continue }
+                let normalized = CompiledList.normalize(entry.value, kind: .addressesAndDomains)
+                let domain = normalized.split(separator: "@").last.map(String.init) ?? normalized
+                if let matched = corporate?.match(domain) {
+                    report(.userOverstep, entry.location, length: entry.value.count,
+                           "'\(entry.value)' is internal (\(matched)); internal domains can never be removed from the blocklist")
+                } else if !mayRemove {
+                    report(.userOverstep, entry.location, length: entry.value.count,
+                           "the org does not let users remove org blocklist entries (settings.users_may_remove_org_entries is false)")
+                } else if orgBlocklist?.match(normalized) == nil {
+                    report(.userOverstep, entry.location, length: entry.value.count, "'\(entry.value)' is not on the org blocklist; there is nothing to remove")
+                } else {
+                    removed.insert(normalized)
+                }
+            }
+            var values: [String: Value] = [:]
+            for (key, node) in user.settings {
+                guard personal.contains(key.value), let spec = SettingSpec.named(key.value) else {
+                    let allowed = personal.sorted()
+                    report(.userOverstep, key.location, length: key.value.count,
+                           "the org does not let users choose '\(key.value)'"
+                           + (allowed.isEmpty ? "; settings.personal allows none" : "; settings.personal allows \(allowed.joined(separator: ", "))"))
+                    continue
+                }
+                var unused = Set<String>()
+                values[key.value] = settingValue(spec, node, lists: lists, usedLists: &unused)
+            }
+            let mailbox = CompiledList.normalize(user.mailbox.value, kind: .addresses)
+            result[mailbox] = UserLayer(mailbox: mailbox, blocklist: CompiledList(name: "individual", kind: .addressesAndDomains, entries: added),
+                                        removed: removed, settings: values)
+        }
+        return result
+    }
+}
+
+/// Prints an expression canonically (one space around operators, double-quoted strings), for
+/// comparing conditions and for `explain`.
+public enum ExprPrinter {
+    public static func print(_ expr: Expr) -> String {
+        switch expr.kind {
+        case .bool(let value): return value ? "true" : "false"
+        case .int(let value): return String(value)
+        case .string(let value): return Value.string(value).description
+        case .name(let name): return name
+        case .member(let base, let field): return print(base) + "." + field
+        case .call(let name, let arguments, _): return name + "(" + arguments.map(print).joined(separator: ", ") + ")"
+        case .unary(let op, let operand): return op == "not" ? "not " + print(operand) : "-" + print(operand)
+        case .binary(let op, let left, let right): return "(" + print(left) + " " + op + " " + print(right) + ")"
+        case .list(let items): return "[" + items.map(print).joined(separator: ", ") + "]"
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var view = Substring(self)
+        while let first = view.first, first.isWhitespace { view.removeFirst() }
+        while let last = view.last, last.isWhitespace { view.removeLast() }
+        return String(view)
+    }
+}

@@ -1,0 +1,458 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a rule decides when its condition holds.
+public enum Verdict: String, Sendable, CaseIterable {
+    /// Saved now.
+    case save
+    /// Not saved now; the Save button still works.
+    case skip
+    /// Internal or blocklisted: not saved, Save disabled.
+    case blocked
+    /// A service email: not saveable even by hand.
+    case unsupported
+}
+
+/// How a saved email is linked to CRM records.
+public enum LinkMode: String, Sendable, CaseIterable {
+    /// The best related records (default); on an EmailMessage a Lead excludes every other link.
+    case bestMatch = "best_match"
+    /// A Task linked to a Contact (WhoId) and a Case (WhatId) at once.
+    case caseAndContact = "case_and_contact"
+    /// A reply to an email sent from Salesforce: that email's single Contact or Lead only.
+    case magicAnchor = "magic_anchor"
+    /// WhoId and WhatId blank (link-free saving).
+    case none
+}
+
+/// A rule as written, before compilation.
+public struct RuleDefinition: Sendable {
+    public var id: String
+    public var idLocation: SourceLocation
+    public var description: String
+    public var when: ExprSource?
+    public var then: Verdict?
+    public var thenLocation: SourceLocation?
+    public var message: String?
+    public var observe: ExprSource?
+    public var link: LinkMode?
+    public var linkLocation: SourceLocation?
+    public var saveAs: String?
+    public var createRecords: Bool?
+    public var location: SourceLocation
+}
+
+public struct ListDefinition: Sendable {
+    public var name: String
+    public var nameLocation: SourceLocation
+    public var kind: ListKind
+    public var description: String?
+    public var entries: [YScalar]
+}
+
+/// The settings mapping as written, each value with its key's location.
+public struct SettingsDefinition: Sendable {
+    public var values: [(key: YScalar, value: YNode)]
+    public var location: SourceLocation
+
+    public func value(_ name: String) -> (key: YScalar, value: YNode)? { values.first { $0.key.value == name } }
+}
+
+/// One per-user file (the individual layer).
+public struct UserDefinition: Sendable {
+    public var mailbox: YScalar
+    public var add: [YScalar]
+    public var remove: [YScalar]
+    public var settings: [(key: YScalar, value: YNode)]
+    public var file: SourceFile
+}
+
+/// Everything read from a pack's files, with positions; the input of `PackCompiler`.
+public struct PackDefinition: Sendable {
+    public var files: [SourceFile] = []
+    public var settings: [SettingsDefinition] = []
+    public var lists: [ListDefinition] = []
+    public var rules: [RuleDefinition] = []
+    public var users: [UserDefinition] = []
+    /// Field mappings: object -> [(field key, expression)].
+    public var mapping: [(object: YScalar, fields: [(key: YScalar, expression: ExprSource)])] = []
+}
+
+/// A file or folder that could not be read at all (exit 3, not a lint finding).
+public struct PackReadError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Reads rule files and checks them against the rule file format (the same format
+/// `schemas/rule-pack.schema.json` and `schemas/user.schema.json` publish).
+public struct PackLoader {
+    public private(set) var definition = PackDefinition()
+    public private(set) var diagnostics: [Diagnostic] = []
+
+    public init() {}
+
+    public static let orgKeys = ["settings", "lists", "rules"]
+    public static let ruleKeys = ["id", "description", "when", "then", "message", "observe", "link", "save_as", "create_records"]
+    public static let listKeys = ["kind", "description", "entries"]
+    public static let userKeys = ["mailbox", "blocklist", "settings"]
+    public static let capabilityKeys = ["email_to_case", "email_drafts_for_cases"]
+
+    // MARK: Files
+
+    /// The rule files of `path`: a pack folder (its YAML files, and `users/*.yaml` as the
+    /// individual layer; `tests/` is for rule tests), or a single file.
+    public static func files(at path: String) throws(PackReadError) -> (org: [String], users: [String]) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw PackReadError(path: path, reason: String(cString: strerror(errno)))
+        }
+        if (info.st_mode & S_IFMT) != S_IFDIR {
+            return path.split(separator: "/").dropLast().last == "users" ? ([], [path]) : ([path], [])
+        }
+        let base = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let org = try yamlFiles(in: base)
+        var users: [String] = []
+        var usersInfo = stat()
+        if stat(base + "/users", &usersInfo) == 0 && (usersInfo.st_mode & S_IFMT) == S_IFDIR {
+            users = try yamlFiles(in: base + "/users")
+        }
+        return (org, users)
+    }
+
+    static func yamlFiles(in directory: String) throws(PackReadError) -> [String] {
+        guard let handle = opendir(directory) else {
+            throw PackReadError(path: directory, reason: String(cString: strerror(errno)))
+        }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix(".") { continue }
+            if name.hasSuffix(".yaml") || name.hasSuffix(".yml") { names.append(directory + "/" + name) }
+        }
+        return names.sorted()
+    }
+
+    public static func read(_ path: String) throws(PackReadError) -> SourceFile {
+        guard let handle = fopen(path, "rb") else {
+            throw PackReadError(path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, handle)
+            if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
+            if count < buffer.count {
+                if ferror(handle) != 0 { throw PackReadError(path: path, reason: "read error") }
+                break
+            }
+        }
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw PackReadError(path: path, reason: "not UTF-8 text")
+        }
+        return SourceFile(path: path, text: text)
+    }
+
+    // MARK: Org files
+
+    mutating func report(_ check: LintCheck, _ location: SourceLocation, length: Int = 1, _ message: String,
+                         related: (location: SourceLocation, message: String)? = nil) {
+        diagnostics.append(Diagnostic(check, at: location, length: length, message, related: related))
+    }
+
+    /// Reports keys that are not in `allowed`, with a suggestion; returns the known entries.
+    mutating func known(_ entries: [(key: YScalar, value: YNode)], _ allowed: [String], in context: String) -> [(key: YScalar, value: YNode)] {
+        var kept: [(key: YScalar, value: YNode)] = []
+        for entry in entries {
+            if allowed.contains(entry.key.value) {
+                kept.append(entry)
+            } else {
+                let hint = Suggestion.hint(for: entry.key.value, in: allowed)
+                report(.schemaUnknownKey, entry.key.location, length: entry.key.value.count,
+                       "unknown field '\(entry.key.value)' in \(context)\(hint); expected one of \(allowed.joined(separator: ", "))")
+            }
+        }
+        return kept
+    }
+
+    mutating func scalar(_ node: YNode, _ what: String) -> YScalar? {
+        guard case .scalar(let scalar) = node, !scalar.isNull else {
+            report(.schemaType, node.location, "\(what) must be a string, found \(node.kindName)")
+            return nil
+        }
+        return scalar
+    }
+
+    mutating func bool(_ node: YNode, _ what: String) -> Bool? {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else {
+            report(.schemaType, node.location, "\(what) must be true or false, found \(node.kindName)")
+            return nil
+        }
+        switch scalar.value {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default:
+            report(.schemaType, scalar.location, length: scalar.value.count, "\(what) must be true or false, found '\(scalar.value)'")
+            return nil
+        }
+    }
+
+    mutating func choice<T: RawRepresentable>(_ node: YNode, _ what: String, _ type: T.Type) -> T? where T.RawValue == String {
+        guard let scalar = scalar(node, what) else { return nil }
+        if let value = T(rawValue: scalar.value) { return value }
+        return nil
+    }
+
+    mutating func enumValue(_ node: YNode, _ what: String, _ values: [String]) -> YScalar? {
+        guard let scalar = scalar(node, what) else { return nil }
+        guard values.contains(scalar.value) else {
+            let hint = Suggestion.hint(for: scalar.value, in: values)
+            report(.schemaValue, scalar.location, length: scalar.value.count,
+                   "'\(scalar.value)' is not a valid \(what)\(hint); expected one of \(values.joined(separator: ", "))")
+            return nil
+        }
+        return scalar
+    }
+
+    mutating func scalars(_ node: YNode, _ what: String) -> [YScalar]? {
+        guard case .sequence(let items, _) = node else {
+            report(.schemaType, node.location, "\(what) must be a list, found \(node.kindName)")
+            return nil
+        }
+        var result: [YScalar] = []
+        result.reserveCapacity(items.count)
+        for item in items {
+            if let value = scalar(item, "an entry of \(what)") { result.append(value) }
+        }
+        return result
+    }
+
+    mutating func mapping(_ node: YNode, _ what: String) -> [(key: YScalar, value: YNode)]? {
+        guard case .mapping(let entries, _) = node else {
+            report(.schemaType, node.location, "\(what) must be a mapping, found \(node.kindName)")
+            return nil
+        }
+        return entries
+    }
+
+    /// Reads one file of the org layer.
+    public mutating func loadOrgFile(_ file: SourceFile) {
+        definition.files.append(file)
+        let (root, yamlDiagnostics) = YAMLLoader.load(file)
+        diagnostics.append(contentsOf: yamlDiagnostics)
+        guard yamlDiagnostics.isEmpty else { return }
+        guard let root else {
+            report(.schemaMissingKey, SourceLocation(path: file.path, line: 1, column: 1),
+                   "the file is empty; a rule file has settings, lists or rules")
+            return
+        }
+        guard let entries = mapping(root, "a rule file") else { return }
+        let known = known(entries, Self.orgKeys, in: "a rule file")
+        if entries.isEmpty {
+            report(.schemaMissingKey, root.location, "a rule file has settings, lists or rules")
+        }
+        for (key, value) in known {
+            switch key.value {
+            case "settings": loadSettings(value, file: file)
+            case "lists": loadLists(value)
+            default: loadRules(value, file: file)
+            }
+        }
+    }
+
+    mutating func loadSettings(_ node: YNode, file: SourceFile) {
+        guard let entries = mapping(node, "settings") else { return }
+        let names = SettingSpec.all.map(\.name)
+        let known = known(entries, names, in: "settings")
+        for (key, value) in known {
+            guard let spec = SettingSpec.named(key.value) else { continue }
+            validateSetting(spec, key: key, value: value, file: file, personal: false)
+        }
+        definition.settings.append(SettingsDefinition(values: known, location: node.location))
+    }
+
+    /// Checks a setting's YAML shape; for `mapping`, also records its expressions.
+    mutating func validateSetting(_ spec: SettingSpec, key: YScalar, value: YNode, file: SourceFile, personal: Bool) {
+        let what = "'\(spec.name)'"
+        switch spec.shape {
+        case .bool: _ = bool(value, what)
+        case .string: _ = scalar(value, what)
+        case .choice(let values, _): _ = enumValue(value, what, values)
+        case .folders: _ = scalars(value, what)
+        case .listName: _ = scalar(value, "\(what) (the name of a list)")
+        case .capabilities:
+            guard let entries = mapping(value, what) else { return }
+            for (capability, flag) in known(entries, Self.capabilityKeys, in: "capabilities") {
+                _ = bool(flag, "'\(capability.value)'")
+            }
+        case .settingNames:
+            guard let names = scalars(value, what) else { return }
+            let allowed = SettingSpec.all.filter(\.personalAllowed).map(\.name)
+            for name in names where !allowed.contains(name.value) {
+                let hint = Suggestion.hint(for: name.value, in: allowed)
+                report(.schemaValue, name.location, length: name.value.count,
+                       "'\(name.value)' cannot be a personal setting\(hint); users may choose \(allowed.joined(separator: ", "))")
+            }
+        case .mapping:
+            guard let objects = mapping(value, what) else { return }
+            for (object, fieldsNode) in known(objects, ["Task", "EmailMessage"], in: "mapping") {
+                guard let fields = mapping(fieldsNode, "the \(object.value) mapping") else { continue }
+                let catalog = SalesforceField.fields(for: object.value) ?? []
+                var expressions: [(key: YScalar, expression: ExprSource)] = []
+                for (field, expression) in known(fields, catalog.map(\.name), in: "the \(object.value) mapping") {
+                    guard let scalar = scalar(expression, "the expression for \(object.value).\(field.value)") else { continue }
+                    expressions.append((field, ExprSource(text: scalar.value, scalar: scalar, file: file)))
+                }
+                definition.mapping.append((object, expressions))
+            }
+        }
+    }
+
+    mutating func loadLists(_ node: YNode) {
+        guard let entries = mapping(node, "lists") else { return }
+        for (name, body) in entries {
+            guard let fields = mapping(body, "list '\(name.value)'") else { continue }
+            let known = known(fields, Self.listKeys, in: "list '\(name.value)'")
+            var kind: ListKind?
+            var description: String?
+            var items: [YScalar]?
+            for (key, value) in known {
+                switch key.value {
+                case "kind":
+                    if let scalar = enumValue(value, "'kind'", ListKind.allCases.map(\.rawValue)) { kind = ListKind(rawValue: scalar.value) }
+                case "description": description = scalar(value, "'description'")?.value
+                default: items = scalars(value, "'entries'")
+                }
+            }
+            for required in ["kind", "entries"] where !known.contains(where: { $0.key.value == required }) {
+                report(.schemaMissingKey, name.location, length: name.value.count, "list '\(name.value)' has no '\(required)'")
+            }
+            if let kind, let items {
+                definition.lists.append(ListDefinition(name: name.value, nameLocation: name.location, kind: kind,
+                                                       description: description, entries: items))
+            }
+        }
+    }
+
+    static func isRuleID(_ id: String) -> Bool {
+        guard let first = id.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first) else { return false }
+        return id.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
+    mutating func loadRules(_ node: YNode, file: SourceFile) {
+        guard case .sequence(let items, _) = node else {
+            report(.schemaType, node.location, "'rules' must be a list, found \(node.kindName)")
+            return
+        }
+        for item in items {
+            guard let fields = mapping(item, "a rule") else { continue }
+            let known = known(fields, Self.ruleKeys, in: "a rule")
+            var rule = RuleDefinition(id: "", idLocation: item.location, description: "", location: item.location)
+            var valid = true
+            for (key, value) in known {
+                switch key.value {
+                case "id":
+                    guard let scalar = scalar(value, "'id'") else { valid = false; continue }
+                    if !Self.isRuleID(scalar.value) {
+                        report(.schemaValue, scalar.location, length: scalar.value.count,
+                               "rule id '\(scalar.value)' must be lower-case letters, digits and '-'")
+                    }
+                    rule.id = scalar.value
+                    rule.idLocation = scalar.location
+                case "description":
+                    rule.description = scalar(value, "'description'")?.value ?? ""
+                case "when":
+                    if let scalar = expressionScalar(value, "'when'") { rule.when = ExprSource(text: scalar.value, scalar: scalar, file: file) }
+                case "then":
+                    if let scalar = enumValue(value, "'then'", Verdict.allCases.map(\.rawValue)) {
+                        rule.then = Verdict(rawValue: scalar.value)
+                        rule.thenLocation = scalar.location
+                    }
+                case "message": rule.message = scalar(value, "'message'")?.value
+                case "observe":
+                    if let scalar = expressionScalar(value, "'observe'") { rule.observe = ExprSource(text: scalar.value, scalar: scalar, file: file) }
+                case "link":
+                    if let scalar = enumValue(value, "'link'", LinkMode.allCases.map(\.rawValue)) {
+                        rule.link = LinkMode(rawValue: scalar.value)
+                        rule.linkLocation = scalar.location
+                    }
+                case "save_as": rule.saveAs = enumValue(value, "'save_as'", ["Task", "EmailMessage"])?.value
+                default: rule.createRecords = bool(value, "'create_records'")
+                }
+            }
+            for required in ["id", "description"] where !known.contains(where: { $0.key.value == required }) {
+                report(.schemaMissingKey, item.location, "a rule needs '\(required)'")
+                valid = false
+            }
+            let acts = ["then", "observe", "link", "save_as", "create_records"]
+            if !known.contains(where: { acts.contains($0.key.value) }) {
+                report(.schemaMissingKey, item.location, "rule '\(rule.id)' does nothing: give it 'then' or one of observe, link, save_as, create_records")
+            }
+            if valid { definition.rules.append(rule) }
+        }
+    }
+
+    /// Expressions are strings; a bare `true` or `42` is read as its text.
+    mutating func expressionScalar(_ node: YNode, _ what: String) -> YScalar? {
+        guard case .scalar(let scalar) = node, !scalar.value.isEmpty else {
+            report(.schemaType, node.location, "\(what) must be an expression (a string), found \(node.kindName)")
+            return nil
+        }
+        return scalar
+    }
+
+    // MARK: User files
+
+    public mutating func loadUserFile(_ file: SourceFile) {
+        definition.files.append(file)
+        let (root, yamlDiagnostics) = YAMLLoader.load(file)
+        diagnostics.append(contentsOf: yamlDiagnostics)
+        guard yamlDiagnostics.isEmpty else { return }
+        guard let root, let entries = mapping(root, "a user file") else {
+            if root == nil {
+                report(.schemaMissingKey, SourceLocation(path: file.path, line: 1, column: 1), "the file is empty; a user file needs 'mailbox'")
+            }
+            return
+        }
+        let known = known(entries, Self.userKeys, in: "a user file")
+        var mailbox: YScalar?
+        var add: [YScalar] = []
+        var remove: [YScalar] = []
+        var settings: [(key: YScalar, value: YNode)] = []
+        for (key, value) in known {
+            switch key.value {
+            case "mailbox": mailbox = scalar(value, "'mailbox'")
+            case "blocklist":
+                guard let fields = mapping(value, "'blocklist'") else { continue }
+                for (verb, list) in self.known(fields, ["add", "remove"], in: "blocklist") {
+                    let values = scalars(list, "'\(verb.value)'") ?? []
+                    if verb.value == "add" { add = values } else { remove = values }
+                }
+            default:
+                guard let fields = mapping(value, "'settings'") else { continue }
+                let names = SettingSpec.all.map(\.name)
+                for (name, setting) in self.known(fields, names, in: "settings") {
+                    guard let spec = SettingSpec.named(name.value) else { continue }
+                    validateSetting(spec, key: name, value: setting, file: file, personal: true)
+                    settings.append((name, setting))
+                }
+            }
+        }
+        guard let mailbox else {
+            if !known.contains(where: { $0.key.value == "mailbox" }) {
+                report(.schemaMissingKey, root.location, "a user file needs 'mailbox', the address it applies to")
+            }
+            return
+        }
+        definition.users.append(UserDefinition(mailbox: mailbox, add: add, remove: remove, settings: settings, file: file))
+    }
+}

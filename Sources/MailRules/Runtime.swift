@@ -1,0 +1,172 @@
+import MailMessage
+
+/// A value at run time. Facts are built from these; expressions produce them.
+public enum Value: Sendable, Equatable, CustomStringConvertible {
+    /// An optional fact that is not there (distinct from false, 0 and "").
+    case absent
+    case bool(Bool)
+    case int(Int)
+    case string(String)
+    case list([Value])
+    case object(FactObject)
+    case namedList(CompiledList)
+
+    public static func == (left: Value, right: Value) -> Bool {
+        switch (left, right) {
+        case (.absent, .absent): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.int(let a), .int(let b)): return a == b
+        case (.string(let a), .string(let b)): return a == b
+        case (.list(let a), .list(let b)): return a == b
+        case (.object(let a), .object(let b)): return a === b || a.fields == b.fields
+        case (.namedList(let a), .namedList(let b)): return a === b
+        default: return false
+        }
+    }
+
+    /// As `explain` prints it: JSON-like, lists of objects abbreviated.
+    public var description: String {
+        switch self {
+        case .absent: return "absent"
+        case .bool(let value): return value ? "true" : "false"
+        case .int(let value): return String(value)
+        case .string(let value): return "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+        case .list(let values):
+            if values.count > 8 { return "[" + values.prefix(8).map(\.description).joined(separator: ", ") + ", … (\(values.count))]" }
+            return "[" + values.map(\.description).joined(separator: ", ") + "]"
+        case .object(let object): return object.summary
+        case .namedList(let list): return "lists.\(list.name) (\(list.count) entries)"
+        }
+    }
+}
+
+/// A record of facts (a Message, a Participant...): field values in the order of its type.
+public final class FactObject: Sendable, Equatable {
+    public let type: ObjectType
+    public let fields: [Value]
+
+    /// Builds an object from named values; fields not given get their type's empty value
+    /// (absent, false, 0, "" or []). An unknown name or a value of the wrong shape is a
+    /// programming error in the caller, reported rather than trapped.
+    public init(_ type: ObjectType, _ values: [String: Value] = [:]) throws(FactError) {
+        for name in values.keys where type.index(of: name) == nil {
+            throw FactError(message: "\(type.name) has no field '\(name)'")
+        }
+        self.type = type
+        self.fields = type.fields.map { field in values[field.name] ?? Self.empty(field.type) }
+    }
+
+    /// Every field at its type's empty value.
+    public init(defaultsOf type: ObjectType) {
+        self.type = type
+        self.fields = type.fields.map { Self.empty($0.type) }
+    }
+
+    static func empty(_ type: FactType) -> Value {
+        switch type {
+        case .bool: return .bool(false)
+        case .int: return .int(0)
+        case .string, .enumeration: return .string("")
+        case .list: return .list([])
+        case .optional, .error, .object, .namedList: return .absent
+        }
+    }
+
+    public subscript(_ name: String) -> Value? { type.index(of: name).map { fields[$0] } }
+
+    var summary: String {
+        let shown = zip(type.fields, fields).prefix(3).map { "\($0.name): \($1)" }.joined(separator: ", ")
+        return "\(type.name){\(shown)\(type.fields.count > 3 ? ", …" : "")}"
+    }
+
+    public static func == (left: FactObject, right: FactObject) -> Bool { left === right || left.fields == right.fields }
+}
+
+public struct FactError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A named list compiled for look-up in O(1) (addresses, strings) or O(labels) (domains,
+/// folders), whatever its size.
+public final class CompiledList: Sendable {
+    public let name: String
+    public let kind: ListKind
+    private let exact: Set<String>
+    private let domains: Set<String>
+    public let count: Int
+
+    /// Entries must already be normalised with `normalize(_:kind:)`.
+    public init(name: String, kind: ListKind, entries: [String]) {
+        self.name = name
+        self.kind = kind
+        var exact = Set<String>()
+        var domains = Set<String>()
+        exact.reserveCapacity(entries.count)
+        for entry in entries {
+            switch kind {
+            case .domains: domains.insert(entry)
+            case .addressesAndDomains:
+                if entry.contains("@") { exact.insert(entry) } else { domains.insert(entry) }
+            case .addresses, .folders, .strings: exact.insert(entry)
+            }
+        }
+        self.exact = exact
+        self.domains = domains
+        self.count = entries.count
+    }
+
+    /// The canonical form of an entry or a looked-up value: lower-cased, domains IDNA-encoded,
+    /// folders without surrounding slashes.
+    public static func normalize(_ value: String, kind: ListKind) -> String {
+        switch kind {
+        case .domains: return IDNA.normalize(value)
+        case .addresses, .addressesAndDomains:
+            guard let at = value.lastIndex(of: "@") else { return IDNA.normalize(value) }
+            return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
+        case .folders:
+            var folder = value.lowercased()
+            while folder.hasPrefix("/") { folder.removeFirst() }
+            while folder.hasSuffix("/") { folder.removeLast() }
+            return folder
+        case .strings: return value.lowercased()
+        }
+    }
+
+    public func contains(_ value: String) -> Bool { match(value) != nil }
+
+    /// The entry that matches `value`, if one does.
+    public func match(_ value: String) -> String? {
+        let key = Self.normalize(value, kind: kind)
+        switch kind {
+        case .strings, .addresses:
+            return exact.contains(key) ? key : nil
+        case .domains:
+            return matchDomain(key)
+        case .addressesAndDomains:
+            if exact.contains(key) { return key }
+            if let at = key.lastIndex(of: "@") { return matchDomain(String(key[key.index(after: at)...])) }
+            return matchDomain(key)
+        case .folders:
+            var candidate = Substring(key)
+            while true {
+                if exact.contains(String(candidate)) { return String(candidate) }
+                guard let slash = candidate.lastIndex(of: "/") else { return nil }
+                candidate = candidate[..<slash]
+            }
+        }
+    }
+
+    /// `a.b.example.com` is looked up as itself, `b.example.com`, `example.com`, `com`.
+    private func matchDomain(_ domain: String) -> String? {
+        if domains.isEmpty { return nil }
+        var candidate = Substring(domain)
+        while !candidate.isEmpty {
+            let key = String(candidate)
+            if domains.contains(key) { return key }
+            guard let dot = candidate.firstIndex(of: ".") else { return nil }
+            candidate = candidate[candidate.index(after: dot)...]
+        }
+        return nil
+    }
+}

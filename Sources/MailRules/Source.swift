@@ -1,0 +1,111 @@
+/// A rule file's text, kept so diagnostics can quote the line they point at.
+public final class SourceFile: Sendable {
+    /// The path as the user gave it (relative paths stay relative in diagnostics).
+    public let path: String
+    public let text: String
+    public let lines: [Substring]
+
+    public init(path: String, text: String) {
+        self.path = path
+        self.text = text
+        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
+            $0.hasSuffix("\r") ? $0.dropLast() : $0
+        }
+    }
+
+    /// The 1-based line's text, or "" past the end.
+    public func line(_ number: Int) -> Substring {
+        number >= 1 && number <= lines.count ? lines[number - 1] : ""
+    }
+}
+
+/// A place in a rule file: 1-based line and column (columns count Unicode scalars, as libyaml does).
+public struct SourceLocation: Sendable, Equatable, Hashable, Comparable {
+    public var path: String
+    public var line: Int
+    public var column: Int
+
+    public init(path: String, line: Int, column: Int) {
+        self.path = path
+        self.line = line
+        self.column = column
+    }
+
+    public static func < (left: SourceLocation, right: SourceLocation) -> Bool {
+        (left.path, left.line, left.column) < (right.path, right.line, right.column)
+    }
+
+    public var description: String { "\(path):\(line):\(column)" }
+}
+
+public enum Severity: String, Sendable, Comparable {
+    case error, warning, note
+
+    public static func < (left: Severity, right: Severity) -> Bool {
+        let order: [Severity] = [.error, .warning, .note]
+        return (order.firstIndex(of: left) ?? 0) < (order.firstIndex(of: right) ?? 0)
+    }
+}
+
+/// One finding: where, how bad, what, which check; optionally how long the bad token is
+/// (for the caret line) and a related place (the earlier definition of a duplicate).
+public struct Diagnostic: Sendable, Equatable {
+    public var location: SourceLocation
+    public var severity: Severity
+    public var message: String
+    /// The check that found it, e.g. `schema-unknown-key`.
+    public var check: String
+    /// Length of the offending token in columns (at least 1).
+    public var length: Int
+    public var related: (location: SourceLocation, message: String)?
+
+    public init(_ check: LintCheck, at location: SourceLocation, length: Int = 1, _ message: String,
+                related: (location: SourceLocation, message: String)? = nil) {
+        self.location = location
+        self.severity = check.severity
+        self.message = message
+        self.check = check.id
+        self.length = max(1, length)
+        self.related = related
+    }
+
+    public static func == (left: Diagnostic, right: Diagnostic) -> Bool {
+        left.location == right.location && left.severity == right.severity && left.message == right.message
+            && left.check == right.check && left.length == right.length
+            && left.related?.location == right.related?.location && left.related?.message == right.related?.message
+    }
+}
+
+/// Edit distance for "did you mean", bounded so a long unknown name costs little.
+enum Suggestion {
+    static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
+        let target = Array(word.lowercased().unicodeScalars)
+        var best: (String, Int)?
+        for candidate in candidates {
+            let distance = levenshtein(target, Array(candidate.lowercased().unicodeScalars))
+            let limit = max(1, min(3, target.count / 3 + 1))
+            if distance <= limit, best == nil || distance < best?.1 ?? Int.max { best = (candidate, distance) }
+        }
+        return best?.0
+    }
+
+    static func levenshtein(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+
+    /// " (did you mean 'x'?)" or "".
+    static func hint(for word: String, in candidates: some Sequence<String>) -> String {
+        closest(to: word, in: candidates).map { " (did you mean '\($0)'?)" } ?? ""
+    }
+}

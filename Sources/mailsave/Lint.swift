@@ -1,0 +1,202 @@
+import ArgumentParser
+import MailRules
+
+enum LintFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, sarif, github
+}
+
+struct Lint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check rule packs: YAML, the rule file format, expression types, and the pack-level checks.",
+        discussion: """
+        Each PATH is a rule pack folder (its *.yaml files, and users/*.yaml as the per-user \
+        layer) or a single rule file. Every problem is reported in one pass, sorted by \
+        position, as file:line:col: severity: message [check], with the source line and a \
+        caret under the token.
+
+        Formats: text (people), json (machines), sarif (SARIF 2.1.0, for GitHub code \
+        scanning), github (::error annotations in a GitHub Actions log).
+
+        Exit codes: 0 clean, 1 problems found, 2 usage error, 3 could not run (unreadable \
+        path, or no rule file found: never a silent pass). Warnings alone exit 1 too.
+
+        Examples:
+          mailsave lint rules/
+          mailsave lint --strict --format sarif rules/ > mailsave.sarif
+          mailsave lint --format github rules/ users/
+        """
+    )
+
+    @Option(help: "Output format: text, json, sarif or github.")
+    var format: LintFormat = .text
+
+    @Flag(help: "Also report unused lists and settings.")
+    var strict = false
+
+    @Argument(help: "Rule pack folders or rule files.")
+    var paths: [String]
+
+    func validate() throws {
+        if paths.isEmpty { throw ValidationError("give at least one rule pack folder or rule file") }
+    }
+
+    func run() throws {
+        let result: LintResult
+        do {
+            result = try Linter.lint(paths: paths, strict: strict)
+        } catch {
+            throw CommandFailure(status: .couldNotRun, message: error.description)
+        }
+        let output: String
+        switch format {
+        case .text: output = LintReport.text(result)
+        case .json: output = LintReport.json(result).serialized(pretty: true)
+        case .sarif: output = LintReport.sarif(result).serialized(pretty: true)
+        case .github: output = LintReport.github(result)
+        }
+        if !output.isEmpty { Terminal.out(output) }
+        if !result.diagnostics.isEmpty { throw ExitCode(ExitStatus.problems.rawValue) }
+    }
+}
+
+/// Renders lint results; one function per format.
+enum LintReport {
+    static func text(_ result: LintResult) -> String {
+        var lines: [String] = []
+        for diagnostic in result.diagnostics {
+            lines.append("\(diagnostic.location.description): \(diagnostic.severity.rawValue): \(diagnostic.message) [\(diagnostic.check)]")
+            lines.append(contentsOf: excerpt(diagnostic.location, length: diagnostic.length, files: result.files))
+            if let related = diagnostic.related {
+                lines.append("\(related.location.description): note: \(related.message)")
+                lines.append(contentsOf: excerpt(related.location, length: 1, files: result.files))
+            }
+        }
+        let files = result.files.count
+        if result.diagnostics.isEmpty {
+            lines.append("no problems in \(files) file\(files == 1 ? "" : "s")")
+        } else {
+            let errors = result.errorCount, warnings = result.warningCount
+            lines.append("\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The source line with its number, and a caret under the token.
+    static func excerpt(_ location: SourceLocation, length: Int, files: [String: SourceFile]) -> [String] {
+        guard let file = files[location.path], location.line <= file.lines.count else { return [] }
+        let number = String(location.line)
+        let gutter = String(repeating: " ", count: number.count)
+        let source = file.line(location.line).replacing("\t", with: " ")
+        let available = max(1, source.unicodeScalars.count - location.column + 1)
+        let width = max(1, min(length, available))
+        let marker = String(repeating: " ", count: max(0, location.column - 1)) + "^" + String(repeating: "~", count: width - 1)
+        return [" \(number) | \(source)", " \(gutter) | \(marker)"]
+    }
+
+    static func json(_ result: LintResult) -> JSON {
+        .object([
+            ("diagnostics", .array(result.diagnostics.map { diagnostic in
+                var members: [(String, JSON)] = [
+                    ("file", .string(diagnostic.location.path)), ("line", .int(diagnostic.location.line)),
+                    ("column", .int(diagnostic.location.column)), ("end_column", .int(diagnostic.location.column + diagnostic.length)),
+                    ("severity", .string(diagnostic.severity.rawValue)), ("check", .string(diagnostic.check)),
+                    ("message", .string(diagnostic.message)),
+                ]
+                if let related = diagnostic.related {
+                    members.append(("related", .object([
+                        ("file", .string(related.location.path)), ("line", .int(related.location.line)),
+                        ("column", .int(related.location.column)), ("message", .string(related.message)),
+                    ])))
+                }
+                return .object(members)
+            })),
+            ("files", .int(result.files.count)),
+            ("errors", .int(result.errorCount)),
+            ("warnings", .int(result.warningCount)),
+        ])
+    }
+
+    static func sarifLevel(_ severity: Severity) -> String {
+        switch severity {
+        case .error: return "error"
+        case .warning: return "warning"
+        case .note: return "note"
+        }
+    }
+
+    static func sarifLocation(_ location: SourceLocation, length: Int, message: String? = nil) -> JSON {
+        var members: [(String, JSON)] = [
+            ("physicalLocation", .object([
+                ("artifactLocation", .object([("uri", .string(location.path)), ("uriBaseId", .string("%SRCROOT%"))])),
+                ("region", .object([("startLine", .int(location.line)), ("startColumn", .int(location.column)),
+                                    ("endColumn", .int(location.column + length))])),
+            ])),
+        ]
+        if let message { members.append(("message", .object([("text", .string(message))]))) }
+        return .object(members)
+    }
+
+    /// SARIF 2.1.0 with one rule per check, as GitHub code scanning reads it.
+    static func sarif(_ result: LintResult) -> JSON {
+        let checks = LintCheck.all
+        let rules: [JSON] = checks.map { check in
+            .object([
+                ("id", .string(check.id)),
+                ("name", .string(check.id.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined())),
+                ("shortDescription", .object([("text", .string(check.summary))])),
+                ("fullDescription", .object([("text", .string(check.summary))])),
+                ("defaultConfiguration", .object([("level", .string(sarifLevel(check.severity)))])),
+                ("properties", .object([("tags", .strings(["mailsave", check.strictOnly ? "strict" : "default"]))])),
+            ])
+        }
+        let results: [JSON] = result.diagnostics.map { diagnostic in
+            var members: [(String, JSON)] = [
+                ("ruleId", .string(diagnostic.check)),
+                ("ruleIndex", .int(checks.firstIndex { $0.id == diagnostic.check } ?? 0)),
+                ("level", .string(sarifLevel(diagnostic.severity))),
+                ("message", .object([("text", .string(diagnostic.message))])),
+                ("locations", .array([sarifLocation(diagnostic.location, length: diagnostic.length)])),
+            ]
+            if let related = diagnostic.related {
+                members.append(("relatedLocations", .array([
+                    { () -> JSON in
+                        if case .object(var fields) = sarifLocation(related.location, length: 1, message: related.message) {
+                            fields.insert(("id", .int(1)), at: 0)
+                            return .object(fields)
+                        }
+                        return .null
+                    }(),
+                ])))
+            }
+            return .object(members)
+        }
+        return .object([
+            ("$schema", .string("https://json.schemastore.org/sarif-2.1.0.json")),
+            ("version", .string("2.1.0")),
+            ("runs", .array([.object([
+                ("tool", .object([("driver", .object([
+                    ("name", .string("mailsave")),
+                    ("informationUri", .string("https://github.com/mailsave/mailsave")),
+                    ("semanticVersion", .string(Mailsave.version)),
+                    ("rules", .array(rules)),
+                ]))])),
+                ("results", .array(results)),
+            ])])),
+        ])
+    }
+
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::message`).
+    static func github(_ result: LintResult) -> String {
+        func escapeData(_ text: String) -> String {
+            text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
+        }
+        func escapeProperty(_ text: String) -> String { escapeData(text).replacing(":", with: "%3A").replacing(",", with: "%2C") }
+        return result.diagnostics.map { diagnostic in
+            let command = diagnostic.severity == .error ? "error" : diagnostic.severity == .warning ? "warning" : "notice"
+            let location = diagnostic.location
+            return "::\(command) file=\(escapeProperty(location.path)),line=\(location.line),col=\(location.column),"
+                + "endColumn=\(location.column + diagnostic.length),title=\(escapeProperty("mailsave " + diagnostic.check))::"
+                + escapeData(diagnostic.message)
+        }.joined(separator: "\n")
+    }
+}
