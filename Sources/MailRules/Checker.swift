@@ -200,8 +200,8 @@ struct ExprChecker {
             if a != .error && b != .error && !compatible(a, b) {
                 report(.exprType, span, "cannot compare \(a) with \(b)")
             } else {
-                checkEnumLiteral(a, rightNode, right)
-                checkEnumLiteral(b, leftNode, left)
+                checkEnumLiteral(a, right)
+                checkEnumLiteral(b, left)
             }
             return folded(ExprNode(op == "==" ? .equal : .notEqual, [leftNode, rightNode], span: span, type: .bool))
         case "<", "<=", ">", ">=":
@@ -214,12 +214,15 @@ struct ExprChecker {
         case "+", "-":
             let leftNode = value(left)
             let rightNode = value(right)
-            if op == "+" && leftNode.type.isStringLike && rightNode.type.isStringLike
-                && !(leftNode.type == .error && rightNode.type == .error) {
+            let a = leftNode.type, b = rightNode.type
+            if a == .error || b == .error { return failed(span) }
+            if op == "+" && a.isStringLike && b.isStringLike {
                 return folded(ExprNode(.concat, [leftNode, rightNode], span: span, type: .string))
             }
-            expectType(leftNode, .int, left, "'\(op)' needs ints\(op == "+" ? " or strings" : "")")
-            expectType(rightNode, .int, right, "'\(op)' needs ints\(op == "+" ? " or strings" : "")")
+            guard a == .int && b == .int else {
+                report(.exprType, span, op == "+" ? "'+' adds two ints or joins two strings, found \(a) and \(b)" : "'-' needs two ints, found \(a) and \(b)")
+                return failed(span)
+            }
             return folded(ExprNode(op == "+" ? .add : .subtract, [leftNode, rightNode], span: span, type: .int))
         default: // in, not in
             let leftNode = value(left)
@@ -234,8 +237,8 @@ struct ExprChecker {
                 if leftNode.type != .error && element != .error && !compatible(leftNode.type, element) {
                     report(.exprType, span, "cannot look for \(leftNode.type) in list<\(element)>")
                 }
-                if case .enumeration = leftNode.type, case .list = rightNode.type, case .list(let items) = right.kind {
-                    for (item, node) in zip(items, rightNode.children) { _ = item; checkEnumLiteral(leftNode.type, node, item) }
+                if case .enumeration = leftNode.type, case .list(let items) = right.kind {
+                    for item in items { checkEnumLiteral(leftNode.type, item) }
                 }
                 return folded(ExprNode(negated ? .notInList : .inList, [leftNode, rightNode], span: span, type: .bool))
             case .error:
@@ -248,7 +251,7 @@ struct ExprChecker {
     }
 
     /// `trigger == "atuo"`: a literal that an enumerated fact can never equal.
-    mutating func checkEnumLiteral(_ type: FactType, _ node: ExprNode, _ expr: Expr) {
+    mutating func checkEnumLiteral(_ type: FactType, _ expr: Expr) {
         guard case .enumeration(let name, let values) = type, case .string(let literal) = expr.kind else { return }
         guard !values.contains(literal) else { return }
         let hint = Suggestion.hint(for: literal, in: values)

@@ -33,6 +33,7 @@ public struct LintCheck: Sendable, Hashable {
     public static let duplicateRule = LintCheck("duplicate-rule-id", .error, "Two rules have the same id.")
     public static let duplicateList = LintCheck("duplicate-list", .error, "Two named lists have the same name.")
     public static let duplicateSettings = LintCheck("duplicate-settings", .error, "More than one file of the org layer sets 'settings'.")
+    public static let listReference = LintCheck("list-reference", .error, "A setting names a list that is not declared, or a list of the wrong kind.")
     public static let invalidDomain = LintCheck("invalid-domain", .error, "A list entry is not a valid domain name.")
     public static let invalidAddress = LintCheck("invalid-address", .error, "A list entry is not a valid email address.")
     public static let corporateBlocklisted = LintCheck("corporate-blocklisted", .warning,
@@ -48,7 +49,7 @@ public struct LintCheck: Sendable, Hashable {
     public static let all: [LintCheck] = [
         yamlSyntax, yamlAlias, yamlDuplicateKey, yamlLimit, schemaUnknownKey, schemaMissingKey, schemaType, schemaValue,
         exprSyntax, exprType, exprUnknownName, exprUnknownFunction, exprArity, exprAbsent, exprUnknownValue,
-        duplicateRule, duplicateList, duplicateSettings, invalidDomain, invalidAddress, corporateBlocklisted,
+        duplicateRule, duplicateList, duplicateSettings, listReference, invalidDomain, invalidAddress, corporateBlocklisted,
         shadowedRule, constantCondition, caseCapabilities, userOverstep, unusedList, unusedSetting,
     ]
 

@@ -107,7 +107,8 @@ public struct PackCompiler {
         // Settings
         if definition.settings.count > 1, let first = definition.settings.first {
             for extra in definition.settings.dropFirst() {
-                report(.duplicateSettings, extra.location, "'settings' is set in more than one file", related: (first.location, "first set here"))
+                report(.duplicateSettings, extra.location, length: "settings".count, "'settings' is set in more than one file",
+                       related: (first.location, "first set here"))
             }
         }
         let settingsDefinition = definition.settings.first
@@ -210,12 +211,12 @@ public struct PackCompiler {
             }
             guard let list = lists[scalar.value] else {
                 let hint = Suggestion.hint(for: scalar.value, in: lists.keys.sorted())
-                report(.schemaValue, scalar.location, length: scalar.value.count, "no list named '\(scalar.value)'\(hint)")
+                report(.listReference, scalar.location, length: scalar.value.count, "no list named '\(scalar.value)'\(hint)")
                 return .namedList(CompiledList(name: spec.name, kind: kinds.first ?? .domains, entries: []))
             }
             usedLists.insert(scalar.value)
             if !kinds.contains(list.kind) {
-                report(.schemaValue, scalar.location, length: scalar.value.count,
+                report(.listReference, scalar.location, length: scalar.value.count,
                        "'\(spec.name)' needs a list of \(kinds.map(\.rawValue).joined(separator: " or ")); '\(scalar.value)' is a list of \(list.kind.rawValue)")
             }
             return .namedList(list)

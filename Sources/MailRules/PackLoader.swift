@@ -189,6 +189,11 @@ public struct PackLoader {
             report(.schemaType, node.location, "\(what) must be a string, found \(node.kindName)")
             return nil
         }
+        if scalar.isPlainNonString {
+            report(.schemaType, scalar.location, length: scalar.value.count,
+                   "\(what) must be a string, found \(scalar.value); quote it: \"\(scalar.value)\"")
+            return nil
+        }
         return scalar
     }
 
@@ -262,14 +267,14 @@ public struct PackLoader {
         }
         for (key, value) in known {
             switch key.value {
-            case "settings": loadSettings(value, file: file)
+            case "settings": loadSettings(value, key: key, file: file)
             case "lists": loadLists(value)
             default: loadRules(value, file: file)
             }
         }
     }
 
-    mutating func loadSettings(_ node: YNode, file: SourceFile) {
+    mutating func loadSettings(_ node: YNode, key: YScalar, file: SourceFile) {
         guard let entries = mapping(node, "settings") else { return }
         let names = SettingSpec.all.map(\.name)
         let known = known(entries, names, in: "settings")
@@ -277,7 +282,7 @@ public struct PackLoader {
             guard let spec = SettingSpec.named(key.value) else { continue }
             validateSetting(spec, key: key, value: value, file: file, personal: false)
         }
-        definition.settings.append(SettingsDefinition(values: known, location: node.location))
+        definition.settings.append(SettingsDefinition(values: known, location: key.location))
     }
 
     /// Checks a setting's YAML shape; for `mapping`, also records its expressions.
@@ -439,8 +444,8 @@ public struct PackLoader {
                 }
             default:
                 guard let fields = mapping(value, "'settings'") else { continue }
-                let names = SettingSpec.all.map(\.name)
-                for (name, setting) in self.known(fields, names, in: "settings") {
+                let names = SettingSpec.all.filter(\.personalAllowed).map(\.name)
+                for (name, setting) in self.known(fields, names, in: "personal settings") {
                     guard let spec = SettingSpec.named(name.value) else { continue }
                     validateSetting(spec, key: name, value: setting, file: file, personal: true)
                     settings.append((name, setting))

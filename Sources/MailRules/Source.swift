@@ -82,8 +82,14 @@ enum Suggestion {
         let target = Array(word.lowercased().unicodeScalars)
         var best: (String, Int)?
         for candidate in candidates {
+            // A name that is the other with a suffix (lower / lowercase) is a near miss too.
+            let lowered = candidate.lowercased(), wanted = word.lowercased()
+            if lowered.count >= 3 && wanted.count >= 3 && (lowered.hasPrefix(wanted) || wanted.hasPrefix(lowered)) {
+                if best == nil { best = (candidate, 3) }
+                continue
+            }
             let distance = levenshtein(target, Array(candidate.lowercased().unicodeScalars))
-            let limit = max(1, min(3, target.count / 3 + 1))
+            let limit = max(1, min(2, target.count / 4 + 1))
             if distance <= limit, best == nil || distance < best?.1 ?? Int.max { best = (candidate, distance) }
         }
         return best?.0

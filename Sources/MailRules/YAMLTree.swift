@@ -7,6 +7,24 @@ public struct YScalar: Sendable {
     public var location: SourceLocation
     public var style: Style
 
+    /// A plain scalar that YAML's core schema reads as a number, bool or null, not a string
+    /// (so `description: 42` is refused where JSON Schema would refuse it).
+    public var isPlainNonString: Bool {
+        guard style == .plain else { return false }
+        if isNull || ["true", "True", "TRUE", "false", "False", "FALSE", ".inf", ".Inf", "-.inf", ".nan", ".NaN"].contains(value) {
+            return true
+        }
+        var text = Substring(value)
+        if text.hasPrefix("-") || text.hasPrefix("+") { text = text.dropFirst() }
+        if text.hasPrefix("0x") || text.hasPrefix("0o") { return text.count > 2 && text.dropFirst(2).allSatisfy(\.isHexDigit) }
+        var digits = 0, dots = 0, exponent = false
+        for character in text {
+            if character.isASCII && character.isNumber { digits += 1 } else if character == "." { dots += 1 }
+            else if character == "e" || character == "E" { exponent = true } else if character != "-" && character != "+" { return false }
+        }
+        return digits > 0 && dots <= 1 && (!exponent || digits > 0)
+    }
+
     /// A plain `~`, `null` or empty scalar.
     public var isNull: Bool { style == .plain && (value.isEmpty || value == "~" || value == "null" || value == "Null" || value == "NULL") }
 }
@@ -59,7 +77,7 @@ public enum YAMLLoader {
             parser = try Parser(yaml: file.text)
             root = try parser.singleRoot()
         } catch let error as YamlError {
-            return (nil, [diagnostic(for: error, path: path)])
+            return (nil, [diagnostic(for: error, file: file)])
         } catch {
             return (nil, [Diagnostic(.yamlSyntax, at: at(nil), "cannot read YAML: \(error)")])
         }
@@ -141,7 +159,29 @@ public enum YAMLLoader {
         }
     }
 
-    static func diagnostic(for error: YamlError, path: String) -> Diagnostic {
+    /// libyaml reports a duplicate key at its first occurrence; point at the repeat, and name the first.
+    static func repeatedKey(_ key: String, first mark: Mark, in file: SourceFile) -> Diagnostic? {
+        let firstLine = file.line(mark.line)
+        let indent = firstLine.prefix(while: { $0 == " " }).count
+        guard indent == mark.column - 1 else { return nil }
+        var line = mark.line + 1
+        while line <= file.lines.count {
+            let text = file.line(line)
+            let lineIndent = text.prefix(while: { $0 == " " }).count
+            let content = text.dropFirst(lineIndent)
+            if !content.isEmpty && !content.hasPrefix("#") && lineIndent < indent { return nil }
+            if lineIndent == indent && (content.hasPrefix(key + ":") || content.hasPrefix("\"\(key)\":")) {
+                return Diagnostic(.yamlDuplicateKey, at: SourceLocation(path: file.path, line: line, column: indent + 1),
+                                  length: key.count, "duplicate key '\(key)'",
+                                  related: (SourceLocation(path: file.path, line: mark.line, column: mark.column), "first given here"))
+            }
+            line += 1
+        }
+        return nil
+    }
+
+    static func diagnostic(for error: YamlError, file: SourceFile) -> Diagnostic {
+        let path = file.path
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(path: path, line: max(1, mark.line), column: max(1, mark.column)) }
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
@@ -153,6 +193,9 @@ public enum YAMLLoader {
             }
             return Diagnostic(.yamlSyntax, at: at(mark), "invalid YAML: \(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
+            if duplicates.count == 1, let first = duplicates.first, let found = repeatedKey(first, first: context.mark, in: file) {
+                return found
+            }
             return Diagnostic(.yamlDuplicateKey, at: at(context.mark), "duplicate key '\(duplicates.joined(separator: "', '"))' in a mapping")
         case .reader(let problem, _, _, _):
             return Diagnostic(.yamlSyntax, at: SourceLocation(path: path, line: 1, column: 1), "cannot read the file: \(problem)")
