@@ -1,0 +1,54 @@
+/// What the rules concluded for one message: the deciding rule and its verdict, the
+/// modifiers of the rules that applied, and the observations.
+public struct RuleOutcome: Sendable {
+    /// The first rule with a verdict whose condition held; nil when none did.
+    public var deciding: CompiledRule?
+    public var verdict: Verdict? { deciding?.definition.then }
+    /// Every rule whose condition held, in order (deciding and not).
+    public var applied: [CompiledRule] = []
+    public var link: LinkMode = .bestMatch
+    public var saveAs: String?
+    public var createRecords = false
+    public var observations: [String] = []
+}
+
+/// Per rule, for `explain`: whether it was evaluated, what its condition gave, and the value
+/// of every sub-expression.
+public struct RuleTrace: Sendable {
+    public var rule: CompiledRule
+    /// Nil when the rule was not reached (a verdict came first).
+    public var held: Bool?
+    public var steps: [(node: ExprNode, value: Value)]
+}
+
+extension RulePack {
+    /// Runs the rules over `facts`. Rules with a verdict are tried in order until one holds;
+    /// rules without one (observations, link choices) run whenever they hold, before or after.
+    public func evaluate(_ facts: FactObject, trace: Bool = false) throws(EvaluationError) -> (RuleOutcome, [RuleTrace]) {
+        var outcome = RuleOutcome()
+        var traces: [RuleTrace] = []
+        var evaluator = Evaluator(facts: facts, slots: slots, tracing: trace)
+        for rule in rules {
+            if rule.decides && outcome.deciding != nil {
+                if trace { traces.append(RuleTrace(rule: rule, held: nil, steps: [])) }
+                continue
+            }
+            evaluator.trace = trace ? [] : nil
+            var held = true
+            if let node = rule.condition?.node { held = try evaluator.bool(node) }
+            if held {
+                outcome.applied.append(rule)
+                let definition = rule.definition
+                if let link = definition.link { outcome.link = link }
+                if let saveAs = definition.saveAs { outcome.saveAs = saveAs }
+                if let create = definition.createRecords { outcome.createRecords = create }
+                if let node = rule.observe?.node, case .string(let text) = try evaluator.evaluate(node), !text.isEmpty {
+                    outcome.observations.append(text)
+                }
+                if rule.decides { outcome.deciding = rule }
+            }
+            if trace { traces.append(RuleTrace(rule: rule, held: held, steps: evaluator.trace ?? [])) }
+        }
+        return (outcome, traces)
+    }
+}

@@ -1,0 +1,165 @@
+@testable import MailRules
+import Testing
+
+@Suite struct ExpressionParserTests {
+    @Test(arguments: [
+        ("a or b and not c", "(a or (b and not c))"),
+        ("not a == b", "not (a == b)"),
+        ("x in lists.y and z", "((x in lists.y) and z)"),
+        ("a not in b", "(a not in b)"),
+        ("1 + 2 - 3 == 0", "(((1 + 2) - 3) == 0)"),
+        ("p.f(x, 'y')", "f(p, x, \"y\")"),
+        ("participants.any(p, p.internal)", "any(participants, p, p.internal)"),
+        ("-(1)", "-1"),
+        ("[1, 2]", "[1, 2]"),
+    ])
+    func precedence(text: String, printed: String) throws {
+        let expr = try ExprParser.parse(text).get()
+        #expect(ExprPrinter.print(expr) == printed)
+    }
+
+    @Test(arguments: [
+        ("a && b", "unexpected character '&&'; write 'and'"),
+        ("!a", "unexpected character '!'; write 'not'"),
+        ("a = b", "unexpected character '='; write '==' to compare"),
+        ("a == b == c", "comparisons do not chain; join them with 'and'"),
+        ("f(a", "expected ')' to close the arguments, found end of expression"),
+        ("'open", "string is not closed: add '"),
+        ("a.", "expected a field name after '.', found end of expression"),
+        ("", "empty expression"),
+        ("a b", "unexpected name 'b' after the end of the expression"),
+    ])
+    func syntaxErrors(text: String, message: String) {
+        guard case .failure(let error) = ExprParser.parse(text) else {
+            Issue.record("\(text) parsed")
+            return
+        }
+        #expect(error.message == message)
+    }
+
+    @Test func nestingIsBounded() {
+        let deep = String(repeating: "(", count: 200) + "a" + String(repeating: ")", count: 200)
+        guard case .failure(let error) = ExprParser.parse(deep) else {
+            Issue.record("parsed")
+            return
+        }
+        #expect(error.message.contains("nested deeper"))
+    }
+}
+
+@Suite struct ExpressionTypeTests {
+    func messages(_ text: String, expecting: FactType = .bool) -> [String] { compile(text, expecting: expecting).1.map(\.message) }
+
+    @Test func wellTypedExpressionsCheckCleanly() {
+        for text in [
+            "trigger == \"auto\" and direction == \"outbound\"",
+            "participants.all(p, p.internal or p.blocked)",
+            "has(thread.case) and lower(thread.case) == \"x\"",
+            "not has(thread.case) or starts_with(thread.case, \"500\")",
+            "participants.count(p, has(p.contact)) > 1",
+            "message.subject + \"!\" == \"Hi!\"",
+            "size(participants.filter(p, p.free_mail)) == 0",
+            "mailbox.folder in settings.synchronized_folders",
+            "settings.capabilities.email_to_case",
+            "\"x\" in message.references",
+        ] {
+            #expect(messages(text).isEmpty, "\(text): \(messages(text))")
+        }
+    }
+
+    @Test func oneMistakeGivesOneDiagnostic() {
+        #expect(messages("message.subjct == \"a\" and lower(message.subjct) == \"b\"").count == 2) // two uses, two reports
+        #expect(messages("lower(message.nope) == \"x\" and true").count == 1)
+        #expect(messages("unknown.field.deeper == 1").count == 1)
+    }
+
+    @Test func optionalFactsNeedAGuard() {
+        #expect(messages("thread.case == \"1\"").isEmpty) // equality takes an absent value
+        #expect(messages("lower(thread.case) == \"1\"") == ["'thread.case' may be absent; guard it: has(thread.case) and …"])
+        #expect(messages("has(message.subject)") == ["'message.subject' is never absent (string); has() is always true"])
+        #expect(messages("participants.any(p, has(p.contact) and starts_with(p.contact, \"003\"))").isEmpty)
+    }
+
+    @Test func typesOfOperandsAndResults() {
+        #expect(messages("message.subject") == ["expected bool, found string"])
+        #expect(messages("message.size > \"3\"") == ["'>' compares ints, found string"])
+        #expect(messages("1 in lists.nope") == ["unknown list 'nope'"])
+        #expect(messages("participants.any(message, true)") == ["'message' is a fact; name the variable something else"])
+        #expect(messages("join(participants, \",\") == \"\"") == ["join() needs a list of strings, found list<Participant>"])
+        #expect(messages("message.subject", expecting: .string).isEmpty)
+    }
+}
+
+@Suite struct EvaluationTests {
+    @Test func shortCircuitAndArithmetic() throws {
+        #expect(try evaluate("false and 1 / 0 == 1".replacing(" / 0", with: "")) == .bool(false))
+        #expect(try evaluate("1 + 2 * 1 == 3".replacing(" * 1", with: "")) == .bool(true))
+        #expect(try evaluate("\"a\" + \"b\"") == .string("ab"))
+        #expect(try evaluate("-5 + 2") == .int(-3))
+    }
+
+    @Test func stringFunctionsAreCaseInsensitiveWhereAdminsExpect() throws {
+        #expect(try evaluate("starts_with(\"Undeliverable: x\", \"undeliverable\")") == .bool(true))
+        #expect(try evaluate("matches(\"Invoice 2026-11.pdf\", \"invoice*.pdf\")") == .bool(true))
+        #expect(try evaluate("matches(\"report.pdf\", \"*.doc?\")") == .bool(false))
+        #expect(try evaluate("contains(\"Hello World\", \"o w\")") == .bool(true))
+        #expect(try evaluate("size(\"héllo\")") == .int(5))
+    }
+
+    @Test func globIsLinear() {
+        let text = String(repeating: "a", count: 5_000)
+        let pattern = String(repeating: "*a", count: 2_000) + "b"
+        #expect(!Glob.matches(text, pattern)) // exponential in a backtracking matcher
+    }
+
+    @Test func namedListsMatchSubdomainsAndSubfolders() throws {
+        let domains = CompiledList(name: "corp", kind: .domains, entries: ["contoso.com", "xn--bcher-kva.example"])
+        let folders = CompiledList(name: "sync", kind: .folders, entries: ["inbox", "salesforce emails"])
+        let mixed = CompiledList(name: "block", kind: .addressesAndDomains, entries: ["spam.example", "ceo@fabrikam.com"])
+        let lists = ["corp": domains, "sync": folders, "block": mixed]
+        #expect(try evaluate("\"eu.mail.contoso.com\" in lists.corp", lists: lists) == .bool(true))
+        #expect(try evaluate("\"notcontoso.com\" in lists.corp", lists: lists) == .bool(false))
+        #expect(try evaluate("\"BÜCHER.example\" in lists.corp", lists: lists) == .bool(true))
+        #expect(try evaluate("\"Inbox/Deals/2026\" in lists.sync", lists: lists) == .bool(true))
+        #expect(try evaluate("\"Inboxes\" in lists.sync", lists: lists) == .bool(false))
+        #expect(try evaluate("\"CEO@Fabrikam.com\" in lists.block", lists: lists) == .bool(true))
+        #expect(try evaluate("\"cfo@fabrikam.com\" not in lists.block", lists: lists) == .bool(true))
+        #expect(try evaluate("\"x@news.spam.example\" in lists.block", lists: lists) == .bool(true))
+        #expect(mixed.match("x@news.spam.example") == "spam.example")
+    }
+
+    @Test func macrosOverParticipants() throws {
+        var builder = FactsBuilder()
+        builder.participants = [
+            FactsBuilder.person("ann@contoso.com", isInternal: true, owner: true),
+            FactsBuilder.person("bob@fabrikam.com", contact: "003000000000001"),
+            FactsBuilder.person("spam@spam.example", blocked: true),
+        ]
+        let facts = try builder.build()
+        #expect(try evaluate("participants.any(p, has(p.contact))", facts: facts) == .bool(true))
+        #expect(try evaluate("participants.all(p, p.blocked)", facts: facts) == .bool(false))
+        #expect(try evaluate("participants.count(p, p.blocked)", facts: facts) == .int(2))
+        #expect(try evaluate("join(participants.filter(p, p.blocked and not p.owner).map(q, q.address), \", \")", facts: facts)
+                == .string("spam@spam.example"))
+        #expect(try evaluate("participants.any(p, participants.all(q, q.address == p.address))", facts: facts) == .bool(false))
+    }
+
+    @Test func absentIsNotFalseOrEmpty() throws {
+        var builder = FactsBuilder()
+        builder.thread = ["case": .string("")]
+        let withEmpty = try builder.build()
+        #expect(try evaluate("has(thread.case)", facts: withEmpty) == .bool(true))
+        #expect(try evaluate("has(thread.case)") == .bool(false))
+        #expect(try evaluate("thread.case == \"\"") == .bool(false))
+    }
+
+    @Test func stepLimitStopsRunawayEvaluation() throws {
+        var builder = FactsBuilder()
+        builder.participants = Array(repeating: FactsBuilder.person("a@b.example"), count: 300)
+        let facts = try builder.build()
+        let (compiled, _) = compile("participants.all(p, participants.all(q, participants.all(r, true)))")
+        let node = try #require(compiled.node)
+        var evaluator = Evaluator(facts: facts, slots: compiled.slots, stepLimit: 10_000)
+        #expect(throws: EvaluationError.self) { try evaluator.evaluate(node) }
+    }
+}
