@@ -1,0 +1,93 @@
+import Foundation
+import MailRules
+import Testing
+
+/// `mailsave lint` the actionlint way: every check has a bad pack with its exact expected
+/// output beside it (Tests/LintExamples/bad/<check>/expected.txt), and good packs lint clean.
+@Suite struct LintCommandTests {
+    static let examples = Binary.packageRoot.appendingPathComponent("Tests/LintExamples")
+
+    static func folders(_ kind: String) -> [String] {
+        let directory = examples.appendingPathComponent(kind)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    @Test func everyCheckHasAnExampleAndEveryExampleACheck() {
+        #expect(Set(Self.folders("bad")) == Set(LintCheck.all.map(\.id)))
+    }
+
+    @Test(arguments: folders("bad"))
+    func badExampleGivesExactlyItsExpectedOutput(check: String) throws {
+        let folder = "Tests/LintExamples/bad/" + check
+        let strict = FileManager.default.fileExists(atPath: Binary.packageRoot.appendingPathComponent(folder + "/STRICT").path)
+        let result = try Binary.run(["lint"] + (strict ? ["--strict"] : []) + [folder])
+        let expected = try String(contentsOf: Binary.packageRoot.appendingPathComponent(folder + "/expected.txt"), encoding: .utf8)
+        #expect(result.status == 1)
+        #expect(result.stdout == expected)
+        #expect(result.stdout.contains("[\(check)]"), "the example for \(check) does not show it")
+    }
+
+    @Test(arguments: folders("good").map { "Tests/LintExamples/good/" + $0 } + ["rules"])
+    func goodPackLintsClean(path: String) throws {
+        let result = try Binary.run(["lint", "--strict", path])
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.stdout.hasPrefix("no problems in "))
+    }
+
+    @Test func jsonFormat() throws {
+        let result = try Binary.run(["lint", "--format", "json", "Tests/LintExamples/bad/duplicate-rule-id"])
+        #expect(result.status == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let diagnostics = try #require(object["diagnostics"] as? [[String: Any]])
+        #expect(diagnostics.count == 1)
+        #expect(diagnostics.first?["check"] as? String == "duplicate-rule-id")
+        #expect(diagnostics.first?["line"] as? Int == 13)
+        #expect((diagnostics.first?["related"] as? [String: Any])?["line"] as? Int == 9)
+        #expect(object["errors"] as? Int == 1)
+    }
+
+    @Test func sarifIsWhatCodeScanningReads() throws {
+        let result = try Binary.run(["lint", "--format", "sarif", "Tests/LintExamples/bad/shadowed-rule"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["version"] as? String == "2.1.0")
+        #expect((object["$schema"] as? String)?.contains("sarif-2.1.0") == true)
+        let run = try #require((object["runs"] as? [[String: Any]])?.first)
+        let driver = try #require(((run["tool"] as? [String: Any])?["driver"]) as? [String: Any])
+        #expect(driver["name"] as? String == "mailsave")
+        let rules = try #require(driver["rules"] as? [[String: Any]])
+        #expect(rules.map { $0["id"] as? String } == LintCheck.all.map(\.id))
+        for rule in rules {
+            #expect((rule["shortDescription"] as? [String: Any])?["text"] is String)
+            #expect(((rule["defaultConfiguration"] as? [String: Any])?["level"] as? String).map { ["error", "warning", "note"].contains($0) } == true)
+        }
+        let results = try #require(run["results"] as? [[String: Any]])
+        #expect(results.count == 2)
+        for finding in results {
+            let ruleIndex = try #require(finding["ruleIndex"] as? Int)
+            #expect(rules[ruleIndex]["id"] as? String == finding["ruleId"] as? String)
+            let region = ((((finding["locations"] as? [[String: Any]])?.first?["physicalLocation"]) as? [String: Any])?["region"]) as? [String: Any]
+            #expect(region?["startLine"] as? Int != nil)
+            #expect(finding["level"] as? String == "warning")
+        }
+    }
+
+    @Test func githubAnnotations() throws {
+        let result = try Binary.run(["lint", "--format", "github", "Tests/LintExamples/bad/expr-syntax"])
+        #expect(result.stdout == "::error file=Tests/LintExamples/bad/expr-syntax/org.yaml,line=11,col=19,endColumn=20,"
+                + "title=mailsave expr-syntax::unexpected character '='; write '==' to compare\n")
+    }
+
+    @Test func nothingToLintIsAnErrorNeverAPass() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let result = try Binary.run(["lint", empty.path])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("no rule files (*.yaml, *.yml) found"))
+        let missing = try Binary.run(["lint", "no/such/pack"])
+        #expect(missing.status == 3)
+        #expect(missing.stderr == "mailsave: no/such/pack: No such file or directory\n")
+        #expect(try Binary.run(["lint"]).status == 2)
+        #expect(try Binary.run(["lint", "--format", "xml", "rules"]).status == 2)
+    }
+}
