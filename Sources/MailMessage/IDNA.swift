@@ -3,6 +3,13 @@
 /// `xn--bcher-kva.example` compare equal.
 public enum IDNA {
     public static func normalize(_ domain: String) -> String {
+        // Fast path: ASCII without surrounding spaces or a trailing dot, lower-cased byte-wise.
+        let utf8 = domain.utf8
+        if let first = utf8.first, let last = utf8.last, first != 0x20, last != 0x20, last != 0x2E, first != 0x5B,
+           utf8.allSatisfy({ $0 < 0x80 && $0 != 0x09 }) {
+            guard utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return domain }
+            return String(decoding: utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
         var text = domain.trimmingSpaces()
         if text.hasPrefix("[") { return text.lowercased() } // address literal
         while text.hasSuffix(".") { text.removeLast() }

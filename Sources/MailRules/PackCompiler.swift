@@ -1,14 +1,27 @@
 import MailMessage
 
-/// A rule ready to run.
-public struct CompiledRule: Sendable {
+/// A rule ready to run. A class: evaluation passes rules around by reference, never copying
+/// their source text and positions.
+public final class CompiledRule: Sendable {
     public let definition: RuleDefinition
     /// Nil when the rule has no `when`: it always applies.
     public let condition: CompiledExpression?
     public let observe: CompiledExpression?
+    /// The compiled nodes, kept apart so the hot loop touches nothing else.
+    let conditionNode: ExprNode?
+    let observeNode: ExprNode?
+    public let decides: Bool
+
+    init(definition: RuleDefinition, condition: CompiledExpression?, observe: CompiledExpression?) {
+        self.definition = definition
+        self.condition = condition
+        self.observe = observe
+        self.conditionNode = condition?.node
+        self.observeNode = observe?.node
+        self.decides = definition.then != nil
+    }
 
     public var id: String { definition.id }
-    public var decides: Bool { definition.then != nil }
 }
 
 /// The individual layer of one mailbox, compiled.
@@ -98,8 +111,9 @@ public struct PackCompiler {
             listLocations[list.name] = list.nameLocation
             var entries: [String] = []
             entries.reserveCapacity(list.entries.count)
-            for entry in list.entries where validate(entry, kind: list.kind) {
-                entries.append(CompiledList.normalize(entry.value, kind: list.kind))
+            for entry in list.entries {
+                let normalized = CompiledList.normalize(entry.value, kind: list.kind)
+                if validate(entry, normalized: normalized, kind: list.kind) { entries.append(normalized) }
             }
             lists[list.name] = CompiledList(name: list.name, kind: list.kind, entries: entries)
         }
@@ -235,51 +249,82 @@ public struct PackCompiler {
 
     // MARK: Entries
 
-    static func isValidDomain(_ text: String) -> Bool {
-        let normalized = IDNA.normalize(text)
-        let labels = normalized.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2, normalized.utf8.count <= 253, !text.contains(" ") else { return false }
-        for label in labels {
-            guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-" else { return false }
-            guard label.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else { return false }
+    static func isValidDomain(_ text: String) -> Bool { isValidNormalizedDomain(IDNA.normalize(text)[...].utf8) }
+
+    /// Letters, digits and hyphens in 2 or more labels of 1 to 63 bytes, not all-numeric at the end:
+    /// checked on the normalised (lower-case, IDNA) bytes.
+    static func isValidNormalizedDomain(_ bytes: Substring.UTF8View) -> Bool {
+        guard !bytes.isEmpty, bytes.count <= 253 else { return false }
+        var labels = 0
+        var length = 0
+        var previous: UInt8 = 0x2E
+        var lastLabelHasLetter = false
+        for byte in bytes {
+            if byte == 0x2E {
+                if length == 0 || previous == 0x2D { return false }
+                labels += 1
+                length = 0
+                lastLabelHasLetter = false
+            } else {
+                let letter = byte >= 0x61 && byte <= 0x7A
+                guard letter || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D else { return false }
+                if byte == 0x2D && length == 0 { return false }
+                length += 1
+                if length > 63 { return false }
+                if letter || byte == 0x2D { lastLabelHasLetter = true }
+            }
+            previous = byte
         }
-        return labels.last?.allSatisfy({ !$0.isNumber }) ?? false
+        guard length > 0, previous != 0x2D else { return false }
+        return labels + 1 >= 2 && lastLabelHasLetter
     }
 
     static func isValidAddress(_ text: String) -> Bool {
-        guard let at = text.lastIndex(of: "@") else { return false }
-        let local = text[..<at]
-        let domain = String(text[text.index(after: at)...])
-        guard !local.isEmpty, local.utf8.count <= 64, !local.contains(" "), !local.hasPrefix("."), !local.hasSuffix("."),
-              !local.contains("..") else { return false }
-        return isValidDomain(domain)
+        isValidNormalizedAddress(CompiledList.normalize(text, kind: .addresses))
+    }
+
+    static func isValidNormalizedAddress(_ text: String) -> Bool {
+        let utf8 = text.utf8
+        guard let at = utf8.lastIndex(of: 0x40) else { return false }
+        let local = utf8[..<at]
+        guard !local.isEmpty, local.count <= 64, !local.contains(0x20), local.first != 0x2E, local.last != 0x2E else { return false }
+        var previous: UInt8 = 0
+        for byte in local {
+            if byte == 0x2E && previous == 0x2E { return false }
+            previous = byte
+        }
+        return isValidNormalizedDomain(Substring(text)[...].utf8[utf8.index(after: at)...])
     }
 
     /// Reports an entry that cannot match anything; returns whether it is valid.
     mutating func validate(_ entry: YScalar, kind: ListKind) -> Bool {
+        validate(entry, normalized: CompiledList.normalize(entry.value, kind: kind), kind: kind)
+    }
+
+    mutating func validate(_ entry: YScalar, normalized: String, kind: ListKind) -> Bool {
         let value = entry.value
         switch kind {
         case .domains:
-            if value.contains("@") {
+            if value.utf8.contains(0x40) {
                 report(.invalidDomain, entry.location, length: value.count, "'\(value)' is an address, not a domain; use a list of kind addresses_and_domains")
                 return false
             }
-            if !Self.isValidDomain(value) {
+            if value.utf8.contains(0x20) || !Self.isValidNormalizedDomain(normalized[...].utf8) {
                 report(.invalidDomain, entry.location, length: value.count, "'\(value)' is not a valid domain name")
                 return false
             }
         case .addresses:
-            if !Self.isValidAddress(value) {
+            if !Self.isValidNormalizedAddress(normalized) {
                 report(.invalidAddress, entry.location, length: value.count, "'\(value)' is not a valid email address")
                 return false
             }
         case .addressesAndDomains:
-            if value.contains("@") {
-                if !Self.isValidAddress(value) {
+            if value.utf8.contains(0x40) {
+                if !Self.isValidNormalizedAddress(normalized) {
                     report(.invalidAddress, entry.location, length: value.count, "'\(value)' is not a valid email address")
                     return false
                 }
-            } else if !Self.isValidDomain(value) {
+            } else if value.utf8.contains(0x20) || !Self.isValidNormalizedDomain(normalized[...].utf8) {
                 report(.invalidDomain, entry.location, length: value.count, "'\(value)' is neither a valid address nor a valid domain")
                 return false
             }

@@ -35,14 +35,13 @@ extension RulePack {
             }
             evaluator.trace = trace ? [] : nil
             var held = true
-            if let node = rule.condition?.node { held = try evaluator.bool(node) }
+            if let node = rule.conditionNode { held = try evaluator.bool(node) }
             if held {
                 outcome.applied.append(rule)
-                let definition = rule.definition
-                if let link = definition.link { outcome.link = link }
-                if let saveAs = definition.saveAs { outcome.saveAs = saveAs }
-                if let create = definition.createRecords { outcome.createRecords = create }
-                if let node = rule.observe?.node, case .string(let text) = try evaluator.evaluate(node), !text.isEmpty {
+                if let link = rule.definition.link { outcome.link = link }
+                if let saveAs = rule.definition.saveAs { outcome.saveAs = saveAs }
+                if let create = rule.definition.createRecords { outcome.createRecords = create }
+                if let node = rule.observeNode, case .string(let text) = try evaluator.evaluate(node), !text.isEmpty {
                     outcome.observations.append(text)
                 }
                 if rule.decides { outcome.deciding = rule }

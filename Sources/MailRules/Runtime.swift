@@ -119,12 +119,25 @@ public final class CompiledList: Sendable {
     /// The canonical form of an entry or a looked-up value: lower-cased, domains IDNA-encoded,
     /// folders without surrounding slashes.
     public static func normalize(_ value: String, kind: ListKind) -> String {
+        // Fast path for the common case, ASCII: lower-casing the bytes is the whole normalisation
+        // of an address or a domain (IDNA leaves ASCII labels as they are).
+        if kind != .folders, let last = value.utf8.last, last != 0x2E, last != 0x20, value.utf8.first != 0x20,
+           value.utf8.allSatisfy({ $0 < 0x80 && $0 != 0x09 }) {
+            guard value.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return value }
+            return String(decoding: value.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
         switch kind {
         case .domains: return IDNA.normalize(value)
         case .addresses, .addressesAndDomains:
             guard let at = value.lastIndex(of: "@") else { return IDNA.normalize(value) }
             return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
         case .folders:
+            if value.utf8.allSatisfy({ $0 < 0x80 }) {
+                var bytes = value.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }[...]
+                while bytes.first == 0x2F { bytes = bytes.dropFirst() }
+                while bytes.last == 0x2F { bytes = bytes.dropLast() }
+                return String(decoding: bytes, as: UTF8.self)
+            }
             var folder = value.lowercased()
             while folder.hasPrefix("/") { folder.removeFirst() }
             while folder.hasSuffix("/") { folder.removeLast() }

@@ -8,8 +8,10 @@ public final class SourceFile: Sendable {
     public init(path: String, text: String) {
         self.path = path
         self.text = text
-        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.hasSuffix("\r") ? $0.dropLast() : $0
+        // Split on UTF-8 bytes: a 3 MB blocklist file has 100,000 lines.
+        self.lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+            let substring = Substring(line)
+            return substring.utf8.last == 0x0D ? Substring(substring.utf8.dropLast()) : substring
         }
     }
 
