@@ -75,11 +75,15 @@ enum RulesBench {
         }
         var times: [Double] = []
         var problems = 0
+        var errors = 0
+        var sample = ""
         for _ in 0..<runs {
             let start = now()
             do {
                 let result = try Linter.lint(paths: [directory])
                 problems = result.diagnostics.count
+                errors = result.errorCount
+                sample = result.diagnostics.first.map { "\($0.check): \($0.message)" } ?? ""
             } catch {
                 printError("mailsave-bench: \(error)")
                 exit(3)
@@ -89,7 +93,7 @@ enum RulesBench {
         times.sort()
         let median = times[times.count / 2]
         print("{\"bench\":\"lint\",\"blocklist_entries\":100000,\"rules\":201,\"runs\":\(runs),\"min_seconds\":\(rounded(times[0])),"
-            + "\"median_seconds\":\(rounded(median)),\"target_seconds\":0.5,\"median_over_target\":\(rounded(median / 0.5)),\"diagnostics\":\(problems)}")
+            + "\"median_seconds\":\(rounded(median)),\"target_seconds\":0.5,\"median_over_target\":\(rounded(median / 0.5)),\"diagnostics\":\(problems),\"errors\":\(errors),\"first\":\"\(sample)\"}")
     }
 
     static func rounded(_ value: Double) -> Double { (value * 10_000).rounded() / 10_000 }

@@ -1,6 +1,33 @@
 import ArgumentParser
 import MailRules
 
+/// Prints the reference tables generated from the declarations (the README embeds them).
+struct Reference: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reference",
+        abstract: "Print the reference of the rule language: facts, settings or lint checks, as Markdown.",
+        discussion: """
+        Examples:
+          mailsave reference facts      every fact a rule can read, with its type
+          mailsave reference settings   every org setting, its default, and whether users may choose it
+          mailsave reference checks     every lint check
+        """
+    )
+
+    enum Topic: String, ExpressibleByArgument, CaseIterable { case facts, settings, checks }
+
+    @Argument(help: "facts, settings or checks.")
+    var topic: Topic
+
+    func run() {
+        switch topic {
+        case .facts: Terminal.out(Documentation.factsTable())
+        case .settings: Terminal.out(Documentation.settingsTable())
+        case .checks: Terminal.out(Documentation.checksTable())
+        }
+    }
+}
+
 enum LintFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json, sarif, github
 }

@@ -1,0 +1,26 @@
+import Foundation
+import MailRules
+import Testing
+
+/// The README's reference tables are generated; they must say what the code says.
+@Suite struct ReadmeTests {
+    func section(_ name: String) throws -> String {
+        let readme = try String(contentsOf: Binary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let begin = try #require(readme.firstRange(of: "<!-- \(name):begin -->\n"))
+        let end = try #require(readme.firstRange(of: "\n<!-- \(name):end -->"))
+        return String(readme[begin.upperBound..<end.lowerBound])
+    }
+
+    @Test func factsSettingsAndChecksTablesAreCurrent() throws {
+        #expect(try section("facts") == Documentation.factsTable(), "run: mailsave reference facts")
+        #expect(try section("settings") == Documentation.settingsTable(), "run: mailsave reference settings")
+        #expect(try section("checks") == Documentation.checksTable(), "run: mailsave reference checks")
+    }
+
+    @Test func theReadmeLintExampleIsTheRealOutput() throws {
+        let readme = try String(contentsOf: Binary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let result = try Binary.run(["lint", "Tests/LintExamples/bad/expr-unknown-name"])
+        let firstThree = result.stdout.split(separator: "\n").prefix(3).joined(separator: "\n")
+        #expect(readme.contains(firstThree))
+    }
+}
