@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
         // RFC 5322 / MIME parsing, service-email classification, body and signature
@@ -19,11 +20,14 @@ let package = Package(
         // The rule language: YAML rule packs -> syntax tree with positions -> type check ->
         // compiled program; evaluator; diagnostics; the linter. No I/O but reading files.
         .target(name: "MailRules", dependencies: ["MailMessage", .product(name: "Yams", package: "Yams")]),
+        // Facts from a message, its context and CRM look-ups; runs the pack; builds the Decision.
+        .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules", .product(name: "CSV", package: "CSV.swift")]),
         .executableTarget(
             name: "mailsave",
             dependencies: [
                 "MailMessage",
                 "MailRules",
+                "MailEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -31,6 +35,7 @@ let package = Package(
         .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules"]),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
+        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"]),
         .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules"]),
     ],
     swiftLanguageModes: [.v6]

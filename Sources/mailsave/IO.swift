@@ -14,6 +14,10 @@ enum ExitStatus: Int32 {
     case couldNotRun = 3
     /// The input is not a readable message.
     case badMessage = 4
+    /// The rule pack has errors.
+    case badRules = 5
+    /// The CRM data (a CSV export) is not readable.
+    case badCRMData = 6
 }
 
 /// An error the user sees as one line: `mailsave: <place>: <reason>`.
@@ -69,4 +73,22 @@ func readInput(_ path: String) throws(CommandFailure) -> [UInt8] {
         bytes.append(contentsOf: chunk[0..<count])
     }
     return bytes
+}
+
+/// File names in a folder.
+enum PackLoaderFiles {
+    struct Unreadable: Error {}
+
+    static func list(_ directory: String) throws -> [String] {
+        guard let handle = opendir(directory) else { throw Unreadable() }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted()
+    }
 }

@@ -1,0 +1,149 @@
+import MailMessage
+import MailRules
+
+/// What mailsave decided for one message: the verdict, how to save and link it, why, and
+/// the Salesforce record the mapping produced.
+public struct Decision: Sendable {
+    public var messageID: String?
+    public var verdict: Verdict
+    public var saveAs: String?
+    public var who: [String]
+    public var what: String?
+    /// The rules that decided: the deciding rule first, then the rules that chose how.
+    public var reasons: [(rule: String, message: String)]
+    public var observations: [String]
+    public var category: String?
+    public var record: (object: String, fields: [(name: String, value: Value)])?
+    /// Unknown addresses a Lead would be created for (forced and flexible modes).
+    public var createFor: [String]
+}
+
+/// The processor: facts, the pack, the decision.
+public struct Engine {
+    public let pack: RulePack
+    public let directory: CRMDirectory
+
+    public init(pack: RulePack, directory: CRMDirectory) {
+        self.pack = pack
+        self.directory = directory
+    }
+
+    public func facts(_ message: Message, context: ProcessContext) throws -> EngineFacts {
+        try FactsBuilder(pack: pack, directory: directory).build(message, context: context)
+    }
+
+    public func decide(_ message: Message, context: ProcessContext) throws -> (Decision, EngineFacts, [RuleTrace]) {
+        try decide(message, context: context, trace: false)
+    }
+
+    public func decide(_ message: Message, context: ProcessContext, trace: Bool) throws -> (Decision, EngineFacts, [RuleTrace]) {
+        let facts = try self.facts(message, context: context)
+        let (outcome, traces) = try pack.evaluate(facts.object, trace: trace)
+        return (decision(message, context: context, facts: facts, outcome: outcome), facts, traces)
+    }
+
+    func decision(_ message: Message, context: ProcessContext, facts: EngineFacts, outcome: RuleOutcome) -> Decision {
+        var reasons: [(rule: String, message: String)] = []
+        if let rule = outcome.deciding {
+            reasons.append((rule.id, rule.definition.message ?? rule.definition.description))
+        }
+        for rule in outcome.applied where !rule.decides && (rule.definition.link != nil || rule.definition.saveAs != nil
+            || rule.definition.createRecords != nil) {
+            reasons.append((rule.id, rule.definition.message ?? rule.definition.description))
+        }
+        let verdict = outcome.verdict ?? .skip
+        if outcome.deciding == nil { reasons.append(("(none)", "No rule decided; not saved")) }
+        var observations = outcome.observations
+        var decision = Decision(messageID: message.messageID, verdict: verdict, saveAs: nil, who: [], what: nil, reasons: reasons,
+                                observations: [], category: nil, record: nil, createFor: [])
+        guard verdict == .save else {
+            decision.observations = observations
+            return decision
+        }
+        let settings = pack.settings(for: context.mailbox)
+        var saveAs = outcome.saveAs ?? (settings["save_as"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } ?? "Task")
+        let (who, what) = links(facts: facts, context: context, link: outcome.link, saveAs: saveAs)
+        if outcome.link == .caseAndContact { saveAs = "Task" }
+        decision.saveAs = saveAs
+        decision.who = who
+        decision.what = what
+        if case .string(let category)? = settings["category"], !category.isEmpty { decision.category = category }
+        if outcome.createRecords && context.trigger == "auto" {
+            decision.createFor = facts.participants.filter { !$0.blocked && $0.contact == nil && $0.lead == nil && $0.user == nil }
+                .map(\.address.normalized)
+            if !decision.createFor.isEmpty {
+                observations.append("A Lead will be created for: \(decision.createFor.joined(separator: ", "))")
+            }
+        }
+        decision.record = record(saveAs: saveAs, facts: facts, who: who, what: what, message: message,
+                                 neverSaveBody: settings["never_save_body"] == .bool(true), observations: &observations)
+        decision.observations = observations
+        return decision
+    }
+
+    /// Who and What, by the link mode the rules chose. Blocklisted participants are never linked.
+    func links(facts: EngineFacts, context: ProcessContext, link: LinkMode, saveAs: String) -> ([String], String?) {
+        let selectedWho = context.selection.filter { ["contact", "lead", "user"].contains($0.kind) }.map(\.id)
+        let selectedWhat = context.selection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id
+        let people = facts.participants.filter { !$0.blocked }
+        let leads = people.compactMap { $0.lead?.id }
+        let contacts = people.compactMap { $0.contact?.id }
+        let related = facts.related
+        switch link {
+        case .none:
+            return ([], nil)
+        case .magicAnchor:
+            return (facts.anchorWho.map { [$0] } ?? [], nil)
+        case .caseAndContact:
+            let contact = selectedWho.first { $0.hasPrefix("003") } ?? contacts.first
+            return (contact.map { [$0] } ?? [], selectedWhat ?? facts.threadCase ?? related.cases.first)
+        case .bestMatch:
+            if !selectedWho.isEmpty || selectedWhat != nil {
+                return (saveAs == "Task" ? Array(selectedWho.prefix(1)) : selectedWho, selectedWhat)
+            }
+            if !leads.isEmpty {
+                // A Lead has no Account: on an EmailMessage it excludes every other link.
+                return (saveAs == "Task" ? [leads[0]] : leads, nil)
+            }
+            // The most specific Business record: a Case the thread names, an open or recent
+            // Opportunity, a recent open Case, then the Account.
+            let what = facts.threadCase ?? related.opportunities.first ?? related.cases.first ?? related.accounts.first
+            let who = saveAs == "Task" ? Array(contacts.prefix(1)) : contacts + people.compactMap { $0.user?.id }
+            return (who, what)
+        }
+    }
+
+    /// The record's fields: the pack's mapping, then the links and ids mailsave owns, each cut
+    /// to Salesforce's limit (and the cut reported).
+    func record(saveAs: String, facts: EngineFacts, who: [String], what: String?, message: Message, neverSaveBody: Bool,
+                observations: inout [String]) -> (object: String, fields: [(name: String, value: Value)]) {
+        var fields: [(name: String, value: Value)] = []
+        var evaluator = Evaluator(facts: facts.object, slots: pack.slots)
+        let bodyFields: Set<String> = ["Description", "TextBody", "HtmlBody"]
+        for (field, expression) in pack.mapping[saveAs] ?? [] {
+            guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
+            if neverSaveBody && bodyFields.contains(field.name) { value = .string("") }
+            if case .string(let text) = value, let limit = field.maxLength, text.count > limit {
+                value = .string(String(text.prefix(limit)))
+                observations.append("\(saveAs).\(field.name) was truncated to \(limit) characters (from \(text.count))")
+            }
+            fields.append((field.name, value))
+        }
+        func set(_ name: String, _ value: Value) {
+            if let index = fields.firstIndex(where: { $0.name == name }) { fields[index].value = value } else { fields.append((name, value)) }
+        }
+        if saveAs == "Task" {
+            set("WhoId", who.first.map(Value.string) ?? .absent)
+            set("WhatId", what.map(Value.string) ?? .absent)
+            if let id = message.messageID, !fields.contains(where: { $0.name == "Email_Message_ID__c" }) {
+                set("Email_Message_ID__c", .string(id))
+            }
+        } else {
+            set("RelatedToId", what.map(Value.string) ?? .absent)
+            if let id = message.messageID { set("MessageIdentifier", .string(id)) }
+            if let reply = message.inReplyTo.first ?? message.references.last { set("ThreadIdentifier", .string(reply)) }
+            if let date = message.date { set("MessageDate", .string(date.iso8601)) }
+        }
+        return (saveAs, fields)
+    }
+}

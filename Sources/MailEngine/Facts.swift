@@ -1,0 +1,382 @@
+import Foundation
+import MailMessage
+import MailRules
+
+/// What the caller knows besides the message: whose mailbox, which folder, what triggered
+/// the decision, and the user's selection in the Save dialog.
+public struct ProcessContext: Sendable {
+    public static let triggers = ["auto", "category", "folder", "button"]
+    public static let selectionKinds = ["contact", "lead", "user", "account", "opportunity", "case"]
+
+    public var mailbox: String
+    /// `/`-separated folder path (`Inbox/Deals`).
+    public var folder: String
+    public var categories: [String]
+    public var trigger: String
+    /// `--select KIND=ID`, in order.
+    public var selection: [(kind: String, id: String)]
+
+    public init(mailbox: String, folder: String = "Inbox", categories: [String] = [], trigger: String = "auto",
+                selection: [(kind: String, id: String)] = []) {
+        self.mailbox = mailbox
+        self.folder = folder
+        self.categories = categories
+        self.trigger = trigger
+        self.selection = selection
+    }
+}
+
+/// One participant after the blocklists and the CRM look-up.
+public struct ParticipantFacts: Sendable {
+    public var address: Address
+    public var role: String
+    public var owner: Bool
+    public var isInternal: Bool
+    public var freeMail: Bool
+    public var blockedBy: String?
+    public var blockedEntry: String?
+    public var contact: CRMRecord?
+    public var lead: CRMRecord?
+    public var account: String?
+    public var user: CRMRecord?
+
+    public var blocked: Bool { blockedBy != nil }
+}
+
+/// Records the related-record search found (DESIGN.md point 15).
+public struct RelatedRecords: Sendable {
+    public var contacts: [String] = []
+    public var leads: [String] = []
+    public var accounts: [String] = []
+    public var opportunities: [String] = []
+    public var cases: [String] = []
+    /// Records named by links, addresses, phones or the website in the body or signature.
+    public var bodyReferences: [String] = []
+}
+
+/// Everything the rules read, as engine values (for links and the record) and as the typed
+/// fact object the rules evaluate.
+public struct EngineFacts: Sendable {
+    public var participants: [ParticipantFacts]
+    public var related: RelatedRecords
+    public var threadCase: String?
+    public var anchorEmail: String?
+    public var anchorWho: String?
+    public var savedRecord: String?
+    public var direction: String
+    public var object: FactObject
+}
+
+/// Builds the facts: blocklists (internal, org, individual), direction, the related-record
+/// search, the thread (Case tokens, the Magic Anchor) and the ledger.
+public struct FactsBuilder {
+    let pack: RulePack
+    let directory: CRMDirectory
+
+    public init(pack: RulePack, directory: CRMDirectory) {
+        self.pack = pack
+        self.directory = directory
+    }
+
+    public func build(_ message: Message, context: ProcessContext) throws -> EngineFacts {
+        let mailbox = CRMDirectoryKeys.address(context.mailbox)
+        let mailboxLocal = mailbox.split(separator: "@").first.map(String.init) ?? mailbox
+        let corporate = pack.list(setting: "corporate_domains")
+        let orgBlocklist = pack.list(setting: "org_blocklist")
+        let freeMail = pack.list(setting: "free_mail_domains")
+        let blocklistFreeMail = pack.orgSettings["blocklist_free_mail"] == .bool(true)
+        let user = pack.user(mailbox)
+
+        // Participants, each address once, with the first role it appears in.
+        var seen = Set<String>()
+        var participants: [ParticipantFacts] = []
+        let roles: [(String, [Address])] = [("from", message.from), ("to", message.to), ("cc", message.cc), ("bcc", message.bcc)]
+        for (role, addresses) in roles {
+            for address in addresses where !address.domain.isEmpty && seen.insert(address.normalized).inserted {
+                let normalized = address.normalized
+                let isInternal = corporate?.contains(address.domain) ?? false
+                let owner = normalized == mailbox || (isInternal && address.local.lowercased() == mailboxLocal)
+                let isFreeMail = freeMail?.contains(address.domain) ?? false
+                var blockedBy: String?
+                var entry: String?
+                if isInternal {
+                    blockedBy = "internal"
+                    entry = corporate?.match(address.domain)
+                } else if let matched = orgBlocklist?.match(normalized), !(user?.removed.contains(matched) ?? false) {
+                    blockedBy = "org"
+                    entry = matched
+                } else if blocklistFreeMail && isFreeMail {
+                    blockedBy = "org"
+                    entry = freeMail?.match(address.domain)
+                } else if let matched = user?.blocklist.match(normalized) {
+                    blockedBy = "individual"
+                    entry = matched
+                }
+                participants.append(ParticipantFacts(address: address, role: role, owner: owner, isInternal: isInternal, freeMail: isFreeMail,
+                                                     blockedBy: blockedBy, blockedEntry: entry))
+            }
+        }
+
+        // The related-record search, over every participant that is neither internal nor blocked.
+        var related = RelatedRecords()
+        let date = message.date.map { Date(timeIntervalSince1970: TimeInterval($0.secondsSinceEpoch)) } ?? Date()
+        for index in participants.indices where !participants[index].blocked {
+            let key = participants[index].address.normalized
+            if let lead = try directory.leads(email: key).first {
+                participants[index].lead = lead
+                related.leads.append(lead.id)
+            }
+            if let contact = try directory.contacts(email: key).first {
+                participants[index].contact = contact
+                participants[index].account = contact["AccountId"]
+                related.contacts.append(contact.id)
+            }
+            participants[index].user = try directory.users(email: key).first
+        }
+        if related.leads.isEmpty {
+            for participant in participants {
+                guard let contact = participant.contact else { continue }
+                if let account = contact["AccountId"] {
+                    related.accounts.append(account)
+                    for opportunity in try directory.opportunities(accountID: account) where Self.isCurrent(opportunity, at: date) {
+                        related.opportunities.append(opportunity.id)
+                    }
+                }
+                for record in try directory.cases(contactID: contact.id) where Self.isRecentOpenCase(record, at: date) {
+                    related.cases.append(record.id)
+                }
+            }
+        }
+        if related.leads.isEmpty && related.contacts.isEmpty {
+            // Accounts by website domain, never for free-mail domains.
+            for participant in participants where !participant.blocked && !participant.freeMail {
+                for account in try directory.accounts(websiteDomain: participant.address.domain) { related.accounts.append(account.id) }
+            }
+        }
+
+        // The thread: a Case named in subject or body, and the Magic Anchor.
+        var threadCase: String?
+        let text = (message.subject ?? "") + "\n" + message.textBody.prefix(64 << 10)
+        if let found = try ThreadReferences.caseRecord(in: text, directory: directory) {
+            threadCase = found.id
+            if !related.cases.contains(found.id) { related.cases.append(found.id) }
+        }
+        var anchorEmail: String?
+        var anchorWho: String?
+        for id in (message.inReplyTo + message.references.reversed()) {
+            guard let (email, relations) = try directory.emailMessage(messageIdentifier: id) else { continue }
+            anchorEmail = email.id
+            let people = Set(relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
+            if people.count == 1 { anchorWho = people.first }
+            break
+        }
+
+        // What the body and signature name: record links, addresses, phones, the website.
+        var references: [String] = []
+        for link in message.bodyLinks {
+            if let id = ThreadReferences.recordID(inLink: link), let record = try directory.record(id: id) { references.append(record.id) }
+        }
+        for email in message.bodyEmails {
+            let key = CRMDirectoryKeys.address(email)
+            let domain = String(key.split(separator: "@").last ?? "")
+            if corporate?.contains(domain) ?? false { continue }
+            references += try directory.contacts(email: key).map(\.id) + directory.leads(email: key).map(\.id)
+        }
+        if let signature = message.signature {
+            for phone in signature.phones where phone.hasPrefix("+") { references += try directory.people(phone: phone).map(\.id) }
+            if let website = signature.website, !(freeMail?.contains(website) ?? false), !(corporate?.contains(website) ?? false) {
+                references += try directory.accounts(websiteDomain: website).map(\.id)
+            }
+        }
+        var unique = Set<String>()
+        related.bodyReferences = references.filter { unique.insert($0).inserted }
+        for id in related.bodyReferences {
+            switch SalesforceID.object(of: id) {
+            case "Account" where !related.accounts.contains(id): related.accounts.append(id)
+            case "Case" where !related.cases.contains(id): related.cases.append(id)
+            case "Opportunity" where !related.opportunities.contains(id): related.opportunities.append(id)
+            default: break
+            }
+        }
+
+        let savedRecord = try message.messageID.flatMap { try directory.savedRecord(messageID: $0) }
+        let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
+        let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
+                                    anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, direction: direction,
+                                    mailbox: mailbox)
+        return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
+                           anchorWho: anchorWho, savedRecord: savedRecord, direction: direction, object: object)
+    }
+
+    static func day(_ text: String?) -> Date? {
+        guard let text, text.count >= 10 else { return nil }
+        let parts = text.prefix(10).split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3 else { return nil }
+        var components = DateComponents()
+        components.year = parts[0]
+        components.month = parts[1]
+        components.day = parts[2]
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        return calendar.date(from: components)
+    }
+
+    /// Closed in the last 365 days, or open and closing within the next 180.
+    static func isCurrent(_ opportunity: CRMRecord, at date: Date) -> Bool {
+        guard let close = day(opportunity["CloseDate"]) else { return false }
+        let days = close.timeIntervalSince(date) / 86_400
+        return opportunity.flag("IsClosed") ? (days >= -365 && days <= 1) : days <= 180
+    }
+
+    /// Open, and created in the last 90 days.
+    static func isRecentOpenCase(_ record: CRMRecord, at date: Date) -> Bool {
+        let closed = record.flag("IsClosed") || record["Status"]?.lowercased() == "closed"
+        guard !closed, let created = day(record["CreatedDate"]) else { return false }
+        let days = date.timeIntervalSince(created) / 86_400
+        return days >= -1 && days <= 90
+    }
+
+    func factObject(_ message: Message, context: ProcessContext, participants: [ParticipantFacts], related: RelatedRecords,
+                    threadCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?, direction: String,
+                    mailbox: String) throws -> FactObject {
+        func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
+        func formatted(_ addresses: [Address]) -> Value {
+            .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })
+        }
+        let messageObject = try FactObject(FactsSchema.message, [
+            "id": optional(message.messageID),
+            "subject": .string(message.subject ?? ""),
+            "date": optional(message.date?.iso8601),
+            "day": .string(message.date.map { String($0.iso8601.prefix(10)) } ?? ""),
+            "from": .string(message.from.first?.address ?? ""),
+            "from_name": .string(message.from.first?.name ?? ""),
+            "to": formatted(message.to), "cc": formatted(message.cc), "bcc": formatted(message.bcc),
+            "body": .string(message.textBody),
+            "html": .string(message.htmlBody ?? ""),
+            "service_kind": .string(message.service.kind.rawValue),
+            "service_signal": optional(message.service.signal),
+            "auto_reply": .bool(message.autoReply != nil),
+            "attachment_count": .int(message.attachments.count),
+            "size": .int(message.size),
+            "in_reply_to": .list(message.inReplyTo.map(Value.string)),
+            "references": .list(message.references.map(Value.string)),
+            "body_emails": .list(message.bodyEmails.map(Value.string)),
+            "body_links": .list(message.bodyLinks.map(Value.string)),
+            "has_body": .bool(!message.textBody.isEmpty),
+        ])
+        let people = try participants.map { participant -> Value in
+            .object(try FactObject(FactsSchema.participant, [
+                "address": .string(participant.address.normalized),
+                "name": .string(participant.address.name),
+                "domain": .string(participant.address.domain),
+                "role": .string(participant.role),
+                "owner": .bool(participant.owner),
+                "internal": .bool(participant.isInternal),
+                "free_mail": .bool(participant.freeMail),
+                "blocked": .bool(participant.blocked),
+                "blocked_by": optional(participant.blockedBy),
+                "blocked_entry": optional(participant.blockedEntry),
+                "contact": optional(participant.contact?.id),
+                "lead": optional(participant.lead?.id),
+                "account": optional(participant.account),
+                "user": optional(participant.user?.id),
+            ]))
+        }
+        let mailboxUser = try directory.users(email: mailbox).first?.id
+        let strings = { (ids: [String]) in Value.list(ids.map(Value.string)) }
+        return try FactObject(FactsSchema.root, [
+            "message": .object(messageObject),
+            "participants": .list(people),
+            "mailbox": .object(try FactObject(FactsSchema.mailbox, [
+                "address": .string(mailbox), "folder": .string(context.folder),
+                "categories": .list(context.categories.map(Value.string)), "user": optional(mailboxUser),
+            ])),
+            "trigger": .string(context.trigger),
+            "direction": .string(direction),
+            "related": .object(try FactObject(FactsSchema.related, [
+                "contacts": strings(related.contacts), "leads": strings(related.leads), "accounts": strings(related.accounts),
+                "opportunities": strings(related.opportunities), "cases": strings(related.cases),
+                "people": .int(related.contacts.count + related.leads.count),
+                "business": .int(related.accounts.count + related.opportunities.count + related.cases.count),
+                "body_references": .int(related.bodyReferences.count),
+            ])),
+            "thread": .object(try FactObject(FactsSchema.thread, [
+                "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),
+            ])),
+            "ledger": .object(try FactObject(FactsSchema.ledger, ["saved": .bool(savedRecord != nil), "record": optional(savedRecord)])),
+            "selection": .object(try FactObject(FactsSchema.selection, [
+                "who": .list(context.selection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
+                "what": optional(context.selection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),
+            ])),
+            "settings": .object(pack.settings(for: mailbox)),
+        ])
+    }
+}
+
+/// Case numbers, Salesforce thread tokens and record links in subjects and bodies.
+public enum ThreadReferences {
+    /// The Case a text names: a thread token `ref:_00D…._500…:ref` or `thread::…::`, else a
+    /// Case number after the word "Case" (`Case 00001042`, `Case #1042`).
+    public static func caseRecord(in text: String, directory: CRMDirectory) throws -> CRMRecord? {
+        for token in threadTokens(in: text) {
+            if let record = try directory.record(id: token), SalesforceID.object(of: record.id) == "Case" { return record }
+        }
+        for number in caseNumbers(in: text) {
+            if let record = try directory.caseRecord(number: number) { return record }
+        }
+        return nil
+    }
+
+    /// Case ids from legacy thread tokens (`ref:_00D5e0ABC._5005e0XYZ:ref`), expanded to 15 characters.
+    public static func threadTokens(in text: String) -> [String] {
+        var ids: [String] = []
+        var rest = text[...]
+        while let start = rest.firstRange(of: "ref:_") {
+            let after = rest[start.upperBound...]
+            guard let end = after.firstRange(of: ":ref") else { break }
+            let token = after[..<end.lowerBound]
+            if let dot = token.firstRange(of: "._") {
+                let casePart = token[dot.upperBound...]
+                // The token drops the zeros that pad the id: 500 + 5e0 + XYZ -> 5005e000000XYZ.
+                if casePart.hasPrefix("500"), casePart.count >= 5, casePart.count <= 15 {
+                    let body = casePart.dropFirst(3)
+                    let pod = body.prefix(2), tail = body.dropFirst(2)
+                    let padding = String(repeating: "0", count: max(0, 15 - 3 - pod.count - tail.count))
+                    ids.append("500" + pod + padding + tail)
+                }
+            }
+            rest = after[end.upperBound...]
+        }
+        return ids
+    }
+
+    public static func caseNumbers(in text: String) -> [String] {
+        var numbers: [String] = []
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        while index + 4 < scalars.count {
+            let word = String(String.UnicodeScalarView(scalars[index..<index + 4])).lowercased()
+            let before: Unicode.Scalar = index > 0 ? scalars[index - 1] : " "
+            if word == "case", !before.properties.isAlphabetic {
+                var probe = index + 4
+                while probe < scalars.count, [" ", "#", ":", "-", "\u{A0}"].contains(scalars[probe]) { probe += 1 }
+                if probe + 3 < scalars.count, String(String.UnicodeScalarView(scalars[probe..<probe + 3])).lowercased() == "no." { probe += 3 }
+                while probe < scalars.count, scalars[probe] == " " { probe += 1 }
+                var digits = ""
+                while probe < scalars.count, ("0"..."9").contains(scalars[probe]) { digits.unicodeScalars.append(scalars[probe]); probe += 1 }
+                if (4...10).contains(digits.count) { numbers.append(digits) }
+            }
+            index += 1
+        }
+        return numbers
+    }
+
+    /// A record id in a Salesforce link: `…/0035000000AbCdE`, `/lightning/r/Contact/0035000000AbCdEAAX/view`.
+    public static func recordID(inLink link: String) -> String? {
+        let lower = link.lowercased()
+        guard lower.contains("salesforce.com") || lower.contains("force.com") else { return nil }
+        let path = link.split(separator: "?").first ?? Substring(link)
+        for piece in path.split(separator: "/").reversed() where SalesforceID.isID(piece) { return String(piece) }
+        return nil
+    }
+}

@@ -1,0 +1,232 @@
+import ArgumentParser
+import MailEngine
+import MailMessage
+import MailRules
+
+/// The options `process`, `explain` share: the pack, the mailbox context, the CRM.
+struct DecisionOptions: ParsableArguments {
+    @Option(help: "The rule pack folder.")
+    var rules: String = "rules"
+
+    @Option(help: "The mailbox owner's address.")
+    var mailbox: String
+
+    @Option(help: "The folder the message is in, '/'-separated (Inbox/Deals).")
+    var folder: String = "Inbox"
+
+    @Option(name: .customLong("category"), help: "A category or label on the message; repeat for several.")
+    var categories: [String] = []
+
+    @Option(help: "What asked for the decision: auto (sync), or ForceSync by category, folder or button.")
+    var trigger: String = "auto"
+
+    @Option(name: .customLong("select"), help: "The user's choice in the Save dialog, KIND=ID (contact, lead, user, account, opportunity, case); repeatable.")
+    var selections: [String] = []
+
+    @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
+    var crm: String?
+
+    func validate() throws {
+        guard ProcessContext.triggers.contains(trigger) else {
+            throw ValidationError("--trigger must be one of \(ProcessContext.triggers.joined(separator: ", ")), not '\(trigger)'")
+        }
+        for selection in selections {
+            let parts = selection.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, ProcessContext.selectionKinds.contains(String(parts[0])), !parts[1].isEmpty else {
+                throw ValidationError("--select takes KIND=ID with KIND one of \(ProcessContext.selectionKinds.joined(separator: ", ")); got '\(selection)'")
+            }
+        }
+        guard mailbox.contains("@") else { throw ValidationError("--mailbox must be an email address, not '\(mailbox)'") }
+    }
+
+    var context: ProcessContext {
+        ProcessContext(mailbox: mailbox, folder: folder, categories: categories, trigger: trigger,
+                       selection: selections.map { selection in
+                           let parts = selection.split(separator: "=", maxSplits: 1)
+                           return (String(parts[0]), String(parts[1]))
+                       })
+    }
+
+    /// The compiled pack, or exit 5 with its diagnostics.
+    func loadPack() throws -> RulePack {
+        do {
+            switch try Linter.load(rules) {
+            case .success(let pack): return pack
+            case .failure(let result):
+                Terminal.err(LintReport.text(result))
+                throw CommandFailure(status: .badRules, message: "\(rules): the rule pack has \(result.errorCount) error\(result.errorCount == 1 ? "" : "s"); run mailsave lint \(rules)")
+            }
+        } catch let error as PackReadError {
+            throw CommandFailure(status: .couldNotRun, message: error.description)
+        }
+    }
+
+    static let crmObjects = ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"]
+
+    /// The CRM from `--crm`, or an empty one.
+    func loadDirectory() throws -> InMemoryDirectory {
+        let directory = InMemoryDirectory()
+        guard let crm else { return directory }
+        guard let names = try? PackLoaderFiles.list(crm) else {
+            throw CommandFailure(status: .couldNotRun, message: "\(crm): cannot read the CRM folder")
+        }
+        for object in Self.crmObjects where names.contains(object + ".csv") {
+            let path = crm + "/" + object + ".csv"
+            let text = String(decoding: try readInput(path), as: UTF8.self)
+            do {
+                for record in try InMemoryDirectory.parseCSV(text, object: object) { directory.add(record) }
+            } catch {
+                throw CommandFailure(status: .badCRMData, message: "\(path):\(error.line): \(error.reason)")
+            }
+        }
+        return directory
+    }
+}
+
+/// Reads a message file, or exits 3 (unreadable) or 4 (not a message).
+func readMessage(_ file: String) throws -> Message {
+    let bytes = try readInput(file)
+    do {
+        return try MessageParser.parse(bytes)
+    } catch {
+        throw CommandFailure(status: .badMessage, message: "\(file):\(error.line.map { "\($0):" } ?? "") \(error.reason)")
+    }
+}
+
+enum ProcessFormat: String, ExpressibleByArgument, CaseIterable { case json, text, table }
+
+struct Process: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decide whether and how a message is saved into Salesforce, and print the decision.",
+        discussion: """
+        Builds the facts (participants with blocklists and CRM matches, direction, folder, \
+        trigger, related records, thread, ledger), runs the rule pack, and prints the decision: \
+        verdict (save, skip, blocked, unsupported), save_as, links, reasons, observations, \
+        category and the Salesforce record. Exit 0 whenever a decision was made.
+
+        Examples:
+          mailsave process --mailbox ann@contoso.com --crm examples/crm examples/messages/01-customer-question.eml
+          mailsave process --mailbox ann@contoso.com --crm examples/crm --format table examples/messages/*.eml
+          mailsave process --mailbox ann@contoso.com --trigger button --select contact=0035e00000AbCdEAAX msg.eml
+
+        Exit codes: 0 decided, 2 usage, 3 unreadable file, 4 not a message, 5 rule pack errors, \
+        6 unreadable CRM export.
+        """
+    )
+
+    @OptionGroup var options: DecisionOptions
+
+    @Option(help: "json (one object; one a line for several files), text, or table (one line a message).")
+    var format: ProcessFormat = .json
+
+    @Argument(help: "Message files, or - for standard input.")
+    var files: [String]
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give a message file, or - for standard input") }
+    }
+
+    func run() throws {
+        let pack = try options.loadPack()
+        let engine = Engine(pack: pack, directory: try options.loadDirectory())
+        var rows: [[String]] = []
+        var failures = 0
+        for file in files {
+            let decision: Decision
+            do {
+                let message = try readMessage(file)
+                decision = try engine.decide(message, context: options.context).0
+            } catch let failure as CommandFailure {
+                if files.count == 1 { throw failure }
+                Terminal.err("mailsave: " + failure.message)
+                failures += 1
+                continue
+            }
+            switch format {
+            case .json:
+                var json = DecisionJSON.encode(decision)
+                if files.count > 1, case .object(let members) = json { json = .object([("file", .string(file))] + members) }
+                Terminal.out(json.serialized(pretty: files.count == 1))
+            case .text:
+                if files.count > 1 { Terminal.out("== \(file)") }
+                Terminal.out(DecisionText.render(decision) + (files.count > 1 ? "\n" : ""))
+            case .table:
+                rows.append(DecisionText.row(file: file, decision))
+            }
+        }
+        if format == .table { Terminal.out(DecisionText.table(rows)) }
+        if failures > 0 { throw ExitCode(ExitStatus.badMessage.rawValue) }
+    }
+}
+
+/// The decision JSON (schemas/decision.schema.json).
+enum DecisionJSON {
+    static func value(_ value: Value) -> JSON {
+        switch value {
+        case .absent: return .null
+        case .bool(let flag): return .bool(flag)
+        case .int(let number): return .int(number)
+        case .string(let text): return .string(text)
+        case .list(let values): return .array(values.map(Self.value))
+        case .object, .namedList: return .string(value.description)
+        }
+    }
+
+    static func encode(_ decision: Decision) -> JSON {
+        var record = JSON.null
+        if let saved = decision.record {
+            record = .object([("object", .string(saved.object)), ("fields", .object(saved.fields.map { ($0.name, value($0.value)) }))])
+        }
+        return .object([
+            ("message_id", .optional(decision.messageID)),
+            ("verdict", .string(decision.verdict.rawValue)),
+            ("save_as", .optional(decision.saveAs)),
+            ("links", .object([("who", .strings(decision.who)), ("what", .optional(decision.what))])),
+            ("reasons", .array(decision.reasons.map { .object([("rule", .string($0.rule)), ("message", .string($0.message))]) })),
+            ("observations", .strings(decision.observations)),
+            ("category", .optional(decision.category)),
+            ("record", record),
+            ("create_records_for", .strings(decision.createFor)),
+        ])
+    }
+}
+
+enum DecisionText {
+    static func render(_ decision: Decision) -> String {
+        var lines: [String] = []
+        func row(_ label: String, _ value: String) { lines.append(label.padding(13) + value) }
+        row("Message-ID", decision.messageID ?? "(none)")
+        row("Verdict", decision.verdict.rawValue + (decision.saveAs.map { " as \($0)" } ?? ""))
+        for reason in decision.reasons { row("Because", "\(reason.message) [\(reason.rule)]") }
+        if decision.verdict == .save {
+            row("Who", decision.who.isEmpty ? "(none)" : decision.who.joined(separator: ", "))
+            row("What", decision.what ?? "(none)")
+            row("Category", decision.category ?? "(none)")
+        }
+        for observation in decision.observations { row("Observation", observation) }
+        if let record = decision.record {
+            for field in record.fields {
+                var shown = field.value == .absent ? "(blank)" : field.value.description
+                if shown.count > 70 { shown = String(shown.prefix(67)) + "...\"" }
+                row(record.object + "." + field.name, shown.replacing("\\n", with: "⏎"))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func row(file: String, _ decision: Decision) -> [String] {
+        let name = file.split(separator: "/").last.map(String.init) ?? file
+        let links = decision.verdict == .save ? (decision.who + [decision.what].compactMap { $0 }).joined(separator: " ") : ""
+        return [name, decision.verdict.rawValue, decision.saveAs ?? "", links.isEmpty ? "" : links,
+                decision.reasons.first?.rule ?? ""]
+    }
+
+    static func table(_ rows: [[String]]) -> String {
+        let header = ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "RULE"]
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { index, cell in index == row.count - 1 ? cell : cell.padding(widths[index] + 1) }.joined()
+        }.joined(separator: "\n")
+    }
+}
