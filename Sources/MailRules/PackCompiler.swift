@@ -8,8 +8,8 @@ public final class CompiledRule: Sendable {
     public let condition: CompiledExpression?
     public let observe: CompiledExpression?
     /// The compiled nodes, kept apart so the hot loop touches nothing else.
-    let conditionNode: ExprNode?
-    let observeNode: ExprNode?
+    public let conditionNode: ExprNode?
+    public let observeNode: ExprNode?
     public let decides: Bool
 
     init(definition: RuleDefinition, condition: CompiledExpression?, observe: CompiledExpression?) {

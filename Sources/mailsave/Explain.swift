@@ -1,0 +1,121 @@
+import ArgumentParser
+import MailEngine
+import MailMessage
+import MailRules
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show why a message is (not) saved: every rule, its value, and the facts it read.",
+        discussion: """
+        Takes the same arguments as process. Prints the facts (participants with their \
+        blocklist layer and CRM matches, direction, thread, ledger), then every rule in order: \
+        whether its condition held, the value of each fact and sub-expression it read, and \
+        which rule decided. Rules after the deciding one are listed as not reached.
+
+        Examples:
+          mailsave explain --mailbox ann@contoso.com --crm examples/crm examples/messages/02-internal-only.eml
+          mailsave explain --failing-only --mailbox ann@contoso.com --crm examples/crm examples/messages/08-gmail-prospect.eml
+        """
+    )
+
+    @OptionGroup var options: DecisionOptions
+
+    @Flag(help: "Only the rules whose condition did not hold.")
+    var failingOnly = false
+
+    @Argument(help: "The message file, or - for standard input.")
+    var file: String
+
+    func run() throws {
+        let pack = try options.loadPack()
+        let engine = Engine(pack: pack, directory: try options.loadDirectory())
+        let message = try readMessage(file)
+        let (decision, facts, traces) = try engine.decide(message, context: options.context, trace: true)
+        Terminal.out(ExplainText.render(decision: decision, facts: facts, traces: traces, context: options.context, failingOnly: failingOnly))
+    }
+}
+
+enum ExplainText {
+    static func render(decision: Decision, facts: EngineFacts, traces: [RuleTrace], context: ProcessContext, failingOnly: Bool) -> String {
+        var lines: [String] = []
+        lines.append("message   \(decision.messageID ?? "(no Message-ID)")")
+        lines.append("context   mailbox \(context.mailbox), folder \(context.folder), trigger \(context.trigger), direction \(facts.direction)")
+        let decidedBy = decision.reasons.first.map { "\($0.rule): \($0.message)" } ?? "no rule"
+        lines.append("decision  \(decision.verdict.rawValue)\(decision.saveAs.map { " as \($0)" } ?? "") (\(decidedBy))")
+        lines.append("")
+        lines.append("participants")
+        for participant in facts.participants {
+            var notes: [String] = []
+            if participant.owner { notes.append("mailbox owner") }
+            if let layer = participant.blockedBy { notes.append("blocked: \(layer) (\(participant.blockedEntry ?? ""))") }
+            if participant.freeMail { notes.append("free mail") }
+            if let lead = participant.lead { notes.append("Lead \(lead.id)") }
+            if let contact = participant.contact { notes.append("Contact \(contact.id)") }
+            if let account = participant.account { notes.append("Account \(account)") }
+            if let user = participant.user { notes.append("User \(user.id)") }
+            lines.append("  \(participant.role.padding(5))\(participant.address.normalized.padding(34))\(notes.isEmpty ? "no CRM match" : notes.joined(separator: ", "))")
+        }
+        let related = facts.related
+        lines.append("related   contacts \(related.contacts), leads \(related.leads), accounts \(related.accounts), "
+                     + "opportunities \(related.opportunities), cases \(related.cases), body references \(related.bodyReferences)")
+        lines.append("thread    case \(facts.threadCase ?? "-"), anchor email \(facts.anchorEmail ?? "-"), anchor who \(facts.anchorWho ?? "-")")
+        lines.append("ledger    \(facts.savedRecord.map { "saved as \($0)" } ?? "not saved")")
+        lines.append("")
+        lines.append("rules")
+        let decidingID = decision.reasons.first?.rule
+        for (index, trace) in traces.enumerated() {
+            let rule = trace.rule
+            let condition = rule.condition?.source.text ?? "(always)"
+            let state: String
+            switch trace.held {
+            case nil: state = "not reached"
+            case true?: state = rule.id == decidingID && rule.decides ? "HELD, decided" : "held"
+            case false?: state = "false"
+            }
+            if failingOnly && trace.held != false { continue }
+            let verdict = rule.definition.then.map { " -> \($0.rawValue)" } ?? ""
+            let number = String(index + 1)
+            lines.append(String(repeating: " ", count: max(0, 3 - number.count)) + number + " " + "\(rule.id.padding(26))\(state.padding(13))\(condition)\(verdict)")
+            guard trace.held != nil, let conditionNode = rule.conditionNode, let source = rule.condition?.source else { continue }
+            for (text, values) in steps(trace.steps, within: conditionNode, source: source.text) {
+                lines.append("       \(text) = \(values)")
+            }
+        }
+        if !decision.observations.isEmpty {
+            lines.append("")
+            for observation in decision.observations { lines.append("observation  \(observation)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The facts and calls a condition read, each with the values it had (several inside a macro).
+    static func steps(_ steps: [(node: ExprNode, value: Value)], within root: ExprNode, source: String) -> [(String, String)] {
+        var members = Set<ObjectIdentifier>()
+        var stack = [root]
+        while let node = stack.popLast() {
+            members.insert(ObjectIdentifier(node))
+            stack.append(contentsOf: node.children)
+        }
+        let scalars = Array(source.unicodeScalars)
+        var order: [Range<Int>] = []
+        var values: [Range<Int>: [Value]] = [:]
+        for (node, value) in steps where members.contains(ObjectIdentifier(node)) && node !== root {
+            switch node.op {
+            case .root, .field, .call, .macro: break
+            default: continue
+            }
+            // Objects and lists of objects are the path to a fact, not a fact: show the leaves.
+            if case .object = value { continue }
+            if case .list(let items) = value, case .object? = items.first { continue }
+            if values[node.span] == nil { order.append(node.span) }
+            values[node.span, default: []].append(value)
+        }
+        return order.sorted { ($0.lowerBound, -$0.count) < ($1.lowerBound, -$1.count) }.compactMap { span in
+            guard span.upperBound <= scalars.count, let seen = values[span] else { return nil }
+            let text = String(String.UnicodeScalarView(scalars[span]))
+            let shown = seen.count == 1 ? seen[0].description
+                : seen.prefix(6).map(\.description).joined(separator: ", ") + (seen.count > 6 ? ", … (\(seen.count) values)" : "")
+            return (text, shown)
+        }
+    }
+}
