@@ -122,7 +122,7 @@ public struct Engine {
         let bodyFields: Set<String> = ["Description", "TextBody", "HtmlBody"]
         for (field, expression) in pack.mapping[saveAs] ?? [] {
             guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
-            if neverSaveBody && bodyFields.contains(field.name) { value = .string("") }
+            if neverSaveBody && bodyFields.contains(field.name) { value = .absent }
             if case .string(let text) = value, let limit = field.maxLength, text.count > limit {
                 value = .string(String(text.prefix(limit)))
                 observations.append("\(saveAs).\(field.name) was truncated to \(limit) characters (from \(text.count))")

@@ -62,6 +62,26 @@ public final class RulePack: Sendable {
         return nil
     }
 
+    /// The same pack with some org settings replaced (rule tests try every mode on one pack).
+    /// Values are checked like the settings file; problems come back as diagnostics.
+    public func overriding(_ settings: [(key: YScalar, value: YNode)], file: SourceFile) -> (RulePack, [Diagnostic]) {
+        var loader = PackLoader()
+        var compiler = PackCompiler()
+        var values = orgSettings
+        for (key, node) in settings {
+            guard let spec = SettingSpec.named(key.value) else {
+                loader.report(.schemaUnknownKey, key.location, length: key.value.count,
+                              "unknown setting '\(key.value)'\(Suggestion.hint(for: key.value, in: SettingSpec.all.map(\.name)))")
+                continue
+            }
+            loader.validateSetting(spec, key: key, value: node, file: file, personal: false)
+            var used = Set<String>()
+            values[spec.name] = compiler.settingValue(spec, node, lists: lists, usedLists: &used)
+        }
+        let pack = RulePack(rules: rules, lists: lists, orgSettings: values, mapping: mapping, users: users, slots: slots)
+        return (pack, loader.diagnostics + compiler.diagnostics)
+    }
+
     public func user(_ mailbox: String) -> UserLayer? { users[CompiledList.normalize(mailbox, kind: .addresses)] }
 
     /// The effective `settings` object for a mailbox: the org's, with the user's personal choices.

@@ -79,8 +79,8 @@ public struct Diagnostic: Sendable, Equatable {
 }
 
 /// Edit distance for "did you mean", bounded so a long unknown name costs little.
-enum Suggestion {
-    static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
+public enum Suggestion {
+    public static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
         let target = Array(word.lowercased().unicodeScalars)
         var best: (String, Int)?
         for candidate in candidates {
@@ -113,7 +113,7 @@ enum Suggestion {
     }
 
     /// " (did you mean 'x'?)" or "".
-    static func hint(for word: String, in candidates: some Sequence<String>) -> String {
+    public static func hint(for word: String, in candidates: some Sequence<String>) -> String {
         closest(to: word, in: candidates).map { " (did you mean '\($0)'?)" } ?? ""
     }
 }

@@ -65,22 +65,26 @@ struct DecisionOptions: ParsableArguments {
 
     /// The CRM from `--crm`, or an empty one.
     func loadDirectory() throws -> InMemoryDirectory {
-        let directory = InMemoryDirectory()
-        guard let crm else { return directory }
-        guard let names = try? PackLoaderFiles.list(crm) else {
-            throw CommandFailure(status: .couldNotRun, message: "\(crm): cannot read the CRM folder")
-        }
-        for object in Self.crmObjects where names.contains(object + ".csv") {
-            let path = crm + "/" + object + ".csv"
-            let text = String(decoding: try readInput(path), as: UTF8.self)
-            do {
-                for record in try InMemoryDirectory.parseCSV(text, object: object) { directory.add(record) }
-            } catch {
-                throw CommandFailure(status: .badCRMData, message: "\(path):\(error.line): \(error.reason)")
-            }
-        }
-        return directory
+        InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
     }
+}
+
+/// Every record of the Data Export CSVs (`Contact.csv`, ...) in a folder.
+func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
+    guard let names = try? PackLoaderFiles.list(folder) else {
+        throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot read the CRM folder")
+    }
+    var records: [CRMRecord] = []
+    for object in DecisionOptions.crmObjects where names.contains(object + ".csv") {
+        let path = folder + "/" + object + ".csv"
+        let text = String(decoding: try readInput(path), as: UTF8.self)
+        do {
+            records += try InMemoryDirectory.parseCSV(text, object: object)
+        } catch {
+            throw CommandFailure(status: .badCRMData, message: "\(path):\(error.line): \(error.reason)")
+        }
+    }
+    return records
 }
 
 /// Reads a message file, or exits 3 (unreadable) or 4 (not a message).

@@ -1,0 +1,262 @@
+import Foundation
+import MailMessage
+import MailRules
+
+/// One rule test: a message, its context, the CRM records it needs, and the expected parts
+/// of the decision. Written in YAML beside the pack (`<pack>/tests/*.yaml`), like `opa test`.
+public struct RuleTestCase: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var message: Message?
+    public var context: ProcessContext
+    public var settings: [(key: YScalar, value: YNode)]
+    public var records: [CRMRecord]
+    public var crmFolder: String?
+    public var expect: [(key: YScalar, value: YNode)]
+}
+
+/// The result of one test: its failures as `expected … got …` lines.
+public struct RuleTestResult: Sendable {
+    public var test: RuleTestCase
+    public var failures: [String]
+    /// Ids of the rules that applied (for coverage).
+    public var applied: [String]
+    public var passed: Bool { failures.isEmpty }
+}
+
+/// Loads and runs rule tests.
+public struct RuleTestRunner {
+    public let pack: RulePack
+    public private(set) var diagnostics: [Diagnostic] = []
+
+    public init(pack: RulePack) { self.pack = pack }
+
+    static let testKeys = ["name", "message", "context", "settings", "records", "crm", "expect"]
+    static let contextKeys = ["mailbox", "folder", "trigger", "categories", "select"]
+    public static let expectKeys = ["verdict", "rule", "save_as", "who", "what", "category", "observations", "record", "create_records_for",
+                                    "reasons"]
+
+    mutating func problem(_ location: SourceLocation, length: Int = 1, _ message: String) {
+        diagnostics.append(Diagnostic(.schemaValue, at: location, length: length, message))
+    }
+
+    /// Reads a test file; problems with it are diagnostics, not failures.
+    public mutating func load(_ file: SourceFile) -> [RuleTestCase] {
+        let (root, yamlDiagnostics) = YAMLLoader.load(file)
+        diagnostics.append(contentsOf: yamlDiagnostics)
+        guard case .mapping(let top, _)? = root else {
+            if yamlDiagnostics.isEmpty {
+                problem(SourceLocation(path: file.path, line: 1, column: 1), "a rule test file is a mapping with 'tests'")
+            }
+            return []
+        }
+        let directory = (file.path as NSString).deletingLastPathComponent
+        var sharedCRM: String?
+        var tests: [RuleTestCase] = []
+        for (key, value) in top {
+            switch key.value {
+            case "crm":
+                if case .scalar(let scalar) = value { sharedCRM = (directory as NSString).appendingPathComponent(scalar.value) }
+            case "tests":
+                guard case .sequence(let items, _) = value else {
+                    problem(key.location, "'tests' must be a list")
+                    continue
+                }
+                for item in items {
+                    if let test = loadTest(item, file: file, directory: directory) { tests.append(test) }
+                }
+            default:
+                problem(key.location, length: key.value.count,
+                        "unknown field '\(key.value)'\(Suggestion.hint(for: key.value, in: ["crm", "tests"])); a test file has crm and tests")
+            }
+        }
+        return tests.map { test in
+            var test = test
+            if test.crmFolder == nil { test.crmFolder = sharedCRM }
+            return test
+        }
+    }
+
+    mutating func loadTest(_ node: YNode, file: SourceFile, directory: String) -> RuleTestCase? {
+        guard case .mapping(let fields, let location) = node else {
+            problem(node.location, "a test must be a mapping")
+            return nil
+        }
+        var test = RuleTestCase(name: "", location: location, message: nil, context: ProcessContext(mailbox: "ann@contoso.com"),
+                                settings: [], records: [], crmFolder: nil, expect: [])
+        for (key, value) in fields {
+            switch key.value {
+            case "name":
+                if case .scalar(let scalar) = value { test.name = scalar.value }
+            case "message":
+                test.message = loadMessage(value, directory: directory)
+            case "context":
+                guard case .mapping(let entries, _) = value else { problem(value.location, "'context' must be a mapping"); continue }
+                for (name, setting) in entries {
+                    switch (name.value, setting) {
+                    case ("mailbox", .scalar(let scalar)): test.context.mailbox = scalar.value
+                    case ("folder", .scalar(let scalar)): test.context.folder = scalar.value
+                    case ("trigger", .scalar(let scalar)):
+                        if ProcessContext.triggers.contains(scalar.value) { test.context.trigger = scalar.value } else {
+                            problem(scalar.location, length: scalar.value.count,
+                                    "trigger '\(scalar.value)' is not one of \(ProcessContext.triggers.joined(separator: ", "))")
+                        }
+                    case ("categories", .sequence(let items, _)):
+                        test.context.categories = items.compactMap { if case .scalar(let s) = $0 { return s.value } else { return nil } }
+                    case ("select", .mapping(let choices, _)):
+                        test.context.selection = choices.compactMap { choice in
+                            if case .scalar(let id) = choice.value { return (choice.key.value, id.value) } else { return nil }
+                        }
+                    default:
+                        problem(name.location, length: name.value.count,
+                                "unknown or malformed context field '\(name.value)'; context has \(Self.contextKeys.joined(separator: ", "))")
+                    }
+                }
+            case "settings":
+                guard case .mapping(let entries, _) = value else { problem(value.location, "'settings' must be a mapping"); continue }
+                test.settings = entries
+            case "records":
+                guard case .mapping(let objects, _) = value else { problem(value.location, "'records' must be a mapping of object to list"); continue }
+                for (object, list) in objects {
+                    guard case .sequence(let items, _) = list else { problem(list.location, "records of \(object.value) must be a list"); continue }
+                    for item in items {
+                        guard case .mapping(let recordFields, _) = item else { continue }
+                        var values: [String: String] = [:]
+                        for (name, field) in recordFields { if case .scalar(let scalar) = field { values[name.value] = scalar.value } }
+                        guard let id = values["Id"] else { problem(item.location, "a record needs an Id"); continue }
+                        test.records.append(CRMRecord(object: object.value, id: id, fields: values))
+                    }
+                }
+            case "crm":
+                if case .scalar(let scalar) = value { test.crmFolder = (directory as NSString).appendingPathComponent(scalar.value) }
+            case "expect":
+                guard case .mapping(let entries, _) = value else { problem(value.location, "'expect' must be a mapping"); continue }
+                for entry in entries where !Self.expectKeys.contains(entry.key.value) {
+                    problem(entry.key.location, length: entry.key.value.count,
+                            "unknown expectation '\(entry.key.value)'\(Suggestion.hint(for: entry.key.value, in: Self.expectKeys))")
+                }
+                test.expect = entries.filter { Self.expectKeys.contains($0.key.value) }
+            default:
+                problem(key.location, length: key.value.count,
+                        "unknown field '\(key.value)' in a test\(Suggestion.hint(for: key.value, in: Self.testKeys)); a test has \(Self.testKeys.joined(separator: ", "))")
+            }
+        }
+        if test.name.isEmpty { problem(location, "a test needs a 'name'") }
+        if test.message == nil { problem(location, "test '\(test.name)' needs a 'message' (a file path, or headers and body)") }
+        if test.expect.isEmpty { problem(location, "test '\(test.name)' expects nothing; give 'expect'") }
+        return test.message == nil ? nil : test
+    }
+
+    /// A message file (relative to the test file), or `{headers: {...}, body: ...}` inline.
+    mutating func loadMessage(_ node: YNode, directory: String) -> Message? {
+        var bytes: [UInt8]
+        switch node {
+        case .scalar(let scalar):
+            let path = (directory as NSString).appendingPathComponent(scalar.value)
+            guard let data = FileManager.default.contents(atPath: path) else {
+                problem(scalar.location, length: scalar.value.count, "cannot read message file '\(scalar.value)'")
+                return nil
+            }
+            bytes = Array(data)
+        case .mapping(let fields, _):
+            var text = ""
+            var body = ""
+            for (key, value) in fields {
+                switch (key.value, value) {
+                case ("headers", .mapping(let headers, _)):
+                    for (name, header) in headers { if case .scalar(let scalar) = header { text += "\(name.value): \(scalar.value)\r\n" } }
+                case ("body", .scalar(let scalar)): body = scalar.value
+                default: problem(key.location, "an inline message has 'headers' (a mapping) and 'body'")
+                }
+            }
+            bytes = Array((text + "\r\n" + body).utf8)
+        case .sequence:
+            problem(node.location, "'message' is a file path or a mapping with headers and body")
+            return nil
+        }
+        do {
+            return try MessageParser.parse(bytes)
+        } catch {
+            problem(node.location, "the message cannot be read: \(error)")
+            return nil
+        }
+    }
+
+    /// Runs one test.
+    public func run(_ test: RuleTestCase, loadCRM: (String) throws -> [CRMRecord]) -> RuleTestResult {
+        var failures: [String] = []
+        guard let message = test.message else { return RuleTestResult(test: test, failures: ["no message"], applied: []) }
+        let directory = InMemoryDirectory()
+        do {
+            if let folder = test.crmFolder { for record in try loadCRM(folder) { directory.add(record) } }
+        } catch {
+            return RuleTestResult(test: test, failures: ["the CRM folder cannot be read: \(error)"], applied: [])
+        }
+        for record in test.records { directory.add(record) }
+        var pack = self.pack
+        if !test.settings.isEmpty {
+            let file = SourceFile(path: test.location.path, text: "")
+            let (overridden, problems) = pack.overriding(test.settings, file: file)
+            if !problems.isEmpty { return RuleTestResult(test: test, failures: problems.map(\.message), applied: []) }
+            pack = overridden
+        }
+        let engine = Engine(pack: pack, directory: directory)
+        let decision: Decision
+        let applied: [String]
+        do {
+            let facts = try engine.facts(message, context: test.context)
+            let outcome = try pack.evaluate(facts.object).0
+            decision = engine.decision(message, context: test.context, facts: facts, outcome: outcome)
+            applied = outcome.applied.map(\.id)
+        } catch {
+            return RuleTestResult(test: test, failures: ["the decision failed: \(error)"], applied: [])
+        }
+        for (key, expected) in test.expect {
+            func compare(_ actual: String?) {
+                let wanted: String? = { if case .scalar(let scalar) = expected, !scalar.isNull { return scalar.value } else { return nil } }()
+                if wanted != actual {
+                    failures.append("\(key.value): expected \(wanted.map { "\"\($0)\"" } ?? "null"), got \(actual.map { "\"\($0)\"" } ?? "null")")
+                }
+            }
+            func compareList(_ actual: [String]) {
+                var wanted: [String] = []
+                if case .sequence(let items, _) = expected {
+                    wanted = items.compactMap { if case .scalar(let s) = $0 { return s.value } else { return nil } }
+                }
+                if wanted != actual { failures.append("\(key.value): expected \(wanted), got \(actual)") }
+            }
+            switch key.value {
+            case "verdict": compare(decision.verdict.rawValue)
+            case "rule": compare(decision.reasons.first?.rule)
+            case "save_as": compare(decision.saveAs)
+            case "who": compareList(decision.who)
+            case "what": compare(decision.what)
+            case "category": compare(decision.category)
+            case "observations": compareList(decision.observations)
+            case "reasons": compareList(decision.reasons.map(\.rule))
+            case "create_records_for": compareList(decision.createFor)
+            case "record":
+                guard case .mapping(let fields, _) = expected else { failures.append("record: expected a mapping of fields"); continue }
+                let actual = decision.record?.fields ?? []
+                for (name, value) in fields {
+                    let wanted: String? = { if case .scalar(let s) = value, !s.isNull { return s.value } else { return nil } }()
+                    let got: String? = actual.first { $0.name == name.value }.flatMap { field in
+                        switch field.value {
+                        case .string(let text): return text
+                        case .bool(let flag): return flag ? "true" : "false"
+                        case .int(let number): return String(number)
+                        case .absent: return nil
+                        default: return field.value.description
+                        }
+                    }
+                    if wanted != got {
+                        failures.append("record.\(name.value): expected \(wanted.map { "\"\($0)\"" } ?? "blank"), got \(got.map { "\"\($0)\"" } ?? "blank")")
+                    }
+                }
+            default: break
+            }
+        }
+        return RuleTestResult(test: test, failures: failures, applied: applied)
+    }
+}
+
