@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"]),
-        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules"]),
+        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules"], exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
 )

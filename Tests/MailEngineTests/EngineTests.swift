@@ -1,0 +1,94 @@
+import Foundation
+@testable import MailEngine
+import MailMessage
+import MailRules
+import Testing
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+func shippedPack() throws -> RulePack {
+    switch try Linter.load(packageRoot.appendingPathComponent("rules").path) {
+    case .success(let pack): return pack
+    case .failure(let result): throw result
+    }
+}
+
+func message(_ text: String) throws -> Message { try MessageParser.parse(Array(text.utf8)) }
+
+@Suite struct CSVTests {
+    @Test func readsADataExportWithItsQuirks() throws {
+        let text = "\u{FEFF}Id,LastName,Description,Email,Unknown__c\r\n"
+            + "0035e00000Aaa01,\"Gómez, PhD\",\"two\nlines\",a@x.example,\r\n"
+            + "0035e00000Bbb01,O'Neil,\"say \"\"hi\"\"\",b@x.example,z\r\n"
+        let records = try InMemoryDirectory.parseCSV(text, object: "Contact")
+        #expect(records.map(\.id) == ["0035e00000Aaa01", "0035e00000Bbb01"])
+        #expect(records[0]["LastName"] == "Gómez, PhD")
+        #expect(records[0]["Description"] == "two\nlines")
+        #expect(records[1]["Description"] == "say \"hi\"")
+        #expect(records[0]["Unknown__c"] == nil) // empty is absent
+    }
+
+    @Test func aBadRowNamesItsLine() {
+        #expect(throws: InMemoryDirectory.CSVProblem(line: 4, reason: "3 fields where the header has 2")) {
+            try InMemoryDirectory.parseCSV("Id,Email\n003a,\"multi\nline\"\n003b,b@x.example,extra\n", object: "Contact")
+        }
+        #expect(throws: InMemoryDirectory.CSVProblem.self) { try InMemoryDirectory.parseCSV("Name,Email\nx,y\n", object: "Contact") }
+    }
+}
+
+extension InMemoryDirectory.CSVProblem: Equatable {
+    public static func == (left: Self, right: Self) -> Bool { left.line == right.line && left.reason == right.reason }
+}
+
+@Suite struct ThreadReferenceTests {
+    @Test func caseNumbersAndTokens() {
+        #expect(ThreadReferences.caseNumbers(in: "Re: Case 00001042: login fails") == ["00001042"])
+        #expect(ThreadReferences.caseNumbers(in: "case #1042, Case No. 20077, showcase 12345") == ["1042", "20077"])
+        // The token drops the zeros that pad the id: 500 + 5e + (zeros) + 0XYZ.
+        #expect(ThreadReferences.threadTokens(in: "[ ref:_00D5e0ABC._5005e0XYZ:ref ]") == ["5005e0000000XYZ"])
+        #expect(ThreadReferences.recordID(inLink: "https://na1.salesforce.com/0035e00000Bob01") == "0035e00000Bob01")
+        #expect(ThreadReferences.recordID(inLink: "https://contoso.lightning.force.com/lightning/r/Case/5005e00000Cas01AAA/view") == "5005e00000Cas01AAA")
+        #expect(ThreadReferences.recordID(inLink: "https://example.com/0035e00000Bob01") == nil)
+    }
+}
+
+@Suite struct RelatedSearchTests {
+    func directory() -> InMemoryDirectory {
+        InMemoryDirectory(records: [
+            CRMRecord(object: "Contact", id: "0035e00000Bob01", fields: ["Email": "Bob@Fabrikam.com", "AccountId": "0015e00000Fab01"]),
+            CRMRecord(object: "Opportunity", id: "0065e00000New01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2026-08-01", "IsClosed": "false"]),
+            CRMRecord(object: "Opportunity", id: "0065e00000Far01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2027-06-01", "IsClosed": "false"]),
+            CRMRecord(object: "Opportunity", id: "0065e00000Won01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2025-06-01", "IsClosed": "true"]),
+            CRMRecord(object: "Opportunity", id: "0065e00000Old01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2024-06-01", "IsClosed": "true"]),
+            CRMRecord(object: "Case", id: "5005e00000New01", fields: ["ContactId": "0035e00000Bob01", "CreatedDate": "2026-02-01T00:00:00Z", "IsClosed": "false"]),
+            CRMRecord(object: "Case", id: "5005e00000Old01", fields: ["ContactId": "0035e00000Bob01", "CreatedDate": "2025-10-01T00:00:00Z", "IsClosed": "false"]),
+            CRMRecord(object: "Case", id: "5005e00000Shut1", fields: ["ContactId": "0035e00000Bob01", "CreatedDate": "2026-02-20T00:00:00Z", "Status": "Closed"]),
+        ])
+    }
+
+    @Test func datesAreRelativeToTheMessage() throws {
+        let engine = Engine(pack: try shippedPack(), directory: directory())
+        let facts = try engine.facts(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nDate: Sun, 1 Mar 2026 10:00:00 +0000\n\nhi"),
+                                     context: ProcessContext(mailbox: "ann@contoso.com"))
+        #expect(facts.related.contacts == ["0035e00000Bob01"])
+        #expect(facts.related.opportunities == ["0065e00000New01", "0065e00000Won01"]) // not 2027, not closed in 2024
+        #expect(facts.related.cases == ["5005e00000New01"]) // not older than 90 days, not closed
+        #expect(facts.direction == "inbound")
+        #expect(facts.participants.first { $0.owner }?.address.normalized == "ann@contoso.com")
+    }
+
+    @Test func theOwnersAliasOnACorporateDomainIsTheOwner() throws {
+        let engine = Engine(pack: try shippedPack(), directory: directory())
+        let facts = try engine.facts(try message("From: Ann <ann@contoso.co.uk>\nTo: bob@fabrikam.com\n\nhi"), context: ProcessContext(mailbox: "ann@contoso.com"))
+        #expect(facts.direction == "outbound")
+    }
+
+    @Test func blocklistLayersAndWhichEntryMatched() throws {
+        let engine = Engine(pack: try shippedPack(), directory: directory())
+        let facts = try engine.facts(try message("From: a@mail.newsletters.example\nTo: ann@contoso.com, x@promo.example, bob@fabrikam.com\n\nhi"),
+                                     context: ProcessContext(mailbox: "ann@contoso.com"))
+        let layers = facts.participants.map { "\($0.address.normalized) \($0.blockedBy ?? "-") \($0.blockedEntry ?? "-")" }
+        #expect(layers == ["a@mail.newsletters.example org newsletters.example", "ann@contoso.com internal contoso.com",
+                           "x@promo.example individual promo.example", "bob@fabrikam.com - -"])
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+
+/// `process`, `explain` and `test` end to end, through the binary.
+@Suite struct ProcessCommandTests {
+    static let base = ["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm"]
+
+    func decision(_ arguments: [String]) throws -> [String: Any] {
+        let result = try Binary.run(Self.base + arguments)
+        #expect(result.status == 0, "\(result.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func theSampleMailboxDecidesAsDesigned() throws {
+        let folder = Binary.packageRoot.appendingPathComponent("examples/messages").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }.sorted()
+        let result = try Binary.run(Self.base + ["--format", "table"] + files.map { "examples/messages/" + $0 })
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        let verdicts = rows.map { "\($0[0]) \($0[1]) \($0.last ?? "")" }
+        #expect(verdicts == [
+            "01-customer-question.eml save general-mode",
+            "02-internal-only.eml blocked all-internal-or-blocked",
+            "03-outbound-reply.eml save general-mode",
+            "04-case-thread.eml save case-thread",
+            "05-bounce-postfix.eml unsupported service-email",
+            "06-read-receipt.eml unsupported service-email",
+            "07-meeting-accepted.eml unsupported service-email",
+            "08-gmail-prospect.eml save general-mode",
+            "09-attachment.eml skip already-saved",
+            "10-out-of-office.eml save general-mode",
+            "11-reply-to-salesforce-email.eml save magic-anchor",
+            "12-blocklisted-newsletter.eml blocked all-internal-or-blocked",
+        ])
+    }
+
+    @Test func theDecisionHasTheContractFields() throws {
+        let object = try decision(["examples/messages/01-customer-question.eml"])
+        #expect(object["verdict"] as? String == "save")
+        #expect(object["save_as"] as? String == "Task")
+        #expect(object["message_id"] as? String == "<CAB1234567@mail.fabrikam.com>")
+        let links = try #require(object["links"] as? [String: Any])
+        #expect(links["who"] as? [String] == ["0035e00000Bob01"])
+        #expect(links["what"] as? String == "0065e00000Opp01")
+        #expect((object["reasons"] as? [[String: String]])?.first?["rule"] == "general-mode")
+        #expect(object["category"] as? String == "CRM")
+        let record = try #require(object["record"] as? [String: Any])
+        #expect(record["object"] as? String == "Task")
+        #expect((record["fields"] as? [String: Any])?["WhoId"] as? String == "0035e00000Bob01")
+    }
+
+    @Test func forceSyncWithASelection() throws {
+        let object = try decision(["--trigger", "button", "--folder", "Archive", "--select", "contact=0035e00000Car01",
+                                   "--select", "case=5005e00000Cas01", "examples/messages/01-customer-question.eml"])
+        #expect((object["reasons"] as? [[String: String]])?.first?["rule"] == "force-sync")
+        #expect((object["links"] as? [String: Any])?["what"] as? String == "5005e00000Cas01")
+    }
+
+    @Test func everyDecisionMatchesTheDecisionSchema() throws {
+        let folder = Binary.packageRoot.appendingPathComponent("examples/messages")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".eml") }.sorted()
+        let result = try Binary.run(Self.base + files.map { "examples/messages/" + $0 })
+        #expect(result.status == 0)
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Binary.packageRoot.appendingPathComponent("Tests/MailsaveCLITests/Reference/validate_decisions.py").path]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(result.stdout.utf8))
+        try input.fileHandleForWriting.close()
+        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(report)")
+        #expect(report.contains("\(files.count) decisions, 0 invalid"))
+    }
+
+    @Test func everyCorpusMessageGetsADecisionOrOneClearError() throws {
+        let root = Binary.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/enmime")
+        let corpus = ProcessInfo.processInfo.environment["MAILSAVE_CORPUS"].map { URL(fileURLWithPath: $0) } ?? root
+        guard let walker = FileManager.default.enumerator(at: corpus, includingPropertiesForKeys: nil) else {
+            Issue.record("the enmime corpus is not at \(corpus.path); set MAILSAVE_CORPUS")
+            return
+        }
+        let files = walker.compactMap { $0 as? URL }.filter { $0.pathExtension == "raw" }.map(\.path).sorted()
+        #expect(files.count >= 70, "the enmime corpus at \(corpus.path) is missing or incomplete")
+        let result = try Binary.run(Self.base + files)
+        let decisions = result.stdout.split(separator: "\n")
+        let errors = result.stderr.split(separator: "\n")
+        #expect(decisions.count + errors.count == files.count)
+        #expect(errors == ["mailsave: \(corpus.path)/mail/erroneous.raw:1: not an RFC 5322 message: no header field before the body"])
+        #expect(result.status == 4)
+        for line in decisions {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(["save", "skip", "blocked", "unsupported"].contains(object?["verdict"] as? String ?? ""))
+        }
+    }
+
+    @Test func badInputGetsDistinctExitCodes() throws {
+        #expect(try Binary.run(Self.base + ["no/such.eml"]).status == 3)
+        #expect(try Binary.run(Self.base + ["-"], stdin: Data("// not mail".utf8)).status == 4)
+        let badRules = try Binary.run(["process", "--rules", "Tests/LintExamples/bad/expr-syntax", "--mailbox", "ann@contoso.com",
+                                       "examples/messages/01-customer-question.eml"])
+        #expect(badRules.status == 5)
+        #expect(badRules.stderr.contains("the rule pack has 1 error; run mailsave lint Tests/LintExamples/bad/expr-syntax"))
+        #expect(try Binary.run(Self.base + ["--trigger", "sometimes", "examples/messages/01-customer-question.eml"]).status == 2)
+        #expect(try Binary.run(Self.base + ["--select", "banana=1", "examples/messages/01-customer-question.eml"]).status == 2)
+        let crm = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-crm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: crm, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: crm) }
+        try "Id,Email\n003x,a@b.example\n003y,b@b.example,extra\n".write(to: crm.appendingPathComponent("Contact.csv"), atomically: true, encoding: .utf8)
+        let badCRM = try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", crm.path, "examples/messages/01-customer-question.eml"])
+        #expect(badCRM.status == 6)
+        #expect(badCRM.stderr == "mailsave: \(crm.path)/Contact.csv:3: 3 fields where the header has 2\n")
+    }
+
+    @Test func explainShowsEveryRuleAndTheFactsItRead() throws {
+        let result = try Binary.run(["explain", "--mailbox", "ann@contoso.com", "--crm", "examples/crm",
+                                     "examples/messages/02-internal-only.eml"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("decision  blocked (all-internal-or-blocked: Every participant is internal or blocklisted)"))
+        #expect(result.stdout.contains("  to   dan@contoso.com                   blocked: internal (contoso.com)"))
+        #expect(result.stdout.contains("  4 all-internal-or-blocked   HELD, decided participants.all(p, p.blocked) -> blocked"))
+        #expect(result.stdout.contains("       p.blocked = true, true"))
+        #expect(result.stdout.contains(" 18 no-related-records        not reached"))
+        let failing = try Binary.run(["explain", "--failing-only", "--mailbox", "ann@contoso.com", "--crm", "examples/crm",
+                                      "examples/messages/02-internal-only.eml"])
+        #expect(!failing.stdout.contains("HELD"))
+        #expect(failing.stdout.contains("  1 already-saved             false"))
+    }
+
+    @Test func ruleTestsOfTheShippedPackPassAndCoverEveryRule() throws {
+        let result = try Binary.run(["test", "--require-coverage", "rules"])
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.stdout.hasSuffix("46 passed, 0 failed\n"))
+        #expect(!result.stdout.contains("rules no test applies"))
+    }
+
+    @Test func aFailingRuleTestShowsWhereAndWhat() throws {
+        let pack = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-pack-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: pack.appendingPathComponent("tests"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: pack) }
+        for name in ["lists.yaml", "org.yaml", "policy.yaml"] {
+            try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules/" + name), to: pack.appendingPathComponent(name))
+        }
+        try """
+        tests:
+          - name: wrong on purpose
+            message:
+              headers: {From: stranger@unknown.example, To: ann@contoso.com, Subject: Hi}
+              body: Hello
+            expect: {verdict: save, rule: general-mode}
+        """.write(to: pack.appendingPathComponent("tests/wrong.yaml"), atomically: true, encoding: .utf8)
+        let result = try Binary.run(["test", pack.path])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("FAIL  \(pack.path)/tests/wrong.yaml:2: wrong on purpose\n        verdict: expected \"save\", got \"skip\"\n        rule: expected \"general-mode\", got \"no-related-records\""))
+        #expect(result.stdout.hasSuffix("0 passed, 1 failed\n"))
+        let none = try Binary.run(["test", "Tests/LintExamples/good/minimal"])
+        #expect(none.status == 1)
+        #expect(none.stdout.hasSuffix("0 passed, 0 failed\n"))
+    }
+}
