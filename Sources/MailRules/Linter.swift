@@ -16,13 +16,13 @@ public struct LintResult: Error, Sendable {
 public enum Linter {
     /// Lints each path as a pack (a folder) or a single rule file. Throws when a path cannot
     /// be read or no rule file is found at all: never a silent pass.
-    public static func lint(paths: [String], strict: Bool = false) throws(PackReadError) -> LintResult {
+    public static func lint(paths: [String], strict: Bool = false, cache: YAMLCache? = nil) throws(PackReadError) -> LintResult {
         var result = LintResult(diagnostics: [], files: [:], packs: [])
         var total = 0
         for path in paths {
             let (orgPaths, userPaths) = try PackLoader.files(at: path)
             total += orgPaths.count + userPaths.count
-            var loader = PackLoader()
+            var loader = PackLoader(cache: cache)
             for file in orgPaths { loader.loadOrgFile(try PackLoader.read(file)) }
             for file in userPaths { loader.loadUserFile(try PackLoader.read(file)) }
             var compiler = PackCompiler(strict: strict)
@@ -40,8 +40,8 @@ public enum Linter {
     }
 
     /// Loads one pack for running it: the pack, or the diagnostics that stop it.
-    public static func load(_ path: String) throws(PackReadError) -> Result<RulePack, LintResult> {
-        let result = try lint(paths: [path])
+    public static func load(_ path: String, cache: YAMLCache? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
+        let result = try lint(paths: [path], cache: cache)
         if let pack = result.packs.first, result.errorCount == 0 { return .success(pack) }
         return .failure(result)
     }

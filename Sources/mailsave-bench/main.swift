@@ -7,6 +7,7 @@
 //   mailsave-bench lint        lint of a generated pack: 100,000 blocklist entries, 200 rules
 //   mailsave-bench evaluate    the shipped pack's evaluation time per message on prepared facts
 import MailMessage
+import MailRules
 
 #if canImport(Glibc)
 import Glibc
@@ -54,6 +55,35 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? ""
 if mode == "lint" {
     RulesBench.lint(runs: 5)
+    exit(0)
+}
+if mode == "load" {
+    // Loading the shipped pack as `process` does per message: read, YAML, check, compile.
+    let path = arguments.count > 1 ? arguments[1] : "rules"
+    let runs = 200
+    let start = now()
+    for _ in 0..<runs { _ = try? Linter.load(path) }
+    var read = 0.0, yaml = 0.0, format = 0.0, compile = 0.0
+    for _ in 0..<runs {
+        guard let (org, users) = try? PackLoader.files(at: path) else { break }
+        let t0 = now()
+        let sources = (org + users).compactMap { try? PackLoader.read($0) }
+        let t1 = now()
+        for source in sources { _ = YAMLLoader.load(source) }
+        let t2 = now()
+        var loader = PackLoader()
+        for source in sources.prefix(org.count) { loader.loadOrgFile(source) }
+        for source in sources.dropFirst(org.count) { loader.loadUserFile(source) }
+        let t3 = now()
+        var compiler = PackCompiler()
+        _ = compiler.compile(loader.definition)
+        let t4 = now()
+        read += t1 - t0; yaml += t2 - t1; format += (t3 - t2) - (t2 - t1); compile += t4 - t3
+    }
+    let scale = 1000 / Double(runs)
+    print("{\"bench\":\"load-phases\",\"read_ms\":\(RulesBench.rounded(read * scale)),\"yaml_ms\":\(RulesBench.rounded(yaml * scale)),"
+        + "\"format_ms\":\(RulesBench.rounded(format * scale)),\"compile_ms\":\(RulesBench.rounded(compile * scale))}")
+    print("{\"bench\":\"load\",\"pack\":\"\(path)\",\"milliseconds_per_load\":\(RulesBench.rounded((now() - start) / Double(runs) * 1000))}")
     exit(0)
 }
 if mode == "evaluate" {

@@ -92,3 +92,8 @@ enum PackLoaderFiles {
         return names.sorted()
     }
 }
+
+/// `MAILSAVE_NO_CACHE=1` turns the parsed-rules cache off.
+enum ProcessInfoCache {
+    static var enabled: Bool { getenv("MAILSAVE_NO_CACHE").map { String(cString: $0) } != "1" }
+}

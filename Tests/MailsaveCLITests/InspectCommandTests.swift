@@ -17,6 +17,8 @@ enum Binary {
         return packageRoot.appendingPathComponent(".build/debug/mailsave").path
     }
 
+    static let cacheDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-test-cache-\(getpid())").path
+
     struct Result {
         var status: Int32
         var stdout: String
@@ -28,6 +30,10 @@ enum Binary {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.currentDirectoryURL = packageRoot
+        // Keep the parsed-rules cache out of the user's home.
+        var environment = ProcessInfo.processInfo.environment
+        environment["MAILSAVE_CACHE_DIR"] = cacheDirectory
+        process.environment = environment
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err
