@@ -24,3 +24,15 @@ import Testing
         #expect(readme.contains(firstThree))
     }
 }
+
+@Suite struct ReadmeQuickStartTests {
+    @Test func theQuickStartTableIsWhatTheCommandPrints() throws {
+        let readme = try String(contentsOf: Binary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let folder = Binary.packageRoot.appendingPathComponent("examples/messages").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }.sorted()
+        let result = try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm", "--format", "table"]
+                                    + files.map { "examples/messages/" + $0 })
+        #expect(result.status == 0)
+        #expect(readme.contains(result.stdout), "README's quick-start table is stale")
+    }
+}
