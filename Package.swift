@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // RFC 5322 / MIME parsing, service-email classification, body and signature
@@ -22,20 +23,24 @@ let package = Package(
         .target(name: "MailRules", dependencies: ["MailMessage", .product(name: "Yams", package: "Yams")]),
         // Facts from a message, its context and CRM look-ups; runs the pack; builds the Decision.
         .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules", .product(name: "CSV", package: "CSV.swift")]),
+        // The embedded CRM and the save-once ledger: SQLite through GRDB.
+        .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(
             name: "mailsave",
             dependencies: [
                 "MailMessage",
                 "MailRules",
                 "MailEngine",
+                "MailStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Release-mode throughput benchmark; scripts/bench-parse runs it beside Python.
-        .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules"]),
+        .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules", "MailEngine", "MailStore"]),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore"]),
         .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules"], exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]

@@ -18,6 +18,8 @@ enum ExitStatus: Int32 {
     case badRules = 5
     /// The CRM data (a CSV export) is not readable.
     case badCRMData = 6
+    /// The store refused an edit (ownership or permission); nothing changed.
+    case refused = 7
 }
 
 /// An error the user sees as one line: `mailsave: <place>: <reason>`.

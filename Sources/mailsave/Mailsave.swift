@@ -17,7 +17,7 @@ struct Mailsave: ParsableCommand {
         3 could not run (unreadable file), 4 input is not a readable message.
         """,
         version: Mailsave.version,
-        subcommands: [Process.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, Reference.self]
+        subcommands: [Process.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Reference.self]
     )
 
     static let version = "0.2.0"

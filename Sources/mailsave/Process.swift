@@ -2,6 +2,7 @@ import ArgumentParser
 import MailEngine
 import MailMessage
 import MailRules
+import MailStore
 
 /// The options `process`, `explain` share: the pack, the mailbox context, the CRM.
 struct DecisionOptions: ParsableArguments {
@@ -25,6 +26,9 @@ struct DecisionOptions: ParsableArguments {
 
     @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
     var crm: String?
+
+    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into.")
+    var store: String?
 
     func validate() throws {
         guard ProcessContext.triggers.contains(trigger) else {
@@ -64,9 +68,16 @@ struct DecisionOptions: ParsableArguments {
 
     static let crmObjects = ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"]
 
-    /// The CRM from `--crm`, or an empty one.
-    func loadDirectory() throws -> InMemoryDirectory {
-        InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
+    /// The CRM: the store with `--store`, the CSV folder with `--crm`, or an empty one.
+    func loadDirectory() throws -> CRMDirectory {
+        if let store {
+            do { return try CRMStore(path: store) } catch { throw CommandFailure(status: .couldNotRun, message: error.description) }
+        }
+        return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
+    }
+
+    func validateSources() throws {
+        if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
     }
 }
 
@@ -124,23 +135,40 @@ struct Process: ParsableCommand {
     @Option(help: "json (one object; one a line for several files), text, or table (one line a message).")
     var format: ProcessFormat = .json
 
+    @Flag(help: "Save: write the record into --store (at most once per message, org-wide) and add saved {id, created} to the decision.")
+    var apply = false
+
     @Argument(help: "Message files, or - for standard input.")
     var files: [String]
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give a message file, or - for standard input") }
+        try options.validateSources()
+        if apply && options.store == nil { throw ValidationError("--apply saves into a store: give --store PATH") }
     }
 
     func run() throws {
         let pack = try options.loadPack()
-        let engine = Engine(pack: pack, directory: try options.loadDirectory())
+        let directory = try options.loadDirectory()
+        let engine = Engine(pack: pack, directory: directory)
         var rows: [[String]] = []
         var failures = 0
         for file in files {
             let decision: Decision
+            var saved: SaveResult?
             do {
                 let message = try readMessage(file)
-                decision = try engine.decide(message, context: options.context).0
+                let facts: EngineFacts
+                (decision, facts, _) = try engine.decide(message, context: options.context)
+                if apply, let store = directory as? CRMStore {
+                    do {
+                        // A message the ledger already holds reports its record, created false.
+                        saved = try store.save(decision, message: message, mailbox: options.mailbox, signature: message.signature)
+                            ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
+                    } catch {
+                        throw CommandFailure(status: .couldNotRun, message: "\(store.path): cannot save: \(error)")
+                    }
+                }
             } catch let failure as CommandFailure {
                 if files.count == 1 { throw failure }
                 Terminal.err("mailsave: " + failure.message)
@@ -150,6 +178,9 @@ struct Process: ParsableCommand {
             switch format {
             case .json:
                 var json = DecisionJSON.encode(decision)
+                if apply, case .object(let members) = json {
+                    json = .object(members + [("saved", saved.map { .object([("id", .string($0.id)), ("created", .bool($0.created))]) } ?? .null)])
+                }
                 if files.count > 1, case .object(let members) = json { json = .object([("file", .string(file))] + members) }
                 Terminal.out(json.serialized(pretty: files.count == 1))
             case .text:

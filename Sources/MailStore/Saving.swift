@@ -1,0 +1,248 @@
+import Foundation
+import GRDB
+import MailEngine
+import MailMessage
+import MailRules
+
+/// What `--apply` wrote: the activity's id, and whether this run created it (false when the
+/// ledger already held the message).
+public struct SaveResult: Sendable, Equatable {
+    public var id: String
+    public var created: Bool
+
+    public init(id: String, created: Bool) {
+        self.id = id
+        self.created = created
+    }
+}
+
+extension CRMStore {
+    /// The ledger key of a message: its normalised Message-ID, or, for the rare message
+    /// without one, a hash of what identifies it.
+    public static func ledgerKey(_ message: Message) -> String {
+        if let id = message.messageID { return MessageIDKey.normalize(id) }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
+            + "\u{0}" + message.textBody.prefix(4096)
+        for byte in identity.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return "no-message-id:" + String(hash, radix: 16)
+    }
+
+    /// Saves a decision exactly once. In one IMMEDIATE transaction: the ledger is consulted and
+    /// the message claimed, created Leads, the activity and its relations are written, and the
+    /// ledger row completed. Concurrent runs queue on SQLite's write lock and find the row; a
+    /// run killed anywhere leaves the transaction rolled back, so a retry finishes the job.
+    public func save(_ decision: Decision, message: Message, mailbox: String, signature: Signature? = nil) throws -> SaveResult? {
+        guard decision.verdict == .save, let record = decision.record else { return nil }
+        let key = Self.ledgerKey(message)
+        let mailboxKey = CRMDirectoryKeys.address(mailbox)
+        return try pool.writeWithoutTransaction { db in
+            var result: SaveResult?
+            try db.inTransaction(.immediate) {
+                if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_id FROM ledger WHERE message_key = ?"), arguments: [key]) {
+                    if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?"), arguments: [existing]) == true {
+                        result = SaveResult(id: existing, created: false)
+                        return .commit
+                    }
+                    // The record was deleted in the CRM: the message may be saved again.
+                    try db.cachedStatement(sql: "DELETE FROM ledger WHERE message_key = ?").execute(arguments: [key])
+                }
+                let now = ISO8601DateFormatter().string(from: Date())
+                // Claim first: the claim and the record commit together or not at all.
+                try db.cachedStatement(sql: "INSERT INTO ledger (message_key, record_id, object, mailbox, saved_at) VALUES (?, '', ?, ?, ?)")
+                    .execute(arguments: [key, record.object, mailboxKey, now])
+                let owner = try String.fetchOne(db, sql: """
+                    SELECT lookup.id FROM lookup JOIN record ON record.id = lookup.id
+                    WHERE kind = 'email' AND key = ? AND record.object = 'User' LIMIT 1
+                    """, arguments: [mailboxKey])
+
+                var who = decision.who
+                for address in decision.createFor {
+                    let lead = try Self.newLead(address, message: message, signature: signature, owner: owner, db)
+                    try Self.insert(lead, db)
+                    if who.isEmpty || record.object == "EmailMessage" { who.append(lead.id) }
+                }
+                var fields: [String: String] = ["OwnerId": owner ?? ""]
+                for field in record.fields {
+                    switch field.value {
+                    case .string(let text): fields[field.name] = text
+                    case .bool(let flag): fields[field.name] = flag ? "true" : "false"
+                    case .int(let number): fields[field.name] = String(number)
+                    default: fields[field.name] = ""
+                    }
+                }
+                if record.object == "Task" {
+                    fields["WhoId"] = who.first ?? ""
+                    if fields["Email_Message_ID__c"]?.isEmpty ?? true, let id = message.messageID { fields["Email_Message_ID__c"] = id }
+                }
+                let id = try Self.nextID(object: record.object, db)
+                try Self.insert(CRMRecord(object: record.object, id: id, fields: fields), db)
+                if record.object == "EmailMessage" {
+                    for relation in who {
+                        let relationID = try Self.nextID(object: "EmailMessageRelation", db)
+                        try Self.insert(CRMRecord(object: "EmailMessageRelation", id: relationID, fields: [
+                            "EmailMessageId": id, "RelationId": relation,
+                            "RelationType": message.from.first.map { CRMDirectoryKeys.address($0.address) } == nil ? "ToAddress" : "OtherAddress",
+                        ]), db)
+                    }
+                }
+                try db.cachedStatement(sql: "UPDATE ledger SET record_id = ? WHERE message_key = ?").execute(arguments: [id, key])
+                result = SaveResult(id: id, created: true)
+                return .commit
+            }
+            guard let result else { throw StoreError(message: "the save transaction ended without a result") }
+            return result
+        }
+    }
+
+    /// A Lead for an unknown address (forced and flexible modes), named from the display name
+    /// and the signature.
+    static func newLead(_ address: String, message: Message, signature: Signature?, owner: String?, _ db: Database) throws -> CRMRecord {
+        let participant = message.participants.first { $0.normalized == address }
+        let fromSender = message.from.first?.normalized == address
+        var name = participant?.name ?? ""
+        if name.isEmpty, fromSender, let signed = signature?.name { name = signed }
+        if name.isEmpty { name = String(address.split(separator: "@").first ?? "") }
+        // "Lee, Kim" and "Kim Lee" both give FirstName Kim, LastName Lee.
+        var first = "", last = name
+        if let comma = name.firstIndex(of: ",") {
+            last = name[..<comma].trimmingCharacters(in: .whitespaces)
+            first = name[name.index(after: comma)...].trimmingCharacters(in: .whitespaces)
+        } else if let space = name.lastIndex(of: " ") {
+            first = String(name[..<space])
+            last = String(name[name.index(after: space)...])
+        }
+        let domain = String(address.split(separator: "@").last ?? "")
+        let company = (fromSender ? signature?.company : nil) ?? domain
+        return CRMRecord(object: "Lead", id: try nextID(object: "Lead", db), fields: [
+            "FirstName": first, "LastName": last, "Email": address, "Company": company, "Status": "Open - Not Contacted",
+            "LeadSource": "Email", "OwnerId": owner ?? "", "Title": (fromSender ? signature?.title : nil) ?? "",
+            "Phone": (fromSender ? signature?.phones.first : nil) ?? "",
+        ])
+    }
+
+    /// A new 18-character id with the object's key prefix.
+    static func nextID(object: String, _ db: Database) throws -> String {
+        let prefix = SalesforceID.prefix(of: object) ?? "a00"
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO sequence (prefix, next) VALUES (?, 1)").execute(arguments: [prefix])
+        try db.cachedStatement(sql: "UPDATE sequence SET next = next + 1 WHERE prefix = ?").execute(arguments: [prefix])
+        let number = try Int.fetchOne(db.cachedStatement(sql: "SELECT next - 1 FROM sequence WHERE prefix = ?"), arguments: [prefix]) ?? 1
+        return SalesforceID.make(prefix: prefix, number: number)
+    }
+
+    // MARK: Ledger
+
+    /// Ledger rows whose record no longer exists (deleted in the CRM): the messages that may be
+    /// saved again. With `remove`, the rows are deleted.
+    public func reconcile(remove: Bool) throws -> [(messageKey: String, recordID: String)] {
+        try pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT message_key, record_id FROM ledger WHERE record_id = '' OR NOT EXISTS (SELECT 1 FROM record WHERE record.id = ledger.record_id)
+                ORDER BY message_key
+                """)
+            let gone = rows.map { (messageKey: $0["message_key"] as String, recordID: $0["record_id"] as String) }
+            if remove {
+                for row in gone { try db.execute(sql: "DELETE FROM ledger WHERE message_key = ?", arguments: [row.messageKey]) }
+            }
+            return gone
+        }
+    }
+
+    public func ledgerCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM ledger") ?? 0 } }
+
+    public func delete(id: String) throws { try pool.write { try Self.delete(id, $0) } }
+
+    // MARK: Editing a saved EmailMessage
+
+    public struct EditRefusal: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Salesforce updates only Draft EmailMessages, so an edit deletes the saved one and creates
+    /// it again with the changes, in one transaction; only its owner, with permission to delete
+    /// EmailMessages, may do it. Returns the new id.
+    public func editEmailMessage(messageID: String, as userID: String, set changes: [String: String], who: [String]?, what: String?) throws -> String {
+        let key = MessageIDKey.normalize(messageID)
+        return try pool.writeWithoutTransaction { db in
+            var newID = ""
+            try db.inTransaction(.immediate) {
+                let sql = "SELECT lookup.id FROM lookup JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? AND record.object = 'EmailMessage'"
+                guard let id = try String.fetchOne(db, sql: sql, arguments: [key]),
+                      let row = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ?", arguments: [id]) else {
+                    throw EditRefusal(message: "no saved EmailMessage has the Message-ID \(messageID)")
+                }
+                let email = Self.record(row)
+                guard let userRow = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ? AND object = 'User'", arguments: [userID]) else {
+                    throw EditRefusal(message: "no User \(userID)")
+                }
+                let user = Self.record(userRow)
+                guard email["OwnerId"] == user.id else {
+                    throw EditRefusal(message: "User \(userID) does not own EmailMessage \(email.id) (its owner is \(email["OwnerId"] ?? "nobody")); nothing changed")
+                }
+                guard user.flag("PermissionsDeleteEmailMessage") else {
+                    throw EditRefusal(message: "User \(userID) may not delete EmailMessages (PermissionsDeleteEmailMessage); nothing changed")
+                }
+                let allowed: Set<String> = ["Subject", "TextBody", "HtmlBody", "RelatedToId"]
+                for field in changes.keys where !allowed.contains(field) {
+                    throw EditRefusal(message: "field '\(field)' cannot be edited; edit Subject, TextBody, HtmlBody or the links")
+                }
+                var fields = email.fields
+                for (field, value) in changes { fields[field] = value }
+                if let what { fields["RelatedToId"] = what }
+                let relations = try Row.fetchAll(db, sql: """
+                    SELECT record.id, record.object, record.fields FROM lookup JOIN record ON record.id = lookup.id
+                    WHERE kind = 'relation' AND key = ? AND record.object = 'EmailMessageRelation'
+                    """, arguments: [email.id]).map(Self.record)
+                for relation in relations { try Self.delete(relation.id, db) }
+                try Self.delete(email.id, db)
+                newID = try Self.nextID(object: "EmailMessage", db)
+                try Self.insert(CRMRecord(object: "EmailMessage", id: newID, fields: fields), db)
+                let targets = who ?? relations.compactMap { $0["RelationId"] }
+                for target in targets {
+                    try Self.insert(CRMRecord(object: "EmailMessageRelation", id: try Self.nextID(object: "EmailMessageRelation", db),
+                                              fields: ["EmailMessageId": newID, "RelationId": target, "RelationType": "OtherAddress"]), db)
+                }
+                try db.execute(sql: "UPDATE ledger SET record_id = ? WHERE record_id = ?", arguments: [newID, email.id])
+                return .commit
+            }
+            return newID
+        }
+    }
+}
+
+extension SalesforceID {
+    static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    static let suffixAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345")
+
+    /// `prefix` + instance `5e` + zero-padded base-62 number (15), plus the case-safe suffix (18).
+    public static func make(prefix: String, number: Int) -> String {
+        var digits: [Character] = []
+        var remaining = max(0, number)
+        repeat {
+            digits.append(base62[remaining % 62])
+            remaining /= 62
+        } while remaining > 0
+        let body = String(digits.reversed())
+        let fifteen = prefix + "5e" + String(repeating: "0", count: max(0, 10 - body.count)) + body
+        return fifteen + caseSafeSuffix(fifteen)
+    }
+
+    /// Salesforce's 3-character suffix: one bit per upper-case letter in each 5-character chunk.
+    public static func caseSafeSuffix(_ id: String) -> String {
+        let characters = Array(id.prefix(15))
+        var suffix = ""
+        for chunk in 0..<3 {
+            var bits = 0
+            for position in 0..<5 {
+                let index = chunk * 5 + position
+                if index < characters.count, characters[index].isASCII, characters[index].isUppercase { bits |= 1 << position }
+            }
+            suffix.append(suffixAlphabet[bits])
+        }
+        return suffix
+    }
+}
