@@ -7,6 +7,12 @@ public struct YScalar: Sendable {
     public var location: SourceLocation
     public var style: Style
 
+    public init(value: String, location: SourceLocation, style: Style) {
+        self.value = value
+        self.location = location
+        self.style = style
+    }
+
     /// A plain scalar that YAML's core schema reads as a number, bool or null, not a string
     /// (so `description: 42` is refused where JSON Schema would refuse it).
     public var isPlainNonString: Bool {

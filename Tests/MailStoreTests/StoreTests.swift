@@ -1,1 +1,189 @@
+import Foundation
+import MailEngine
+import MailMessage
+import MailRules
+@testable import MailStore
 import Testing
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The sample CRM's records, read from examples/crm.
+func sampleRecords() throws -> [CRMRecord] {
+    var records: [CRMRecord] = []
+    for object in ["Account", "Contact", "Lead", "Opportunity", "Case", "User", "EmailMessage", "EmailMessageRelation", "Task"] {
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("examples/crm/\(object).csv"), encoding: .utf8)
+        records += try InMemoryDirectory.parseCSV(text, object: object)
+    }
+    return records
+}
+
+func temporaryStore() throws -> CRMStore {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-store-\(UUID().uuidString)/crm.sqlite").path
+    return try CRMStore(path: path)
+}
+
+func shippedPack() throws -> RulePack {
+    switch try Linter.load(packageRoot.appendingPathComponent("rules").path) {
+    case .success(let pack): return pack
+    case .failure(let result): throw result
+    }
+}
+
+func sampleMessage(_ name: String) throws -> Message {
+    try MessageParser.parse(Array(try Data(contentsOf: packageRoot.appendingPathComponent("examples/messages/" + name))))
+}
+
+/// The CRM protocol's contract: every backend answers these the same way.
+@Suite struct CRMDirectoryContractTests {
+    static func backends() throws -> [(String, CRMDirectory)] {
+        let records = try sampleRecords()
+        let store = try temporaryStore()
+        try store.add(records)
+        return [("memory", InMemoryDirectory(records: records)), ("sqlite", store)]
+    }
+
+    @Test func lookUpsAgreeOnEveryBackend() throws {
+        for (name, directory) in try Self.backends() {
+            #expect(try directory.contacts(email: "bob@fabrikam.com").map(\.id) == ["0035e00000Bob01"], "\(name)")
+            #expect(try directory.leads(email: "bob@fabrikam.com").isEmpty, "\(name): a converted Lead is not matched")
+            #expect(try directory.leads(email: "kim.lee.consulting@gmail.com").map(\.id) == ["00Q5e00000Kim01"], "\(name)")
+            #expect(try directory.users(email: "ann@contoso.com").map(\.id) == ["0055e00000Ann01"], "\(name)")
+            #expect(try directory.accounts(websiteDomain: "fabrikam.com").map(\.id) == ["0015e00000Fab01"], "\(name)")
+            #expect(try directory.accounts(websiteDomain: "eu.northwind.example").map(\.id) == ["0015e00000Nor01"], "\(name): parent domain")
+            #expect(try directory.accounts(websiteDomain: "gmail.com").isEmpty, "\(name)")
+            #expect(try directory.people(phone: "+14155550134").map(\.id) == ["0035e00000Car01"], "\(name)")
+            #expect(Set(try directory.opportunities(accountID: "0015e00000Fab01").map(\.id)) == ["0065e00000Opp01", "0065e00000Opp02"], "\(name)")
+            #expect(try directory.cases(contactID: "0035e00000Car01").map(\.id) == ["5005e00000Cas01"], "\(name)")
+            #expect(try directory.caseRecord(number: "1042")?.id == "5005e00000Cas01", "\(name)")
+            #expect(try directory.record(id: "0035e00000Car01")?["LastName"] == "Gómez, PhD", "\(name)")
+            let anchor = try directory.emailMessage(messageIdentifier: "<sf-outbound-1@CONTOSO.com>")
+            #expect(anchor?.record.id == "02s5e00000Ema01", "\(name)")
+            #expect(Set(anchor?.relations ?? []) == ["0035e00000Bob01", "0055e00000Ann01"], "\(name)")
+            #expect(try directory.savedRecord(messageID: "<order-5@fabrikam.com>") == "00T5e00000Tas01", "\(name)")
+            #expect(try directory.savedRecord(messageID: "<nothing@x.example>") == nil, "\(name)")
+        }
+    }
+
+    @Test func theEngineDecidesTheSameOnEveryBackend() throws {
+        let pack = try shippedPack()
+        let folder = packageRoot.appendingPathComponent("examples/messages").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }.sorted()
+        var results: [String: [String]] = [:]
+        for (name, directory) in try Self.backends() {
+            let engine = Engine(pack: pack, directory: directory)
+            results[name] = try files.map { file in
+                let decision = try engine.decide(try sampleMessage(file), context: ProcessContext(mailbox: "ann@contoso.com")).0
+                return "\(file) \(decision.verdict.rawValue) \(decision.who) \(decision.what ?? "-")"
+            }
+        }
+        #expect(results["memory"] == results["sqlite"])
+        #expect(results["memory"]?.count == files.count)
+    }
+}
+
+@Suite struct StoreTests {
+    @Test func idsLookLikeSalesforceIds() {
+        #expect(SalesforceID.caseSafeSuffix("0015000000Gv7qJ") == "AAR") // Salesforce's documented example
+        let id = SalesforceID.make(prefix: "00T", number: 62) // base 62: "10"
+        #expect(id == "00T5e0000000010" + SalesforceID.caseSafeSuffix("00T5e0000000010"))
+        #expect(id.count == 18)
+    }
+
+    @Test func aBadRowImportsNothing() throws {
+        let store = try temporaryStore()
+        #expect(throws: CRMStore.ImportProblem.self) {
+            try store.importCSV("Id,Email\n0035e00000Aaa01,a@x.example\n0035e00000Bbb01,b@x.example,extra\n", object: "Contact")
+        }
+        #expect(try store.records(object: "Contact").isEmpty)
+        #expect(throws: CRMStore.ImportProblem.self) { try store.importCSV("Id,Email\n001xx,a@x.example\n", object: "Contact") }
+        #expect(try store.importCSV("\u{FEFF}Id,Email,Weird Column\r\n0035e00000Aaa01,A@X.example,1\r\n", object: "Contact") == 1)
+        #expect(try store.contacts(email: "a@x.example").count == 1)
+    }
+
+    func decide(_ store: CRMStore, _ file: String, mailbox: String = "ann@contoso.com", settings: [String: String] = [:]) throws -> (Decision, Message) {
+        var pack = try shippedPack()
+        if !settings.isEmpty {
+            let overrides = settings.map { (key: YScalar(value: $0.key, location: SourceLocation(path: "t", line: 1, column: 1), style: .plain),
+                                             value: YNode.scalar(YScalar(value: $0.value, location: SourceLocation(path: "t", line: 1, column: 1), style: .plain))) }
+            pack = pack.overriding(overrides, file: SourceFile(path: "t", text: "")).0
+        }
+        let message = try sampleMessage(file)
+        return (try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: mailbox)).0, message)
+    }
+
+    @Test func savedOnceAndAgainOnlyWhenTheRecordIsGone() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let (decision, message) = try decide(store, "01-customer-question.eml")
+        let first = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(first.created)
+        #expect(try store.save(decision, message: message, mailbox: "dan@contoso.com") == SaveResult(id: first.id, created: false))
+        let task = try #require(try store.record(id: first.id))
+        #expect(task["WhoId"] == "0035e00000Bob01")
+        #expect(task["WhatId"] == "0065e00000Opp01")
+        #expect(task["OwnerId"] == "0055e00000Ann01")
+        #expect(try store.savedRecord(messageID: "<CAB1234567@mail.fabrikam.com>") == first.id)
+        // Deleted in the CRM: reconcile finds it, and the message may be saved again.
+        try store.delete(id: first.id)
+        #expect(try store.savedRecord(messageID: "<CAB1234567@mail.fabrikam.com>") == nil)
+        #expect(try store.reconcile(remove: false).map(\.recordID) == [first.id])
+        let second = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(second.created)
+        #expect(second.id != first.id)
+        #expect(try store.reconcile(remove: false).isEmpty)
+    }
+
+    @Test func anEmailMessageGetsOneRelationPerLinkedPerson() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let (decision, message) = try decide(store, "01-customer-question.eml", settings: ["save_as": "EmailMessage"])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        let email = try #require(try store.emailMessage(messageIdentifier: "<CAB1234567@mail.fabrikam.com>"))
+        #expect(email.record.id == saved.id)
+        #expect(Set(email.relations) == ["0035e00000Bob01", "0035e00000Car01"])
+        #expect(email.record["RelatedToId"] == "0065e00000Opp01")
+    }
+
+    @Test func forcedModeCreatesALeadInTheSameTransaction() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let message = try MessageParser.parse(Array("From: \"Lee, Sam\" <sam@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <forced-1@unknown.example>\r\n\r\nHello\r\n\r\nBest regards,\r\nSam Lee\r\nBuyer\r\nAcme Widgets Ltd\r\n".utf8))
+        var pack = try shippedPack()
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        pack = pack.overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                 .scalar(YScalar(value: "forced", location: location, style: .plain)))], file: SourceFile(path: "t", text: "")).0
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.createFor == ["sam@unknown.example"])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com", signature: message.signature))
+        let lead = try #require(try store.leads(email: "sam@unknown.example").first)
+        #expect(lead["FirstName"] == "Sam")
+        #expect(lead["LastName"] == "Lee")
+        #expect(lead["Company"] == "Acme Widgets Ltd")
+        #expect(lead.id.hasPrefix("00Q"))
+        #expect(try store.record(id: saved.id)?["WhoId"] == lead.id)
+    }
+
+    @Test func onlyTheOwnerWithPermissionMayEditAnEmailMessage() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let (decision, message) = try decide(store, "01-customer-question.eml", settings: ["save_as": "EmailMessage"])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(throws: CRMStore.EditRefusal.self) {
+            try store.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", as: "0055e00000Dan01", set: ["Subject": "x"], who: nil, what: nil)
+        }
+        #expect(try store.record(id: saved.id)?["Subject"] == "Quote for 20 licences") // nothing changed
+        let newID = try store.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", as: "0055e00000Ann01",
+                                               set: ["Subject": "Quote (revised)"], who: ["0035e00000Car01"], what: "5005e00000Cas01")
+        #expect(newID != saved.id)
+        #expect(try store.record(id: saved.id) == nil)
+        let email = try #require(try store.emailMessage(messageIdentifier: "<CAB1234567@mail.fabrikam.com>"))
+        #expect(email.record.id == newID)
+        #expect(email.record["Subject"] == "Quote (revised)")
+        #expect(email.record["RelatedToId"] == "5005e00000Cas01")
+        #expect(email.relations == ["0035e00000Car01"])
+        #expect(try store.savedRecord(messageID: "<CAB1234567@mail.fabrikam.com>") == newID) // the ledger follows
+        #expect(throws: CRMStore.EditRefusal.self) {
+            try store.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", as: "0055e00000Ann01", set: ["OwnerId": "x"], who: nil, what: nil)
+        }
+    }
+}
