@@ -23,6 +23,9 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         var configuration = Configuration()
         // Concurrent `process --apply` runs wait for each other's write, up to 30 s.
         configuration.busyMode = .timeout(30)
+        // WAL with synchronous NORMAL: a commit survives a killed process (kill -9), and is
+        // not fsynced one by one; only a power cut can lose the last commits.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
@@ -170,9 +173,11 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         CRMRecord(object: row["object"], id: row["id"], fields: decode(row["fields"]))
     }
 
+    /// One indexed query. Single statements read a consistent snapshot on their own, so no
+    /// explicit transaction is opened (it would double the cost of a look-up).
     func lookup(_ kind: String, _ key: String, object: String? = nil) throws -> [CRMRecord] {
-        try pool.read { db in
-            let sql = "SELECT record.id, record.object, record.fields FROM lookup JOIN record ON record.id = lookup.id "
+        try pool.unsafeReentrantRead { db in
+            let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
                 + "WHERE lookup.kind = ? AND lookup.key = ?" + (object == nil ? "" : " AND record.object = ?") + " ORDER BY record.id"
             let arguments: StatementArguments = object.map { [kind, key, $0] } ?? [kind, key]
             return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(Self.record)
@@ -206,12 +211,12 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     public func caseRecord(number: String) throws -> CRMRecord? { try lookup("case_number", CRMDirectoryKeys.caseNumber(number), object: "Case").first }
 
     public func record(id: String) throws -> CRMRecord? {
-        try pool.read { db in
+        try pool.unsafeReentrantRead { db in
             if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) {
                 return Self.record(row)
             }
             let short = String(id.prefix(15))
-            let sql = "SELECT record.id, record.object, record.fields FROM lookup JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
+            let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
             return try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [short]).map(Self.record)
         }
     }
@@ -232,7 +237,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
                 return id
             }
             // Saved before mailsave, or from another client: an activity with this Message-ID.
-            let sql = "SELECT lookup.id FROM lookup JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? LIMIT 1"
+            let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? LIMIT 1"
             return try String.fetchOne(db.cachedStatement(sql: sql), arguments: [key])
         }
     }

@@ -50,12 +50,12 @@ extension CRMStore {
                     // The record was deleted in the CRM: the message may be saved again.
                     try db.cachedStatement(sql: "DELETE FROM ledger WHERE message_key = ?").execute(arguments: [key])
                 }
-                let now = ISO8601DateFormatter().string(from: Date())
+                let now = MailDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), offsetMinutes: 0).iso8601
                 // Claim first: the claim and the record commit together or not at all.
                 try db.cachedStatement(sql: "INSERT INTO ledger (message_key, record_id, object, mailbox, saved_at) VALUES (?, '', ?, ?, ?)")
                     .execute(arguments: [key, record.object, mailboxKey, now])
                 let owner = try String.fetchOne(db, sql: """
-                    SELECT lookup.id FROM lookup JOIN record ON record.id = lookup.id
+                    SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id
                     WHERE kind = 'email' AND key = ? AND record.object = 'User' LIMIT 1
                     """, arguments: [mailboxKey])
 
@@ -170,7 +170,7 @@ extension CRMStore {
         return try pool.writeWithoutTransaction { db in
             var newID = ""
             try db.inTransaction(.immediate) {
-                let sql = "SELECT lookup.id FROM lookup JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? AND record.object = 'EmailMessage'"
+                let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? AND record.object = 'EmailMessage'"
                 guard let id = try String.fetchOne(db, sql: sql, arguments: [key]),
                       let row = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ?", arguments: [id]) else {
                     throw EditRefusal(message: "no saved EmailMessage has the Message-ID \(messageID)")
@@ -194,7 +194,7 @@ extension CRMStore {
                 for (field, value) in changes { fields[field] = value }
                 if let what { fields["RelatedToId"] = what }
                 let relations = try Row.fetchAll(db, sql: """
-                    SELECT record.id, record.object, record.fields FROM lookup JOIN record ON record.id = lookup.id
+                    SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
                     WHERE kind = 'relation' AND key = ? AND record.object = 'EmailMessageRelation'
                     """, arguments: [email.id]).map(Self.record)
                 for relation in relations { try Self.delete(relation.id, db) }

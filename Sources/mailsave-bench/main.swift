@@ -57,6 +57,11 @@ if mode == "lint" {
     RulesBench.lint(runs: 5)
     exit(0)
 }
+if mode == "store" {
+    let contacts = arguments.count > 1 ? Int(arguments[1]) ?? 1_000_000 : 1_000_000
+    StoreBench.run(contacts: contacts, messages: 5_000)
+    exit(0)
+}
 if mode == "load" {
     // Loading the shipped pack as `process` does per message: read, YAML, check, compile.
     let path = arguments.count > 1 ? arguments[1] : "rules"

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exactly once, with real processes: concurrent runs and runs killed with SIGKILL.
+@Suite(.serialized) struct SaveOnceTests {
+    /// A fresh store with the sample CRM imported through the CLI.
+    func makeStore() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-saveonce-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let store = folder.appendingPathComponent("crm.sqlite").path
+        for object in ["Account", "Contact", "Lead", "Opportunity", "Case", "User", "EmailMessage", "EmailMessageRelation", "Task"] {
+            let result = try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"])
+            try #require(result.status == 0, "\(result.stderr)")
+        }
+        return store
+    }
+
+    func tasks(for messageID: String, in store: String) throws -> Int {
+        let export = try Binary.run(["crm", "export", "--store", store, "--object", "Task"])
+        return export.stdout.components(separatedBy: messageID).count - 1
+    }
+
+    func applyProcess(_ store: String) throws -> Foundation.Process {
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", "examples/messages/01-customer-question.eml"]
+        process.currentDirectoryURL = Binary.packageRoot
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        return process
+    }
+
+    @Test func eightConcurrentRunsLeaveExactlyOneRecord() throws {
+        let store = try makeStore()
+        let processes = try (0..<8).map { _ in try applyProcess(store) }
+        for process in processes { try process.run() }
+        var created = 0
+        var reported = Set<String>()
+        for process in processes {
+            let data = (process.standardOutput as? Pipe)?.fileHandleForReading.readDataToEndOfFile() ?? Data()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let saved = object?["saved"] as? [String: Any]
+            if saved?["created"] as? Bool == true { created += 1 }
+            if let id = saved?["id"] as? String { reported.insert(id) }
+        }
+        #expect(created == 1)
+        #expect(reported.count == 1) // every run names the same record
+        #expect(try tasks(for: "<CAB1234567@mail.fabrikam.com>", in: store) == 1)
+    }
+
+    @Test func runsKilledAtAnyPointLeaveNoneOrOneAndARetryFinishes() throws {
+        let store = try makeStore()
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<16 {
+            let process = try applyProcess(store)
+            try process.run()
+            usleep(UInt32.random(in: 0...25_000, using: &generator))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(try tasks(for: "<CAB1234567@mail.fabrikam.com>", in: store) <= 1)
+        }
+        let retry = try Binary.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", "examples/messages/01-customer-question.eml"])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        #expect(retry.stdout.contains("\"saved\""))
+        #expect(try tasks(for: "<CAB1234567@mail.fabrikam.com>", in: store) == 1)
+        let reconcile = try Binary.run(["ledger", "reconcile", "--store", store])
+        #expect(reconcile.stdout.hasPrefix("0 ledger rows without a record"))
+    }
+
+    @Test func theStoreCommandsSayWhatWentWrong() throws {
+        let store = try makeStore()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-csv-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let bad = folder.appendingPathComponent("Contact.csv")
+        try "Id,Email\n0035e00000New01,new@x.example\n0035e00000New02,b@x.example,extra\n".write(to: bad, atomically: true, encoding: .utf8)
+        let result = try Binary.run(["crm", "import", "--store", store, "--object", "Contact", bad.path])
+        #expect(result.status == 6)
+        #expect(result.stderr == "mailsave: \(bad.path):3: 3 fields where the header has 2; nothing was imported\n")
+        #expect(try Binary.run(["crm", "import", "--store", store, "--object", "Contact", bad.path]).status == 6)
+        #expect(try Binary.run(["crm", "import", "--store", store, "--object", "Widget", bad.path]).status == 2)
+        #expect(try Binary.run(["process", "--mailbox", "ann@contoso.com", "--apply", "examples/messages/01-customer-question.eml"]).status == 2)
+        // Edit works on saved EmailMessages only (ownership and permission: StoreTests).
+        let saved = try Binary.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", "examples/messages/03-outbound-reply.eml"])
+        #expect(saved.status == 0)
+        let refused = try Binary.run(["edit", "--store", store, "--as", "0055e00000Dan01", "<AM0PR01-reply-1@contoso.com>", "--set", "Subject=x"])
+        #expect(refused.status == 7)
+        #expect(refused.stderr.hasPrefix("mailsave: no saved EmailMessage has the Message-ID"))
+    }
+}
