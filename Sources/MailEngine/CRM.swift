@@ -48,6 +48,12 @@ public protocol CRMDirectory: Sendable {
     func emailMessage(messageIdentifier: String) throws -> (record: CRMRecord, relations: [String])?
     /// The record a message was saved as, if the save-once ledger holds it and the record still exists.
     func savedRecord(messageID: String) throws -> String?
+    /// Runs the look-ups of one decision against one consistent view of the CRM.
+    func snapshot<T>(_ body: () throws -> T) throws -> T
+}
+
+extension CRMDirectory {
+    public func snapshot<T>(_ body: () throws -> T) throws -> T { try body() }
 }
 
 /// Salesforce's email fields on Contact and Lead that the related-record search reads.

@@ -29,7 +29,7 @@ public struct Engine {
     }
 
     public func facts(_ message: Message, context: ProcessContext) throws -> EngineFacts {
-        try FactsBuilder(pack: pack, directory: directory).build(message, context: context)
+        try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).build(message, context: context) }
     }
 
     public func decide(_ message: Message, context: ProcessContext) throws -> (Decision, EngineFacts, [RuleTrace]) {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRDB
 import MailEngine
 import MailMessage
@@ -52,7 +55,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
-                CREATE TABLE record (id TEXT PRIMARY KEY NOT NULL, object TEXT NOT NULL, fields BLOB NOT NULL) WITHOUT ROWID;
+                CREATE TABLE record (id TEXT PRIMARY KEY NOT NULL, object TEXT NOT NULL, fields TEXT NOT NULL) WITHOUT ROWID;
                 CREATE INDEX record_object ON record(object);
                 CREATE TABLE lookup (kind TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, key, id)) WITHOUT ROWID;
                 CREATE INDEX lookup_id ON lookup(id);
@@ -72,17 +75,17 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     // MARK: Records
 
     /// Field values as one blob: `name \u{1F} value \u{1E}` repeated (faster to read than JSON).
-    static func encode(_ fields: [String: String]) -> Data {
+    static func encode(_ fields: [String: String]) -> String {
         var text = ""
         for (name, value) in fields.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
             text += name + "\u{1F}" + value + "\u{1E}"
         }
-        return Data(text.utf8)
+        return text
     }
 
-    static func decode(_ data: Data) -> [String: String] {
+    static func decode(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]
-        for pair in String(decoding: data, as: UTF8.self).split(separator: "\u{1E}") {
+        for pair in text.split(separator: "\u{1E}") {
             let parts = pair.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
             if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
         }
@@ -173,14 +176,41 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         CRMRecord(object: row["object"], id: row["id"], fields: decode(row["fields"]))
     }
 
+    /// The read transaction of the `snapshot` running on this thread, if any.
+    private let snapshotLock = NSLock()
+    nonisolated(unsafe) private var snapshotDatabase: (thread: pthread_t, db: Database)?
+
+    /// Runs `body` with every look-up in one read transaction: one consistent view of the CRM
+    /// for a whole decision, and no per-query locking (the engine's look-ups cost half).
+    public func snapshot<T>(_ body: () throws -> T) throws -> T {
+        try pool.read { db in
+            snapshotLock.withLock { snapshotDatabase = (pthread_self(), db) }
+            defer { snapshotLock.withLock { snapshotDatabase = nil } }
+            return try body()
+        }
+    }
+
+    /// Runs a read on the current snapshot when this thread has one, else on its own.
+    func reading<T>(_ body: (Database) throws -> T) throws -> T {
+        let current = snapshotLock.withLock { snapshotDatabase }
+        if let current, pthread_equal(current.thread, pthread_self()) != 0 { return try body(current.db) }
+        return try pool.unsafeReentrantRead(body)
+    }
+
     /// One indexed query. Single statements read a consistent snapshot on their own, so no
     /// explicit transaction is opened (it would double the cost of a look-up).
     func lookup(_ kind: String, _ key: String, object: String? = nil) throws -> [CRMRecord] {
-        try pool.unsafeReentrantRead { db in
+        try reading { db in
             let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
                 + "WHERE lookup.kind = ? AND lookup.key = ?" + (object == nil ? "" : " AND record.object = ?") + " ORDER BY record.id"
             let arguments: StatementArguments = object.map { [kind, key, $0] } ?? [kind, key]
-            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(Self.record)
+            // A cursor reuses one row buffer: no Row copies on the hot path.
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            var records: [CRMRecord] = []
+            while let row = try cursor.next() {
+                records.append(CRMRecord(object: row[1], id: row[0], fields: Self.decode(row[2])))
+            }
+            return records
         }
     }
 
@@ -211,7 +241,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     public func caseRecord(number: String) throws -> CRMRecord? { try lookup("case_number", CRMDirectoryKeys.caseNumber(number), object: "Case").first }
 
     public func record(id: String) throws -> CRMRecord? {
-        try pool.unsafeReentrantRead { db in
+        try reading { db in
             if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) {
                 return Self.record(row)
             }
@@ -231,7 +261,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
 
     public func savedRecord(messageID: String) throws -> String? {
         let key = MessageIDKey.normalize(messageID)
-        return try pool.read { db in
+        return try reading { db in
             if let id = try String.fetchOne(db.cachedStatement(sql: "SELECT record_id FROM ledger WHERE message_key = ?"), arguments: [key]),
                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?"), arguments: [id]) == true {
                 return id
