@@ -127,6 +127,11 @@ public struct PackLoader {
     }
 
     static func yamlFiles(in directory: String) throws(PackReadError) -> [String] {
+        try entries(of: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
+    }
+
+    /// The names in a folder, dot-files left out, sorted.
+    public static func entries(of directory: String) throws(PackReadError) -> [String] {
         guard let handle = opendir(directory) else {
             throw PackReadError(path: directory, reason: String(cString: strerror(errno)))
         }
@@ -136,13 +141,13 @@ public struct PackLoader {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            if name.hasPrefix(".") { continue }
-            if name.hasSuffix(".yaml") || name.hasSuffix(".yml") { names.append(directory + "/" + name) }
+            if !name.hasPrefix(".") { names.append(name) }
         }
         return names.sorted()
     }
 
-    public static func read(_ path: String) throws(PackReadError) -> SourceFile {
+    /// A whole file's bytes.
+    static func bytes(of path: String) throws(PackReadError) -> [UInt8] {
         guard let handle = fopen(path, "rb") else {
             throw PackReadError(path: path, reason: String(cString: strerror(errno)))
         }
@@ -154,9 +159,13 @@ public struct PackLoader {
             if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
             if count < buffer.count {
                 if ferror(handle) != 0 { throw PackReadError(path: path, reason: "read error") }
-                break
+                return bytes
             }
         }
+    }
+
+    public static func read(_ path: String) throws(PackReadError) -> SourceFile {
+        var bytes = try bytes(of: path)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw PackReadError(path: path, reason: "not UTF-8 text")

@@ -37,16 +37,7 @@ public struct YAMLCache: Sendable {
     func path(for file: SourceFile) -> String { directory + "/" + Self.key(file) + ".yc" }
 
     public func load(_ file: SourceFile) -> YNode? {
-        guard let handle = fopen(path(for: file), "rb") else { return nil }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, handle)
-            if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
-            if count < buffer.count { break }
-        }
-        guard bytes.starts(with: Self.magic) else { return nil }
+        guard let bytes = try? PackLoader.bytes(of: path(for: file)), bytes.starts(with: Self.magic) else { return nil }
         var reader = Reader(bytes: bytes, position: Self.magic.count, path: file.path)
         guard let node = reader.node(depth: 0), reader.position == bytes.count else { return nil }
         return node

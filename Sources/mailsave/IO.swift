@@ -77,24 +77,6 @@ func readInput(_ path: String) throws(CommandFailure) -> [UInt8] {
     return bytes
 }
 
-/// File names in a folder.
-enum PackLoaderFiles {
-    struct Unreadable: Error {}
-
-    static func list(_ directory: String) throws -> [String] {
-        guard let handle = opendir(directory) else { throw Unreadable() }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
-    }
-}
-
 /// `MAILSAVE_NO_CACHE=1` turns the parsed-rules cache off.
 enum ProcessInfoCache {
     static var enabled: Bool { getenv("MAILSAVE_NO_CACHE").map { String(cString: $0) } != "1" }

@@ -83,7 +83,7 @@ struct DecisionOptions: ParsableArguments {
 
 /// Every record of the Data Export CSVs (`Contact.csv`, ...) in a folder.
 func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
-    guard let names = try? PackLoaderFiles.list(folder) else {
+    guard let names = try? PackLoader.entries(of: folder) else {
         throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot read the CRM folder")
     }
     var records: [CRMRecord] = []

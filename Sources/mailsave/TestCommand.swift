@@ -44,7 +44,7 @@ struct TestCommand: ParsableCommand {
                 testFiles = [path]
             } else {
                 let folder = (path.hasSuffix("/") ? String(path.dropLast()) : path) + "/tests"
-                testFiles = ((try? PackLoaderFiles.list(folder)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { folder + "/" + $0 }
+                testFiles = ((try? PackLoader.entries(of: folder)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { folder + "/" + $0 }
             }
             var options = try DecisionOptions.parse(["--mailbox", "x@x.example", "--rules", packPath])
             options.rules = packPath
