@@ -83,7 +83,9 @@ import Testing
     }
 
     @Test func everyShippedFileNamesItsSchema() throws {
-        for path in try Self.ruleFiles() where path.contains("/rules/") {
+        let tests = try FileManager.default.contentsOfDirectory(atPath: Paths.rules + "/tests").filter { $0.hasSuffix(".yaml") }
+        #expect(!tests.isEmpty)
+        for path in try Self.ruleFiles() + tests.map({ Paths.rules + "/tests/" + $0 }) where path.contains("/rules/") {
             let firstLine = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first ?? ""
             #expect(firstLine.hasPrefix("# yaml-language-server: $schema="), "\(path)")
             let target = firstLine.split(separator: "=").last.map(String.init) ?? ""
