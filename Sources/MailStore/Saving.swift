@@ -82,10 +82,14 @@ extension CRMStore {
                 try Self.insert(CRMRecord(object: record.object, id: id, fields: fields), db)
                 if record.object == "EmailMessage" {
                     for relation in who {
+                        // The relation's type is where the person's address stands in the message.
+                        let email = try String.fetchOne(db, sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? LIMIT 1", arguments: [relation])
+                        let roles: [(String, [Address])] = [("FromAddress", message.from), ("ToAddress", message.to),
+                                                            ("CcAddress", message.cc), ("BccAddress", message.bcc)]
+                        let role = roles.first { $0.1.contains { $0.normalized == email } }?.0 ?? "OtherAddress"
                         let relationID = try Self.nextID(object: "EmailMessageRelation", db)
                         try Self.insert(CRMRecord(object: "EmailMessageRelation", id: relationID, fields: [
-                            "EmailMessageId": id, "RelationId": relation,
-                            "RelationType": message.from.first.map { CRMDirectoryKeys.address($0.address) } == nil ? "ToAddress" : "OtherAddress",
+                            "EmailMessageId": id, "RelationId": relation, "RelationType": role, "RelationAddress": email ?? "",
                         ]), db)
                     }
                 }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import MailEngine
 import MailMessage
@@ -27,7 +28,7 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
     var crm: String?
 
-    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into.")
+    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists, or with --apply.")
     var store: String?
 
     func validate() throws {
@@ -68,9 +69,17 @@ struct DecisionOptions: ParsableArguments {
 
     static let crmObjects = ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"]
 
-    /// The CRM: the store with `--store`, the CSV folder with `--crm`, or an empty one.
-    func loadDirectory() throws -> CRMDirectory {
-        if let store {
+    /// The store to use: `--store`, else the user's default store when saving or when it exists.
+    func storePath(applying: Bool) -> String? {
+        if let store { return store }
+        if crm != nil { return nil }
+        let fallback = CRMStore.defaultPath()
+        return applying || FileManager.default.fileExists(atPath: fallback) ? fallback : nil
+    }
+
+    /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
+    func loadDirectory(applying: Bool = false) throws -> CRMDirectory {
+        if let store = storePath(applying: applying) {
             do { return try CRMStore(path: store) } catch { throw CommandFailure(status: .couldNotRun, message: error.description) }
         }
         return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
@@ -144,12 +153,12 @@ struct Process: ParsableCommand {
     func validate() throws {
         if files.isEmpty { throw ValidationError("give a message file, or - for standard input") }
         try options.validateSources()
-        if apply && options.store == nil { throw ValidationError("--apply saves into a store: give --store PATH") }
+        if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
     }
 
     func run() throws {
         let pack = try options.loadPack()
-        let directory = try options.loadDirectory()
+        let directory = try options.loadDirectory(applying: apply)
         let engine = Engine(pack: pack, directory: directory)
         var rows: [[String]] = []
         var failures = 0

@@ -141,6 +141,9 @@ func sampleMessage(_ name: String) throws -> Message {
         let email = try #require(try store.emailMessage(messageIdentifier: "<CAB1234567@mail.fabrikam.com>"))
         #expect(email.record.id == saved.id)
         #expect(Set(email.relations) == ["0035e00000Bob01", "0035e00000Car01"])
+        let relations = try store.records(object: "EmailMessageRelation").filter { $0["EmailMessageId"] == saved.id }
+        #expect(Set(relations.map { "\($0["RelationId"] ?? "") \($0["RelationType"] ?? "")" })
+                == ["0035e00000Bob01 FromAddress", "0035e00000Car01 CcAddress"])
         #expect(email.record["RelatedToId"] == "0065e00000Opp01")
     }
 

@@ -33,6 +33,8 @@ enum Binary {
         // Keep the parsed-rules cache out of the user's home.
         var environment = ProcessInfo.processInfo.environment
         environment["MAILSAVE_CACHE_DIR"] = cacheDirectory
+        // And the default store out of it too.
+        environment["XDG_DATA_HOME"] = cacheDirectory + "/data"
         process.environment = environment
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out

@@ -84,7 +84,8 @@ import Glibc
         #expect(result.stderr == "mailsave: \(bad.path):3: 3 fields where the header has 2; nothing was imported\n")
         #expect(try Binary.run(["crm", "import", "--store", store, "--object", "Contact", bad.path]).status == 6)
         #expect(try Binary.run(["crm", "import", "--store", store, "--object", "Widget", bad.path]).status == 2)
-        #expect(try Binary.run(["process", "--mailbox", "ann@contoso.com", "--apply", "examples/messages/01-customer-question.eml"]).status == 2)
+        #expect(try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm", "--apply",
+                                "examples/messages/01-customer-question.eml"]).status == 2)
         // Edit works on saved EmailMessages only (ownership and permission: StoreTests).
         let saved = try Binary.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", "examples/messages/03-outbound-reply.eml"])
         #expect(saved.status == 0)
