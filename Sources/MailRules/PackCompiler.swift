@@ -269,6 +269,9 @@ public struct PackCompiler {
 
     // MARK: Entries
 
+    /// `*.example.com` (subdomains only) is valid when `example.com` is.
+    static func withoutWildcard(_ domain: String) -> String { domain.hasPrefix("*.") ? String(domain.dropFirst(2)) : domain }
+
     static func isValidDomain(_ text: String) -> Bool { isValidNormalizedDomain(IDNA.normalize(text)[...].utf8) }
 
     /// Letters, digits and hyphens in 2 or more labels of 1 to 63 bytes, not all-numeric at the end:
@@ -329,7 +332,7 @@ public struct PackCompiler {
                 report(.invalidDomain, entry.location, length: value.count, "'\(value)' is an address, not a domain; use a list of kind addresses_and_domains")
                 return false
             }
-            if value.utf8.contains(0x20) || !Self.isValidNormalizedDomain(normalized[...].utf8) {
+            if value.utf8.contains(0x20) || !Self.isValidNormalizedDomain(Self.withoutWildcard(normalized)[...].utf8) {
                 report(.invalidDomain, entry.location, length: value.count, "'\(value)' is not a valid domain name")
                 return false
             }
@@ -344,7 +347,7 @@ public struct PackCompiler {
                     report(.invalidAddress, entry.location, length: value.count, "'\(value)' is not a valid email address")
                     return false
                 }
-            } else if value.utf8.contains(0x20) || !Self.isValidNormalizedDomain(normalized[...].utf8) {
+            } else if value.utf8.contains(0x20) || !Self.isValidNormalizedDomain(Self.withoutWildcard(normalized)[...].utf8) {
                 report(.invalidDomain, entry.location, length: value.count, "'\(value)' is neither a valid address nor a valid domain")
                 return false
             }

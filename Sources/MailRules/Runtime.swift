@@ -94,6 +94,8 @@ public final class CompiledList: Sendable {
     public let kind: ListKind
     private let exact: Set<String>
     private let domains: Set<String>
+    /// `*.example.com` entries: subdomains only, not the domain itself.
+    private let subdomainsOnly: Set<String>
     public let count: Int
 
     /// Entries must already be normalised with `normalize(_:kind:)`.
@@ -102,17 +104,24 @@ public final class CompiledList: Sendable {
         self.kind = kind
         var exact = Set<String>()
         var domains = Set<String>()
+        var subdomainsOnly = Set<String>()
         exact.reserveCapacity(entries.count)
         for entry in entries {
             switch kind {
-            case .domains: domains.insert(entry)
-            case .addressesAndDomains:
-                if entry.contains("@") { exact.insert(entry) } else { domains.insert(entry) }
+            case .domains, .addressesAndDomains:
+                if entry.contains("@") {
+                    exact.insert(entry)
+                } else if entry.hasPrefix("*.") {
+                    subdomainsOnly.insert(String(entry.dropFirst(2)))
+                } else {
+                    domains.insert(entry)
+                }
             case .addresses, .folders, .strings: exact.insert(entry)
             }
         }
         self.exact = exact
         self.domains = domains
+        self.subdomainsOnly = subdomainsOnly
         self.count = entries.count
     }
 
@@ -172,11 +181,14 @@ public final class CompiledList: Sendable {
 
     /// `a.b.example.com` is looked up as itself, `b.example.com`, `example.com`, `com`.
     private func matchDomain(_ domain: String) -> String? {
-        if domains.isEmpty { return nil }
+        if domains.isEmpty && subdomainsOnly.isEmpty { return nil }
         var candidate = Substring(domain)
+        var isParent = false
         while !candidate.isEmpty {
             let key = String(candidate)
             if domains.contains(key) { return key }
+            if isParent && subdomainsOnly.contains(key) { return "*." + key }
+            isParent = true
             guard let dot = candidate.firstIndex(of: ".") else { return nil }
             candidate = candidate[candidate.index(after: dot)...]
         }

@@ -201,6 +201,11 @@ public enum YAMLLoader {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             let detail = context.map { " \($0.text)" } ?? ""
+            // `- *.example.com` reads as an alias in YAML: say how to write a wildcard domain.
+            let line = file.line(mark.line)
+            if (problem + detail).contains("alias"), line.contains("*.") {
+                return Diagnostic(.yamlSyntax, at: at(mark), "invalid YAML: a value starting with '*' is an alias; quote a wildcard domain: \"*.example.com\"")
+            }
             return Diagnostic(.yamlSyntax, at: at(mark), "invalid YAML: \(problem)\(detail)")
         case .composer(_, let problem, let mark, _):
             if problem.contains("undefined alias") {

@@ -126,6 +126,11 @@ import Testing
         #expect(try evaluate("\"cfo@fabrikam.com\" not in lists.block", lists: lists) == .bool(true))
         #expect(try evaluate("\"x@news.spam.example\" in lists.block", lists: lists) == .bool(true))
         #expect(mixed.match("x@news.spam.example") == "spam.example")
+        // A wildcard entry matches subdomains only.
+        let wildcard = CompiledList(name: "w", kind: .domains, entries: ["*.partner.example", "exact.example"])
+        #expect(wildcard.match("eu.partner.example") == "*.partner.example")
+        #expect(wildcard.match("partner.example") == nil)
+        #expect(wildcard.match("mail.exact.example") == "exact.example")
     }
 
     @Test func macrosOverParticipants() throws {
