@@ -139,7 +139,8 @@ let base64Table: [UInt8] = {
 }()
 
 extension StringProtocol {
-    func trimmingSpaces() -> String {
+    /// The text without leading and trailing whitespace (no Foundation needed).
+    public func trimmingSpaces() -> String {
         var view = Substring(self)
         while let first = view.first, first.isWhitespace { view.removeFirst() }
         while let last = view.last, last.isWhitespace { view.removeLast() }

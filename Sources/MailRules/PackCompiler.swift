@@ -352,7 +352,7 @@ public struct PackCompiler {
                 return false
             }
         case .folders, .strings:
-            if value.trimmingCharacters().isEmpty {
+            if value.trimmingSpaces().isEmpty {
                 report(.schemaValue, entry.location, "an empty entry matches nothing")
                 return false
             }
@@ -496,14 +496,5 @@ public enum ExprPrinter {
         case .binary(let op, let left, let right): return "(" + print(left) + " " + op + " " + print(right) + ")"
         case .list(let items): return "[" + items.map(print).joined(separator: ", ") + "]"
         }
-    }
-}
-
-extension String {
-    func trimmingCharacters() -> String {
-        var view = Substring(self)
-        while let first = view.first, first.isWhitespace { view.removeFirst() }
-        while let last = view.last, last.isWhitespace { view.removeLast() }
-        return String(view)
     }
 }
