@@ -29,29 +29,38 @@ public struct ExprSource: Sendable {
         let start = scalar.location
         switch scalar.style {
         case .plain, .singleQuoted, .doubleQuoted:
+            // A flow scalar over several lines is folded: each line break became one space and
+            // the next line's indentation went away. Walk the source lines to undo that.
             let quote = scalar.style == .plain ? 0 : 1
-            // Multi-line flow scalars: walk the text's own line breaks.
             var line = start.line
-            var column = start.column + quote
-            var index = 0
-            for scalarValue in text.unicodeScalars {
-                if index == offset { break }
-                if scalarValue == "\n" {
-                    line += 1
-                    column = indentation(of: line) + 1
-                } else {
-                    column += 1
+            var remaining = offset
+            while line <= max(file.lines.count, start.line) {
+                let content = Array(file.line(line).unicodeScalars)
+                let segmentStart = line == start.line ? start.column - 1 + quote : indentation(of: line)
+                var segmentEnd = content.count
+                while segmentEnd > segmentStart && content[segmentEnd - 1] == " " { segmentEnd -= 1 }
+                let length = max(0, segmentEnd - segmentStart)
+                if remaining <= length || line >= file.lines.count {
+                    return SourceLocation(path: start.path, line: line, column: segmentStart + remaining + 1)
                 }
-                index += 1
+                remaining -= length + 1
+                line += 1
             }
-            return SourceLocation(path: start.path, line: line, column: column)
+            return SourceLocation(path: start.path, line: start.line, column: start.column + quote + offset)
         case .literal, .folded:
             // Content starts on the line after the indicator; each source line is one segment.
             var line = start.line + 1
             var remaining = offset
+            // The block's indentation is its first content line's; deeper lines keep the rest.
+            var blockIndent = 0
+            var probe = line
+            while probe <= file.lines.count {
+                if !file.line(probe).allSatisfy({ $0 == " " }) { blockIndent = indentation(of: probe); break }
+                probe += 1
+            }
             while line <= file.lines.count {
                 let content = file.line(line)
-                let indent = indentation(of: line)
+                let indent = min(blockIndent, indentation(of: line))
                 let length = max(0, content.unicodeScalars.count - indent)
                 if content.allSatisfy({ $0 == " " }) && length == 0 {
                     line += 1

@@ -168,3 +168,26 @@ import Testing
         #expect(throws: EvaluationError.self) { try evaluator.evaluate(node) }
     }
 }
+
+@Suite struct DiagnosticPositionTests {
+    /// Diagnostics point at the token, whatever the YAML style of the expression.
+    @Test(arguments: [
+        ("    when: trigger == \"auto\" and message.sizee > 1\n", 1, 33),
+        ("    when: 'trigger == \"auto\" and message.sizee > 1'\n", 1, 34),
+        ("    when: trigger == \"auto\"\n      and message.sizee > 1\n", 2, 11),
+        ("    when: >-\n      trigger == \"auto\"\n      and message.sizee > 1\n", 3, 11),
+        ("    when: |\n      trigger == \"auto\"\n        and message.sizee > 1\n", 3, 13),
+    ])
+    func pointsAtTheToken(when: String, line: Int, column: Int) {
+        let text = "rules:\n  - id: r\n    description: d\n" + when + "    then: skip\n"
+        var loader = PackLoader()
+        loader.loadOrgFile(SourceFile(path: "p.yaml", text: text))
+        var compiler = PackCompiler()
+        _ = compiler.compile(loader.definition)
+        #expect(loader.diagnostics.isEmpty)
+        let diagnostic = compiler.diagnostics.first
+        #expect(diagnostic?.message == "Message has no field 'sizee' (did you mean 'size'?)")
+        #expect(diagnostic?.location.line == line + 3)
+        #expect(diagnostic?.location.column == column)
+    }
+}
