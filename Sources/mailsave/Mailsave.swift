@@ -10,11 +10,14 @@ struct Mailsave: ParsableCommand {
         commandName: "mailsave",
         abstract: "Decide which email is saved into Salesforce, explain why, and save it once.",
         discussion: """
-        Start with `mailsave inspect examples/messages/01-customer-question.eml` to see what \
-        mailsave reads off a message, and `mailsave lint rules/` to check the shipped policy.
+        Start with the sample mailbox:
+          mailsave process --mailbox ann@contoso.com --crm examples/crm --format table examples/messages/*.eml
+          mailsave explain --mailbox ann@contoso.com --crm examples/crm examples/messages/02-internal-only.eml
+          mailsave lint rules/ && mailsave test rules/
 
         Exit codes: 0 success, 1 problems found (lint, test), 2 usage error, \
-        3 could not run (unreadable file), 4 input is not a readable message.
+        3 could not run (unreadable file, store), 4 input is not a readable message, \
+        5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused.
         """,
         version: Mailsave.version,
         subcommands: [Process.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Reference.self]

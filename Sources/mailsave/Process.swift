@@ -133,9 +133,13 @@ struct Process: ParsableCommand {
           mailsave process --mailbox ann@contoso.com --crm examples/crm examples/messages/01-customer-question.eml
           mailsave process --mailbox ann@contoso.com --crm examples/crm --format table examples/messages/*.eml
           mailsave process --mailbox ann@contoso.com --trigger button --select contact=0035e00000AbCdEAAX msg.eml
+          mailsave process --store crm.sqlite --mailbox ann@contoso.com --apply msg.eml
 
-        Exit codes: 0 decided, 2 usage, 3 unreadable file, 4 not a message, 5 rule pack errors, \
-        6 unreadable CRM export.
+        With --apply the decision is carried out in the embedded CRM (--store): saved at \
+        most once per message org-wide, and the decision gains saved {id, created}.
+
+        Exit codes: 0 decided, 2 usage, 3 unreadable file or store, 4 not a message, \
+        5 rule pack errors, 6 unreadable CRM export.
         """
     )
 
