@@ -14,8 +14,26 @@ public struct Decision: Sendable {
     public var observations: [String]
     public var category: String?
     public var record: (object: String, fields: [(name: String, value: Value)])?
-    /// Unknown addresses a Lead would be created for (forced and flexible modes).
-    public var createFor: [String]
+    /// Records to create for unknown addresses (forced and flexible modes).
+    public var toCreate: [RecordToCreate]
+
+    /// The addresses records are created for.
+    public var createFor: [String] { toCreate.map(\.address) }
+}
+
+/// A Contact (when the address's domain matches an Account) or a Lead, for an unknown address.
+public struct RecordToCreate: Sendable, Equatable {
+    public var address: String
+    /// `Contact` or `Lead`.
+    public var object: String
+    /// The Account a Contact is created under.
+    public var accountID: String?
+
+    public init(address: String, object: String, accountID: String?) {
+        self.address = address
+        self.object = object
+        self.accountID = accountID
+    }
 }
 
 /// The processor: facts, the pack, the decision.
@@ -55,7 +73,7 @@ public struct Engine {
         if outcome.deciding == nil { reasons.append(("(none)", "No rule decided; not saved")) }
         var observations = outcome.observations
         var decision = Decision(messageID: message.messageID, verdict: verdict, saveAs: nil, who: [], what: nil, reasons: reasons,
-                                observations: [], category: nil, record: nil, createFor: [])
+                                observations: [], category: nil, record: nil, toCreate: [])
         guard verdict == .save else {
             decision.observations = observations
             return decision
@@ -69,13 +87,22 @@ public struct Engine {
         decision.what = what
         if case .string(let category)? = settings["category"], !category.isEmpty { decision.category = category }
         if outcome.createRecords && context.trigger == "auto" {
-            decision.createFor = facts.participants.filter { !$0.blocked && $0.contact == nil && $0.lead == nil && $0.user == nil }
-                .map(\.address.normalized)
-            if !decision.createFor.isEmpty {
-                observations.append("A Lead will be created for: \(decision.createFor.joined(separator: ", "))")
+            // A Contact under the Account its domain matches (never for free mail), else a Lead.
+            for participant in facts.participants where !participant.blocked && participant.contact == nil
+                && participant.lead == nil && participant.user == nil {
+                let account = participant.freeMail ? nil : (try? directory.accounts(websiteDomain: participant.address.domain))?.first?.id
+                decision.toCreate.append(RecordToCreate(address: participant.address.normalized, object: account == nil ? "Lead" : "Contact",
+                                                        accountID: account))
+            }
+            for record in decision.toCreate {
+                observations.append("A \(record.object) will be created for \(record.address)" + (record.accountID.map { " (Account \($0))" } ?? ""))
+            }
+            // Flexible and forced modes link a Business record when found: the new Contact's Account.
+            if what == nil, let account = decision.toCreate.compactMap(\.accountID).first, outcome.link == .bestMatch {
+                decision.what = account
             }
         }
-        decision.record = record(saveAs: saveAs, facts: facts, who: who, what: what, message: message,
+        decision.record = record(saveAs: saveAs, facts: facts, who: who, what: decision.what, message: message,
                                  neverSaveBody: settings["never_save_body"] == .bool(true), observations: &observations)
         decision.observations = observations
         return decision

@@ -60,10 +60,10 @@ extension CRMStore {
                     """, arguments: [mailboxKey])
 
                 var who = decision.who
-                for address in decision.createFor {
-                    let lead = try Self.newLead(address, message: message, signature: signature, owner: owner, db)
-                    try Self.insert(lead, db)
-                    if who.isEmpty || record.object == "EmailMessage" { who.append(lead.id) }
+                for target in decision.toCreate {
+                    let person = try Self.newPerson(target, message: message, signature: signature, owner: owner, db)
+                    try Self.insert(person, db)
+                    if who.isEmpty || record.object == "EmailMessage" { who.append(person.id) }
                 }
                 var fields: [String: String] = ["OwnerId": owner ?? ""]
                 for field in record.fields {
@@ -102,9 +102,10 @@ extension CRMStore {
         }
     }
 
-    /// A Lead for an unknown address (forced and flexible modes), named from the display name
-    /// and the signature.
-    static func newLead(_ address: String, message: Message, signature: Signature?, owner: String?, _ db: Database) throws -> CRMRecord {
+    /// A Contact (under the matched Account) or a Lead for an unknown address (forced and
+    /// flexible modes), named from the display name and the signature.
+    static func newPerson(_ target: RecordToCreate, message: Message, signature: Signature?, owner: String?, _ db: Database) throws -> CRMRecord {
+        let address = target.address
         let participant = message.participants.first { $0.normalized == address }
         let fromSender = message.from.first?.normalized == address
         var name = participant?.name ?? ""
@@ -121,11 +122,17 @@ extension CRMStore {
         }
         let domain = String(address.split(separator: "@").last ?? "")
         let company = (fromSender ? signature?.company : nil) ?? domain
-        return CRMRecord(object: "Lead", id: try nextID(object: "Lead", db), fields: [
-            "FirstName": first, "LastName": last, "Email": address, "Company": company, "Status": "Open - Not Contacted",
-            "LeadSource": "Email", "OwnerId": owner ?? "", "Title": (fromSender ? signature?.title : nil) ?? "",
-            "Phone": (fromSender ? signature?.phones.first : nil) ?? "",
-        ])
+        var fields = [
+            "FirstName": first, "LastName": last, "Email": address, "OwnerId": owner ?? "", "Title": (fromSender ? signature?.title : nil) ?? "",
+            "Phone": (fromSender ? signature?.phones.first : nil) ?? "", "LeadSource": "Email",
+        ]
+        if target.object == "Contact" {
+            fields["AccountId"] = target.accountID ?? ""
+            return CRMRecord(object: "Contact", id: try nextID(object: "Contact", db), fields: fields)
+        }
+        fields["Company"] = company
+        fields["Status"] = "Open - Not Contacted"
+        return CRMRecord(object: "Lead", id: try nextID(object: "Lead", db), fields: fields)
     }
 
     /// A new 18-character id with the object's key prefix.

@@ -236,6 +236,9 @@ enum DecisionJSON {
             ("category", .optional(decision.category)),
             ("record", record),
             ("create_records_for", .strings(decision.createFor)),
+            ("create_records", .array(decision.toCreate.map { record in
+                .object([("address", .string(record.address)), ("object", .string(record.object)), ("account_id", .optional(record.accountID))])
+            })),
         ])
     }
 }

@@ -166,6 +166,26 @@ func sampleMessage(_ name: String) throws -> Message {
         #expect(try store.record(id: saved.id)?["WhoId"] == lead.id)
     }
 
+    @Test func aKnownCompanyDomainGetsAContactUnderItsAccount() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let message = try MessageParser.parse(Array("From: Nina New <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <flex-1@northwind.example>\r\n\r\nHello\r\n".utf8))
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "flexible", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.toCreate == [RecordToCreate(address: "nina@northwind.example", object: "Contact", accountID: "0015e00000Nor01")])
+        #expect(decision.what == "0015e00000Nor01")
+        #expect(decision.observations.contains("A Contact will be created for nina@northwind.example (Account 0015e00000Nor01)"))
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        let contact = try #require(try store.contacts(email: "nina@northwind.example").first)
+        #expect(contact["AccountId"] == "0015e00000Nor01")
+        #expect(contact["LastName"] == "New")
+        #expect(try store.record(id: saved.id)?["WhoId"] == contact.id)
+        #expect(try store.record(id: saved.id)?["WhatId"] == "0015e00000Nor01")
+    }
+
     @Test func onlyTheOwnerWithPermissionMayEditAnEmailMessage() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
