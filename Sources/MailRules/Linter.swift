@@ -16,13 +16,13 @@ public struct LintResult: Error, Sendable {
 public enum Linter {
     /// Lints each path as a pack (a folder) or a single rule file. Throws when a path cannot
     /// be read or no rule file is found at all: never a silent pass.
-    public static func lint(paths: [String], strict: Bool = false, cache: YAMLCache? = nil) throws(PackReadError) -> LintResult {
+    public static func lint(paths: [String], strict: Bool = false) throws(PackReadError) -> LintResult {
         var result = LintResult(diagnostics: [], files: [:], packs: [])
         var total = 0
         for path in paths {
             let (orgPaths, userPaths) = try PackLoader.files(at: path)
             total += orgPaths.count + userPaths.count
-            var loader = PackLoader(cache: cache)
+            var loader = PackLoader()
             for file in orgPaths { loader.loadOrgFile(try PackLoader.read(file)) }
             for file in userPaths { loader.loadUserFile(try PackLoader.read(file)) }
             var compiler = PackCompiler(strict: strict)
@@ -40,9 +40,20 @@ public enum Linter {
     }
 
     /// Loads one pack for running it: the pack, or the diagnostics that stop it.
-    public static func load(_ path: String, cache: YAMLCache? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
-        let result = try lint(paths: [path], cache: cache)
-        if let pack = result.packs.first, result.errorCount == 0 { return .success(pack) }
+    /// Loads one pack for running it: the pack, or the diagnostics that stop it. With a cache,
+    /// a pack whose files are unchanged is read back compiled, neither parsed nor checked again.
+    public static func load(_ path: String, cache: PackCache? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
+        var sources: [SourceFile] = []
+        if let cache {
+            let (orgPaths, userPaths) = try PackLoader.files(at: path)
+            for file in orgPaths + userPaths { sources.append(try PackLoader.read(file)) }
+            if let pack = cache.load(sources) { return .success(pack) }
+        }
+        let result = try lint(paths: [path])
+        if let pack = result.packs.first, result.errorCount == 0 {
+            if let cache, !sources.isEmpty { cache.store(pack, for: sources) }
+            return .success(pack)
+        }
         return .failure(result)
     }
 

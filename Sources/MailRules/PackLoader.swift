@@ -93,10 +93,8 @@ public struct PackReadError: Error, Sendable, CustomStringConvertible {
 public struct PackLoader {
     public private(set) var definition = PackDefinition()
     public private(set) var diagnostics: [Diagnostic] = []
-    /// Where parsed files are cached, if anywhere.
-    public var cache: YAMLCache?
 
-    public init(cache: YAMLCache? = nil) { self.cache = cache }
+    public init() {}
 
     public static let orgKeys = ["settings", "lists", "rules"]
     public static let ruleKeys = ["id", "description", "when", "then", "message", "observe", "link", "save_as", "create_records"]
@@ -263,7 +261,7 @@ public struct PackLoader {
     /// Reads one file of the org layer.
     public mutating func loadOrgFile(_ file: SourceFile) {
         definition.files.append(file)
-        let (root, yamlDiagnostics) = YAMLLoader.load(file, cache: cache)
+        let (root, yamlDiagnostics) = YAMLLoader.load(file)
         diagnostics.append(contentsOf: yamlDiagnostics)
         guard yamlDiagnostics.isEmpty else { return }
         guard let root else {
@@ -430,7 +428,7 @@ public struct PackLoader {
 
     public mutating func loadUserFile(_ file: SourceFile) {
         definition.files.append(file)
-        let (root, yamlDiagnostics) = YAMLLoader.load(file, cache: cache)
+        let (root, yamlDiagnostics) = YAMLLoader.load(file)
         diagnostics.append(contentsOf: yamlDiagnostics)
         guard yamlDiagnostics.isEmpty else { return }
         guard let root, let entries = mapping(root, "a user file") else {

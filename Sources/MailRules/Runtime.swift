@@ -157,6 +157,11 @@ public final class CompiledList: Sendable {
 
     public func contains(_ value: String) -> Bool { match(value) != nil }
 
+    /// The normalised entries, as given to `init` (for the compiled-pack cache).
+    public func allEntries() -> [String] {
+        (Array(exact) + Array(domains) + subdomainsOnly.map { "*." + $0 }).sorted()
+    }
+
     /// The entry that matches `value`, if one does.
     public func match(_ value: String) -> String? {
         let key = Self.normalize(value, kind: kind)

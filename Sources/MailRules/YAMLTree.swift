@@ -69,15 +69,6 @@ public enum YAMLLoader {
         public init() {}
     }
 
-    /// Loads through `cache` when given: a cached tree is used as is, a fresh clean parse is stored.
-    public static func load(_ file: SourceFile, limits: Limits = Limits(), cache: YAMLCache?) -> (YNode?, [Diagnostic]) {
-        guard let cache else { return load(file, limits: limits) }
-        if let cached = cache.load(file) { return (cached, []) }
-        let (tree, diagnostics) = load(file, limits: limits)
-        if let tree, diagnostics.isEmpty { cache.store(tree, for: file) }
-        return (tree, diagnostics)
-    }
-
     public static func load(_ file: SourceFile, limits: Limits = Limits()) -> (YNode?, [Diagnostic]) {
         let path = file.path
         func at(_ mark: Mark?) -> SourceLocation {

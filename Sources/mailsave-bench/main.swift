@@ -85,6 +85,12 @@ if mode == "load" {
         let t4 = now()
         read += t1 - t0; yaml += t2 - t1; format += (t3 - t2) - (t2 - t1); compile += t4 - t3
     }
+    let cache = PackCache(directory: "/tmp/mailsave-bench-cache-\(getpid())")
+    _ = try? Linter.load(path, cache: cache)
+    let tc = now()
+    for _ in 0..<runs { _ = try? Linter.load(path, cache: cache) }
+    let cached = (now() - tc) / Double(runs) * 1000
+    print("{\"bench\":\"load-cached\",\"pack\":\"\(path)\",\"milliseconds_per_load\":\(RulesBench.rounded(cached))}")
     let scale = 1000 / Double(runs)
     print("{\"bench\":\"load-phases\",\"read_ms\":\(RulesBench.rounded(read * scale)),\"yaml_ms\":\(RulesBench.rounded(yaml * scale)),"
         + "\"format_ms\":\(RulesBench.rounded(format * scale)),\"compile_ms\":\(RulesBench.rounded(compile * scale))}")

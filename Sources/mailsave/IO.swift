@@ -77,7 +77,7 @@ func readInput(_ path: String) throws(CommandFailure) -> [UInt8] {
     return bytes
 }
 
-/// `MAILSAVE_NO_CACHE=1` turns the parsed-rules cache off.
+/// `MAILSAVE_NO_CACHE=1` turns the compiled-pack cache off.
 enum ProcessInfoCache {
     static var enabled: Bool { getenv("MAILSAVE_NO_CACHE").map { String(cString: $0) } != "1" }
 }

@@ -55,8 +55,8 @@ struct DecisionOptions: ParsableArguments {
     /// The compiled pack, or exit 5 with its diagnostics.
     func loadPack() throws -> RulePack {
         do {
-            // Parsed rule files are cached by content: process runs once per message.
-            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? YAMLCache.standard() : nil) {
+            // Compiled packs are cached by the content of the rule files: process runs once per message.
+            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil) {
             case .success(let pack): return pack
             case .failure(let result):
                 Terminal.err(LintReport.text(result))

@@ -1,0 +1,511 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A cache of compiled packs, keyed by the path and content of every rule file, so `process`,
+/// invoked once per message, neither parses nor checks the same YAML again. Only a pack that
+/// compiled without errors is stored. Entries are written atomically (temporary file, then
+/// rename); a missing, unreadable or corrupt entry is compiled again, and a cache that cannot
+/// be written is not an error.
+public struct PackCache: Sendable {
+    public let directory: String
+    /// Bumped whenever the encoding or the facts schema changes shape.
+    static let magic: [UInt8] = Array("MSPK1".utf8)
+
+    public init(directory: String) { self.directory = directory }
+
+    /// `$MAILSAVE_CACHE_DIR`, else `$XDG_CACHE_HOME/mailsave`, else `~/.cache/mailsave`.
+    public static func standard() -> PackCache? {
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+        if let explicit = env("MAILSAVE_CACHE_DIR") { return PackCache(directory: explicit) }
+        if let xdg = env("XDG_CACHE_HOME") { return PackCache(directory: xdg + "/mailsave") }
+        if let home = env("HOME") { return PackCache(directory: home + "/.cache/mailsave") }
+        return nil
+    }
+
+    /// FNV-1a 64 over the files and the facts schema (a schema change invalidates every entry).
+    static func key(_ files: [SourceFile]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash &*= 0x0000_0100_0000_01b3
+            }
+            hash ^= 0xFF
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        mix(schemaSignature.utf8)
+        for file in files {
+            mix(file.path.utf8)
+            mix(file.text.utf8)
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The facts schema as text, computed once: part of every key.
+    static let schemaSignature = Documentation.factsTable()
+
+    func path(_ key: String) -> String { directory + "/" + key + ".pack" }
+
+    public func load(_ files: [SourceFile]) -> RulePack? {
+        guard let bytes = try? PackLoader.bytes(of: path(Self.key(files))), bytes.starts(with: Self.magic) else { return nil }
+        var reader = PackDecoder(reader: BinaryReader(bytes: bytes, position: Self.magic.count))
+        guard let pack = reader.pack(), reader.reader.position == bytes.count else { return nil }
+        return pack
+    }
+
+    public func store(_ pack: RulePack, for files: [SourceFile]) {
+        var encoder = PackEncoder(pack: pack)
+        encoder.writer.bytes = Self.magic
+        encoder.encodePack()
+        mkdirs(directory)
+        let final = path(Self.key(files))
+        let temporary = final + ".\(getpid()).tmp"
+        guard let handle = fopen(temporary, "wb") else { return }
+        let written = encoder.writer.bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, handle) }
+        let closed = fclose(handle) == 0
+        if written == encoder.writer.bytes.count && closed { rename(temporary, final) } else { unlink(temporary) }
+    }
+
+    private func mkdirs(_ path: String) {
+        var current = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
+            mkdir(current, 0o755)
+        }
+    }
+}
+
+// MARK: Bytes
+
+struct BinaryWriter {
+    var bytes: [UInt8] = []
+
+    mutating func int(_ value: Int) {
+        var remaining = UInt64(bitPattern: Int64(value) << 1 ^ Int64(value) >> 63) // zig-zag
+        repeat {
+            let low = UInt8(remaining & 0x7F)
+            remaining >>= 7
+            bytes.append(remaining == 0 ? low : low | 0x80)
+        } while remaining != 0
+    }
+
+    mutating func string(_ text: String) {
+        int(text.utf8.count)
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    mutating func strings(_ texts: [String]) {
+        int(texts.count)
+        for text in texts { string(text) }
+    }
+
+    mutating func optional(_ text: String?) {
+        bool(text != nil)
+        if let text { string(text) }
+    }
+
+    mutating func bool(_ flag: Bool) { bytes.append(flag ? 1 : 0) }
+}
+
+struct BinaryReader {
+    let bytes: [UInt8]
+    var position: Int
+
+    mutating func int() -> Int? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < bytes.count, shift < 64 {
+            let byte = bytes[position]
+            position += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 {
+                let decoded = Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
+                return Int(decoded)
+            }
+            shift += 7
+        }
+        return nil
+    }
+
+    mutating func count() -> Int? {
+        guard let value = int(), value >= 0, value <= bytes.count - position + 1 else { return nil }
+        return value
+    }
+
+    mutating func string() -> String? {
+        guard let length = count(), length <= bytes.count - position,
+              let text = String(validating: bytes[position..<position + length], as: UTF8.self) else { return nil }
+        position += length
+        return text
+    }
+
+    mutating func strings() -> [String]? {
+        guard let count = count() else { return nil }
+        var texts: [String] = []
+        texts.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let text = string() else { return nil }
+            texts.append(text)
+        }
+        return texts
+    }
+
+    mutating func bool() -> Bool? {
+        guard position < bytes.count, bytes[position] <= 1 else { return nil }
+        position += 1
+        return bytes[position - 1] == 1
+    }
+
+    mutating func optional() -> String?? {
+        guard let present = bool() else { return nil }
+        if !present { return .some(nil) }
+        guard let text = string() else { return nil }
+        return .some(text)
+    }
+}
+
+/// The object types of the facts schema, by name, for encoding types.
+let schemaObjects: [String: ObjectType] = Dictionary(uniqueKeysWithValues: [
+    FactsSchema.message, FactsSchema.participant, FactsSchema.mailbox, FactsSchema.related, FactsSchema.thread,
+    FactsSchema.ledger, FactsSchema.selection, FactsSchema.capabilities, FactsSchema.settings, FactsSchema.root,
+].map { ($0.name, $0) })
+
+// MARK: Encoding
+
+struct PackEncoder {
+    let pack: RulePack
+    var writer = BinaryWriter()
+
+    mutating func location(_ location: SourceLocation) {
+        writer.string(location.path)
+        writer.int(location.line)
+        writer.int(location.column)
+    }
+
+    mutating func list(_ list: CompiledList) {
+        writer.string(list.name)
+        writer.string(list.kind.rawValue)
+        writer.strings(list.allEntries())
+    }
+
+    mutating func value(_ value: Value) {
+        switch value {
+        case .absent: writer.int(0)
+        case .bool(let flag): writer.int(1); writer.bool(flag)
+        case .int(let number): writer.int(2); writer.int(number)
+        case .string(let text): writer.int(3); writer.string(text)
+        case .list(let items):
+            writer.int(4)
+            writer.int(items.count)
+            for item in items { self.value(item) }
+        case .namedList(let named):
+            if pack.lists[named.name] === named {
+                writer.int(5)
+                writer.string(named.name)
+            } else {
+                writer.int(6)
+                list(named)
+            }
+        case .object(let object):
+            writer.int(7)
+            writer.string(object.type.name)
+            writer.int(object.fields.count)
+            for field in object.fields { self.value(field) }
+        }
+    }
+
+    mutating func type(_ type: FactType) {
+        switch type {
+        case .bool: writer.int(0)
+        case .int: writer.int(1)
+        case .string: writer.int(2)
+        case .enumeration(let name, let values): writer.int(3); writer.string(name); writer.strings(values)
+        case .list(let element): writer.int(4); self.type(element)
+        case .object(let object): writer.int(5); writer.string(object.name)
+        case .optional(let wrapped): writer.int(6); self.type(wrapped)
+        case .namedList(let kind): writer.int(7); writer.string(kind.rawValue)
+        case .error: writer.int(8)
+        }
+    }
+
+    mutating func node(_ node: ExprNode) {
+        switch node.op {
+        case .constant(let constant): writer.int(0); value(constant)
+        case .root(let index): writer.int(1); writer.int(index)
+        case .variable(let slot): writer.int(2); writer.int(slot)
+        case .field(let index): writer.int(3); writer.int(index)
+        case .not: writer.int(4)
+        case .and: writer.int(5)
+        case .or: writer.int(6)
+        case .equal: writer.int(7)
+        case .notEqual: writer.int(8)
+        case .less: writer.int(9)
+        case .lessEqual: writer.int(10)
+        case .greater: writer.int(11)
+        case .greaterEqual: writer.int(12)
+        case .add: writer.int(13)
+        case .subtract: writer.int(14)
+        case .negate: writer.int(15)
+        case .concat: writer.int(16)
+        case .inList: writer.int(17)
+        case .notInList: writer.int(18)
+        case .inNamed: writer.int(19)
+        case .notInNamed: writer.int(20)
+        case .call(let builtin): writer.int(21); writer.string(builtin.rawValue)
+        case .macro(let macro, let slot): writer.int(22); writer.string(macro.rawValue); writer.int(slot)
+        case .list: writer.int(23)
+        }
+        writer.int(node.span.lowerBound)
+        writer.int(node.span.upperBound)
+        type(node.type)
+        writer.int(node.children.count)
+        for child in node.children { self.node(child) }
+    }
+
+    mutating func source(_ source: ExprSource) {
+        writer.string(source.text)
+        writer.string(source.scalar.value)
+        location(source.scalar.location)
+        writer.int([YScalar.Style.plain, .singleQuoted, .doubleQuoted, .literal, .folded].firstIndex(of: source.scalar.style) ?? 0)
+    }
+
+    mutating func expression(_ expression: CompiledExpression?) {
+        guard let expression, let node = expression.node else { writer.bool(false); return }
+        writer.bool(true)
+        source(expression.source)
+        self.node(node)
+        writer.int(expression.slots)
+        writer.strings(expression.usedLists.sorted())
+        writer.strings(expression.usedSettings.sorted())
+    }
+
+    mutating func encodePack() {
+        let names = pack.lists.keys.sorted()
+        writer.int(names.count)
+        for name in names { if let named = pack.lists[name] { list(named) } }
+        let settings = pack.orgSettings.keys.sorted()
+        writer.int(settings.count)
+        for name in settings {
+            writer.string(name)
+            value(pack.orgSettings[name] ?? .absent)
+        }
+        writer.int(pack.rules.count)
+        for rule in pack.rules {
+            let definition = rule.definition
+            writer.string(definition.id)
+            location(definition.idLocation)
+            writer.string(definition.description)
+            writer.optional(definition.then?.rawValue)
+            writer.optional(definition.message)
+            writer.optional(definition.link?.rawValue)
+            writer.optional(definition.saveAs)
+            writer.optional(definition.createRecords.map { $0 ? "true" : "false" })
+            location(definition.location)
+            expression(rule.condition)
+            expression(rule.observe)
+        }
+        let objects = pack.mapping.keys.sorted()
+        writer.int(objects.count)
+        for object in objects {
+            let fields = pack.mapping[object] ?? []
+            writer.string(object)
+            writer.int(fields.count)
+            for (field, compiled) in fields {
+                writer.string(field.name)
+                expression(compiled)
+            }
+        }
+        let mailboxes = pack.users.keys.sorted()
+        writer.int(mailboxes.count)
+        for mailbox in mailboxes {
+            guard let user = pack.users[mailbox] else { continue }
+            writer.string(user.mailbox)
+            list(user.blocklist)
+            writer.strings(user.removed.sorted())
+            let names = user.settings.keys.sorted()
+            writer.int(names.count)
+            for name in names {
+                writer.string(name)
+                value(user.settings[name] ?? .absent)
+            }
+        }
+        writer.int(pack.slots)
+    }
+}
+
+// MARK: Decoding
+
+struct PackDecoder {
+    var reader: BinaryReader
+    var lists: [String: CompiledList] = [:]
+
+    mutating func location() -> SourceLocation? {
+        guard let path = reader.string(), let line = reader.int(), let column = reader.int() else { return nil }
+        return SourceLocation(path: path, line: line, column: column)
+    }
+
+    mutating func list() -> CompiledList? {
+        guard let name = reader.string(), let kindName = reader.string(), let kind = ListKind(rawValue: kindName),
+              let entries = reader.strings() else { return nil }
+        return CompiledList(name: name, kind: kind, entries: entries)
+    }
+
+    mutating func value(depth: Int = 0) -> Value? {
+        guard depth < 32, let tag = reader.int() else { return nil }
+        switch tag {
+        case 0: return .absent
+        case 1: return reader.bool().map(Value.bool)
+        case 2: return reader.int().map(Value.int)
+        case 3: return reader.string().map(Value.string)
+        case 4:
+            guard let count = reader.count() else { return nil }
+            var items: [Value] = []
+            for _ in 0..<count {
+                guard let item = value(depth: depth + 1) else { return nil }
+                items.append(item)
+            }
+            return .list(items)
+        case 5: return reader.string().flatMap { lists[$0] }.map(Value.namedList)
+        case 6: return list().map(Value.namedList)
+        case 7:
+            guard let name = reader.string(), let type = schemaObjects[name], let count = reader.count(), count == type.fields.count else {
+                return nil
+            }
+            var values: [String: Value] = [:]
+            for field in type.fields {
+                guard let item = value(depth: depth + 1) else { return nil }
+                values[field.name] = item
+            }
+            return (try? FactObject(type, values)).map(Value.object)
+        default: return nil
+        }
+    }
+
+    mutating func type(depth: Int = 0) -> FactType? {
+        guard depth < 16, let tag = reader.int() else { return nil }
+        switch tag {
+        case 0: return .bool
+        case 1: return .int
+        case 2: return .string
+        case 3:
+            guard let name = reader.string(), let values = reader.strings() else { return nil }
+            return .enumeration(name, values)
+        case 4: return type(depth: depth + 1).map(FactType.list)
+        case 5: return reader.string().flatMap { schemaObjects[$0] }.map(FactType.object)
+        case 6: return type(depth: depth + 1).map(FactType.optional)
+        case 7: return reader.string().flatMap(ListKind.init(rawValue:)).map(FactType.namedList)
+        case 8: return .error
+        default: return nil
+        }
+    }
+
+    mutating func node(depth: Int = 0) -> ExprNode? {
+        guard depth < 128, let tag = reader.int() else { return nil }
+        let simple: [Int: ExprNode.Op] = [4: .not, 5: .and, 6: .or, 7: .equal, 8: .notEqual, 9: .less, 10: .lessEqual,
+                                          11: .greater, 12: .greaterEqual, 13: .add, 14: .subtract, 15: .negate, 16: .concat,
+                                          17: .inList, 18: .notInList, 19: .inNamed, 20: .notInNamed, 23: .list]
+        let op: ExprNode.Op
+        switch tag {
+        case 0: guard let constant = value() else { return nil }; op = .constant(constant)
+        case 1: guard let index = reader.int() else { return nil }; op = .root(index)
+        case 2: guard let slot = reader.int() else { return nil }; op = .variable(slot)
+        case 3: guard let index = reader.int() else { return nil }; op = .field(index)
+        case 21: guard let builtin = reader.string().flatMap(Builtin.init(rawValue:)) else { return nil }; op = .call(builtin)
+        case 22:
+            guard let macro = reader.string().flatMap(Macro.init(rawValue:)), let slot = reader.int() else { return nil }
+            op = .macro(macro, slot: slot)
+        default:
+            guard let known = simple[tag] else { return nil }
+            op = known
+        }
+        guard let lower = reader.int(), let upper = reader.int(), lower <= upper, let type = type(), let count = reader.count() else {
+            return nil
+        }
+        var children: [ExprNode] = []
+        for _ in 0..<count {
+            guard let child = node(depth: depth + 1) else { return nil }
+            children.append(child)
+        }
+        return ExprNode(op, children, span: lower..<upper, type: type)
+    }
+
+    mutating func source() -> ExprSource? {
+        guard let text = reader.string(), let value = reader.string(), let location = location(), let style = reader.int(),
+              (0..<5).contains(style) else { return nil }
+        let styles: [YScalar.Style] = [.plain, .singleQuoted, .doubleQuoted, .literal, .folded]
+        return ExprSource(text: text, scalar: YScalar(value: value, location: location, style: styles[style]),
+                          file: SourceFile(path: location.path, text: ""))
+    }
+
+    /// `.some(nil)` when no expression was stored, nil when the bytes are bad.
+    mutating func expression() -> CompiledExpression?? {
+        guard let present = reader.bool() else { return nil }
+        if !present { return .some(nil) }
+        guard let source = source(), let node = node(), let slots = reader.int(), let usedLists = reader.strings(),
+              let usedSettings = reader.strings() else { return nil }
+        return .some(CompiledExpression(source: source, node: node, slots: slots, usedLists: Set(usedLists),
+                                        usedSettings: Set(usedSettings), syntax: nil))
+    }
+
+    mutating func pack() -> RulePack? {
+        guard let listCount = reader.count() else { return nil }
+        for _ in 0..<listCount {
+            guard let named = list() else { return nil }
+            lists[named.name] = named
+        }
+        guard let settingCount = reader.count() else { return nil }
+        var settings: [String: Value] = [:]
+        for _ in 0..<settingCount {
+            guard let name = reader.string(), let setting = value() else { return nil }
+            settings[name] = setting
+        }
+        guard let ruleCount = reader.count() else { return nil }
+        var rules: [CompiledRule] = []
+        for _ in 0..<ruleCount {
+            guard let id = reader.string(), let idLocation = location(), let description = reader.string(),
+                  let then = reader.optional(), let message = reader.optional(), let link = reader.optional(),
+                  let saveAs = reader.optional(), let create = reader.optional(), let location = location(),
+                  let condition = expression(), let observe = expression() else { return nil }
+            var definition = RuleDefinition(id: id, idLocation: idLocation, description: description, location: location)
+            definition.then = then.flatMap(Verdict.init(rawValue:))
+            definition.message = message
+            definition.link = link.flatMap(LinkMode.init(rawValue:))
+            definition.saveAs = saveAs
+            definition.createRecords = create.map { $0 == "true" }
+            definition.when = condition?.source
+            definition.observe = observe?.source
+            rules.append(CompiledRule(definition: definition, condition: condition, observe: observe))
+        }
+        guard let objectCount = reader.count() else { return nil }
+        var mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]] = [:]
+        for _ in 0..<objectCount {
+            guard let object = reader.string(), let catalog = SalesforceField.fields(for: object), let count = reader.count() else { return nil }
+            var fields: [(field: SalesforceField, expression: CompiledExpression)] = []
+            for _ in 0..<count {
+                guard let name = reader.string(), let field = catalog.first(where: { $0.name == name }),
+                      let compiled = expression(), let compiled else { return nil }
+                fields.append((field, compiled))
+            }
+            mapping[object] = fields
+        }
+        guard let userCount = reader.count() else { return nil }
+        var users: [String: UserLayer] = [:]
+        for _ in 0..<userCount {
+            guard let mailbox = reader.string(), let blocklist = list(), let removed = reader.strings(), let count = reader.count() else {
+                return nil
+            }
+            var values: [String: Value] = [:]
+            for _ in 0..<count {
+                guard let name = reader.string(), let setting = value() else { return nil }
+                values[name] = setting
+            }
+            users[mailbox] = UserLayer(mailbox: mailbox, blocklist: blocklist, removed: Set(removed), settings: values)
+        }
+        guard let slots = reader.int() else { return nil }
+        return RulePack(rules: rules, lists: lists, orgSettings: settings, mapping: mapping, users: users, slots: slots)
+    }
+}
