@@ -17,10 +17,18 @@ func sampleRecords() throws -> [CRMRecord] {
     return records
 }
 
+/// A store in a fresh folder under the test run's temporary folder (removed when the process ends).
 func temporaryStore() throws -> CRMStore {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-store-\(UUID().uuidString)/crm.sqlite").path
+    let path = storeRoot.appendingPathComponent("\(UUID().uuidString)/crm.sqlite").path
     return try CRMStore(path: path)
 }
+
+let storeRoot: URL = {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-store-tests-\(ProcessInfo.processInfo.processIdentifier)")
+    atexit { try? FileManager.default.removeItem(at: FileManager.default.temporaryDirectory
+        .appendingPathComponent("mailsave-store-tests-\(ProcessInfo.processInfo.processIdentifier)")) }
+    return root
+}()
 
 func shippedPack() throws -> RulePack {
     switch try Linter.load(packageRoot.appendingPathComponent("rules").path) {

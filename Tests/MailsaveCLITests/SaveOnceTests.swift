@@ -36,6 +36,7 @@ import Glibc
 
     @Test func eightConcurrentRunsLeaveExactlyOneRecord() throws {
         let store = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: (store as NSString).deletingLastPathComponent) }
         let processes = try (0..<8).map { _ in try applyProcess(store) }
         for process in processes { try process.run() }
         var created = 0
@@ -56,6 +57,7 @@ import Glibc
 
     @Test func runsKilledAtAnyPointLeaveNoneOrOneAndARetryFinishes() throws {
         let store = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: (store as NSString).deletingLastPathComponent) }
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<16 {
             let process = try applyProcess(store)
@@ -75,8 +77,10 @@ import Glibc
 
     @Test func theStoreCommandsSayWhatWentWrong() throws {
         let store = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: (store as NSString).deletingLastPathComponent) }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-csv-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
         let bad = folder.appendingPathComponent("Contact.csv")
         try "Id,Email\n0035e00000New01,new@x.example\n0035e00000New02,b@x.example,extra\n".write(to: bad, atomically: true, encoding: .utf8)
         let result = try Binary.run(["crm", "import", "--store", store, "--object", "Contact", bad.path])
