@@ -99,7 +99,7 @@ enum ExplainText {
         let scalars = Array(source.unicodeScalars)
         var order: [Range<Int>] = []
         var values: [Range<Int>: [Value]] = [:]
-        for (node, value) in steps where members.contains(ObjectIdentifier(node)) && node !== root {
+        for (node, value) in steps where members.contains(ObjectIdentifier(node)) {
             switch node.op {
             case .root, .field, .call, .macro: break
             default: continue

@@ -36,3 +36,12 @@ import Testing
         #expect(readme.contains(result.stdout), "README's quick-start table is stale")
     }
 }
+
+@Suite struct ReadmeExplainTests {
+    @Test func theExplainExcerptIsWhatTheCommandPrints() throws {
+        let readme = try String(contentsOf: Binary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let result = try Binary.run(["explain", "--mailbox", "ann@contoso.com", "--crm", "examples/crm", "examples/messages/02-internal-only.eml"])
+        let excerpt = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).prefix(17).joined(separator: "\n")
+        #expect(readme.contains(excerpt), "README's explain excerpt is stale")
+    }
+}
