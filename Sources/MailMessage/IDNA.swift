@@ -14,7 +14,10 @@ public enum IDNA {
         if text.hasPrefix("[") { return text.lowercased() } // address literal
         while text.hasSuffix(".") { text.removeLast() }
         if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
-        // UTS 46 maps the ideographic and full-width stops to '.'.
+        // UTS 46: NFC first (the standard library's own normalisation), so a decomposed
+        // "u + combining diaeresis" and a precomposed "ü" give the same label...
+        text = String(decoding: text._nfcCodeUnits, as: UTF8.self)
+        // ...and the ideographic and full-width stops are '.'.
         let mapped = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
             switch scalar.value {
             case 0x3002, 0xFF0E, 0xFF61: return "."

@@ -46,5 +46,6 @@ import Testing
         #expect(IDNA.normalize("例え.テスト") == "xn--r8jz45g.xn--zckzah")
         #expect(IDNA.normalize("EXAMPLE.com.") == "example.com")
         #expect(IDNA.normalize("müller。de") == "xn--mller-kva.de")
+        #expect(IDNA.normalize("Bu\u{308}cher.example") == "xn--bcher-kva.example") // decomposed: NFC first
     }
 }
