@@ -46,18 +46,6 @@ public enum Charset {
         }
     }
 
-    /// Whether iconv (or the built-in tables) can decode `label`.
-    public static func isKnown(_ label: String) -> Bool {
-        let name = normalize(label)
-        if ["utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "windows-1252", "cp1252"].contains(name) {
-            return true
-        }
-        let descriptor = iconv_open("UTF-8", name)
-        if descriptor == iconv_t(bitPattern: -1) { return false }
-        iconv_close(descriptor)
-        return true
-    }
-
     static func normalize(_ label: String) -> String {
         var name = label.lowercased()
         name = String(name.drop(while: { $0 == " " || $0 == "\"" || $0 == "'" }))

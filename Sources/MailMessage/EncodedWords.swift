@@ -9,7 +9,6 @@ public enum EncodedWords {
         var output = ""
         var literal: [UInt8] = []
         var pending: (charset: String, bytes: [UInt8])?
-        var pendingWhitespace: [UInt8] = []
         var index = raw.startIndex
 
         func flushPending() {
@@ -37,7 +36,6 @@ public enum EncodedWords {
                     flushPending()
                     pending = (word.charset, word.bytes)
                 }
-                pendingWhitespace.removeAll()
                 index = word.end
                 continue
             }

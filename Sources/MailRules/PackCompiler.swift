@@ -272,8 +272,6 @@ public struct PackCompiler {
     /// `*.example.com` (subdomains only) is valid when `example.com` is.
     static func withoutWildcard(_ domain: String) -> String { domain.hasPrefix("*.") ? String(domain.dropFirst(2)) : domain }
 
-    static func isValidDomain(_ text: String) -> Bool { isValidNormalizedDomain(IDNA.normalize(text)[...].utf8) }
-
     /// Letters, digits and hyphens in 2 or more labels of 1 to 63 bytes, not all-numeric at the end:
     /// checked on the normalised (lower-case, IDNA) bytes.
     static func isValidNormalizedDomain(_ bytes: Substring.UTF8View) -> Bool {

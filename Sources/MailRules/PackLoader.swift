@@ -220,12 +220,6 @@ public struct PackLoader {
         }
     }
 
-    mutating func choice<T: RawRepresentable>(_ node: YNode, _ what: String, _ type: T.Type) -> T? where T.RawValue == String {
-        guard let scalar = scalar(node, what) else { return nil }
-        if let value = T(rawValue: scalar.value) { return value }
-        return nil
-    }
-
     mutating func enumValue(_ node: YNode, _ what: String, _ values: [String]) -> YScalar? {
         guard let scalar = scalar(node, what) else { return nil }
         guard values.contains(scalar.value) else {
