@@ -198,12 +198,16 @@ struct Process: ParsableCommand {
                 Terminal.out(json.serialized(pretty: files.count == 1))
             case .text:
                 if files.count > 1 { Terminal.out("== \(file)") }
-                Terminal.out(DecisionText.render(decision) + (files.count > 1 ? "\n" : ""))
+                var text = DecisionText.render(decision)
+                if apply { text += "\n" + "Saved".padding(13) + (saved.map { "\($0.id) (\($0.created ? "created" : "already saved"))" } ?? "(nothing)") }
+                Terminal.out(text + (files.count > 1 ? "\n" : ""))
             case .table:
-                rows.append(DecisionText.row(file: file, decision))
+                var row = DecisionText.row(file: file, decision)
+                if apply { row.insert(saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? "", at: row.count - 1) }
+                rows.append(row)
             }
         }
-        if format == .table { Terminal.out(DecisionText.table(rows)) }
+        if format == .table { Terminal.out(DecisionText.table(rows, saved: apply)) }
         if failures > 0 { throw ExitCode(ExitStatus.badMessage.rawValue) }
     }
 }
@@ -273,8 +277,8 @@ enum DecisionText {
                 decision.reasons.first?.rule ?? ""]
     }
 
-    static func table(_ rows: [[String]]) -> String {
-        let header = ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "RULE"]
+    static func table(_ rows: [[String]], saved: Bool = false) -> String {
+        let header = saved ? ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "SAVED", "RULE"] : ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "RULE"]
         let all = [header] + rows
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         return all.map { row in
