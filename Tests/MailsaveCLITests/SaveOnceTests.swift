@@ -75,6 +75,20 @@ import Glibc
         #expect(reconcile.stdout.hasPrefix("0 ledger rows without a record"))
     }
 
+    @Test func theTableSaysWhatWasSaved() throws {
+        let store = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: (store as NSString).deletingLastPathComponent) }
+        let arguments = ["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", "--format", "table",
+                         "examples/messages/01-customer-question.eml", "examples/messages/02-internal-only.eml"]
+        let first = try Binary.run(arguments)
+        let lines = first.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+        #expect(lines.first?.contains("SAVED") == true)
+        #expect(lines[1].contains { $0.hasPrefix("00T5e") && $0.count == 18 })
+        #expect(lines[2].count == 3) // blocked: nothing saved
+        let again = try Binary.run(arguments)
+        #expect(again.stdout.contains("(had)"))
+    }
+
     @Test func theStoreCommandsSayWhatWentWrong() throws {
         let store = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: (store as NSString).deletingLastPathComponent) }
