@@ -13,7 +13,7 @@ struct TestCommand: ParsableCommand {
         'N passed, N failed'. No test found is a failure.
 
         Examples:
-          mailsave test rules/
+          mailsave test                         the pack in ./rules
           mailsave test --require-coverage rules/
           mailsave test rules/tests/modes.yaml
         """
@@ -25,12 +25,8 @@ struct TestCommand: ParsableCommand {
     @Flag(help: "Also list the tests that pass.")
     var verbose = false
 
-    @Argument(help: "Rule pack folders or rule test files.")
-    var paths: [String]
-
-    func validate() throws {
-        if paths.isEmpty { throw ValidationError("give a rule pack folder or a rule test file") }
-    }
+    @Argument(help: "Rule pack folders or rule test files (default: rules).")
+    var paths: [String] = ["rules"]
 
     func run() throws {
         var passed = 0
