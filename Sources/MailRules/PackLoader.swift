@@ -252,17 +252,19 @@ public struct PackLoader {
         return entries
     }
 
-    /// Reads one file of the org layer.
-    public mutating func loadOrgFile(_ file: SourceFile) {
+    /// The YAML tree of a file, or nil after reporting why there is none.
+    mutating func root(of file: SourceFile, whenEmpty: String) -> YNode? {
         definition.files.append(file)
         let (root, yamlDiagnostics) = YAMLLoader.load(file)
         diagnostics.append(contentsOf: yamlDiagnostics)
-        guard yamlDiagnostics.isEmpty else { return }
-        guard let root else {
-            report(.schemaMissingKey, SourceLocation(path: file.path, line: 1, column: 1),
-                   "the file is empty; a rule file has settings, lists or rules")
-            return
-        }
+        guard yamlDiagnostics.isEmpty else { return nil }
+        if root == nil { report(.schemaMissingKey, SourceLocation(path: file.path, line: 1, column: 1), "the file is empty; " + whenEmpty) }
+        return root
+    }
+
+    /// Reads one file of the org layer.
+    public mutating func loadOrgFile(_ file: SourceFile) {
+        guard let root = root(of: file, whenEmpty: "a rule file has settings, lists or rules") else { return }
         guard let entries = mapping(root, "a rule file") else { return }
         let known = known(entries, Self.orgKeys, in: "a rule file")
         if entries.isEmpty {
@@ -421,16 +423,7 @@ public struct PackLoader {
     // MARK: User files
 
     public mutating func loadUserFile(_ file: SourceFile) {
-        definition.files.append(file)
-        let (root, yamlDiagnostics) = YAMLLoader.load(file)
-        diagnostics.append(contentsOf: yamlDiagnostics)
-        guard yamlDiagnostics.isEmpty else { return }
-        guard let root, let entries = mapping(root, "a user file") else {
-            if root == nil {
-                report(.schemaMissingKey, SourceLocation(path: file.path, line: 1, column: 1), "the file is empty; a user file needs 'mailbox'")
-            }
-            return
-        }
+        guard let root = root(of: file, whenEmpty: "a user file needs 'mailbox'"), let entries = mapping(root, "a user file") else { return }
         let known = known(entries, Self.userKeys, in: "a user file")
         var mailbox: YScalar?
         var add: [YScalar] = []
