@@ -15,6 +15,7 @@ struct Explain: ParsableCommand {
         Examples:
           mailsave explain --mailbox ann@contoso.com --crm examples/crm examples/messages/02-internal-only.eml
           mailsave explain --failing-only --mailbox ann@contoso.com --crm examples/crm examples/messages/08-gmail-prospect.eml
+          mailsave explain --format json --mailbox ann@contoso.com --crm examples/crm msg.eml | jq '.rules[] | select(.held)'
         """
     )
 
@@ -22,6 +23,9 @@ struct Explain: ParsableCommand {
 
     @Flag(help: "Only the rules whose condition did not hold.")
     var failingOnly = false
+
+    @Option(help: "text (people) or json (support tools): the decision, the facts, and every rule with the values it read.")
+    var format: OutputFormat = .text
 
     @Argument(help: "The message file, or - for standard input.")
     var file: String
@@ -31,7 +35,12 @@ struct Explain: ParsableCommand {
         let engine = Engine(pack: pack, directory: try options.loadDirectory())
         let message = try readMessage(file)
         let (decision, facts, traces) = try engine.decide(message, context: options.context, trace: true)
-        Terminal.out(ExplainText.render(decision: decision, facts: facts, traces: traces, context: options.context, failingOnly: failingOnly))
+        switch format {
+        case .text:
+            Terminal.out(ExplainText.render(decision: decision, facts: facts, traces: traces, context: options.context, failingOnly: failingOnly))
+        case .json:
+            Terminal.out(ExplainText.json(decision: decision, facts: facts, traces: traces, failingOnly: failingOnly).serialized(pretty: true))
+        }
     }
 }
 
@@ -86,6 +95,44 @@ enum ExplainText {
             for observation in decision.observations { lines.append("observation  \(observation)") }
         }
         return lines.joined(separator: "\n")
+    }
+
+    static func json(decision: Decision, facts: EngineFacts, traces: [RuleTrace], failingOnly: Bool) -> JSON {
+        let participants: [JSON] = facts.participants.map { participant in
+            .object([
+                ("address", .string(participant.address.normalized)), ("role", .string(participant.role)),
+                ("owner", .bool(participant.owner)), ("blocked_by", .optional(participant.blockedBy)),
+                ("blocked_entry", .optional(participant.blockedEntry)), ("free_mail", .bool(participant.freeMail)),
+                ("contact", .optional(participant.contact?.id)), ("lead", .optional(participant.lead?.id)),
+                ("account", .optional(participant.account)), ("user", .optional(participant.user?.id)),
+            ])
+        }
+        let related = facts.related
+        let rules: [JSON] = traces.compactMap { trace in
+            if failingOnly && trace.held != false { return nil }
+            var reads: [JSON] = []
+            if trace.held != nil, let node = trace.rule.conditionNode, let source = trace.rule.condition?.source {
+                reads = steps(trace.steps, within: node, source: source.text).map { .object([("expression", .string($0.0)), ("value", .string($0.1))]) }
+            }
+            return .object([
+                ("rule", .string(trace.rule.id)), ("description", .string(trace.rule.definition.description)),
+                ("condition", .optional(trace.rule.condition?.source.text)), ("then", .optional(trace.rule.definition.then?.rawValue)),
+                ("held", trace.held.map(JSON.bool) ?? .null), ("reads", .array(reads)),
+            ])
+        }
+        return .object([
+            ("decision", DecisionJSON.encode(decision)),
+            ("facts", .object([
+                ("direction", .string(facts.direction)), ("participants", .array(participants)),
+                ("related", .object([("contacts", .strings(related.contacts)), ("leads", .strings(related.leads)),
+                                     ("accounts", .strings(related.accounts)), ("opportunities", .strings(related.opportunities)),
+                                     ("cases", .strings(related.cases)), ("body_references", .strings(related.bodyReferences))])),
+                ("thread", .object([("case", .optional(facts.threadCase)), ("anchor_email", .optional(facts.anchorEmail)),
+                                    ("anchor_who", .optional(facts.anchorWho))])),
+                ("ledger", .object([("saved_record", .optional(facts.savedRecord))])),
+            ])),
+            ("rules", .array(rules)),
+        ])
     }
 
     /// The facts and calls a condition read, each with the values it had (several inside a macro).

@@ -124,6 +124,18 @@ import Testing
         #expect(result.stdout.contains("  4 all-internal-or-blocked   HELD, decided participants.all(p, p.blocked) -> blocked"))
         #expect(result.stdout.contains("       p.blocked = true, true"))
         #expect(result.stdout.contains(" 18 no-related-records        not reached"))
+        let json = try Binary.run(["explain", "--format", "json", "--mailbox", "ann@contoso.com", "--crm", "examples/crm",
+                                   "examples/messages/02-internal-only.eml"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["decision"] as? [String: Any])?["verdict"] as? String == "blocked")
+        let rules = try #require(object["rules"] as? [[String: Any]])
+        #expect(rules.count == 18)
+        let decided = try #require(rules.first { $0["rule"] as? String == "all-internal-or-blocked" })
+        #expect(decided["held"] as? Bool == true)
+        #expect((decided["reads"] as? [[String: String]])?.contains { $0["expression"] == "p.blocked" && $0["value"] == "true, true" } == true)
+        #expect(rules.last?["held"] is NSNull)
+        let participants = ((object["facts"] as? [String: Any])?["participants"] as? [[String: Any]]) ?? []
+        #expect(participants.map { $0["blocked_by"] as? String } == ["internal", "internal"])
         let failing = try Binary.run(["explain", "--failing-only", "--mailbox", "ann@contoso.com", "--crm", "examples/crm",
                                       "examples/messages/02-internal-only.eml"])
         #expect(!failing.stdout.contains("HELD"))
