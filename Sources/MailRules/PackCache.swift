@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import MailMessage
 
 /// A cache of compiled packs, keyed by the path and content of every rule file, so `process`,
 /// invoked once per message, neither parses nor checks the same YAML again. Only a pack that
@@ -27,22 +28,17 @@ public struct PackCache: Sendable {
 
     /// FNV-1a 64 over the files and the facts schema (a schema change invalidates every entry).
     static func key(_ files: [SourceFile]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hash = FNV1a()
         func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
-            for byte in bytes {
-                hash ^= UInt64(byte)
-                hash &*= 0x0000_0100_0000_01b3
-            }
-            hash ^= 0xFF
-            hash &*= 0x0000_0100_0000_01b3
+            hash.add(bytes)
+            hash.add([0xFF]) // separates the parts, so "ab"+"c" and "a"+"bc" differ
         }
         mix(schemaSignature.utf8)
         for file in files {
             mix(file.path.utf8)
             mix(file.text.utf8)
         }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return hash.paddedHex
     }
 
     /// The facts schema as text, computed once: part of every key.

@@ -145,7 +145,7 @@ public struct PackLoader {
     }
 
     /// A whole file's bytes.
-    static func bytes(of path: String) throws(PackReadError) -> [UInt8] {
+    public static func bytes(of path: String) throws(PackReadError) -> [UInt8] {
         guard let handle = fopen(path, "rb") else {
             throw PackReadError(path: path, reason: String(cString: strerror(errno)))
         }

@@ -21,14 +21,11 @@ extension CRMStore {
     /// without one, a hash of what identifies it.
     public static func ledgerKey(_ message: Message) -> String {
         if let id = message.messageID { return MessageIDKey.normalize(id) }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
             + "\u{0}" + message.textBody.prefix(4096)
-        for byte in identity.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01b3
-        }
-        return "no-message-id:" + String(hash, radix: 16)
+        var hash = FNV1a()
+        hash.add(identity.utf8)
+        return "no-message-id:" + String(hash.value, radix: 16)
     }
 
     /// Saves a decision exactly once. In one IMMEDIATE transaction: the ledger is consulted and

@@ -18,28 +18,13 @@ func printError(_ text: String) {
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
-func readFile(_ path: String) -> [UInt8]? {
-    guard let handle = fopen(path, "rb") else { return nil }
-    defer { fclose(handle) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, handle)
-        if count <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<count])
-    }
-    return bytes
-}
+func readFile(_ path: String) -> [UInt8]? { try? PackLoader.bytes(of: path) }
 
+/// Every .raw and .eml file under `directory` (or `directory` itself when it is a file).
 func listFiles(_ directory: String) -> [String] {
-    guard let dir = opendir(directory) else { return [directory] }
-    defer { closedir(dir) }
+    guard let names = try? PackLoader.entries(of: directory) else { return [directory] }
     var files: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
-        if name.hasPrefix(".") { continue }
+    for name in names {
         let path = directory + "/" + name
         var info = stat()
         if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
