@@ -1,6 +1,7 @@
 import CSV
 import Foundation
 import MailMessage
+import MailRules
 
 /// A Salesforce record as the engine sees it: object, id, and API field values as text
 /// (as a Data Export writes them).
@@ -166,10 +167,9 @@ public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
 
 /// How look-up keys are normalised, shared by every directory implementation.
 public enum CRMDirectoryKeys {
+    /// The same normalisation the rule language's address lists use.
     public static func address(_ address: String) -> String {
-        let trimmed = address.trimmingCharacters(in: .whitespaces)
-        guard let at = trimmed.lastIndex(of: "@") else { return trimmed.lowercased() }
-        return trimmed[..<at].lowercased() + "@" + IDNA.normalize(String(trimmed[trimmed.index(after: at)...]))
+        CompiledList.normalize(address.trimmingCharacters(in: .whitespaces), kind: .addresses)
     }
 
     /// `https://www.Fabrikam.com/about` -> `fabrikam.com`.
