@@ -20,6 +20,10 @@ enum ExitStatus: Int32 {
     case badCRMData = 6
     /// The store refused an edit (ownership or permission); nothing changed.
     case refused = 7
+    /// Nothing is wrong with the input, but it cannot be done now (disk full, store locked
+    /// past its busy timeout): retry later. 75 is sysexits' EX_TEMPFAIL, which MTAs and
+    /// procmail read as "defer and deliver again".
+    case temporary = 75
 }
 
 /// An error the user sees as one line: `mailsave: <place>: <reason>`.

@@ -16,8 +16,9 @@ struct Mailsave: ParsableCommand {
           mailsave lint rules/ && mailsave test rules/
 
         Exit codes: 0 success, 1 problems found (lint, test), 2 usage error, \
-        3 could not run (unreadable file, store), 4 input is not a readable message, \
-        5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused.
+        3 could not run (unreadable file, damaged or foreign store), 4 input is not a readable \
+        message, 5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused, \
+        75 temporary failure, retry later (disk full, store locked; sysexits EX_TEMPFAIL).
         """,
         version: Mailsave.version,
         subcommands: [Process.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Reference.self]
@@ -44,8 +45,11 @@ enum Entry {
                 Terminal.out(text)
                 exit(0)
             }
-            Terminal.err(text)
-            exit(ExitStatus.usage.rawValue)
+            let usage = status == .validationFailure
+            Terminal.err(usage ? text : "mailsave: " + text)
+            // Only the argument parser's own errors are usage errors; anything else that
+            // escaped a command is a failure to run, never reported as "usage".
+            exit(usage ? ExitStatus.usage.rawValue : ExitStatus.couldNotRun.rawValue)
         }
     }
 }
