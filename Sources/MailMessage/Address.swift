@@ -76,67 +76,91 @@ public enum AddressParser {
         return Result(addresses: addresses, problems: problems)
     }
 
-    /// One comma-separated entry; may yield two mailboxes when a comma was left out.
+    /// One comma-separated entry; may yield several mailboxes when commas were left out.
+    /// Loops over the entry, never recursion, and looks at each token a bounded number of
+    /// times: a list of thousands of mailboxes without commas costs its length, not its
+    /// square, and no stack.
     static func parseEntry(_ items: [Item], problems: inout [String]) -> [Address] {
-        if let open = items.firstIndex(where: { $0.token == .special(0x3C) }) {
-            let phrase = Array(items[..<open])
-            var close = items[open...].firstIndex(where: { $0.token == .special(0x3E) })
-            if close == nil { problems.append("'<' without '>'") }
-            let end = close ?? items.endIndex
-            var inner = Array(items[(open + 1)..<end])
-            // Obsolete route: <@a.example,@b.example:user@c.example>
-            if let colon = inner.lastIndex(where: { $0.token == .special(0x3A) }) {
-                inner = Array(inner[(colon + 1)...])
-            }
-            inner.removeAll { if case .comment = $0.token { return true } else { return false } }
-            var name = displayName(phrase)
-            var results: [Address] = []
-            if name.isEmpty, let comment = firstComment(items[(close.map { $0 + 1 } ?? items.endIndex)...]) {
-                name = comment
-            }
-            if let mailbox = mailbox(from: inner, name: name) {
-                results.append(mailbox)
-            } else if inner.isEmpty && !phrase.isEmpty {
-                problems.append("empty angle brackets")
-            }
-            if let closeIndex = close {
-                let rest = Array(items[(closeIndex + 1)...]).filter {
-                    if case .comment = $0.token { return false } else { return true }
-                }
-                if !rest.isEmpty {
-                    problems.append("missing comma between addresses")
-                    results.append(contentsOf: parseEntry(rest, problems: &problems))
-                }
-                close = nil
-            }
-            return results
+        var results: [Address] = []
+        var remaining = items[...]
+        // Mailboxes in angle brackets, one after the other.
+        while remaining.contains(where: { $0.token == .special(0x3C) }) {
+            guard let rest = parseAngleMailbox(remaining, into: &results, problems: &problems) else { return results }
+            remaining = rest
         }
-        // No angle brackets: an addr-spec, perhaps with a name before it (missing brackets)
-        // or in a comment after it.
-        let content = items.filter { if case .comment = $0.token { return false } else { return true } }
-        guard !content.isEmpty else { return [] }
-        if let at = content.firstIndex(where: { $0.token == .special(0x40) }) {
+        // No angle brackets left: addr-specs, perhaps with names before them (missing
+        // brackets) or in a comment after the first.
+        let content = remaining.filter { if case .comment = $0.token { return false } else { return true } }
+        var position = 0
+        var first = true
+        while position < content.count {
+            guard let at = content[position...].firstIndex(where: { $0.token == .special(0x40) }) else {
+                // No '@' at all: a bare local part, e.g. `To: undisclosed recipients` without the group syntax.
+                let local = content[position...].map(text(of:)).joined(separator: " ")
+                problems.append("address without a domain: \(local)")
+                results.append(Address(name: "", address: local, local: local, domain: ""))
+                return results
+            }
             var start = at
-            while start > 0 && !content[start].spaceBefore && isAddrSpecToken(content[start - 1].token) { start -= 1 }
+            while start > position && !content[start].spaceBefore && isAddrSpecToken(content[start - 1].token) { start -= 1 }
             var end = at + 1
             while end < content.count && isAddrSpecToken(content[end].token) && (end == at + 1 || !content[end].spaceBefore) {
                 end += 1
             }
-            var name = displayName(Array(content[..<start]))
+            var name = displayName(Array(content[position..<start]))
             if !name.isEmpty { problems.append("address without angle brackets after a display name") }
-            if name.isEmpty, let comment = firstComment(items[...]) { name = comment }
-            var results: [Address] = []
+            if name.isEmpty && first, let comment = firstComment(remaining) { name = comment }
             if let mailbox = mailbox(from: Array(content[start..<end]), name: name) { results.append(mailbox) }
             if end < content.count {
                 problems.append("text after an address: missing comma?")
-                results.append(contentsOf: parseEntry(Array(content[end...]), problems: &problems))
+                if results.count >= maxMailboxesPerEntry {
+                    problems.append("more than \(maxMailboxesPerEntry) mailboxes without commas; the rest is ignored")
+                    return results
+                }
             }
-            return results
+            position = end
+            first = false
         }
-        // No '@' at all: a bare local part, e.g. `To: undisclosed recipients` without the group syntax.
-        let local = content.map(text(of:)).joined(separator: " ")
-        problems.append("address without a domain: \(local)")
-        return [Address(name: "", address: local, local: local, domain: "")]
+        return results
+    }
+
+    /// Most mailboxes read from one comma-less run of text.
+    static let maxMailboxesPerEntry = 10_000
+
+    /// Reads the first `<...>` mailbox of `items` (with the phrase before it) into `results`;
+    /// returns what follows it when that looks like another mailbox with its comma left out.
+    private static func parseAngleMailbox(_ items: ArraySlice<Item>, into results: inout [Address],
+                                          problems: inout [String]) -> ArraySlice<Item>? {
+        guard let open = items.firstIndex(where: { $0.token == .special(0x3C) }) else { return nil }
+        let phrase = Array(items[..<open])
+        let close = items[open...].firstIndex(where: { $0.token == .special(0x3E) })
+        if close == nil { problems.append("'<' without '>'") }
+        let end = close ?? items.endIndex
+        var inner = Array(items[(open + 1)..<end])
+        // Obsolete route: <@a.example,@b.example:user@c.example>
+        if let colon = inner.lastIndex(where: { $0.token == .special(0x3A) }) {
+            inner = Array(inner[(colon + 1)...])
+        }
+        inner.removeAll { if case .comment = $0.token { return true } else { return false } }
+        var name = displayName(phrase)
+        let after = items[(close.map { $0 + 1 } ?? items.endIndex)...]
+        if name.isEmpty, let comment = firstComment(after.prefix { $0.token != .special(0x3C) }) {
+            name = comment
+        }
+        if let mailbox = mailbox(from: inner, name: name) {
+            results.append(mailbox)
+        } else if inner.isEmpty && !phrase.isEmpty {
+            problems.append("empty angle brackets")
+        }
+        guard close != nil else { return nil }
+        let rest = after.drop { if case .comment = $0.token { return true } else { return false } }
+        if rest.isEmpty { return nil }
+        problems.append("missing comma between addresses")
+        if results.count >= maxMailboxesPerEntry {
+            problems.append("more than \(maxMailboxesPerEntry) mailboxes without commas; the rest is ignored")
+            return nil
+        }
+        return rest
     }
 
     static func isAddrSpecToken(_ token: Token) -> Bool {
@@ -233,9 +257,15 @@ public enum AddressParser {
         var items: [Item] = []
         var index = 0
         var space = false
+        // Once a quote has run to the end unclosed, every later quote would too (its search
+        // covers a subset of the same bytes): they are dropped at once, keeping this linear.
+        var unclosedQuoteSeen = false
         while index < raw.count {
             let byte = raw[index]
             switch byte {
+            case 0x22 where unclosedQuoteSeen:
+                index += 1
+                continue
             case 0x20, 0x09, 0x0D, 0x0A:
                 space = true
                 index += 1
@@ -255,6 +285,7 @@ public enum AddressParser {
                 if !closed {
                     // Drop the stray quote and read on, so the mailbox after it is not swallowed.
                     problems.append("unbalanced quote in an address; the quote is ignored")
+                    unclosedQuoteSeen = true
                     index = quoteStart + 1
                     continue
                 }

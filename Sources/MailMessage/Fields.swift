@@ -116,7 +116,8 @@ public enum DateParser {
                 sawTime = true
                 continue
             }
-            if (token.hasPrefix("+") || token.hasPrefix("-")) && token.count >= 5, let value = Int(token.dropFirst().prefix(4)) {
+            if (token.hasPrefix("+") || token.hasPrefix("-")) && token.count >= 5, let value = Int(token.dropFirst().prefix(4)),
+               value >= 0 {
                 let sign = token.hasPrefix("-") ? -1 : 1
                 offset = sign * (value / 100 * 60 + value % 100)
                 continue
@@ -143,7 +144,10 @@ public enum DateParser {
             }
         }
         guard let day, let month, let year else { return (nil, "unreadable date '\(text.trimmingSpaces())'") }
-        guard (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second) else {
+        // Every number is range-checked before any arithmetic: a year of twelve digits is a
+        // defect, never an overflow.
+        guard (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second),
+              validYears.contains(year), validOffsets.contains(offset ?? 0) else {
             return (nil, "date out of range '\(text.trimmingSpaces())'")
         }
         if offset == nil { problem = "date has no time zone; UTC assumed" }
@@ -152,6 +156,11 @@ public enum DateParser {
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(zone * 60)
         return (MailDate(secondsSinceEpoch: seconds, offsetMinutes: zone), problem)
     }
+
+    /// Years a date may name; anything else is a defect ("date out of range").
+    static let validYears = 1...9999
+    /// UTC offsets a zone may state, in minutes (real zones lie within -12:00...+14:00).
+    static let validOffsets = -1439...1439
 
     static let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     static let weekdayNames = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -167,13 +176,15 @@ public enum DateParser {
         guard bytes.count >= 19, bytes[4] == 0x2D, bytes[7] == 0x2D, bytes[10] == 0x54 || bytes[10] == 0x20 else { return nil }
         func number(_ range: Range<Int>) -> Int? { Int(String(decoding: bytes[range], as: UTF8.self)) }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+              validYears.contains(year), (1...12).contains(month), (1...31).contains(day),
+              (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second) else { return nil }
         var rest = bytes[19...]
         if rest.first == 0x2E { rest = rest.drop(while: { $0 == 0x2E || (0x30...0x39).contains($0) }) }
         var offset = 0
         if let sign = rest.first, sign == 0x2B || sign == 0x2D {
             let digits = rest.dropFirst().filter { $0 != 0x3A }
-            guard digits.count == 4, let value = Int(String(decoding: digits, as: UTF8.self)) else { return nil }
+            guard digits.count == 4, let value = Int(String(decoding: digits, as: UTF8.self)), value >= 0 else { return nil }
             offset = (sign == 0x2D ? -1 : 1) * (value / 100 * 60 + value % 100)
         }
         let days = daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day))

@@ -117,27 +117,38 @@ struct HeaderBlockParser {
         var position = range.lowerBound
         let end = range.upperBound
         /// The field being read: its value is a range of the message until a continuation
-        /// line makes it an unfolded copy.
-        var current: (name: String, line: Int, start: Int, end: Int, folded: [UInt8]?)?
+        /// line makes it an unfolded copy, kept apart (`folded`) so each continuation line
+        /// appends in place: folding costs the size of the field, not its square.
+        var current: (name: String, line: Int, start: Int, end: Int)?
+        var folded: [UInt8]?
         var lineNumber = startLine - 1
         var sawNoField = true
 
         func flush() {
             guard let field = current else { return }
-            let value: ArraySlice<UInt8> = field.folded.map { $0[...] } ?? bytes[field.start..<field.end]
+            let value: ArraySlice<UInt8> = folded.map { $0[...] } ?? bytes[field.start..<field.end]
             var start = value.startIndex
             var end = value.endIndex
             while start < end && isWhitespace(value[start]) { start += 1 }
             while end > start && isWhitespace(value[end - 1]) { end -= 1 }
             headers.append(HeaderField(name: field.name, value: value[start..<end], line: field.line))
             current = nil
+            folded = nil
         }
 
         var first = true
         while position < end {
             let lineStart = position
             lineNumber += 1
-            let lineEnd = bytes.withUnsafeBufferPointer { lineFeed(in: $0, from: position, to: end) }
+            // The budget holds on every byte, not only at line starts: a line is searched no
+            // further than the budget allows, so one endless line costs no more than it.
+            let budgetEnd = min(end, range.lowerBound + limits.maxHeaderBytes + 1)
+            let lineEnd = bytes.withUnsafeBufferPointer { lineFeed(in: $0, from: position, to: budgetEnd) }
+            if lineEnd - range.lowerBound > limits.maxHeaderBytes {
+                return Result(headers: headers, bodyStart: end, bodyLine: lineNumber, defects: defects,
+                              limitError: "header block is larger than \(limits.maxHeaderBytes) bytes (line \(lineNumber))",
+                              sawNoField: sawNoField)
+            }
             let next = lineEnd < end ? lineEnd + 1 : end
             var contentEnd = lineEnd
             if contentEnd > lineStart && bytes[contentEnd - 1] == 0x0D { contentEnd -= 1 }
@@ -163,9 +174,8 @@ struct HeaderBlockParser {
             first = false
             if firstByte == 0x20 || firstByte == 0x09 {
                 if let field = current {
-                    var folded = field.folded ?? Array(bytes[field.start..<field.end])
-                    folded.append(contentsOf: bytes[lineStart..<contentEnd])
-                    current?.folded = folded
+                    if folded == nil { folded = Array(bytes[field.start..<field.end]) }
+                    folded?.append(contentsOf: bytes[lineStart..<contentEnd])
                     position = next
                     continue
                 }
@@ -174,7 +184,7 @@ struct HeaderBlockParser {
                 var start = lineStart
                 while start < contentEnd && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
                 if let (name, valueStart) = fieldName(start..<contentEnd) {
-                    current = (name, lineNumber, valueStart, contentEnd, nil)
+                    current = (name, lineNumber, valueStart, contentEnd)
                     sawNoField = false
                 }
                 position = next
@@ -187,7 +197,7 @@ struct HeaderBlockParser {
                                   limitError: "more than \(limits.maxHeaderFields) header fields (line \(lineNumber))",
                                   sawNoField: false)
                 }
-                current = (name, lineNumber, valueStart, contentEnd, nil)
+                current = (name, lineNumber, valueStart, contentEnd)
                 sawNoField = false
                 position = next
                 continue
@@ -195,15 +205,14 @@ struct HeaderBlockParser {
             // A parameter list wrapped without indentation (`Content-Type: a/b;` then `name="x"`):
             // read as a continuation, as mail readers do.
             if let field = current,
-               let last = (field.folded.map { $0[...] } ?? bytes[field.start..<field.end]).last(where: { !isWhitespace($0) }),
+               let last = (folded.map { $0[...] } ?? bytes[field.start..<field.end]).last(where: { !isWhitespace($0) }),
                last == 0x3B,
                bytes[lineStart..<contentEnd].contains(0x3D) {
                 defects.append(Defect(kind: "unindented-continuation", line: lineNumber,
                                       detail: "a continuation line of '\(field.name)' is not indented; read as part of it"))
-                var folded = field.folded ?? Array(bytes[field.start..<field.end])
-                folded.append(0x20)
-                folded.append(contentsOf: bytes[lineStart..<contentEnd])
-                current?.folded = folded
+                if folded == nil { folded = Array(bytes[field.start..<field.end]) }
+                folded?.append(0x20)
+                folded?.append(contentsOf: bytes[lineStart..<contentEnd])
                 position = next
                 continue
             }

@@ -75,7 +75,15 @@ public struct ParameterizedValue: Sendable, Equatable {
         var parameters = ParameterList()
         struct Section { var base: String; var number: Int; var extended: Bool; var bytes: [UInt8] }
         var sections: [Section] = []
+        // Real headers carry a handful of parameters; a hostile one carries tens of thousands.
+        // Past the cap the rest is skipped with a problem, so every step below stays linear.
+        var parameterCount = 0
         while index < end {
+            if parameterCount == maxParameters {
+                problems.append("more than \(maxParameters) parameters; the rest are ignored")
+                break
+            }
+            parameterCount += 1
             index += 1 // the ';'
             skipWhitespace()
             guard index < end else { break }
@@ -148,9 +156,13 @@ public struct ParameterizedValue: Sendable, Equatable {
 
         if !sections.isEmpty {
             var bases: [String] = []
-            for section in sections where !bases.contains(section.base) { bases.append(section.base) }
+            var byBase: [String: [Section]] = [:]
+            for section in sections {
+                if byBase[section.base] == nil { bases.append(section.base) }
+                byBase[section.base, default: []].append(section)
+            }
             for base in bases {
-                let ordered = sections.filter { $0.base == base }.sorted { $0.number < $1.number }
+                let ordered = (byBase[base] ?? []).sorted { $0.number < $1.number }
                 var charset: String?
                 var bytes: [UInt8] = []
                 for (position, section) in ordered.enumerated() {
@@ -170,6 +182,9 @@ public struct ParameterizedValue: Sendable, Equatable {
         }
         return ParameterizedValue(value: value, parameters: parameters, problems: problems)
     }
+
+    /// Most parameters read from one header value.
+    public static let maxParameters = 256
 
     static func percentDecode(_ text: ArraySlice<UInt8>) -> [UInt8] {
         var output: [UInt8] = []

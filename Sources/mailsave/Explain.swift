@@ -94,7 +94,7 @@ enum ExplainText {
             lines.append("")
             for observation in decision.observations { lines.append("observation  \(observation)") }
         }
-        return lines.joined(separator: "\n")
+        return lines.map(visible).joined(separator: "\n")
     }
 
     static func json(decision: Decision, facts: EngineFacts, traces: [RuleTrace], failingOnly: Bool) -> JSON {

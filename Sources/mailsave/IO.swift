@@ -57,20 +57,37 @@ enum Terminal {
 }
 
 /// Reads a whole file, or standard input for "-", with an error that names the file.
-func readInput(_ path: String) throws(CommandFailure) -> [UInt8] {
-    let descriptor: Int32 = path == "-" ? 0 : open(path, O_RDONLY)
+/// With `limit`, stops reading one byte past it and fails with `overLimit`'s status: an
+/// endless input (`/dev/zero`, a runaway pipe) costs the limit, never more memory.
+func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMessage) throws(CommandFailure) -> [UInt8] {
+    let descriptor: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_NONBLOCK)
     if descriptor < 0 {
         throw CommandFailure(status: .couldNotRun, message: "\(path): cannot open: \(String(cString: strerror(errno)))")
     }
     defer { if descriptor != 0 { close(descriptor) } }
     var info = stat()
-    if fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-        throw CommandFailure(status: .couldNotRun, message: "\(path): is a directory, not a message file")
+    guard fstat(descriptor, &info) == 0 else {
+        throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read: \(String(cString: strerror(errno)))")
     }
+    let type = info.st_mode & S_IFMT
+    if type == S_IFDIR {
+        throw CommandFailure(status: .couldNotRun, message: "\(path): is a directory, not a file")
+    }
+    if path != "-" {
+        // Opened non-blocking so a FIFO cannot hang the open; reads block as usual.
+        let flags = fcntl(descriptor, F_GETFL)
+        if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
+    }
+    let cap = limit.map { $0 + 1 } ?? Int.max
     var bytes: [UInt8] = []
+    if type == S_IFREG && info.st_size > 0 {
+        // One allocation of the right size instead of doubling: the peak is the file, not twice it.
+        bytes.reserveCapacity(min(Int(info.st_size), cap))
+    }
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+    while bytes.count < cap {
+        let wanted = min(chunk.count, cap - bytes.count)
+        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, wanted) }
         if count < 0 {
             if errno == EINTR { continue }
             throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read: \(String(cString: strerror(errno)))")
@@ -78,10 +95,33 @@ func readInput(_ path: String) throws(CommandFailure) -> [UInt8] {
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
     }
+    if let limit, bytes.count > limit {
+        throw CommandFailure(status: overLimit, message: "\(path): larger than the limit of \(limit) bytes; not read further")
+    }
     return bytes
 }
 
 /// `MAILSAVE_NO_CACHE=1` turns the compiled-pack cache off.
 enum ProcessInfoCache {
     static var enabled: Bool { getenv("MAILSAVE_NO_CACHE").map { String(cString: $0) } != "1" }
+}
+
+/// Text from a message (a decoded Subject, a display name, a filename) made safe to print
+/// on a terminal: control characters (C0, DEL, C1; a line feed too, so a value cannot fake
+/// a line of output) and the bidirectional overrides of "Trojan Source" are shown as
+/// `\u{1B}` escapes instead of being sent to the terminal.
+func visible(_ text: String) -> String {
+    func isControl(_ value: UInt32) -> Bool {
+        value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value)
+    }
+    guard text.unicodeScalars.contains(where: { isControl($0.value) }) else { return text }
+    var output = ""
+    for scalar in text.unicodeScalars {
+        if isControl(scalar.value) {
+            output += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+        } else {
+            output.unicodeScalars.append(scalar)
+        }
+    }
+    return output
 }

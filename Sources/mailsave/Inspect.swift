@@ -24,6 +24,9 @@ struct Inspect: ParsableCommand {
         """
     )
 
+    /// Largest mbox `inspect --mbox` reads.
+    static let maxMboxBytes = 1 << 30
+
     @Option(help: "Output format: json or text.")
     var format: OutputFormat = .json
 
@@ -34,7 +37,9 @@ struct Inspect: ParsableCommand {
     var file: String
 
     func run() throws {
-        let bytes = try readInput(file)
+        // A single message stops at the parser's size limit; an mbox at a larger one until
+        // it is read as a stream.
+        let bytes = try readInput(file, limit: mbox ? Inspect.maxMboxBytes : ParseLimits().maxMessageBytes)
         if mbox {
             try inspectMbox(bytes)
             return

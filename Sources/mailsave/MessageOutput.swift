@@ -92,7 +92,7 @@ enum MessageText {
         for defect in message.defects {
             row("Defect", (defect.line.map { "line \($0): " } ?? "") + defect.detail + " [\(defect.kind)]")
         }
-        return lines.joined(separator: "\n")
+        return lines.map(visible).joined(separator: "\n")
     }
 }
 

@@ -110,7 +110,7 @@ func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
 
 /// Reads a message file, or exits 3 (unreadable) or 4 (not a message).
 func readMessage(_ file: String) throws -> Message {
-    let bytes = try readInput(file)
+    let bytes = try readInput(file, limit: ParseLimits().maxMessageBytes)
     do {
         return try MessageParser.parse(bytes)
     } catch {
@@ -267,7 +267,7 @@ enum DecisionText {
                 row(record.object + "." + field.name, shown.replacing("\\n", with: "⏎"))
             }
         }
-        return lines.joined(separator: "\n")
+        return lines.map(visible).joined(separator: "\n")
     }
 
     static func row(file: String, _ decision: Decision) -> [String] {
@@ -279,7 +279,7 @@ enum DecisionText {
 
     static func table(_ rows: [[String]], saved: Bool = false) -> String {
         let header = saved ? ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "SAVED", "RULE"] : ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "RULE"]
-        let all = [header] + rows
+        let all = [header] + rows.map { $0.map(visible) }
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         return all.map { row in
             row.enumerated().map { index, cell in index == row.count - 1 ? cell : cell.padding(widths[index] + 1) }.joined()
