@@ -60,7 +60,11 @@ public enum BodyAnalyzer {
 
     /// Addresses written in text, local part as written, domain lower-cased.
     public static func findEmails(_ text: String) -> [String] {
-        let bytes = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { findEmails(in: $0) }
+    }
+
+    static func findEmails(in bytes: UnsafeBufferPointer<UInt8>) -> [String] {
         var found: [String] = []
         var index = 0
         while index < bytes.count {
@@ -164,8 +168,13 @@ public enum BodyAnalyzer {
         // keeps a 10 MB body from costing 10 MB of line splitting.
         var budget = 32 << 10
         // Split on the UTF-8 view: Character iteration costs grapheme breaking we do not need.
-        for rawView in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false) {
-            let raw = Substring(rawView)
+        // Lazily, line by line: an eager split would build an array of every line of the body.
+        let utf8 = text.utf8
+        var lineStart = utf8.startIndex
+        while lineStart < utf8.endIndex {
+            let lineEnd = utf8[lineStart...].firstIndex(of: 0x0A) ?? utf8.endIndex
+            let raw = Substring(utf8[lineStart..<lineEnd])
+            lineStart = lineEnd < utf8.endIndex ? utf8.index(after: lineEnd) : lineEnd
             budget -= raw.utf8.count + 1
             if budget < 0 { break }
             let line = trimmed(raw)

@@ -46,6 +46,24 @@ public enum Charset {
         }
     }
 
+    /// True when `label` is read as UTF-8 when the bytes are valid UTF-8 (utf-8 and the
+    /// ASCII labels, or no label): such text needs no conversion, only validation.
+    static func readsAsUTF8(_ label: String?) -> Bool {
+        switch normalize(label ?? "us-ascii") {
+        case "utf-8", "utf8", "unicode-1-1-utf-8", "x-unicode20utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "7bit", "":
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// UTF-8 validation without building a String: large bodies are checked before the one copy.
+    static func isValidUTF8<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+        let failed = transcode(bytes.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true) { _ in }
+        return !failed
+    }
+
     static func normalize(_ label: String) -> String {
         var name = label.lowercased()
         name = String(name.drop(while: { $0 == " " || $0 == "\"" || $0 == "'" }))

@@ -14,106 +14,156 @@ public enum HTMLText {
     static let hiddenTags: Set<String> = ["script", "style", "head", "title", "template"]
 
     static func render(_ html: String) -> (text: String, links: [String]) {
-        var output = ""
+        var html = html
+        return html.withUTF8 { render(bytes: $0) }
+    }
+
+    /// One pass over the UTF-8 bytes (every character the tokenizer looks at is ASCII, and
+    /// U+00A0 is the pair C2 A0), writing the text into one buffer that never outgrows the
+    /// HTML: no array of scalars, no copy per tag.
+    static func render(bytes: UnsafeBufferPointer<UInt8>) -> (text: String, links: [String]) {
+        let count = bytes.count
+        var output: [UInt8] = []
+        output.reserveCapacity(count / 2)
         var links: [String] = []
-        var hiddenUntil: String?
-        let scalars = Array(html.unicodeScalars)
+        var hiddenUntil: [UInt8]?
         var index = 0
         var pendingSpace = false
         var lineHasText = false
 
-        func emit(_ scalar: Unicode.Scalar) {
-            if scalar == " " || scalar == "\t" || scalar == "\n" || scalar == "\r" || scalar == "\u{A0}" {
-                pendingSpace = lineHasText
-                return
-            }
-            if pendingSpace { output.unicodeScalars.append(" "); pendingSpace = false }
-            output.unicodeScalars.append(scalar)
+        func emit(_ byte: UInt8) {
+            if pendingSpace { output.append(0x20); pendingSpace = false }
+            output.append(byte)
             lineHasText = true
+        }
+        func space() { pendingSpace = lineHasText }
+        func emit(_ scalar: Unicode.Scalar) {
+            if scalar == " " || scalar == "\t" || scalar == "\n" || scalar == "\r" || scalar == "\u{A0}" { space(); return }
+            for byte in String(scalar).utf8 { emit(byte) }
         }
         func newline() {
             pendingSpace = false
-            output.append("\n")
+            output.append(0x0A)
             lineHasText = false
         }
+        func lowercasedName(_ range: Range<Int>) -> [UInt8] {
+            var name: [UInt8] = []
+            var position = range.lowerBound
+            while position < range.upperBound && bytes[position] == 0x2F { position += 1 }
+            while position < range.upperBound, name.count < 16 {
+                let byte = bytes[position]
+                guard (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) else { break }
+                name.append(byte | (byte >= 0x41 && byte <= 0x5A ? 0x20 : 0))
+                position += 1
+            }
+            return name
+        }
 
-        while index < scalars.count {
-            let scalar = scalars[index]
-            if scalar == "<" {
+        while index < count {
+            let byte = bytes[index]
+            if byte == 0x3C { // <
                 // Comment
-                if index + 3 < scalars.count, scalars[index + 1] == "!", scalars[index + 2] == "-", scalars[index + 3] == "-" {
+                if index + 3 < count, bytes[index + 1] == 0x21, bytes[index + 2] == 0x2D, bytes[index + 3] == 0x2D {
                     var probe = index + 4
-                    while probe + 2 < scalars.count && !(scalars[probe] == "-" && scalars[probe + 1] == "-" && scalars[probe + 2] == ">") {
+                    while probe + 2 < count && !(bytes[probe] == 0x2D && bytes[probe + 1] == 0x2D && bytes[probe + 2] == 0x3E) {
                         probe += 1
                     }
-                    index = min(scalars.count, probe + 3)
+                    index = min(count, probe + 3)
                     continue
                 }
                 var probe = index + 1
-                var quote: Unicode.Scalar?
-                while probe < scalars.count {
-                    let inner = scalars[probe]
+                var quote: UInt8?
+                while probe < count {
+                    let inner = bytes[probe]
                     if let open = quote {
                         if inner == open { quote = nil }
-                    } else if inner == "\"" || inner == "'" {
+                    } else if inner == 0x22 || inner == 0x27 {
                         quote = inner
-                    } else if inner == ">" {
+                    } else if inner == 0x3E {
                         break
                     }
                     probe += 1
                 }
-                let tagText = String(String.UnicodeScalarView(scalars[(index + 1)..<min(probe, scalars.count)]))
-                index = min(scalars.count, probe + 1)
-                let closing = tagText.hasPrefix("/")
-                let name = String(tagText.drop(while: { $0 == "/" }).prefix(while: { $0.isLetter || $0.isNumber })).lowercased()
+                let tag = (index + 1)..<min(probe, count)
+                index = min(count, probe + 1)
+                let closing = !tag.isEmpty && bytes[tag.lowerBound] == 0x2F
+                let name = lowercasedName(tag)
                 if let hidden = hiddenUntil {
                     if closing && name == hidden { hiddenUntil = nil }
                     continue
                 }
-                if !closing && hiddenTags.contains(name) && !tagText.hasSuffix("/") {
+                let selfClosing = !tag.isEmpty && bytes[tag.upperBound - 1] == 0x2F
+                if !closing && !selfClosing, let text = String(validating: name, as: UTF8.self), hiddenTags.contains(text) {
                     hiddenUntil = name
                     continue
                 }
-                if blockTags.contains(name) {
-                    if name == "br" || lineHasText { newline() }
+                let nameText = String(decoding: name, as: UTF8.self)
+                if blockTags.contains(nameText) {
+                    if nameText == "br" || lineHasText { newline() }
                 }
-                if name == "td" || name == "th" { pendingSpace = lineHasText }
-                if !closing && name == "a", let href = attribute("href", in: tagText) {
+                if nameText == "td" || nameText == "th" { pendingSpace = lineHasText }
+                if !closing && nameText == "a",
+                   let href = attribute("href", in: String(decoding: UnsafeBufferPointer(rebasing: bytes[tag]), as: UTF8.self)) {
                     let target = decodeEntities(href).trimmingSpaces()
                     if !target.isEmpty { links.append(target) }
                 }
                 continue
             }
             if hiddenUntil != nil { index += 1; continue }
-            if scalar == "&" {
+            if byte == 0x26 { // &
                 var probe = index + 1
-                while probe < scalars.count && probe - index <= 10 && scalars[probe] != ";" && scalars[probe] != "&"
-                        && scalars[probe] != "<" && scalars[probe] != " " {
+                while probe < count && probe - index <= 10 && bytes[probe] != 0x3B && bytes[probe] != 0x26
+                        && bytes[probe] != 0x3C && bytes[probe] != 0x20 {
                     probe += 1
                 }
-                if probe < scalars.count && scalars[probe] == ";" {
-                    let entity = String(String.UnicodeScalarView(scalars[index...probe]))
+                if probe < count && bytes[probe] == 0x3B {
+                    let entity = String(decoding: UnsafeBufferPointer(rebasing: bytes[index...probe]), as: UTF8.self)
                     let decoded = decodeEntities(entity)
                     if decoded != entity {
-                        for character in decoded.unicodeScalars { emit(character) }
+                        for scalar in decoded.unicodeScalars { emit(scalar) }
                         index = probe + 1
                         continue
                     }
                 }
             }
-            emit(scalar)
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                space()
+            } else if byte == 0xC2 && index + 1 < count && bytes[index + 1] == 0xA0 {
+                space()
+                index += 1
+            } else {
+                emit(byte)
+            }
             index += 1
         }
-        // Collapse runs of blank lines left by nested blocks.
-        var lines: [Substring] = []
-        var blank = 0
-        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.isEmpty { blank += 1; if blank > 1 { continue } } else { blank = 0 }
-            lines.append(line)
+        // Collapse runs of blank lines left by nested blocks, in place: the non-empty lines
+        // joined by one line feed, or two where blank lines stood between them.
+        var write = 0
+        var lineStart = 0
+        var wroteAny = false
+        var sawBlank = false
+        let total = output.count
+        while lineStart <= total {
+            var lineEnd = lineStart
+            while lineEnd < total && output[lineEnd] != 0x0A { lineEnd += 1 }
+            if lineEnd == lineStart {
+                sawBlank = wroteAny
+            } else {
+                if wroteAny {
+                    output[write] = 0x0A
+                    write += 1
+                    if sawBlank { output[write] = 0x0A; write += 1 }
+                }
+                for position in lineStart..<lineEnd {
+                    output[write] = output[position]
+                    write += 1
+                }
+                wroteAny = true
+                sawBlank = false
+            }
+            lineStart = lineEnd + 1
         }
-        while lines.first?.isEmpty == true { lines.removeFirst() }
-        while lines.last?.isEmpty == true { lines.removeLast() }
-        return (lines.joined(separator: "\n"), links)
+        return (String(decoding: output[0..<write], as: UTF8.self), links)
     }
 
     static func attribute(_ name: String, in tag: String) -> String? {

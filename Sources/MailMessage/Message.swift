@@ -207,29 +207,71 @@ struct BodyExtractor {
         return Output(text: body, html: html, attachments: attachments, defects: defects)
     }
 
-    /// LF line ends, trailing blank lines and spaces removed, on the UTF-8 bytes.
+    /// LF line ends, trailing blank lines and spaces removed, on the UTF-8 bytes in place
+    /// (no copy of a large body but the one result).
     func normalizedLineEnds(_ text: String) -> String {
-        let utf8 = text.utf8
-        let hasCR = utf8.contains(0x0D)
-        var end = utf8.count
-        let bytes = Array(utf8)
-        while end > 0 && (bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
-        if !hasCR && end == bytes.count { return text }
-        var output: [UInt8] = []
-        output.reserveCapacity(end)
-        for index in 0..<end where !(bytes[index] == 0x0D && index + 1 < end && bytes[index + 1] == 0x0A) {
-            output.append(bytes[index])
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            var end = bytes.count
+            while end > 0 && (bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+            let hasCR = UnsafeBufferPointer(rebasing: bytes[0..<end]).contains(0x0D)
+            if !hasCR && end == bytes.count { return nil }
+            if !hasCR { return String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self) }
+            return String(unsafeUninitializedCapacity: end) { output in
+                var count = 0
+                for index in 0..<end where !(bytes[index] == 0x0D && index + 1 < end && bytes[index + 1] == 0x0A) {
+                    output[count] = bytes[index]
+                    count += 1
+                }
+                return count
+            }
+        } ?? text
+    }
+
+    /// Valid UTF-8 `body` as text with LF line ends and no trailing whitespace, written
+    /// straight into the String's storage.
+    static func normalizedText(_ body: ArraySlice<UInt8>) -> String {
+        var end = body.endIndex
+        while end > body.startIndex && isWhitespace(body[end - 1]) { end -= 1 }
+        let trimmed = body[body.startIndex..<end]
+        guard trimmed.contains(0x0D) else { return String(decoding: trimmed, as: UTF8.self) }
+        return String(unsafeUninitializedCapacity: trimmed.count) { output in
+            var count = 0
+            var index = trimmed.startIndex
+            while index < trimmed.endIndex {
+                let byte = trimmed[index]
+                if !(byte == 0x0D && index + 1 < trimmed.endIndex && trimmed[index + 1] == 0x0A) {
+                    output[count] = byte
+                    count += 1
+                }
+                index += 1
+            }
+            return count
         }
-        return String(decoding: output, as: UTF8.self)
     }
 
     func decodeText(_ part: MIMEPart, defects: inout [Defect]) -> String {
-        let decoded = part.transferEncoding.decode(bytes[part.bodyRange])
         let line = part.headers.first("content-transfer-encoding")?.line ?? part.headers.first("content-type")?.line
+        var label = part.charset
+        if part.transferEncoding.isIdentity {
+            // 7bit, 8bit, binary: decode the charset straight from the message, no copy.
+            let body = bytes[part.bodyRange]
+            if part.contentType == "text/plain", Charset.readsAsUTF8(label), Charset.isValidUTF8(body) {
+                // The common case, made in one copy: trailing blank lines dropped and CRLF
+                // turned into LF while the bytes are copied into the String.
+                return Self.normalizedText(body)
+            }
+            if label == nil && part.contentType == "text/html" { label = HTMLText.metaCharset(Array(body.prefix(4096))) }
+            let text = Charset.decode(body, label: label)
+            if let problem = text.problem {
+                defects.append(Defect(kind: "charset", line: part.headers.first("content-type")?.line, detail: problem))
+            }
+            return text.text
+        }
+        let decoded = part.transferEncoding.decode(bytes[part.bodyRange])
         if let problem = decoded.problem {
             defects.append(Defect(kind: "transfer-encoding", line: line, detail: problem))
         }
-        var label = part.charset
         if label == nil && part.contentType == "text/html" { label = HTMLText.metaCharset(decoded.bytes) }
         let text = Charset.decode(decoded.bytes, label: label)
         if let problem = text.problem {

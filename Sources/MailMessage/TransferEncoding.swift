@@ -25,6 +25,9 @@ public enum TransferEncoding: String, Sendable {
         public var problem: String?
     }
 
+    /// True when the body's bytes are the content (7bit, 8bit, binary): nothing to decode.
+    public var isIdentity: Bool { self == .sevenBit || self == .eightBit || self == .binary }
+
     /// Decodes `body` in this encoding.
     public func decode(_ body: ArraySlice<UInt8>) -> Output {
         switch self {

@@ -34,24 +34,24 @@ struct CommandFailure: Error {
 
 enum Terminal {
     static func out(_ text: String) {
-        var line = text
-        line += "\n"
-        writeAll(1, line)
+        writeAll(1, text)
+        writeAll(1, "\n")
     }
 
     static func err(_ text: String) { writeAll(2, text + "\n") }
 
+    /// Writes the string's own UTF-8 storage: a large output is never copied to be written.
     static func writeAll(_ descriptor: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { buffer -> Int in
-                guard let base = buffer.baseAddress else { return 0 }
-                return write(descriptor, base + offset, buffer.count - offset)
+        var text = text
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(descriptor, base + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
             }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
         }
     }
 }

@@ -51,7 +51,7 @@ struct Inspect: ParsableCommand {
             throw CommandFailure(status: .badMessage, message: "\(file):\(error.line.map { "\($0):" } ?? "") \(error.reason)")
         }
         switch format {
-        case .json: Terminal.out(MessageJSON.encode(message).serialized(pretty: true))
+        case .json: MessageJSON.encode(message).print(pretty: true)
         case .text: Terminal.out(MessageText.render(message))
         }
     }

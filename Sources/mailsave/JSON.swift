@@ -13,23 +13,39 @@ enum JSON {
     /// Compact (one line) or indented by two spaces.
     func serialized(pretty: Bool) -> String {
         var output = ""
-        write(into: &output, pretty: pretty, indent: 0)
+        write(into: &output, pretty: pretty, indent: 0, flush: nil)
         return output
     }
 
-    private func write(into output: inout String, pretty: Bool, indent: Int) {
+    /// Writes the serialization to standard output in 64 KiB pieces, then a line feed: a
+    /// 50 MB body is never held twice as one JSON string.
+    func print(pretty: Bool) {
+        var output = ""
+        output.reserveCapacity(JSON.flushSize + 1024)
+        let flush: (inout String) -> Void = { text in
+            Terminal.writeAll(1, text)
+            text.removeAll(keepingCapacity: true)
+        }
+        write(into: &output, pretty: pretty, indent: 0, flush: flush)
+        output += "\n"
+        flush(&output)
+    }
+
+    static let flushSize = 1 << 16
+
+    private func write(into output: inout String, pretty: Bool, indent: Int, flush: ((inout String) -> Void)?) {
         switch self {
         case .null: output += "null"
         case .bool(let value): output += value ? "true" : "false"
         case .int(let value): output += String(value)
-        case .string(let value): JSON.escape(value, into: &output)
+        case .string(let value): JSON.escape(value, into: &output, flush: flush)
         case .array(let values):
             if values.isEmpty { output += "[]"; return }
             output += "["
             for (index, value) in values.enumerated() {
                 if index > 0 { output += "," }
                 if pretty { output += "\n" + String(repeating: " ", count: indent + 2) }
-                value.write(into: &output, pretty: pretty, indent: indent + 2)
+                value.write(into: &output, pretty: pretty, indent: indent + 2, flush: flush)
             }
             if pretty { output += "\n" + String(repeating: " ", count: indent) }
             output += "]"
@@ -41,16 +57,17 @@ enum JSON {
                 if pretty { output += "\n" + String(repeating: " ", count: indent + 2) }
                 JSON.escape(key, into: &output)
                 output += pretty ? ": " : ":"
-                value.write(into: &output, pretty: pretty, indent: indent + 2)
+                value.write(into: &output, pretty: pretty, indent: indent + 2, flush: flush)
             }
             if pretty { output += "\n" + String(repeating: " ", count: indent) }
             output += "}"
         }
     }
 
-    static func escape(_ text: String, into output: inout String) {
+    static func escape(_ text: String, into output: inout String, flush: ((inout String) -> Void)? = nil) {
         output += "\""
         for scalar in text.unicodeScalars {
+            if let flush, output.utf8.count >= flushSize { flush(&output) }
             switch scalar {
             case "\"": output += "\\\""
             case "\\": output += "\\\\"
