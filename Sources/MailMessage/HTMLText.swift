@@ -4,8 +4,13 @@ public enum HTMLText {
     /// Readable text of an HTML body.
     public static func toText(_ html: String) -> String { render(html).text }
 
-    /// `href` targets in document order.
-    public static func links(_ html: String) -> [String] { render(html).links }
+    /// `href` targets in document order (the text is not built).
+    public static func links(_ html: String) -> [String] {
+        var html = html
+        var links: [String] = []
+        _ = html.withUTF8 { scan(bytes: $0, into: nil, links: &links) }
+        return links
+    }
 
     static let blockTags: Set<String> = [
         "p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -15,25 +20,36 @@ public enum HTMLText {
 
     static func render(_ html: String) -> (text: String, links: [String]) {
         var html = html
-        return html.withUTF8 { render(bytes: $0) }
+        var links: [String] = []
+        let text = html.withUTF8 { bytes in
+            // The text is never longer than the HTML (markup, references and runs of spaces
+            // only shrink), so it is written straight into a String of that capacity.
+            String(unsafeUninitializedCapacity: bytes.count) { buffer in scan(bytes: bytes, into: buffer, links: &links) }
+        }
+        return (text, links)
     }
 
     /// One pass over the UTF-8 bytes (every character the tokenizer looks at is ASCII, and
-    /// U+00A0 is the pair C2 A0), writing the text into one buffer that never outgrows the
-    /// HTML: no array of scalars, no copy per tag.
-    static func render(bytes: UnsafeBufferPointer<UInt8>) -> (text: String, links: [String]) {
+    /// U+00A0 is the pair C2 A0), writing the text into `buffer` (when given) and returning
+    /// its length: no array of scalars, no copy per tag. Writes are bounds-checked.
+    static func scan(bytes: UnsafeBufferPointer<UInt8>, into buffer: UnsafeMutableBufferPointer<UInt8>?,
+                     links: inout [String]) -> Int {
         let count = bytes.count
-        var output: [UInt8] = []
-        output.reserveCapacity(count / 2)
-        var links: [String] = []
+        var written = 0
+        let capacity = buffer?.count ?? 0
         var hiddenUntil: [UInt8]?
         var index = 0
         var pendingSpace = false
         var lineHasText = false
 
+        func put(_ byte: UInt8) {
+            guard let buffer, written < capacity else { return }
+            buffer[written] = byte
+            written += 1
+        }
         func emit(_ byte: UInt8) {
-            if pendingSpace { output.append(0x20); pendingSpace = false }
-            output.append(byte)
+            if pendingSpace { put(0x20); pendingSpace = false }
+            put(byte)
             lineHasText = true
         }
         func space() { pendingSpace = lineHasText }
@@ -43,7 +59,7 @@ public enum HTMLText {
         }
         func newline() {
             pendingSpace = false
-            output.append(0x0A)
+            put(0x0A)
             lineHasText = false
         }
         func lowercasedName(_ range: Range<Int>) -> [UInt8] {
@@ -138,11 +154,12 @@ public enum HTMLText {
         }
         // Collapse runs of blank lines left by nested blocks, in place: the non-empty lines
         // joined by one line feed, or two where blank lines stood between them.
+        guard let output = buffer else { return 0 }
         var write = 0
         var lineStart = 0
         var wroteAny = false
         var sawBlank = false
-        let total = output.count
+        let total = written
         while lineStart <= total {
             var lineEnd = lineStart
             while lineEnd < total && output[lineEnd] != 0x0A { lineEnd += 1 }
@@ -163,7 +180,7 @@ public enum HTMLText {
             }
             lineStart = lineEnd + 1
         }
-        return (String(decoding: output[0..<write], as: UTF8.self), links)
+        return write
     }
 
     static func attribute(_ name: String, in tag: String) -> String? {
