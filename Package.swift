@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "mailsave", targets: ["mailsave"]),
         .library(name: "MailMessage", targets: ["MailMessage"]),
+        // For the fuzz targets in Fuzz/ (a package of their own, built with libFuzzer).
+        .library(name: "MailRules", targets: ["MailRules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -1,0 +1,2 @@
+// Declarations only (include/FuzzDriver.h); the implementation is libFuzzer's.
+#include "FuzzDriver.h"

@@ -1,0 +1,16 @@
+import FuzzSupport
+import MailMessage
+
+/// The whole message parser: headers, MIME tree, bodies, addresses, dates, service kind,
+/// signature. Any input must parse or throw `MessageParseError`; never trap or hang.
+@main
+enum FuzzMessage {
+    static func main() {
+        runFuzzer { bytes in
+            if let message = try? MessageParser.parse(bytes) {
+                _ = message.participants
+                _ = message.date?.iso8601
+            }
+        }
+    }
+}
