@@ -25,16 +25,22 @@ enum Binary {
         var stderr: String
     }
 
+    /// The environment every test run gets: the compiled-pack cache and the default store
+    /// kept out of the user's home.
+    static var environment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["MAILSAVE_CACHE_DIR"] = cacheDirectory
+        environment["XDG_DATA_HOME"] = cacheDirectory + "/data"
+        environment["XDG_CACHE_HOME"] = cacheDirectory + "/cache"
+        environment["HOME"] = cacheDirectory + "/home"
+        return environment
+    }
+
     static func run(_ arguments: [String], stdin: Data? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.currentDirectoryURL = packageRoot
-        // Keep the parsed-rules cache out of the user's home.
-        var environment = ProcessInfo.processInfo.environment
-        environment["MAILSAVE_CACHE_DIR"] = cacheDirectory
-        // And the default store out of it too.
-        environment["XDG_DATA_HOME"] = cacheDirectory + "/data"
         process.environment = environment
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
