@@ -235,6 +235,21 @@ public struct PackLoader {
         throw PackReadError(path: path, reason: "is larger than the limit of \(limit) bytes")
     }
 
+    /// Refuses `path` unless it is a regular file whose real path is inside `root` (for files
+    /// read later by other code, such as a rule test's CRM export).
+    public static func checkRegularFile(_ path: String, inside root: String) throws(PackReadError) {
+        guard let realRoot = realPath(root) else { throw PackReadError(path: root, reason: String(cString: strerror(errno))) }
+        guard let real = realPath(path) else { throw PackReadError(path: path, reason: String(cString: strerror(errno))) }
+        guard isInside(real, root: realRoot) else {
+            throw PackReadError(path: path, reason: "is a symbolic link to a file outside \(root); only files inside it are read")
+        }
+        var info = stat()
+        guard lstat(real, &info) == 0 else { throw PackReadError(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw PackReadError(path: path, reason: "is \(fileKind(info.st_mode)), not a regular file; only regular files are read")
+        }
+    }
+
     static func fileKind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: return "a folder"
