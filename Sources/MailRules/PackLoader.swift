@@ -85,7 +85,7 @@ public struct PackDefinition: Sendable {
 }
 
 /// A file or folder that could not be read at all (exit 3, not a lint finding).
-public struct PackReadError: Error, Sendable, CustomStringConvertible {
+public struct PackReadError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var reason: String
     public var description: String { "\(path): \(reason)" }
