@@ -25,11 +25,51 @@ public struct RuleTestResult: Sendable {
 }
 
 /// Loads and runs rule tests.
+///
+/// The files a test names (its message, its CRM folder) are confined to the project: paths
+/// are relative to the test file, absolute paths are refused, and a path whose real location
+/// (`..` and symbolic links resolved) is outside the project root is refused with a
+/// diagnostic at the test's line. The root is the folder that contains the pack (the shipped
+/// tests in `rules/tests/` read `../../examples/...` in the repository), given to `init` or,
+/// when not given, the folder three levels above the test file (`<root>/<pack>/tests/x.yaml`).
 public struct RuleTestRunner {
     public let pack: RulePack
+    public let root: String?
     public private(set) var diagnostics: [Diagnostic] = []
 
-    public init(pack: RulePack) { self.pack = pack }
+    public init(pack: RulePack, root: String? = nil) {
+        self.pack = pack
+        self.root = root
+    }
+
+    /// The project root of a rule test file when none was given: `<root>/<pack>/tests/file.yaml`.
+    public static func defaultRoot(forTestFile path: String) -> String {
+        var folder = path
+        for _ in 0..<3 { folder = (folder as NSString).deletingLastPathComponent }
+        return folder.isEmpty ? "." : folder
+    }
+
+    /// The real path of `written` (relative to `directory`), or nil after a diagnostic saying why
+    /// it is refused: absolute, missing, or outside the project root.
+    mutating func confined(_ scalar: YScalar, directory: String, root: String, what: String) -> String? {
+        let written = scalar.value
+        if written.hasPrefix("/") {
+            problem(scalar.location, length: written.count,
+                    "\(what) '\(written)' is an absolute path; give a path relative to the test file, inside the project (\(root))")
+            return nil
+        }
+        let path = (directory as NSString).appendingPathComponent(written)
+        guard let real = PackLoader.realPath(path) else {
+            problem(scalar.location, length: written.count, "cannot read \(what) '\(written)': \(String(cString: strerror(errno)))")
+            return nil
+        }
+        guard let realRoot = PackLoader.realPath(root), PackLoader.isInside(real, root: realRoot) else {
+            problem(scalar.location, length: written.count,
+                    "\(what) '\(written)' is outside the project (\(root)); rule tests read only files inside it")
+            return nil
+        }
+        return real
+    }
 
     static let testKeys = ["name", "message", "context", "settings", "records", "crm", "expect"]
     static let contextKeys = ["mailbox", "folder", "trigger", "categories", "select"]
@@ -51,19 +91,23 @@ public struct RuleTestRunner {
             return []
         }
         let directory = (file.path as NSString).deletingLastPathComponent
+        let projectRoot = self.root ?? Self.defaultRoot(forTestFile: file.path)
         var sharedCRM: String?
         var tests: [RuleTestCase] = []
         for (key, value) in top {
             switch key.value {
             case "crm":
-                if case .scalar(let scalar) = value { sharedCRM = (directory as NSString).appendingPathComponent(scalar.value) }
+                if case .scalar(let scalar) = value {
+                    sharedCRM = confined(scalar, directory: directory, root: projectRoot, what: "the CRM folder")
+                    if sharedCRM == nil { return [] }
+                }
             case "tests":
                 guard case .sequence(let items, _) = value else {
                     problem(key.location, "'tests' must be a list")
                     continue
                 }
                 for item in items {
-                    if let test = loadTest(item, file: file, directory: directory) { tests.append(test) }
+                    if let test = loadTest(item, file: file, directory: directory, root: projectRoot) { tests.append(test) }
                 }
             default:
                 problem(key.location, length: key.value.count,
@@ -77,19 +121,22 @@ public struct RuleTestRunner {
         }
     }
 
-    mutating func loadTest(_ node: YNode, file: SourceFile, directory: String) -> RuleTestCase? {
+    mutating func loadTest(_ node: YNode, file: SourceFile, directory: String, root: String) -> RuleTestCase? {
         guard case .mapping(let fields, let location) = node else {
             problem(node.location, "a test must be a mapping")
             return nil
         }
         var test = RuleTestCase(name: "", location: location, message: nil, context: ProcessContext(mailbox: "ann@contoso.com"),
                                 settings: [], records: [], crmFolder: nil, expect: [])
+        // A message or CRM folder that was given but refused (already diagnosed): no test.
+        var refused = false
         for (key, value) in fields {
             switch key.value {
             case "name":
                 if case .scalar(let scalar) = value { test.name = scalar.value }
             case "message":
-                test.message = loadMessage(value, directory: directory)
+                test.message = loadMessage(value, directory: directory, root: root)
+                if test.message == nil { refused = true }
             case "context":
                 guard case .mapping(let entries, _) = value else { problem(value.location, "'context' must be a mapping"); continue }
                 for (name, setting) in entries {
@@ -128,7 +175,10 @@ public struct RuleTestRunner {
                     }
                 }
             case "crm":
-                if case .scalar(let scalar) = value { test.crmFolder = (directory as NSString).appendingPathComponent(scalar.value) }
+                if case .scalar(let scalar) = value {
+                    test.crmFolder = confined(scalar, directory: directory, root: root, what: "the CRM folder")
+                    if test.crmFolder == nil { refused = true }
+                }
             case "expect":
                 guard case .mapping(let entries, _) = value else { problem(value.location, "'expect' must be a mapping"); continue }
                 for entry in entries where !Self.expectKeys.contains(entry.key.value) {
@@ -142,22 +192,24 @@ public struct RuleTestRunner {
             }
         }
         if test.name.isEmpty { problem(location, "a test needs a 'name'") }
-        if test.message == nil { problem(location, "test '\(test.name)' needs a 'message' (a file path, or headers and body)") }
+        if test.message == nil && !refused { problem(location, "test '\(test.name)' needs a 'message' (a file path, or headers and body)") }
         if test.expect.isEmpty { problem(location, "test '\(test.name)' expects nothing; give 'expect'") }
-        return test.message == nil ? nil : test
+        return test.message == nil || refused ? nil : test
     }
 
     /// A message file (relative to the test file), or `{headers: {...}, body: ...}` inline.
-    mutating func loadMessage(_ node: YNode, directory: String) -> Message? {
+    mutating func loadMessage(_ node: YNode, directory: String, root: String) -> Message? {
         var bytes: [UInt8]
         switch node {
         case .scalar(let scalar):
-            let path = (directory as NSString).appendingPathComponent(scalar.value)
-            guard let data = FileManager.default.contents(atPath: path) else {
-                problem(scalar.location, length: scalar.value.count, "cannot read message file '\(scalar.value)'")
+            guard let path = confined(scalar, directory: directory, root: root, what: "the message file") else { return nil }
+            do {
+                // A regular file (never a FIFO or a device), read up to the message size limit.
+                bytes = try PackLoader.bytes(of: path, limit: ParseLimits().maxMessageBytes, inside: root)
+            } catch {
+                problem(scalar.location, length: scalar.value.count, "cannot read the message file '\(scalar.value)': \(error.reason)")
                 return nil
             }
-            bytes = Array(data)
         case .mapping(let fields, _):
             var text = ""
             var body = ""
@@ -186,6 +238,10 @@ public struct RuleTestRunner {
     public func run(_ test: RuleTestCase, loadCRM: (String) throws -> [CRMRecord]) -> RuleTestResult {
         var failures: [String] = []
         guard let message = test.message else { return RuleTestResult(test: test, failures: ["no message"], applied: []) }
+        if let problems = pack.userFileProblems(for: test.context.mailbox) {
+            return RuleTestResult(test: test, failures: ["the user file of \(test.context.mailbox) has errors, so no decision is made:"] + problems,
+                                  applied: [])
+        }
         let directory = InMemoryDirectory()
         do {
             if let folder = test.crmFolder { for record in try loadCRM(folder) { directory.add(record) } }

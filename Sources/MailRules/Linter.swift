@@ -15,20 +15,21 @@ public struct LintResult: Error, Sendable {
 /// gets a `RulePack`.
 public enum Linter {
     /// Lints each path as a pack (a folder) or a single rule file. Throws when a path cannot
-    /// be read or no rule file is found at all: never a silent pass.
+    /// be read or no rule file is found at all: never a silent pass. Inside a pack folder only
+    /// regular files whose real path is inside the folder are read.
     public static func lint(paths: [String], strict: Bool = false) throws(PackReadError) -> LintResult {
         var result = LintResult(diagnostics: [], files: [:], packs: [])
         var total = 0
         for path in paths {
             let (orgPaths, userPaths) = try PackLoader.files(at: path)
+            let root = PackLoader.packRoot(of: path)
             total += orgPaths.count + userPaths.count
-            var loader = PackLoader()
-            for file in orgPaths { loader.loadOrgFile(try PackLoader.read(file)) }
-            for file in userPaths { loader.loadUserFile(try PackLoader.read(file)) }
-            var compiler = PackCompiler(strict: strict)
-            let pack = compiler.compile(loader.definition)
-            let diagnostics = loader.diagnostics + compiler.diagnostics
-            for file in loader.definition.files { result.files[file.path] = file }
+            var org: [SourceFile] = []
+            for file in orgPaths { org.append(try PackLoader.read(file, inside: root)) }
+            var users: [SourceFile] = []
+            for file in userPaths { users.append(try PackLoader.read(file, inside: root)) }
+            let (pack, diagnostics, files) = check(org: org, users: users, strict: strict)
+            for file in files { result.files[file.path] = file }
             result.diagnostics.append(contentsOf: diagnostics)
             if !diagnostics.contains(where: { $0.severity == .error }) { result.packs.append(pack) }
         }
@@ -39,22 +40,63 @@ public enum Linter {
         return result
     }
 
-    /// Loads one pack for running it: the pack, or the diagnostics that stop it.
-    /// Loads one pack for running it: the pack, or the diagnostics that stop it. With a cache,
-    /// a pack whose files are unchanged is read back compiled, neither parsed nor checked again.
+    /// Loads, checks and compiles files already read: the pack, the diagnostics, the files.
+    static func check(org: [SourceFile], users: [SourceFile], strict: Bool = false) -> (RulePack, [Diagnostic], [SourceFile]) {
+        var loader = PackLoader()
+        for file in org { loader.loadOrgFile(file) }
+        for file in users { loader.loadUserFile(file) }
+        var compiler = PackCompiler(strict: strict)
+        let pack = compiler.compile(loader.definition)
+        return (pack, loader.diagnostics + compiler.diagnostics, loader.definition.files)
+    }
+
+    /// Loads one pack for running it: the pack, or the diagnostics that stop it. Each file is
+    /// read once; the cache key is computed from, and the pack compiled from, those same bytes.
+    /// With a cache, a pack whose files are unchanged is read back compiled.
+    ///
+    /// Errors in a user file (`users/X.yaml`, including one that cannot be read) stop only
+    /// mailbox X: the pack loads with that mailbox in `brokenUsers` (and is not cached), and
+    /// every other mailbox is decided normally. Errors anywhere else stop the pack.
     public static func load(_ path: String, cache: PackCache? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
-        var sources: [SourceFile] = []
-        if let cache {
-            let (orgPaths, userPaths) = try PackLoader.files(at: path)
-            for file in orgPaths + userPaths { sources.append(try PackLoader.read(file)) }
-            if let pack = cache.load(sources) { return .success(pack) }
+        let (orgPaths, userPaths) = try PackLoader.files(at: path)
+        if orgPaths.isEmpty && userPaths.isEmpty {
+            throw PackReadError(path: path, reason: "no rule files (*.yaml, *.yml) found")
         }
-        let result = try lint(paths: [path])
-        if let pack = result.packs.first, result.errorCount == 0 {
-            if let cache, !sources.isEmpty { cache.store(pack, for: sources) }
+        let root = PackLoader.packRoot(of: path)
+        var org: [SourceFile] = []
+        for file in orgPaths { org.append(try PackLoader.read(file, inside: root)) }
+        var users: [SourceFile] = []
+        var broken: [String: [String]] = [:]
+        for file in userPaths {
+            do {
+                users.append(try PackLoader.read(file, inside: root))
+            } catch {
+                if let mailbox = PackLoader.mailbox(ofUserFile: file) { broken[mailbox, default: []].append(error.description) }
+            }
+        }
+        if broken.isEmpty, let cache, let pack = cache.load(org + users) { return .success(pack) }
+        let (pack, diagnostics, files) = check(org: org, users: users)
+        let userFiles = Set(users.map(\.path))
+        var orgErrors = false
+        var userErrors = false
+        for diagnostic in diagnostics where diagnostic.severity == .error {
+            let path = diagnostic.location.path
+            guard userFiles.contains(path) else { orgErrors = true; continue }
+            userErrors = true
+            // A user file not named after a mailbox applies to none: lint reports it, process ignores it.
+            if let mailbox = PackLoader.mailbox(ofUserFile: path) {
+                broken[mailbox, default: []].append("\(diagnostic.location.description): \(diagnostic.message) [\(diagnostic.check)]")
+            }
+        }
+        if orgErrors {
+            return .failure(LintResult(diagnostics: sorted(diagnostics), files: Dictionary(files.map { ($0.path, $0) }) { first, _ in first },
+                                       packs: []))
+        }
+        if broken.isEmpty && !userErrors {
+            cache?.store(pack, for: org + users)
             return .success(pack)
         }
-        return .failure(result)
+        return .success(pack.quarantining(broken))
     }
 
     static func sorted(_ diagnostics: [Diagnostic]) -> [Diagnostic] {

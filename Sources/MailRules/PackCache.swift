@@ -5,72 +5,144 @@ import Darwin
 #endif
 import MailMessage
 
-/// A cache of compiled packs, keyed by the path and content of every rule file, so `process`,
-/// invoked once per message, neither parses nor checks the same YAML again. Only a pack that
-/// compiled without errors is stored. Entries are written atomically (temporary file, then
-/// rename); a missing, unreadable or corrupt entry is compiled again, and a cache that cannot
-/// be written is not an error.
+/// A cache of compiled packs, so `process`, invoked once per message, neither parses nor
+/// checks the same YAML again. Only a pack that compiled without errors is stored.
+///
+/// An entry is `MSPK`, the format version, the 32-byte key, the encoded pack, and a SHA-256
+/// checksum over everything before it. The key is a SHA-256 over the format version, the
+/// mailsave version, the compiler's fingerprint (facts schema, settings, functions, checks)
+/// and the path and exact text of every rule file, so an upgraded binary or a changed file
+/// never reads an entry made for something else. On load the entry must be a regular file
+/// owned by this user and not writable by others, its key and checksum must match, and every
+/// index and count in it is checked; anything else is compiled again, never trusted, and
+/// never traps. Entries are written 0600 through an exclusively created temporary file and a
+/// rename; a cache that cannot be written is not an error.
+///
+/// The checksum guards against corruption (the directory is the user's own: whoever can write
+/// there can already run code as the user), not against forgery.
 public struct PackCache: Sendable {
     public let directory: String
-    /// Bumped whenever the encoding or the facts schema changes shape.
-    static let magic: [UInt8] = Array("MSPK1".utf8)
+    /// The mailsave version, part of every key.
+    public let toolVersion: String
+    static let magic: [UInt8] = Array("MSPK".utf8)
+    /// Bumped whenever the encoding changes shape.
+    static let formatVersion: UInt8 = 2
+    static let digestSize = 32
+    /// The largest entry read back.
+    static let maxEntryBytes = 256 << 20
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String, toolVersion: String = "") {
+        self.directory = directory
+        self.toolVersion = toolVersion
+    }
 
     /// `$MAILSAVE_CACHE_DIR`, else `$XDG_CACHE_HOME/mailsave`, else `~/.cache/mailsave`.
-    public static func standard() -> PackCache? {
+    public static func standard(toolVersion: String = "") -> PackCache? {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        if let explicit = env("MAILSAVE_CACHE_DIR") { return PackCache(directory: explicit) }
-        if let xdg = env("XDG_CACHE_HOME") { return PackCache(directory: xdg + "/mailsave") }
-        if let home = env("HOME") { return PackCache(directory: home + "/.cache/mailsave") }
+        if let explicit = env("MAILSAVE_CACHE_DIR") { return PackCache(directory: explicit, toolVersion: toolVersion) }
+        if let xdg = env("XDG_CACHE_HOME") { return PackCache(directory: xdg + "/mailsave", toolVersion: toolVersion) }
+        if let home = env("HOME") { return PackCache(directory: home + "/.cache/mailsave", toolVersion: toolVersion) }
         return nil
     }
 
-    /// FNV-1a 64 over the files and the facts schema (a schema change invalidates every entry).
-    static func key(_ files: [SourceFile]) -> String {
-        var hash = FNV1a()
-        func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
-            hash.add(bytes)
-            hash.add([0xFF]) // separates the parts, so "ab"+"c" and "a"+"bc" differ
-        }
-        mix(schemaSignature.utf8)
+    /// What the compiler is, as far as an entry depends on it: the facts schema, the settings,
+    /// the functions, macros and checks. Computed once; part of every key.
+    static let compilerFingerprint: [UInt8] = {
+        var hash = SHA256()
+        hash.addPart(Array(Documentation.factsTable().utf8))
+        hash.addPart(Array(Documentation.settingsTable().utf8))
+        hash.addPart(Array(Builtin.allCases.map(\.rawValue).joined(separator: ",").utf8))
+        hash.addPart(Array(Macro.allCases.map(\.rawValue).joined(separator: ",").utf8))
+        hash.addPart(Array(LintCheck.all.map(\.id).joined(separator: ",").utf8))
+        return hash.finish()
+    }()
+
+    /// The key of the pack made of `files` (their paths and exact texts) by this version.
+    func keyDigest(_ files: [SourceFile]) -> [UInt8] {
+        var hash = SHA256()
+        hash.addPart(Self.magic + [Self.formatVersion])
+        hash.addPart(Array(toolVersion.utf8))
+        hash.addPart(Self.compilerFingerprint)
+        hash.addPart(Array(String(files.count).utf8))
         for file in files {
-            mix(file.path.utf8)
-            mix(file.text.utf8)
+            hash.addPart(Array(file.path.utf8))
+            hash.addPart(file.text.utf8)
         }
-        return hash.paddedHex
+        return hash.finish()
     }
 
-    /// The facts schema as text, computed once: part of every key.
-    static let schemaSignature = Documentation.factsTable()
+    public func key(_ files: [SourceFile]) -> String { SHA256.hex(keyDigest(files)) }
 
-    func path(_ key: String) -> String { directory + "/" + key + ".pack" }
+    public func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
 
+    /// The cached pack of `files`, or nil when there is none or the entry is not exactly one
+    /// this version wrote for these files.
     public func load(_ files: [SourceFile]) -> RulePack? {
-        guard let bytes = try? PackLoader.bytes(of: path(Self.key(files))), bytes.starts(with: Self.magic) else { return nil }
-        var reader = PackDecoder(reader: BinaryReader(bytes: bytes, position: Self.magic.count))
-        guard let pack = reader.pack(), reader.reader.position == bytes.count else { return nil }
+        let key = keyDigest(files)
+        guard let bytes = readEntry(path(forKey: SHA256.hex(key))) else { return nil }
+        return Self.decode(bytes, key: key)
+    }
+
+    /// An entry's bytes: a regular file (never a link, FIFO or device), owned by this user,
+    /// not writable by group or others, at most `maxEntryBytes`.
+    func readEntry(_ path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(),
+              (info.st_mode & 0o022) == 0 else { return nil }
+        return try? PackLoader.readAll(descriptor, path: path, limit: Self.maxEntryBytes, sizeHint: Int(info.st_size))
+    }
+
+    /// The pack in an entry, or nil unless magic, format, key and checksum all match and the
+    /// payload decodes to a valid pack using every byte.
+    static func decode(_ bytes: [UInt8], key: [UInt8]) -> RulePack? {
+        let header = magic.count + 1 + digestSize
+        guard bytes.count >= header + digestSize, bytes.starts(with: magic), bytes[magic.count] == formatVersion,
+              Array(bytes[(magic.count + 1)..<header]) == key else { return nil }
+        let body = bytes.count - digestSize
+        guard SHA256.hash(bytes[0..<body]) == Array(bytes[body...]) else { return nil }
+        var decoder = PackDecoder(reader: BinaryReader(bytes: Array(bytes[header..<body]), position: 0))
+        guard let pack = decoder.pack(), decoder.reader.position == decoder.reader.bytes.count else { return nil }
         return pack
     }
 
-    public func store(_ pack: RulePack, for files: [SourceFile]) {
+    /// The bytes of an entry for `pack` under `key`.
+    static func encode(_ pack: RulePack, key: [UInt8]) -> [UInt8] {
         var encoder = PackEncoder(pack: pack)
-        encoder.writer.bytes = Self.magic
+        encoder.writer.bytes = magic + [formatVersion] + key
         encoder.encodePack()
-        mkdirs(directory)
-        let final = path(Self.key(files))
-        let temporary = final + ".\(getpid()).tmp"
-        guard let handle = fopen(temporary, "wb") else { return }
-        let written = encoder.writer.bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, handle) }
-        let closed = fclose(handle) == 0
-        if written == encoder.writer.bytes.count && closed { rename(temporary, final) } else { unlink(temporary) }
+        var bytes = encoder.writer.bytes
+        bytes += SHA256.hash(bytes)
+        return bytes
     }
 
+    public func store(_ pack: RulePack, for files: [SourceFile]) {
+        let key = keyDigest(files)
+        let bytes = Self.encode(pack, key: key)
+        mkdirs(directory)
+        let final = path(forKey: SHA256.hex(key))
+        let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return }
+        var offset = 0
+        var failed = false
+        while offset < bytes.count && !failed {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { failed = true } else { offset += written }
+        }
+        if close(descriptor) != 0 { failed = true }
+        if failed || rename(temporary, final) != 0 { unlink(temporary) }
+    }
+
+    /// Creates the cache folder and its parents (0700: compiled packs are the user's).
     private func mkdirs(_ path: String) {
         var current = path.hasPrefix("/") ? "/" : ""
         for part in path.split(separator: "/") {
             current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
-            mkdir(current, 0o755)
+            mkdir(current, 0o700)
         }
     }
 }
@@ -280,6 +352,7 @@ struct PackEncoder {
     }
 
     mutating func encodePack() {
+        writer.int(pack.slots)
         let names = pack.lists.keys.sorted()
         writer.int(names.count)
         for name in names { if let named = pack.lists[name] { list(named) } }
@@ -329,7 +402,6 @@ struct PackEncoder {
                 value(user.settings[name] ?? .absent)
             }
         }
-        writer.int(pack.slots)
     }
 }
 
@@ -338,9 +410,16 @@ struct PackEncoder {
 struct PackDecoder {
     var reader: BinaryReader
     var lists: [String: CompiledList] = [:]
+    /// The pack's macro variable slots: every variable and macro slot must be below it.
+    var slots = 0
+    /// The most slots a pack may declare (a compiled pack needs one per nested macro).
+    static let maxSlots = 4_096
+    /// Lines and columns past this are not a rule file's (which is at most 32 MiB).
+    static let maxPosition = 1 << 26
 
     mutating func location() -> SourceLocation? {
-        guard let path = reader.string(), let line = reader.int(), let column = reader.int() else { return nil }
+        guard let path = reader.string(), let line = reader.int(), let column = reader.int(),
+              (1...Self.maxPosition).contains(line), (1...Self.maxPosition).contains(column) else { return nil }
         return SourceLocation(path: path, line: line, column: column)
     }
 
@@ -401,9 +480,6 @@ struct PackDecoder {
 
     mutating func node(depth: Int = 0) -> ExprNode? {
         guard depth < 128, let tag = reader.int() else { return nil }
-        let simple: [Int: ExprNode.Op] = [4: .not, 5: .and, 6: .or, 7: .equal, 8: .notEqual, 9: .less, 10: .lessEqual,
-                                          11: .greater, 12: .greaterEqual, 13: .add, 14: .subtract, 15: .negate, 16: .concat,
-                                          17: .inList, 18: .notInList, 19: .inNamed, 20: .notInNamed, 23: .list]
         let op: ExprNode.Op
         switch tag {
         case 0: guard let constant = value() else { return nil }; op = .constant(constant)
@@ -414,11 +490,28 @@ struct PackDecoder {
         case 22:
             guard let macro = reader.string().flatMap(Macro.init(rawValue:)), let slot = reader.int() else { return nil }
             op = .macro(macro, slot: slot)
-        default:
-            guard let known = simple[tag] else { return nil }
-            op = known
+        case 4: op = .not
+        case 5: op = .and
+        case 6: op = .or
+        case 7: op = .equal
+        case 8: op = .notEqual
+        case 9: op = .less
+        case 10: op = .lessEqual
+        case 11: op = .greater
+        case 12: op = .greaterEqual
+        case 13: op = .add
+        case 14: op = .subtract
+        case 15: op = .negate
+        case 16: op = .concat
+        case 17: op = .inList
+        case 18: op = .notInList
+        case 19: op = .inNamed
+        case 20: op = .notInNamed
+        case 23: op = .list
+        default: return nil
         }
-        guard let lower = reader.int(), let upper = reader.int(), lower <= upper, let type = type(), let count = reader.count() else {
+        guard let lower = reader.int(), let upper = reader.int(), lower >= 0, lower <= upper, let type = type(),
+              let count = reader.count() else {
             return nil
         }
         var children: [ExprNode] = []
@@ -426,7 +519,36 @@ struct PackDecoder {
             guard let child = node(depth: depth + 1) else { return nil }
             children.append(child)
         }
+        guard Self.isValid(op, children, slots: slots) else { return nil }
         return ExprNode(op, children, span: lower..<upper, type: type)
+    }
+
+    /// Whether a node read back can be evaluated without an index out of range: the right
+    /// number of children for its operation, indexes inside their object types, slots inside
+    /// the pack's. The evaluator checks again at run time; this refuses a damaged entry early.
+    static func isValid(_ op: ExprNode.Op, _ children: [ExprNode], slots: Int) -> Bool {
+        switch op {
+        case .constant: return children.isEmpty
+        case .root(let index): return children.isEmpty && FactsSchema.root.fields.indices.contains(index)
+        case .variable(let slot): return children.isEmpty && (0..<slots).contains(slot)
+        case .field(let index):
+            guard children.count == 1 else { return false }
+            var base = children[0].type
+            if case .optional(let wrapped) = base { base = wrapped }
+            guard case .object(let object) = base else { return false }
+            return object.fields.indices.contains(index)
+        case .not, .negate: return children.count == 1
+        case .and, .or, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual, .add, .subtract, .concat,
+             .inList, .notInList, .inNamed, .notInNamed:
+            return children.count == 2
+        case .call(let builtin):
+            switch builtin {
+            case .lower, .upper, .size, .has: return children.count == 1
+            default: return children.count == 2
+            }
+        case .macro(_, let slot): return children.count == 2 && (0..<slots).contains(slot)
+        case .list: return true
+        }
     }
 
     mutating func source() -> ExprSource? {
@@ -441,13 +563,15 @@ struct PackDecoder {
     mutating func expression() -> CompiledExpression?? {
         guard let present = reader.bool() else { return nil }
         if !present { return .some(nil) }
-        guard let source = source(), let node = node(), let slots = reader.int(), let usedLists = reader.strings(),
-              let usedSettings = reader.strings() else { return nil }
-        return .some(CompiledExpression(source: source, node: node, slots: slots, usedLists: Set(usedLists),
+        guard let source = source(), let node = node(), let needed = reader.int(), (0...slots).contains(needed),
+              let usedLists = reader.strings(), let usedSettings = reader.strings() else { return nil }
+        return .some(CompiledExpression(source: source, node: node, slots: needed, usedLists: Set(usedLists),
                                         usedSettings: Set(usedSettings), syntax: nil))
     }
 
     mutating func pack() -> RulePack? {
+        guard let slots = reader.int(), (1...Self.maxSlots).contains(slots) else { return nil }
+        self.slots = slots
         guard let listCount = reader.count() else { return nil }
         for _ in 0..<listCount {
             guard let named = list() else { return nil }
@@ -501,7 +625,6 @@ struct PackDecoder {
             }
             users[mailbox] = UserLayer(mailbox: mailbox, blocklist: blocklist, removed: Set(removed), settings: values)
         }
-        guard let slots = reader.int() else { return nil }
         return RulePack(rules: rules, lists: lists, orgSettings: settings, mapping: mapping, users: users, slots: slots)
     }
 }

@@ -45,15 +45,35 @@ public final class RulePack: Sendable {
     public let users: [String: UserLayer]
     /// Macro variable slots the largest expression needs.
     public let slots: Int
+    /// Mailboxes whose user file has errors (or cannot be read), by normalised address, with
+    /// one line per problem: no decision is made for them (see `userFileProblems(for:)`), while
+    /// every other mailbox is decided normally.
+    public let brokenUsers: [String: [String]]
 
     init(rules: [CompiledRule], lists: [String: CompiledList], orgSettings: [String: Value],
-         mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]], users: [String: UserLayer], slots: Int) {
+         mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]], users: [String: UserLayer], slots: Int,
+         brokenUsers: [String: [String]] = [:]) {
         self.rules = rules
         self.lists = lists
         self.orgSettings = orgSettings
         self.mapping = mapping
         self.users = users
         self.slots = slots
+        self.brokenUsers = brokenUsers
+    }
+
+    /// The same pack with the user layers of `broken` mailboxes taken out and their problems kept.
+    func quarantining(_ broken: [String: [String]]) -> RulePack {
+        RulePack(rules: rules, lists: lists, orgSettings: orgSettings, mapping: mapping,
+                 users: users.filter { broken[$0.key] == nil }, slots: slots,
+                 brokenUsers: brokenUsers.merging(broken) { $0 + $1 })
+    }
+
+    /// The problems of the user file of `mailbox`, or nil when it has none (or no file). A
+    /// mailbox whose file is broken gets no decision: its file may add to its blocklist or
+    /// exclude folders, so deciding with the org layer alone could save mail the user kept out.
+    public func userFileProblems(for mailbox: String) -> [String]? {
+        brokenUsers[CompiledList.normalize(mailbox, kind: .addresses)]
     }
 
     /// A named list setting (`corporate_domains`, `org_blocklist`, `free_mail_domains`).
@@ -78,7 +98,8 @@ public final class RulePack: Sendable {
             var used = Set<String>()
             values[spec.name] = compiler.settingValue(spec, node, lists: lists, usedLists: &used)
         }
-        let pack = RulePack(rules: rules, lists: lists, orgSettings: values, mapping: mapping, users: users, slots: slots)
+        let pack = RulePack(rules: rules, lists: lists, orgSettings: values, mapping: mapping, users: users, slots: slots,
+                            brokenUsers: brokenUsers)
         return (pack, loader.diagnostics + compiler.diagnostics)
     }
 
@@ -433,10 +454,35 @@ public struct PackCompiler {
         if case .namedList(let list)? = settings["corporate_domains"] { corporate = list }
         var orgBlocklist: CompiledList?
         if case .namedList(let list)? = settings["org_blocklist"] { orgBlocklist = list }
+        var files: [String: SourceLocation] = [:]
         for user in users {
             guard Self.isValidAddress(user.mailbox.value) else {
                 report(.invalidAddress, user.mailbox.location, length: user.mailbox.value.count, "'\(user.mailbox.value)' is not a valid email address")
                 continue
+            }
+            // A user file speaks only for the mailbox it is named after, and a mailbox has one file.
+            // Its content is still checked; it just never applies to anyone.
+            let name = user.file.path.split(separator: "/").last.map(String.init) ?? user.file.path
+            var applies = true
+            let owner = PackLoader.mailbox(ofUserFile: user.file.path)
+            if let owner {
+                if CompiledList.normalize(user.mailbox.value, kind: .addresses) != owner {
+                    report(.userOverstep, user.mailbox.location, length: user.mailbox.value.count,
+                           "'\(name)' speaks only for \(owner), not for '\(user.mailbox.value)'; a user file applies to the mailbox it is named after")
+                    applies = false
+                } else if let first = files[owner] {
+                    report(.userOverstep, user.mailbox.location, length: user.mailbox.value.count,
+                           "a second user file for \(owner); a mailbox has one user file, and neither applies until one is removed",
+                           related: (first, "the first file for \(owner)"))
+                    result[owner] = nil
+                    applies = false
+                } else {
+                    files[owner] = user.mailbox.location
+                }
+            } else {
+                report(.userOverstep, user.mailbox.location, length: user.mailbox.value.count,
+                       "a user file is named after its mailbox (users/\(user.mailbox.value).yaml); '\(name)' is not an email address, so this file applies to no mailbox")
+                applies = false
             }
             var added: [String] = []
             for entry in user.add where validate(entry, kind: .addressesAndDomains) {
@@ -471,7 +517,7 @@ public struct PackCompiler {
                 var unused = Set<String>()
                 values[key.value] = settingValue(spec, node, lists: lists, usedLists: &unused)
             }
-            let mailbox = CompiledList.normalize(user.mailbox.value, kind: .addresses)
+            guard applies, let mailbox = owner else { continue }
             result[mailbox] = UserLayer(mailbox: mailbox, blocklist: CompiledList(name: "individual", kind: .addressesAndDomains, entries: added),
                                         removed: removed, settings: values)
         }

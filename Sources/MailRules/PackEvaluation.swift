@@ -35,19 +35,31 @@ extension RulePack {
             }
             evaluator.trace = trace ? [] : nil
             var held = true
-            if let node = rule.conditionNode { held = try evaluator.bool(node) }
+            if let node = rule.conditionNode {
+                do { held = try evaluator.bool(node) } catch { throw Self.located(error, rule: rule, in: rule.condition) }
+            }
             if held {
                 outcome.applied.append(rule)
                 if let link = rule.definition.link { outcome.link = link }
                 if let saveAs = rule.definition.saveAs { outcome.saveAs = saveAs }
                 if let create = rule.definition.createRecords { outcome.createRecords = create }
-                if let node = rule.observeNode, case .string(let text) = try evaluator.evaluate(node), !text.isEmpty {
-                    outcome.observations.append(text)
+                if let node = rule.observeNode {
+                    let value: Value
+                    do { value = try evaluator.evaluate(node) } catch { throw Self.located(error, rule: rule, in: rule.observe) }
+                    if case .string(let text) = value, !text.isEmpty { outcome.observations.append(text) }
                 }
                 if rule.decides { outcome.deciding = rule }
             }
             if trace { traces.append(RuleTrace(rule: rule, held: held, steps: evaluator.trace ?? [])) }
         }
         return (outcome, traces)
+    }
+
+    /// The error with the rule's id and the file position of the sub-expression that went over.
+    static func located(_ error: EvaluationError, rule: CompiledRule, in expression: CompiledExpression?) -> EvaluationError {
+        var error = error
+        error.rule = rule.id
+        error.location = expression.map { $0.source.location(error.offset ?? 0) } ?? rule.definition.location
+        return error
     }
 }

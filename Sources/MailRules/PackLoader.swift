@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 
+/// `read(2)`, named apart from `PackLoader.read`.
+private func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { read(descriptor, buffer, count) }
+
 /// What a rule decides when its condition holds.
 public enum Verdict: String, Sendable, CaseIterable {
     /// Saved now.
@@ -82,7 +85,7 @@ public struct PackDefinition: Sendable {
 }
 
 /// A file or folder that could not be read at all (exit 3, not a lint finding).
-public struct PackReadError: Error, Sendable, CustomStringConvertible {
+public struct PackReadError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var reason: String
     public var description: String { "\(path): \(reason)" }
@@ -124,6 +127,23 @@ public struct PackLoader {
         return (org, users)
     }
 
+    /// The folder whose files make up the pack at `path` (every file read must be inside it),
+    /// or nil when `path` is a single file named explicitly.
+    public static func packRoot(of path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return nil }
+        return path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    /// The mailbox a user file speaks for: its name without `.yaml` (`users/ann@contoso.com.yaml`),
+    /// normalised; nil when the name is not an email address.
+    public static func mailbox(ofUserFile path: String) -> String? {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let stem = name.hasSuffix(".yaml") ? String(name.dropLast(5)) : name.hasSuffix(".yml") ? String(name.dropLast(4)) : name
+        guard PackCompiler.isValidAddress(stem) else { return nil }
+        return CompiledList.normalize(stem, kind: .addresses)
+    }
+
     static func yamlFiles(in directory: String) throws(PackReadError) -> [String] {
         try entries(of: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
     }
@@ -144,26 +164,108 @@ public struct PackLoader {
         return names.sorted()
     }
 
-    /// A whole file's bytes.
-    public static func bytes(of path: String) throws(PackReadError) -> [UInt8] {
-        guard let handle = fopen(path, "rb") else {
+    /// The largest rule file read (the YAML loader's limit): reading stops there.
+    public static let maxFileBytes = 32 << 20
+
+    /// The canonical absolute path (symbolic links resolved), or nil when it does not exist.
+    public static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Whether `path` (canonical) is `root` (canonical) or inside it.
+    public static func isInside(_ path: String, root: String) -> Bool {
+        if root == "/" { return path.hasPrefix("/") }
+        return path == root || path.hasPrefix(root + "/")
+    }
+
+    /// The bytes of a regular file, at most `limit` of them. With `root` (a folder), the file's
+    /// real path (symbolic links resolved) must be inside it. The file is opened with
+    /// O_NOFOLLOW|O_NONBLOCK and checked with fstat on the open descriptor: a FIFO, a device,
+    /// a folder or a socket is refused without ever blocking on it, and a file over `limit` is
+    /// refused after reading `limit + 1` bytes, never read whole.
+    public static func bytes(of path: String, limit: Int = maxFileBytes, inside root: String? = nil) throws(PackReadError) -> [UInt8] {
+        var target = path
+        if let root {
+            guard let realRoot = realPath(root) else {
+                throw PackReadError(path: root, reason: String(cString: strerror(errno)))
+            }
+            guard let real = realPath(path) else {
+                throw PackReadError(path: path, reason: String(cString: strerror(errno)))
+            }
+            guard isInside(real, root: realRoot) else {
+                throw PackReadError(path: path, reason: "is a symbolic link to a file outside \(root); only files inside it are read")
+            }
+            target = real
+        } else {
+            // Named explicitly: a symbolic link is followed, but it must still lead to a regular file.
+            var info = stat()
+            if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK, let real = realPath(path) { target = real }
+        }
+        let descriptor = open(target, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ELOOP { throw PackReadError(path: path, reason: "is a symbolic link; only regular files are read") }
             throw PackReadError(path: path, reason: String(cString: strerror(errno)))
         }
-        defer { fclose(handle) }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw PackReadError(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw PackReadError(path: path, reason: "is \(fileKind(info.st_mode)), not a regular file; only regular files are read")
+        }
+        return try readAll(descriptor, path: path, limit: limit, sizeHint: Int(info.st_size))
+    }
+
+    /// Reads an open descriptor to its end, refusing (after `limit + 1` bytes) more than `limit`.
+    static func readAll(_ descriptor: Int32, path: String, limit: Int, sizeHint: Int = 0) throws(PackReadError) -> [UInt8] {
         var bytes: [UInt8] = []
+        if sizeHint > 0 { bytes.reserveCapacity(min(sizeHint, limit) + 1) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, handle)
-            if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
-            if count < buffer.count {
-                if ferror(handle) != 0 { throw PackReadError(path: path, reason: "read error") }
-                return bytes
+        while bytes.count <= limit {
+            let wanted = min(buffer.count, limit + 1 - bytes.count)
+            let count = buffer.withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, wanted) }
+            if count < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw PackReadError(path: path, reason: "read error: \(String(cString: strerror(errno)))")
             }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: buffer[0..<count])
+        }
+        throw PackReadError(path: path, reason: "is larger than the limit of \(limit) bytes")
+    }
+
+    /// Refuses `path` unless it is a regular file whose real path is inside `root` (for files
+    /// read later by other code, such as a rule test's CRM export).
+    public static func checkRegularFile(_ path: String, inside root: String) throws(PackReadError) {
+        guard let realRoot = realPath(root) else { throw PackReadError(path: root, reason: String(cString: strerror(errno))) }
+        guard let real = realPath(path) else { throw PackReadError(path: path, reason: String(cString: strerror(errno))) }
+        guard isInside(real, root: realRoot) else {
+            throw PackReadError(path: path, reason: "is a symbolic link to a file outside \(root); only files inside it are read")
+        }
+        var info = stat()
+        guard lstat(real, &info) == 0 else { throw PackReadError(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw PackReadError(path: path, reason: "is \(fileKind(info.st_mode)), not a regular file; only regular files are read")
         }
     }
 
-    public static func read(_ path: String) throws(PackReadError) -> SourceFile {
-        var bytes = try bytes(of: path)
+    static func fileKind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a folder"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        default: return "an unknown kind of file"
+        }
+    }
+
+    /// A rule file's text (a UTF-8 byte order mark removed). With `root`, the file must be a
+    /// regular file whose real path is inside that folder (the pack).
+    public static func read(_ path: String, inside root: String? = nil) throws(PackReadError) -> SourceFile {
+        var bytes = try bytes(of: path, inside: root)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw PackReadError(path: path, reason: "not UTF-8 text")

@@ -52,37 +52,97 @@ public final class ExprNode: Sendable {
     }
 }
 
-/// Evaluation ran past its step budget (it cannot loop, but facts can be large).
+/// Evaluation ran past one of its budgets: steps (it cannot loop, but facts can be large) or
+/// the bytes of the values it builds. Carries the rule and the place when the pack knows them.
 public struct EvaluationError: Error, Sendable, CustomStringConvertible {
+    public enum Budget: Sendable { case steps, bytes }
+    public var budget: Budget
     public var message: String
-    public var description: String { message }
+    /// The offset, in the expression's text, of the sub-expression that went over.
+    public var offset: Int?
+    /// The rule (or `mapping Object.Field`) being evaluated, and where its expression is.
+    public var rule: String?
+    public var location: SourceLocation?
+
+    public init(budget: Budget, message: String, offset: Int? = nil) {
+        self.budget = budget
+        self.message = message
+        self.offset = offset
+    }
+
+    public var description: String {
+        var text = ""
+        if let location { text += location.description + ": " }
+        if let rule { text += "rule '\(rule)': " }
+        return text + message
+    }
 }
 
 /// One evaluation: the facts, the macro variables, the step counter, and, for `explain`,
 /// the value of every node evaluated.
+///
+/// Two budgets bound it whatever the facts: steps (each node evaluated is one, and a
+/// function that scans a string costs one more per 4 KiB it reads), and bytes: every string
+/// or list the evaluation builds (concatenation, join, lower, upper, map, filter, a list
+/// literal) is charged its size before it is allocated, so `join(participants.map(p,
+/// message.body), "")` over 1,000 recipients fails at once instead of allocating gigabytes.
+/// Both are errors of the rule being evaluated.
 public struct Evaluator {
     public static let defaultStepLimit = 1_000_000
+    /// What one evaluation of a pack over a message may build, in bytes.
+    public static let defaultByteLimit = 128 << 20
+    /// A list element's size, as charged to the byte budget.
+    static let elementBytes = MemoryLayout<Value>.stride
 
     let root: FactObject
     var slots: [Value]
     public private(set) var steps = 0
     let stepLimit: Int
+    /// Bytes of values built so far.
+    public private(set) var bytes = 0
+    let byteLimit: Int
     /// When set, every evaluated node and its value, in evaluation order.
     public var trace: [(node: ExprNode, value: Value)]?
 
-    public init(facts: FactObject, slots: Int = 8, stepLimit: Int = Evaluator.defaultStepLimit, tracing: Bool = false) {
+    public init(facts: FactObject, slots: Int = 8, stepLimit: Int = Evaluator.defaultStepLimit,
+                byteLimit: Int = Evaluator.defaultByteLimit, tracing: Bool = false) {
         self.root = facts
         self.slots = [Value](repeating: .absent, count: max(slots, 1))
         self.stepLimit = stepLimit
+        self.byteLimit = byteLimit
         self.trace = tracing ? [] : nil
     }
 
     public mutating func evaluate(_ node: ExprNode) throws(EvaluationError) -> Value {
         steps += 1
-        if steps > stepLimit { throw EvaluationError(message: "evaluation took more than \(stepLimit) steps") }
+        if steps > stepLimit { throw stepError(node) }
         let value = try compute(node)
         if trace != nil { trace?.append((node, value)) }
         return value
+    }
+
+    func stepError(_ node: ExprNode) -> EvaluationError {
+        EvaluationError(budget: .steps, message: "evaluation took more than \(stepLimit) steps on this message", offset: node.span.lowerBound)
+    }
+
+    /// Charges `count` bytes about to be allocated for a value built by `node`.
+    mutating func charge(_ count: Int, _ node: ExprNode) throws(EvaluationError) {
+        let (total, overflow) = bytes.addingReportingOverflow(max(count, 0))
+        if overflow || total > byteLimit {
+            throw EvaluationError(budget: .bytes, message: "evaluation would build more than \(Self.describe(byteLimit)) of values on this message",
+                                  offset: node.span.lowerBound)
+        }
+        bytes = total
+    }
+
+    /// Charges a scan of `count` bytes of text to the step budget: one step per 4 KiB.
+    mutating func scan(_ count: Int, _ node: ExprNode) throws(EvaluationError) {
+        steps += count >> 12
+        if steps > stepLimit { throw stepError(node) }
+    }
+
+    static func describe(_ bytes: Int) -> String {
+        bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
     }
 
     mutating func bool(_ node: ExprNode) throws(EvaluationError) -> Bool {
@@ -90,22 +150,31 @@ public struct Evaluator {
         return false
     }
 
+    /// A child the compiler guarantees; a damaged node without it reads as an absent constant.
+    func child(_ children: [ExprNode], _ index: Int) -> ExprNode {
+        children.indices.contains(index) ? children[index] : Self.missing
+    }
+
+    static let missing = ExprNode(.constant(.absent), span: 0..<0, type: .error)
+
     private mutating func compute(_ node: ExprNode) throws(EvaluationError) -> Value {
         let children = node.children
         switch node.op {
         case .constant(let value): return value
-        case .root(let index): return root.fields[index]
-        case .variable(let slot): return slots[slot]
+        case .root(let index): return root.fields.indices.contains(index) ? root.fields[index] : .absent
+        case .variable(let slot): return slots.indices.contains(slot) ? slots[slot] : .absent
         case .field(let index):
-            if case .object(let object) = try evaluate(children[0]) { return object.fields[index] }
+            if case .object(let object) = try evaluate(child(children, 0)), object.fields.indices.contains(index) {
+                return object.fields[index]
+            }
             return .absent
-        case .not: return .bool(!(try bool(children[0])))
-        case .and: return .bool(try bool(children[0]) ? try bool(children[1]) : false)
-        case .or: return .bool(try bool(children[0]) ? true : try bool(children[1]))
-        case .equal: return .bool(try evaluate(children[0]) == (try evaluate(children[1])))
-        case .notEqual: return .bool(try evaluate(children[0]) != (try evaluate(children[1])))
+        case .not: return .bool(!(try bool(child(children, 0))))
+        case .and: return .bool(try bool(child(children, 0)) ? try bool(child(children, 1)) : false)
+        case .or: return .bool(try bool(child(children, 0)) ? true : try bool(child(children, 1)))
+        case .equal: return .bool(try evaluate(child(children, 0)) == (try evaluate(child(children, 1))))
+        case .notEqual: return .bool(try evaluate(child(children, 0)) != (try evaluate(child(children, 1))))
         case .less, .lessEqual, .greater, .greaterEqual:
-            guard case .int(let left) = try evaluate(children[0]), case .int(let right) = try evaluate(children[1]) else {
+            guard case .int(let left) = try evaluate(child(children, 0)), case .int(let right) = try evaluate(child(children, 1)) else {
                 return .bool(false)
             }
             switch node.op {
@@ -115,18 +184,21 @@ public struct Evaluator {
             default: return .bool(left >= right)
             }
         case .add, .subtract:
-            guard case .int(let left) = try evaluate(children[0]), case .int(let right) = try evaluate(children[1]) else { return .absent }
+            guard case .int(let left) = try evaluate(child(children, 0)), case .int(let right) = try evaluate(child(children, 1)) else { return .absent }
             let (result, overflow) = node.op.isAdd ? left.addingReportingOverflow(right) : left.subtractingReportingOverflow(right)
             return overflow ? .absent : .int(result)
         case .negate:
-            guard case .int(let value) = try evaluate(children[0]), value != Int.min else { return .absent }
+            guard case .int(let value) = try evaluate(child(children, 0)), value != Int.min else { return .absent }
             return .int(-value)
         case .concat:
-            guard case .string(let left) = try evaluate(children[0]), case .string(let right) = try evaluate(children[1]) else { return .absent }
+            guard case .string(let left) = try evaluate(child(children, 0)), case .string(let right) = try evaluate(child(children, 1)) else {
+                return .absent
+            }
+            try charge(left.utf8.count + right.utf8.count, node)
             return .string(left + right)
         case .inList, .notInList:
-            let needle = try evaluate(children[0])
-            guard case .list(let values) = try evaluate(children[1]) else { return .bool(false) }
+            let needle = try evaluate(child(children, 0))
+            guard case .list(let values) = try evaluate(child(children, 1)) else { return .bool(false) }
             var found = false
             if case .string(let text) = needle {
                 // Strings compare case-insensitively in membership, as addresses and domains do.
@@ -138,15 +210,16 @@ public struct Evaluator {
             if case .notInList = node.op { found.toggle() }
             return .bool(found)
         case .inNamed, .notInNamed:
-            guard case .string(let text) = try evaluate(children[0]), case .namedList(let list) = try evaluate(children[1]) else {
+            guard case .string(let text) = try evaluate(child(children, 0)), case .namedList(let list) = try evaluate(child(children, 1)) else {
                 return .bool(false)
             }
             var found = list.contains(text)
             if case .notInNamed = node.op { found.toggle() }
             return .bool(found)
-        case .call(let builtin): return try call(builtin, children)
-        case .macro(let macro, let slot): return try runMacro(macro, slot: slot, children)
+        case .call(let builtin): return try call(builtin, children, node)
+        case .macro(let macro, let slot): return try runMacro(macro, slot: slot, children, node)
         case .list:
+            try charge(children.count * Self.elementBytes, node)
             var values: [Value] = []
             values.reserveCapacity(children.count)
             for child in children { values.append(try evaluate(child)) }
@@ -154,9 +227,9 @@ public struct Evaluator {
         }
     }
 
-    private mutating func call(_ builtin: Builtin, _ arguments: [ExprNode]) throws(EvaluationError) -> Value {
+    private mutating func call(_ builtin: Builtin, _ arguments: [ExprNode], _ node: ExprNode) throws(EvaluationError) -> Value {
         if builtin == .has {
-            return .bool(try evaluate(arguments[0]) != .absent)
+            return .bool(try evaluate(child(arguments, 0)) != .absent)
         }
         var values: [Value] = []
         values.reserveCapacity(arguments.count)
@@ -166,25 +239,53 @@ public struct Evaluator {
             values.append(value)
         }
         switch (builtin, values.first, values.count > 1 ? values[1] : nil) {
-        case (.lower, .string(let text)?, _): return .string(text.lowercased())
-        case (.upper, .string(let text)?, _): return .string(text.uppercased())
-        case (.startsWith, .string(let text)?, .string(let prefix)?): return .bool(text.lowercased().hasPrefix(prefix.lowercased()))
-        case (.endsWith, .string(let text)?, .string(let suffix)?): return .bool(text.lowercased().hasSuffix(suffix.lowercased()))
+        case (.lower, .string(let text)?, _):
+            try charge(text.utf8.count, node)
+            try scan(text.utf8.count, node)
+            return .string(text.lowercased())
+        case (.upper, .string(let text)?, _):
+            try charge(text.utf8.count, node)
+            try scan(text.utf8.count, node)
+            return .string(text.uppercased())
+        case (.startsWith, .string(let text)?, .string(let prefix)?):
+            try scan(text.utf8.count, node)
+            return .bool(text.lowercased().hasPrefix(prefix.lowercased()))
+        case (.endsWith, .string(let text)?, .string(let suffix)?):
+            try scan(text.utf8.count, node)
+            return .bool(text.lowercased().hasSuffix(suffix.lowercased()))
         case (.contains, .string(let text)?, .string(let part)?):
+            try scan(text.utf8.count, node)
             return .bool(part.isEmpty || text.lowercased().contains(part.lowercased()))
-        case (.contains, .list(let list)?, let needle?): return .bool(list.contains(needle))
-        case (.matches, .string(let text)?, .string(let pattern)?): return .bool(Glob.matches(text.lowercased(), pattern.lowercased()))
-        case (.size, .string(let text)?, _): return .int(text.count)
+        case (.contains, .list(let list)?, let needle?):
+            try scan(list.count * Self.elementBytes, node)
+            return .bool(list.contains(needle))
+        case (.matches, .string(let text)?, .string(let pattern)?):
+            try scan(text.utf8.count + pattern.utf8.count, node)
+            return .bool(Glob.matches(text.lowercased(), pattern.lowercased()))
+        case (.size, .string(let text)?, _):
+            try scan(text.utf8.count, node)
+            return .int(text.count)
         case (.size, .list(let list)?, _): return .int(list.count)
         case (.join, .list(let list)?, .string(let separator)?):
+            // The result's size is known before anything is built: charge it first.
+            var total = 0
+            var strings = 0
+            for item in list {
+                if case .string(let text) = item {
+                    total = total.addingReportingOverflow(text.utf8.count).partialValue
+                    strings += 1
+                }
+            }
+            let separators = max(strings - 1, 0).multipliedReportingOverflow(by: separator.utf8.count)
+            try charge(separators.overflow ? Int.max : total.addingReportingOverflow(separators.partialValue).partialValue, node)
             return .string(list.compactMap { if case .string(let text) = $0 { return text } else { return nil } }.joined(separator: separator))
         default: return .absent
         }
     }
 
-    private mutating func runMacro(_ macro: Macro, slot: Int, _ children: [ExprNode]) throws(EvaluationError) -> Value {
-        guard case .list(let items) = try evaluate(children[0]) else { return .absent }
-        let body = children[1]
+    private mutating func runMacro(_ macro: Macro, slot: Int, _ children: [ExprNode], _ node: ExprNode) throws(EvaluationError) -> Value {
+        guard case .list(let items) = try evaluate(child(children, 0)), slots.indices.contains(slot) else { return .absent }
+        let body = child(children, 1)
         let saved = slots[slot]
         defer { slots[slot] = saved }
         switch macro {
@@ -208,6 +309,7 @@ public struct Evaluator {
             }
             return .int(count)
         case .filter:
+            try charge(items.count * Self.elementBytes, node)
             var kept: [Value] = []
             for item in items {
                 slots[slot] = item
@@ -215,6 +317,7 @@ public struct Evaluator {
             }
             return .list(kept)
         case .map:
+            try charge(items.count * Self.elementBytes, node)
             var mapped: [Value] = []
             mapped.reserveCapacity(items.count)
             for item in items {

@@ -52,12 +52,18 @@ struct DecisionOptions: ParsableArguments {
                        })
     }
 
-    /// The compiled pack, or exit 5 with its diagnostics.
-    func loadPack() throws -> RulePack {
+    /// The compiled pack, or exit 5 with its diagnostics. Errors in the user file of
+    /// `--mailbox` also exit 5, naming the file (no decision without the user's own
+    /// exclusions); errors in other users' files do not stop this mailbox.
+    func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
         do {
             // Compiled packs are cached by the content of the rule files: process runs once per message.
-            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil) {
-            case .success(let pack): return pack
+            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard(toolVersion: Mailsave.version) : nil) {
+            case .success(let pack):
+                if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
+                    throw Self.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
+                }
+                return pack
             case .failure(let result):
                 Terminal.err(LintReport.text(result))
                 throw CommandFailure(status: .badRules, message: "\(rules): the rule pack has \(result.errorCount) error\(result.errorCount == 1 ? "" : "s"); run mailsave lint \(rules)")
@@ -65,6 +71,21 @@ struct DecisionOptions: ParsableArguments {
         } catch let error as PackReadError {
             throw CommandFailure(status: .couldNotRun, message: error.description)
         }
+    }
+
+    /// Exit 5 for a mailbox whose user file has errors: every problem on standard error, and
+    /// one line naming the file.
+    static func userFileFailure(mailbox: String, rules: String, problems: [String]) -> CommandFailure {
+        for problem in problems { Terminal.err(problem) }
+        let file = problems.first.flatMap { $0.split(separator: ":").first.map(String.init) } ?? "the user file"
+        return CommandFailure(status: .badRules,
+                              message: "\(file): the user file of \(mailbox) has \(problems.count) error\(problems.count == 1 ? "" : "s"), so no decision is made for this mailbox (other mailboxes are not affected); run mailsave lint \(rules)")
+    }
+
+    /// A rule that went over an evaluation budget on this message: exit 5, naming the rule and
+    /// its file:line (the pack must bound what it builds; retrying the message will not help).
+    static func evaluationFailure(_ error: EvaluationError, file: String) -> CommandFailure {
+        CommandFailure(status: .badRules, message: "\(error.description) (message \(file)); the rule pack must be changed to decide it")
     }
 
     static let crmObjects = ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"]
@@ -172,7 +193,11 @@ struct Process: ParsableCommand {
             do {
                 let message = try readMessage(file)
                 let facts: EngineFacts
-                (decision, facts, _) = try engine.decide(message, context: options.context)
+                do {
+                    (decision, facts, _) = try engine.decide(message, context: options.context)
+                } catch let error as EvaluationError {
+                    throw DecisionOptions.evaluationFailure(error, file: file)
+                }
                 if apply, let store = directory as? CRMStore {
                     do {
                         // A message the ledger already holds reports its record, created false.

@@ -1,4 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import MailEngine
 import MailRules
 
@@ -44,12 +49,15 @@ struct TestCommand: ParsableCommand {
             }
             var options = try DecisionOptions.parse(["--mailbox", "x@x.example", "--rules", packPath])
             options.rules = packPath
-            let pack = try options.loadPack()
-            var runner = RuleTestRunner(pack: pack)
+            // Each test checks its own mailbox's user file.
+            let pack = try options.loadPack(checkingMailbox: false)
+            // Tests read files inside the project: the folder that contains the pack.
+            let root = parent(packPath)
+            var runner = RuleTestRunner(pack: pack, root: root)
             var tests: [RuleTestCase] = []
             for file in testFiles {
                 do {
-                    tests += runner.load(try PackLoader.read(file))
+                    tests += runner.load(try PackLoader.read(file, inside: isFile ? nil : packPath))
                 } catch {
                     throw CommandFailure(status: .couldNotRun, message: error.description)
                 }
@@ -62,7 +70,7 @@ struct TestCommand: ParsableCommand {
             }
             var applied = Set<String>()
             for test in tests {
-                let result = runner.run(test, loadCRM: loadCRMRecords)
+                let result = runner.run(test) { folder in try Self.loadConfinedCRM(folder, root: root) }
                 applied.formUnion(result.applied)
                 if result.passed {
                     passed += 1
@@ -88,9 +96,34 @@ struct TestCommand: ParsableCommand {
         if failed > 0 || (requireCoverage && !uncovered.isEmpty) { throw ExitCode(ExitStatus.problems.rawValue) }
     }
 
+    /// An error of a rule test's CRM folder, printed as its message.
+    struct CRMFolderProblem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The CRM export of a rule test: each CSV must be a regular file inside the project.
+    static func loadConfinedCRM(_ folder: String, root: String) throws -> [CRMRecord] {
+        for object in DecisionOptions.crmObjects {
+            let path = folder + "/" + object + ".csv"
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            do {
+                try PackLoader.checkRegularFile(path, inside: root)
+            } catch {
+                throw CRMFolderProblem(description: error.description)
+            }
+        }
+        do {
+            return try loadCRMRecords(folder)
+        } catch let failure as CommandFailure {
+            throw CRMFolderProblem(description: failure.message)
+        }
+    }
+
     func parent(_ path: String) -> String {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-        let joined = parts.joined(separator: "/")
-        return joined.isEmpty ? "." : joined
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
     }
 }

@@ -1,0 +1,216 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import MailRules
+import Testing
+
+/// A copy of the shipped pack in a temporary folder, to damage.
+struct TemporaryPack {
+    let folder: String
+    var pack: String { folder + "/rules" }
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-pack-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.rules, toPath: pack)
+    }
+
+    func write(_ relative: String, _ text: String) throws {
+        try text.write(toFile: pack + "/" + relative, atomically: false, encoding: .utf8)
+    }
+}
+
+/// Hostile rule packs: files outside the pack, user files that speak for others, user files
+/// that break, rules that build huge values.
+@Suite struct PackHardeningTests {
+    // MARK: Only regular files inside the pack
+
+    @Test func aSymbolicLinkOutOfThePackIsRefusedAndItsContentNeverShown() throws {
+        let temporary = try TemporaryPack()
+        try "secret: TOPSECRET-1234\n".write(toFile: temporary.folder + "/outside.yaml", atomically: false, encoding: .utf8)
+        symlink(temporary.folder + "/outside.yaml", temporary.pack + "/leak.yaml")
+        do {
+            _ = try Linter.lint(paths: [temporary.pack])
+            Issue.record("a pack with a link out of it was linted")
+        } catch {
+            #expect(error.path == temporary.pack + "/leak.yaml")
+            #expect(error.description.contains("outside"))
+            #expect(!error.description.contains("TOPSECRET"))
+        }
+        #expect(throws: PackReadError.self) { try Linter.load(temporary.pack) }
+        // A link that stays inside the pack is read.
+        unlink(temporary.pack + "/leak.yaml")
+        try FileManager.default.createDirectory(atPath: temporary.pack + "/shared", withIntermediateDirectories: true)
+        try "lists:\n  extra:\n    kind: domains\n    entries: [extra.example]\n".write(toFile: temporary.pack + "/shared/extra.txt",
+                                                                                   atomically: false, encoding: .utf8)
+        symlink("shared/extra.txt", temporary.pack + "/extra.yaml")
+        #expect(try Linter.lint(paths: [temporary.pack]).errorCount == 0)
+    }
+
+    @Test func aUsersFolderLinkedOutOfThePackIsRefused() throws {
+        let temporary = try TemporaryPack()
+        let elsewhere = temporary.folder + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        try "mailbox: ann@contoso.com\n".write(toFile: elsewhere + "/ann@contoso.com.yaml", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: temporary.pack + "/users")
+        symlink(elsewhere, temporary.pack + "/users")
+        #expect(throws: PackReadError.self) { try Linter.lint(paths: [temporary.pack]) }
+        // For process, it is that user's file that cannot be read: only Ann is stopped.
+        let pack = try Linter.load(temporary.pack).get()
+        #expect(pack.userFileProblems(for: "ann@contoso.com")?.first?.contains("outside") == true)
+        #expect(pack.userFileProblems(for: "dan@contoso.com") == nil)
+    }
+
+    @Test func aFIFOOrADeviceIsRefusedWithoutBlocking() throws {
+        let temporary = try TemporaryPack()
+        #expect(mkfifo(temporary.pack + "/x.yaml", 0o600) == 0)
+        let started = Date()
+        do {
+            _ = try Linter.lint(paths: [temporary.pack])
+            Issue.record("a FIFO was read")
+        } catch {
+            #expect(error.description == temporary.pack + "/x.yaml: is a FIFO, not a regular file; only regular files are read")
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(throws: PackReadError.self) { try PackLoader.read("/dev/zero") }
+        #expect(throws: PackReadError.self) { try PackLoader.read(temporary.pack) }
+    }
+
+    @Test func aFileOverTheLimitIsRefusedWithoutReadingItWhole() throws {
+        let temporary = try TemporaryPack()
+        let path = temporary.pack + "/huge.yaml"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("# x\n".utf8)))
+        #expect(truncate(path, off_t(PackLoader.maxFileBytes + 1)) == 0)
+        #expect(throws: PackReadError(path: path, reason: "is larger than the limit of \(PackLoader.maxFileBytes) bytes")) {
+            try PackLoader.read(path)
+        }
+        // The limit is where reading stops: 10 bytes of a 1 MiB file.
+        #expect(throws: PackReadError.self) { try PackLoader.bytes(of: path, limit: 10) }
+    }
+
+    // MARK: A user file speaks only for its mailbox
+
+    @Test func aUserFileThatClaimsAnotherMailboxIsAnErrorAndNeverApplied() throws {
+        let temporary = try TemporaryPack()
+        try temporary.write("users/bob@contoso.com.yaml", "mailbox: dan@contoso.com\nblocklist:\n  add:\n    - fabrikam.com\n")
+        let result = try Linter.lint(paths: [temporary.pack])
+        #expect(result.diagnostics.map { "\($0.location.line):\($0.check): \($0.message)" } == [
+            "1:user-overstep: 'bob@contoso.com.yaml' speaks only for bob@contoso.com, not for 'dan@contoso.com'; a user file applies to the mailbox it is named after",
+        ])
+        let pack = try Linter.load(temporary.pack).get()
+        #expect(pack.user("dan@contoso.com") == nil)
+        #expect(pack.user("bob@contoso.com") == nil)
+        #expect(pack.userFileProblems(for: "bob@contoso.com") != nil)
+        #expect(pack.userFileProblems(for: "dan@contoso.com") == nil)
+        #expect(pack.user("ann@contoso.com") != nil)
+    }
+
+    @Test func twoFilesForOneMailboxAreAnErrorAndNeitherApplies() throws {
+        let temporary = try TemporaryPack()
+        try temporary.write("users/Ann@contoso.com.yaml", "mailbox: Ann@contoso.com\nblocklist:\n  add:\n    - fabrikam.com\n")
+        let result = try Linter.lint(paths: [temporary.pack])
+        #expect(result.errorCount == 1)
+        #expect(result.diagnostics.first?.message.contains("a second user file for ann@contoso.com") == true)
+        #expect(result.diagnostics.first?.related != nil)
+        let pack = try Linter.load(temporary.pack).get()
+        #expect(pack.user("ann@contoso.com") == nil)
+        #expect(pack.userFileProblems(for: "ANN@contoso.com") != nil)
+        // A file not named after an address applies to no one.
+        try FileManager.default.removeItem(atPath: temporary.pack + "/users/Ann@contoso.com.yaml")
+        try temporary.write("users/dan.yaml", "mailbox: dan@contoso.com\n")
+        #expect(try Linter.lint(paths: [temporary.pack]).diagnostics.first?.message.contains("is not an email address") == true)
+        #expect(try Linter.load(temporary.pack).get().user("dan@contoso.com") == nil)
+    }
+
+    // MARK: One bad user file does not stop the org
+
+    @Test func aBrokenUserFileStopsOnlyItsMailbox() throws {
+        let temporary = try TemporaryPack()
+        let cache = PackCache(directory: temporary.folder + "/cache")
+        try temporary.write("users/carl@contoso.com.yaml", "mailbox: carl@contoso.com\nblocklist:\n  remove:\n    - spam.example\n")
+        // lint still reports it...
+        let result = try Linter.lint(paths: [temporary.pack])
+        #expect(result.errorCount == 1 && result.diagnostics.first?.location.path.hasSuffix("carl@contoso.com.yaml") == true)
+        // ...but the pack loads for everyone else, Ann's own layer included.
+        let pack = try Linter.load(temporary.pack, cache: cache).get()
+        #expect(pack.user("ann@contoso.com") != nil)
+        #expect(pack.userFileProblems(for: "ann@contoso.com") == nil)
+        let problems = try #require(pack.userFileProblems(for: "Carl@Contoso.com"))
+        #expect(problems.count == 1 && problems[0].contains("carl@contoso.com.yaml:4:7") && problems[0].contains("[user-overstep]"))
+        // A pack with a broken user file is never cached.
+        let files = try (PackLoader.files(at: temporary.pack).org + PackLoader.files(at: temporary.pack).users).map { try PackLoader.read($0) }
+        #expect(cache.load(files) == nil)
+        // An error in an org file still stops the whole pack.
+        try temporary.write("lists.yaml", "lists: [")
+        if case .success = try Linter.load(temporary.pack) { Issue.record("a broken org file loaded") }
+    }
+
+    // MARK: Evaluation is bounded in memory and steps
+
+    func packWithRule(_ when: String) throws -> (RulePack, TemporaryPack) {
+        let temporary = try TemporaryPack()
+        let policy = try String(contentsOfFile: temporary.pack + "/policy.yaml", encoding: .utf8)
+        let rule = "rules:\n  - id: huge\n    description: Builds a value.\n    when: '\(when)'\n    then: skip\n"
+        try temporary.write("policy.yaml", policy.replacingOccurrences(of: "rules:\n", with: rule))
+        let result = try Linter.lint(paths: [temporary.pack])
+        #expect(result.errorCount == 0, "\(result.diagnostics.map(\.message))")
+        return (try Linter.load(temporary.pack).get(), temporary)
+    }
+
+    func crowdedFacts(_ pack: RulePack, recipients: Int, bodyBytes: Int) throws -> FactObject {
+        var builder = FactsBuilder(settings: pack.settings(for: "ann@contoso.com"))
+        builder.message["body"] = .string(String(repeating: "x", count: bodyBytes))
+        builder.participants = (0..<recipients).map { FactsBuilder.person("r\($0)@example.com") }
+        return try builder.build()
+    }
+
+    @Test func aRuleThatBuildsGigabytesFailsAtOnceNamingItsPlace() throws {
+        let (pack, temporary) = try packWithRule("size(join(participants.map(p, message.body), \"\")) > 0")
+        let facts = try crowdedFacts(pack, recipients: 1_000, bodyBytes: 10 << 20)
+        let started = Date()
+        do {
+            _ = try pack.evaluate(facts)
+            Issue.record("10 GB were joined")
+        } catch {
+            #expect(error.budget == .bytes)
+            #expect(error.rule == "huge")
+            #expect(error.location == SourceLocation(path: temporary.pack + "/policy.yaml", line: 7, column: 17))
+            #expect(error.description == "\(temporary.pack)/policy.yaml:7:17: rule 'huge': evaluation would build more than 128 MiB of values on this message")
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        // The same rule on a small message decides.
+        #expect(try pack.evaluate(try crowdedFacts(pack, recipients: 3, bodyBytes: 100)).0.deciding?.id == "huge")
+    }
+
+    @Test func everyWayOfBuildingIsCharged() throws {
+        let facts = try crowdedFacts(try Linter.load(Paths.rules).get(), recipients: 200, bodyBytes: 1 << 16)
+        for text in ["size(message.body + message.body) > 0", "size(lower(message.body)) > 0", "size(upper(message.body)) > 0",
+                     "size(join(participants.map(p, message.body), \",\")) > 0",
+                     "size(participants.map(p, participants.map(q, q.address))) > 0",
+                     "size(participants.filter(p, size(participants.filter(q, true)) > 0)) > 0",
+                     "size([message.body, message.body, message.body]) > 0"] {
+            let (compiled, diagnostics) = compile(text)
+            #expect(diagnostics.isEmpty, "\(text): \(diagnostics.map(\.message))")
+            let node = try #require(compiled.node)
+            var tight = Evaluator(facts: facts, slots: compiled.slots, byteLimit: 40)
+            #expect(throws: EvaluationError.self, "\(text)") { try tight.evaluate(node) }
+            var roomy = Evaluator(facts: facts, slots: compiled.slots)
+            #expect(try roomy.evaluate(node) == .bool(true), "\(text)")
+        }
+    }
+
+    @Test func theStepBudgetErrorNamesTheRuleToo() throws {
+        let (pack, temporary) = try packWithRule("participants.any(p, participants.any(q, participants.any(r, r.address == \"x\")))")
+        let facts = try crowdedFacts(pack, recipients: 200, bodyBytes: 10)
+        do {
+            _ = try pack.evaluate(facts)
+            Issue.record("8 million steps ran")
+        } catch {
+            #expect(error.budget == .steps)
+            // The place is the macro that went over, inside the rule's condition on line 7.
+            #expect(error.description.hasPrefix("\(temporary.pack)/policy.yaml:7:"))
+            #expect(error.description.hasSuffix(": rule 'huge': evaluation took more than 1000000 steps on this message"))
+        }
+    }
+}
