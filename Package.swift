@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // SHA-256 for the compiled-pack cache (and, with the Salesforce backend, RS256).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // RFC 5322 / MIME parsing, service-email classification, body and signature
@@ -35,6 +37,7 @@ let package = Package(
                 "MailEngine",
                 "MailStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Release-mode throughput benchmark; scripts/bench-parse runs it beside Python.
@@ -43,7 +46,8 @@ let package = Package(
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore"]),
-        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules"], exclude: ["Reference"]),
+        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", .product(name: "Crypto", package: "swift-crypto")],
+                    exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
 )

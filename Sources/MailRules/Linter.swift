@@ -57,7 +57,7 @@ public enum Linter {
     /// Errors in a user file (`users/X.yaml`, including one that cannot be read) stop only
     /// mailbox X: the pack loads with that mailbox in `brokenUsers` (and is not cached), and
     /// every other mailbox is decided normally. Errors anywhere else stop the pack.
-    public static func load(_ path: String, cache: PackCache? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
+    public static func load(_ path: String, cache: (any CompiledPackCache)? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
         let (orgPaths, userPaths) = try PackLoader.files(at: path)
         if orgPaths.isEmpty && userPaths.isEmpty {
             throw PackReadError(path: path, reason: "no rule files (*.yaml, *.yml) found")

@@ -218,7 +218,7 @@ public struct PackLoader {
     }
 
     /// Reads an open descriptor to its end, refusing (after `limit + 1` bytes) more than `limit`.
-    static func readAll(_ descriptor: Int32, path: String, limit: Int, sizeHint: Int = 0) throws(PackReadError) -> [UInt8] {
+    public static func readAll(_ descriptor: Int32, path: String, limit: Int, sizeHint: Int = 0) throws(PackReadError) -> [UInt8] {
         var bytes: [UInt8] = []
         if sizeHint > 0 { bytes.reserveCapacity(min(sizeHint, limit) + 1) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

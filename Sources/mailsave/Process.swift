@@ -58,7 +58,7 @@ struct DecisionOptions: ParsableArguments {
     func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
         do {
             // Compiled packs are cached by the content of the rule files: process runs once per message.
-            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard(toolVersion: Mailsave.version) : nil) {
+            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil) {
             case .success(let pack):
                 if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
                     throw Self.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)

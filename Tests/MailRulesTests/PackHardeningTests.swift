@@ -127,7 +127,7 @@ struct TemporaryPack {
 
     @Test func aBrokenUserFileStopsOnlyItsMailbox() throws {
         let temporary = try TemporaryPack()
-        let cache = PackCache(directory: temporary.folder + "/cache")
+        let cache = MemoryPackCache()
         try temporary.write("users/carl@contoso.com.yaml", "mailbox: carl@contoso.com\nblocklist:\n  remove:\n    - spam.example\n")
         // lint still reports it...
         let result = try Linter.lint(paths: [temporary.pack])

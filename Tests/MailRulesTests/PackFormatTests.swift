@@ -5,10 +5,19 @@ import Glibc
 @testable import MailRules
 import Testing
 
-@Suite struct PackCacheTests {
-    func temporaryCache() -> PackCache {
-        PackCache(directory: FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-pack-cache-\(UUID().uuidString)/nested").path)
-    }
+/// A cache in memory, for `Linter.load`'s side of the protocol: what it stores, and what
+/// it is asked for.
+final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
+    var entries: [[String]: [UInt8]] = [:]
+    func key(_ files: [SourceFile]) -> [String] { files.flatMap { [$0.path, $0.text] } }
+    func load(_ files: [SourceFile]) -> RulePack? { entries[key(files)].flatMap(CompiledPackFormat.decode) }
+    func store(_ pack: RulePack, for files: [SourceFile]) { entries[key(files)] = CompiledPackFormat.encode(pack) }
+}
+
+/// The compiled-pack format: a pack survives encoding exactly, and the decoder trusts nothing.
+/// (The cache's files, keys and checksums are the command line's: `MailsaveCLITests`.)
+@Suite struct PackFormatTests {
+    func temporaryCache() -> MemoryPackCache { MemoryPackCache() }
 
     func sources(_ path: String) throws -> [SourceFile] {
         let (org, users) = try PackLoader.files(at: path)
@@ -89,50 +98,16 @@ import Testing
         #expect(describe(reloaded) == describe(fresh))
     }
 
-    /// The entry of the shipped pack, its key, and the pack it was made from.
-    func entry() throws -> (cache: PackCache, files: [SourceFile], path: String, bytes: [UInt8], key: [UInt8], pack: RulePack) {
-        let cache = temporaryCache()
-        let pack = try Linter.load(Paths.rules, cache: cache).get()
-        let files = try sources(Paths.rules)
-        let key = cache.keyDigest(files)
-        let path = cache.path(forKey: cache.key(files))
-        let bytes = try PackLoader.bytes(of: path)
-        #expect(bytes == PackCache.encode(pack, key: key))
-        return (cache, files, path, bytes, key, pack)
-    }
-
-    @Test func everyFlippedByteIsRefused() throws {
-        let (_, _, _, bytes, key, pack) = try entry()
-        #expect(bytes.count > 4_000)
-        let facts = try samples(pack)
-        let expected = describe(pack)
-        let expectedOutcomes = try outcomes(pack, facts)
-        #expect(PackCache.decode(bytes, key: key) != nil)
-        var accepted = 0
-        let masks: [UInt8] = [0x01, 0x80, 0xFF, 0x5A, 0x02, 0x40]
-        // Every byte position, each flipped with one of several masks in turn (every bit of
-        // every byte would take minutes in a debug build).
-        for position in bytes.indices {
-            do {
-                let mask = masks[position % masks.count]
-                var damaged = bytes
-                damaged[position] ^= mask
-                guard let loaded = PackCache.decode(damaged, key: key) else { continue }
-                // Only a pack identical to the compiled one may come back.
-                accepted += 1
-                #expect(describe(loaded) == expected, "byte \(position) ^ \(mask)")
-                #expect(try outcomes(loaded, facts) == expectedOutcomes, "byte \(position) ^ \(mask)")
-            }
-        }
-        #expect(accepted == 0) // the checksum catches every one
+    /// The encoded shipped pack and the pack it was made from.
+    func entry() throws -> (bytes: [UInt8], pack: RulePack) {
+        let pack = try Linter.load(Paths.rules).get()
+        return (CompiledPackFormat.encode(pack), pack)
     }
 
     /// Beneath the checksum: the decoder itself never traps on a damaged payload, and whatever
     /// it accepts evaluates (to an outcome or an evaluation error) without trapping.
     @Test func theDecoderValidatesEveryIndex() throws {
-        let (_, _, _, bytes, _, pack) = try entry()
-        let header = PackCache.magic.count + 1 + PackCache.digestSize
-        let payload = Array(bytes[header..<(bytes.count - PackCache.digestSize)])
+        let (payload, pack) = try entry()
         let facts = try samples(pack)
         var decoded = 0
         let masks: [UInt8] = [0x01, 0x80, 0xFF, 0x5A, 0x02, 0x40]
@@ -164,66 +139,19 @@ import Testing
         #expect(try evaluator.evaluate(ExprNode(.and, [], span: 0..<1, type: .bool)) == .bool(false))
     }
 
-    @Test func aTruncatedOrExtendedEntryIsRefused() throws {
-        let (cache, files, path, bytes, key, _) = try entry()
-        // Every length up to the end of the header, then a dense sample, then the last 64.
-        let header = PackCache.magic.count + 1 + PackCache.digestSize
-        let lengths = Array(0...header) + Array(stride(from: header, to: bytes.count, by: 5)) + Array((bytes.count - 64)..<bytes.count)
+    @Test func aTruncatedOrExtendedPayloadIsRefused() throws {
+        let (bytes, _) = try entry()
+        #expect(CompiledPackFormat.decode(bytes) != nil)
+        let lengths = Array(0..<64) + Array(stride(from: 64, to: bytes.count, by: 5)) + Array((bytes.count - 64)..<bytes.count)
         for length in lengths {
-            #expect(PackCache.decode(Array(bytes[0..<length]), key: key) == nil, "truncated to \(length)")
+            #expect(CompiledPackFormat.decode(Array(bytes[0..<length])) == nil, "truncated to \(length)")
         }
-        #expect(PackCache.decode(bytes + [0], key: key) == nil)
-        // Through the file: a truncated entry is compiled again and stored whole.
-        try Data(bytes.dropLast(7)).write(to: URL(fileURLWithPath: path))
-        #expect(cache.load(files) == nil)
-        #expect(throws: Never.self) { try Linter.load(Paths.rules, cache: cache).get() }
-        #expect(try PackLoader.bytes(of: path) == bytes)
+        #expect(CompiledPackFormat.decode(bytes + [0]) == nil)
     }
 
-    @Test func anEntryOfAnotherVersionOrOtherFilesIsNeverUsed() throws {
-        let (cache, files, path, bytes, _, _) = try entry()
-        // Another mailsave version has another key...
-        let older = PackCache(directory: cache.directory, toolVersion: "0.0.1-old")
-        #expect(older.key(files) != cache.key(files))
-        #expect(older.load(files) == nil)
-        // ...and an entry renamed to it is refused: the key inside must match.
-        let olderPath = older.path(forKey: older.key(files))
-        try Data(bytes).write(to: URL(fileURLWithPath: olderPath))
-        #expect(older.load(files) == nil)
-        // Files with another path or text have another key.
-        var changed = files
-        changed[0] = SourceFile(path: files[0].path, text: files[0].text + "\n# a comment\n")
-        #expect(cache.load(changed) == nil)
-        try Data(bytes).write(to: URL(fileURLWithPath: cache.path(forKey: cache.key(changed))))
-        #expect(cache.load(changed) == nil)
-        #expect(cache.load(files) != nil)
-        _ = path
-    }
-
-    @Test func entriesAreWrittenPrivatelyAndReadOnlyWhenOwnAndRegular() throws {
-        let (cache, files, path, bytes, _, _) = try entry()
-        var info = stat()
-        #expect(stat(path, &info) == 0)
-        #expect(info.st_mode & 0o777 == 0o600)
-        #expect(stat(cache.directory, &info) == 0)
-        #expect(info.st_mode & 0o077 == 0)
-        // No temporary file is left behind.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory).allSatisfy { $0.hasSuffix(".pack") })
-        // Writable by others: refused.
-        chmod(path, 0o666)
-        #expect(cache.load(files) == nil)
-        chmod(path, 0o600)
-        #expect(cache.load(files) != nil)
-        // A symbolic link in place of the entry: refused, even to a valid entry.
-        let elsewhere = cache.directory + "/elsewhere"
-        try Data(bytes).write(to: URL(fileURLWithPath: elsewhere))
-        unlink(path)
-        symlink(elsewhere, path)
-        #expect(cache.load(files) == nil)
-        // A FIFO in place of the entry: refused without blocking.
-        unlink(path)
-        mkfifo(path, 0o600)
-        #expect(cache.load(files) == nil)
+    @Test func theFingerprintNamesTheCompiler() {
+        let text = String(decoding: CompiledPackFormat.compilerFingerprint, as: UTF8.self)
+        #expect(text.contains("message.subject") && text.contains("auto_save_mode") && text.contains("expr-unknown-name"))
     }
 
     @Test func aPackWithErrorsIsNeverCached() throws {
@@ -231,24 +159,5 @@ import Testing
         let bad = Paths.examples.appendingPathComponent("bad/expr-syntax").path
         if case .success = try Linter.load(bad, cache: cache) { Issue.record("a bad pack loaded") }
         #expect(cache.load(try sources(bad)) == nil)
-    }
-
-    @Test func sha256MatchesTheStandardVectors() {
-        #expect(SHA256.hex(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
-        #expect(SHA256.hex(SHA256.hash(long)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        // Fed in pieces of every size, the same digest.
-        let million = [UInt8](repeating: 0x61, count: 1_000_000)
-        var pieces = SHA256()
-        var offset = 0
-        var size = 1
-        while offset < million.count {
-            let end = min(million.count, offset + size)
-            pieces.add(million[offset..<end])
-            offset = end
-            size = size % 97 + 1
-        }
-        #expect(SHA256.hex(pieces.finish()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

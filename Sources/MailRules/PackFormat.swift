@@ -1,149 +1,45 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import MailMessage
+/// Where `Linter.load` keeps compiled packs between runs. Caching is the command line's
+/// concern (where entries live, how they are keyed and checked); the rule language only
+/// turns a pack into bytes and back (`CompiledPackFormat`).
+public protocol CompiledPackCache {
+    /// The pack compiled from exactly these files, or nil.
+    func load(_ files: [SourceFile]) -> RulePack?
+    /// Keeps `pack`, compiled from exactly these files.
+    func store(_ pack: RulePack, for files: [SourceFile])
+}
 
-/// A cache of compiled packs, so `process`, invoked once per message, neither parses nor
-/// checks the same YAML again. Only a pack that compiled without errors is stored.
-///
-/// An entry is `MSPK`, the format version, the 32-byte key, the encoded pack, and a SHA-256
-/// checksum over everything before it. The key is a SHA-256 over the format version, the
-/// mailsave version, the compiler's fingerprint (facts schema, settings, functions, checks)
-/// and the path and exact text of every rule file, so an upgraded binary or a changed file
-/// never reads an entry made for something else. On load the entry must be a regular file
-/// owned by this user and not writable by others, its key and checksum must match, and every
-/// index and count in it is checked; anything else is compiled again, never trusted, and
-/// never traps. Entries are written 0600 through an exclusively created temporary file and a
-/// rename; a cache that cannot be written is not an error.
-///
-/// The checksum guards against corruption (the directory is the user's own: whoever can write
-/// there can already run code as the user), not against forgery.
-public struct PackCache: Sendable {
-    public let directory: String
-    /// The mailsave version, part of every key.
-    public let toolVersion: String
-    static let magic: [UInt8] = Array("MSPK".utf8)
+/// A compiled pack as bytes and back, so a cache can skip YAML, checks and compilation.
+/// `decode` trusts nothing: every index, count, slot and position is checked, and anything
+/// out of place gives nil, never a trap. It does not detect a change that still decodes (a
+/// letter of a message): the cache's checksum is for that.
+public enum CompiledPackFormat {
     /// Bumped whenever the encoding changes shape.
-    static let formatVersion: UInt8 = 2
-    static let digestSize = 32
-    /// The largest entry read back.
-    static let maxEntryBytes = 256 << 20
+    public static let version: UInt8 = 2
 
-    public init(directory: String, toolVersion: String = "") {
-        self.directory = directory
-        self.toolVersion = toolVersion
-    }
-
-    /// `$MAILSAVE_CACHE_DIR`, else `$XDG_CACHE_HOME/mailsave`, else `~/.cache/mailsave`.
-    public static func standard(toolVersion: String = "") -> PackCache? {
-        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        if let explicit = env("MAILSAVE_CACHE_DIR") { return PackCache(directory: explicit, toolVersion: toolVersion) }
-        if let xdg = env("XDG_CACHE_HOME") { return PackCache(directory: xdg + "/mailsave", toolVersion: toolVersion) }
-        if let home = env("HOME") { return PackCache(directory: home + "/.cache/mailsave", toolVersion: toolVersion) }
-        return nil
-    }
-
-    /// What the compiler is, as far as an entry depends on it: the facts schema, the settings,
-    /// the functions, macros and checks. Computed once; part of every key.
-    static let compilerFingerprint: [UInt8] = {
-        var hash = SHA256()
-        hash.addPart(Array(Documentation.factsTable().utf8))
-        hash.addPart(Array(Documentation.settingsTable().utf8))
-        hash.addPart(Array(Builtin.allCases.map(\.rawValue).joined(separator: ",").utf8))
-        hash.addPart(Array(Macro.allCases.map(\.rawValue).joined(separator: ",").utf8))
-        hash.addPart(Array(LintCheck.all.map(\.id).joined(separator: ",").utf8))
-        return hash.finish()
+    /// What the compiler is, as far as a compiled pack depends on it: the facts schema, the
+    /// settings, the functions, macros and checks, as length-prefixed pieces. A cache keys
+    /// entries by it so a pack compiled by another compiler is never read back.
+    public static let compilerFingerprint: [UInt8] = {
+        var writer = BinaryWriter()
+        writer.string(Documentation.factsTable())
+        writer.string(Documentation.settingsTable())
+        writer.strings(Builtin.allCases.map(\.rawValue))
+        writer.strings(Macro.allCases.map(\.rawValue))
+        writer.strings(LintCheck.all.map(\.id))
+        return writer.bytes
     }()
 
-    /// The key of the pack made of `files` (their paths and exact texts) by this version.
-    func keyDigest(_ files: [SourceFile]) -> [UInt8] {
-        var hash = SHA256()
-        hash.addPart(Self.magic + [Self.formatVersion])
-        hash.addPart(Array(toolVersion.utf8))
-        hash.addPart(Self.compilerFingerprint)
-        hash.addPart(Array(String(files.count).utf8))
-        for file in files {
-            hash.addPart(Array(file.path.utf8))
-            hash.addPart(file.text.utf8)
-        }
-        return hash.finish()
+    public static func encode(_ pack: RulePack) -> [UInt8] {
+        var encoder = PackEncoder(pack: pack)
+        encoder.encodePack()
+        return encoder.writer.bytes
     }
 
-    public func key(_ files: [SourceFile]) -> String { SHA256.hex(keyDigest(files)) }
-
-    public func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
-
-    /// The cached pack of `files`, or nil when there is none or the entry is not exactly one
-    /// this version wrote for these files.
-    public func load(_ files: [SourceFile]) -> RulePack? {
-        let key = keyDigest(files)
-        guard let bytes = readEntry(path(forKey: SHA256.hex(key))) else { return nil }
-        return Self.decode(bytes, key: key)
-    }
-
-    /// An entry's bytes: a regular file (never a link, FIFO or device), owned by this user,
-    /// not writable by group or others, at most `maxEntryBytes`.
-    func readEntry(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(),
-              (info.st_mode & 0o022) == 0 else { return nil }
-        return try? PackLoader.readAll(descriptor, path: path, limit: Self.maxEntryBytes, sizeHint: Int(info.st_size))
-    }
-
-    /// The pack in an entry, or nil unless magic, format, key and checksum all match and the
-    /// payload decodes to a valid pack using every byte.
-    static func decode(_ bytes: [UInt8], key: [UInt8]) -> RulePack? {
-        let header = magic.count + 1 + digestSize
-        guard bytes.count >= header + digestSize, bytes.starts(with: magic), bytes[magic.count] == formatVersion,
-              Array(bytes[(magic.count + 1)..<header]) == key else { return nil }
-        let body = bytes.count - digestSize
-        guard SHA256.hash(bytes[0..<body]) == Array(bytes[body...]) else { return nil }
-        var decoder = PackDecoder(reader: BinaryReader(bytes: Array(bytes[header..<body]), position: 0))
+    /// The pack in `bytes`, or nil unless they decode to a valid pack using every byte.
+    public static func decode(_ bytes: [UInt8]) -> RulePack? {
+        var decoder = PackDecoder(reader: BinaryReader(bytes: bytes, position: 0))
         guard let pack = decoder.pack(), decoder.reader.position == decoder.reader.bytes.count else { return nil }
         return pack
-    }
-
-    /// The bytes of an entry for `pack` under `key`.
-    static func encode(_ pack: RulePack, key: [UInt8]) -> [UInt8] {
-        var encoder = PackEncoder(pack: pack)
-        encoder.writer.bytes = magic + [formatVersion] + key
-        encoder.encodePack()
-        var bytes = encoder.writer.bytes
-        bytes += SHA256.hash(bytes)
-        return bytes
-    }
-
-    public func store(_ pack: RulePack, for files: [SourceFile]) {
-        let key = keyDigest(files)
-        let bytes = Self.encode(pack, key: key)
-        mkdirs(directory)
-        let final = path(forKey: SHA256.hex(key))
-        let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { return }
-        var offset = 0
-        var failed = false
-        while offset < bytes.count && !failed {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { failed = true } else { offset += written }
-        }
-        if close(descriptor) != 0 { failed = true }
-        if failed || rename(temporary, final) != 0 { unlink(temporary) }
-    }
-
-    /// Creates the cache folder and its parents (0700: compiled packs are the user's).
-    private func mkdirs(_ path: String) {
-        var current = path.hasPrefix("/") ? "/" : ""
-        for part in path.split(separator: "/") {
-            current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
-            mkdir(current, 0o700)
-        }
     }
 }
 

@@ -1,0 +1,147 @@
+import Crypto
+import MailRules
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The compiled-pack cache, so `process`, invoked once per message, neither parses nor
+/// checks the same YAML again. Only a pack that compiled without errors is stored.
+///
+/// An entry is `MSPK`, the format version, the 32-byte key, the encoded pack
+/// (`CompiledPackFormat`), and a SHA-256 checksum over everything before it. The key is a
+/// SHA-256 over the format version, the mailsave version, the compiler's fingerprint and
+/// the path and exact text of every rule file, so an upgraded binary or a changed file never
+/// reads an entry made for something else. On load the entry must be a regular file owned by
+/// this user and not writable by others, its key and checksum must match, and the decoder
+/// checks every index; anything else is compiled again, never trusted, and never traps.
+/// Entries are written 0600 through an exclusively created temporary file and a rename; a
+/// cache that cannot be written is not an error.
+///
+/// The checksum guards against corruption (the folder is the user's own: whoever can write
+/// there can already run code as the user), not against forgery.
+struct PackCache: CompiledPackCache {
+    let directory: String
+    /// The mailsave version, part of every key.
+    let toolVersion: String
+    static let magic: [UInt8] = Array("MSPK".utf8)
+    static let digestSize = SHA256.byteCount
+    /// The largest entry read back.
+    static let maxEntryBytes = 256 << 20
+
+    init(directory: String, toolVersion: String = Mailsave.version) {
+        self.directory = directory
+        self.toolVersion = toolVersion
+    }
+
+    /// `$MAILSAVE_CACHE_DIR`, else `$XDG_CACHE_HOME/mailsave`, else `~/.cache/mailsave`.
+    static func standard() -> PackCache? {
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+        if let explicit = env("MAILSAVE_CACHE_DIR") { return PackCache(directory: explicit) }
+        if let xdg = env("XDG_CACHE_HOME") { return PackCache(directory: xdg + "/mailsave") }
+        if let home = env("HOME") { return PackCache(directory: home + "/.cache/mailsave") }
+        return nil
+    }
+
+    /// The key of the pack made of `files` (their paths and exact texts) by this version:
+    /// every piece length-prefixed, so no two different inputs hash the same bytes.
+    func keyDigest(_ files: [SourceFile]) -> [UInt8] {
+        var hash = SHA256()
+        func part<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+            var length = UInt64(bytes.count).littleEndian
+            withUnsafeBytes(of: &length) { hash.update(bufferPointer: $0) }
+            hash.update(data: Array(bytes))
+        }
+        part(Self.magic + [CompiledPackFormat.version])
+        part(Array(toolVersion.utf8))
+        part(CompiledPackFormat.compilerFingerprint)
+        part(Array(String(files.count).utf8))
+        for file in files {
+            part(Array(file.path.utf8))
+            part(file.text.utf8)
+        }
+        return Array(hash.finalize())
+    }
+
+    func key(_ files: [SourceFile]) -> String { Self.hex(keyDigest(files)) }
+
+    func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The cached pack of `files`, or nil when there is none or the entry is not exactly one
+    /// this version wrote for these files.
+    func load(_ files: [SourceFile]) -> RulePack? {
+        let key = keyDigest(files)
+        guard let bytes = readEntry(path(forKey: Self.hex(key))) else { return nil }
+        return Self.decode(bytes, key: key)
+    }
+
+    /// An entry's bytes: a regular file (never a link, FIFO or device), owned by this user,
+    /// not writable by group or others, at most `maxEntryBytes`.
+    func readEntry(_ path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(),
+              (info.st_mode & 0o022) == 0 else { return nil }
+        return try? PackLoader.readAll(descriptor, path: path, limit: Self.maxEntryBytes, sizeHint: Int(info.st_size))
+    }
+
+    /// The pack in an entry, or nil unless magic, format, key and checksum all match and the
+    /// payload decodes to a valid pack using every byte.
+    static func decode(_ bytes: [UInt8], key: [UInt8]) -> RulePack? {
+        let header = magic.count + 1 + digestSize
+        guard bytes.count >= header + digestSize, bytes.starts(with: magic), bytes[magic.count] == CompiledPackFormat.version,
+              Array(bytes[(magic.count + 1)..<header]) == key else { return nil }
+        let body = bytes.count - digestSize
+        guard Array(SHA256.hash(data: bytes[0..<body])) == Array(bytes[body...]) else { return nil }
+        return CompiledPackFormat.decode(Array(bytes[header..<body]))
+    }
+
+    /// The bytes of an entry for `pack` under `key`.
+    static func encode(_ pack: RulePack, key: [UInt8]) -> [UInt8] {
+        var bytes = magic + [CompiledPackFormat.version] + key + CompiledPackFormat.encode(pack)
+        bytes += Array(SHA256.hash(data: bytes))
+        return bytes
+    }
+
+    func store(_ pack: RulePack, for files: [SourceFile]) {
+        let key = keyDigest(files)
+        let bytes = Self.encode(pack, key: key)
+        mkdirs(directory)
+        let final = path(forKey: Self.hex(key))
+        let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return }
+        var offset = 0
+        var failed = false
+        while offset < bytes.count && !failed {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { failed = true } else { offset += written }
+        }
+        if close(descriptor) != 0 { failed = true }
+        if failed || rename(temporary, final) != 0 { unlink(temporary) }
+    }
+
+    /// Creates the cache folder and its parents (0700: compiled packs are the user's).
+    private func mkdirs(_ path: String) {
+        var current = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
+            mkdir(current, 0o700)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Crypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import mailsave
+import MailRules
+import Testing
+
+/// The command line's compiled-pack cache: keys, checksums, files. (The encoding itself:
+/// `MailRulesTests/PackFormatTests`.)
+@Suite struct PackCacheTests {
+    static let rules = Binary.packageRoot.appendingPathComponent("rules").path
+
+    func temporaryCache() -> PackCache {
+        PackCache(directory: FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-pack-cache-\(UUID().uuidString)/nested").path)
+    }
+
+    func sources(_ path: String) throws -> [SourceFile] {
+        let (org, users) = try PackLoader.files(at: path)
+        return try (org + users).map { try PackLoader.read($0) }
+    }
+
+    /// The entry of the shipped pack, its key, and the pack it was made from.
+    func entry() throws -> (cache: PackCache, files: [SourceFile], path: String, bytes: [UInt8], key: [UInt8], pack: RulePack) {
+        let cache = temporaryCache()
+        let pack = try Linter.load(Self.rules, cache: cache).get()
+        let files = try sources(Self.rules)
+        let key = cache.keyDigest(files)
+        let path = cache.path(forKey: cache.key(files))
+        let bytes = try PackLoader.bytes(of: path)
+        #expect(bytes == PackCache.encode(pack, key: key))
+        return (cache, files, path, bytes, key, pack)
+    }
+
+    @Test func aStoredPackLoadsBackAsTheSamePack() throws {
+        let (cache, files, _, _, _, pack) = try entry()
+        let loaded = try #require(cache.load(files))
+        #expect(CompiledPackFormat.encode(loaded) == CompiledPackFormat.encode(pack))
+        #expect(loaded.rules.map(\.id) == pack.rules.map(\.id))
+    }
+
+    @Test func theKeyIsSHA256OfLengthPrefixedParts() throws {
+        let cache = temporaryCache()
+        let files = [SourceFile(path: "a.yaml", text: "rules: []\n")]
+        #expect(cache.key(files).count == 64)
+        // Moving a byte from a path to a text changes the key (no ambiguous concatenation).
+        let moved = [SourceFile(path: "a.yam", text: "lrules: []\n")]
+        #expect(cache.key(moved) != cache.key(files))
+        #expect(PackCache.hex(Array(SHA256.hash(data: Array("abc".utf8)))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func everyFlippedByteIsRefused() throws {
+        let (_, _, _, bytes, key, _) = try entry()
+        #expect(bytes.count > 4_000)
+        #expect(PackCache.decode(bytes, key: key) != nil)
+        var accepted = 0
+        let masks: [UInt8] = [0x01, 0x80, 0xFF, 0x5A, 0x02, 0x40]
+        // Every byte position, each flipped with one of several masks in turn.
+        for position in bytes.indices {
+            var damaged = bytes
+            damaged[position] ^= masks[position % masks.count]
+            if PackCache.decode(damaged, key: key) != nil { accepted += 1 }
+        }
+        #expect(accepted == 0) // the checksum catches every one
+    }
+
+    @Test func aTruncatedOrExtendedEntryIsRefusedAndCompiledAgain() throws {
+        let (cache, files, path, bytes, key, _) = try entry()
+        let header = PackCache.magic.count + 1 + PackCache.digestSize
+        let lengths = Array(0...header) + Array(stride(from: header, to: bytes.count, by: 5)) + Array((bytes.count - 64)..<bytes.count)
+        for length in lengths {
+            #expect(PackCache.decode(Array(bytes[0..<length]), key: key) == nil, "truncated to \(length)")
+        }
+        #expect(PackCache.decode(bytes + [0], key: key) == nil)
+        // Through the file: a truncated entry is compiled again and stored whole.
+        try Data(bytes.dropLast(7)).write(to: URL(fileURLWithPath: path))
+        #expect(cache.load(files) == nil)
+        #expect(throws: Never.self) { try Linter.load(Self.rules, cache: cache).get() }
+        #expect(try PackLoader.bytes(of: path) == bytes)
+    }
+
+    @Test func anEntryOfAnotherVersionOrOtherFilesIsNeverUsed() throws {
+        let (cache, files, _, bytes, _, _) = try entry()
+        // Another mailsave version has another key...
+        let older = PackCache(directory: cache.directory, toolVersion: "0.0.1-old")
+        #expect(older.key(files) != cache.key(files))
+        #expect(older.load(files) == nil)
+        // ...and an entry renamed to it is refused: the key inside must match.
+        try Data(bytes).write(to: URL(fileURLWithPath: older.path(forKey: older.key(files))))
+        #expect(older.load(files) == nil)
+        // Files with another text have another key.
+        var changed = files
+        changed[0] = SourceFile(path: files[0].path, text: files[0].text + "\n# a comment\n")
+        #expect(cache.load(changed) == nil)
+        try Data(bytes).write(to: URL(fileURLWithPath: cache.path(forKey: cache.key(changed))))
+        #expect(cache.load(changed) == nil)
+        #expect(cache.load(files) != nil)
+    }
+
+    @Test func entriesAreWrittenPrivatelyAndReadOnlyWhenOwnAndRegular() throws {
+        let (cache, files, path, bytes, _, _) = try entry()
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect(stat(cache.directory, &info) == 0)
+        #expect(info.st_mode & 0o077 == 0)
+        // No temporary file is left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory).allSatisfy { $0.hasSuffix(".pack") })
+        // Writable by others: refused.
+        chmod(path, 0o666)
+        #expect(cache.load(files) == nil)
+        chmod(path, 0o600)
+        #expect(cache.load(files) != nil)
+        // A symbolic link in place of the entry: refused, even to a valid entry.
+        let elsewhere = cache.directory + "/elsewhere"
+        try Data(bytes).write(to: URL(fileURLWithPath: elsewhere))
+        unlink(path)
+        symlink(elsewhere, path)
+        #expect(cache.load(files) == nil)
+        // A FIFO in place of the entry: refused without blocking.
+        unlink(path)
+        mkfifo(path, 0o600)
+        #expect(cache.load(files) == nil)
+    }
+
+    @Test func aPackWithErrorsIsNeverCached() throws {
+        let cache = temporaryCache()
+        let bad = Binary.packageRoot.appendingPathComponent("Tests/LintExamples/bad/expr-syntax").path
+        if case .success = try Linter.load(bad, cache: cache) { Issue.record("a bad pack loaded") }
+        #expect(cache.load(try sources(bad)) == nil)
+    }
+}
