@@ -186,7 +186,7 @@ struct Process: ParsableCommand {
         let directory = try options.loadDirectory(applying: apply)
         let engine = Engine(pack: pack, directory: directory)
         var rows: [[String]] = []
-        var failures = 0
+        var firstFailure: ExitStatus?
         for file in files {
             let decision: Decision
             var saved: SaveResult?
@@ -210,7 +210,7 @@ struct Process: ParsableCommand {
             } catch let failure as CommandFailure {
                 if files.count == 1 { throw failure }
                 Terminal.err("mailsave: " + failure.message)
-                failures += 1
+                firstFailure = firstFailure ?? failure.status
                 continue
             }
             switch format {
@@ -233,7 +233,7 @@ struct Process: ParsableCommand {
             }
         }
         if format == .table { Terminal.out(DecisionText.table(rows, saved: apply)) }
-        if failures > 0 { throw ExitCode(ExitStatus.badMessage.rawValue) }
+        if let firstFailure { throw ExitCode(firstFailure.rawValue) }
     }
 }
 
