@@ -4,9 +4,16 @@ public enum ServiceKind: String, Sendable, CaseIterable {
     case deliveryFailure = "delivery_failure"
     case readReceipt = "read_receipt"
     case calendarResponse = "calendar_response"
+    /// An abuse or feedback-loop report about a message (RFC 5965 ARF and the vendor loops).
+    case abuseReport = "abuse_report"
 }
 
-/// The kind and the one signal that decided it, so `explain` can say why.
+/// The kind and the evidence that decided it, so `explain` can say why.
+///
+/// `signal` names one decisive piece of evidence (`multipart/report; report-type=delivery-status`,
+/// `X-Failed-Recipients header`) or, for the non-standard bounces, the pieces that decided
+/// together joined by `+`: `from:mailer-daemon+body:qmail-send`,
+/// `part:message/rfc822+body:kddi`, `return-path:<>+subject:'undeliverable:'`.
 public struct ServiceClassification: Sendable, Equatable {
     public var kind: ServiceKind
     public var signal: String?
@@ -17,23 +24,46 @@ public struct ServiceClassification: Sendable, Equatable {
     }
 }
 
-/// Decides the service kind from structure first (RFC 3464/6522 reports, RFC 8098 MDNs,
-/// iTIP calendar parts), then headers (Exchange Content-Class, Exim's X-Failed-Recipients),
-/// then the fixed texts of non-standard bounces from a mailer daemon, and only last, as a
-/// tie-breaker for a message that already looks automatic, localized subject prefixes.
+/// Decides the service kind, strongest evidence first:
+///
+/// 1. structure: RFC 3464/6522 delivery reports, RFC 8098 MDNs, RFC 5965 feedback reports,
+///    iTIP calendar responses: each decides alone;
+/// 2. headers only bouncing MTAs write (Exchange Content-Class, X-Failed-Recipients,
+///    X-MS-Exchange-Message-Is-Ndr): each decides alone;
+/// 3. a bounce text a real MTA writes (qmail, Exim, Sendmail, Postfix, Exchange, Domino...),
+///    decided only together with a machine sender (MAILER-DAEMON, postmaster, a null
+///    Return-Path, Auto-Submitted...) or with the returned message attached as a part: a
+///    person quoting a bounce in a message of their own is not a bounce;
+/// 4. a localized subject prefix, only for a message that already has a machine sender.
+///
+/// Cost: steps 1, 2 and 4 read headers and the MIME skeleton; step 3 reads at most the first
+/// `BounceTexts.scanLimit` bytes of the text body, once, in one linear pass, and only for a
+/// message with a machine sender or a returned message, never for ordinary mail.
 public enum ServiceClassifier {
     public static func classify(_ message: Message, bytes: [UInt8]) -> ServiceClassification {
         if let structural = fromStructure(message, bytes: bytes) { return structural }
         if let header = fromHeaders(message) { return header }
-        let automatic = automaticSenderSignal(message)
-        if let automatic, let bounce = bounceText(message.textBody) {
-            return ServiceClassification(kind: .deliveryFailure, signal: "body: \(bounce) (\(automatic))")
+        let sender = SenderEvidence.machineSender(message)
+        let returned = SenderEvidence.returnedMessage(message)
+        if sender != nil || returned != nil, let text = BounceTexts.find(in: message.textBody) {
+            // A machine sender and a bounce text; or a bounce text above the returned message
+            // itself, in a message that is not a person forwarding it.
+            if let sender {
+                return ServiceClassification(kind: text.kind, signal: "\(sender.signal)+body:\(text.name)")
+            }
+            if let returned, !Subjects.isForwardOrReply(message.subject) {
+                return ServiceClassification(kind: text.kind, signal: "\(returned)+body:\(text.name)")
+            }
+        }
+        if let sender, let feedback = SenderEvidence.feedbackLoop(message, sender: sender, returned: returned) {
+            return ServiceClassification(kind: .abuseReport, signal: feedback)
         }
         // Subject words decide only for a message that already looks machine-made.
         let contentClass = message.headers["content-class"]?.trimmingSpaces().lowercased()
-        let weak = automatic ?? (contentClass == "urn:content-classes:calendarmessage" ? "Content-Class: \(contentClass ?? "")" : nil)
-        if let weak, let subject = message.subject, let (kind, prefix) = subjectKind(subject) {
-            return ServiceClassification(kind: kind, signal: "subject '\(prefix)' (\(weak))")
+        let weak = sender?.signal
+            ?? (contentClass == "urn:content-classes:calendarmessage" ? "content-class:calendarmessage" : nil)
+        if let weak, let subject = message.subject, let (kind, prefix) = Subjects.kind(subject) {
+            return ServiceClassification(kind: kind, signal: "\(weak)+subject:'\(prefix)'")
         }
         return ServiceClassification(kind: .none, signal: nil)
     }
@@ -42,17 +72,13 @@ public enum ServiceClassifier {
         for part in message.parts {
             switch part.contentType {
             case "multipart/report":
-                let reportType = part.parameters["report-type"]?.lowercased()
-                if reportType == "delivery-status" || reportType == "global-delivery-status" {
-                    return ServiceClassification(kind: .deliveryFailure, signal: "multipart/report; report-type=\(reportType ?? "")")
-                }
-                if reportType == "disposition-notification" || reportType == "global-disposition-notification" {
-                    return ServiceClassification(kind: .readReceipt, signal: "multipart/report; report-type=\(reportType ?? "")")
-                }
+                if let decided = report(part.parameters["report-type"]) { return decided }
             case "message/delivery-status", "message/global-delivery-status":
                 return ServiceClassification(kind: .deliveryFailure, signal: "\(part.contentType) part")
             case "message/disposition-notification", "message/global-disposition-notification":
                 return ServiceClassification(kind: .readReceipt, signal: "\(part.contentType) part")
+            case "message/feedback-report":
+                return ServiceClassification(kind: .abuseReport, signal: "\(part.contentType) part")
             case "text/calendar", "application/ics":
                 if let signal = calendarResponse(part, bytes: bytes) {
                     return ServiceClassification(kind: .calendarResponse, signal: signal)
@@ -61,7 +87,27 @@ public enum ServiceClassifier {
                 continue
             }
         }
+        // A report whose boundary never appears is read as text/plain; its declared type still says what it is.
+        if let root = message.parts.first, root.contentType != "multipart/report",
+           let declared = SenderEvidence.declaredContentType(root), declared.type == "multipart/report",
+           let decided = report(declared.parameters["report-type"]) {
+            return ServiceClassification(kind: decided.kind, signal: (decided.signal ?? "") + " (declared; its boundary never appears)")
+        }
         return nil
+    }
+
+    static func report(_ reportType: String?) -> ServiceClassification? {
+        let reportType = reportType?.lowercased()
+        switch reportType {
+        case "delivery-status", "global-delivery-status":
+            return ServiceClassification(kind: .deliveryFailure, signal: "multipart/report; report-type=\(reportType ?? "")")
+        case "disposition-notification", "global-disposition-notification":
+            return ServiceClassification(kind: .readReceipt, signal: "multipart/report; report-type=\(reportType ?? "")")
+        case "feedback-report":
+            return ServiceClassification(kind: .abuseReport, signal: "multipart/report; report-type=feedback-report")
+        default:
+            return nil
+        }
     }
 
     static let responseMethods: Set<String> = ["reply", "counter", "declinecounter", "cancel"]
@@ -105,94 +151,6 @@ public enum ServiceClassifier {
         }
         if let ndr = headers["x-ms-exchange-message-is-ndr"], ndr.trimmingSpaces().lowercased() != "false" {
             return ServiceClassification(kind: .deliveryFailure, signal: "X-MS-Exchange-Message-Is-Ndr header")
-        }
-        return nil
-    }
-
-    static let daemonLocals: Set<String> = [
-        "mailer-daemon", "mailerdaemon", "mail-daemon", "maildaemon", "postmaster", "mdaemon", "mail.daemon",
-    ]
-    static let daemonNames: Set<String> = [
-        "mail delivery system", "mail delivery subsystem", "mail delivery service", "microsoft outlook", "postmaster",
-        "mailer-daemon", "mail administrator",
-    ]
-
-    /// Why the message looks machine-made, if it does: a daemon sender, a null return path,
-    /// or an Auto-Submitted value other than `no`.
-    static func automaticSenderSignal(_ message: Message) -> String? {
-        if let from = message.from.first {
-            if daemonLocals.contains(from.local.lowercased()) { return "sender \(from.address)" }
-            if daemonNames.contains(from.name.lowercased()) { return "sender name '\(from.name)'" }
-        }
-        if let returnPath = message.headers.first("return-path"),
-           returnPath.value.filter({ !isWhitespace($0) }).elementsEqual("<>".utf8) {
-            return "Return-Path <>"
-        }
-        if let auto = message.autoSubmitted, auto != "no" { return "Auto-Submitted: \(auto)" }
-        return nil
-    }
-
-    /// The fixed opening texts of bounces that are not RFC 3464 reports.
-    static let bounceOpenings: [(text: String, name: String)] = [
-        ("hi. this is the qmail-send program", "qmail bounce"),
-        ("this is the mail system at host", "Postfix bounce"),
-        ("this message was created automatically by mail delivery software", "Exim bounce"),
-        ("the original message was received at", "Sendmail bounce"),
-        ("your message did not reach some or all of the intended recipients", "Exchange non-delivery report"),
-        ("delivery has failed to these recipients or groups", "Exchange non-delivery report"),
-        ("delivery to the following recipient failed permanently", "Gmail bounce"),
-        ("i'm sorry to have to inform you that your message could not", "Postfix bounce"),
-        ("failed to deliver to", "MDaemon bounce"),
-    ]
-
-    static func bounceText(_ body: String) -> String? {
-        let head = body.prefix(600).lowercased()
-        for opening in bounceOpenings where head.contains(opening.text) { return opening.name }
-        return nil
-    }
-
-    static let subjectPrefixes: [(ServiceKind, [String])] = [
-        (.deliveryFailure, [
-            "undeliverable:", "undelivered mail returned to sender", "delivery status notification (failure)",
-            "mail delivery failed", "returned mail:", "failure notice", "delivery failure", "unzustellbar:",
-            "non remis :", "non remis:", "no se puede entregar:", "non recapitabile:", "onbestelbaar:",
-            "não é possível entregar:", "nie można dostarczyć:", "olevererbart:",
-        ]),
-        (.readReceipt, [
-            "read:", "not read:", "read receipt", "return receipt", "gelesen:", "ungelesen:", "lu :", "lu:", "non lu :",
-            "leído:", "no leído:", "letto:", "gelezen:", "lest:", "läst:",
-        ]),
-        (.calendarResponse, [
-            "accepted:", "declined:", "tentative:", "tentatively accepted:", "canceled:", "cancelled:",
-            "angenommen:", "abgelehnt:", "mit vorbehalt angenommen:", "abgesagt:", "accepté :", "accepté:", "refusé :",
-            "refusé:", "provisoire :", "annulé :", "aceptado:", "rechazado:", "provisional:", "cancelado:",
-            "accettato:", "rifiutato:", "geaccepteerd:", "geweigerd:",
-        ]),
-    ]
-
-    static func subjectKind(_ subject: String) -> (ServiceKind, String)? {
-        let lower = subject.trimmingSpaces().lowercased()
-        for (kind, prefixes) in subjectPrefixes {
-            for prefix in prefixes where lower.hasPrefix(prefix) { return (kind, prefix) }
-        }
-        return nil
-    }
-
-    static let autoReplySubjects = [
-        "automatic reply:", "auto reply:", "autoreply:", "auto:", "out of office", "abwesenheitsnotiz",
-        "automatische antwort:", "réponse automatique", "respuesta automática:", "risposta automatica:",
-    ]
-
-    /// RFC 3834 Auto-Submitted, the X-Autoreply family, `Precedence: auto_reply`, then the
-    /// usual out-of-office subjects. Nil for a message written by a person.
-    public static func autoReplySignal(_ message: Message) -> String? {
-        if let auto = message.autoSubmitted, auto != "no", !auto.isEmpty { return "Auto-Submitted: \(auto)" }
-        for name in ["x-autoreply", "x-autorespond", "x-autoresponder"] where message.headers.first(name) != nil {
-            return "\(message.headers.first(name)?.name ?? name) header"
-        }
-        if message.precedence == "auto_reply" { return "Precedence: auto_reply" }
-        if let subject = message.subject?.trimmingSpaces().lowercased() {
-            for prefix in autoReplySubjects where subject.hasPrefix(prefix) { return "subject '\(prefix)'" }
         }
         return nil
     }
