@@ -51,6 +51,8 @@ import Testing
         ("person-quotes-bounce-text.eml", .none, nil),
         ("person-forwards-bounce-attached.eml", .none, nil),
         ("out-of-office.eml", .none, nil),
+        // An auto-reply quoting words a mail system also writes is an auto-reply (the autoReply flag), not a bounce.
+        ("auto-reply-quoting-original.eml", .none, nil),
     ]
 
     @Test(arguments: expectations.map(\.file))
@@ -70,6 +72,7 @@ import Testing
         let message = try fixture("service/out-of-office.eml")
         #expect(message.autoReply == "Auto-Submitted: auto-replied")
         #expect(try fixture("service/person-subject-undeliverable.eml").autoReply == nil)
+        #expect(try fixture("service/auto-reply-quoting-original.eml").autoReply == "Auto-Submitted: auto-replied")
         #expect(try parse("From: a@b.example\nSubject: Out of Office: back Monday\n\nx").autoReply == "subject 'out of office'")
         #expect(try parse("From: a@b.example\nX-Autoreply: yes\n\nx").autoReply == "X-Autoreply header")
         #expect(try parse("From: a@b.example\nAuto-Submitted: no\n\nx").autoReply == nil)

@@ -15,6 +15,9 @@ enum BounceTexts {
         /// The mail system (or family of systems) that writes it, as the signal names it: `body:qmail-send`.
         var name: String
         var kind: ServiceKind
+        /// Words a mail system writes but an auto-reply could quote too ("Original message follows."):
+        /// they count with a daemon sender or a returned message, not with a null Return-Path or Auto-Submitted alone.
+        var generic = false
     }
 
     /// Most specific first: when several match, the earliest entry names the signal.
@@ -113,7 +116,9 @@ enum BounceTexts {
             ("your delivery to the following address has been failed", "smtp-gateway"),
             ("以下のメールアドレスへの送信に失敗しました", "m-filter"),
             ("this message was created automatically by facebook", "facebook"),
-            // The least specific last: they name the system only when nothing better matched.
+        ]
+        // The least specific last: they name the system only when nothing better matched.
+        let generic: [(String, String)] = [
             ("the original message was received at", "sendmail"),
             ("original message follows.", "smtp32"),
             ("this message could not be delivered.", "receivingses"),
@@ -126,6 +131,7 @@ enum BounceTexts {
             ("{\\\"notificationtype\\\":\\\"complaint\\\"", "ses-notification"),
         ]
         return delivery.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .deliveryFailure) }
+            + generic.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .deliveryFailure, generic: true) }
             + feedback.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .abuseReport) }
     }()
 
@@ -156,7 +162,7 @@ enum BounceTexts {
     }()
 
     /// The most specific bounce text in the first `scanLimit` bytes of `body`, if any.
-    static func find(in body: String) -> (name: String, kind: ServiceKind)? {
+    static func find(in body: String) -> (name: String, kind: ServiceKind, generic: Bool)? {
         let folded = fold(body)
         let index = Self.index
         var best = Int.max
@@ -182,7 +188,7 @@ enum BounceTexts {
                 }
             }
         }
-        return best == Int.max ? nil : (texts[best].name, texts[best].kind)
+        return best == Int.max ? nil : (texts[best].name, texts[best].kind, texts[best].generic)
     }
 
     /// The first `scanLimit` bytes, ASCII lower-cased, each run of white space one space,

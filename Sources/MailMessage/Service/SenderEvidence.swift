@@ -5,6 +5,8 @@ enum SenderEvidence {
     struct MachineSender: Equatable {
         /// How it reads in a signal: `from:mailer-daemon`, `return-path:<>`, `auto-submitted:auto-replied`.
         var signal: String
+        /// From the From field or the X-Mailer (a daemon, a vendor), not only a null Return-Path or Auto-Submitted.
+        var isDaemon: Bool { signal.hasPrefix("from") || signal.hasPrefix("x-mailer:") }
     }
 
     /// Local parts mail systems send their notifications from.

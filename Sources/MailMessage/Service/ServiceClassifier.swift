@@ -48,7 +48,7 @@ public enum ServiceClassifier {
         if sender != nil || returned != nil, let text = BounceTexts.find(in: message.textBody) {
             // A machine sender and a bounce text; or a bounce text above the returned message
             // itself, in a message that is not a person forwarding it.
-            if let sender {
+            if let sender, sender.isDaemon || !text.generic {
                 return ServiceClassification(kind: text.kind, signal: "\(sender.signal)+body:\(text.name)")
             }
             if let returned, !Subjects.isForwardOrReply(message.subject) {
