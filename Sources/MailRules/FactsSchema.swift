@@ -1,7 +1,7 @@
 /// The facts the rules read, declared once: the type checker, `explain`, the engine that
 /// fills them and the README's table of facts are all derived from this declaration.
 public enum FactsSchema {
-    public static let serviceKind = FactType.enumeration("service_kind", ["none", "delivery_failure", "read_receipt", "calendar_response"])
+    public static let serviceKind = FactType.enumeration("service_kind", ["none", "delivery_failure", "read_receipt", "calendar_response", "abuse_report"])
     public static let role = FactType.enumeration("role", ["from", "to", "cc", "bcc"])
     public static let trigger = FactType.enumeration("trigger", ["auto", "category", "folder", "button"])
     public static let direction = FactType.enumeration("direction", ["inbound", "outbound"])
@@ -19,7 +19,7 @@ public enum FactsSchema {
         FactField("bcc", .list(.string), "Bcc addresses, as `Name <address>` or `address`."),
         FactField("body", .string, "The text body (text/plain, else text from the HTML)."),
         FactField("html", .string, "The HTML body; empty when there is none."),
-        FactField("service_kind", serviceKind, "Service email kind: none, delivery_failure, read_receipt, calendar_response."),
+        FactField("service_kind", serviceKind, "Service email kind: none, delivery_failure, read_receipt, calendar_response, abuse_report."),
         FactField("service_signal", .optional(.string), "What decided the service kind."),
         FactField("auto_reply", .bool, "An automatic reply (out-of-office, RFC 3834)."),
         FactField("attachment_count", .int, "Number of attachments."),
