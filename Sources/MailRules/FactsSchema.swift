@@ -157,6 +157,8 @@ public struct SettingSpec: Sendable {
         SettingSpec("blocklist_free_mail", .bool(false), "Treat every free-mail domain as blocklisted."),
         SettingSpec("users_may_remove_org_entries", .bool(false), "Users may remove org blocklist entries (never internal domains)."),
         SettingSpec("auto_save_mode", .choice(autoSaveModes, "general"), "general, forced, smart, useful or flexible."),
+        SettingSpec("require_people_record", .bool(false),
+                    "General mode saves only when a participant is a Contact or Lead: a Business record alone (an Account by website, a Case or Opportunity named in the email) is not enough."),
         SettingSpec("synchronized_folders", .folders(["Inbox", "Sent", "Salesforce Emails"]),
                     "Folders automatic sync handles (subfolders included).", personal: true),
         SettingSpec("excluded_folders", .folders([]), "Folders automatic sync never handles (subfolders included).", personal: true),
