@@ -80,8 +80,17 @@ public struct Engine {
         }
         let settings = pack.settings(for: context.mailbox)
         var saveAs = outcome.saveAs ?? (settings["save_as"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } ?? "Task")
-        let (who, what) = links(facts: facts, context: context, link: outcome.link, saveAs: saveAs)
         if outcome.link == .caseAndContact { saveAs = "Task" }
+        var (who, what) = links(facts: facts, context: context, link: outcome.link, saveAs: saveAs)
+        // A Task on a Contact and a Case at once needs Email-to-Case and Email Drafts for Cases,
+        // whichever rule chose the links: without both, the Contact is linked, the Case named.
+        if saveAs == "Task", let caseID = what, SalesforceID.object(of: caseID) == "Case",
+           who.contains(where: { SalesforceID.object(of: $0) == "Contact" }), !Self.casesWithContacts(settings) {
+            // A record the user chose is never swapped for another; the search's next best is.
+            let chosen = context.selection.contains { $0.id == caseID }
+            what = chosen ? nil : Self.bestBusiness(facts.related, excludingCases: true)
+            observations.append("Case \(caseID) is not linked: a Task on a Contact and a Case needs the Email-to-Case and Email Drafts for Cases capabilities")
+        }
         decision.saveAs = saveAs
         decision.who = who
         decision.what = what
@@ -106,6 +115,18 @@ public struct Engine {
                                  neverSaveBody: settings["never_save_body"] == .bool(true), observations: &observations)
         decision.observations = observations
         return decision
+    }
+
+    /// Both capabilities a Task on a Contact and a Case needs (DESIGN.md point 11).
+    static func casesWithContacts(_ settings: FactObject) -> Bool {
+        guard case .object(let capabilities)? = settings["capabilities"] else { return false }
+        return capabilities["email_to_case"] == .bool(true) && capabilities["email_drafts_for_cases"] == .bool(true)
+    }
+
+    /// The most specific Business record the search found (the lists are ranked): an
+    /// Opportunity, a Case, then an Account.
+    static func bestBusiness(_ related: RelatedRecords, excludingCases: Bool = false) -> String? {
+        related.opportunities.first ?? (excludingCases ? nil : related.cases.first) ?? related.accounts.first
     }
 
     /// Who and What, by the link mode the rules chose. Blocklisted participants are never linked.
@@ -134,7 +155,7 @@ public struct Engine {
             }
             // The most specific Business record: a Case the thread names, an open or recent
             // Opportunity, a recent open Case, then the Account.
-            let what = facts.threadCase ?? related.opportunities.first ?? related.cases.first ?? related.accounts.first
+            let what = facts.threadCase ?? Self.bestBusiness(related)
             let who = saveAs == "Task" ? Array(contacts.prefix(1)) : contacts + people.compactMap { $0.user?.id }
             return (who, what)
         }
