@@ -50,6 +50,12 @@ public struct Engine {
         try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).build(message, context: context) }
     }
 
+    /// Checks the Save dialog's selection (`SelectionError` when an id is refused); `facts` and
+    /// `decide` check it too, this is for callers that want to refuse before reading messages.
+    public func validateSelection(_ context: ProcessContext) throws {
+        try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).validateSelection(context) }
+    }
+
     public func decide(_ message: Message, context: ProcessContext) throws -> (Decision, EngineFacts, [RuleTrace]) {
         try decide(message, context: context, trace: false)
     }
@@ -87,7 +93,7 @@ public struct Engine {
         if saveAs == "Task", let caseID = what, SalesforceID.object(of: caseID) == "Case",
            who.contains(where: { SalesforceID.object(of: $0) == "Contact" }), !Self.casesWithContacts(settings) {
             // A record the user chose is never swapped for another; the search's next best is.
-            let chosen = context.selection.contains { $0.id == caseID }
+            let chosen = context.effectiveSelection.contains { $0.id == caseID }
             what = chosen ? nil : Self.bestBusiness(facts.related, excludingCases: true)
             observations.append("Case \(caseID) is not linked: a Task on a Contact and a Case needs the Email-to-Case and Email Drafts for Cases capabilities")
         }
@@ -131,8 +137,8 @@ public struct Engine {
 
     /// Who and What, by the link mode the rules chose. Blocklisted participants are never linked.
     func links(facts: EngineFacts, context: ProcessContext, link: LinkMode, saveAs: String) -> ([String], String?) {
-        let selectedWho = context.selection.filter { ["contact", "lead", "user"].contains($0.kind) }.map(\.id)
-        let selectedWhat = context.selection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id
+        let selectedWho = context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map(\.id)
+        let selectedWhat = context.effectiveSelection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id
         let people = facts.participants.filter { !$0.blocked }
         let leads = people.compactMap { $0.lead?.id }
         let contacts = people.compactMap { $0.contact?.id }
@@ -147,7 +153,9 @@ public struct Engine {
             return (contact.map { [$0] } ?? [], selectedWhat ?? facts.threadCase ?? related.cases.first)
         case .bestMatch:
             if !selectedWho.isEmpty || selectedWhat != nil {
-                return (saveAs == "Task" ? Array(selectedWho.prefix(1)) : selectedWho, selectedWhat)
+                // A Task's WhoId is a Contact or a Lead; Users are linked on EmailMessages only.
+                let people = selectedWho.filter { SalesforceID.object(of: $0) != "User" }
+                return (saveAs == "Task" ? Array(people.prefix(1)) : selectedWho, selectedWhat)
             }
             if !leads.isEmpty {
                 // A Lead has no Account: on an EmailMessage it excludes every other link.

@@ -24,6 +24,19 @@ public struct ProcessContext: Sendable {
         self.trigger = trigger
         self.selection = selection
     }
+
+    /// The selection as it applies: only to user-initiated saves (ForceSync), never to
+    /// automatic sync, which links what the search finds.
+    public var effectiveSelection: [(kind: String, id: String)] { trigger == "auto" ? [] : selection }
+}
+
+/// A `--select KIND=ID` the engine refuses: the id does not exist, is of another kind, or is
+/// an internal or blocklisted record. The command line reports it as a usage error (exit 2).
+public struct SelectionError: Error, Sendable, CustomStringConvertible {
+    public var kind: String
+    public var id: String
+    public var reason: String
+    public var description: String { "--select \(kind)=\(id): \(reason); nothing was saved" }
 }
 
 /// One participant after the blocklists and the CRM look-up.
@@ -82,10 +95,8 @@ public struct FactsBuilder {
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let mailboxLocal = mailbox.split(separator: "@").first.map(String.init) ?? mailbox
         let corporate = pack.list(setting: "corporate_domains")
-        let orgBlocklist = pack.list(setting: "org_blocklist")
         let freeMail = pack.list(setting: "free_mail_domains")
-        let blocklistFreeMail = pack.orgSettings["blocklist_free_mail"] == .bool(true)
-        let user = pack.user(mailbox)
+        try validateSelection(context)
 
         // Participants, each address once, with the first role it appears in.
         var seen = Set<String>()
@@ -97,23 +108,9 @@ public struct FactsBuilder {
                 let isInternal = corporate?.contains(address.domain) ?? false
                 let owner = normalized == mailbox || (isInternal && address.local.lowercased() == mailboxLocal)
                 let isFreeMail = freeMail?.contains(address.domain) ?? false
-                var blockedBy: String?
-                var entry: String?
-                if isInternal {
-                    blockedBy = "internal"
-                    entry = corporate?.match(address.domain)
-                } else if let matched = orgBlocklist?.match(normalized), !(user?.removed.contains(matched) ?? false) {
-                    blockedBy = "org"
-                    entry = matched
-                } else if blocklistFreeMail && isFreeMail {
-                    blockedBy = "org"
-                    entry = freeMail?.match(address.domain)
-                } else if let matched = user?.blocklist.match(normalized) {
-                    blockedBy = "individual"
-                    entry = matched
-                }
+                let block = blockStatus(address: normalized, domain: address.domain, mailbox: mailbox)
                 participants.append(ParticipantFacts(address: address, role: role, owner: owner, isInternal: isInternal, freeMail: isFreeMail,
-                                                     blockedBy: blockedBy, blockedEntry: entry))
+                                                     blockedBy: block?.layer, blockedEntry: block?.entry))
             }
         }
 
@@ -206,6 +203,76 @@ public struct FactsBuilder {
                                     mailbox: mailbox)
         return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
                            anchorWho: anchorWho, savedRecord: savedRecord, direction: direction, object: object)
+    }
+
+    /// Which layer blocks an address (or, with an empty address, a domain), and the entry that
+    /// matched: internal (a corporate domain), the org list (with free mail when the org
+    /// blocklists it, less the user's removals), or the user's own list. Nil when none does.
+    func blockStatus(address: String, domain: String, mailbox: String) -> (layer: String, entry: String)? {
+        let key = address.isEmpty ? domain : address
+        if let entry = pack.list(setting: "corporate_domains")?.match(domain) { return ("internal", entry) }
+        let user = pack.user(mailbox)
+        if let matched = pack.list(setting: "org_blocklist")?.match(key), !(user?.removed.contains(matched) ?? false) { return ("org", matched) }
+        if pack.orgSettings["blocklist_free_mail"] == .bool(true), let entry = pack.list(setting: "free_mail_domains")?.match(domain) {
+            return ("org", entry)
+        }
+        if let matched = user?.blocklist.match(key) { return ("individual", matched) }
+        return nil
+    }
+
+    /// The object each `--select` kind names.
+    public static let selectionObjects = ["contact": "Contact", "lead": "Lead", "user": "User", "account": "Account",
+                                          "opportunity": "Opportunity", "case": "Case"]
+
+    /// The Save dialog's selection, checked before anything is decided (DESIGN.md point 8):
+    /// each id exists in the CRM, is of the kind named, and is not an internal or blocklisted
+    /// record (a Contact or Lead by its email addresses, an Account by its website's domain, an
+    /// Opportunity or Case by its Account and Contact). Users are the org's own people: only the
+    /// org and individual blocklists apply to them. Automatic sync has no selection: it is
+    /// ignored there, never checked.
+    public func validateSelection(_ context: ProcessContext) throws {
+        guard context.trigger != "auto" else { return }
+        let mailbox = CRMDirectoryKeys.address(context.mailbox)
+        for (kind, id) in context.selection {
+            func refuse(_ reason: String) -> SelectionError { SelectionError(kind: kind, id: id, reason: reason) }
+            guard let object = Self.selectionObjects[kind] else { throw refuse("'\(kind)' is not a kind of record that can be selected") }
+            guard let record = try directory.record(id: id) else { throw refuse("no such record in the CRM") }
+            guard record.object == object else { throw refuse("\(record.id) is a \(record.object), not a \(object)") }
+            if let (what, layer, entry) = try blocked(record, mailbox: mailbox, depth: 0) {
+                throw refuse(layer == "internal" ? "\(what) is internal (\(entry)); it is never linked"
+                                                 : "\(what) is on the \(layer) blocklist (\(entry)); it is never linked")
+            }
+        }
+    }
+
+    /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
+    func blocked(_ record: CRMRecord, mailbox: String, depth: Int) throws -> (String, String, String)? {
+        switch record.object {
+        case "Contact", "Lead", "User":
+            for field in personEmailFields {
+                guard let email = record[field] else { continue }
+                let address = CRMDirectoryKeys.address(email)
+                let domain = String(address.split(separator: "@").last ?? "")
+                guard let (layer, entry) = blockStatus(address: address, domain: domain, mailbox: mailbox) else { continue }
+                if record.object == "User" && layer == "internal" { continue }
+                return ("\(record.object) \(record.id) (\(address))", layer, entry)
+            }
+        case "Account":
+            if let website = record["Website"], let domain = CRMDirectoryKeys.domain(ofWebsite: website),
+               let (layer, entry) = blockStatus(address: "", domain: domain, mailbox: mailbox) {
+                return ("Account \(record.id) (\(domain))", layer, entry)
+            }
+        case "Opportunity", "Case":
+            guard depth == 0 else { return nil }
+            for field in ["AccountId", "ContactId"] {
+                guard let id = record[field], let parent = try directory.record(id: id) else { continue }
+                if let (what, layer, entry) = try blocked(parent, mailbox: mailbox, depth: depth + 1) {
+                    return ("\(record.object) \(record.id) of \(what)", layer, entry)
+                }
+            }
+        default: break
+        }
+        return nil
     }
 
     static func day(_ text: String?) -> Date? {
@@ -305,8 +372,8 @@ public struct FactsBuilder {
             ])),
             "ledger": .object(try FactObject(FactsSchema.ledger, ["saved": .bool(savedRecord != nil), "record": optional(savedRecord)])),
             "selection": .object(try FactObject(FactsSchema.selection, [
-                "who": .list(context.selection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
-                "what": optional(context.selection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),
+                "who": .list(context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
+                "what": optional(context.effectiveSelection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),
             ])),
             "settings": .object(pack.settings(for: mailbox)),
         ])

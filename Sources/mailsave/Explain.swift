@@ -33,6 +33,7 @@ struct Explain: ParsableCommand {
     func run() throws {
         let pack = try options.loadPack()
         let engine = Engine(pack: pack, directory: try options.loadDirectory())
+        try options.checkSelection(engine)
         let message = try readMessage(file)
         let (decision, facts, traces) = try engine.decide(message, context: options.context, trace: true)
         switch format {

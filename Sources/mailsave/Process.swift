@@ -106,6 +106,17 @@ struct DecisionOptions: ParsableArguments {
         return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
     }
 
+    /// The Save dialog's selection, checked against the CRM and the blocklists before any
+    /// message is decided: an id that does not exist, is of another kind, or is internal or
+    /// blocklisted is a usage error (exit 2) naming it, and nothing is saved.
+    func checkSelection(_ engine: Engine) throws {
+        do {
+            try engine.validateSelection(context)
+        } catch let error as SelectionError {
+            throw CommandFailure(status: .usage, message: error.description)
+        }
+    }
+
     func validateSources() throws {
         if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
     }
@@ -185,6 +196,7 @@ struct Process: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         let engine = Engine(pack: pack, directory: directory)
+        try options.checkSelection(engine)
         var rows: [[String]] = []
         var failures = 0
         for file in files {
