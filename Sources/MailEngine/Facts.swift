@@ -51,6 +51,9 @@ public struct ParticipantFacts: Sendable {
     public var contact: CRMRecord?
     public var lead: CRMRecord?
     public var account: String?
+    /// When `account` was matched by website domain (no Contact or Lead matched): the
+    /// Website's domain that matched.
+    public var accountByWebsite: String?
     public var user: CRMRecord?
 
     public var blocked: Bool { blockedBy != nil }
@@ -117,37 +120,45 @@ public struct FactsBuilder {
         // The related-record search, over every participant that is neither internal nor blocked.
         var related = RelatedRecords()
         let date = message.date.map { Date(timeIntervalSince1970: TimeInterval($0.secondsSinceEpoch)) } ?? Date()
+        // Several records may share an address: the choice is by rule (Ranking), never by the
+        // export's row order.
         for index in participants.indices where !participants[index].blocked {
             let key = participants[index].address.normalized
-            if let lead = try directory.leads(email: key).first {
+            if let lead = Ranking.people(try directory.leads(email: key)).first {
                 participants[index].lead = lead
                 related.leads.append(lead.id)
             }
-            if let contact = try directory.contacts(email: key).first {
+            if let contact = Ranking.people(try directory.contacts(email: key)).first {
                 participants[index].contact = contact
                 participants[index].account = contact["AccountId"]
                 related.contacts.append(contact.id)
             }
-            participants[index].user = try directory.users(email: key).first
+            participants[index].user = Ranking.people(try directory.users(email: key)).first
         }
+        var opportunities: [CRMRecord] = []
+        var cases: [CRMRecord] = []
         if related.leads.isEmpty {
             for participant in participants {
                 guard let contact = participant.contact else { continue }
-                if let account = contact["AccountId"] {
+                if let account = contact["AccountId"], !related.accounts.contains(account) {
                     related.accounts.append(account)
-                    for opportunity in try directory.opportunities(accountID: account) where Self.isCurrent(opportunity, at: date) {
-                        related.opportunities.append(opportunity.id)
-                    }
+                    opportunities += try directory.opportunities(accountID: account).filter { Self.isCurrent($0, at: date) }
                 }
-                for record in try directory.cases(contactID: contact.id) where Self.isRecentOpenCase(record, at: date) {
-                    related.cases.append(record.id)
-                }
+                cases += try directory.cases(contactID: contact.id).filter { Self.isRecentOpenCase($0, at: date) }
             }
         }
+        related.opportunities = Ranking.opportunities(opportunities, at: date).map(\.id)
+        related.cases = Ranking.cases(cases).map(\.id)
         if related.leads.isEmpty && related.contacts.isEmpty {
             // Accounts by website domain, never for free-mail domains.
-            for participant in participants where !participant.blocked && !participant.freeMail {
-                for account in try directory.accounts(websiteDomain: participant.address.domain) { related.accounts.append(account.id) }
+            for index in participants.indices where !participants[index].blocked && !participants[index].freeMail {
+                let domain = participants[index].address.domain
+                let accounts = Ranking.accounts(try directory.accounts(websiteDomain: domain), domain: domain)
+                if let first = accounts.first {
+                    participants[index].account = first.id
+                    participants[index].accountByWebsite = first["Website"].flatMap(CRMDirectoryKeys.domain(ofWebsite:)) ?? domain
+                }
+                for account in accounts where !related.accounts.contains(account.id) { related.accounts.append(account.id) }
             }
         }
 
@@ -445,5 +456,65 @@ public enum ThreadReferences {
         let path = link.split(separator: "?").first ?? Substring(link)
         for piece in path.split(separator: "/").reversed() where SalesforceID.isID(piece) { return String(piece) }
         return nil
+    }
+}
+
+/// How the related-record search chooses among several records, so that the same CRM gives
+/// the same links whatever order its export lists the rows in.
+///
+/// - Opportunities: open before closed, then the close date nearest the message's date, then
+///   the id.
+/// - Cases: open before closed, then the most recently created, then the id.
+/// - Accounts matched by website: the exact domain before a parent domain, then the id.
+/// - Contacts, Leads or Users sharing an address: a Contact with an Account first, then the
+///   oldest (the smallest id).
+public enum Ranking {
+    static func id(_ record: CRMRecord) -> String { SalesforceID.canonical(record.id) }
+
+    static func isClosed(_ record: CRMRecord) -> Bool { record.flag("IsClosed") || record["Status"]?.lowercased() == "closed" }
+
+    public static func opportunities(_ records: [CRMRecord], at date: Date) -> [CRMRecord] {
+        func distance(_ record: CRMRecord) -> Double {
+            FactsBuilder.day(record["CloseDate"]).map { abs($0.timeIntervalSince(date)) } ?? .infinity
+        }
+        return unique(records).sorted { left, right in
+            if isClosed(left) != isClosed(right) { return !isClosed(left) }
+            let (a, b) = (distance(left), distance(right))
+            if a != b { return a < b }
+            return id(left) < id(right)
+        }
+    }
+
+    public static func cases(_ records: [CRMRecord]) -> [CRMRecord] {
+        unique(records).sorted { left, right in
+            if isClosed(left) != isClosed(right) { return !isClosed(left) }
+            let a = FactsBuilder.day(left["CreatedDate"]) ?? .distantPast, b = FactsBuilder.day(right["CreatedDate"]) ?? .distantPast
+            if a != b { return a > b }
+            let (x, y) = (left["CreatedDate"] ?? "", right["CreatedDate"] ?? "")
+            if x != y { return x > y }
+            return id(left) < id(right)
+        }
+    }
+
+    public static func accounts(_ records: [CRMRecord], domain: String) -> [CRMRecord] {
+        func exact(_ record: CRMRecord) -> Bool { record["Website"].flatMap(CRMDirectoryKeys.domain(ofWebsite:)) == domain }
+        return unique(records).sorted { left, right in
+            if exact(left) != exact(right) { return exact(left) }
+            return id(left) < id(right)
+        }
+    }
+
+    public static func people(_ records: [CRMRecord]) -> [CRMRecord] {
+        guard records.count > 1 else { return records }
+        return unique(records).sorted { left, right in
+            let (a, b) = (left["AccountId"] != nil, right["AccountId"] != nil)
+            if a != b { return a }
+            return id(left) < id(right)
+        }
+    }
+
+    static func unique(_ records: [CRMRecord]) -> [CRMRecord] {
+        var seen = Set<String>()
+        return records.filter { seen.insert(id($0)).inserted }
     }
 }

@@ -144,3 +144,57 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(facts.object["selection"].map { "\($0)" }?.contains("0035e00000Zzz01") == false)
     }
 }
+
+@Suite struct RankingTests {
+    static func rankingRecords() throws -> [CRMRecord] {
+        var records: [CRMRecord] = []
+        let folder = packageRoot.appendingPathComponent("rules/tests/crm/ranking-a")
+        for object in ["Account", "Contact", "Opportunity", "Case"] {
+            let text = try String(contentsOf: folder.appendingPathComponent("\(object).csv"), encoding: .utf8)
+            records += try InMemoryDirectory.parseCSV(text, object: object)
+        }
+        return records
+    }
+
+    /// The same CRM in 50 row orders gives the same ranked lists and the same links.
+    @Test func theExportsRowOrderNeverMatters() throws {
+        let base = try Self.rankingRecords()
+        let messages = [
+            "From: rita@ranking.example\nTo: ann@contoso.com, sam@ranking-services.example, dana@ranking.example\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\nHi.",
+            "From: someone@eu.parent.example\nTo: ann@contoso.com\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\nHi.",
+        ]
+        for text in messages {
+            var first: String?
+            for seed in 0..<50 as Range<UInt64> {
+                var records = base
+                var generator = SeededGenerator(seed: seed)
+                records.shuffle(using: &generator)
+                let engine = Engine(pack: try shippedPack(), directory: InMemoryDirectory(records: records))
+                let (decision, facts, _) = try engine.decide(try message(text), context: ProcessContext(mailbox: "ann@contoso.com"))
+                let summary = "\(facts.related.contacts) \(facts.related.accounts) \(facts.related.opportunities) \(facts.related.cases) "
+                    + "\(decision.who) \(decision.what ?? "-")"
+                if first == nil { first = summary }
+                #expect(summary == first, "seed \(seed)")
+            }
+        }
+    }
+
+    @Test func theRankingRules() throws {
+        let engine = Engine(pack: try shippedPack(), directory: InMemoryDirectory(records: try Self.rankingRecords().reversed()))
+        let facts = try engine.facts(try message(
+            "From: rita@ranking.example\nTo: ann@contoso.com, sam@ranking-services.example, dana@ranking.example\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\nHi."),
+            context: ProcessContext(mailbox: "ann@contoso.com"))
+        // Open before closed; nearest close date (18, 18, 59, 105 days); the id on a tie.
+        #expect(facts.related.opportunities == ["0065e00000Rnk02", "0065e00000Rnk03", "0065e00000Rnk01", "0065e00000Rnk05", "0065e00000Rnk04"])
+        // Open and recent only (the search), the most recent first, to the minute.
+        #expect(facts.related.cases == ["5005e00000Rnk04", "5005e00000Rnk02", "5005e00000Rnk01"])
+        // Dana's two Contacts: the one with an Account.
+        #expect(facts.related.contacts == ["0035e00000Rnk01", "0035e00000Rnk02", "0035e00000Dup02"])
+        #expect(facts.related.accounts == ["0015e00000Rnk01", "0015e00000Rnk02"]) // each Account once
+        let byDomain = try engine.facts(try message("From: someone@eu.parent.example\nTo: ann@contoso.com\n\nHi."),
+                                        context: ProcessContext(mailbox: "ann@contoso.com"))
+        #expect(byDomain.related.accounts == ["0015e00000Par02", "0015e00000Par03", "0015e00000Par01"])
+        #expect(byDomain.participants.first?.account == "0015e00000Par02")
+        #expect(byDomain.participants.first?.accountByWebsite == "eu.parent.example")
+    }
+}
