@@ -15,14 +15,37 @@ public struct ProcessContext: Sendable {
     public var trigger: String
     /// `--select KIND=ID`, in order.
     public var selection: [(kind: String, id: String)]
+    /// The folder's role when the caller knows it (`--folder-role`): `inbox`, `sent`,
+    /// `salesforce`, or `other` (a folder with no synchronised role); nil to find it by name.
+    public var folderRole: String?
 
     public init(mailbox: String, folder: String = "Inbox", categories: [String] = [], trigger: String = "auto",
-                selection: [(kind: String, id: String)] = []) {
+                selection: [(kind: String, id: String)] = [], folderRole: String? = nil) {
         self.mailbox = mailbox
         self.folder = folder
         self.categories = categories
         self.trigger = trigger
         self.selection = selection
+        self.folderRole = folderRole
+    }
+
+    public static let folderRoles = ["inbox", "sent", "salesforce", "other"]
+
+    /// A role as callers name it: ours, Microsoft Graph's `wellKnownName`, Gmail's system
+    /// labels, IMAP SPECIAL-USE attributes (RFC 6154), case-insensitively. Nil when unknown.
+    public static func folderRole(named name: String) -> String? {
+        var key = name.lowercased().trimmingCharacters(in: .whitespaces)
+        if key.hasPrefix("\\") { key.removeFirst() }
+        switch key {
+        case "inbox": return "inbox"
+        case "sent", "sentitems", "sent_items", "sent items", "sent mail": return "sent"
+        case "salesforce": return "salesforce"
+        case "other", "archive", "all", "allmail", "all_mail", "deleteditems", "drafts", "draft", "junk", "junkemail", "spam", "trash",
+             "outbox", "flagged", "important", "starred", "unread", "chat", "conversationhistory", "clutter", "scheduled",
+             "searchfolders", "syncissues", "recoverableitemsdeletions":
+            return "other"
+        default: return nil
+        }
     }
 
     /// The selection as it applies: only to user-initiated saves (ForceSync), never to
@@ -216,6 +239,19 @@ public struct FactsBuilder {
                            anchorWho: anchorWho, savedRecord: savedRecord, direction: direction, object: object)
     }
 
+    /// The folder's role: the caller's, else the role whose
+    /// list names the folder or a folder above it, the longest name winning
+    /// (`INBOX/Sent` is the sent folder, `Inbox/Deals` is under the inbox).
+    func folderRole(_ context: ProcessContext) -> String {
+        if let given = context.folderRole { return given }
+        var best: (role: String, length: Int)?
+        for (role, setting) in [("inbox", "inbox_folders"), ("sent", "sent_folders"), ("salesforce", "salesforce_folders")] {
+            guard let entry = pack.list(setting: setting)?.match(context.folder) else { continue }
+            if entry.count > best?.length ?? -1 { best = (role, entry.count) }
+        }
+        return best?.role ?? "other"
+    }
+
     /// Which layer blocks an address (or, with an empty address, a domain), and the entry that
     /// matched: internal (a corporate domain), the org list (with free mail when the org
     /// blocklists it, less the user's removals), or the user's own list. Nil when none does.
@@ -366,7 +402,7 @@ public struct FactsBuilder {
             "message": .object(messageObject),
             "participants": .list(people),
             "mailbox": .object(try FactObject(FactsSchema.mailbox, [
-                "address": .string(mailbox), "folder": .string(context.folder),
+                "address": .string(mailbox), "folder": .string(context.folder), "folder_role": .string(folderRole(context)),
                 "categories": .list(context.categories.map(Value.string)), "user": optional(mailboxUser),
             ])),
             "trigger": .string(context.trigger),

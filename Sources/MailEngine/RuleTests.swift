@@ -72,7 +72,7 @@ public struct RuleTestRunner {
     }
 
     static let testKeys = ["name", "message", "context", "settings", "records", "crm", "expect"]
-    static let contextKeys = ["mailbox", "folder", "trigger", "categories", "select"]
+    static let contextKeys = ["mailbox", "folder", "folder_role", "trigger", "categories", "select"]
     public static let expectKeys = ["verdict", "rule", "save_as", "who", "what", "category", "observations", "record", "create_records_for",
                                     "reasons"]
 
@@ -143,6 +143,11 @@ public struct RuleTestRunner {
                     switch (name.value, setting) {
                     case ("mailbox", .scalar(let scalar)): test.context.mailbox = scalar.value
                     case ("folder", .scalar(let scalar)): test.context.folder = scalar.value
+                    case ("folder_role", .scalar(let scalar)):
+                        if ProcessContext.folderRoles.contains(scalar.value) { test.context.folderRole = scalar.value } else {
+                            problem(scalar.location, length: scalar.value.count,
+                                    "folder_role '\(scalar.value)' is not one of \(ProcessContext.folderRoles.joined(separator: ", "))")
+                        }
                     case ("trigger", .scalar(let scalar)):
                         if ProcessContext.triggers.contains(scalar.value) { test.context.trigger = scalar.value } else {
                             problem(scalar.location, length: scalar.value.count,

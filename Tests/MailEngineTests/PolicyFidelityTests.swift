@@ -198,3 +198,37 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(byDomain.participants.first?.accountByWebsite == "eu.parent.example")
     }
 }
+
+@Suite struct FolderRoleTests {
+    func role(_ folder: String, given: String? = nil) throws -> String {
+        let facts = try engine().facts(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\n\nhi"),
+                                       context: ProcessContext(mailbox: "ann@contoso.com", folder: folder, folderRole: given))
+        guard case .object(let mailbox)? = facts.object["mailbox"], case .string(let role)? = mailbox["folder_role"] else { return "?" }
+        return role
+    }
+
+    @Test func namesMapToRoles() throws {
+        for folder in ["Inbox", "INBOX", "inbox/Deals/2026", "Posteingang", "Boîte de réception"] { #expect(try role(folder) == "inbox", "\(folder)") }
+        for folder in ["Sent", "Sent Items", "Sent Mail", "[Gmail]/Sent Mail", "[Google Mail]/Gesendet", "Gesendete Elemente",
+                       "Éléments envoyés", "INBOX.Sent", "INBOX/Sent", "Sent Items/2025"] {
+            #expect(try role(folder) == "sent", "\(folder)")
+        }
+        for folder in ["Salesforce Emails", "salesforce emails/Deals", "Salesforce"] { #expect(try role(folder) == "salesforce", "\(folder)") }
+        for folder in ["Archive", "[Gmail]/All Mail", "Drafts", "Deleted Items", "Projects/Inbox", "Unsent"] { #expect(try role(folder) == "other", "\(folder)") }
+    }
+
+    @Test func theCallersRoleWins() throws {
+        #expect(try role("Verschickt", given: "sent") == "sent")
+        #expect(try role("Inbox", given: "other") == "other")
+    }
+
+    @Test func callersNameRolesTheirOwnWay() {
+        #expect(ProcessContext.folderRole(named: "sentitems") == "sent") // Microsoft Graph wellKnownName
+        #expect(ProcessContext.folderRole(named: "SENT") == "sent") // Gmail system label
+        #expect(ProcessContext.folderRole(named: "\\Sent") == "sent") // IMAP SPECIAL-USE
+        #expect(ProcessContext.folderRole(named: "INBOX") == "inbox")
+        #expect(ProcessContext.folderRole(named: "archive") == "other")
+        #expect(ProcessContext.folderRole(named: "\\All") == "other")
+        #expect(ProcessContext.folderRole(named: "postbox") == nil)
+    }
+}

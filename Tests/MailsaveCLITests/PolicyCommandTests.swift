@@ -36,3 +36,24 @@ import Testing
         #expect(tasks.stdout.split(separator: "\n").count <= 1, "\(tasks.stdout)")
     }
 }
+
+@Suite struct FolderRoleCommandTests {
+    static let base = ["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm"]
+
+    func verdict(_ arguments: [String]) throws -> (Int32, String) {
+        let result = try Binary.run(Self.base + arguments + ["examples/messages/03-outbound-reply.eml"])
+        let object = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let rule = ((object?["reasons"] as? [[String: Any]])?.first?["rule"] as? String) ?? result.stderr
+        return (result.status, "\(object?["verdict"] as? String ?? "-") \(rule)")
+    }
+
+    @Test func theRoleComesFromTheCallerOrTheName() throws {
+        #expect(try verdict(["--folder", "Sent Items"]) == (0, "save general-mode"))
+        #expect(try verdict(["--folder", "Verschickt", "--folder-role", "sentitems"]) == (0, "save general-mode"))
+        #expect(try verdict(["--folder", "Verschickt"]) == (0, "skip folder-not-synchronized"))
+        #expect(try verdict(["--folder", "Sent", "--folder-role", "\\Archive"]) == (0, "skip folder-not-synchronized"))
+        let (status, text) = try verdict(["--folder-role", "postbox"])
+        #expect(status == 2)
+        #expect(text.contains("--folder-role must be one of inbox, sent, salesforce, other"))
+    }
+}
