@@ -192,6 +192,19 @@ public enum CRMDirectoryKeys {
 
 /// Message-IDs compare without angle brackets and case-insensitively in the domain part.
 public enum MessageIDKey {
+    /// The save-once key of a message: its normalised Message-ID, or, for a message without
+    /// one, a stable fingerprint of what identifies it (sender, date, subject, the start of the
+    /// body): `no-message-id:<hex>`. The same message gives the same key on every run, so
+    /// the ledger finds it (the store keys its ledger rows the same way).
+    public static func ledgerKey(_ message: Message) -> String {
+        if let id = message.messageID { return normalize(id) }
+        let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
+            + "\u{0}" + message.textBody.prefix(4096)
+        var hash = FNV1a()
+        hash.add(identity.utf8)
+        return "no-message-id:" + String(hash.value, radix: 16)
+    }
+
     public static func normalize(_ id: String) -> String {
         var text = id.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("<") { text.removeFirst() }

@@ -102,6 +102,8 @@ public struct EngineFacts: Sendable {
     public var anchorEmail: String?
     public var anchorWho: String?
     public var savedRecord: String?
+    /// The save-once key: the normalised Message-ID, or the fingerprint of a message without one.
+    public var ledgerKey: String
     public var direction: String
     public var object: FactObject
 }
@@ -230,13 +232,14 @@ public struct FactsBuilder {
             }
         }
 
-        let savedRecord = try message.messageID.flatMap { try directory.savedRecord(messageID: $0) }
+        let ledgerKey = MessageIDKey.ledgerKey(message)
+        let savedRecord = try directory.savedRecord(messageID: ledgerKey)
         let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
                                     anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, direction: direction,
                                     mailbox: mailbox)
         return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
-                           anchorWho: anchorWho, savedRecord: savedRecord, direction: direction, object: object)
+                           anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object)
     }
 
     /// The folder's role: the caller's, else the role whose
@@ -417,7 +420,9 @@ public struct FactsBuilder {
             "thread": .object(try FactObject(FactsSchema.thread, [
                 "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),
             ])),
-            "ledger": .object(try FactObject(FactsSchema.ledger, ["saved": .bool(savedRecord != nil), "record": optional(savedRecord)])),
+            "ledger": .object(try FactObject(FactsSchema.ledger, [
+                "saved": .bool(savedRecord != nil), "record": optional(savedRecord), "key": .string(MessageIDKey.ledgerKey(message)),
+            ])),
             "selection": .object(try FactObject(FactsSchema.selection, [
                 "who": .list(context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
                 "what": optional(context.effectiveSelection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),

@@ -69,7 +69,7 @@ enum ExplainText {
         lines.append("related   contacts \(related.contacts), leads \(related.leads), accounts \(related.accounts), "
                      + "opportunities \(related.opportunities), cases \(related.cases), body references \(related.bodyReferences)")
         lines.append("thread    case \(facts.threadCase ?? "-"), anchor email \(facts.anchorEmail ?? "-"), anchor who \(facts.anchorWho ?? "-")")
-        lines.append("ledger    \(facts.savedRecord.map { "saved as \($0)" } ?? "not saved")")
+        lines.append("ledger    \(facts.savedRecord.map { "saved as \($0)" } ?? "not saved")\(decision.messageID == nil ? " (key \(facts.ledgerKey))" : "")")
         lines.append("")
         lines.append("rules")
         let decidingID = decision.reasons.first?.rule

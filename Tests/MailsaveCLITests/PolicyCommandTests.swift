@@ -57,3 +57,33 @@ import Testing
         #expect(text.contains("--folder-role must be one of inbox, sent, salesforce, other"))
     }
 }
+
+@Suite struct NoMessageIDCommandTests {
+    /// Saved once by its fingerprint: the second --apply is skipped by already-saved and
+    /// reports the first run's record, created false.
+    @Test func aMessageWithoutMessageIDIsSavedOnce() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-noid-\(getpid())")
+        try? FileManager.default.removeItem(at: folder)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("crm.sqlite").path
+        for object in ["Account", "Contact", "User"] {
+            #expect(try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"]).status == 0)
+        }
+        let file = folder.appendingPathComponent("no-id.eml")
+        try Data("From: bob@fabrikam.com\r\nTo: ann@contoso.com\r\nSubject: Signed form\r\nDate: Fri, 6 Mar 2026 10:00:00 +0000\r\n\r\nAttached.\r\n".utf8)
+            .write(to: file)
+        var outcomes: [String] = []
+        for _ in 0..<2 {
+            let result = try Binary.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", file.path])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let rule = (object["reasons"] as? [[String: Any]])?.first?["rule"] as? String ?? "-"
+            let saved = object["saved"] as? [String: Any]
+            outcomes.append("\(object["verdict"] as? String ?? "-") \(rule) \(saved?["created"] as? Bool ?? false)")
+        }
+        #expect(outcomes == ["save general-mode true", "skip already-saved false"])
+        let tasks = try Binary.run(["crm", "export", "--store", store, "--object", "Task"])
+        #expect(tasks.stdout.components(separatedBy: "\n00T").count == 2, "one Task: \(tasks.stdout)")
+    }
+}
