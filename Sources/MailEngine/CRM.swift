@@ -38,6 +38,9 @@ public protocol CRMDirectory: Sendable {
     func users(email address: String) throws -> [CRMRecord]
     /// Accounts whose Website's domain is `domain` or a parent of it.
     func accounts(websiteDomain domain: String) throws -> [CRMRecord]
+    /// Accounts whose Name is `name`, compared without case, punctuation or a legal form
+    /// (`Fabrikam, Inc.` = `fabrikam inc` = `Fabrikam`).
+    func accounts(name: String) throws -> [CRMRecord]
     /// Contacts and Leads with this phone number (E.164).
     func people(phone: String) throws -> [CRMRecord]
     func opportunities(accountID: String) throws -> [CRMRecord]
@@ -55,6 +58,10 @@ public protocol CRMDirectory: Sendable {
 
 extension CRMDirectory {
     public func snapshot<T>(_ body: () throws -> T) throws -> T { try body() }
+
+    /// A directory that cannot search Accounts by name finds none (the store and Salesforce
+    /// REST implement it with an index on the normalised name).
+    public func accounts(name: String) throws -> [CRMRecord] { [] }
 }
 
 /// Salesforce's email fields on Contact and Lead that the related-record search reads.
@@ -132,6 +139,12 @@ public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
         }
     }
 
+    public func accounts(name: String) -> [CRMRecord] {
+        let key = CRMDirectoryKeys.companyName(name)
+        guard !key.isEmpty else { return [] }
+        return records["Account", default: []].filter { CRMDirectoryKeys.companyName($0["Name"] ?? "") == key }
+    }
+
     public func people(phone: String) -> [CRMRecord] {
         (records["Contact", default: []] + records["Lead", default: []]).filter { person in
             ["Phone", "MobilePhone"].contains { field in person[field].map(CRMDirectoryKeys.phoneDigits) == CRMDirectoryKeys.phoneDigits(phone) }
@@ -179,6 +192,17 @@ public enum CRMDirectoryKeys {
         text = String(text.prefix { $0 != "/" && $0 != "?" && $0 != "#" && $0 != ":" })
         if text.hasPrefix("www.") { text.removeFirst(4) }
         return text.contains(".") ? IDNA.normalize(text) : nil
+    }
+
+    static let legalForms: Set<String> = ["inc", "incorporated", "ltd", "limited", "llc", "llp", "plc", "corp", "corporation", "co", "company",
+                                          "gmbh", "ag", "kg", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "as", "oy", "pty", "kk"]
+
+    /// A company name for comparison: lower-cased, words of letters and digits, without a
+    /// trailing legal form.
+    public static func companyName(_ name: String) -> String {
+        var words = name.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
+        while words.count > 1, let last = words.last, legalForms.contains(last) { words.removeLast() }
+        return words.joined(separator: " ")
     }
 
     public static func phoneDigits(_ phone: String) -> String { phone.filter { $0.isASCII && $0.isNumber } }

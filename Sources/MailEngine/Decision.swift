@@ -16,6 +16,8 @@ public struct Decision: Sendable {
     public var record: (object: String, fields: [(name: String, value: Value)])?
     /// Records to create for unknown addresses (forced and flexible modes).
     public var toCreate: [RecordToCreate]
+    /// Records the body and signature name, with how each was found, for the Save dialog.
+    public var candidates: [Candidate] = []
 
     /// The addresses records are created for.
     public var createFor: [String] { toCreate.map(\.address) }
@@ -79,7 +81,7 @@ public struct Engine {
         if outcome.deciding == nil { reasons.append(("(none)", "No rule decided; not saved")) }
         var observations = outcome.observations
         var decision = Decision(messageID: message.messageID, verdict: verdict, saveAs: nil, who: [], what: nil, reasons: reasons,
-                                observations: [], category: nil, record: nil, toCreate: [])
+                                observations: [], category: nil, record: nil, toCreate: [], candidates: facts.related.candidates)
         guard verdict == .save else {
             decision.observations = observations
             return decision

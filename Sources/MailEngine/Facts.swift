@@ -91,6 +91,24 @@ public struct RelatedRecords: Sendable {
     public var cases: [String] = []
     /// Records named by links, addresses, phones or the website in the body or signature.
     public var bodyReferences: [String] = []
+    /// The same records with how each was found: candidates for the Save dialog.
+    public var candidates: [Candidate] = []
+}
+
+/// A record the body or the signature names (DESIGN.md point 15): offered in the Save dialog,
+/// and a reference for useful mode; never linked automatically.
+public struct Candidate: Sendable, Equatable {
+    public var id: String
+    public var object: String
+    /// How it was found: `body link`, `body address x@y`, `signature phone +1…`,
+    /// `signature website fabrikam.com`, `signature company Fabrikam Inc.`.
+    public var via: String
+
+    public init(id: String, object: String, via: String) {
+        self.id = id
+        self.object = object
+        self.via = via
+    }
 }
 
 /// Everything the rules read, as engine values (for links and the record) and as the typed
@@ -204,33 +222,47 @@ public struct FactsBuilder {
             break
         }
 
-        // What the body and signature name: record links, addresses, phones, the website.
-        var references: [String] = []
+        // What the body and signature name: record links, addresses, phones, the website, the
+        // company. Internal and blocklisted addresses and domains never count, and the
+        // signature counts only when its sender is an outside, unblocked participant (an
+        // outbound email carries the owner's own signature).
+        var candidates: [Candidate] = []
+        func add(_ records: [CRMRecord], _ via: String) {
+            for record in records where !candidates.contains(where: { $0.id == record.id }) {
+                candidates.append(Candidate(id: record.id, object: record.object, via: via))
+            }
+        }
         for link in message.bodyLinks {
-            if let id = ThreadReferences.recordID(inLink: link), let record = try directory.record(id: id) { references.append(record.id) }
+            if let id = ThreadReferences.recordID(inLink: link), let record = try directory.record(id: id),
+               try blocked(record, mailbox: mailbox, depth: 0) == nil {
+                add([record], "body link \(link)")
+            }
         }
         for email in message.bodyEmails {
             let key = CRMDirectoryKeys.address(email)
             let domain = String(key.split(separator: "@").last ?? "")
-            if corporate?.contains(domain) ?? false { continue }
-            references += try directory.contacts(email: key).map(\.id) + directory.leads(email: key).map(\.id)
+            guard blockStatus(address: key, domain: domain, mailbox: mailbox) == nil else { continue }
+            add(Ranking.people(try directory.leads(email: key)) + Ranking.people(try directory.contacts(email: key)), "body address \(key)")
         }
-        if let signature = message.signature {
-            for phone in signature.phones where phone.hasPrefix("+") { references += try directory.people(phone: phone).map(\.id) }
-            if let website = signature.website, !(freeMail?.contains(website) ?? false), !(corporate?.contains(website) ?? false) {
-                references += try directory.accounts(websiteDomain: website).map(\.id)
+        let sender = participants.first { $0.role == "from" }
+        if let signature = message.signature, let sender, !sender.blocked {
+            for phone in signature.phones where phone.hasPrefix("+") {
+                add(Ranking.people(try directory.people(phone: phone)), "signature phone \(phone)")
+            }
+            var websiteAccount = false
+            if let website = signature.website.flatMap({ CRMDirectoryKeys.domain(ofWebsite: $0) }), !(freeMail?.contains(website) ?? false),
+               blockStatus(address: "", domain: website, mailbox: mailbox) == nil {
+                let accounts = Ranking.accounts(try directory.accounts(websiteDomain: website), domain: website)
+                websiteAccount = !accounts.isEmpty
+                add(accounts, "signature website \(website)")
+            }
+            // The company's name finds an Account when no domain does.
+            if let company = signature.company, !websiteAccount, related.accounts.isEmpty {
+                add(Ranking.people(try directory.accounts(name: company)), "signature company \(company)")
             }
         }
-        var unique = Set<String>()
-        related.bodyReferences = references.filter { unique.insert($0).inserted }
-        for id in related.bodyReferences {
-            switch SalesforceID.object(of: id) {
-            case "Account" where !related.accounts.contains(id): related.accounts.append(id)
-            case "Case" where !related.cases.contains(id): related.cases.append(id)
-            case "Opportunity" where !related.opportunities.contains(id): related.opportunities.append(id)
-            default: break
-            }
-        }
+        related.candidates = candidates
+        related.bodyReferences = candidates.map(\.id)
 
         let ledgerKey = MessageIDKey.ledgerKey(message)
         let savedRecord = try directory.savedRecord(messageID: ledgerKey)
@@ -415,7 +447,7 @@ public struct FactsBuilder {
                 "opportunities": strings(related.opportunities), "cases": strings(related.cases),
                 "people": .int(related.contacts.count + related.leads.count),
                 "business": .int(related.accounts.count + related.opportunities.count + related.cases.count),
-                "body_references": .int(related.bodyReferences.count),
+                "body_references": .int(related.bodyReferences.count), "candidates": strings(related.bodyReferences),
             ])),
             "thread": .object(try FactObject(FactsSchema.thread, [
                 "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),

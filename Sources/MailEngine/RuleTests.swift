@@ -74,7 +74,7 @@ public struct RuleTestRunner {
     static let testKeys = ["name", "message", "context", "settings", "records", "crm", "expect"]
     static let contextKeys = ["mailbox", "folder", "folder_role", "trigger", "categories", "select"]
     public static let expectKeys = ["verdict", "rule", "save_as", "who", "what", "category", "observations", "record", "create_records_for",
-                                    "reasons"]
+                                    "reasons", "candidates"]
 
     mutating func problem(_ location: SourceLocation, length: Int = 1, _ message: String) {
         diagnostics.append(Diagnostic(.schemaValue, at: location, length: length, message))
@@ -296,6 +296,7 @@ public struct RuleTestRunner {
             case "observations": compareList(decision.observations)
             case "reasons": compareList(decision.reasons.map(\.rule))
             case "create_records_for": compareList(decision.createFor)
+            case "candidates": compareList(decision.candidates.map { "\($0.id) \($0.via)" })
             case "record":
                 guard case .mapping(let fields, _) = expected else { failures.append("record: expected a mapping of fields"); continue }
                 let actual = decision.record?.fields ?? []

@@ -66,7 +66,9 @@ public enum FactsSchema {
         FactField("cases", .list(.string), "Case ids: open Cases of the Contacts and Cases named in the message."),
         FactField("people", .int, "Number of Contacts and Leads found."),
         FactField("business", .int, "Number of Accounts, Opportunities and Cases found."),
-        FactField("body_references", .int, "Records named by links, addresses, phones or websites in the body or signature."),
+        FactField("body_references", .int, "Number of records the body or signature names (`candidates`)."),
+        FactField("candidates", .list(.string),
+                  "Ids of the records named by Salesforce links and addresses in the body, and by the signature's phones, website and company (when no domain finds an Account); internal and blocklisted ones never. Offered in the Save dialog, never linked automatically."),
     ])
 
     public static let thread = ObjectType("Thread", "What the message's thread points at.", [

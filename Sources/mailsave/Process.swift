@@ -287,6 +287,9 @@ enum DecisionJSON {
             ("create_records", .array(decision.toCreate.map { record in
                 .object([("address", .string(record.address)), ("object", .string(record.object)), ("account_id", .optional(record.accountID))])
             })),
+            ("candidates", .array(decision.candidates.map { candidate in
+                .object([("id", .string(candidate.id)), ("object", .string(candidate.object)), ("via", .string(candidate.via))])
+            })),
         ])
     }
 }
