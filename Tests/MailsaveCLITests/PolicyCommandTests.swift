@@ -1,4 +1,5 @@
 import Foundation
+import MailRules
 import Testing
 
 /// Issue 9 end to end: the command line's side of the policy (exit codes, options).
@@ -85,5 +86,40 @@ import Testing
         #expect(outcomes == ["save general-mode true", "skip already-saved false"])
         let tasks = try Binary.run(["crm", "export", "--store", store, "--object", "Task"])
         #expect(tasks.stdout.components(separatedBy: "\n00T").count == 2, "one Task: \(tasks.stdout)")
+    }
+}
+
+@Suite struct ExplainFactsCommandTests {
+    /// explain --format json has every fact a rule can read, under the name the rules use.
+    @Test func everyFactTheRulesReadIsThere() throws {
+        let result = try Binary.run(["explain", "--format", "json", "--mailbox", "ann@contoso.com", "--crm", "examples/crm",
+                                     "--trigger", "button", "--select", "contact=0035e00000Bob01", "examples/messages/01-customer-question.eml"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let facts = try #require(object["facts"] as? [String: Any])
+        for field in FactsSchema.root.fields {
+            #expect(facts[field.name] != nil, "facts.\(field.name)")
+            var nested: [String: Any]?
+            var type: ObjectType?
+            switch field.type {
+            case .object(let objectType): nested = facts[field.name] as? [String: Any]; type = objectType
+            case .list(.object(let objectType)): nested = (facts[field.name] as? [[String: Any]])?.first; type = objectType
+            default: break
+            }
+            for inner in type?.fields ?? [] { #expect(nested?[inner.name] != nil, "facts.\(field.name).\(inner.name)") }
+        }
+        #expect(facts["trigger"] as? String == "button")
+        #expect((facts["selection"] as? [String: Any])?["who"] as? [String] == ["0035e00000Bob01"])
+        #expect((facts["mailbox"] as? [String: Any])?["folder_role"] as? String == "inbox")
+    }
+
+    @Test func theTextSaysWhichAccountADomainMatched() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-explain-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("domain.eml")
+        try Data("From: someone@northwind.example\nTo: ann@contoso.com\nSubject: Hi\n\nHi.\n".utf8).write(to: file)
+        let result = try Binary.run(["explain", "--mailbox", "ann@contoso.com", "--crm", "examples/crm", file.path])
+        #expect(result.stdout.contains("someone@northwind.example         Account 0015e00000Nor01 (by website domain northwind.example)"), "\(result.stdout)")
     }
 }
