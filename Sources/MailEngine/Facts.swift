@@ -400,8 +400,8 @@ public struct FactsBuilder {
             "from": .string(message.from.first?.address ?? ""),
             "from_name": .string(message.from.first?.name ?? ""),
             "to": formatted(message.to), "cc": formatted(message.cc), "bcc": formatted(message.bcc),
-            "body": .string(message.textBody),
-            "html": .string(message.htmlBody ?? ""),
+            "body": .string(Self.bodyFact(message.textBody)),
+            "html": .string(Self.bodyFact(message.htmlBody ?? "")),
             "service_kind": .string(message.service.kind.rawValue),
             "service_signal": optional(message.service.signal),
             "auto_reply": .bool(message.autoReply != nil),
@@ -589,5 +589,21 @@ public enum Ranking {
     static func unique(_ records: [CRMRecord]) -> [CRMRecord] {
         var seen = Set<String>()
         return records.filter { seen.insert(id($0)).inserted }
+    }
+}
+
+extension FactsBuilder {
+    /// How much of the text body the rules see: more than any Salesforce field holds
+    /// (Description and TextBody keep 32,000 characters, HtmlBody 131,072), and small enough
+    /// that a mapping such as `"From: …" + message.body` never copies a 50 MB body.
+    public static let maxBodyFactBytes = 1 << 20
+
+    /// The text (or HTML) body, cut at `maxBodyFactBytes` before a whole UTF-8 sequence.
+    static func bodyFact(_ body: String) -> String {
+        let utf8 = body.utf8
+        guard utf8.count > maxBodyFactBytes else { return body }
+        var end = utf8.index(utf8.startIndex, offsetBy: maxBodyFactBytes)
+        while end > utf8.startIndex && UTF8.isContinuation(utf8[end]) { end = utf8.index(before: end) }
+        return String(decoding: utf8[..<end], as: UTF8.self)
     }
 }
