@@ -308,7 +308,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         switch database.resultCode {
         case .SQLITE_FULL:
             return StoreError(.temporary, message: "\(path): \(doing): the disk is full (\(detail)); nothing was written, retry later")
-        case .SQLITE_BUSY, .SQLITE_LOCKED:
+        case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_PROTOCOL:
             return StoreError(.temporary, message: "\(path): \(doing): the store is locked by another process (\(detail)); nothing was written, retry later")
         case .SQLITE_READONLY:
             return StoreError(.failed, message: "\(path): \(doing): the store or its folder is read-only for this user (\(detail))")
