@@ -46,7 +46,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// and runs `PRAGMA quick_check` when the store is small enough for it to be cheap (or always,
 /// when asked); a foreign, newer or damaged file is refused and never written to.
 public final class CRMStore: CRMDirectory, @unchecked Sendable {
-    let database: DatabaseQueue
+    /// A pool (concurrent readers beside the writer) when writable; one read-only connection otherwise.
+    let database: any DatabaseWriter
     public let path: String
     /// Whether the store was opened without write access (`process` without `--apply`,
     /// `crm export`): nothing is written, no WAL file is created where it cannot be.
@@ -94,7 +95,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     // MARK: Opening
 
     static func open(path: String, access: Access, createFolder: Bool, check: IntegrityCheck,
-                     busyTimeout: Double) throws -> (DatabaseQueue, Bool) {
+                     busyTimeout: Double) throws -> (any DatabaseWriter, Bool) {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         let exists = manager.fileExists(atPath: path, isDirectory: &isDirectory)
@@ -161,7 +162,13 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
             // Fast path: an up-to-date store needs no lock. Otherwise the check is made again
             // under the write lock (BEGIN IMMEDIATE), so that of processes racing to create or
             // upgrade a store exactly one does it and the others find it done.
-            if try identify(db, path: path) != formatVersion {
+            // (One read transaction: the stamp and the tables seen at one moment.)
+            var version = 0
+            try db.inTransaction(.deferred) {
+                version = try identify(db, path: path)
+                return .commit
+            }
+            if version != formatVersion {
                 try db.inTransaction(.immediate) {
                     let version = try identify(db, path: path)
                     // Checked before it is upgraded: a damaged store is not written to.
@@ -180,7 +187,10 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
                 _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
             }
         }
-        return (database, false)
+        // Checked, created or upgraded, and in WAL mode: now the pool (opening it on a file
+        // not yet known to be ours would have switched a foreign database to WAL).
+        try database.close()
+        return (try DatabasePool(path: sqlitePath, configuration: configuration), false)
     }
 
     /// `file:` URI of `path` opened immutable (no locks, no WAL index).
@@ -337,10 +347,12 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
 
     /// Field values as a JSON object (keys sorted; empty values left out): any text, control
     /// characters and NUL included, is stored and read back byte for byte.
+    /// (JSONEncoder: about 5 times faster than JSONSerialization's encoding on Linux; reading
+    /// is the other way round, hence `decode`.)
     static func encode(_ fields: [String: String]) throws -> String {
-        let present = fields.filter { !$0.value.isEmpty }
-        let data = try JSONSerialization.data(withJSONObject: present, options: [.sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(fields.filter { !$0.value.isEmpty }), as: UTF8.self)
     }
 
     static func decode(_ data: Data?, id: String) throws -> [String: String] {

@@ -121,6 +121,10 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
                     """)
             }
         }
+        // A command that only reads upgrades it too (it may write the file), then reads it.
+        let reader = try CRMStore(path: path, access: .readOnly)
+        #expect(reader.readOnly)
+        #expect(try reader.contacts(email: "old@x.example").first?.fields == ["Email": "old@x.example", "LastName": "Old"])
         let store = try CRMStore(path: path)
         #expect(try store.contacts(email: "old@x.example").first?.fields == ["Email": "old@x.example", "LastName": "Old"])
         #expect(try store.ledgerCount() == 1)

@@ -200,7 +200,10 @@ import Glibc
         }
         try holder.close()
         #expect(result.status == 75)
-        #expect(result.stderr == "mailsave: \(store): cannot save: the store is locked by another process (database is locked); nothing was written, retry later\n")
+        // Opening a store whose WAL is empty writes (GRDB creates the WAL), so the lock may
+        // be met there or at the save.
+        #expect(result.stderr.hasPrefix("mailsave: \(store): cannot "), "\(result.stderr)")
+        #expect(result.stderr.hasSuffix(": the store is locked by another process (database is locked); nothing was written, retry later\n"))
         #expect(result.stdout.isEmpty)
         let retry = try Self.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", Self.message])
         #expect(retry.status == 0, "\(retry.stderr)")
