@@ -156,33 +156,32 @@ import Glibc
     @Test func sixteenProcessesCreatingOneStoreAllSucceed() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        var environment = ProcessInfo.processInfo.environment
-        environment["MAILSAVE_CACHE_DIR"] = Binary.cacheDirectory
         _ = try Self.run(["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm", Self.message]) // warm the pack cache
-        for round in 0..<6 {
-            let store = folder.appendingPathComponent("round\(round).sqlite").path
-            let processes = (0..<16).map { index in
-                let process = Foundation.Process()
-                process.executableURL = URL(fileURLWithPath: Binary.path)
-                process.arguments = index % 4 == 3
-                    ? ["crm", "import", "--store", store, "--object", "Contact", "examples/crm/Contact.csv"]
-                    : ["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", Self.message]
-                process.currentDirectoryURL = Binary.packageRoot
-                process.environment = environment
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = Pipe()
-                return process
-            }
-            for process in processes { try process.run() }
-            for process in processes {
-                let error = (process.standardError as? Pipe)?.fileHandleForReading.readDataToEndOfFile() ?? Data()
-                process.waitUntilExit()
-                #expect(process.terminationStatus == 0, "round \(round): \(String(decoding: error, as: UTF8.self))")
-            }
-            let contacts = try Self.run(["crm", "export", "--store", store, "--object", "Contact"])
-            #expect(contacts.status == 0, "round \(round): \(contacts.stderr)")
-            #expect(contacts.stdout.split(separator: "\n").count == 3, "round \(round): the four imports stored the two Contacts")
-        }
+        // mailsave 0.2 failed 1 to 4 of the 16 in about one round in ten (`table record
+        // already exists`, `database is locked`; measured 6 of 40 and 3 of 30 rounds), so 25
+        // rounds catch it with a probability of about 93%. The shell starts the 16 within a
+        // few milliseconds of each other.
+        // (Each job writes its exit status to a file: the shell's `wait` would need SIGCHLD,
+        // which the test runner's threads block and its children inherit blocked.)
+        let script = """
+            rounds=0
+            while [ $rounds -lt 25 ]; do
+              rounds=$((rounds + 1)); store="$1/round$rounds.sqlite"; mkdir "$1/status$rounds"; i=0
+              while [ $i -lt 16 ]; do
+                i=$((i + 1))
+                ( "$2" process --store "$store" --mailbox ann@contoso.com --apply \(Self.message) >/dev/null 2>>"$1/errors"
+                  echo $? > "$1/status$rounds/$i.tmp" && mv "$1/status$rounds/$i.tmp" "$1/status$rounds/$i" ) &
+              done
+              while [ $(ls "$1/status$rounds" | grep -vc tmp) -lt 16 ]; do sleep 0.05; done
+              for file in "$1/status$rounds"/*; do [ "$(cat "$file")" = 0 ] || echo "round $rounds: exit $(cat "$file")"; done
+              "$2" ledger reconcile --store "$store" | grep -v '^0 ledger rows without a record of 0$' || true
+            done
+            """
+        let result = try Self.run(["-c", script, "sh", folder.path, Binary.path], executable: "/bin/sh")
+        #expect(result.status == 0)
+        #expect(result.stdout.isEmpty, "\(result.stdout)")
+        let errors = (try? String(contentsOfFile: folder.appendingPathComponent("errors").path, encoding: .utf8)) ?? ""
+        #expect(errors.isEmpty, "\(errors)")
     }
 
     @Test func aStoreLockedPastTheBusyTimeoutExits75() throws {
