@@ -1,4 +1,3 @@
-import CSV
 import Foundation
 import MailMessage
 import MailRules
@@ -95,34 +94,42 @@ public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
     }
 
     /// Parses a Salesforce data export (header row of API field names, RFC 4180 quoting, UTF-8
-    /// with or without BOM). A row whose field count differs from the header is an error
+    /// with or without BOM; `DataExportCSV`). A row whose field count differs from the header,
+    /// an empty Id or an Id given twice (also as its 15- and 18-character forms) is an error
     /// naming its line; nothing of the file is added then.
     public static func parseCSV(_ text: String, object: String) throws(CSVProblem) -> [CRMRecord] {
-        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
-        let reader: CSVReader
-        do {
-            reader = try CSVReader(string: body, hasHeaderRow: true)
-        } catch {
-            throw CSVProblem(line: 1, reason: "no header row")
-        }
-        guard let header = reader.headerRow, let idColumn = header.firstIndex(where: { $0.lowercased() == "id" }) else {
+        try parseCSV(bytes: Array(text.utf8), object: object)
+    }
+
+    /// The same from the file's bytes: bytes that are not UTF-8 and NUL bytes are errors
+    /// naming their line.
+    public static func parseCSV(bytes: [UInt8], object: String) throws(CSVProblem) -> [CRMRecord] {
+        try parseCSVRows(bytes: bytes, object: object).map(\.record)
+    }
+
+    /// The records with the line each starts on.
+    public static func parseCSVRows(bytes: [UInt8], object: String) throws(CSVProblem) -> [(line: Int, record: CRMRecord)] {
+        let table = try DataExportCSV.parse(bytes)
+        let header = table.header
+        guard let idColumn = header.firstIndex(where: { $0.lowercased() == "id" }) else {
             throw CSVProblem(line: 1, reason: "the header row has no Id column")
         }
-        var result: [CRMRecord] = []
-        var line = 1
-        while let row = reader.next() {
-            line += 1 + row.reduce(0) { $0 + $1.filter { $0 == "\n" }.count }
-            if row.count == 1 && row[0].isEmpty { continue }
+        var result: [(line: Int, record: CRMRecord)] = []
+        result.reserveCapacity(table.rows.count)
+        var lineOfID: [String: Int] = [:]
+        for (line, row) in table.rows {
             guard row.count == header.count else {
                 throw CSVProblem(line: line, reason: "\(row.count) fields where the header has \(header.count)")
             }
             var fields: [String: String] = [:]
-            for (name, value) in zip(header, row) { fields[name] = value }
+            for (name, value) in zip(header, row) where !name.isEmpty { fields[name] = value }
             let id = row[idColumn]
             guard !id.isEmpty else { throw CSVProblem(line: line, reason: "empty Id") }
-            result.append(CRMRecord(object: object, id: id, fields: fields))
+            if let earlier = lineOfID.updateValue(line, forKey: SalesforceID.canonical(id)) {
+                throw CSVProblem(line: line, reason: "the Id \(id) is already on line \(earlier) (one row per record)")
+            }
+            result.append((line, CRMRecord(object: object, id: id, fields: fields)))
         }
-        if let error = reader.error { throw CSVProblem(line: line, reason: "\(error)") }
         return result
     }
 

@@ -7,41 +7,83 @@ import MailEngine
 import MailMessage
 import MailRules
 
-/// Something the store could not do, said once, with the path.
+/// Something the store could not do, said once, with the path, and of which kind: the command
+/// line maps kinds to exit statuses (temporary: retry later; the others: could not run).
 public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// Disk full, or the store locked by another process past the busy timeout: retry later.
+        case temporary
+        /// The file fails SQLite's checks (`quick_check`, a corrupt page).
+        case damaged
+        /// Not a mailsave store: not SQLite, another application's database, or tables we do not know.
+        case foreign
+        /// A store written by a newer mailsave (its format version is above ours).
+        case newer
+        /// The folder the store should be in does not exist (never created implicitly).
+        case missingFolder
+        /// No store at the path, for a command that only reads.
+        case missing
+        /// Anything else: permissions, I/O errors.
+        case failed
+    }
+
+    public var kind: Kind
     public var message: String
     public var description: String { message }
+
+    public init(_ kind: Kind = .failed, message: String) {
+        self.kind = kind
+        self.message = message
+    }
 }
 
 /// The embedded CRM: records shaped like Salesforce's, indexed for the related-record search,
 /// and the save-once ledger, in one SQLite file (WAL) through GRDB. Every look-up of the
 /// engine is one indexed query, whatever the number of records.
+///
+/// A store is identified by `PRAGMA application_id` (`CRMStore.applicationID`, ASCII "MSav")
+/// and its format by `PRAGMA user_version` (`CRMStore.formatVersion`). Opening checks both,
+/// and runs `PRAGMA quick_check` when the store is small enough for it to be cheap (or always,
+/// when asked); a foreign, newer or damaged file is refused and never written to.
 public final class CRMStore: CRMDirectory, @unchecked Sendable {
-    let pool: DatabasePool
+    /// A pool (concurrent readers beside the writer) when writable; one read-only connection otherwise.
+    let database: any DatabaseWriter
     public let path: String
+    /// Whether the store was opened without write access (`process` without `--apply`,
+    /// `crm export`): nothing is written, no WAL file is created where it cannot be.
+    public let readOnly: Bool
 
-    /// Opens (creating if needed) the store at `path`.
-    public init(path: String) throws(StoreError) {
-        self.path = path
-        var configuration = Configuration()
-        // Concurrent `process --apply` runs wait for each other's write, up to 30 s.
-        configuration.busyMode = .timeout(30)
-        // WAL with synchronous NORMAL: a commit survives a killed process (kill -9), and is
-        // not fsynced one by one; only a power cut can lose the last commits.
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-        do {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
-        } catch {
-            throw StoreError(message: "\(path): cannot open the store: \(Self.describe(error))")
-        }
+    /// ASCII "MSav": what `PRAGMA application_id` holds in every mailsave store.
+    public static let applicationID: Int32 = 0x4D53_6176
+    /// The store format `PRAGMA user_version` holds. 1 was mailsave 0.2's (record fields in
+    /// one string with 0x1E/0x1F separators, no application_id); 2 stores them as JSON.
+    public static let formatVersion = 2
+    /// Stores up to this size get `PRAGMA quick_check` at every open: it reads every page, 3 to
+    /// 8 ms a MiB here (2 MiB: 2-8 ms; a 349 MiB store of 1,000,000 Contacts: 1.8-2.8 s).
+    public static let quickCheckLimit: Int64 = 2 << 20
+
+    public enum Access: Sendable { case readOnly, readWrite }
+
+    public enum IntegrityCheck: Sendable {
+        /// `quick_check` when the file is at most `quickCheckLimit` bytes.
+        case ifSmall
+        /// `quick_check` whatever the size (bulk commands: export, import, reconcile).
+        case always
     }
 
-    static func describe(_ error: Error) -> String {
-        if let database = error as? DatabaseError { return database.message ?? "\(database.resultCode)" }
-        return "\(error)"
+    /// Opens the store at `path`, creating it (with `.readWrite`) when the file does not exist.
+    /// Its folder must exist unless `createFolder` (only for the default store, whose folder
+    /// is mailsave's own). `busyTimeout` is how long a write waits for another process's.
+    public init(path: String, access: Access = .readWrite, createFolder: Bool = false, check: IntegrityCheck = .ifSmall,
+                busyTimeout: Double = 30) throws(StoreError) {
+        self.path = path
+        do {
+            let (database, readOnly) = try Self.open(path: path, access: access, createFolder: createFolder, check: check, busyTimeout: busyTimeout)
+            self.database = database
+            self.readOnly = readOnly
+        } catch {
+            throw Self.classify(error, path: path, doing: "cannot open the store")
+        }
     }
 
     /// The default store: `$XDG_DATA_HOME/mailsave/crm.sqlite`, else `~/.local/share/mailsave/crm.sqlite`.
@@ -51,39 +93,278 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         return (environment["HOME"] ?? ".") + "/.local/share/mailsave/crm.sqlite"
     }
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE record (id TEXT PRIMARY KEY NOT NULL, object TEXT NOT NULL, fields TEXT NOT NULL) WITHOUT ROWID;
-                CREATE INDEX record_object ON record(object);
-                CREATE TABLE lookup (kind TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, key, id)) WITHOUT ROWID;
-                CREATE INDEX lookup_id ON lookup(id);
-                CREATE TABLE ledger (
-                    message_key TEXT PRIMARY KEY NOT NULL,
-                    record_id TEXT NOT NULL,
-                    object TEXT NOT NULL,
-                    mailbox TEXT NOT NULL,
-                    saved_at TEXT NOT NULL
-                ) WITHOUT ROWID;
-                CREATE TABLE sequence (prefix TEXT PRIMARY KEY NOT NULL, next INTEGER NOT NULL) WITHOUT ROWID;
-                """)
+    // MARK: Opening
+
+    static func open(path: String, access: Access, createFolder: Bool, check: IntegrityCheck,
+                     busyTimeout: Double) throws -> (any DatabaseWriter, Bool) {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        let exists = manager.fileExists(atPath: path, isDirectory: &isDirectory)
+        if exists && isDirectory.boolValue { throw StoreError(.failed, message: "\(path): is a folder, not a store") }
+        if !exists {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty && !manager.fileExists(atPath: folder, isDirectory: &isDirectory) {
+                guard createFolder else {
+                    throw StoreError(.missingFolder, message: "\(path): the folder \(folder) does not exist; create it first (mailsave does not create a store's folders)")
+                }
+                do {
+                    try manager.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                } catch {
+                    throw StoreError(.failed, message: "\(path): cannot create the folder \(folder): \(error.localizedDescription)")
+                }
+            } else if !folder.isEmpty && !isDirectory.boolValue {
+                throw StoreError(.missingFolder, message: "\(path): \(folder) is not a folder")
+            }
+            if access == .readOnly {
+                throw StoreError(.missing, message: "\(path): no store there (`mailsave crm import --store \(path) ...` creates one)")
+            }
+        } else {
+            try checkHeader(path)
         }
-        return migrator
+        // A path beginning with "file:" would be read as a URI by SQLite.
+        let sqlitePath = path.hasPrefix("file:") ? "./" + path : path
+
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "mailsave.store"
+        if access == .readOnly {
+            configuration.readonly = true
+            var database: DatabaseQueue
+            do {
+                database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
+                try database.read { db in _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
+                // A WAL store in a folder we may not write: SQLite cannot create its -shm
+                // index. When no -wal file holds commits, the main file is the whole store and
+                // nobody can be writing it (the folder is not writable), so it is read as
+                // immutable; otherwise the error stands.
+                let wal = (try? manager.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0
+                guard wal == 0 else { throw error }
+                database = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
+            }
+            let version = try database.read { db in try identify(db, path: path) }
+            if version == 0 {
+                throw StoreError(.missing, message: "\(path): the file is empty, no store was created there yet")
+            }
+            if version < formatVersion {
+                // An older store: upgrade it when we may write it, then read it.
+                _ = try open(path: path, access: .readWrite, createFolder: false, check: .ifSmall, busyTimeout: busyTimeout)
+                return try open(path: path, access: .readOnly, createFolder: false, check: check, busyTimeout: busyTimeout)
+            }
+            try database.read { db in try quickCheck(db, path: path, check: check) }
+            return (database, true)
+        }
+
+        // WAL with synchronous NORMAL: a commit survives a killed process (kill -9), and is
+        // not fsynced one by one; only a power cut can lose the last commits.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        let database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
+        try database.writeWithoutTransaction { db in
+            // Fast path: an up-to-date store needs no lock. Otherwise the check is made again
+            // under the write lock (BEGIN IMMEDIATE), so that of processes racing to create or
+            // upgrade a store exactly one does it and the others find it done.
+            // (One read transaction: the stamp and the tables seen at one moment.)
+            var version = 0
+            try db.inTransaction(.deferred) {
+                version = try identify(db, path: path)
+                return .commit
+            }
+            if version != formatVersion {
+                try db.inTransaction(.immediate) {
+                    let version = try identify(db, path: path)
+                    // Checked before it is upgraded: a damaged store is not written to.
+                    if version != 0 { try quickCheck(db, path: path, check: check) }
+                    if version == 0 {
+                        try createSchema(db)
+                    } else if version < formatVersion {
+                        try migrate(db, from: version)
+                    }
+                    return .commit
+                }
+            } else {
+                try quickCheck(db, path: path, check: check)
+            }
+            if try String.fetchOne(db, sql: "PRAGMA journal_mode")?.lowercased() != "wal" {
+                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            }
+        }
+        // Checked, created or upgraded, and in WAL mode: now the pool (opening it on a file
+        // not yet known to be ours would have switched a foreign database to WAL).
+        try database.close()
+        return (try DatabasePool(path: sqlitePath, configuration: configuration), false)
+    }
+
+    /// `file:` URI of `path` opened immutable (no locks, no WAL index).
+    static func immutableURI(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        let escaped = absolute.addingPercentEncoding(withAllowedCharacters: allowed) ?? absolute
+        return "file:" + escaped + "?immutable=1"
+    }
+
+    /// Refuses, before SQLite touches it, a file that is not SQLite, or whose header names
+    /// another application or a newer mailsave. (The header may lag behind a WAL; `identify`
+    /// checks again inside SQLite.)
+    static func checkHeader(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw StoreError(.failed, message: "\(path): cannot read the store (\(String(cString: strerror(errno))))")
+        }
+        defer { try? handle.close() }
+        let header = [UInt8]((try? handle.read(upToCount: 100)) ?? Data())
+        if header.isEmpty { return } // an empty file: a store not yet created
+        guard header.count == 100, header.starts(with: Array("SQLite format 3\u{0}".utf8)) else {
+            throw StoreError(.foreign, message: "\(path): not a mailsave store (not an SQLite database)")
+        }
+        func integer(at offset: Int) -> UInt32 { header[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) } }
+        let application = Int32(bitPattern: integer(at: 68))
+        if application != 0 && application != applicationID {
+            throw StoreError(.foreign, message: "\(path): not a mailsave store (its application_id is 0x\(String(UInt32(bitPattern: application), radix: 16)))")
+        }
+        if application == applicationID, Int(integer(at: 60)) > formatVersion {
+            throw newerError(path, version: Int(integer(at: 60)))
+        }
+    }
+
+    static func newerError(_ path: String, version: Int) -> StoreError {
+        StoreError(.newer, message: "\(path): the store was written by a newer mailsave (format \(version); this mailsave reads format \(formatVersion)); upgrade mailsave")
+    }
+
+    /// The store's format version: 0 for an empty database (to be created), 1 for a store of
+    /// mailsave 0.2, `formatVersion` for a current one. Anything else throws.
+    static func identify(_ db: Database, path: String) throws -> Int {
+        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+        if application == applicationID {
+            if version > formatVersion { throw newerError(path, version: version) }
+            guard version == formatVersion, tables == currentTables else {
+                throw StoreError(.damaged, message: "\(path): the store's tables do not match its format \(version) (\(tables.sorted().joined(separator: ", ")))")
+            }
+            return version
+        }
+        guard application == 0 else {
+            throw StoreError(.foreign, message: "\(path): not a mailsave store (its application_id is 0x\(String(UInt32(bitPattern: application), radix: 16)))")
+        }
+        if tables.isEmpty && version == 0 { return 0 }
+        if version == 0, tables == currentTables.union(["grdb_migrations"]),
+           try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") == ["v1"] {
+            return 1
+        }
+        throw StoreError(.foreign, message: "\(path): not a mailsave store (an SQLite database of another application: \(tables.isEmpty ? "no tables" : tables.sorted().prefix(5).joined(separator: ", ")))")
+    }
+
+    static let currentTables: Set<String> = ["record", "lookup", "ledger", "sequence"]
+
+    static let schema = """
+        CREATE TABLE record (id TEXT PRIMARY KEY NOT NULL, object TEXT NOT NULL, fields TEXT NOT NULL) STRICT, WITHOUT ROWID;
+        CREATE INDEX record_object ON record(object);
+        CREATE TABLE lookup (kind TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, key, id)) STRICT, WITHOUT ROWID;
+        CREATE INDEX lookup_id ON lookup(id);
+        CREATE TABLE ledger (
+            message_key TEXT PRIMARY KEY NOT NULL,
+            record_id TEXT NOT NULL,
+            object TEXT NOT NULL,
+            mailbox TEXT NOT NULL,
+            saved_at TEXT NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE sequence (prefix TEXT PRIMARY KEY NOT NULL, next INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+        """
+
+    static func createSchema(_ db: Database) throws {
+        try db.execute(sql: schema)
+        try db.execute(sql: "PRAGMA application_id = \(applicationID); PRAGMA user_version = \(formatVersion)")
+    }
+
+    /// Format 1 (mailsave 0.2) to 2, in the caller's transaction: the tables are rebuilt STRICT
+    /// and every record's fields re-encoded from the separator string to JSON (as mailsave 0.2
+    /// read them).
+    static func migrate(_ db: Database, from version: Int) throws {
+        guard version == 1 else { throw StoreError(.failed, message: "no upgrade from store format \(version)") }
+        for table in currentTables { try db.execute(sql: "ALTER TABLE \(table) RENAME TO old_\(table)") }
+        try db.execute(sql: "DROP INDEX IF EXISTS record_object; DROP INDEX IF EXISTS lookup_id")
+        try createSchema(db)
+        try db.execute(sql: """
+            INSERT INTO lookup SELECT CAST(kind AS TEXT), CAST(key AS TEXT), CAST(id AS TEXT) FROM old_lookup;
+            INSERT INTO ledger SELECT CAST(message_key AS TEXT), CAST(record_id AS TEXT), CAST(object AS TEXT), CAST(mailbox AS TEXT), CAST(saved_at AS TEXT) FROM old_ledger;
+            INSERT INTO sequence SELECT CAST(prefix AS TEXT), CAST(next AS INTEGER) FROM old_sequence;
+            """)
+        let rows = try Row.fetchCursor(db, sql: "SELECT CAST(id AS TEXT), CAST(object AS TEXT), CAST(fields AS TEXT) FROM old_record")
+        let insert = try db.makeStatement(sql: "INSERT INTO record (id, object, fields) VALUES (?, ?, ?)")
+        while let row = try rows.next() {
+            let id: String = row[0] ?? "", object: String = row[1] ?? ""
+            try insert.execute(arguments: [id, object, try encode(legacyDecode(row[2] ?? ""))])
+        }
+        for table in currentTables { try db.execute(sql: "DROP TABLE old_\(table)") }
+        try db.execute(sql: "DROP TABLE grdb_migrations")
+    }
+
+    /// Runs `PRAGMA quick_check` (page structure, NOT NULL and STRICT types) when asked to.
+    static func quickCheck(_ db: Database, path: String, check: IntegrityCheck) throws {
+        if check == .ifSmall {
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+            if size > quickCheckLimit { return }
+        }
+        let problems = try String.fetchAll(db, sql: "PRAGMA quick_check(3)")
+        if problems != ["ok"] {
+            throw StoreError(.damaged, message: "\(path): the store is damaged (quick_check: \(problems.joined(separator: "; "))); restore it from a backup")
+        }
+    }
+
+    /// What an error means for the user: its kind, and one line naming the store.
+    static func classify(_ error: Error, path: String, doing: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        guard let database = error as? DatabaseError else { return StoreError(.failed, message: "\(path): \(doing): \(error)") }
+        let detail = database.message ?? "\(database.resultCode)"
+        switch database.resultCode {
+        case .SQLITE_FULL:
+            return StoreError(.temporary, message: "\(path): \(doing): the disk is full (\(detail)); nothing was written, retry later")
+        case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_PROTOCOL:
+            return StoreError(.temporary, message: "\(path): \(doing): the store is locked by another process (\(detail)); nothing was written, retry later")
+        case .SQLITE_READONLY:
+            return StoreError(.failed, message: "\(path): \(doing): the store or its folder is read-only for this user (\(detail))")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return StoreError(.damaged, message: "\(path): the store is damaged (\(detail)); restore it from a backup")
+        default:
+            return StoreError(.failed, message: "\(path): \(doing): \(detail)")
+        }
+    }
+
+    /// Runs `body`, turning any error into a `StoreError` naming the store (refusals and
+    /// import problems pass through).
+    func guarded<T>(_ doing: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as EditRefusal {
+            throw error
+        } catch let error as ImportProblem {
+            throw error
+        } catch {
+            throw Self.classify(error, path: path, doing: doing)
+        }
     }
 
     // MARK: Records
 
-    /// Field values as one blob: `name \u{1F} value \u{1E}` repeated (faster to read than JSON).
-    static func encode(_ fields: [String: String]) -> String {
-        var text = ""
-        for (name, value) in fields.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
-            text += name + "\u{1F}" + value + "\u{1E}"
-        }
-        return text
+    /// Field values as a JSON object (keys sorted; empty values left out): any text, control
+    /// characters and NUL included, is stored and read back byte for byte.
+    /// (JSONEncoder: about 5 times faster than JSONSerialization's encoding on Linux; reading
+    /// is the other way round, hence `decode`.)
+    static func encode(_ fields: [String: String]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(fields.filter { !$0.value.isEmpty }), as: UTF8.self)
     }
 
-    static func decode(_ text: String) -> [String: String] {
+    static func decode(_ data: Data?, id: String) throws -> [String: String] {
+        guard let data, let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: String] else {
+            throw StoreError(.damaged, message: "the fields of record \(id) are not a JSON object of strings")
+        }
+        return fields
+    }
+
+    /// Format 1's field string, `name \u{1F} value \u{1E}` repeated, read as mailsave 0.2 read it.
+    static func legacyDecode(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]
         for pair in text.split(separator: "\u{1E}") {
             let parts = pair.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
@@ -142,38 +423,78 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         public var description: String { "line \(line): \(reason)" }
     }
 
+    /// What an import stored: `count` rows written, of which `replaced` replaced a record the
+    /// store already had (same Id: a newer export of the same records).
+    public struct ImportSummary: Sendable, Equatable {
+        public var count: Int
+        public var replaced: Int
+    }
+
     /// Imports a Data Export CSV of one object in a single transaction: a bad row leaves
     /// nothing of the file behind.
     public func importCSV(_ text: String, object: String) throws -> Int {
-        let records: [CRMRecord]
+        try importCSV(bytes: Array(text.utf8), object: object).count
+    }
+
+    /// The same from the file's bytes (not UTF-8, NUL bytes: an error naming the line).
+    public func importCSV(bytes: [UInt8], object: String) throws -> ImportSummary {
+        let rows: [(line: Int, record: CRMRecord)]
         do {
-            records = try InMemoryDirectory.parseCSV(text, object: object)
+            rows = try InMemoryDirectory.parseCSVRows(bytes: bytes, object: object)
         } catch {
             throw ImportProblem(line: error.line, reason: error.reason)
         }
-        for (index, record) in records.enumerated() {
+        for (line, record) in rows {
             if let expected = SalesforceID.prefix(of: object), !record.id.hasPrefix(expected) || !(record.id.count == 15 || record.id.count == 18) {
-                throw ImportProblem(line: index + 2, reason: "Id '\(record.id)' is not a \(object) id (15 or 18 characters starting with \(expected))")
+                throw ImportProblem(line: line, reason: "Id '\(record.id)' is not a \(object) id (15 or 18 characters starting with \(expected))")
             }
         }
-        try pool.write { db in
-            for record in records { try Self.insert(record, db) }
+        let records = rows.map(\.record)
+        return try guarded("cannot import") {
+            try database.writeWithoutTransaction { db in
+                var replaced = 0
+                try db.inTransaction(.immediate) {
+                    let exists = try db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?")
+                    for record in records {
+                        if try Bool.fetchOne(exists, arguments: [record.id]) == true { replaced += 1 }
+                        try Self.insert(record, db)
+                    }
+                    return .commit
+                }
+                return ImportSummary(count: records.count, replaced: replaced)
+            }
         }
-        return records.count
     }
 
     public func add(_ records: [CRMRecord]) throws {
-        try pool.write { db in for record in records { try Self.insert(record, db) } }
-    }
-
-    public func records(object: String) throws -> [CRMRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, object, fields FROM record WHERE object = ? ORDER BY id", arguments: [object]).map(Self.record)
+        try guarded("cannot write") {
+            try database.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    for record in records { try Self.insert(record, db) }
+                    return .commit
+                }
+            }
         }
     }
 
-    static func record(_ row: Row) -> CRMRecord {
-        CRMRecord(object: row["object"], id: row["id"], fields: decode(row["fields"]))
+    public func records(object: String) throws -> [CRMRecord] {
+        try guarded("cannot read") {
+            try database.read { db in
+                let cursor = try Row.fetchCursor(db, sql: "SELECT id, object, fields FROM record WHERE object = ? ORDER BY id", arguments: [object])
+                var records: [CRMRecord] = []
+                while let row = try cursor.next() { records.append(try Self.record(row)) }
+                return records
+            }
+        }
+    }
+
+    /// A record from a row of (id, object, fields); a value that is not what the schema
+    /// says is a damaged store, never a crash.
+    static func record(_ row: Row) throws -> CRMRecord {
+        guard let id = String.fromDatabaseValue(row[0] as DatabaseValue), let object = String.fromDatabaseValue(row[1] as DatabaseValue) else {
+            throw StoreError(.damaged, message: "a record row is not text")
+        }
+        return CRMRecord(object: object, id: id, fields: try row.withUnsafeData(atIndex: 2) { try decode($0, id: id) })
     }
 
     /// The read transaction of the `snapshot` running on this thread, if any.
@@ -183,18 +504,22 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     /// Runs `body` with every look-up in one read transaction: one consistent view of the CRM
     /// for a whole decision, and no per-query locking (the engine's look-ups cost half).
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
-        try pool.read { db in
-            snapshotLock.withLock { snapshotDatabase = (pthread_self(), db) }
-            defer { snapshotLock.withLock { snapshotDatabase = nil } }
-            return try body()
+        try guarded("cannot read") {
+            try database.read { db in
+                snapshotLock.withLock { snapshotDatabase = (pthread_self(), db) }
+                defer { snapshotLock.withLock { snapshotDatabase = nil } }
+                return try body()
+            }
         }
     }
 
     /// Runs a read on the current snapshot when this thread has one, else on its own.
     func reading<T>(_ body: (Database) throws -> T) throws -> T {
         let current = snapshotLock.withLock { snapshotDatabase }
-        if let current, pthread_equal(current.thread, pthread_self()) != 0 { return try body(current.db) }
-        return try pool.unsafeReentrantRead(body)
+        return try guarded("cannot read") {
+            if let current, pthread_equal(current.thread, pthread_self()) != 0 { return try body(current.db) }
+            return try database.unsafeReentrantRead(body)
+        }
     }
 
     /// One indexed query. Single statements read a consistent snapshot on their own, so no
@@ -207,9 +532,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
             // A cursor reuses one row buffer: no Row copies on the hot path.
             let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             var records: [CRMRecord] = []
-            while let row = try cursor.next() {
-                records.append(CRMRecord(object: row[1], id: row[0], fields: Self.decode(row[2])))
-            }
+            while let row = try cursor.next() { records.append(try Self.record(row)) }
             return records
         }
     }
@@ -243,11 +566,11 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     public func record(id: String) throws -> CRMRecord? {
         try reading { db in
             if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) {
-                return Self.record(row)
+                return try Self.record(row)
             }
             let short = String(id.prefix(15))
             let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
-            return try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [short]).map(Self.record)
+            return try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [short]).map { try Self.record($0) }
         }
     }
 

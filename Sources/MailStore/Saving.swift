@@ -36,7 +36,7 @@ extension CRMStore {
         guard decision.verdict == .save, let record = decision.record else { return nil }
         let key = Self.ledgerKey(message)
         let mailboxKey = CRMDirectoryKeys.address(mailbox)
-        return try pool.writeWithoutTransaction { db in
+        return try guarded("cannot save") { try database.writeWithoutTransaction { db in
             var result: SaveResult?
             try db.inTransaction(.immediate) {
                 if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_id FROM ledger WHERE message_key = ?"), arguments: [key]) {
@@ -94,9 +94,9 @@ extension CRMStore {
                 result = SaveResult(id: id, created: true)
                 return .commit
             }
-            guard let result else { throw StoreError(message: "the save transaction ended without a result") }
+            guard let result else { throw StoreError(.failed, message: "\(path): the save transaction ended without a result") }
             return result
-        }
+        } }
     }
 
     /// A Contact (under the matched Account) or a Lead for an unknown address (forced and
@@ -146,22 +146,47 @@ extension CRMStore {
     /// Ledger rows whose record no longer exists (deleted in the CRM): the messages that may be
     /// saved again. With `remove`, the rows are deleted.
     public func reconcile(remove: Bool) throws -> [(messageKey: String, recordID: String)] {
-        try pool.write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT message_key, record_id FROM ledger WHERE record_id = '' OR NOT EXISTS (SELECT 1 FROM record WHERE record.id = ledger.record_id)
-                ORDER BY message_key
-                """)
-            let gone = rows.map { (messageKey: $0["message_key"] as String, recordID: $0["record_id"] as String) }
-            if remove {
-                for row in gone { try db.execute(sql: "DELETE FROM ledger WHERE message_key = ?", arguments: [row.messageKey]) }
+        let sql = """
+            SELECT message_key, record_id FROM ledger WHERE record_id = '' OR NOT EXISTS (SELECT 1 FROM record WHERE record.id = ledger.record_id)
+            ORDER BY message_key
+            """
+        func rows(_ db: Database) throws -> [(messageKey: String, recordID: String)] {
+            try Row.fetchAll(db, sql: sql).map { row in
+                guard let key = String.fromDatabaseValue(row[0] as DatabaseValue), let id = String.fromDatabaseValue(row[1] as DatabaseValue) else {
+                    throw StoreError(.damaged, message: "\(path): a ledger row is not text; the store is damaged")
+                }
+                return (key, id)
             }
-            return gone
+        }
+        return try guarded("cannot read the ledger") {
+            // Listing only reads (a read-only store can be reconciled without --remove).
+            guard remove else { return try database.read(rows) }
+            return try database.writeWithoutTransaction { db in
+                var gone: [(messageKey: String, recordID: String)] = []
+                try db.inTransaction(.immediate) {
+                    gone = try rows(db)
+                    for row in gone { try db.execute(sql: "DELETE FROM ledger WHERE message_key = ?", arguments: [row.messageKey]) }
+                    return .commit
+                }
+                return gone
+            }
         }
     }
 
-    public func ledgerCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM ledger") ?? 0 } }
+    public func ledgerCount() throws -> Int {
+        try guarded("cannot read the ledger") { try database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM ledger") ?? 0 } }
+    }
 
-    public func delete(id: String) throws { try pool.write { try Self.delete(id, $0) } }
+    public func delete(id: String) throws {
+        try guarded("cannot delete") {
+            try database.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    try Self.delete(id, db)
+                    return .commit
+                }
+            }
+        }
+    }
 
     // MARK: Editing a saved EmailMessage
 
@@ -175,7 +200,7 @@ extension CRMStore {
     /// EmailMessages, may do it. Returns the new id.
     public func editEmailMessage(messageID: String, as userID: String, set changes: [String: String], who: [String]?, what: String?) throws -> String {
         let key = MessageIDKey.normalize(messageID)
-        return try pool.writeWithoutTransaction { db in
+        return try guarded("cannot edit") { try database.writeWithoutTransaction { db in
             var newID = ""
             try db.inTransaction(.immediate) {
                 let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? AND record.object = 'EmailMessage'"
@@ -183,11 +208,11 @@ extension CRMStore {
                       let row = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ?", arguments: [id]) else {
                     throw EditRefusal(message: "no saved EmailMessage has the Message-ID \(messageID)")
                 }
-                let email = Self.record(row)
+                let email = try Self.record(row)
                 guard let userRow = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ? AND object = 'User'", arguments: [userID]) else {
                     throw EditRefusal(message: "no User \(userID)")
                 }
-                let user = Self.record(userRow)
+                let user = try Self.record(userRow)
                 guard email["OwnerId"] == user.id else {
                     throw EditRefusal(message: "User \(userID) does not own EmailMessage \(email.id) (its owner is \(email["OwnerId"] ?? "nobody")); nothing changed")
                 }
@@ -204,7 +229,7 @@ extension CRMStore {
                 let relations = try Row.fetchAll(db, sql: """
                     SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
                     WHERE kind = 'relation' AND key = ? AND record.object = 'EmailMessageRelation'
-                    """, arguments: [email.id]).map(Self.record)
+                    """, arguments: [email.id]).map { try Self.record($0) }
                 for relation in relations { try Self.delete(relation.id, db) }
                 try Self.delete(email.id, db)
                 newID = try Self.nextID(object: "EmailMessage", db)
@@ -218,7 +243,7 @@ extension CRMStore {
                 return .commit
             }
             return newID
-        }
+        } }
     }
 }
 

@@ -106,9 +106,16 @@ struct DecisionOptions: ParsableArguments {
     }
 
     /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
+    /// Without `--apply` the store is opened read-only (a store we may not write still
+    /// serves decisions); only the default store's own folder is ever created.
     func loadDirectory(applying: Bool = false) throws -> CRMDirectory {
-        if let store = storePath(applying: applying) {
-            do { return try CRMStore(path: store) } catch { throw CommandFailure(status: .couldNotRun, message: error.description) }
+        if let path = storePath(applying: applying) {
+            do {
+                return try CRMStore(path: path, access: applying ? .readWrite : .readOnly, createFolder: store == nil,
+                                    busyTimeout: StoreOption.busyTimeout)
+            } catch {
+                throw CommandFailure(error)
+            }
         }
         return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
     }
@@ -137,9 +144,9 @@ func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
     var records: [CRMRecord] = []
     for object in DecisionOptions.crmObjects where names.contains(object + ".csv") {
         let path = folder + "/" + object + ".csv"
-        let text = String(decoding: try readInput(path), as: UTF8.self)
+        let bytes = try readInput(path)
         do {
-            records += try InMemoryDirectory.parseCSV(text, object: object)
+            records += try InMemoryDirectory.parseCSV(bytes: bytes, object: object)
         } catch {
             throw CommandFailure(status: .badCRMData, message: "\(path):\(error.line): \(error.reason)")
         }
@@ -222,10 +229,15 @@ struct Process: ParsableCommand {
                         // A message the ledger already holds reports its record, created false.
                         saved = try store.save(decision, message: message, mailbox: options.mailbox, signature: message.signature)
                             ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
+                    } catch let error as StoreError {
+                        throw error
                     } catch {
                         throw CommandFailure(status: .couldNotRun, message: "\(store.path): cannot save: \(error)")
                     }
                 }
+            } catch let error as StoreError {
+                // The store, not this message: no other message can be decided either.
+                throw CommandFailure(error)
             } catch let failure as CommandFailure {
                 if files.count == 1 { throw failure }
                 Terminal.err("mailsave: " + failure.message)

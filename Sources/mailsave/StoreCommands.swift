@@ -1,5 +1,4 @@
 import ArgumentParser
-import CSV
 import Foundation
 import MailEngine
 import MailRules
@@ -7,15 +6,42 @@ import MailStore
 
 /// `--store PATH`, defaulting to the user's data folder.
 struct StoreOption: ParsableArguments {
-    @Option(help: "The embedded CRM store (SQLite). Default: $XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite.")
+    @Option(help: "The embedded CRM store (SQLite). Default: $XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite. Its folder must exist (only the default store's folder is created).")
     var store: String?
 
-    func open() throws -> CRMStore {
-        do {
-            return try CRMStore(path: store ?? CRMStore.defaultPath())
-        } catch {
-            throw CommandFailure(status: .couldNotRun, message: error.description)
+    /// How long a write waits for another process's before exit 75: `MAILSAVE_BUSY_TIMEOUT`
+    /// seconds, else 30.
+    static var busyTimeout: Double {
+        if let text = ProcessInfo.processInfo.environment["MAILSAVE_BUSY_TIMEOUT"], let seconds = Double(text), seconds >= 0, seconds.isFinite {
+            return seconds
         }
+        return 30
+    }
+
+    func open(_ access: CRMStore.Access = .readWrite, check: CRMStore.IntegrityCheck = .always) throws -> CRMStore {
+        do {
+            return try CRMStore(path: store ?? CRMStore.defaultPath(), access: access, createFolder: store == nil, check: check,
+                                busyTimeout: Self.busyTimeout)
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+}
+
+extension CommandFailure {
+    /// A store error's exit status: 75 when retrying later may work (disk full, locked),
+    /// else 3 (missing folder, foreign, newer or damaged store, I/O).
+    init(_ error: StoreError) {
+        self.init(status: error.kind == .temporary ? .temporary : .couldNotRun, message: error.message)
+    }
+}
+
+/// Runs a store command's body with store errors mapped to their exit status.
+func storeCommand(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as StoreError {
+        throw CommandFailure(error)
     }
 }
 
@@ -34,7 +60,13 @@ struct CRMImport: ParsableCommand {
         discussion: """
         The CSV has a header row of API field names (Id, Email, AccountId...), RFC 4180 \
         quoting, UTF-8 with or without BOM. Unknown columns are kept and ignored. A bad row \
-        is reported with its line number and nothing of the file is imported.
+        is reported with its line number and nothing of the file is imported (exit 6): \
+        bytes that are not UTF-8, a NUL byte, a quote never closed (named at the line it \
+        opens), a column named twice, an Id given twice. A record whose Id is already in \
+        the store is replaced, and the count of replaced records is printed.
+
+        Exit codes: 0 imported, 3 store unusable (missing folder, foreign, newer or damaged), \
+        6 bad CSV, 75 disk full or store locked (nothing imported; retry later).
 
         Examples:
           mailsave crm import --store crm.sqlite --object Contact examples/crm/Contact.csv
@@ -58,13 +90,20 @@ struct CRMImport: ParsableCommand {
     }
 
     func run() throws {
-        let store = try storeOption.open()
-        let text = String(decoding: try readInput(file), as: UTF8.self)
-        do {
-            let count = try store.importCSV(text, object: object)
-            Terminal.out("imported \(count) \(object) record\(count == 1 ? "" : "s") into \(store.path)")
-        } catch let problem as CRMStore.ImportProblem {
-            throw CommandFailure(status: .badCRMData, message: "\(file):\(problem.line): \(problem.reason); nothing was imported")
+        let bytes = try readInput(file)
+        try storeCommand {
+            let store = try storeOption.open()
+            do {
+                let summary = try store.importCSV(bytes: bytes, object: object)
+                let count = summary.count
+                var line = "imported \(count) \(object) record\(count == 1 ? "" : "s") into \(store.path)"
+                if summary.replaced > 0 {
+                    line += " (\(summary.replaced) of them replaced the store's record with the same Id)"
+                }
+                Terminal.out(line)
+            } catch let problem as CRMStore.ImportProblem {
+                throw CommandFailure(status: .badCRMData, message: "\(file):\(problem.line): \(problem.reason); nothing was imported")
+            }
         }
     }
 }
@@ -74,9 +113,15 @@ struct CRMExport: ParsableCommand {
         commandName: "export",
         abstract: "Write the records of one object (the saved Tasks, EmailMessages...) as a Data Loader CSV.",
         discussion: """
+        Cells that a spreadsheet would run as a formula (starting with =, +, -, @, a tab or \
+        a carriage return) are written with a single quote in front ('=1+2), as OWASP \
+        advises against CSV injection; --raw writes every cell as stored, for programs. \
+        The store is only read (it may be read-only) and checked first (PRAGMA quick_check).
+
         Examples:
           mailsave crm export --store crm.sqlite --object Task > Task.csv
           mailsave crm export --store crm.sqlite --object EmailMessageRelation
+          mailsave crm export --store crm.sqlite --object Contact --raw > Contact.csv
         """
     )
 
@@ -85,6 +130,9 @@ struct CRMExport: ParsableCommand {
     @Option(help: "The object to export.")
     var object: String = "Task"
 
+    @Flag(help: "Write cells as stored, without neutralising formula-like cells.")
+    var raw = false
+
     func validate() throws {
         guard DecisionOptions.crmObjects.contains(object) else {
             throw ValidationError("--object must be one of \(DecisionOptions.crmObjects.joined(separator: ", ")), not '\(object)'")
@@ -92,17 +140,42 @@ struct CRMExport: ParsableCommand {
     }
 
     func run() throws {
-        let store = try storeOption.open()
-        let records = try store.records(object: object)
-        var columns = ["Id"]
-        for record in records { for name in record.fields.keys.sorted() where !columns.contains(name) { columns.append(name) } }
-        let stream = OutputStream(toMemory: ())
-        let writer = try CSVWriter(stream: stream)
-        try writer.write(row: columns)
-        for record in records { try writer.write(row: columns.map { $0 == "Id" ? record.id : record.fields[$0] ?? "" }) }
-        writer.stream.close()
-        let data = stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data ?? Data()
-        Terminal.writeAll(1, String(decoding: data, as: UTF8.self) + "\n")
+        try storeCommand {
+            let store = try storeOption.open(.readOnly, check: .always)
+            let records = try store.records(object: object)
+            var columns = ["Id"]
+            var known: Set<String> = ["Id"]
+            for record in records {
+                for name in record.fields.keys.sorted() where !known.contains(name) {
+                    columns.append(name)
+                    known.insert(name)
+                }
+            }
+            var text = CSVOutput.row(columns, raw: raw)
+            for record in records {
+                text += CSVOutput.row(columns.map { $0 == "Id" ? record.id : record.fields[$0] ?? "" }, raw: raw)
+            }
+            Terminal.writeAll(1, text)
+        }
+    }
+}
+
+/// RFC 4180 rows (LF ends, as before; quoted when needed) for `crm export`.
+enum CSVOutput {
+    /// A cell a spreadsheet would evaluate gets a leading single quote (OWASP CSV injection).
+    static func neutralised(_ cell: String) -> String {
+        guard let first = cell.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) else { return cell }
+        return "'" + cell
+    }
+
+    static func cell(_ value: String, raw: Bool) -> String {
+        let text = raw ? value : neutralised(value)
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func row(_ cells: [String], raw: Bool) -> String {
+        cells.map { cell($0, raw: raw) }.joined(separator: ",") + "\n"
     }
 }
 
@@ -130,10 +203,12 @@ struct LedgerReconcile: ParsableCommand {
     var remove = false
 
     func run() throws {
-        let store = try storeOption.open()
-        let gone = try store.reconcile(remove: remove)
-        for row in gone { Terminal.out("\(row.messageKey)\t\(row.recordID.isEmpty ? "(never completed)" : row.recordID)") }
-        Terminal.out("\(gone.count) ledger row\(gone.count == 1 ? "" : "s") without a record\(remove ? " removed" : "") of \(try store.ledgerCount() + (remove ? gone.count : 0))")
+        try storeCommand {
+            let store = try storeOption.open(remove ? .readWrite : .readOnly, check: .always)
+            let gone = try store.reconcile(remove: remove)
+            for row in gone { Terminal.out("\(row.messageKey)\t\(row.recordID.isEmpty ? "(never completed)" : row.recordID)") }
+            Terminal.out("\(gone.count) ledger row\(gone.count == 1 ? "" : "s") without a record\(remove ? " removed" : "") of \(try store.ledgerCount() + (remove ? gone.count : 0))")
+        }
     }
 }
 
@@ -174,6 +249,10 @@ struct Edit: ParsableCommand {
     }
 
     func run() throws {
+        try storeCommand { try edit() }
+    }
+
+    func edit() throws {
         let store = try storeOption.open()
         var changes: [String: String] = [:]
         for item in sets {

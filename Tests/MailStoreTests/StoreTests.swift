@@ -19,8 +19,9 @@ func sampleRecords() throws -> [CRMRecord] {
 
 /// A store in a fresh folder under the test run's temporary folder (removed when the process ends).
 func temporaryStore() throws -> CRMStore {
-    let path = storeRoot.appendingPathComponent("\(UUID().uuidString)/crm.sqlite").path
-    return try CRMStore(path: path)
+    let folder = storeRoot.appendingPathComponent(UUID().uuidString)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return try CRMStore(path: folder.appendingPathComponent("crm.sqlite").path)
 }
 
 let storeRoot: URL = {

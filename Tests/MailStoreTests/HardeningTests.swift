@@ -1,0 +1,355 @@
+import Foundation
+import GRDB
+import MailEngine
+import MailMessage
+import MailRules
+@testable import MailStore
+import Testing
+
+/// A fresh, existing folder under the test run's temporary folder.
+func temporaryFolder() throws -> URL {
+    let folder = storeRoot.appendingPathComponent(UUID().uuidString)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
+}
+
+/// The first column of the first row of `sql`, as text.
+func text(_ store: CRMStore, _ sql: String) throws -> String? {
+    try store.database.read { db in try String.fetchOne(db, sql: sql) }
+}
+
+func storeError(_ body: () throws -> Void) -> StoreError? {
+    do {
+        try body()
+        return nil
+    } catch let error as StoreError {
+        return error
+    } catch {
+        Issue.record("not a StoreError: \(error)")
+        return nil
+    }
+}
+
+/// Field values are stored as JSON, never with in-band separators.
+@Suite struct FieldEncodingTests {
+    @Test func separatorsAndNULsInValuesAreStoredByteForByte() throws {
+        let store = try temporaryStore()
+        let fields = ["Subject": "Quote\u{1E}OwnerId\u{1F}0055e00000Dan01\u{1E}", "Description": "a\u{0}b\u{1F}c\u{1E}\"{}\\",
+                      "OwnerId": "0055e00000Ann01", "WhoId": "0035e00000Bob01", "WhatId": "0065e00000Opp01", "TaskSubtype": "Email"]
+        try store.add([CRMRecord(object: "Task", id: "00T5e00000Inj01", fields: fields)])
+        let record = try #require(try store.record(id: "00T5e00000Inj01"))
+        #expect(record.fields == fields)
+        #expect(try store.records(object: "Task").first?.fields == fields)
+    }
+
+    func message(subject: String, body: String) throws -> Message {
+        let text = "From: Bob Buyer <bob@fabrikam.com>\r\nTo: Ann Seller <ann@contoso.com>\r\nSubject: \(subject)\r\n"
+            + "Date: Mon, 2 Mar 2026 09:15:00 +0000\r\nMessage-ID: <inject-\(UUID().uuidString)@fabrikam.com>\r\n"
+            + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\(body)\r\n"
+        return try MessageParser.parse(Array(text.utf8))
+    }
+
+    func saveAndReadBack(_ message: Message, _ store: CRMStore) throws -> (Decision, CRMRecord) {
+        let decision = try Engine(pack: try shippedPack(), directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        try #require(decision.verdict == .save)
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        return (decision, try #require(try store.record(id: saved.id)))
+    }
+
+    @Test func anInjectingSubjectDoesNotChangeTheOwner() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let message = try message(subject: "=?utf-8?Q?Quote=1EOwnerId=1F0055e00000Dan01=1E?=", body: "Please quote.")
+        try #require(message.subject == "Quote\u{1E}OwnerId\u{1F}0055e00000Dan01\u{1E}")
+        let (decision, task) = try saveAndReadBack(message, store)
+        #expect(task["OwnerId"] == "0055e00000Ann01")
+        #expect(task["Subject"] == message.subject)
+        #expect(task["WhoId"] == "0035e00000Bob01")
+        #expect(task["WhatId"] == decision.what)
+        #expect(task["TaskSubtype"] == "Email")
+    }
+
+    @Test func aNULInTheSubjectOrBodyKeepsEveryField() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let message = try message(subject: "=?utf-8?Q?Quote=00for=1F20?=", body: "Hello=00there=1E, see you")
+        let (decision, task) = try saveAndReadBack(message, store)
+        #expect(task["OwnerId"] == "0055e00000Ann01")
+        #expect(task["WhoId"] == "0035e00000Bob01")
+        #expect(task["WhatId"] == decision.what)
+        #expect(task["WhatId"] != nil)
+        #expect(task["TaskSubtype"] == "Email")
+        // Every field the decision wrote is read back byte for byte.
+        for field in try #require(decision.record).fields {
+            if case .string(let text) = field.value, !text.isEmpty, field.name != "WhoId" {
+                #expect(task[field.name] == text, "\(field.name)")
+            }
+        }
+        #expect(task["Subject"]?.contains("\u{0}") == message.subject?.contains("\u{0}"))
+    }
+
+    @Test func csvCellsWithSeparatorsAreStoredAsWritten() throws {
+        let store = try temporaryStore()
+        let csv = "Id,LastName,Title\n0035e00000Sep01,\"Lee\u{1E}OwnerId\u{1F}0055e00000Dan01\u{1E}\",x\u{1F}y\n"
+        #expect(try store.importCSV(csv, object: "Contact") == 1)
+        let contact = try #require(try store.record(id: "0035e00000Sep01"))
+        #expect(contact["LastName"] == "Lee\u{1E}OwnerId\u{1F}0055e00000Dan01\u{1E}")
+        #expect(contact["Title"] == "x\u{1F}y")
+        #expect(contact["OwnerId"] == nil)
+    }
+
+    @Test func aFormat1StoreIsUpgradedInPlace() throws {
+        let path = try temporaryFolder().appendingPathComponent("old.sqlite").path
+        do {
+            // The schema and encoding of mailsave 0.2 (GRDB migration "v1").
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1');
+                    CREATE TABLE record (id TEXT PRIMARY KEY NOT NULL, object TEXT NOT NULL, fields TEXT NOT NULL) WITHOUT ROWID;
+                    CREATE INDEX record_object ON record(object);
+                    CREATE TABLE lookup (kind TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, key, id)) WITHOUT ROWID;
+                    CREATE INDEX lookup_id ON lookup(id);
+                    CREATE TABLE ledger (message_key TEXT PRIMARY KEY NOT NULL, record_id TEXT NOT NULL, object TEXT NOT NULL,
+                        mailbox TEXT NOT NULL, saved_at TEXT NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE sequence (prefix TEXT PRIMARY KEY NOT NULL, next INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT INTO record VALUES ('0035e00000Old01', 'Contact', 'Email\u{1F}old@x.example\u{1E}LastName\u{1F}Old\u{1E}');
+                    INSERT INTO lookup VALUES ('email', 'old@x.example', '0035e00000Old01');
+                    INSERT INTO ledger VALUES ('m@x', '00T5e0000000001', 'Task', 'ann@contoso.com', '2026-01-01');
+                    INSERT INTO sequence VALUES ('00T', 2);
+                    """)
+            }
+        }
+        // A command that only reads upgrades it too (it may write the file), then reads it.
+        let reader = try CRMStore(path: path, access: .readOnly)
+        #expect(reader.readOnly)
+        #expect(try reader.contacts(email: "old@x.example").first?.fields == ["Email": "old@x.example", "LastName": "Old"])
+        let store = try CRMStore(path: path)
+        #expect(try store.contacts(email: "old@x.example").first?.fields == ["Email": "old@x.example", "LastName": "Old"])
+        #expect(try store.ledgerCount() == 1)
+        #expect(try text(store, "PRAGMA application_id") == String(CRMStore.applicationID))
+        #expect(try text(store, "PRAGMA user_version") == String(CRMStore.formatVersion))
+        #expect(try text(store, "SELECT fields FROM record") == #"{"Email":"old@x.example","LastName":"Old"}"#)
+        #expect(try text(store, "SELECT name FROM sqlite_master WHERE name = 'grdb_migrations'") == nil)
+    }
+}
+
+/// Stores are identified; foreign, newer and damaged files are refused and left untouched.
+@Suite struct StoreIdentityTests {
+    @Test func aNewStoreIsStamped() throws {
+        let store = try temporaryStore()
+        #expect(try text(store, "PRAGMA application_id") == String(0x4D53_6176))
+        #expect(try text(store, "PRAGMA user_version") == "2")
+    }
+
+    /// Opening `path` fails with `kind` and leaves the file as it was (and, unless SQLite had to
+    /// open it to find out, without a WAL file beside it).
+    func refused(_ path: String, _ kind: StoreError.Kind, _ words: String, access: CRMStore.Access = .readWrite, noWAL: Bool = true) throws {
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let error = storeError { _ = try CRMStore(path: path, access: access) }
+        #expect(error?.kind == kind)
+        #expect(error?.message.contains(words) == true, "\(error?.message ?? "no error")")
+        #expect(error?.message.hasPrefix(path) == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "the refused file was changed")
+        if noWAL { #expect(!FileManager.default.fileExists(atPath: path + "-wal")) }
+    }
+
+    @Test func aForeignSQLiteFileIsRefusedAndNotWritten() throws {
+        let folder = try temporaryFolder()
+        let path = folder.appendingPathComponent("other.sqlite").path
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { try $0.execute(sql: "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x')") }
+        }
+        try refused(path, .foreign, "not a mailsave store")
+        try refused(path, .foreign, "not a mailsave store", access: .readOnly)
+
+        let tagged = folder.appendingPathComponent("tagged.sqlite").path
+        do {
+            let queue = try DatabaseQueue(path: tagged)
+            try queue.write { try $0.execute(sql: "PRAGMA application_id = 1234") }
+        }
+        try refused(tagged, .foreign, "application_id")
+
+        let text = folder.appendingPathComponent("text.sqlite").path
+        try Data("Id,Email\n".utf8).write(to: URL(fileURLWithPath: text))
+        try refused(text, .foreign, "not an SQLite database")
+    }
+
+    @Test func aNewerStoreIsRefused() throws {
+        let path = try temporaryStore().path
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { try $0.execute(sql: "PRAGMA user_version = 3") }
+        }
+        try refused(path, .newer, "newer mailsave")
+        try refused(path, .newer, "newer mailsave", access: .readOnly)
+    }
+
+    @Test func aDamagedStoreIsRefused() throws {
+        let path = try temporaryFolder().appendingPathComponent("crm.sqlite").path
+        do {
+            let store = try CRMStore(path: path)
+            try store.add((0..<1002).map { CRMRecord(object: "Contact", id: SalesforceID.make(prefix: "003", number: $0),
+                                                     fields: ["Email": "person\($0)@x.example", "LastName": "Person \($0)"]) })
+        }
+        // Closed: the WAL is checkpointed into the file. Damage a page in its middle.
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        let size = try handle.seekToEnd()
+        let pages = size / 4096
+        try #require(pages > 8)
+        try handle.seek(toOffset: (pages / 2) * 4096)
+        try handle.write(contentsOf: Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 13) }))
+        try handle.close()
+        try refused(path, .damaged, "damaged", noWAL: false)
+        try refused(path, .damaged, "damaged", access: .readOnly, noWAL: false)
+    }
+
+    @Test func aStoreIsNeverCreatedInAMissingFolder() throws {
+        let folder = try temporaryFolder().appendingPathComponent("missing/dir")
+        let path = folder.appendingPathComponent("s.sqlite").path
+        let error = storeError { _ = try CRMStore(path: path) }
+        #expect(error?.kind == .missingFolder)
+        #expect(error?.message.contains(folder.path) == true)
+        #expect(!FileManager.default.fileExists(atPath: folder.deletingLastPathComponent().path))
+        // Only when asked (the default store's own folder).
+        _ = try CRMStore(path: path, createFolder: true)
+        #expect(FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func aReadOnlyOpenNeitherCreatesNorWrites() throws {
+        let path = try temporaryFolder().appendingPathComponent("crm.sqlite").path
+        #expect(storeError { _ = try CRMStore(path: path, access: .readOnly) }?.kind == .missing)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        do { try CRMStore(path: path).add(try sampleRecords()) }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let store = try CRMStore(path: path, access: .readOnly)
+        #expect(store.readOnly)
+        #expect(try store.contacts(email: "bob@fabrikam.com").map(\.id) == ["0035e00000Bob01"])
+        #expect(try store.records(object: "Contact").count == 2)
+        #expect(storeError { try store.add([CRMRecord(object: "Contact", id: "0035e00000New01", fields: [:])]) } != nil)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+}
+
+/// Disk full and a locked store are temporary failures, and leave nothing half-written.
+@Suite struct TemporaryFailureTests {
+    /// Caps the store's file at its current size plus `pages` pages (SQLITE_FULL past it).
+    func cap(_ store: CRMStore, extraPages pages: Int) throws {
+        try store.database.writeWithoutTransaction { db in
+            let count = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(count + pages)")
+        }
+    }
+
+    @Test func aFullDiskDuringImportIsTemporaryAndImportsNothing() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        try cap(store, extraPages: 2)
+        var csv = "Id,Email,LastName,Description\n"
+        for index in 0..<3000 {
+            csv += "\(SalesforceID.make(prefix: "003", number: index)),p\(index)@x.example,Person \(index),\(String(repeating: "d", count: 200))\n"
+        }
+        let error = storeError { _ = try store.importCSV(csv, object: "Contact") }
+        #expect(error?.kind == .temporary)
+        #expect(error?.message.contains("disk is full") == true, "\(error?.message ?? "")")
+        #expect(try store.records(object: "Contact").count == 2)
+    }
+
+    @Test func aFullDiskDuringSaveIsTemporaryAndSavesNothing() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let message = try MessageParser.parse(Array(("From: Bob Buyer <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: Big\r\n"
+            + "Message-ID: <full-1@fabrikam.com>\r\n\r\n" + String(repeating: "All work and no play. ", count: 1400) + "\r\n").utf8))
+        let decision = try Engine(pack: try shippedPack(), directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        try #require(decision.verdict == .save)
+        try cap(store, extraPages: 0)
+        let error = storeError { _ = try store.save(decision, message: message, mailbox: "ann@contoso.com") }
+        #expect(error?.kind == .temporary)
+        #expect(try store.ledgerCount() == 0)
+        #expect(try store.savedRecord(messageID: "<full-1@fabrikam.com>") == nil)
+        #expect(try store.records(object: "Task").count == 1) // the sample's own
+    }
+
+    @Test func aStoreLockedPastTheBusyTimeoutIsTemporary() throws {
+        let path = try temporaryStore().path
+        let holder = try CRMStore(path: path)
+        let waiter = try CRMStore(path: path, busyTimeout: 0.2)
+        try holder.database.writeWithoutTransaction { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            defer { try? db.execute(sql: "ROLLBACK") }
+            let error = storeError { try waiter.add([CRMRecord(object: "Contact", id: "0035e00000Wai01", fields: ["Email": "w@x.example"])]) }
+            #expect(error?.kind == .temporary)
+            #expect(error?.message.contains("locked") == true)
+        }
+        try waiter.add([CRMRecord(object: "Contact", id: "0035e00000Wai01", fields: ["Email": "w@x.example"])])
+    }
+}
+
+/// `crm import`'s CSV: every problem is an error naming its line, never a guess.
+@Suite struct CSVImportTests {
+    func problem(_ bytes: [UInt8]) -> CRMStore.ImportProblem? {
+        guard let store = try? temporaryStore() else { return nil }
+        do {
+            _ = try store.importCSV(bytes: bytes, object: "Contact")
+            Issue.record("imported")
+        } catch let problem as CRMStore.ImportProblem {
+            #expect((try? store.records(object: "Contact").count) == 0, "nothing is imported")
+            return problem
+        } catch {
+            Issue.record("\(error)")
+        }
+        return nil
+    }
+
+    @Test func anUnterminatedQuoteIsNamedWhereItOpens() {
+        let text = "Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,\"Kim\n0035e00000Ccc01,Ray\n0035e00000Ddd01,Roe\n"
+        let found = problem(Array(text.utf8))
+        #expect(found?.line == 3)
+        #expect(found?.reason.contains("never closed") == true)
+    }
+
+    @Test func bytesThatAreNotUTF8AreAnError() {
+        let found = problem(Array("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,G".utf8) + [0xF3, 0x6D, 0x65, 0x7A] + Array("\n".utf8))
+        #expect(found?.line == 3)
+        #expect(found?.reason.contains("not UTF-8") == true)
+        #expect(problem([0xFF, 0xFE] + Array("I\0d\0".utf8))?.reason.contains("UTF-16") == true)
+    }
+
+    @Test func aNULIsAnError() {
+        let found = problem(Array("Id,LastName,Title\n0035e00000Aaa01,\"multi\nline\",x\n0035e00000Bbb01,Le".utf8) + [0] + Array("e,Boss\n".utf8))
+        #expect(found?.line == 4)
+        #expect(found?.reason.contains("NUL") == true)
+    }
+
+    @Test func aDuplicateIdNamesBothLines() {
+        let found = problem(Array("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,Kim\n0035e00000Aaa01AAA,Lee again\n".utf8))
+        #expect(found?.line == 4)
+        #expect(found?.reason.contains("already on line 2") == true)
+    }
+
+    @Test func aDuplicateColumnIsAnError() {
+        let found = problem(Array("Id,Email,LastName,email\n0035e00000Aaa01,a@x.example,Lee,b@x.example\n".utf8))
+        #expect(found?.line == 1)
+        #expect(found?.reason.contains("'email' appears twice") == true)
+    }
+
+    @Test func textAfterAClosingQuoteIsAnError() {
+        #expect(problem(Array("Id,LastName\n0035e00000Aaa01,\"Lee\"x\n".utf8))?.line == 2)
+    }
+
+    @Test func theCountIsWhatWasStored() throws {
+        let store = try temporaryStore()
+        let first = try store.importCSV(bytes: Array("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,Kim\n".utf8), object: "Contact")
+        #expect(first == CRMStore.ImportSummary(count: 2, replaced: 0))
+        let second = try store.importCSV(bytes: Array("Id,LastName\r\n0035e00000Bbb01,Kim2\r\n0035e00000Ccc01,Ray\r".utf8), object: "Contact")
+        #expect(second == CRMStore.ImportSummary(count: 2, replaced: 1))
+        #expect(try store.records(object: "Contact").map { $0["LastName"] ?? "" } == ["Lee", "Kim2", "Ray"])
+    }
+
+    @Test func aBadIdIsNamedAtItsOwnLine() {
+        let found = problem(Array("Id,LastName\n0035e00000Aaa01,\"two\nlines\"\n001xx,Lee\n".utf8))
+        #expect(found?.line == 4)
+    }
+}
