@@ -159,6 +159,26 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         // not fsynced one by one; only a power cut can lose the last commits.
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         let database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
+        // Switching a new store to WAL needs every other connection gone, and SQLite answers
+        // "busy" at once rather than waiting: processes racing to create one store retry
+        // the whole check for as long as the busy timeout allows.
+        let deadline = Date().addingTimeInterval(busyTimeout)
+        while true {
+            do {
+                try prepare(database, path: path, check: check)
+                // Checked, created or upgraded, and in WAL mode: now the pool (opening it on a
+                // file not yet known to be ours would have switched a foreign database to WAL).
+                let pool = try DatabasePool(path: sqlitePath, configuration: configuration)
+                try database.close()
+                return (pool, false)
+            } catch let error as DatabaseError where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && Date() < deadline {
+                usleep(UInt32.random(in: 5_000...40_000))
+            }
+        }
+    }
+
+    /// Identifies, creates or upgrades the store and puts it in WAL mode.
+    static func prepare(_ database: DatabaseQueue, path: String, check: IntegrityCheck) throws {
         try database.writeWithoutTransaction { db in
             // Fast path: an up-to-date store needs no lock. Otherwise the check is made again
             // under the write lock (BEGIN IMMEDIATE), so that of processes racing to create or
@@ -188,10 +208,6 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
                 _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
             }
         }
-        // Checked, created or upgraded, and in WAL mode: now the pool (opening it on a file
-        // not yet known to be ours would have switched a foreign database to WAL).
-        try database.close()
-        return (try DatabasePool(path: sqlitePath, configuration: configuration), false)
     }
 
     /// `file:` URI of `path` opened immutable (no locks, no WAL index).
@@ -504,13 +520,16 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     /// Runs `body` with every look-up in one read transaction: one consistent view of the CRM
     /// for a whole decision, and no per-query locking (the engine's look-ups cost half).
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
-        try guarded("cannot read") {
+        // The body's own errors (a selection that does not exist, a rule's budget) pass
+        // through as they are; only the store's are classified.
+        let outcome: Result<T, any Error> = try guarded("cannot read") {
             try database.read { db in
                 snapshotLock.withLock { snapshotDatabase = (pthread_self(), db) }
                 defer { snapshotLock.withLock { snapshotDatabase = nil } }
-                return try body()
+                do { return .success(try body()) } catch { return .failure(error) }
             }
         }
+        return try outcome.get()
     }
 
     /// Runs a read on the current snapshot when this thread has one, else on its own.
