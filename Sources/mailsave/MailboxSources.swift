@@ -125,7 +125,7 @@ final class MboxSource: MailboxSource {
     private var eventIndex = 0
     private var finished = false
     private var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    private var count = 0
+    private(set) var count = 0
     private var sawAnything = false
     let folder: String
 

@@ -6,7 +6,7 @@ import Foundation
 /// transform runs on the caller's thread, in order, and nothing is queued.
 final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var queue: [(sequence: Int, input: Input)] = []
+    private var queue: [(sequence: Int, input: Input?)] = []
     private var queueHead = 0
     private var results: [Int: Output] = [:]
     private var sizes: [Int: Int] = [:]
@@ -43,13 +43,16 @@ final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Senda
                 condition.unlock()
                 return
             }
-            let (sequence, input) = queue[queueHead]
+            let (sequence, taken) = queue[queueHead]
+            // The queue lets go of the input now: a message is held by the job deciding it only.
+            queue[queueHead].input = nil
             queueHead += 1
-            if queueHead > 1024 && queueHead * 2 > queue.count {
+            if queueHead >= 64 && queueHead * 2 > queue.count {
                 queue.removeFirst(queueHead)
                 queueHead = 0
             }
             condition.unlock()
+            guard let input = taken else { continue }
             let output = transform(input)
             condition.lock()
             results[sequence] = output
