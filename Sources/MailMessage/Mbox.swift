@@ -39,6 +39,9 @@ public struct MboxSplitter: Sendable {
     }
 
     public let maxMessageBytes: Int
+    /// False: entries carry no bytes, only where they are (`offset`, `length`), for a caller
+    /// that reads them from the file itself; nothing of a message is ever held.
+    public let keepBytes: Bool
 
     // The current message.
     private var current: [UInt8] = []
@@ -64,8 +67,9 @@ public struct MboxSplitter: Sendable {
     public private(set) var offset = 0
     private var lineOffset = 0
 
-    public init(maxMessageBytes: Int = Int.max) {
+    public init(maxMessageBytes: Int = Int.max, keepBytes: Bool = true) {
         self.maxMessageBytes = maxMessageBytes
+        self.keepBytes = keepBytes
     }
 
     private static let from: [UInt8] = Array("From ".utf8)
@@ -166,9 +170,9 @@ public struct MboxSplitter: Sendable {
     private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard started, !bytes.isEmpty else { return }
         currentSize += bytes.count
-        if oversize { return }
+        if oversize || !keepBytes { return }
         // Two bytes of slack: the blank line before the next separator is not the message's.
-        if currentSize > maxMessageBytes &+ 2 {
+        if currentSize - 2 > maxMessageBytes {
             oversize = true
             current = []
             return
@@ -178,8 +182,10 @@ public struct MboxSplitter: Sendable {
 
     private mutating func emit(stripBlank: Bool, events: inout [Event]) {
         let length = (stripBlank ? lineOffset : offset) - currentOffset
-        if oversize {
+        if oversize || currentSize - 2 > maxMessageBytes {
             events.append(.oversize(line: currentLine, offset: currentOffset, size: currentSize))
+        } else if !keepBytes {
+            events.append(.message(Mbox.Entry(line: currentLine, bytes: [], offset: currentOffset, length: length)))
         } else {
             var bytes = current
             if stripBlank {

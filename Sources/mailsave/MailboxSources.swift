@@ -120,7 +120,7 @@ final class MboxSource: MailboxSource {
     let totalBytes: Int?
     let canReread: Bool
     private let descriptor: Int32
-    private var splitter = MboxSplitter(maxMessageBytes: ParseLimits().maxMessageBytes)
+    private var splitter: MboxSplitter
     private var events: [MboxSplitter.Event] = []
     private var eventIndex = 0
     private var finished = false
@@ -149,6 +149,10 @@ final class MboxSource: MailboxSource {
         }
         totalBytes = type == S_IFREG ? Int(info.st_size) : nil
         canReread = type == S_IFREG
+        // A file is split without keeping anything, and each message read from its place
+        // once its size is known: a message over the limit is never read at all. A pipe
+        // keeps the message as it goes (up to the limit).
+        splitter = MboxSplitter(maxMessageBytes: ParseLimits().maxMessageBytes, keepBytes: !canReread)
     }
 
     deinit { if descriptor > 0 { close(descriptor) } }
@@ -184,8 +188,10 @@ final class MboxSource: MailboxSource {
         defer { count += 1 }
         switch event {
         case .message(let entry):
-            return MailboxItem(index: count, position: .line(entry.line), locator: .mbox(offset: entry.offset, length: entry.length),
-                               folder: folder, content: .success(entry.bytes), bytesRead: entry.offset + entry.length)
+            var item = MailboxItem(index: count, position: .line(entry.line), locator: .mbox(offset: entry.offset, length: entry.length),
+                                   folder: folder, content: .success(entry.bytes), bytesRead: entry.offset + entry.length)
+            if canReread { item.content = reread(item) }
+            return item
         case .oversize(let line, let offset, let size):
             let limit = ParseLimits().maxMessageBytes
             let failure = CommandFailure(status: .badMessage,
@@ -210,7 +216,7 @@ final class MboxSource: MailboxSource {
             done += read
         }
         // The same split over the entry alone: one message, `>From ` unquoted the same way.
-        var splitter = MboxSplitter(maxMessageBytes: ParseLimits().maxMessageBytes)
+        var splitter = MboxSplitter()
         var events: [MboxSplitter.Event] = []
         bytes.withUnsafeBufferPointer { splitter.feed($0, into: &events) }
         splitter.finish(into: &events)
@@ -222,6 +228,11 @@ final class MboxSource: MailboxSource {
         if offset + length < (totalBytes ?? 0) {
             if entry.bytes.last == 0x0A { entry.bytes.removeLast() }
             if entry.bytes.last == 0x0D { entry.bytes.removeLast() }
+        }
+        let limit = ParseLimits().maxMessageBytes
+        if entry.bytes.count > limit {
+            let failure = CommandFailure(status: .badMessage, message: "\(item.position.place(in: name)): message of \(entry.bytes.count) bytes, over the limit of \(limit); skipped")
+            return .failure(MailboxItemError(kind: "too_large", failure: failure))
         }
         return .success(entry.bytes)
     }

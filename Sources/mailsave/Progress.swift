@@ -68,9 +68,14 @@ enum Interruption {
     nonisolated(unsafe) static var signalNumber: Int32 = 0
 
     static func install() {
+        var set = sigset_t()
+        sigemptyset(&set)
         for number in [SIGINT, SIGTERM] {
             signal(number) { received in Interruption.signalNumber = received }
+            sigaddset(&set, number)
         }
+        // A parent may have started us with them blocked (inherited masks): they must arrive.
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     static var requested: Bool { signalNumber != 0 }
