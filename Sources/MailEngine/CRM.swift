@@ -38,6 +38,9 @@ public protocol CRMDirectory: Sendable {
     func users(email address: String) throws -> [CRMRecord]
     /// Accounts whose Website's domain is `domain` or a parent of it.
     func accounts(websiteDomain domain: String) throws -> [CRMRecord]
+    /// Accounts whose Name is `name`, compared without case, punctuation or a legal form
+    /// (`Fabrikam, Inc.` = `fabrikam inc` = `Fabrikam`).
+    func accounts(name: String) throws -> [CRMRecord]
     /// Contacts and Leads with this phone number (E.164).
     func people(phone: String) throws -> [CRMRecord]
     func opportunities(accountID: String) throws -> [CRMRecord]
@@ -55,6 +58,10 @@ public protocol CRMDirectory: Sendable {
 
 extension CRMDirectory {
     public func snapshot<T>(_ body: () throws -> T) throws -> T { try body() }
+
+    /// A directory that cannot search Accounts by name finds none (the store and Salesforce
+    /// REST implement it with an index on the normalised name).
+    public func accounts(name: String) throws -> [CRMRecord] { [] }
 }
 
 /// Salesforce's email fields on Contact and Lead that the related-record search reads.
@@ -132,6 +139,12 @@ public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
         }
     }
 
+    public func accounts(name: String) -> [CRMRecord] {
+        let key = CRMDirectoryKeys.companyName(name)
+        guard !key.isEmpty else { return [] }
+        return records["Account", default: []].filter { CRMDirectoryKeys.companyName($0["Name"] ?? "") == key }
+    }
+
     public func people(phone: String) -> [CRMRecord] {
         (records["Contact", default: []] + records["Lead", default: []]).filter { person in
             ["Phone", "MobilePhone"].contains { field in person[field].map(CRMDirectoryKeys.phoneDigits) == CRMDirectoryKeys.phoneDigits(phone) }
@@ -181,6 +194,17 @@ public enum CRMDirectoryKeys {
         return text.contains(".") ? IDNA.normalize(text) : nil
     }
 
+    static let legalForms: Set<String> = ["inc", "incorporated", "ltd", "limited", "llc", "llp", "plc", "corp", "corporation", "co", "company",
+                                          "gmbh", "ag", "kg", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "as", "oy", "pty", "kk"]
+
+    /// A company name for comparison: lower-cased, words of letters and digits, without a
+    /// trailing legal form.
+    public static func companyName(_ name: String) -> String {
+        var words = name.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
+        while words.count > 1, let last = words.last, legalForms.contains(last) { words.removeLast() }
+        return words.joined(separator: " ")
+    }
+
     public static func phoneDigits(_ phone: String) -> String { phone.filter { $0.isASCII && $0.isNumber } }
 
     /// Case numbers compare without leading zeros (`00001042` = `1042`).
@@ -192,6 +216,19 @@ public enum CRMDirectoryKeys {
 
 /// Message-IDs compare without angle brackets and case-insensitively in the domain part.
 public enum MessageIDKey {
+    /// The save-once key of a message: its normalised Message-ID, or, for a message without
+    /// one, a stable fingerprint of what identifies it (sender, date, subject, the start of the
+    /// body): `no-message-id:<hex>`. The same message gives the same key on every run, so
+    /// the ledger finds it (the store keys its ledger rows the same way).
+    public static func ledgerKey(_ message: Message) -> String {
+        if let id = message.messageID { return normalize(id) }
+        let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
+            + "\u{0}" + message.textBody.prefix(4096)
+        var hash = FNV1a()
+        hash.add(identity.utf8)
+        return "no-message-id:" + String(hash.value, radix: 16)
+    }
+
     public static func normalize(_ id: String) -> String {
         var text = id.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("<") { text.removeFirst() }

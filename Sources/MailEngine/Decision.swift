@@ -16,6 +16,8 @@ public struct Decision: Sendable {
     public var record: (object: String, fields: [(name: String, value: Value)])?
     /// Records to create for unknown addresses (forced and flexible modes).
     public var toCreate: [RecordToCreate]
+    /// Records the body and signature name, with how each was found, for the Save dialog.
+    public var candidates: [Candidate] = []
 
     /// The addresses records are created for.
     public var createFor: [String] { toCreate.map(\.address) }
@@ -50,6 +52,12 @@ public struct Engine {
         try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).build(message, context: context) }
     }
 
+    /// Checks the Save dialog's selection (`SelectionError` when an id is refused); `facts` and
+    /// `decide` check it too, this is for callers that want to refuse before reading messages.
+    public func validateSelection(_ context: ProcessContext) throws {
+        try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).validateSelection(context) }
+    }
+
     public func decide(_ message: Message, context: ProcessContext) throws -> (Decision, EngineFacts, [RuleTrace]) {
         try decide(message, context: context, trace: false)
     }
@@ -73,15 +81,24 @@ public struct Engine {
         if outcome.deciding == nil { reasons.append(("(none)", "No rule decided; not saved")) }
         var observations = outcome.observations
         var decision = Decision(messageID: message.messageID, verdict: verdict, saveAs: nil, who: [], what: nil, reasons: reasons,
-                                observations: [], category: nil, record: nil, toCreate: [])
+                                observations: [], category: nil, record: nil, toCreate: [], candidates: facts.related.candidates)
         guard verdict == .save else {
             decision.observations = observations
             return decision
         }
         let settings = pack.settings(for: context.mailbox)
         var saveAs = outcome.saveAs ?? (settings["save_as"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } ?? "Task")
-        let (who, what) = links(facts: facts, context: context, link: outcome.link, saveAs: saveAs)
         if outcome.link == .caseAndContact { saveAs = "Task" }
+        var (who, what) = links(facts: facts, context: context, link: outcome.link, saveAs: saveAs)
+        // A Task on a Contact and a Case at once needs Email-to-Case and Email Drafts for Cases,
+        // whichever rule chose the links: without both, the Contact is linked, the Case named.
+        if saveAs == "Task", let caseID = what, SalesforceID.object(of: caseID) == "Case",
+           who.contains(where: { SalesforceID.object(of: $0) == "Contact" }), !Self.casesWithContacts(settings) {
+            // A record the user chose is never swapped for another; the search's next best is.
+            let chosen = context.effectiveSelection.contains { $0.id == caseID }
+            what = chosen ? nil : Self.bestBusiness(facts.related, excludingCases: true)
+            observations.append("Case \(caseID) is not linked: a Task on a Contact and a Case needs the Email-to-Case and Email Drafts for Cases capabilities")
+        }
         decision.saveAs = saveAs
         decision.who = who
         decision.what = what
@@ -108,10 +125,22 @@ public struct Engine {
         return decision
     }
 
+    /// Both capabilities a Task on a Contact and a Case needs (DESIGN.md point 11).
+    static func casesWithContacts(_ settings: FactObject) -> Bool {
+        guard case .object(let capabilities)? = settings["capabilities"] else { return false }
+        return capabilities["email_to_case"] == .bool(true) && capabilities["email_drafts_for_cases"] == .bool(true)
+    }
+
+    /// The most specific Business record the search found (the lists are ranked): an
+    /// Opportunity, a Case, then an Account.
+    static func bestBusiness(_ related: RelatedRecords, excludingCases: Bool = false) -> String? {
+        related.opportunities.first ?? (excludingCases ? nil : related.cases.first) ?? related.accounts.first
+    }
+
     /// Who and What, by the link mode the rules chose. Blocklisted participants are never linked.
     func links(facts: EngineFacts, context: ProcessContext, link: LinkMode, saveAs: String) -> ([String], String?) {
-        let selectedWho = context.selection.filter { ["contact", "lead", "user"].contains($0.kind) }.map(\.id)
-        let selectedWhat = context.selection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id
+        let selectedWho = context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map(\.id)
+        let selectedWhat = context.effectiveSelection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id
         let people = facts.participants.filter { !$0.blocked }
         let leads = people.compactMap { $0.lead?.id }
         let contacts = people.compactMap { $0.contact?.id }
@@ -126,7 +155,9 @@ public struct Engine {
             return (contact.map { [$0] } ?? [], selectedWhat ?? facts.threadCase ?? related.cases.first)
         case .bestMatch:
             if !selectedWho.isEmpty || selectedWhat != nil {
-                return (saveAs == "Task" ? Array(selectedWho.prefix(1)) : selectedWho, selectedWhat)
+                // A Task's WhoId is a Contact or a Lead; Users are linked on EmailMessages only.
+                let people = selectedWho.filter { SalesforceID.object(of: $0) != "User" }
+                return (saveAs == "Task" ? Array(people.prefix(1)) : selectedWho, selectedWhat)
             }
             if !leads.isEmpty {
                 // A Lead has no Account: on an EmailMessage it excludes every other link.
@@ -134,7 +165,7 @@ public struct Engine {
             }
             // The most specific Business record: a Case the thread names, an open or recent
             // Opportunity, a recent open Case, then the Account.
-            let what = facts.threadCase ?? related.opportunities.first ?? related.cases.first ?? related.accounts.first
+            let what = facts.threadCase ?? Self.bestBusiness(related)
             let who = saveAs == "Task" ? Array(contacts.prefix(1)) : contacts + people.compactMap { $0.user?.id }
             return (who, what)
         }

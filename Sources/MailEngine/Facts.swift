@@ -15,15 +15,51 @@ public struct ProcessContext: Sendable {
     public var trigger: String
     /// `--select KIND=ID`, in order.
     public var selection: [(kind: String, id: String)]
+    /// The folder's role when the caller knows it (`--folder-role`): `inbox`, `sent`,
+    /// `salesforce`, or `other` (a folder with no synchronised role); nil to find it by name.
+    public var folderRole: String?
 
     public init(mailbox: String, folder: String = "Inbox", categories: [String] = [], trigger: String = "auto",
-                selection: [(kind: String, id: String)] = []) {
+                selection: [(kind: String, id: String)] = [], folderRole: String? = nil) {
         self.mailbox = mailbox
         self.folder = folder
         self.categories = categories
         self.trigger = trigger
         self.selection = selection
+        self.folderRole = folderRole
     }
+
+    public static let folderRoles = ["inbox", "sent", "salesforce", "other"]
+
+    /// A role as callers name it: ours, Microsoft Graph's `wellKnownName`, Gmail's system
+    /// labels, IMAP SPECIAL-USE attributes (RFC 6154), case-insensitively. Nil when unknown.
+    public static func folderRole(named name: String) -> String? {
+        var key = name.lowercased().trimmingCharacters(in: .whitespaces)
+        if key.hasPrefix("\\") { key.removeFirst() }
+        switch key {
+        case "inbox": return "inbox"
+        case "sent", "sentitems", "sent_items", "sent items", "sent mail": return "sent"
+        case "salesforce": return "salesforce"
+        case "other", "archive", "all", "allmail", "all_mail", "deleteditems", "drafts", "draft", "junk", "junkemail", "spam", "trash",
+             "outbox", "flagged", "important", "starred", "unread", "chat", "conversationhistory", "clutter", "scheduled",
+             "searchfolders", "syncissues", "recoverableitemsdeletions":
+            return "other"
+        default: return nil
+        }
+    }
+
+    /// The selection as it applies: only to user-initiated saves (ForceSync), never to
+    /// automatic sync, which links what the search finds.
+    public var effectiveSelection: [(kind: String, id: String)] { trigger == "auto" ? [] : selection }
+}
+
+/// A `--select KIND=ID` the engine refuses: the id does not exist, is of another kind, or is
+/// an internal or blocklisted record. The command line reports it as a usage error (exit 2).
+public struct SelectionError: Error, Sendable, CustomStringConvertible {
+    public var kind: String
+    public var id: String
+    public var reason: String
+    public var description: String { "--select \(kind)=\(id): \(reason); nothing was saved" }
 }
 
 /// One participant after the blocklists and the CRM look-up.
@@ -38,6 +74,9 @@ public struct ParticipantFacts: Sendable {
     public var contact: CRMRecord?
     public var lead: CRMRecord?
     public var account: String?
+    /// When `account` was matched by website domain (no Contact or Lead matched): the
+    /// Website's domain that matched.
+    public var accountByWebsite: String?
     public var user: CRMRecord?
 
     public var blocked: Bool { blockedBy != nil }
@@ -52,6 +91,24 @@ public struct RelatedRecords: Sendable {
     public var cases: [String] = []
     /// Records named by links, addresses, phones or the website in the body or signature.
     public var bodyReferences: [String] = []
+    /// The same records with how each was found: candidates for the Save dialog.
+    public var candidates: [Candidate] = []
+}
+
+/// A record the body or the signature names (DESIGN.md point 15): offered in the Save dialog,
+/// and a reference for useful mode; never linked automatically.
+public struct Candidate: Sendable, Equatable {
+    public var id: String
+    public var object: String
+    /// How it was found: `body link`, `body address x@y`, `signature phone +1…`,
+    /// `signature website fabrikam.com`, `signature company Fabrikam Inc.`.
+    public var via: String
+
+    public init(id: String, object: String, via: String) {
+        self.id = id
+        self.object = object
+        self.via = via
+    }
 }
 
 /// Everything the rules read, as engine values (for links and the record) and as the typed
@@ -63,6 +120,8 @@ public struct EngineFacts: Sendable {
     public var anchorEmail: String?
     public var anchorWho: String?
     public var savedRecord: String?
+    /// The save-once key: the normalised Message-ID, or the fingerprint of a message without one.
+    public var ledgerKey: String
     public var direction: String
     public var object: FactObject
 }
@@ -82,10 +141,8 @@ public struct FactsBuilder {
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let mailboxLocal = mailbox.split(separator: "@").first.map(String.init) ?? mailbox
         let corporate = pack.list(setting: "corporate_domains")
-        let orgBlocklist = pack.list(setting: "org_blocklist")
         let freeMail = pack.list(setting: "free_mail_domains")
-        let blocklistFreeMail = pack.orgSettings["blocklist_free_mail"] == .bool(true)
-        let user = pack.user(mailbox)
+        try validateSelection(context)
 
         // Participants, each address once, with the first role it appears in.
         var seen = Set<String>()
@@ -97,60 +154,54 @@ public struct FactsBuilder {
                 let isInternal = corporate?.contains(address.domain) ?? false
                 let owner = normalized == mailbox || (isInternal && address.local.lowercased() == mailboxLocal)
                 let isFreeMail = freeMail?.contains(address.domain) ?? false
-                var blockedBy: String?
-                var entry: String?
-                if isInternal {
-                    blockedBy = "internal"
-                    entry = corporate?.match(address.domain)
-                } else if let matched = orgBlocklist?.match(normalized), !(user?.removed.contains(matched) ?? false) {
-                    blockedBy = "org"
-                    entry = matched
-                } else if blocklistFreeMail && isFreeMail {
-                    blockedBy = "org"
-                    entry = freeMail?.match(address.domain)
-                } else if let matched = user?.blocklist.match(normalized) {
-                    blockedBy = "individual"
-                    entry = matched
-                }
+                let block = blockStatus(address: normalized, domain: address.domain, mailbox: mailbox)
                 participants.append(ParticipantFacts(address: address, role: role, owner: owner, isInternal: isInternal, freeMail: isFreeMail,
-                                                     blockedBy: blockedBy, blockedEntry: entry))
+                                                     blockedBy: block?.layer, blockedEntry: block?.entry))
             }
         }
 
         // The related-record search, over every participant that is neither internal nor blocked.
         var related = RelatedRecords()
         let date = message.date.map { Date(timeIntervalSince1970: TimeInterval($0.secondsSinceEpoch)) } ?? Date()
+        // Several records may share an address: the choice is by rule (Ranking), never by the
+        // export's row order.
         for index in participants.indices where !participants[index].blocked {
             let key = participants[index].address.normalized
-            if let lead = try directory.leads(email: key).first {
+            if let lead = Ranking.people(try directory.leads(email: key)).first {
                 participants[index].lead = lead
                 related.leads.append(lead.id)
             }
-            if let contact = try directory.contacts(email: key).first {
+            if let contact = Ranking.people(try directory.contacts(email: key)).first {
                 participants[index].contact = contact
                 participants[index].account = contact["AccountId"]
                 related.contacts.append(contact.id)
             }
-            participants[index].user = try directory.users(email: key).first
+            participants[index].user = Ranking.people(try directory.users(email: key)).first
         }
+        var opportunities: [CRMRecord] = []
+        var cases: [CRMRecord] = []
         if related.leads.isEmpty {
             for participant in participants {
                 guard let contact = participant.contact else { continue }
-                if let account = contact["AccountId"] {
+                if let account = contact["AccountId"], !related.accounts.contains(account) {
                     related.accounts.append(account)
-                    for opportunity in try directory.opportunities(accountID: account) where Self.isCurrent(opportunity, at: date) {
-                        related.opportunities.append(opportunity.id)
-                    }
+                    opportunities += try directory.opportunities(accountID: account).filter { Self.isCurrent($0, at: date) }
                 }
-                for record in try directory.cases(contactID: contact.id) where Self.isRecentOpenCase(record, at: date) {
-                    related.cases.append(record.id)
-                }
+                cases += try directory.cases(contactID: contact.id).filter { Self.isRecentOpenCase($0, at: date) }
             }
         }
+        related.opportunities = Ranking.opportunities(opportunities, at: date).map(\.id)
+        related.cases = Ranking.cases(cases).map(\.id)
         if related.leads.isEmpty && related.contacts.isEmpty {
             // Accounts by website domain, never for free-mail domains.
-            for participant in participants where !participant.blocked && !participant.freeMail {
-                for account in try directory.accounts(websiteDomain: participant.address.domain) { related.accounts.append(account.id) }
+            for index in participants.indices where !participants[index].blocked && !participants[index].freeMail {
+                let domain = participants[index].address.domain
+                let accounts = Ranking.accounts(try directory.accounts(websiteDomain: domain), domain: domain)
+                if let first = accounts.first {
+                    participants[index].account = first.id
+                    participants[index].accountByWebsite = first["Website"].flatMap(CRMDirectoryKeys.domain(ofWebsite:)) ?? domain
+                }
+                for account in accounts where !related.accounts.contains(account.id) { related.accounts.append(account.id) }
             }
         }
 
@@ -171,41 +222,139 @@ public struct FactsBuilder {
             break
         }
 
-        // What the body and signature name: record links, addresses, phones, the website.
-        var references: [String] = []
+        // What the body and signature name: record links, addresses, phones, the website, the
+        // company. Internal and blocklisted addresses and domains never count, and the
+        // signature counts only when its sender is an outside, unblocked participant (an
+        // outbound email carries the owner's own signature).
+        var candidates: [Candidate] = []
+        func add(_ records: [CRMRecord], _ via: String) {
+            for record in records where !candidates.contains(where: { $0.id == record.id }) {
+                candidates.append(Candidate(id: record.id, object: record.object, via: via))
+            }
+        }
         for link in message.bodyLinks {
-            if let id = ThreadReferences.recordID(inLink: link), let record = try directory.record(id: id) { references.append(record.id) }
+            if let id = ThreadReferences.recordID(inLink: link), let record = try directory.record(id: id),
+               try blocked(record, mailbox: mailbox, depth: 0) == nil {
+                add([record], "body link \(link)")
+            }
         }
         for email in message.bodyEmails {
             let key = CRMDirectoryKeys.address(email)
             let domain = String(key.split(separator: "@").last ?? "")
-            if corporate?.contains(domain) ?? false { continue }
-            references += try directory.contacts(email: key).map(\.id) + directory.leads(email: key).map(\.id)
+            guard blockStatus(address: key, domain: domain, mailbox: mailbox) == nil else { continue }
+            add(Ranking.people(try directory.leads(email: key)) + Ranking.people(try directory.contacts(email: key)), "body address \(key)")
         }
-        if let signature = message.signature {
-            for phone in signature.phones where phone.hasPrefix("+") { references += try directory.people(phone: phone).map(\.id) }
-            if let website = signature.website, !(freeMail?.contains(website) ?? false), !(corporate?.contains(website) ?? false) {
-                references += try directory.accounts(websiteDomain: website).map(\.id)
+        let sender = participants.first { $0.role == "from" }
+        if let signature = message.signature, let sender, !sender.blocked {
+            for phone in signature.phones where phone.hasPrefix("+") {
+                add(Ranking.people(try directory.people(phone: phone)), "signature phone \(phone)")
+            }
+            var websiteAccount = false
+            if let website = signature.website.flatMap({ CRMDirectoryKeys.domain(ofWebsite: $0) }), !(freeMail?.contains(website) ?? false),
+               blockStatus(address: "", domain: website, mailbox: mailbox) == nil {
+                let accounts = Ranking.accounts(try directory.accounts(websiteDomain: website), domain: website)
+                websiteAccount = !accounts.isEmpty
+                add(accounts, "signature website \(website)")
+            }
+            // The company's name finds an Account when no domain does.
+            if let company = signature.company, !websiteAccount, related.accounts.isEmpty {
+                add(Ranking.people(try directory.accounts(name: company)), "signature company \(company)")
             }
         }
-        var unique = Set<String>()
-        related.bodyReferences = references.filter { unique.insert($0).inserted }
-        for id in related.bodyReferences {
-            switch SalesforceID.object(of: id) {
-            case "Account" where !related.accounts.contains(id): related.accounts.append(id)
-            case "Case" where !related.cases.contains(id): related.cases.append(id)
-            case "Opportunity" where !related.opportunities.contains(id): related.opportunities.append(id)
-            default: break
-            }
-        }
+        related.candidates = candidates
+        related.bodyReferences = candidates.map(\.id)
 
-        let savedRecord = try message.messageID.flatMap { try directory.savedRecord(messageID: $0) }
+        let ledgerKey = MessageIDKey.ledgerKey(message)
+        let savedRecord = try directory.savedRecord(messageID: ledgerKey)
         let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
                                     anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, direction: direction,
                                     mailbox: mailbox)
         return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
-                           anchorWho: anchorWho, savedRecord: savedRecord, direction: direction, object: object)
+                           anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object)
+    }
+
+    /// The folder's role: the caller's, else the role whose
+    /// list names the folder or a folder above it, the longest name winning
+    /// (`INBOX/Sent` is the sent folder, `Inbox/Deals` is under the inbox).
+    func folderRole(_ context: ProcessContext) -> String {
+        if let given = context.folderRole { return given }
+        var best: (role: String, length: Int)?
+        for (role, setting) in [("inbox", "inbox_folders"), ("sent", "sent_folders"), ("salesforce", "salesforce_folders")] {
+            guard let entry = pack.list(setting: setting)?.match(context.folder) else { continue }
+            if entry.count > best?.length ?? -1 { best = (role, entry.count) }
+        }
+        return best?.role ?? "other"
+    }
+
+    /// Which layer blocks an address (or, with an empty address, a domain), and the entry that
+    /// matched: internal (a corporate domain), the org list (with free mail when the org
+    /// blocklists it, less the user's removals), or the user's own list. Nil when none does.
+    func blockStatus(address: String, domain: String, mailbox: String) -> (layer: String, entry: String)? {
+        let key = address.isEmpty ? domain : address
+        if let entry = pack.list(setting: "corporate_domains")?.match(domain) { return ("internal", entry) }
+        let user = pack.user(mailbox)
+        if let matched = pack.list(setting: "org_blocklist")?.match(key), !(user?.removed.contains(matched) ?? false) { return ("org", matched) }
+        if pack.orgSettings["blocklist_free_mail"] == .bool(true), let entry = pack.list(setting: "free_mail_domains")?.match(domain) {
+            return ("org", entry)
+        }
+        if let matched = user?.blocklist.match(key) { return ("individual", matched) }
+        return nil
+    }
+
+    /// The object each `--select` kind names.
+    public static let selectionObjects = ["contact": "Contact", "lead": "Lead", "user": "User", "account": "Account",
+                                          "opportunity": "Opportunity", "case": "Case"]
+
+    /// The Save dialog's selection, checked before anything is decided (DESIGN.md point 8):
+    /// each id exists in the CRM, is of the kind named, and is not an internal or blocklisted
+    /// record (a Contact or Lead by its email addresses, an Account by its website's domain, an
+    /// Opportunity or Case by its Account and Contact). Users are the org's own people: only the
+    /// org and individual blocklists apply to them. Automatic sync has no selection: it is
+    /// ignored there, never checked.
+    public func validateSelection(_ context: ProcessContext) throws {
+        guard context.trigger != "auto" else { return }
+        let mailbox = CRMDirectoryKeys.address(context.mailbox)
+        for (kind, id) in context.selection {
+            func refuse(_ reason: String) -> SelectionError { SelectionError(kind: kind, id: id, reason: reason) }
+            guard let object = Self.selectionObjects[kind] else { throw refuse("'\(kind)' is not a kind of record that can be selected") }
+            guard let record = try directory.record(id: id) else { throw refuse("no such record in the CRM") }
+            guard record.object == object else { throw refuse("\(record.id) is a \(record.object), not a \(object)") }
+            if let (what, layer, entry) = try blocked(record, mailbox: mailbox, depth: 0) {
+                throw refuse(layer == "internal" ? "\(what) is internal (\(entry)); it is never linked"
+                                                 : "\(what) is on the \(layer) blocklist (\(entry)); it is never linked")
+            }
+        }
+    }
+
+    /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
+    func blocked(_ record: CRMRecord, mailbox: String, depth: Int) throws -> (String, String, String)? {
+        switch record.object {
+        case "Contact", "Lead", "User":
+            for field in personEmailFields {
+                guard let email = record[field] else { continue }
+                let address = CRMDirectoryKeys.address(email)
+                let domain = String(address.split(separator: "@").last ?? "")
+                guard let (layer, entry) = blockStatus(address: address, domain: domain, mailbox: mailbox) else { continue }
+                if record.object == "User" && layer == "internal" { continue }
+                return ("\(record.object) \(record.id) (\(address))", layer, entry)
+            }
+        case "Account":
+            if let website = record["Website"], let domain = CRMDirectoryKeys.domain(ofWebsite: website),
+               let (layer, entry) = blockStatus(address: "", domain: domain, mailbox: mailbox) {
+                return ("Account \(record.id) (\(domain))", layer, entry)
+            }
+        case "Opportunity", "Case":
+            guard depth == 0 else { return nil }
+            for field in ["AccountId", "ContactId"] {
+                guard let id = record[field], let parent = try directory.record(id: id) else { continue }
+                if let (what, layer, entry) = try blocked(parent, mailbox: mailbox, depth: depth + 1) {
+                    return ("\(record.object) \(record.id) of \(what)", layer, entry)
+                }
+            }
+        default: break
+        }
+        return nil
     }
 
     static func day(_ text: String?) -> Date? {
@@ -288,7 +437,7 @@ public struct FactsBuilder {
             "message": .object(messageObject),
             "participants": .list(people),
             "mailbox": .object(try FactObject(FactsSchema.mailbox, [
-                "address": .string(mailbox), "folder": .string(context.folder),
+                "address": .string(mailbox), "folder": .string(context.folder), "folder_role": .string(folderRole(context)),
                 "categories": .list(context.categories.map(Value.string)), "user": optional(mailboxUser),
             ])),
             "trigger": .string(context.trigger),
@@ -298,15 +447,17 @@ public struct FactsBuilder {
                 "opportunities": strings(related.opportunities), "cases": strings(related.cases),
                 "people": .int(related.contacts.count + related.leads.count),
                 "business": .int(related.accounts.count + related.opportunities.count + related.cases.count),
-                "body_references": .int(related.bodyReferences.count),
+                "body_references": .int(related.bodyReferences.count), "candidates": strings(related.bodyReferences),
             ])),
             "thread": .object(try FactObject(FactsSchema.thread, [
                 "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),
             ])),
-            "ledger": .object(try FactObject(FactsSchema.ledger, ["saved": .bool(savedRecord != nil), "record": optional(savedRecord)])),
+            "ledger": .object(try FactObject(FactsSchema.ledger, [
+                "saved": .bool(savedRecord != nil), "record": optional(savedRecord), "key": .string(MessageIDKey.ledgerKey(message)),
+            ])),
             "selection": .object(try FactObject(FactsSchema.selection, [
-                "who": .list(context.selection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
-                "what": optional(context.selection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),
+                "who": .list(context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
+                "what": optional(context.effectiveSelection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),
             ])),
             "settings": .object(pack.settings(for: mailbox)),
         ])
@@ -378,5 +529,65 @@ public enum ThreadReferences {
         let path = link.split(separator: "?").first ?? Substring(link)
         for piece in path.split(separator: "/").reversed() where SalesforceID.isID(piece) { return String(piece) }
         return nil
+    }
+}
+
+/// How the related-record search chooses among several records, so that the same CRM gives
+/// the same links whatever order its export lists the rows in.
+///
+/// - Opportunities: open before closed, then the close date nearest the message's date, then
+///   the id.
+/// - Cases: open before closed, then the most recently created, then the id.
+/// - Accounts matched by website: the exact domain before a parent domain, then the id.
+/// - Contacts, Leads or Users sharing an address: a Contact with an Account first, then the
+///   oldest (the smallest id).
+public enum Ranking {
+    static func id(_ record: CRMRecord) -> String { SalesforceID.canonical(record.id) }
+
+    static func isClosed(_ record: CRMRecord) -> Bool { record.flag("IsClosed") || record["Status"]?.lowercased() == "closed" }
+
+    public static func opportunities(_ records: [CRMRecord], at date: Date) -> [CRMRecord] {
+        func distance(_ record: CRMRecord) -> Double {
+            FactsBuilder.day(record["CloseDate"]).map { abs($0.timeIntervalSince(date)) } ?? .infinity
+        }
+        return unique(records).sorted { left, right in
+            if isClosed(left) != isClosed(right) { return !isClosed(left) }
+            let (a, b) = (distance(left), distance(right))
+            if a != b { return a < b }
+            return id(left) < id(right)
+        }
+    }
+
+    public static func cases(_ records: [CRMRecord]) -> [CRMRecord] {
+        unique(records).sorted { left, right in
+            if isClosed(left) != isClosed(right) { return !isClosed(left) }
+            let a = FactsBuilder.day(left["CreatedDate"]) ?? .distantPast, b = FactsBuilder.day(right["CreatedDate"]) ?? .distantPast
+            if a != b { return a > b }
+            let (x, y) = (left["CreatedDate"] ?? "", right["CreatedDate"] ?? "")
+            if x != y { return x > y }
+            return id(left) < id(right)
+        }
+    }
+
+    public static func accounts(_ records: [CRMRecord], domain: String) -> [CRMRecord] {
+        func exact(_ record: CRMRecord) -> Bool { record["Website"].flatMap(CRMDirectoryKeys.domain(ofWebsite:)) == domain }
+        return unique(records).sorted { left, right in
+            if exact(left) != exact(right) { return exact(left) }
+            return id(left) < id(right)
+        }
+    }
+
+    public static func people(_ records: [CRMRecord]) -> [CRMRecord] {
+        guard records.count > 1 else { return records }
+        return unique(records).sorted { left, right in
+            let (a, b) = (left["AccountId"] != nil, right["AccountId"] != nil)
+            if a != b { return a }
+            return id(left) < id(right)
+        }
+    }
+
+    static func unique(_ records: [CRMRecord]) -> [CRMRecord] {
+        var seen = Set<String>()
+        return records.filter { seen.insert(id($0)).inserted }
     }
 }

@@ -72,9 +72,9 @@ public struct RuleTestRunner {
     }
 
     static let testKeys = ["name", "message", "context", "settings", "records", "crm", "expect"]
-    static let contextKeys = ["mailbox", "folder", "trigger", "categories", "select"]
+    static let contextKeys = ["mailbox", "folder", "folder_role", "trigger", "categories", "select"]
     public static let expectKeys = ["verdict", "rule", "save_as", "who", "what", "category", "observations", "record", "create_records_for",
-                                    "reasons"]
+                                    "reasons", "candidates"]
 
     mutating func problem(_ location: SourceLocation, length: Int = 1, _ message: String) {
         diagnostics.append(Diagnostic(.schemaValue, at: location, length: length, message))
@@ -143,6 +143,11 @@ public struct RuleTestRunner {
                     switch (name.value, setting) {
                     case ("mailbox", .scalar(let scalar)): test.context.mailbox = scalar.value
                     case ("folder", .scalar(let scalar)): test.context.folder = scalar.value
+                    case ("folder_role", .scalar(let scalar)):
+                        if ProcessContext.folderRoles.contains(scalar.value) { test.context.folderRole = scalar.value } else {
+                            problem(scalar.location, length: scalar.value.count,
+                                    "folder_role '\(scalar.value)' is not one of \(ProcessContext.folderRoles.joined(separator: ", "))")
+                        }
                     case ("trigger", .scalar(let scalar)):
                         if ProcessContext.triggers.contains(scalar.value) { test.context.trigger = scalar.value } else {
                             problem(scalar.location, length: scalar.value.count,
@@ -291,6 +296,7 @@ public struct RuleTestRunner {
             case "observations": compareList(decision.observations)
             case "reasons": compareList(decision.reasons.map(\.rule))
             case "create_records_for": compareList(decision.createFor)
+            case "candidates": compareList(decision.candidates.map { "\($0.id) \($0.via)" })
             case "record":
                 guard case .mapping(let fields, _) = expected else { failures.append("record: expected a mapping of fields"); continue }
                 let actual = decision.record?.fields ?? []

@@ -1,11 +1,12 @@
 /// The facts the rules read, declared once: the type checker, `explain`, the engine that
 /// fills them and the README's table of facts are all derived from this declaration.
 public enum FactsSchema {
-    public static let serviceKind = FactType.enumeration("service_kind", ["none", "delivery_failure", "read_receipt", "calendar_response"])
+    public static let serviceKind = FactType.enumeration("service_kind", ["none", "delivery_failure", "read_receipt", "calendar_response", "abuse_report"])
     public static let role = FactType.enumeration("role", ["from", "to", "cc", "bcc"])
     public static let trigger = FactType.enumeration("trigger", ["auto", "category", "folder", "button"])
     public static let direction = FactType.enumeration("direction", ["inbound", "outbound"])
     public static let blockLayer = FactType.enumeration("block_layer", ["internal", "org", "individual"])
+    public static let folderRole = FactType.enumeration("folder_role", ["inbox", "sent", "salesforce", "other"])
 
     public static let message = ObjectType("Message", "The message being decided.", [
         FactField("id", .optional(.string), "Normalised Message-ID, `<id>`; absent when the message has none."),
@@ -19,7 +20,7 @@ public enum FactsSchema {
         FactField("bcc", .list(.string), "Bcc addresses, as `Name <address>` or `address`."),
         FactField("body", .string, "The text body (text/plain, else text from the HTML)."),
         FactField("html", .string, "The HTML body; empty when there is none."),
-        FactField("service_kind", serviceKind, "Service email kind: none, delivery_failure, read_receipt, calendar_response."),
+        FactField("service_kind", serviceKind, "Service email kind: none, delivery_failure, read_receipt, calendar_response, abuse_report."),
         FactField("service_signal", .optional(.string), "What decided the service kind."),
         FactField("auto_reply", .bool, "An automatic reply (out-of-office, RFC 3834)."),
         FactField("attachment_count", .int, "Number of attachments."),
@@ -51,6 +52,8 @@ public enum FactsSchema {
     public static let mailbox = ObjectType("Mailbox", "The mailbox the message is in, and its owner.", [
         FactField("address", .string, "The mailbox owner's address, normalised."),
         FactField("folder", .string, "The folder path, `/`-separated (e.g. `Inbox/Deals`)."),
+        FactField("folder_role", folderRole,
+                  "The folder's role: inbox, sent or salesforce when the message is in (or under) one, else other; from `--folder-role`, or from the folder's name in the lists the settings `inbox_folders`, `sent_folders`, `salesforce_folders` name."),
         FactField("categories", .list(.string), "Categories (Outlook) or labels (Gmail) on the message."),
         FactField("user", .optional(.string), "Id of the owner's User record."),
     ])
@@ -63,7 +66,9 @@ public enum FactsSchema {
         FactField("cases", .list(.string), "Case ids: open Cases of the Contacts and Cases named in the message."),
         FactField("people", .int, "Number of Contacts and Leads found."),
         FactField("business", .int, "Number of Accounts, Opportunities and Cases found."),
-        FactField("body_references", .int, "Records named by links, addresses, phones or websites in the body or signature."),
+        FactField("body_references", .int, "Number of records the body or signature names (`candidates`)."),
+        FactField("candidates", .list(.string),
+                  "Ids of the records named by Salesforce links and addresses in the body, and by the signature's phones, website and company (when no domain finds an Account); internal and blocklisted ones never. Offered in the Save dialog, never linked automatically."),
     ])
 
     public static let thread = ObjectType("Thread", "What the message's thread points at.", [
@@ -75,6 +80,7 @@ public enum FactsSchema {
     public static let ledger = ObjectType("Ledger", "The save-once ledger.", [
         FactField("saved", .bool, "The message is already saved org-wide and its record still exists."),
         FactField("record", .optional(.string), "The saved record's id."),
+        FactField("key", .string, "The save-once key: the normalised Message-ID, or `no-message-id:<hash>` of sender, date, subject and body for a message without one."),
     ])
 
     public static let selection = ObjectType("Selection", "What the user chose in the Save dialog (ForceSync).", [
@@ -157,8 +163,17 @@ public struct SettingSpec: Sendable {
         SettingSpec("blocklist_free_mail", .bool(false), "Treat every free-mail domain as blocklisted."),
         SettingSpec("users_may_remove_org_entries", .bool(false), "Users may remove org blocklist entries (never internal domains)."),
         SettingSpec("auto_save_mode", .choice(autoSaveModes, "general"), "general, forced, smart, useful or flexible."),
+        SettingSpec("require_people_record", .bool(false),
+                    "General mode saves only when a participant is a Contact or Lead: a Business record alone (an Account by website, a Case or Opportunity named in the email) is not enough."),
         SettingSpec("synchronized_folders", .folders(["Inbox", "Sent", "Salesforce Emails"]),
-                    "Folders automatic sync handles (subfolders included).", personal: true),
+                    "Folders automatic sync handles (subfolders included) besides the folders with a role (`mailbox.folder_role`): the org's custom folders.",
+                    personal: true),
+        SettingSpec("inbox_folders", .listName([.folders]),
+                    "A folders list: the names a mailbox's inbox has (`Inbox`, `INBOX`, `Posteingang`...); the role `inbox`."),
+        SettingSpec("sent_folders", .listName([.folders]),
+                    "A folders list: the names of the sent folder (`Sent Items`, `[Gmail]/Sent Mail`, `Gesendete Elemente`...); the role `sent`."),
+        SettingSpec("salesforce_folders", .listName([.folders]),
+                    "A folders list: the names of the dedicated folder or label (`Salesforce Emails`); the role `salesforce`."),
         SettingSpec("excluded_folders", .folders([]), "Folders automatic sync never handles (subfolders included).", personal: true),
         SettingSpec("outbound_only", .bool(false), "Automatic sync saves only email the mailbox owner sent.", personal: true),
         SettingSpec("link_free_saving", .bool(false), "Save email with no related records, WhoId and WhatId blank."),

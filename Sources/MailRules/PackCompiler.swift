@@ -137,6 +137,7 @@ public struct PackCompiler {
     static let engineSettings: Set<String> = [
         "corporate_domains", "org_blocklist", "free_mail_domains", "blocklist_free_mail", "users_may_remove_org_entries",
         "save_as", "category", "never_save_body", "personal", "mapping", "capabilities",
+        "inbox_folders", "sent_folders", "salesforce_folders",
     ]
 
     public mutating func compile(_ definition: PackDefinition) -> RulePack {

@@ -95,6 +95,7 @@ guard mode == "parse" || mode == "structure", arguments.count >= 2 else {
 }
 var seconds = 3.0
 var directories: [String] = []
+var usedFilesPath: String?
 var index = 1
 while index < arguments.count {
     if arguments[index] == "--seconds", index + 1 < arguments.count, let value = Double(arguments[index + 1]) {
@@ -102,10 +103,29 @@ while index < arguments.count {
         index += 2
         continue
     }
+    if arguments[index] == "--used-files", index + 1 < arguments.count {
+        usedFilesPath = arguments[index + 1]
+        index += 2
+        continue
+    }
     directories.append(arguments[index])
     index += 1
 }
-let corpus = directories.flatMap(listFiles).compactMap(readFile)
+// Only the files mailsave reads as messages count: one it refuses is not "parsed" (and,
+// with --used-files, the anchor is given exactly the same list).
+let readable = directories.flatMap(listFiles).compactMap { path -> (String, [UInt8])? in
+    guard let bytes = readFile(path), (try? MessageParser.parse(bytes)) != nil else { return nil }
+    return (path, bytes)
+}
+if let usedFilesPath {
+    let list = readable.map(\.0).joined(separator: "\n") + "\n"
+    let descriptor = open(usedFilesPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if descriptor >= 0 {
+        _ = list.withCString { write(descriptor, $0, strlen($0)) }
+        close(descriptor)
+    }
+}
+let corpus = readable.map(\.1)
 let corpusBytes = corpus.reduce(0) { $0 + $1.count }
 guard !corpus.isEmpty else {
     printError("mailsave-bench: no .raw or .eml files under \(directories)")

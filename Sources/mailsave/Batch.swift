@@ -72,6 +72,7 @@ struct Batch: ParsableCommand {
     func run() throws {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
+        try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)
         let output = try LineOutput(path: out)

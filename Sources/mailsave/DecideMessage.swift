@@ -27,6 +27,8 @@ struct MessageDecider: Sendable {
         guard folder != context.folder else { return self }
         var copy = self
         copy.context.folder = folder
+        // --folder-role names the role of --folder; another folder's role comes from its name.
+        copy.context.folderRole = nil
         return copy
     }
 

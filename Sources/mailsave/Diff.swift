@@ -45,6 +45,9 @@ struct Diff: ParsableCommand {
     @Option(help: "The folder the messages are in (with --folder-from-maildir: the top folder's).")
     var folder: String = "Inbox"
 
+    @Option(help: "The folder's role when the caller knows it: inbox, sent, salesforce or other (as process).")
+    var folderRole: String?
+
     @Option(name: .customLong("category"), help: "A category or label on the messages; repeatable.")
     var categories: [String] = []
 
@@ -82,6 +85,7 @@ struct Diff: ParsableCommand {
     func decisionOptions(rules: String) throws -> DecisionOptions {
         var arguments = ["--rules", rules, "--mailbox", mailbox, "--folder", folder, "--trigger", trigger]
         for category in categories { arguments += ["--category", category] }
+        if let folderRole { arguments += ["--folder-role", folderRole] }
         if let crm { arguments += ["--crm", crm] }
         if let store { arguments += ["--store", store] }
         return try DecisionOptions.parse(arguments)

@@ -33,6 +33,7 @@ struct Explain: ParsableCommand {
     func run() throws {
         let pack = try options.loadPack()
         let engine = Engine(pack: pack, directory: try options.loadDirectory())
+        try options.checkSelection(engine)
         let message = try readMessage(file)
         let (decision, facts, traces) = try engine.decide(message, context: options.context, trace: true)
         switch format {
@@ -48,7 +49,8 @@ enum ExplainText {
     static func render(decision: Decision, facts: EngineFacts, traces: [RuleTrace], context: ProcessContext, failingOnly: Bool) -> String {
         var lines: [String] = []
         lines.append("message   \(decision.messageID ?? "(no Message-ID)")")
-        lines.append("context   mailbox \(context.mailbox), folder \(context.folder), trigger \(context.trigger), direction \(facts.direction)")
+        let role: String = { if case .object(let mailbox)? = facts.object["mailbox"], case .string(let role)? = mailbox["folder_role"] { return role } else { return "other" } }()
+        lines.append("context   mailbox \(context.mailbox), folder \(context.folder) (\(role)), trigger \(context.trigger), direction \(facts.direction)")
         let decidedBy = decision.reasons.first.map { "\($0.rule): \($0.message)" } ?? "no rule"
         lines.append("decision  \(decision.verdict.rawValue)\(decision.saveAs.map { " as \($0)" } ?? "") (\(decidedBy))")
         lines.append("")
@@ -60,7 +62,9 @@ enum ExplainText {
             if participant.freeMail { notes.append("free mail") }
             if let lead = participant.lead { notes.append("Lead \(lead.id)") }
             if let contact = participant.contact { notes.append("Contact \(contact.id)") }
-            if let account = participant.account { notes.append("Account \(account)") }
+            if let account = participant.account {
+                notes.append("Account \(account)" + (participant.accountByWebsite.map { " (by website domain \($0))" } ?? ""))
+            }
             if let user = participant.user { notes.append("User \(user.id)") }
             lines.append("  \(participant.role.padding(5))\(participant.address.normalized.padding(34))\(notes.isEmpty ? "no CRM match" : notes.joined(separator: ", "))")
         }
@@ -68,7 +72,7 @@ enum ExplainText {
         lines.append("related   contacts \(related.contacts), leads \(related.leads), accounts \(related.accounts), "
                      + "opportunities \(related.opportunities), cases \(related.cases), body references \(related.bodyReferences)")
         lines.append("thread    case \(facts.threadCase ?? "-"), anchor email \(facts.anchorEmail ?? "-"), anchor who \(facts.anchorWho ?? "-")")
-        lines.append("ledger    \(facts.savedRecord.map { "saved as \($0)" } ?? "not saved")")
+        lines.append("ledger    \(facts.savedRecord.map { "saved as \($0)" } ?? "not saved")\(decision.messageID == nil ? " (key \(facts.ledgerKey))" : "")")
         lines.append("")
         lines.append("rules")
         let decidingID = decision.reasons.first?.rule
@@ -100,11 +104,14 @@ enum ExplainText {
     static func json(decision: Decision, facts: EngineFacts, traces: [RuleTrace], failingOnly: Bool) -> JSON {
         let participants: [JSON] = facts.participants.map { participant in
             .object([
-                ("address", .string(participant.address.normalized)), ("role", .string(participant.role)),
+                ("address", .string(participant.address.normalized)), ("name", .string(participant.address.name)),
+                ("domain", .string(participant.address.domain)), ("role", .string(participant.role)),
+                ("internal", .bool(participant.isInternal)), ("blocked", .bool(participant.blocked)),
                 ("owner", .bool(participant.owner)), ("blocked_by", .optional(participant.blockedBy)),
                 ("blocked_entry", .optional(participant.blockedEntry)), ("free_mail", .bool(participant.freeMail)),
                 ("contact", .optional(participant.contact?.id)), ("lead", .optional(participant.lead?.id)),
-                ("account", .optional(participant.account)), ("user", .optional(participant.user?.id)),
+                ("account", .optional(participant.account)), ("account_by_website", .optional(participant.accountByWebsite)),
+                ("user", .optional(participant.user?.id)),
             ])
         }
         let related = facts.related
@@ -126,13 +133,37 @@ enum ExplainText {
                 ("direction", .string(facts.direction)), ("participants", .array(participants)),
                 ("related", .object([("contacts", .strings(related.contacts)), ("leads", .strings(related.leads)),
                                      ("accounts", .strings(related.accounts)), ("opportunities", .strings(related.opportunities)),
-                                     ("cases", .strings(related.cases)), ("body_references", .strings(related.bodyReferences))])),
+                                     ("cases", .strings(related.cases)), ("body_references", .strings(related.bodyReferences)),
+                                     ("candidates", .strings(related.bodyReferences)),
+                                     ("people", .int(related.contacts.count + related.leads.count)),
+                                     ("business", .int(related.accounts.count + related.opportunities.count + related.cases.count))])),
                 ("thread", .object([("case", .optional(facts.threadCase)), ("anchor_email", .optional(facts.anchorEmail)),
                                     ("anchor_who", .optional(facts.anchorWho))])),
-                ("ledger", .object([("saved_record", .optional(facts.savedRecord))])),
-            ])),
+                ("ledger", .object([("saved", .bool(facts.savedRecord != nil)), ("record", .optional(facts.savedRecord)),
+                                    ("saved_record", .optional(facts.savedRecord)), ("key", .string(facts.ledgerKey))])),
+                ("candidates", .array(related.candidates.map { .object([("id", .string($0.id)), ("object", .string($0.object)), ("via", .string($0.via))]) })),
+            ] + ruleFacts(facts.object, except: ["direction", "participants", "related", "thread", "ledger"]))),
             ("rules", .array(rules)),
         ])
+    }
+
+    /// The facts the rules read by those names (message, mailbox, trigger, selection,
+    /// settings...), each as the rules see it, but for the ones `except` names.
+    static func ruleFacts(_ root: FactObject, except: Set<String>) -> [(String, JSON)] {
+        zip(root.type.fields, root.fields).filter { !except.contains($0.0.name) }.map { ($0.0.name, factJSON($0.1)) }
+    }
+
+    /// A fact value as JSON: objects by field name, named lists by name and size.
+    static func factJSON(_ value: Value) -> JSON {
+        switch value {
+        case .absent: return .null
+        case .bool(let flag): return .bool(flag)
+        case .int(let number): return .int(number)
+        case .string(let text): return .string(text)
+        case .list(let values): return .array(values.map(factJSON))
+        case .object(let object): return .object(zip(object.type.fields, object.fields).map { ($0.name, factJSON($1)) })
+        case .namedList(let list): return .object([("list", .string(list.name)), ("kind", .string(list.kind.rawValue)), ("entries", .int(list.count))])
+        }
     }
 
     /// The facts and calls a condition read, each with the values it had (several inside a macro).

@@ -16,6 +16,9 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "The folder the message is in, '/'-separated (Inbox/Deals).")
     var folder: String = "Inbox"
 
+    @Option(help: "The folder's role when the caller knows it: inbox, sent, salesforce or other (also Graph's wellKnownName, Gmail's system labels, IMAP SPECIAL-USE: sentitems, SENT, \\Sent, archive...). Without it the role comes from the folder's name and the pack's inbox_folders, sent_folders, salesforce_folders lists.")
+    var folderRole: String?
+
     @Option(name: .customLong("category"), help: "A category or label on the message; repeat for several.")
     var categories: [String] = []
 
@@ -41,6 +44,9 @@ struct DecisionOptions: ParsableArguments {
                 throw ValidationError("--select takes KIND=ID with KIND one of \(ProcessContext.selectionKinds.joined(separator: ", ")); got '\(selection)'")
             }
         }
+        if let folderRole, ProcessContext.folderRole(named: folderRole) == nil {
+            throw ValidationError("--folder-role must be one of \(ProcessContext.folderRoles.joined(separator: ", ")) (or Graph's, Gmail's or IMAP's name for one), not '\(folderRole)'")
+        }
         guard mailbox.contains("@") else { throw ValidationError("--mailbox must be an email address, not '\(mailbox)'") }
     }
 
@@ -49,7 +55,8 @@ struct DecisionOptions: ParsableArguments {
                        selection: selections.map { selection in
                            let parts = selection.split(separator: "=", maxSplits: 1)
                            return (String(parts[0]), String(parts[1]))
-                       })
+                       },
+                       folderRole: folderRole.flatMap(ProcessContext.folderRole(named:)))
     }
 
     /// The compiled pack, or exit 5 with its diagnostics. Errors in the user file of
@@ -104,6 +111,17 @@ struct DecisionOptions: ParsableArguments {
             do { return try CRMStore(path: store) } catch { throw CommandFailure(status: .couldNotRun, message: error.description) }
         }
         return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
+    }
+
+    /// The Save dialog's selection, checked against the CRM and the blocklists before any
+    /// message is decided: an id that does not exist, is of another kind, or is internal or
+    /// blocklisted is a usage error (exit 2) naming it, and nothing is saved.
+    func checkSelection(_ engine: Engine) throws {
+        do {
+            try engine.validateSelection(context)
+        } catch let error as SelectionError {
+            throw CommandFailure(status: .usage, message: error.description)
+        }
     }
 
     func validateSources() throws {
@@ -184,6 +202,7 @@ struct Process: ParsableCommand {
     func run() throws {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
+        try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
         var rows: [[String]] = []
         var firstFailure: ExitStatus?
@@ -249,6 +268,9 @@ enum DecisionJSON {
             ("create_records_for", .strings(decision.createFor)),
             ("create_records", .array(decision.toCreate.map { record in
                 .object([("address", .string(record.address)), ("object", .string(record.object)), ("account_id", .optional(record.accountID))])
+            })),
+            ("candidates", .array(decision.candidates.map { candidate in
+                .object([("id", .string(candidate.id)), ("object", .string(candidate.object)), ("via", .string(candidate.via))])
             })),
         ])
     }

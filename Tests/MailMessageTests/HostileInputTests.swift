@@ -150,7 +150,7 @@ import Testing
             Array(("From: a@b.example\nSubject: " + String(repeating: "=?a?q?b", count: n) + "\n\nbody\n").utf8)
         }, message)
         scaling("unclosed quotes", size: 25_000, { n in
-            Array(("From: a@b.example\nTo: " + String(repeating: "\"x\\\"", count: n) + "\n\nbody\n").utf8)
+            Array(("From: a@b.example\nTo: " + String(repeating: "\"\\", count: n) + "\n\nbody\n").utf8)
         }, message)
         scaling("mailboxes without commas", size: 2_000, { n in
             Array(("From: a@b.example\nTo: " + String(repeating: "A <a@b.example> ", count: n) + "\n\nbody\n").utf8)

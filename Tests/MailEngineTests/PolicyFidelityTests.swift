@@ -1,0 +1,234 @@
+import Foundation
+@testable import MailEngine
+import MailMessage
+import MailRules
+import Testing
+
+/// Issue 9, "What the engine gets wrong": the behaviour that lives in Swift (the rule pack's
+/// part is in rules/tests/).
+
+/// The sample CRM export (examples/crm), optionally with its rows shuffled.
+func sampleRecords(shuffledWith seed: UInt64? = nil) throws -> [CRMRecord] {
+    var records: [CRMRecord] = []
+    for object in ["Account", "Contact", "Lead", "Opportunity", "Case", "User", "EmailMessage", "EmailMessageRelation", "Task"] {
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("examples/crm/\(object).csv"), encoding: .utf8)
+        records += try InMemoryDirectory.parseCSV(text, object: object)
+    }
+    if let seed {
+        var generator = SeededGenerator(seed: seed)
+        records.shuffle(using: &generator)
+    }
+    return records
+}
+
+/// SplitMix64: the same shuffles on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func engine(_ extra: [CRMRecord] = [], shuffledWith seed: UInt64? = nil) throws -> Engine {
+    var records = try sampleRecords() + extra
+    if let seed {
+        var generator = SeededGenerator(seed: seed)
+        records.shuffle(using: &generator)
+    }
+    return Engine(pack: try shippedPack(), directory: InMemoryDirectory(records: records))
+}
+
+let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubject: Hello\nMessage-ID: <sel@unknown.example>\n\nHi."
+
+@Suite struct BusinessOnlyTests {
+    @Test func anAccountByWebsiteAloneIsSavedAndLinked() throws {
+        let (decision, _, _) = try engine().decide(try message("From: someone@northwind.example\nTo: ann@contoso.com\nSubject: Hi\n\nHi."),
+                                                   context: ProcessContext(mailbox: "ann@contoso.com"))
+        #expect(decision.verdict == .save)
+        #expect(decision.reasons.first?.rule == "general-mode-business")
+        #expect(decision.what == "0015e00000Nor01")
+        #expect(decision.who.isEmpty)
+    }
+}
+
+@Suite struct CaseCapabilityTests {
+    func pack(_ capabilities: String) throws -> RulePack {
+        let text = "capabilities: \(capabilities)\n"
+        let file = SourceFile(path: "override.yaml", text: text)
+        let (root, _) = YAMLLoader.load(file)
+        let entries: [(key: YScalar, value: YNode)]
+        if case .mapping(let found, _)? = root { entries = found } else { entries = [] }
+        #expect(!entries.isEmpty)
+        let (pack, problems) = try shippedPack().overriding(entries, file: file)
+        #expect(problems.isEmpty)
+        return pack
+    }
+
+    /// Every way a Contact and a Case could end up on one Task: the thread's Case, a Case
+    /// number in the subject, the Save dialog. Without both capabilities none of them does.
+    @Test(arguments: ["{email_to_case: false, email_drafts_for_cases: true}", "{email_to_case: true, email_drafts_for_cases: false}",
+                      "{email_to_case: false, email_drafts_for_cases: false}"])
+    func neverAContactAndACaseOnATask(capabilities: String) throws {
+        let engine = Engine(pack: try pack(capabilities), directory: InMemoryDirectory(records: try sampleRecords()))
+        let messages = [
+            try String(contentsOf: packageRoot.appendingPathComponent("examples/messages/04-case-thread.eml"), encoding: .utf8),
+            "From: carla@northwind.example\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nStill failing.",
+        ]
+        let contexts = [ProcessContext(mailbox: "ann@contoso.com"),
+                        ProcessContext(mailbox: "ann@contoso.com", trigger: "button",
+                                       selection: [("contact", "0035e00000Car01"), ("case", "5005e00000Cas01")])]
+        for text in messages {
+            for context in contexts {
+                let (decision, _, _) = try engine.decide(try message(text), context: context)
+                #expect(decision.verdict == .save)
+                #expect(decision.saveAs == "Task")
+                #expect(decision.who == ["0035e00000Car01"])
+                #expect(decision.what.map { SalesforceID.object(of: $0) } != "Case")
+                #expect(decision.observations.contains { $0.hasPrefix("Case 5005e00000Cas01 is not linked") })
+            }
+        }
+    }
+}
+
+@Suite struct SelectionTests {
+    static let extra = [
+        CRMRecord(object: "Contact", id: "0035e00000Dan01", fields: ["Email": "dan@contoso.com", "LastName": "Manager"]),
+        CRMRecord(object: "Contact", id: "0035e00000New01", fields: ["Email": "news@newsletters.example", "LastName": "News"]),
+        CRMRecord(object: "Lead", id: "00Q5e00000Alr01", fields: ["Email": "alerts@vendor.example", "LastName": "Alerts"]),
+        CRMRecord(object: "Account", id: "0015e00000Con01", fields: ["Name": "Contoso", "Website": "https://www.contoso.com"]),
+        CRMRecord(object: "Opportunity", id: "0065e00000Int01", fields: ["AccountId": "0015e00000Con01", "CloseDate": "2026-04-01"]),
+    ]
+
+    func refusal(_ kind: String, _ id: String, mailbox: String = "ann@contoso.com") throws -> String? {
+        let context = ProcessContext(mailbox: mailbox, trigger: "button", selection: [(kind, id)])
+        do {
+            _ = try engine(Self.extra).decide(try message(strangerMessage), context: context)
+            return nil
+        } catch let error as SelectionError {
+            #expect(error.id == id)
+            return error.description
+        }
+    }
+
+    @Test func idsMustExistAndBeOfTheKindNamed() throws {
+        #expect(try refusal("contact", "0035e00000Zzz01") == "--select contact=0035e00000Zzz01: no such record in the CRM; nothing was saved")
+        #expect(try refusal("contact", "5005e00000Cas01")?.contains("5005e00000Cas01 is a Case, not a Contact") == true)
+        #expect(try refusal("case", "0035e00000Car01")?.contains("is a Contact, not a Case") == true)
+        #expect(try refusal("contact", "0035e00000Car01") == nil)
+        #expect(try refusal("case", "5005e00000Cas01") == nil)
+        #expect(try refusal("user", "0055e00000Dan01") == nil) // the org's own people
+    }
+
+    @Test func internalAndBlocklistedRecordsAreRefused() throws {
+        #expect(try refusal("contact", "0035e00000Dan01")?.contains("is internal (contoso.com)") == true)
+        #expect(try refusal("contact", "0035e00000New01")?.contains("is on the org blocklist (newsletters.example)") == true)
+        // The individual layer: Ann's own blocklist, not Dan's.
+        #expect(try refusal("lead", "00Q5e00000Alr01")?.contains("is on the individual blocklist (alerts@vendor.example)") == true)
+        #expect(try refusal("lead", "00Q5e00000Alr01", mailbox: "dan@contoso.com") == nil)
+        #expect(try refusal("account", "0015e00000Con01")?.contains("Account 0015e00000Con01 (contoso.com) is internal") == true)
+        #expect(try refusal("opportunity", "0065e00000Int01")?.contains("Opportunity 0065e00000Int01 of Account 0015e00000Con01") == true)
+    }
+
+    @Test func automaticSyncIgnoresTheSelection() throws {
+        // Not checked (an unknown id is not an error) and not linked.
+        let context = ProcessContext(mailbox: "ann@contoso.com", selection: [("contact", "0035e00000Zzz01"), ("case", "5005e00000Cas01")])
+        let (decision, facts, _) = try engine().decide(try message(
+            "From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: Hi\nDate: Mon, 2 Mar 2026 09:15:00 +0000\n\nHi."), context: context)
+        #expect(decision.who == ["0035e00000Bob01"])
+        #expect(decision.what == "0065e00000Opp01")
+        #expect(facts.object["selection"].map { "\($0)" }?.contains("0035e00000Zzz01") == false)
+    }
+}
+
+@Suite struct RankingTests {
+    static func rankingRecords() throws -> [CRMRecord] {
+        var records: [CRMRecord] = []
+        let folder = packageRoot.appendingPathComponent("rules/tests/crm/ranking-a")
+        for object in ["Account", "Contact", "Opportunity", "Case"] {
+            let text = try String(contentsOf: folder.appendingPathComponent("\(object).csv"), encoding: .utf8)
+            records += try InMemoryDirectory.parseCSV(text, object: object)
+        }
+        return records
+    }
+
+    /// The same CRM in 50 row orders gives the same ranked lists and the same links.
+    @Test func theExportsRowOrderNeverMatters() throws {
+        let base = try Self.rankingRecords()
+        let messages = [
+            "From: rita@ranking.example\nTo: ann@contoso.com, sam@ranking-services.example, dana@ranking.example\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\nHi.",
+            "From: someone@eu.parent.example\nTo: ann@contoso.com\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\nHi.",
+        ]
+        for text in messages {
+            var first: String?
+            for seed in 0..<50 as Range<UInt64> {
+                var records = base
+                var generator = SeededGenerator(seed: seed)
+                records.shuffle(using: &generator)
+                let engine = Engine(pack: try shippedPack(), directory: InMemoryDirectory(records: records))
+                let (decision, facts, _) = try engine.decide(try message(text), context: ProcessContext(mailbox: "ann@contoso.com"))
+                let summary = "\(facts.related.contacts) \(facts.related.accounts) \(facts.related.opportunities) \(facts.related.cases) "
+                    + "\(decision.who) \(decision.what ?? "-")"
+                if first == nil { first = summary }
+                #expect(summary == first, "seed \(seed)")
+            }
+        }
+    }
+
+    @Test func theRankingRules() throws {
+        let engine = Engine(pack: try shippedPack(), directory: InMemoryDirectory(records: try Self.rankingRecords().reversed()))
+        let facts = try engine.facts(try message(
+            "From: rita@ranking.example\nTo: ann@contoso.com, sam@ranking-services.example, dana@ranking.example\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\nHi."),
+            context: ProcessContext(mailbox: "ann@contoso.com"))
+        // Open before closed; nearest close date (18, 18, 59, 105 days); the id on a tie.
+        #expect(facts.related.opportunities == ["0065e00000Rnk02", "0065e00000Rnk03", "0065e00000Rnk01", "0065e00000Rnk05", "0065e00000Rnk04"])
+        // Open and recent only (the search), the most recent first, to the minute.
+        #expect(facts.related.cases == ["5005e00000Rnk04", "5005e00000Rnk02", "5005e00000Rnk01"])
+        // Dana's two Contacts: the one with an Account.
+        #expect(facts.related.contacts == ["0035e00000Rnk01", "0035e00000Rnk02", "0035e00000Dup02"])
+        #expect(facts.related.accounts == ["0015e00000Rnk01", "0015e00000Rnk02"]) // each Account once
+        let byDomain = try engine.facts(try message("From: someone@eu.parent.example\nTo: ann@contoso.com\n\nHi."),
+                                        context: ProcessContext(mailbox: "ann@contoso.com"))
+        #expect(byDomain.related.accounts == ["0015e00000Par02", "0015e00000Par03", "0015e00000Par01"])
+        #expect(byDomain.participants.first?.account == "0015e00000Par02")
+        #expect(byDomain.participants.first?.accountByWebsite == "eu.parent.example")
+    }
+}
+
+@Suite struct FolderRoleTests {
+    func role(_ folder: String, given: String? = nil) throws -> String {
+        let facts = try engine().facts(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\n\nhi"),
+                                       context: ProcessContext(mailbox: "ann@contoso.com", folder: folder, folderRole: given))
+        guard case .object(let mailbox)? = facts.object["mailbox"], case .string(let role)? = mailbox["folder_role"] else { return "?" }
+        return role
+    }
+
+    @Test func namesMapToRoles() throws {
+        for folder in ["Inbox", "INBOX", "inbox/Deals/2026", "Posteingang", "Boîte de réception"] { #expect(try role(folder) == "inbox", "\(folder)") }
+        for folder in ["Sent", "Sent Items", "Sent Mail", "[Gmail]/Sent Mail", "[Google Mail]/Gesendet", "Gesendete Elemente",
+                       "Éléments envoyés", "INBOX.Sent", "INBOX/Sent", "Sent Items/2025"] {
+            #expect(try role(folder) == "sent", "\(folder)")
+        }
+        for folder in ["Salesforce Emails", "salesforce emails/Deals", "Salesforce"] { #expect(try role(folder) == "salesforce", "\(folder)") }
+        for folder in ["Archive", "[Gmail]/All Mail", "Drafts", "Deleted Items", "Projects/Inbox", "Unsent"] { #expect(try role(folder) == "other", "\(folder)") }
+    }
+
+    @Test func theCallersRoleWins() throws {
+        #expect(try role("Verschickt", given: "sent") == "sent")
+        #expect(try role("Inbox", given: "other") == "other")
+    }
+
+    @Test func callersNameRolesTheirOwnWay() {
+        #expect(ProcessContext.folderRole(named: "sentitems") == "sent") // Microsoft Graph wellKnownName
+        #expect(ProcessContext.folderRole(named: "SENT") == "sent") // Gmail system label
+        #expect(ProcessContext.folderRole(named: "\\Sent") == "sent") // IMAP SPECIAL-USE
+        #expect(ProcessContext.folderRole(named: "INBOX") == "inbox")
+        #expect(ProcessContext.folderRole(named: "archive") == "other")
+        #expect(ProcessContext.folderRole(named: "\\All") == "other")
+        #expect(ProcessContext.folderRole(named: "postbox") == nil)
+    }
+}
