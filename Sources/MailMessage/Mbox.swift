@@ -6,47 +6,198 @@ public enum Mbox {
         /// 1-based line of the `From ` separator in the mbox file.
         public var line: Int
         public var bytes: [UInt8]
+        /// Byte offset of the `From ` separator line in the mbox file.
+        public var offset: Int = 0
+        /// Bytes of the mbox the entry spans, from its `From ` line to the next one (or the end).
+        public var length: Int = 0
     }
 
+    /// The whole file at once (`inspect --mbox` on small files, tests). `MboxSplitter` is the
+    /// same split over a stream, in bounded memory.
     public static func split(_ bytes: [UInt8]) -> [Entry] {
-        var entries: [Entry] = []
-        var current: [UInt8] = []
-        var currentLine = 0
-        var started = false
-        var previousBlank = true
-        var position = 0
-        var lineNumber = 1
-        while position < bytes.count {
-            var end = position
-            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-            let next = end < bytes.count ? end + 1 : end
-            let line = bytes[position..<next]
-            if previousBlank && line.starts(with: "From ".utf8) {
-                if started {
-                    // The blank line before a separator belongs to the mbox format, not the message.
-                    if current.last == 0x0A { current.removeLast() }
-                    if current.last == 0x0D { current.removeLast() }
-                    entries.append(Entry(line: currentLine, bytes: current))
+        var splitter = MboxSplitter()
+        var events: [MboxSplitter.Event] = []
+        bytes.withUnsafeBufferPointer { splitter.feed($0, into: &events) }
+        splitter.finish(into: &events)
+        return events.compactMap { if case .message(let entry) = $0 { return entry } else { return nil } }
+    }
+}
+
+/// The mbox split over a stream: feed it chunks of any size, it hands back each message as
+/// soon as the next `From ` separator (or the end) is seen. It holds one message at most, and
+/// a message over `maxMessageBytes` is reported as `.oversize` without being accumulated: a
+/// 1 GB mbox costs the largest message it keeps, never the file.
+///
+/// The rules are `Mbox.split`'s: a separator is a `From ` line at the top of the file or after
+/// a blank line; the blank line before a separator belongs to the format, not the message;
+/// `>From `, `>>From `… lose one `>`; anything before the first separator is ignored.
+public struct MboxSplitter: Sendable {
+    public enum Event: Sendable {
+        case message(Mbox.Entry)
+        /// A message larger than the limit: where it starts and how large it is; its bytes were dropped.
+        case oversize(line: Int, offset: Int, size: Int)
+    }
+
+    public let maxMessageBytes: Int
+    /// False: entries carry no bytes, only where they are (`offset`, `length`), for a caller
+    /// that reads them from the file itself; nothing of a message is ever held.
+    public let keepBytes: Bool
+
+    // The current message.
+    private var current: [UInt8] = []
+    private var currentSize = 0
+    private var currentLine = 0
+    private var currentOffset = 0
+    private var started = false
+    private var oversize = false
+
+    // The current line: how far it has been decided.
+    private enum LineState { case head, separator, body }
+    private var lineState = LineState.head
+    /// `>` characters at the start of the current line (not yet written).
+    private var quotes = 0
+    /// Bytes after the quotes, while they may still spell `From ` (at most 5, not yet written).
+    private var head: [UInt8] = []
+    /// Bytes of the current line before its line feed, and its first byte.
+    private var lineLength = 0
+    private var lineFirst: UInt8 = 0
+    private var previousBlank = true
+    private var lineNumber = 1
+    /// Bytes fed so far.
+    public private(set) var offset = 0
+    private var lineOffset = 0
+
+    public init(maxMessageBytes: Int = Int.max, keepBytes: Bool = true) {
+        self.maxMessageBytes = maxMessageBytes
+        self.keepBytes = keepBytes
+    }
+
+    private static let from: [UInt8] = Array("From ".utf8)
+
+    /// Splits what `bytes` adds; completed messages are appended to `events`.
+    public mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, into events: inout [Event]) {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            if lineState == .head {
+                // Decide the line from its first bytes: a separator, a quoted From, or body.
+                let byte = bytes[index]
+                if byte == 0x0A {
+                    finishHead()
+                    append(UnsafeBufferPointer(rebasing: bytes[index..<index + 1]))
+                    endLine(at: index)
+                    index += 1
+                    continue
                 }
-                current = []
-                currentLine = lineNumber
-                started = true
-            } else if started {
-                var quoteEnd = line.startIndex
-                while quoteEnd < line.endIndex && line[quoteEnd] == 0x3E { quoteEnd += 1 }
-                if quoteEnd > line.startIndex && line[quoteEnd...].starts(with: "From ".utf8) {
-                    current.append(contentsOf: line.dropFirst())
-                } else {
-                    current.append(contentsOf: line)
+                if lineLength == 0 { lineFirst = byte }
+                lineLength += 1
+                index += 1
+                if byte == 0x3E && head.isEmpty {
+                    quotes += 1
+                    continue
                 }
+                head.append(byte)
+                if head[head.count - 1] != Self.from[head.count - 1] {
+                    finishHead()
+                } else if head.count == Self.from.count {
+                    if quotes == 0 && previousBlank {
+                        startMessage(events: &events)
+                        lineState = .separator
+                    } else {
+                        // `>From ` loses one `>`; a `From ` not after a blank line stays as it is.
+                        quotes = max(0, quotes - 1)
+                        finishHead()
+                    }
+                }
+                continue
             }
-            var contentEnd = end
-            if contentEnd > position && bytes[contentEnd - 1] == 0x0D { contentEnd -= 1 }
-            previousBlank = contentEnd == position
-            position = next
-            lineNumber += 1
+            // The rest of the line, up to and including its line feed, in one piece.
+            var end = index
+            while end < count && bytes[end] != 0x0A { end += 1 }
+            let through = end < count ? end + 1 : end
+            if lineState == .body { append(UnsafeBufferPointer(rebasing: bytes[index..<through])) }
+            lineLength += end - index
+            index = through
+            if end < count { endLine(at: end) }
         }
-        if started { entries.append(Entry(line: currentLine, bytes: current)) }
-        return entries
+        offset += count
+    }
+
+    /// The end of the input: the last message.
+    public mutating func finish(into events: inout [Event]) {
+        if lineState == .head { finishHead() }
+        if started { emit(stripBlank: false, events: &events) }
+        started = false
+    }
+
+    /// The head of the line is not a separator: write the quotes and bytes held back.
+    private mutating func finishHead() {
+        lineState = .body
+        if quotes > 0 {
+            let quoteBytes = [UInt8](repeating: 0x3E, count: quotes)
+            quoteBytes.withUnsafeBufferPointer { append($0) }
+        }
+        if !head.isEmpty {
+            let held = head
+            held.withUnsafeBufferPointer { append($0) }
+        }
+        quotes = 0
+        head.removeAll(keepingCapacity: true)
+    }
+
+    /// The line feed at `index` of the chunk being fed ends the line.
+    private mutating func endLine(at index: Int) {
+        // Blank: nothing before the line feed, or a lone carriage return.
+        previousBlank = lineLength == 0 || (lineLength == 1 && lineFirst == 0x0D)
+        lineNumber += 1
+        lineLength = 0
+        lineState = .head
+        lineOffset = offset + index + 1
+    }
+
+    private mutating func startMessage(events: inout [Event]) {
+        if started { emit(stripBlank: true, events: &events) }
+        started = true
+        current = []
+        currentSize = 0
+        oversize = false
+        currentLine = lineNumber
+        currentOffset = lineOffset
+        quotes = 0
+        head.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard started, !bytes.isEmpty else { return }
+        currentSize += bytes.count
+        if oversize || !keepBytes { return }
+        // Two bytes of slack: the blank line before the next separator is not the message's.
+        if currentSize - 2 > maxMessageBytes {
+            oversize = true
+            current = []
+            return
+        }
+        current.append(contentsOf: bytes)
+    }
+
+    private mutating func emit(stripBlank: Bool, events: inout [Event]) {
+        let length = (stripBlank ? lineOffset : offset) - currentOffset
+        if oversize || currentSize - 2 > maxMessageBytes {
+            events.append(.oversize(line: currentLine, offset: currentOffset, size: currentSize))
+        } else if !keepBytes {
+            events.append(.message(Mbox.Entry(line: currentLine, bytes: [], offset: currentOffset, length: length)))
+        } else {
+            var bytes = current
+            if stripBlank {
+                if bytes.last == 0x0A { bytes.removeLast() }
+                if bytes.last == 0x0D { bytes.removeLast() }
+            }
+            if bytes.count > maxMessageBytes {
+                events.append(.oversize(line: currentLine, offset: currentOffset, size: bytes.count))
+            } else {
+                events.append(.message(Mbox.Entry(line: currentLine, bytes: bytes, offset: currentOffset, length: length)))
+            }
+        }
+        current = []
     }
 }

@@ -24,9 +24,6 @@ struct Inspect: ParsableCommand {
         """
     )
 
-    /// Largest mbox `inspect --mbox` reads.
-    static let maxMboxBytes = 1 << 30
-
     @Option(help: "Output format: json or text.")
     var format: OutputFormat = .json
 
@@ -37,13 +34,12 @@ struct Inspect: ParsableCommand {
     var file: String
 
     func run() throws {
-        // A single message stops at the parser's size limit; an mbox at a larger one until
-        // it is read as a stream.
-        let bytes = try readInput(file, limit: mbox ? Inspect.maxMboxBytes : ParseLimits().maxMessageBytes)
+        // An mbox is read as a stream, one message at a time (each up to the message limit).
         if mbox {
-            try inspectMbox(bytes)
+            try inspectMbox()
             return
         }
+        let bytes = try readInput(file, limit: ParseLimits().maxMessageBytes)
         let message: Message
         do {
             message = try MessageParser.parse(bytes)
@@ -56,28 +52,31 @@ struct Inspect: ParsableCommand {
         }
     }
 
-    private func inspectMbox(_ bytes: [UInt8]) throws {
-        let entries = Mbox.split(bytes)
-        if entries.isEmpty {
-            throw CommandFailure(status: .badMessage, message: "\(file):1: not an mbox: no 'From ' separator line")
-        }
+    private func inspectMbox() throws {
+        let source = try MboxSource(path: file, folder: "Inbox")
         var failed = 0
-        for entry in entries {
+        while let item = try source.next() {
+            guard case .line(let line) = item.position else { continue }
             do {
-                let message = try MessageParser.parse(entry.bytes)
+                let message = try MessageDecider.parse(try item.content.get(), name: file, firstLine: line + 1)
                 switch format {
                 case .json:
                     var json = MessageJSON.encode(message)
-                    if case .object(let members) = json { json = .object([("mbox_line", .int(entry.line))] + members) }
+                    if case .object(let members) = json { json = .object([("mbox_line", .int(line))] + members) }
                     Terminal.out(json.serialized(pretty: false))
                 case .text:
-                    Terminal.out("== \(file):\(entry.line)\n" + MessageText.render(message) + "\n")
+                    Terminal.out("== \(file):\(line)\n" + MessageText.render(message) + "\n")
                 }
-            } catch {
+            } catch let failure as CommandFailure {
                 failed += 1
-                let line = entry.line + (error.line ?? 1)
-                Terminal.err("mailsave: \(file):\(line): \(error.reason)")
+                Terminal.err("mailsave: " + failure.message)
+            } catch let error as MailboxItemError {
+                failed += 1
+                Terminal.err("mailsave: " + error.failure.message)
             }
+        }
+        if source.count == 0 {
+            throw CommandFailure(status: .badMessage, message: "\(file):1: not an mbox: no 'From ' separator line")
         }
         if failed > 0 { throw ExitCode(ExitStatus.badMessage.rawValue) }
     }

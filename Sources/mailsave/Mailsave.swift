@@ -21,7 +21,7 @@ struct Mailsave: ParsableCommand {
         75 temporary failure, retry later (disk full, store locked; sysexits EX_TEMPFAIL).
         """,
         version: Mailsave.version,
-        subcommands: [Process.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Reference.self]
+        subcommands: [Process.self, Batch.self, Diff.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Reference.self]
     )
 
     static let version = "0.2.0"

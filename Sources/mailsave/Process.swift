@@ -209,32 +209,14 @@ struct Process: ParsableCommand {
     func run() throws {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
-        let engine = Engine(pack: pack, directory: directory)
-        try options.checkSelection(engine)
+        try options.checkSelection(Engine(pack: pack, directory: directory))
+        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
         var rows: [[String]] = []
         var firstFailure: ExitStatus?
         for file in files {
-            let decision: Decision
-            var saved: SaveResult?
+            let outcome: MessageDecider.Outcome
             do {
-                let message = try readMessage(file)
-                let facts: EngineFacts
-                do {
-                    (decision, facts, _) = try engine.decide(message, context: options.context)
-                } catch let error as EvaluationError {
-                    throw DecisionOptions.evaluationFailure(error, file: file)
-                }
-                if apply, let store = directory as? CRMStore {
-                    do {
-                        // A message the ledger already holds reports its record, created false.
-                        saved = try store.save(decision, message: message, mailbox: options.mailbox, signature: message.signature)
-                            ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
-                    } catch let error as StoreError {
-                        throw error
-                    } catch {
-                        throw CommandFailure(status: .couldNotRun, message: "\(store.path): cannot save: \(error)")
-                    }
-                }
+                outcome = try decider.run(file: file)
             } catch let error as StoreError {
                 // The store, not this message: no other message can be decided either.
                 throw CommandFailure(error)
@@ -244,12 +226,10 @@ struct Process: ParsableCommand {
                 firstFailure = firstFailure ?? failure.status
                 continue
             }
+            let (decision, saved) = (outcome.decision, outcome.saved)
             switch format {
             case .json:
-                var json = DecisionJSON.encode(decision)
-                if apply, case .object(let members) = json {
-                    json = .object(members + [("saved", saved.map { .object([("id", .string($0.id)), ("created", .bool($0.created))]) } ?? .null)])
-                }
+                var json = outcome.json(applying: apply)
                 if files.count > 1, case .object(let members) = json { json = .object([("file", .string(file))] + members) }
                 Terminal.out(json.serialized(pretty: files.count == 1))
             case .text:

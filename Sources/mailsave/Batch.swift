@@ -1,0 +1,345 @@
+import ArgumentParser
+import Foundation
+import MailEngine
+import MailMessage
+import MailRules
+import MailStore
+
+enum BatchFormat: String, ExpressibleByArgument, CaseIterable { case jsonl, table }
+
+struct Batch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decide (and with --apply save) every message of a mailbox: an mbox, a Maildir or a folder of .eml files.",
+        discussion: """
+        Reads the mailbox as a stream (one message in memory per job, whatever its size), decides \
+        each message exactly as `process` does, and writes one JSON decision a line in input order, \
+        each with its `position` (the mbox line of its `From ` separator, or its file), then a \
+        summary: counts by verdict, by deciding rule, by link kind, and errors by kind.
+
+        A message that cannot be read (not a message, over the 64 MiB limit, an unreadable file) is \
+        reported with its position and skipped; the batch goes on and exits 4 at the end (3 or 5 \
+        when worse happened). A progress bar is drawn on standard error when it is a terminal.
+
+        With --apply each saved decision is written into the store exactly once (the ledger of \
+        `process --apply`), in input order except that a message replying to a later message of \
+        the batch is decided after it. Interrupted (Ctrl-C, kill -9), the same command again \
+        continues: saved messages are found in the ledger and saved nothing twice.
+
+        Examples:
+          mailsave batch --mailbox ann@contoso.com --crm examples/crm --eml examples/messages --format table
+          mailsave batch --mailbox ann@contoso.com --crm examples/crm --mbox examples/mailbox.mbox --out decisions.jsonl
+          mailsave batch --mailbox ann@contoso.com --store crm.sqlite --maildir ~/Maildir --folder-from-maildir --apply
+
+        Exit codes: 0 every message decided, 2 usage, 3 unreadable mailbox, file or store, \
+        4 some messages could not be read, 5 rule pack errors, 6 unreadable CRM export, 75 retry later.
+        """
+    )
+
+    @OptionGroup var options: DecisionOptions
+    @OptionGroup var source: MailboxOptions
+
+    @Flag(help: "Save each decision into the store (--store), at most once per message org-wide; a rerun continues an interrupted run.")
+    var apply = false
+
+    @Option(help: "Messages parsed and decided at once (default: the number of cores); the output is the same for any number.")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Write the decisions to FILE (atomically: complete or not at all) and only the summary to standard output.")
+    var out: String?
+
+    @Option(help: "jsonl (one JSON decision a line, then a summary object) or table.")
+    var format: BatchFormat = .jsonl
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    @Flag(help: .hidden)
+    var reportPeakMemory = false
+
+    @Argument(help: "- to read an mbox from standard input.")
+    var input: [String] = []
+
+    func validate() throws {
+        try options.validateSources()
+        if input.contains(where: { $0 != "-" }) || input.count > 1 {
+            throw ValidationError("give the mailbox with --mbox FILE, --maildir DIR or --eml DIR; the only argument is - (an mbox on standard input)")
+        }
+        try source.validate(stdin: !input.isEmpty)
+        if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    func run() throws {
+        let pack = try options.loadPack()
+        let directory = try options.loadDirectory(applying: apply)
+        try options.checkSelection(Engine(pack: pack, directory: directory))
+        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
+        var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)
+        let output = try LineOutput(path: out)
+        Interruption.install()
+        let progress = ProgressBar(totalBytes: mailbox.totalBytes, quiet: quiet)
+        var summary = BatchSummary()
+        let writer = BatchWriter(output: output, format: format, applying: apply)
+        func emit(_ result: RenderedResult) throws {
+            summary.count(result)
+            if let error = result.error {
+                progress.clear()
+                Terminal.err("mailsave: " + error.failure.message)
+            }
+            try writer.write(result)
+            progress.update(messages: summary.messages, bytes: result.bytesRead)
+        }
+        var spooled: String?
+        defer { if let spooled { unlink(spooled) } }
+        do {
+            try writer.start()
+            if apply {
+                if !mailbox.canReread {
+                    // Standard input is read twice (threads first): kept in a temporary file.
+                    spooled = try Self.spool(standardInputTo: NSTemporaryDirectory())
+                    mailbox = try MboxSource(path: spooled!, folder: options.folder, displayName: "-")
+                }
+                try runApplying(mailbox, decider: decider, emit: emit)
+            } else {
+                try runDeciding(mailbox, decider: decider, emit: emit)
+            }
+            if Interruption.requested {
+                progress.clear()
+                output.abandon()
+                Terminal.err("mailsave: interrupted after \(summary.messages) message\(summary.messages == 1 ? "" : "s")"
+                             + (apply ? "; run the same command again to continue (nothing is saved twice)" : "")
+                             + (out.map { "; \($0) was not written" } ?? ""))
+                Interruption.reraise()
+            }
+            try writer.finish()
+            try output.commit()
+        } catch let failure as CommandFailure {
+            progress.clear()
+            output.abandon()
+            throw failure
+        } catch let error as StoreError {
+            // The store, not a message: 75 when retrying later may work, else 3.
+            progress.clear()
+            output.abandon()
+            throw CommandFailure(error)
+        } catch {
+            progress.clear()
+            output.abandon()
+            throw CommandFailure(status: .couldNotRun, message: "\(mailbox.name): \(error)")
+        }
+        progress.clear()
+        switch format {
+        case .jsonl:
+            let line = summary.json(applying: apply).serialized(pretty: false)
+            if output.isFile { Terminal.out(line) } else { try output.line(line); try output.flush() }
+        case .table:
+            Terminal.out((output.isFile ? "" : "\n") + summary.text(applying: apply))
+        }
+        if reportPeakMemory, let peak = peakMemoryKB() { Terminal.err("mailsave: peak memory \(peak) kB") }
+        if let worst = summary.worst { throw ExitCode(worst.rawValue) }
+    }
+
+    /// Without --apply: the stream is parsed and decided on `jobs` threads, in input order.
+    func runDeciding(_ mailbox: MailboxSource, decider: MessageDecider, emit: (RenderedResult) throws -> Void) throws {
+        let name = mailbox.name
+        let applying = apply
+        let includeFolder = source.folderFromMaildir
+        let pipeline = OrderedPipeline<MailboxItem, RenderedResult>(jobs: jobs) { item in
+            Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder)
+        }
+        defer { pipeline.close() }
+        while !Interruption.requested, let item = try mailbox.next() {
+            let size = (try? item.content.get().count) ?? 0
+            try pipeline.submit(item, size: size, drain: emit)
+        }
+        try pipeline.finish(drain: emit)
+    }
+
+    /// With --apply: a first pass reads each message's Message-ID and parents; then messages
+    /// are read again in thread order, parsed on `jobs` threads, and decided and saved one at a
+    /// time (each decision sees every save before it); lines leave in input order.
+    func runApplying(_ mailbox: MailboxSource, decider: MessageDecider, emit: (RenderedResult) throws -> Void) throws {
+        var items: [MailboxItem] = []
+        var ids: [String?] = []
+        var parents: [[String]] = []
+        while !Interruption.requested, var item = try mailbox.next() {
+            if case .success(let bytes) = item.content {
+                let keys = ThreadOrder.threadKeys(bytes)
+                ids.append(keys.id)
+                parents.append(keys.parents)
+                item.content = .success([])
+            } else {
+                ids.append(nil)
+                parents.append([])
+            }
+            items.append(item)
+        }
+        if Interruption.requested { return }
+        let order = ThreadOrder.order(ids: ids, parents: parents)
+        let name = mailbox.name
+        let pipeline = OrderedPipeline<MailboxItem, (MailboxItem, Result<Message, MailboxItemError>)>(jobs: jobs) { item in
+            (item, Self.parse(item, source: name))
+        }
+        defer { pipeline.close() }
+        let reorder = ReorderBuffer()
+        let applying = apply
+        let includeFolder = source.folderFromMaildir
+        func drain(_ parsed: (MailboxItem, Result<Message, MailboxItemError>)) throws {
+            let item = parsed.0
+            let result: RenderedResult
+            switch parsed.1 {
+            case .failure(let error):
+                result = Self.failed(item, error)
+            case .success(let message):
+                let place = item.position.place(in: name)
+                do {
+                    let outcome = try decider.inFolder(item.folder).run(message, name: place)
+                    result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                } catch let failure as CommandFailure where failure.status == .badRules {
+                    result = Self.failed(item, MailboxItemError(kind: "rule_budget", failure: failure))
+                }
+            }
+            try reorder.add(result, emit: emit)
+        }
+        for index in order {
+            if Interruption.requested { break }
+            var item = items[index]
+            item.content = mailbox.reread(item)
+            let size = (try? item.content.get().count) ?? 0
+            try pipeline.submit(item, size: size, drain: drain)
+        }
+        try pipeline.finish(drain: drain)
+    }
+
+    static func parse(_ item: MailboxItem, source: String) -> Result<Message, MailboxItemError> {
+        switch item.content {
+        case .failure(let error): return .failure(error)
+        case .success(let bytes):
+            do {
+                return .success(try MessageDecider.parse(bytes, name: item.position.isLine ? source : item.position.place(in: source),
+                                                         firstLine: item.firstLine))
+            } catch {
+                return .failure(MailboxItemError(kind: "not_a_message", failure: error))
+            }
+        }
+    }
+
+    /// Parse, decide, render: the work of one job without --apply.
+    static func decide(_ item: MailboxItem, decider: MessageDecider, source: String, applying: Bool, includeFolder: Bool) -> RenderedResult {
+        switch parse(item, source: source) {
+        case .failure(let error):
+            return failed(item, error)
+        case .success(let message):
+            do {
+                return render(item, try decider.inFolder(item.folder).run(message, name: item.position.place(in: source)), applying: applying,
+                              includeFolder: includeFolder)
+            } catch let failure as CommandFailure {
+                return failed(item, MailboxItemError(kind: failure.status == .badRules ? "rule_budget" : "failed", failure: failure))
+            } catch {
+                // The CRM could not be read: not this message's fault, and every other message would fail alike.
+                let failure = (error as? StoreError).map { CommandFailure($0) }
+                    ?? CommandFailure(status: .couldNotRun, message: "\(item.position.place(in: source)): cannot read the CRM: \(error)")
+                return failed(item, MailboxItemError(kind: "crm", failure: failure))
+            }
+        }
+    }
+
+    static func failed(_ item: MailboxItem, _ error: MailboxItemError) -> RenderedResult {
+        let json = JSON.object([("position", item.position.json),
+                                ("error", .object([("kind", .string(error.kind)), ("message", .string(error.failure.message))]))])
+        return RenderedResult(index: item.index, line: json.serialized(pretty: false), error: error, bytesRead: item.bytesRead)
+    }
+
+    static func render(_ item: MailboxItem, _ outcome: MessageDecider.Outcome, applying: Bool, includeFolder: Bool) -> RenderedResult {
+        var json = outcome.json(applying: applying)
+        if case .object(let members) = json {
+            json = .object([("position", item.position.json)] + (includeFolder ? [("folder", .string(item.folder))] : []) + members)
+        }
+        let decision = outcome.decision
+        var result = RenderedResult(index: item.index, line: json.serialized(pretty: false), verdict: decision.verdict.rawValue,
+                                    rule: decision.reasons.first?.rule, linkKind: decision.verdict == .save ? BatchSummary.linkKind(decision) : nil,
+                                    saved: outcome.saved.map { $0.created ? .created : .alreadySaved }, error: nil, bytesRead: item.bytesRead)
+        var row = DecisionText.row(file: item.position.short, decision)
+        if applying { row.insert(outcome.saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? "", at: row.count - 1) }
+        result.table = row
+        return result
+    }
+
+    /// Copies standard input into a temporary file (removed by the caller).
+    static func spool(standardInputTo folder: String) throws(CommandFailure) -> String {
+        var template = Array((folder + "/mailsave-stdin-XXXXXX").utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else {
+            throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot keep standard input: \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { throw CommandFailure(status: .couldNotRun, message: "-: cannot read: \(String(cString: strerror(errno)))") }
+            if got == 0 { break }
+            var offset = 0
+            while offset < got {
+                let written = chunk.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, got - offset) }
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 {
+                    let code = errno
+                    unlink(path)
+                    throw CommandFailure(status: code == ENOSPC ? .temporary : .couldNotRun,
+                                         message: "\(path): cannot keep standard input: \(String(cString: strerror(code)))")
+                }
+                offset += written
+            }
+        }
+        return path
+    }
+}
+
+extension MailboxPosition {
+    var isLine: Bool { if case .line = self { return true } else { return false } }
+}
+
+/// Writes result lines as JSON Lines or as table rows (streamed: fixed column widths).
+final class BatchWriter {
+    let output: LineOutput
+    let format: BatchFormat
+    let applying: Bool
+    static let widths = [34, 12, 13, 34, 20]
+
+    init(output: LineOutput, format: BatchFormat, applying: Bool) {
+        self.output = output
+        self.format = format
+        self.applying = applying
+    }
+
+    func start() throws {
+        guard format == .table else { return }
+        var header = ["MESSAGE", "VERDICT", "SAVE AS", "LINKS", "RULE"]
+        if applying { header.insert("SAVED", at: 4) }
+        try output.line(row(header))
+    }
+
+    func write(_ result: RenderedResult) throws {
+        switch format {
+        case .jsonl:
+            try output.line(result.line)
+        case .table:
+            if let table = result.table {
+                try output.line(row(table))
+            } else if let error = result.error {
+                try output.line(visible("ERROR " + error.failure.message))
+            }
+        }
+    }
+
+    func finish() throws { try output.flush() }
+
+    func row(_ cells: [String]) -> String {
+        cells.enumerated().map { index, cell in
+            let shown = visible(cell)
+            return index == cells.count - 1 ? shown : shown.padding(max(Self.widths[min(index, Self.widths.count - 1)], shown.count + 1))
+        }.joined()
+    }
+}

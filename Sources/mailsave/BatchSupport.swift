@@ -1,0 +1,312 @@
+import Foundation
+import MailEngine
+import MailMessage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where `batch` writes its lines: standard output, or `--out FILE` written atomically (a
+/// temporary file next to it, renamed over it at the end; removed when the run fails or is
+/// interrupted, so FILE is never half-written).
+final class LineOutput {
+    private let descriptor: Int32
+    private let path: String?
+    private let temporary: String?
+    private var buffer: [UInt8] = []
+
+    init(path: String?) throws(CommandFailure) {
+        self.path = path
+        guard let path else {
+            descriptor = 1
+            temporary = nil
+            return
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(name).mailsave-\(getpid()).tmp"
+        descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if descriptor < 0 {
+            throw CommandFailure(status: errno == ENOSPC ? .temporary : .couldNotRun,
+                                 message: "\(path): cannot write: \(String(cString: strerror(errno)))")
+        }
+        self.temporary = temporary
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    var isFile: Bool { path != nil }
+
+    func line(_ text: String) throws(CommandFailure) {
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    func flush() throws(CommandFailure) {
+        var offset = 0
+        while offset < buffer.count {
+            let written = buffer.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 {
+                let code = errno
+                buffer.removeAll(keepingCapacity: true)
+                throw CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
+                                     message: "\(path ?? "standard output"): cannot write: \(String(cString: strerror(code)))")
+            }
+            offset += written
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Everything written: the file takes its name (after reaching the disk).
+    func commit() throws(CommandFailure) {
+        try flush()
+        guard let path, let temporary else { return }
+        if fsync(descriptor) != 0 || close(descriptor) != 0 || rename(temporary, path) != 0 {
+            let code = errno
+            unlink(temporary)
+            throw CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
+                                 message: "\(path): cannot write: \(String(cString: strerror(code)))")
+        }
+    }
+
+    /// The run failed or was interrupted: the temporary file goes, FILE is as it was.
+    func abandon() {
+        guard let temporary else { return }
+        close(descriptor)
+        unlink(temporary)
+    }
+}
+
+/// One message's line, rendered, and what the summary counts of it.
+struct RenderedResult: Sendable {
+    var index: Int
+    var line: String
+    var verdict: String?
+    var rule: String?
+    var linkKind: String?
+    var saved: SaveState?
+    var error: MailboxItemError?
+    var bytesRead: Int
+    /// The row of `--format table`.
+    var table: [String]?
+
+    enum SaveState: Sendable { case created, alreadySaved }
+}
+
+/// Results arrive in the order they were decided (parents first with `--apply`) and leave
+/// in input order. What waits is held in memory up to 32 MiB, then in an unlinked temporary file.
+final class ReorderBuffer {
+    private var next = 0
+    private var waiting: [Int: RenderedResult] = [:]
+    private var waitingBytes = 0
+    private var spilled: [Int: (offset: Int, length: Int, result: RenderedResult)] = [:]
+    private var spillDescriptor: Int32 = -1
+    private var spillEnd = 0
+    static let memoryLimit = 32 << 20
+
+    deinit { if spillDescriptor >= 0 { close(spillDescriptor) } }
+
+    func add(_ result: RenderedResult, emit: (RenderedResult) throws -> Void) throws {
+        if result.index == next {
+            try emit(result)
+            next += 1
+            try drain(emit)
+            return
+        }
+        if waitingBytes + result.line.utf8.count > Self.memoryLimit, spill(result) { return }
+        waitingBytes += result.line.utf8.count
+        waiting[result.index] = result
+    }
+
+    private func drain(_ emit: (RenderedResult) throws -> Void) throws {
+        while true {
+            if let result = waiting.removeValue(forKey: next) {
+                waitingBytes -= result.line.utf8.count
+                try emit(result)
+            } else if let entry = spilled.removeValue(forKey: next) {
+                var result = entry.result
+                var bytes = [UInt8](repeating: 0, count: entry.length)
+                let got = bytes.withUnsafeMutableBytes { pread(spillDescriptor, $0.baseAddress, entry.length, off_t(entry.offset)) }
+                guard got == entry.length else { throw CommandFailure(status: .couldNotRun, message: "cannot read back the temporary results") }
+                result.line = String(decoding: bytes, as: UTF8.self)
+                try emit(result)
+            } else {
+                return
+            }
+            next += 1
+        }
+    }
+
+    /// Writes the line to the spill file; false when there is none to be had (kept in memory then).
+    private func spill(_ result: RenderedResult) -> Bool {
+        if spillDescriptor < 0 {
+            var template = Array((NSTemporaryDirectory() + "/mailsave-batch-XXXXXX").utf8CString)
+            spillDescriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard spillDescriptor >= 0 else { return false }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        }
+        let bytes = Array(result.line.utf8)
+        let written = bytes.withUnsafeBytes { pwrite(spillDescriptor, $0.baseAddress, bytes.count, off_t(spillEnd)) }
+        guard written == bytes.count else { return false }
+        var kept = result
+        kept.line = ""
+        spilled[result.index] = (spillEnd, bytes.count, kept)
+        spillEnd += bytes.count
+        return true
+    }
+}
+
+/// The order `batch --apply` decides in: input order, except that a message whose parent
+/// (In-Reply-To, References: a Message-ID of the same batch) comes later in the input is
+/// decided after that parent, so Magic Anchor and Case threading see the saved parent.
+enum ThreadOrder {
+    /// `ids[i]`: message i's normalised Message-ID; `parents[i]`: the ids it replies to.
+    static func order(ids: [String?], parents: [[String]]) -> [Int] {
+        var first: [String: Int] = [:]
+        for (index, id) in ids.enumerated() { if let id, first[id] == nil { first[id] = index } }
+        var state = [UInt8](repeating: 0, count: ids.count) // 0 new, 1 on the stack, 2 placed
+        var order: [Int] = []
+        order.reserveCapacity(ids.count)
+        for root in ids.indices where state[root] == 0 {
+            // Depth first without recursion (a thread can be thousands long): parents first.
+            var stack: [(node: Int, next: Int)] = [(root, 0)]
+            state[root] = 1
+            while let top = stack.last {
+                let links = parents[top.node]
+                if top.next < links.count {
+                    stack[stack.count - 1].next += 1
+                    if let parent = first[links[top.next]], state[parent] == 0 {
+                        state[parent] = 1
+                        stack.append((parent, 0))
+                    }
+                    continue
+                }
+                stack.removeLast()
+                state[top.node] = 2
+                order.append(top.node)
+            }
+        }
+        return order
+    }
+
+    /// The Message-ID and the ids a message replies to, read off its header block only.
+    static func threadKeys(_ bytes: [UInt8]) -> (id: String?, parents: [String]) {
+        var end = bytes.count
+        var index = 0
+        while index + 1 < bytes.count {
+            if bytes[index] == 0x0A {
+                if bytes[index + 1] == 0x0A { end = index + 1; break }
+                if bytes[index + 1] == 0x0D && index + 2 < bytes.count && bytes[index + 2] == 0x0A { end = index + 1; break }
+            }
+            index += 1
+        }
+        guard let message = try? MessageParser.parse(Array(bytes[0..<end])) else { return (nil, []) }
+        return (message.messageID.map(MessageIDKey.normalize),
+                (message.inReplyTo + message.references.reversed()).map(MessageIDKey.normalize))
+    }
+}
+
+/// The counts `batch` ends with.
+struct BatchSummary {
+    var messages = 0
+    var errors = 0
+    var byVerdict: [String: Int] = [:]
+    var byRule: [String: Int] = [:]
+    var byLink: [String: Int] = [:]
+    var errorsByKind: [String: Int] = [:]
+    var created = 0
+    var alreadySaved = 0
+    /// The exit status errors call for: the worst kind seen.
+    var worst: ExitStatus?
+
+    mutating func count(_ result: RenderedResult) {
+        messages += 1
+        if let error = result.error {
+            errors += 1
+            errorsByKind[error.kind, default: 0] += 1
+            let rank: [ExitStatus] = [.couldNotRun, .temporary, .badCRMData, .badRules, .badMessage]
+            let status = error.failure.status
+            if worst == nil || (rank.firstIndex(of: status) ?? rank.count) < (rank.firstIndex(of: worst!) ?? rank.count) { worst = status }
+            return
+        }
+        if let verdict = result.verdict { byVerdict[verdict, default: 0] += 1 }
+        if let rule = result.rule { byRule[rule, default: 0] += 1 }
+        if let link = result.linkKind { byLink[link, default: 0] += 1 }
+        switch result.saved {
+        case .created: created += 1
+        case .alreadySaved: alreadySaved += 1
+        case nil: break
+        }
+    }
+
+    static let verdicts = ["save", "skip", "blocked", "unsupported"]
+
+    /// Most first, then by name.
+    static func ranked(_ counts: [String: Int]) -> [(String, Int)] {
+        counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+    }
+
+    func json(applying: Bool) -> JSON {
+        func object(_ pairs: [(String, Int)]) -> JSON { .object(pairs.map { ($0.0, .int($0.1)) }) }
+        var members: [(String, JSON)] = [
+            ("messages", .int(messages)),
+            ("decided", .int(messages - errors)),
+            ("errors", .int(errors)),
+            ("by_verdict", object(Self.verdicts.map { ($0, byVerdict[$0] ?? 0) })),
+            ("by_rule", object(Self.ranked(byRule))),
+            ("by_link", object(Self.ranked(byLink))),
+            ("errors_by_kind", object(Self.ranked(errorsByKind))),
+        ]
+        if applying { members.append(("saved", .object([("created", .int(created)), ("already_saved", .int(alreadySaved))]))) }
+        return .object([("summary", .object(members))])
+    }
+
+    func text(applying: Bool) -> String {
+        func list(_ pairs: [(String, Int)]) -> String { pairs.isEmpty ? "-" : pairs.map { "\($0.0) \($0.1)" }.joined(separator: ", ") }
+        var lines = ["\(messages) message\(messages == 1 ? "" : "s"), \(messages - errors) decided, \(errors) error\(errors == 1 ? "" : "s")"]
+        lines.append("verdicts  " + list(Self.verdicts.map { ($0, byVerdict[$0] ?? 0) }))
+        lines.append("rules     " + list(Self.ranked(byRule)))
+        lines.append("links     " + list(Self.ranked(byLink)))
+        if errors > 0 { lines.append("errors    " + list(Self.ranked(errorsByKind))) }
+        if applying { lines.append("saved     \(created) created, \(alreadySaved) already saved") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// What a saved decision links to: `Contact+Opportunity`, `Lead`, `new Lead`, `none`.
+    static func linkKind(_ decision: Decision) -> String {
+        var kinds: [String] = []
+        for id in decision.who + [decision.what].compactMap({ $0 }) {
+            let kind = objectName(id)
+            if !kinds.contains(kind) { kinds.append(kind) }
+        }
+        for record in decision.toCreate where !kinds.contains("new " + record.object) { kinds.append("new " + record.object) }
+        return kinds.isEmpty ? "none" : kinds.joined(separator: "+")
+    }
+
+    static func objectName(_ id: String) -> String {
+        switch id.prefix(3) {
+        case "003": return "Contact"
+        case "00Q": return "Lead"
+        case "005": return "User"
+        case "001": return "Account"
+        case "006": return "Opportunity"
+        case "500": return "Case"
+        default: return "other"
+        }
+    }
+}
+
+/// Peak resident memory of this process in kB (`VmHWM`), for the hidden `--report-peak-memory`.
+func peakMemoryKB() -> Int? {
+    #if os(Linux)
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    #else
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    return Int(usage.ru_maxrss) / 1024
+    #endif
+}

@@ -1,0 +1,452 @@
+import ArgumentParser
+import Foundation
+import MailEngine
+import MailMessage
+import MailRules
+
+enum DiffFormat: String, ExpressibleByArgument, CaseIterable { case text, json, markdown }
+enum DiffFailOn: String, ExpressibleByArgument, CaseIterable { case verdict, any }
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Preview a rule change: decide a mailbox with two versions of a pack and list the messages whose decision changes.",
+        discussion: """
+        Each message is decided with the old and the new pack (the same CRM, the same context) and \
+        listed when its verdict, save_as, links or category changes, with the deciding rule on each \
+        side; then a summary of verdicts, from → to. Nothing is ever saved.
+
+        --old-rev REV takes the old pack from a git revision: the same folder as --new (or --old \
+        PATH, relative to the repository) as it is at REV, so CI compares a pull request's pack with \
+        its base's. --format markdown is ready for a pull-request comment or $GITHUB_STEP_SUMMARY.
+
+        Examples:
+          mailsave diff --old rules-before --new rules --mailbox ann@contoso.com --crm examples/crm --eml examples/messages
+          mailsave diff --old-rev origin/main --new rules --mailbox ann@contoso.com --crm examples/crm --eml examples/messages --format markdown
+          mailsave diff --old-rev HEAD~1 --new rules --mailbox ann@contoso.com --mbox sample.mbox --fail-on verdict
+
+        Exit codes: 0 done (changes or not), 1 with --fail-on: a change of that kind, 2 usage (an \
+        unknown revision too), 3 unreadable mailbox, store or repository, 4 some messages could not \
+        be read, 5 a pack has errors, 6 unreadable CRM export.
+        """
+    )
+
+    @Option(help: "The old rule pack folder (with --old-rev: its path in the repository, default --new's).")
+    var old: String?
+
+    @Option(name: .customLong("old-rev"), help: "Take the old pack from this git revision (a branch, tag or commit).")
+    var oldRevision: String?
+
+    @Option(help: "The new rule pack folder.")
+    var new: String
+
+    @Option(help: "The mailbox owner's address.")
+    var mailbox: String
+
+    @Option(help: "The folder the messages are in (with --folder-from-maildir: the top folder's).")
+    var folder: String = "Inbox"
+
+    @Option(help: "The folder's role when the caller knows it: inbox, sent, salesforce or other (as process).")
+    var folderRole: String?
+
+    @Option(name: .customLong("category"), help: "A category or label on the messages; repeatable.")
+    var categories: [String] = []
+
+    @Option(help: "What asked for the decisions: auto, category, folder or button.")
+    var trigger: String = "auto"
+
+    @Option(help: "A folder of Salesforce data export CSVs: the CRM to search.")
+    var crm: String?
+
+    @Option(help: "The embedded CRM store to search (read only: diff never saves).")
+    var store: String?
+
+    @OptionGroup var source: MailboxOptions
+
+    @Option(help: "text, json, or markdown (for a pull-request comment or $GITHUB_STEP_SUMMARY).")
+    var format: DiffFormat = .text
+
+    @Option(name: .customLong("fail-on"), help: "Exit 1 when a decision changes this way: verdict (a verdict changes) or any (anything listed).")
+    var failOn: DiffFailOn?
+
+    @Option(help: "Messages decided at once (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    func validate() throws {
+        if old == nil && oldRevision == nil { throw ValidationError("give the old pack: --old DIR or --old-rev REV") }
+        if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
+        try source.validate(stdin: false)
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    /// `process`'s options for one pack: the pack, the context and the CRM are read the same way.
+    func decisionOptions(rules: String) throws -> DecisionOptions {
+        var arguments = ["--rules", rules, "--mailbox", mailbox, "--folder", folder, "--trigger", trigger]
+        for category in categories { arguments += ["--category", category] }
+        if let folderRole { arguments += ["--folder-role", folderRole] }
+        if let crm { arguments += ["--crm", crm] }
+        if let store { arguments += ["--store", store] }
+        return try DecisionOptions.parse(arguments)
+    }
+
+    func run() throws {
+        var temporary: String?
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        let oldPath: String
+        if let oldRevision {
+            let checkout = try GitPack.checkout(revision: oldRevision, path: old ?? new)
+            temporary = checkout.folder
+            oldPath = checkout.pack
+        } else {
+            oldPath = old!
+        }
+        let oldOptions = try decisionOptions(rules: oldPath)
+        let newOptions = try decisionOptions(rules: new)
+        if let store, !FileManager.default.fileExists(atPath: store) {
+            throw CommandFailure(status: .couldNotRun, message: "\(store): no such store")
+        }
+        let oldPack: RulePack
+        do {
+            oldPack = try oldOptions.loadPack()
+        } catch let failure as CommandFailure where oldRevision != nil {
+            throw CommandFailure(status: failure.status, message: failure.message + " (the pack at \(oldRevision!))")
+        }
+        let newPack = try newOptions.loadPack()
+        let directory = try newOptions.loadDirectory(applying: false)
+        let context = newOptions.context
+        let oldDecider = MessageDecider(pack: oldPack, directory: directory, context: context, applying: false)
+        let newDecider = MessageDecider(pack: newPack, directory: directory, context: context, applying: false)
+        let mailboxSource = try source.open(folder: folder, stdin: false)
+        let name = mailboxSource.name
+        let progress = ProgressBar(totalBytes: mailboxSource.totalBytes, quiet: quiet)
+        var report = DiffReport()
+        let pipeline = OrderedPipeline<MailboxItem, DiffResult>(jobs: jobs) { item in
+            DiffResult.compare(item, old: oldDecider, new: newDecider, source: name)
+        }
+        defer { pipeline.close() }
+        func collect(_ result: DiffResult) {
+            if let error = result.error {
+                progress.clear()
+                Terminal.err("mailsave: " + error.failure.message)
+            }
+            report.add(result)
+            progress.update(messages: report.messages, bytes: result.bytesRead)
+        }
+        while let item = try mailboxSource.next() {
+            pipeline.submit(item, size: (try? item.content.get().count) ?? 0, drain: collect)
+        }
+        pipeline.finish(drain: collect)
+        progress.clear()
+        let oldLabel = oldRevision.map { "\(old ?? new) at \($0)" } ?? oldPath
+        switch format {
+        case .text: Terminal.out(report.text(old: oldLabel, new: new))
+        case .json: Terminal.out(report.json(old: oldLabel, new: new).serialized(pretty: true))
+        case .markdown: Terminal.out(report.markdown(old: oldLabel, new: new))
+        }
+        if let worst = report.worst { throw ExitCode(worst.rawValue) }
+        switch failOn {
+        case .verdict where report.verdictChanges > 0: throw ExitCode(ExitStatus.problems.rawValue)
+        case .any where !report.changes.isEmpty: throw ExitCode(ExitStatus.problems.rawValue)
+        default: break
+        }
+    }
+}
+
+/// One side of a message's comparison.
+struct DiffSide: Sendable, Equatable {
+    var verdict: String
+    var saveAs: String?
+    var who: [String]
+    var what: String?
+    var category: String?
+    var rule: String
+
+    init(_ decision: Decision) {
+        verdict = decision.verdict.rawValue
+        saveAs = decision.saveAs
+        who = decision.who
+        what = decision.what
+        category = decision.category
+        rule = decision.reasons.first?.rule ?? "(none)"
+    }
+
+    var links: String {
+        let all = who + [what].compactMap { $0 }
+        return all.isEmpty ? "-" : all.joined(separator: " ")
+    }
+
+    var json: JSON {
+        .object([("verdict", .string(verdict)), ("save_as", .optional(saveAs)),
+                 ("links", .object([("who", .strings(who)), ("what", .optional(what))])),
+                 ("category", .optional(category)), ("rule", .string(rule))])
+    }
+}
+
+/// A message decided with both packs.
+struct DiffResult: Sendable {
+    var index: Int
+    var position: MailboxPosition
+    var messageID: String?
+    var subject: String?
+    var old: DiffSide?
+    var new: DiffSide?
+    var error: MailboxItemError?
+    var bytesRead: Int
+
+    /// The fields that differ: verdict, save_as, links, category.
+    var changed: [String] {
+        guard let old, let new else { return [] }
+        var fields: [String] = []
+        if old.verdict != new.verdict { fields.append("verdict") }
+        if old.saveAs != new.saveAs { fields.append("save_as") }
+        if old.who != new.who || old.what != new.what { fields.append("links") }
+        if old.category != new.category { fields.append("category") }
+        return fields
+    }
+
+    static func compare(_ item: MailboxItem, old: MessageDecider, new: MessageDecider, source: String) -> DiffResult {
+        var result = DiffResult(index: item.index, position: item.position, bytesRead: item.bytesRead)
+        switch Batch.parse(item, source: source) {
+        case .failure(let error):
+            result.error = error
+        case .success(let message):
+            result.messageID = message.messageID
+            result.subject = message.subject
+            let place = item.position.place(in: source)
+            do {
+                result.old = DiffSide(try old.inFolder(item.folder).run(message, name: place + " (old pack)").decision)
+                result.new = DiffSide(try new.inFolder(item.folder).run(message, name: place + " (new pack)").decision)
+            } catch let failure as CommandFailure {
+                result.error = MailboxItemError(kind: failure.status == .badRules ? "rule_budget" : "failed", failure: failure)
+            } catch {
+                result.error = MailboxItemError(kind: "crm", failure: CommandFailure(status: .couldNotRun, message: "\(place): cannot read the CRM: \(error)"))
+            }
+        }
+        return result
+    }
+}
+
+/// The changes and the from → to counts.
+struct DiffReport {
+    var messages = 0
+    var changes: [DiffResult] = []
+    var errors: [DiffResult] = []
+    var transitions: [String: Int] = [:]
+    var verdictChanges = 0
+    var worst: ExitStatus?
+
+    mutating func add(_ result: DiffResult) {
+        messages += 1
+        if let error = result.error {
+            errors.append(result)
+            let rank: [ExitStatus] = [.couldNotRun, .temporary, .badCRMData, .badRules, .badMessage]
+            if worst == nil || (rank.firstIndex(of: error.failure.status) ?? 9) < (rank.firstIndex(of: worst!) ?? 9) { worst = error.failure.status }
+            return
+        }
+        guard let old = result.old, let new = result.new else { return }
+        transitions[old.verdict + "\u{0}" + new.verdict, default: 0] += 1
+        if old.verdict != new.verdict { verdictChanges += 1 }
+        if !result.changed.isEmpty { changes.append(result) }
+    }
+
+    /// from, to, count: changed verdicts first (most first), then the unchanged.
+    var transitionRows: [(from: String, to: String, count: Int)] {
+        transitions.map { key, count in
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            return (parts[0], parts[1], count)
+        }.sorted { a, b in
+            let aChanged = a.from != a.to, bChanged = b.from != b.to
+            if aChanged != bChanged { return aChanged }
+            if a.count != b.count { return a.count > b.count }
+            return (a.from, a.to) < (b.from, b.to)
+        }
+    }
+
+    var headline: String {
+        "\(changes.count) of \(messages) message\(messages == 1 ? "" : "s") change (\(verdictChanges) verdict\(verdictChanges == 1 ? "" : "s"))"
+            + (errors.isEmpty ? "" : ", \(errors.count) could not be read")
+    }
+
+    static func arrow(_ old: String, _ new: String) -> String { old == new ? old : "\(old) → \(new)" }
+
+    func text(old oldName: String, new newName: String) -> String {
+        var lines = ["old  \(oldName)", "new  \(newName)", ""]
+        for change in changes {
+            guard let old = change.old, let new = change.new else { continue }
+            lines.append(visible("\(change.position.short)  \(change.messageID ?? "(no Message-ID)")  \(change.subject ?? "")"))
+            lines.append("  verdict   " + Self.arrow(old.verdict, new.verdict))
+            lines.append("  rule      " + Self.arrow(old.rule, new.rule))
+            if change.changed.contains("save_as") { lines.append("  save as   " + Self.arrow(old.saveAs ?? "-", new.saveAs ?? "-")) }
+            if change.changed.contains("links") { lines.append("  links     " + Self.arrow(old.links, new.links)) }
+            if change.changed.contains("category") { lines.append("  category  " + Self.arrow(old.category ?? "-", new.category ?? "-")) }
+            lines.append("")
+        }
+        lines.append(headline)
+        let rows = transitionRows
+        if !rows.isEmpty {
+            let width = max(4, rows.map(\.from.count).max() ?? 0) + 2
+            lines.append("")
+            lines.append("FROM".padding(width) + "TO".padding(width) + "MESSAGES")
+            for row in rows { lines.append(row.from.padding(width) + row.to.padding(width) + String(row.count)) }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func json(old oldName: String, new newName: String) -> JSON {
+        .object([
+            ("old", .string(oldName)),
+            ("new", .string(newName)),
+            ("changes", .array(changes.map { change in
+                .object([("position", change.position.json), ("message_id", .optional(change.messageID)), ("subject", .optional(change.subject)),
+                         ("changed", .strings(change.changed)), ("old", change.old?.json ?? .null), ("new", change.new?.json ?? .null)])
+            })),
+            ("errors", .array(errors.map { result in
+                .object([("position", result.position.json), ("kind", .string(result.error?.kind ?? "")),
+                         ("message", .string(result.error?.failure.message ?? ""))])
+            })),
+            ("summary", .object([
+                ("messages", .int(messages)), ("changed", .int(changes.count)), ("verdicts_changed", .int(verdictChanges)),
+                ("errors", .int(errors.count)),
+                ("verdicts", .array(transitionRows.map { .object([("from", .string($0.from)), ("to", .string($0.to)), ("count", .int($0.count))]) })),
+            ])),
+        ])
+    }
+
+    /// A table cell: pipes and line breaks escaped, control characters shown.
+    static func cell(_ text: String) -> String {
+        visible(text).replacing("\\", with: "\\\\").replacing("|", with: "\\|").replacing("`", with: "'")
+    }
+
+    func markdown(old oldName: String, new newName: String) -> String {
+        var lines = ["### mailsave diff: \(headline)", "", "Old pack `\(Self.cell(oldName))`, new pack `\(Self.cell(newName))`.", ""]
+        if !changes.isEmpty {
+            lines.append("| message | subject | verdict | rule | save as | links | category |")
+            lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+            for change in changes {
+                guard let old = change.old, let new = change.new else { continue }
+                func shown(_ field: String, _ a: String, _ b: String) -> String {
+                    change.changed.contains(field) ? "\(Self.cell(a)) → **\(Self.cell(b))**" : Self.cell(a)
+                }
+                let subject = change.subject.map { $0.count > 60 ? String($0.prefix(57)) + "..." : $0 } ?? ""
+                lines.append("| `\(Self.cell(change.position.short))` | \(Self.cell(subject)) | \(shown("verdict", old.verdict, new.verdict)) | "
+                             + "\(old.rule == new.rule ? Self.cell(old.rule) : "\(Self.cell(old.rule)) → \(Self.cell(new.rule))") | "
+                             + "\(shown("save_as", old.saveAs ?? "-", new.saveAs ?? "-")) | \(shown("links", old.links, new.links)) | "
+                             + "\(shown("category", old.category ?? "-", new.category ?? "-")) |")
+            }
+            lines.append("")
+        }
+        lines.append("| from | to | messages |")
+        lines.append("| --- | --- | ---: |")
+        for row in transitionRows {
+            lines.append(row.from == row.to ? "| \(row.from) | \(row.to) | \(row.count) |" : "| **\(row.from)** | **\(row.to)** | \(row.count) |")
+        }
+        if !errors.isEmpty {
+            lines.append("")
+            lines.append("Not read: " + errors.map { "`\(Self.cell($0.position.short))` (\($0.error?.kind ?? ""))" }.joined(separator: ", "))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A rule pack as it is at a git revision, copied into a temporary folder.
+enum GitPack {
+    static func git(_ arguments: [String], in folder: String) throws -> (status: Int32, stdout: Data, stderr: String) {
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git"] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw CommandFailure(status: .couldNotRun, message: "cannot run git: \(error.localizedDescription)")
+        }
+        // Standard output is read while git runs (a blob can be larger than a pipe); these
+        // commands write a line or two to standard error at most.
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errorData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        if process.terminationStatus == 127 {
+            throw CommandFailure(status: .couldNotRun, message: "--old-rev needs git, which is not installed")
+        }
+        return (process.terminationStatus, outData, String(decoding: errorData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// The pack at `path` (relative to the current folder, inside a git work tree) as it is at
+    /// `revision`: (the temporary folder to remove, the pack folder in it).
+    static func checkout(revision: String, path: String) throws -> (folder: String, pack: String) {
+        let here = FileManager.default.currentDirectoryPath
+        let top = try git(["rev-parse", "--show-toplevel"], in: here)
+        guard top.status == 0 else {
+            throw CommandFailure(status: .couldNotRun, message: "\(here): not inside a git repository, so --old-rev \(revision) cannot be read (\(top.stderr))")
+        }
+        let root = String(decoding: top.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let verify = try git(["rev-parse", "--verify", "--quiet", "--end-of-options", revision + "^{commit}"], in: root)
+        guard verify.status == 0 else {
+            throw CommandFailure(status: .usage, message: "--old-rev \(revision): no such revision in \(root)")
+        }
+        let commit = String(decoding: verify.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // The pack's path in the repository.
+        let absolute = path.hasPrefix("/") ? path : here + "/" + path
+        let resolvedRoot = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        var components: [String] = []
+        for part in URL(fileURLWithPath: absolute).standardizedFileURL.path.split(separator: "/") {
+            components.append(String(part))
+        }
+        var standardized = "/" + components.joined(separator: "/")
+        // Resolve the part that exists (the folder may be gone from the work tree).
+        var existing = standardized
+        var rest = ""
+        while !FileManager.default.fileExists(atPath: existing) && existing != "/" {
+            rest = "/" + (existing as NSString).lastPathComponent + rest
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        standardized = URL(fileURLWithPath: existing).resolvingSymlinksInPath().path + rest
+        guard standardized == resolvedRoot || standardized.hasPrefix(resolvedRoot + "/") else {
+            throw CommandFailure(status: .couldNotRun, message: "\(path): not inside the git repository \(root)")
+        }
+        let relative = String(standardized.dropFirst(resolvedRoot.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let listing = try git(["ls-tree", "-r", "-z", "--full-tree", commit, "--", relative.isEmpty ? "." : relative], in: root)
+        guard listing.status == 0 else {
+            throw CommandFailure(status: .couldNotRun, message: "\(relative): cannot list it at \(revision): \(listing.stderr)")
+        }
+        let entries = listing.stdout.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard !entries.isEmpty else {
+            throw CommandFailure(status: .couldNotRun, message: "\(relative.isEmpty ? "." : relative): no such folder at revision \(revision)")
+        }
+        let folder = NSTemporaryDirectory() + "/mailsave-diff-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let pack = folder + "/" + (relative.isEmpty ? "pack" : (relative as NSString).lastPathComponent)
+        do {
+            for entry in entries {
+                // "<mode> <type> <object>\t<path>"
+                guard let tab = entry.firstIndex(of: "\t") else { continue }
+                let fields = entry[..<tab].split(separator: " ")
+                let file = String(entry[entry.index(after: tab)...])
+                guard fields.count == 3, fields[1] == "blob" else { continue }
+                let inside = relative.isEmpty ? file : String(file.dropFirst(relative.count + 1))
+                let target = pack + "/" + inside
+                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                let blob = try git(["cat-file", "blob", String(fields[2])], in: root)
+                guard blob.status == 0 else {
+                    throw CommandFailure(status: .couldNotRun, message: "\(file): cannot read it at \(revision): \(blob.stderr)")
+                }
+                if fields[0] == "120000" {
+                    // A link stays a link: the pack loader refuses the ones that leave the pack.
+                    try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: String(decoding: blob.stdout, as: UTF8.self))
+                } else {
+                    try blob.stdout.write(to: URL(fileURLWithPath: target))
+                }
+            }
+        } catch let failure as CommandFailure {
+            try? FileManager.default.removeItem(atPath: folder)
+            throw failure
+        } catch {
+            try? FileManager.default.removeItem(atPath: folder)
+            throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot write the pack at \(revision): \(error.localizedDescription)")
+        }
+        return (folder, pack)
+    }
+}

@@ -1,0 +1,395 @@
+import ArgumentParser
+import Foundation
+import MailMessage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a message of a mailbox is: the mbox line its `From ` separator is on, or its file.
+enum MailboxPosition: Sendable, Equatable {
+    case line(Int)
+    case file(String)
+
+    var json: JSON {
+        switch self {
+        case .line(let line): return .int(line)
+        case .file(let path): return .string(path)
+        }
+    }
+
+    /// `archive.mbox:120` or the file's path, as error lines name places.
+    func place(in source: String) -> String {
+        switch self {
+        case .line(let line): return "\(source):\(line)"
+        case .file(let path): return path
+        }
+    }
+
+    /// The name shown in a table: the mbox line, or the file name.
+    var short: String {
+        switch self {
+        case .line(let line): return "line \(line)"
+        case .file(let path): return path.split(separator: "/").last.map(String.init) ?? path
+        }
+    }
+}
+
+/// How to read one message again (`batch --apply` decides parents before their replies).
+enum MailboxLocator: Sendable {
+    case mbox(offset: Int, length: Int)
+    case file(String)
+}
+
+/// One message of a mailbox, in input order.
+struct MailboxItem: Sendable {
+    /// 0-based, in input order.
+    var index: Int
+    var position: MailboxPosition
+    var locator: MailboxLocator
+    /// The folder (`--folder`, or the Maildir++ folder with `--folder-from-maildir`).
+    var folder: String
+    /// The message's bytes, or why it could not be read (too large, unreadable file).
+    var content: Result<[UInt8], MailboxItemError>
+    /// Bytes of the mailbox read once this item was read (for the progress bar).
+    var bytesRead: Int
+    /// The line of the source the message's first line is on (mbox: the line after `From `).
+    var firstLine: Int {
+        if case .line(let line) = position { return line + 1 }
+        return 1
+    }
+}
+
+/// A message of a mailbox that is skipped, and why.
+struct MailboxItemError: Error, Sendable {
+    /// `too_large`, `unreadable`, `not_a_message`, `rule_budget`.
+    var kind: String
+    var failure: CommandFailure
+}
+
+/// The messages of a mailbox in input order, read one at a time.
+protocol MailboxSource: AnyObject {
+    /// The mailbox as errors name it (`archive.mbox`, `-`, the folder).
+    var name: String { get }
+    /// Total bytes to read, when known (the ETA of the progress bar).
+    var totalBytes: Int? { get }
+    /// The next message, nil at the end.
+    func next() throws(CommandFailure) -> MailboxItem?
+    /// A message's bytes again, from its locator.
+    func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError>
+    /// True when `reread` works (not a pipe).
+    var canReread: Bool { get }
+}
+
+/// The `--mbox FILE | --maildir DIR | --eml DIR | -` choice, shared by `batch` and `diff`.
+struct MailboxOptions: ParsableArguments {
+    @Option(help: "An mbox file (mboxo/mboxrd: Thunderbird, mutt, Google Takeout), read as a stream; - for standard input.")
+    var mbox: String?
+
+    @Option(help: "A Maildir: the files of cur/ and new/, sorted by name.")
+    var maildir: String?
+
+    @Option(help: "A folder of .eml files (searched recursively), sorted by path.")
+    var eml: String?
+
+    @Flag(help: "With --maildir: also read the Maildir++ subfolders (.Sent, .INBOX.Deals), each message in its folder (Sent, Inbox/Deals); the top folder is --folder.")
+    var folderFromMaildir = false
+
+    func validate(stdin: Bool) throws {
+        let given = [mbox, maildir, eml].compactMap { $0 }.count + (stdin ? 1 : 0)
+        if given == 0 { throw ValidationError("give the mailbox: --mbox FILE, --maildir DIR or --eml DIR") }
+        if given > 1 { throw ValidationError("give one mailbox: --mbox, --maildir, --eml or -, not several") }
+        if folderFromMaildir && maildir == nil { throw ValidationError("--folder-from-maildir goes with --maildir") }
+    }
+
+    /// The source; `stdin` is the `-` argument (an mbox on standard input).
+    func open(folder: String, stdin: Bool) throws(CommandFailure) -> MailboxSource {
+        if stdin { return try MboxSource(path: "-", folder: folder) }
+        if let mbox { return try MboxSource(path: mbox, folder: folder) }
+        if let maildir { return try FileListSource.maildir(maildir, folder: folder, subfolders: folderFromMaildir) }
+        if let eml { return try FileListSource.eml(eml, folder: folder) }
+        throw CommandFailure(status: .usage, message: "no mailbox given")
+    }
+}
+
+/// An mbox read in chunks of 1 MiB through `MboxSplitter`: one message in memory at a time
+/// (plus the chunk), a message over the message limit reported and skipped unread.
+final class MboxSource: MailboxSource {
+    let name: String
+    let totalBytes: Int?
+    let canReread: Bool
+    private let descriptor: Int32
+    private var splitter: MboxSplitter
+    private var events: [MboxSplitter.Event] = []
+    private var eventIndex = 0
+    private var finished = false
+    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    private(set) var count = 0
+    private var sawAnything = false
+    let folder: String
+
+    init(path: String, folder: String, displayName: String? = nil) throws(CommandFailure) {
+        name = displayName ?? path
+        self.folder = folder
+        descriptor = path == "-" ? 0 : open(path, O_RDONLY | O_NONBLOCK)
+        if descriptor < 0 {
+            throw CommandFailure(status: .couldNotRun, message: "\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read: \(String(cString: strerror(errno)))")
+        }
+        let type = info.st_mode & S_IFMT
+        if type == S_IFDIR { throw CommandFailure(status: .couldNotRun, message: "\(path): is a directory, not an mbox file") }
+        if path != "-" {
+            // Opened non-blocking so a FIFO cannot hang the open; reads block as usual.
+            let flags = fcntl(descriptor, F_GETFL)
+            if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
+        }
+        totalBytes = type == S_IFREG ? Int(info.st_size) : nil
+        canReread = type == S_IFREG
+        // A file is split without keeping anything, and each message read from its place
+        // once its size is known: a message over the limit is never read at all. A pipe
+        // keeps the message as it goes (up to the limit).
+        splitter = MboxSplitter(maxMessageBytes: ParseLimits().maxMessageBytes, keepBytes: !canReread)
+    }
+
+    deinit { if descriptor > 0 { close(descriptor) } }
+
+    func next() throws(CommandFailure) -> MailboxItem? {
+        while eventIndex >= events.count {
+            if finished {
+                if !sawAnything && splitter.offset > 0 {
+                    sawAnything = true
+                    throw CommandFailure(status: .badMessage, message: "\(name):1: not an mbox: no 'From ' separator line")
+                }
+                return nil
+            }
+            events.removeAll(keepingCapacity: true)
+            eventIndex = 0
+            let got = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw CommandFailure(status: .couldNotRun, message: "\(name): cannot read: \(String(cString: strerror(errno)))")
+            }
+            if got == 0 {
+                splitter.finish(into: &events)
+                finished = true
+            } else {
+                chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<got]), into: &events) }
+            }
+        }
+        let event = events[eventIndex]
+        // The entry's bytes leave with the item: the queue does not keep a second reference.
+        events[eventIndex] = .oversize(line: 0, offset: 0, size: 0)
+        eventIndex += 1
+        sawAnything = true
+        defer { count += 1 }
+        switch event {
+        case .message(let entry):
+            var item = MailboxItem(index: count, position: .line(entry.line), locator: .mbox(offset: entry.offset, length: entry.length),
+                                   folder: folder, content: .success(entry.bytes), bytesRead: entry.offset + entry.length)
+            if canReread { item.content = reread(item) }
+            return item
+        case .oversize(let line, let offset, let size):
+            let limit = ParseLimits().maxMessageBytes
+            let failure = CommandFailure(status: .badMessage,
+                                         message: "\(name):\(line): message of \(size) bytes, over the limit of \(limit); skipped")
+            return MailboxItem(index: count, position: .line(line), locator: .mbox(offset: offset, length: size), folder: folder,
+                               content: .failure(MailboxItemError(kind: "too_large", failure: failure)), bytesRead: offset + size)
+        }
+    }
+
+    func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError> {
+        guard case .mbox(let offset, let length) = item.locator, canReread else { return item.content }
+        if case .failure = item.content { return item.content }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var done = 0
+        while done < length {
+            let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + done, length - done, off_t(offset + done)) }
+            if read < 0 && errno == EINTR { continue }
+            if read <= 0 {
+                let failure = CommandFailure(status: .couldNotRun, message: "\(item.position.place(in: name)): cannot read again: the mbox changed")
+                return .failure(MailboxItemError(kind: "unreadable", failure: failure))
+            }
+            done += read
+        }
+        // The same split over the entry alone: one message, `>From ` unquoted the same way.
+        var splitter = MboxSplitter()
+        var events: [MboxSplitter.Event] = []
+        bytes.withUnsafeBufferPointer { splitter.feed($0, into: &events) }
+        splitter.finish(into: &events)
+        // The entry ends before the next separator: the blank line before it goes as in the stream.
+        guard events.count == 1, case .message(var entry) = events[0] else {
+            let failure = CommandFailure(status: .couldNotRun, message: "\(item.position.place(in: name)): cannot read again: the mbox changed")
+            return .failure(MailboxItemError(kind: "unreadable", failure: failure))
+        }
+        if offset + length < (totalBytes ?? 0) {
+            if entry.bytes.last == 0x0A { entry.bytes.removeLast() }
+            if entry.bytes.last == 0x0D { entry.bytes.removeLast() }
+        }
+        let limit = ParseLimits().maxMessageBytes
+        if entry.bytes.count > limit {
+            let failure = CommandFailure(status: .badMessage, message: "\(item.position.place(in: name)): message of \(entry.bytes.count) bytes, over the limit of \(limit); skipped")
+            return .failure(MailboxItemError(kind: "too_large", failure: failure))
+        }
+        return .success(entry.bytes)
+    }
+}
+
+/// Message files: a Maildir's `cur/` and `new/` (with `--folder-from-maildir`, its Maildir++
+/// subfolders too), or a folder of `.eml` files. The list of names is read first (sorted),
+/// the files one at a time.
+final class FileListSource: MailboxSource {
+    let name: String
+    let totalBytes: Int?
+    let canReread = true
+    private let files: [(path: String, folder: String)]
+    private var position = 0
+    private var bytesRead = 0
+    private let sizes: [Int]
+
+    private init(name: String, files: [(path: String, folder: String)]) {
+        self.name = name
+        self.files = files
+        var sizes: [Int] = []
+        sizes.reserveCapacity(files.count)
+        for file in files {
+            var info = stat()
+            sizes.append(stat(file.path, &info) == 0 ? Int(info.st_size) : 0)
+        }
+        self.sizes = sizes
+        totalBytes = sizes.reduce(0, +)
+    }
+
+    var count: Int { files.count }
+
+    static func directoryEntries(_ path: String) throws(CommandFailure) -> [String] {
+        guard let directory = opendir(path) else {
+            throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read the folder: \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// A Maildir's messages: `cur/` and `new/` together sorted by file name (Maildir names
+    /// begin with the delivery time), dot files skipped; then, with `subfolders`, each
+    /// Maildir++ folder (`.Sent`, `.INBOX.Deals`) in name order.
+    static func maildir(_ root: String, folder: String, subfolders: Bool) throws(CommandFailure) -> FileListSource {
+        guard isDirectory(root + "/cur") || isDirectory(root + "/new") else {
+            throw CommandFailure(status: .couldNotRun, message: "\(root): not a Maildir (no cur/ or new/ folder)")
+        }
+        var folders: [(path: String, name: String)] = [(root, folder)]
+        if subfolders {
+            let names = try directoryEntries(root).filter { $0.hasPrefix(".") && $0 != ".." && $0.count > 1 }.sorted()
+            for name in names where isDirectory(root + "/" + name + "/cur") || isDirectory(root + "/" + name + "/new") {
+                folders.append((root + "/" + name, maildirFolderName(name)))
+            }
+        }
+        var files: [(path: String, folder: String)] = []
+        for (path, name) in folders {
+            var entries: [(file: String, path: String)] = []
+            for sub in ["cur", "new"] where isDirectory(path + "/" + sub) {
+                for file in try directoryEntries(path + "/" + sub) where !file.hasPrefix(".") {
+                    entries.append((file, path + "/" + sub + "/" + file))
+                }
+            }
+            entries.sort { ($0.file.utf8.lexicographicallyPrecedes($1.file.utf8)) || ($0.file == $1.file && $0.path < $1.path) }
+            files += entries.map { ($0.path, name) }
+        }
+        return FileListSource(name: root, files: files)
+    }
+
+    /// The folder a Maildir++ subfolder stands for: `.Sent` → `Sent`, `.INBOX.Deals` →
+    /// `Inbox/Deals`, `.Archive.2024` → `Archive/2024`; IMAP's modified UTF-7 (`&AOQ-`) decoded.
+    static func maildirFolderName(_ directory: String) -> String {
+        var parts = directory.dropFirst().split(separator: ".", omittingEmptySubsequences: true).map { decodeModifiedUTF7(String($0)) }
+        if parts.first?.uppercased() == "INBOX" { parts[0] = "Inbox" }
+        return parts.joined(separator: "/")
+    }
+
+    /// RFC 3501's modified UTF-7 (`&` base64 of UTF-16 `-`), as Dovecot and Courier name folders.
+    static func decodeModifiedUTF7(_ text: String) -> String {
+        guard text.contains("&") else { return text }
+        var output = ""
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            guard character == "&", let end = text[index...].firstIndex(of: "-") else {
+                output.append(character)
+                index = text.index(after: index)
+                continue
+            }
+            let encoded = text[text.index(after: index)..<end]
+            if encoded.isEmpty {
+                output += "&"
+            } else {
+                var base64 = encoded.replacingOccurrences(of: ",", with: "/")
+                while base64.count % 4 != 0 { base64 += "=" }
+                if let data = Data(base64Encoded: base64), data.count % 2 == 0 {
+                    let units = stride(from: 0, to: data.count, by: 2).map { UInt16(data[data.startIndex + $0]) << 8 | UInt16(data[data.startIndex + $0 + 1]) }
+                    output += String(decoding: units, as: UTF16.self)
+                } else {
+                    output += "&" + encoded + "-"
+                }
+            }
+            index = text.index(after: end)
+        }
+        return output
+    }
+
+    /// `*.eml` under `root`, recursively, sorted by path.
+    static func eml(_ root: String, folder: String) throws(CommandFailure) -> FileListSource {
+        guard isDirectory(root) else { throw CommandFailure(status: .couldNotRun, message: "\(root): not a folder") }
+        var files: [String] = []
+        var pending = [root]
+        while let directory = pending.popLast() {
+            for name in try directoryEntries(directory) where !name.hasPrefix(".") {
+                let path = directory + "/" + name
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                let type = info.st_mode & S_IFMT
+                if type == S_IFDIR {
+                    pending.append(path)
+                } else if name.lowercased().hasSuffix(".eml") {
+                    files.append(path)
+                }
+            }
+        }
+        files.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return FileListSource(name: root, files: files.map { ($0, folder) })
+    }
+
+    func next() throws(CommandFailure) -> MailboxItem? {
+        guard position < files.count else { return nil }
+        let file = files[position]
+        bytesRead += sizes[position]
+        defer { position += 1 }
+        var item = MailboxItem(index: position, position: .file(file.path), locator: .file(file.path), folder: file.folder,
+                               content: .success([]), bytesRead: bytesRead)
+        item.content = reread(item)
+        return item
+    }
+
+    func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError> {
+        guard case .file(let path) = item.locator else { return item.content }
+        do {
+            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes))
+        } catch {
+            return .failure(MailboxItemError(kind: error.status == .badMessage ? "too_large" : "unreadable", failure: error))
+        }
+    }
+}

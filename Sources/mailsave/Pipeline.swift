@@ -1,0 +1,125 @@
+import Foundation
+
+/// Runs `transform` on `jobs` threads and hands the outputs back in submission order, with
+/// at most `window` inputs (and, past the first, `byteBudget` bytes of them) in flight: the
+/// reader is held back instead of memory growing with the mailbox. With one job the
+/// transform runs on the caller's thread, in order, and nothing is queued.
+final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [(sequence: Int, input: Input?)] = []
+    private var queueHead = 0
+    private var results: [Int: Output] = [:]
+    private var sizes: [Int: Int] = [:]
+    private var submitted = 0
+    private var emitted = 0
+    private var inFlightBytes = 0
+    private var closed = false
+    private let transform: @Sendable (Input) -> Output
+    let jobs: Int
+    private let window: Int
+    private let byteBudget: Int
+
+    init(jobs: Int, window: Int? = nil, byteBudget: Int = 256 << 20, transform: @escaping @Sendable (Input) -> Output) {
+        self.jobs = max(1, jobs)
+        self.window = window ?? max(1, jobs) * 4
+        self.byteBudget = byteBudget
+        self.transform = transform
+        guard self.jobs > 1 else { return }
+        for _ in 0..<self.jobs {
+            let thread = Thread { [self] in work() }
+            // Parsing recurses over MIME nesting (bounded at 32 levels): the main thread's stack size.
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    deinit { close() }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while queueHead >= queue.count && !closed { condition.wait() }
+            if queueHead >= queue.count {
+                condition.unlock()
+                return
+            }
+            let (sequence, taken) = queue[queueHead]
+            // The queue lets go of the input now: a message is held by the job deciding it only.
+            queue[queueHead].input = nil
+            queueHead += 1
+            if queueHead >= 64 && queueHead * 2 > queue.count {
+                queue.removeFirst(queueHead)
+                queueHead = 0
+            }
+            condition.unlock()
+            guard let input = taken else { continue }
+            let output = transform(input)
+            condition.lock()
+            results[sequence] = output
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Queues `input` (of `size` bytes), first waiting for room; outputs that are ready, in
+    /// order, go to `drain` on the caller's thread.
+    func submit(_ input: Input, size: Int, drain: (Output) throws -> Void) rethrows {
+        if jobs == 1 {
+            try drain(transform(input))
+            return
+        }
+        condition.lock()
+        while true {
+            let inFlight = submitted - emitted
+            if inFlight < window && (inFlight == 0 || inFlightBytes + size <= byteBudget) { break }
+            if let ready = takeReady() {
+                condition.unlock()
+                try drain(ready)
+                condition.lock()
+            } else {
+                condition.wait()
+            }
+        }
+        queue.append((submitted, input))
+        sizes[submitted] = size
+        submitted += 1
+        inFlightBytes += size
+        condition.broadcast()
+        var ready: [Output] = []
+        while let output = takeReady() { ready.append(output) }
+        condition.unlock()
+        for output in ready { try drain(output) }
+    }
+
+    /// Waits for every output, in order, to `drain`.
+    func finish(drain: (Output) throws -> Void) rethrows {
+        guard jobs > 1 else { return }
+        condition.lock()
+        while emitted < submitted {
+            if let ready = takeReady() {
+                condition.unlock()
+                try drain(ready)
+                condition.lock()
+            } else {
+                condition.wait()
+            }
+        }
+        condition.unlock()
+    }
+
+    /// Lets the worker threads end (after the queued inputs).
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next output in order, if it is ready (called with the lock held).
+    private func takeReady() -> Output? {
+        guard let output = results.removeValue(forKey: emitted) else { return nil }
+        inFlightBytes -= sizes.removeValue(forKey: emitted) ?? 0
+        emitted += 1
+        return output
+    }
+}

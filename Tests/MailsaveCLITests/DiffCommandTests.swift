@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+
+/// `mailsave diff`: a policy preview of two packs over the sample mailbox.
+@Suite struct DiffCommandTests {
+    static let base = ["diff", "--mailbox", "ann@contoso.com", "--crm", "examples/crm", "--eml", "examples/messages"]
+
+    /// A copy of the shipped pack with one line of org.yaml changed.
+    func pack(_ folder: URL, replacing old: String, with new: String) throws -> String {
+        let pack = folder.appendingPathComponent("rules")
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: pack)
+        let org = pack.appendingPathComponent("org.yaml")
+        let text = try String(contentsOf: org, encoding: .utf8)
+        try #require(text.contains(old))
+        try text.replacing(old, with: new).write(to: org, atomically: true, encoding: .utf8)
+        return pack.path
+    }
+
+    @Test func identicalPacksChangeNothing() throws {
+        let result = try Binary.run(Self.base + ["--old", "rules", "--new", "rules", "--fail-on", "verdict"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("0 of 12 messages change (0 verdicts)"))
+        let json = try Binary.run(Self.base + ["--old", "rules", "--new", "rules", "--format", "json", "--fail-on", "any"])
+        #expect(json.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["changes"] as? [Any])?.isEmpty == true)
+        let verdicts = ((object["summary"] as? [String: Any])?["verdicts"] as? [[String: Any]]) ?? []
+        #expect(verdicts.allSatisfy { $0["from"] as? String == $0["to"] as? String })
+        #expect(verdicts.reduce(0) { $0 + ($1["count"] as? Int ?? 0) } == 12)
+    }
+
+    @Test func outboundOnlyStopsExactlyTheInboundSaves() throws {
+        let folder = try Mailboxes.temporaryFolder("diff")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let new = try pack(folder, replacing: "outbound_only: false", with: "outbound_only: true")
+        let result = try Binary.run(Self.base + ["--old", "rules", "--new", new, "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let changes = try #require(object["changes"] as? [[String: Any]])
+        let shown = changes.map { change -> String in
+            let old = change["old"] as? [String: Any] ?? [:], new = change["new"] as? [String: Any] ?? [:]
+            let name = ((change["position"] as? String ?? "") as NSString).lastPathComponent
+            return "\(name) \(old["verdict"] ?? "")/\(old["rule"] ?? "") -> \(new["verdict"] ?? "")/\(new["rule"] ?? "") "
+                + ((change["changed"] as? [String]) ?? []).joined(separator: ",")
+        }
+        #expect(shown == [
+            "01-customer-question.eml save/general-mode -> skip/outbound-only verdict,save_as,links,category",
+            "04-case-thread.eml save/case-thread -> skip/outbound-only verdict,save_as,links,category",
+            "08-gmail-prospect.eml save/general-mode -> skip/outbound-only verdict,save_as,links,category",
+            "10-out-of-office.eml save/general-mode -> skip/outbound-only verdict,save_as,links,category",
+            "11-reply-to-salesforce-email.eml save/magic-anchor -> skip/outbound-only verdict,save_as,links,category",
+        ])
+        let summary = try #require(object["summary"] as? [String: Any])
+        #expect(summary["changed"] as? Int == 5)
+        #expect(summary["verdicts_changed"] as? Int == 5)
+        let failing = try Binary.run(Self.base + ["--old", "rules", "--new", new, "--fail-on", "verdict"])
+        #expect(failing.status == 1)
+    }
+
+    @Test func aSaveAsChangeIsListedWithoutAVerdictChange() throws {
+        let folder = try Mailboxes.temporaryFolder("diff-saveas")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let new = try pack(folder, replacing: "  save_as: Task\n", with: "  save_as: EmailMessage\n")
+        let result = try Binary.run(Self.base + ["--old", "rules", "--new", new, "--fail-on", "verdict"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("  save as   Task → EmailMessage"))
+        #expect(result.stdout.contains("(0 verdicts)"))
+        #expect(try Binary.run(Self.base + ["--old", "rules", "--new", new, "--fail-on", "any"]).status == 1)
+    }
+
+    @Test func markdownForAPullRequest() throws {
+        let folder = try Mailboxes.temporaryFolder("diff-md")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let new = try pack(folder, replacing: "outbound_only: false", with: "outbound_only: true")
+        let result = try Binary.run(Self.base + ["--old", "rules", "--new", new, "--format", "markdown"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let golden = """
+            ### mailsave diff: 5 of 12 messages change (5 verdicts)
+
+            Old pack `rules`, new pack `\(new)`.
+
+            | message | subject | verdict | rule | save as | links | category |
+            | --- | --- | --- | --- | --- | --- | --- |
+            | `01-customer-question.eml` | Quote for 20 licences | save → **skip** | general-mode → outbound-only | Task → **-** | 0035e00000Bob01 0065e00000Opp01 → **-** | CRM → **-** |
+            | `04-case-thread.eml` | Re: Case 00001042: login fails [ ref:_00D5e0ABC._5005e0XY... | save → **skip** | case-thread → outbound-only | Task → **-** | 0035e00000Car01 5005e00000Cas01 → **-** | CRM → **-** |
+            | `08-gmail-prospect.eml` | Anfrage zu Lizenzen für München | save → **skip** | general-mode → outbound-only | Task → **-** | 00Q5e00000Kim01 → **-** | CRM → **-** |
+            | `10-out-of-office.eml` | Automatic reply: Signed order form | save → **skip** | general-mode → outbound-only | Task → **-** | 0035e00000Bob01 0065e00000Opp01 → **-** | CRM → **-** |
+            | `11-reply-to-salesforce-email.eml` | Re: Your trial licence | save → **skip** | magic-anchor → outbound-only | Task → **-** | 0035e00000Bob01 → **-** | CRM → **-** |
+
+            | from | to | messages |
+            | --- | --- | ---: |
+            | **save** | **skip** | 5 |
+            | unsupported | unsupported | 3 |
+            | blocked | blocked | 2 |
+            | save | save | 1 |
+            | skip | skip | 1 |
+
+            """
+        #expect(result.stdout == golden)
+    }
+
+    /// --old-rev reads the pack at a git revision; a missing revision or no repository is a clear error.
+    @Test func theOldPackFromAGitRevision() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-git")
+        defer { try? FileManager.default.removeItem(at: repository) }
+        func git(_ arguments: [String]) throws {
+            let process = Foundation.Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"] + arguments
+            process.currentDirectoryURL = repository
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "git \(arguments)")
+        }
+        try git(["init", "-q", "-b", "main"])
+        let policy = repository.appendingPathComponent("policy")
+        try FileManager.default.createDirectory(at: policy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: policy.appendingPathComponent("rules"))
+        try git(["add", "."])
+        try git(["commit", "-q", "-m", "pack"])
+        let org = policy.appendingPathComponent("rules/org.yaml")
+        try String(contentsOf: org, encoding: .utf8).replacing("outbound_only: false", with: "outbound_only: true")
+            .write(to: org, atomically: true, encoding: .utf8)
+        func diff(_ arguments: [String], in folder: URL) throws -> Binary.Result {
+            let process = Mailboxes.process(["diff", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
+                                             "--eml", Binary.packageRoot.appendingPathComponent("examples/messages").path] + arguments)
+            process.currentDirectoryURL = folder
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return Binary.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                                 stderr: String(decoding: stderr, as: UTF8.self))
+        }
+        // From the repository's top and from a subfolder: the same pack at main.
+        let top = try diff(["--old-rev", "main", "--new", "policy/rules", "--fail-on", "verdict"], in: repository)
+        #expect(top.status == 1, "\(top.stderr)")
+        #expect(top.stdout.contains("old  policy/rules at main"))
+        #expect(top.stdout.contains("5 of 12 messages change (5 verdicts)"))
+        let inside = try diff(["--old-rev", "main", "--new", "rules"], in: policy)
+        #expect(inside.status == 0, "\(inside.stderr)")
+        #expect(inside.stdout.contains("5 of 12 messages change (5 verdicts)"))
+        // The working tree against itself at HEAD after committing: nothing.
+        try git(["commit", "-q", "-am", "outbound only"])
+        #expect(try diff(["--old-rev", "HEAD", "--new", "policy/rules"], in: repository).stdout.contains("0 of 12 messages change"))
+        let before = try diff(["--old-rev", "HEAD~1", "--new", "policy/rules", "--format", "markdown"], in: repository)
+        #expect(before.stdout.hasPrefix("### mailsave diff: 5 of 12 messages change (5 verdicts)"))
+        let missing = try diff(["--old-rev", "no-such-branch", "--new", "policy/rules"], in: repository)
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("--old-rev no-such-branch: no such revision in"))
+        let absent = try diff(["--old-rev", "main", "--old", "policy/elsewhere", "--new", "policy/rules"], in: repository)
+        #expect(absent.status == 3)
+        #expect(absent.stderr == "mailsave: policy/elsewhere: no such folder at revision main\n")
+        let outside = try Mailboxes.temporaryFolder("diff-nogit")
+        defer { try? FileManager.default.removeItem(at: outside) }
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: outside.appendingPathComponent("rules"))
+        let noRepository = try diff(["--old-rev", "main", "--new", "rules"], in: outside)
+        #expect(noRepository.status == 3)
+        #expect(noRepository.stderr.contains("not inside a git repository"))
+    }
+
+    /// diff decides against a store but never writes it, and the ledger stays as it was.
+    @Test func theStoreIsNeverWritten() throws {
+        let folder = try Mailboxes.temporaryFolder("diff-store")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try Mailboxes.store(in: folder)
+        // What the store holds (the file's bytes may change when SQLite opens it read-write).
+        func contents() throws -> [String] {
+            try ["Task", "EmailMessage", "EmailMessageRelation", "Contact", "Lead"].map { try Binary.run(["crm", "export", "--store", store, "--object", $0]).stdout }
+        }
+        let before = try contents()
+        let ledger = try Binary.run(["ledger", "reconcile", "--store", store]).stdout
+        let result = try Binary.run(["diff", "--mailbox", "ann@contoso.com", "--store", store, "--mbox", "examples/mailbox.mbox",
+                                     "--old", "rules", "--new", "rules"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try contents() == before)
+        #expect(try Binary.run(["ledger", "reconcile", "--store", store]).stdout == ledger)
+        #expect(try Binary.run(["diff", "--mailbox", "ann@contoso.com", "--store", folder.appendingPathComponent("none.sqlite").path,
+                                "--eml", "examples/messages", "--old", "rules", "--new", "rules"]).status == 3)
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("none.sqlite").path))
+        #expect(try Binary.run(["diff", "--mailbox", "ann@contoso.com", "--eml", "examples/messages", "--new", "rules"]).status == 2)
+    }
+}
