@@ -26,7 +26,7 @@ struct Diff: ParsableCommand {
 
         Exit codes: 0 done (changes or not), 1 with --fail-on: a change of that kind, 2 usage (an \
         unknown revision too), 3 unreadable mailbox, store or repository, 4 some messages could not \
-        be read, 5 a pack has errors, 6 unreadable CRM export.
+        be read, 5 a pack has errors, 6 unreadable CRM export, 75 store locked, retry later.
         """
     )
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import MailEngine
 import MailMessage
 import MailRules
+import MailStore
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,7 +36,14 @@ struct Explain: ParsableCommand {
         let engine = Engine(pack: pack, directory: try options.loadDirectory())
         try options.checkSelection(engine)
         let message = try readMessage(file)
-        let (decision, facts, traces) = try engine.decide(message, context: options.context, trace: true)
+        let decision: Decision, facts: EngineFacts, traces: [RuleTrace]
+        do {
+            (decision, facts, traces) = try engine.decide(message, context: options.context, trace: true)
+        } catch let error as EvaluationError {
+            throw DecisionOptions.evaluationFailure(error, file: file)
+        } catch let error as StoreError {
+            throw CommandFailure(error)
+        }
         switch format {
         case .text:
             Terminal.out(ExplainText.render(decision: decision, facts: facts, traces: traces, context: options.context, failingOnly: failingOnly))

@@ -184,8 +184,11 @@ struct Process: ParsableCommand {
         With --apply the decision is carried out in the embedded CRM (--store): saved at \
         most once per message org-wide, and the decision gains saved {id, created}.
 
-        Exit codes: 0 decided, 2 usage, 3 unreadable file or store, 4 not a message, \
-        5 rule pack errors, 6 unreadable CRM export.
+        Exit codes: 0 decided, 2 usage (an invalid --select too), 3 unreadable file, missing \
+        store folder, foreign, newer or damaged store, 4 not a message (or over 64 MiB), \
+        5 rule pack errors (the mailbox's own user file, a rule over an evaluation budget), \
+        6 unreadable CRM export, 75 temporary: disk full or store locked, retry later. With \
+        several files, the others are decided and the first failure's code is returned.
         """
     )
 
