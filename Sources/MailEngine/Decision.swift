@@ -30,12 +30,23 @@ public struct RecordToCreate: Sendable, Equatable {
     public var object: String
     /// The Account a Contact is created under.
     public var accountID: String?
+    /// The address is free mail: a Lead's Company is the signature's company, else
+    /// `[not provided]`, never the mail domain.
+    public var freeMail: Bool
 
-    public init(address: String, object: String, accountID: String?) {
+    public init(address: String, object: String, accountID: String?, freeMail: Bool = false) {
         self.address = address
         self.object = object
         self.accountID = accountID
+        self.freeMail = freeMail
     }
+
+    /// How the decision names the record before it exists, in `links.who` and the record's
+    /// WhoId: `new:Lead:sam@unknown.example`. `--apply` replaces it by the real id.
+    public var placeholder: String { "new:\(object):\(address)" }
+
+    /// Whether an id is a placeholder for a record to create.
+    public static func isPlaceholder(_ id: String) -> Bool { id.hasPrefix("new:") }
 }
 
 /// The processor: facts, the pack, the decision.
@@ -109,15 +120,28 @@ public struct Engine {
                 && participant.lead == nil && participant.user == nil {
                 let account = participant.freeMail ? nil : (try? directory.accounts(websiteDomain: participant.address.domain))?.first?.id
                 decision.toCreate.append(RecordToCreate(address: participant.address.normalized, object: account == nil ? "Lead" : "Contact",
-                                                        accountID: account))
+                                                        accountID: account, freeMail: participant.freeMail))
             }
             for record in decision.toCreate {
                 observations.append("A \(record.object) will be created for \(record.address)" + (record.accountID.map { " (Account \($0))" } ?? ""))
             }
-            // Flexible and forced modes link a Business record when found: the new Contact's Account.
+            // Linking a Business record (flexible mode, link best_match): the one found, else the new Contact's Account.
+            // Link `people` (forced mode) links People records only.
             if what == nil, let account = decision.toCreate.compactMap(\.accountID).first, outcome.link == .bestMatch {
-                decision.what = account
+                what = account
             }
+            // The created records are linked like found ones, named by placeholder: a Task's WhoId
+            // when no known person is linked, every one on an EmailMessage. A Lead has no Account,
+            // so a Business record found wins over a new Lead (created, not linked).
+            for created in decision.toCreate where saveAs == "EmailMessage" || who.isEmpty {
+                if created.object == "Lead", let what {
+                    observations.append("The new Lead for \(created.address) is not linked: a Lead excludes the Business record \(what)")
+                    continue
+                }
+                who.append(created.placeholder)
+            }
+            decision.who = who
+            decision.what = what
         }
         decision.record = record(saveAs: saveAs, facts: facts, who: who, what: decision.what, message: message,
                                  neverSaveBody: settings["never_save_body"] == .bool(true), observations: &observations)
@@ -153,6 +177,9 @@ public struct Engine {
         case .caseAndContact:
             let contact = selectedWho.first { $0.hasPrefix("003") } ?? contacts.first
             return (contact.map { [$0] } ?? [], selectedWhat ?? facts.threadCase ?? related.cases.first)
+        case .people:
+            if !leads.isEmpty { return (saveAs == "Task" ? [leads[0]] : leads, nil) }
+            return (saveAs == "Task" ? Array(contacts.prefix(1)) : contacts + people.compactMap { $0.user?.id }, nil)
         case .bestMatch:
             if !selectedWho.isEmpty || selectedWhat != nil {
                 // A Task's WhoId is a Contact or a Lead; Users are linked on EmailMessages only.

@@ -18,6 +18,8 @@ public struct ProcessContext: Sendable {
     /// The folder's role when the caller knows it (`--folder-role`): `inbox`, `sent`,
     /// `salesforce`, or `other` (a folder with no synchronised role); nil to find it by name.
     public var folderRole: String?
+    /// The message is saved with its whole thread (`process --thread`): `thread.whole`.
+    public var wholeThread = false
 
     public init(mailbox: String, folder: String = "Inbox", categories: [String] = [], trigger: String = "auto",
                 selection: [(kind: String, id: String)] = [], folderRole: String? = nil) {
@@ -451,6 +453,7 @@ public struct FactsBuilder {
             ])),
             "thread": .object(try FactObject(FactsSchema.thread, [
                 "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),
+                "whole": .bool(context.wholeThread),
             ])),
             "ledger": .object(try FactObject(FactsSchema.ledger, [
                 "saved": .bool(savedRecord != nil), "record": optional(savedRecord), "key": .string(MessageIDKey.ledgerKey(message)),

@@ -72,7 +72,7 @@ public struct RuleTestRunner {
     }
 
     static let testKeys = ["name", "message", "context", "settings", "records", "crm", "expect"]
-    static let contextKeys = ["mailbox", "folder", "folder_role", "trigger", "categories", "select"]
+    static let contextKeys = ["mailbox", "folder", "folder_role", "trigger", "categories", "select", "whole_thread"]
     public static let expectKeys = ["verdict", "rule", "save_as", "who", "what", "category", "observations", "record", "create_records_for",
                                     "reasons", "candidates"]
 
@@ -142,6 +142,8 @@ public struct RuleTestRunner {
                 for (name, setting) in entries {
                     switch (name.value, setting) {
                     case ("mailbox", .scalar(let scalar)): test.context.mailbox = scalar.value
+                    case ("whole_thread", .scalar(let scalar)) where ["true", "false"].contains(scalar.value):
+                        test.context.wholeThread = scalar.value == "true"
                     case ("folder", .scalar(let scalar)): test.context.folder = scalar.value
                     case ("folder_role", .scalar(let scalar)):
                         if ProcessContext.folderRoles.contains(scalar.value) { test.context.folderRole = scalar.value } else {

@@ -9,10 +9,17 @@ import MailRules
 public struct SaveResult: Sendable, Equatable {
     public var id: String
     public var created: Bool
+    /// The records created for unknown addresses, placeholder (`new:Lead:address`) → id.
+    public var createdRecords: [(placeholder: String, id: String)]
 
-    public init(id: String, created: Bool) {
+    public init(id: String, created: Bool, createdRecords: [(placeholder: String, id: String)] = []) {
         self.id = id
         self.created = created
+        self.createdRecords = createdRecords
+    }
+
+    public static func == (a: SaveResult, b: SaveResult) -> Bool {
+        a.id == b.id && a.created == b.created && a.createdRecords.elementsEqual(b.createdRecords) { $0 == $1 }
     }
 }
 
@@ -56,16 +63,18 @@ extension CRMStore {
                     WHERE kind = 'email' AND key = ? AND record.object = 'User' LIMIT 1
                     """, arguments: [mailboxKey])
 
-                var who = decision.who
+                // The decision names created records by placeholder (new:Lead:address): the real ids replace them.
+                var created: [String: String] = [:]
                 for target in decision.toCreate {
                     let person = try Self.newPerson(target, message: message, signature: signature, owner: owner, db)
                     try Self.insert(person, db)
-                    if who.isEmpty || record.object == "EmailMessage" { who.append(person.id) }
+                    created[target.placeholder] = person.id
                 }
+                let who = decision.who.map { created[$0] ?? $0 }
                 var fields: [String: String] = ["OwnerId": owner ?? ""]
                 for field in record.fields {
                     switch field.value {
-                    case .string(let text): fields[field.name] = text
+                    case .string(let text): fields[field.name] = created[text] ?? text
                     case .bool(let flag): fields[field.name] = flag ? "true" : "false"
                     case .int(let number): fields[field.name] = String(number)
                     default: fields[field.name] = ""
@@ -91,7 +100,8 @@ extension CRMStore {
                     }
                 }
                 try db.cachedStatement(sql: "UPDATE ledger SET record_id = ? WHERE message_key = ?").execute(arguments: [id, key])
-                result = SaveResult(id: id, created: true)
+                result = SaveResult(id: id, created: true, createdRecords: decision.toCreate.compactMap { target in
+                    created[target.placeholder].map { (target.placeholder, $0) } })
                 return .commit
             }
             guard let result else { throw StoreError(.failed, message: "\(path): the save transaction ended without a result") }
@@ -118,7 +128,8 @@ extension CRMStore {
             last = String(name[name.index(after: space)...])
         }
         let domain = String(address.split(separator: "@").last ?? "")
-        let company = (fromSender ? signature?.company : nil) ?? domain
+        // Free mail says nothing about the company: the signature's, else Salesforce's "[not provided]".
+        let company = (fromSender ? signature?.company : nil) ?? (target.freeMail ? "[not provided]" : domain)
         var fields = [
             "FirstName": first, "LastName": last, "Email": address, "OwnerId": owner ?? "", "Title": (fromSender ? signature?.title : nil) ?? "",
             "Phone": (fromSender ? signature?.phones.first : nil) ?? "", "LeadSource": "Email",
@@ -191,8 +202,25 @@ extension CRMStore {
     // MARK: Editing a saved EmailMessage
 
     public struct EditRefusal: Error, Sendable, CustomStringConvertible {
+        /// Why: each has its own exit code in `mailsave edit`.
+        public enum Kind: Sendable {
+            /// No saved EmailMessage has the Message-ID, or no User has the id.
+            case notFound
+            /// The User does not own the EmailMessage, or may not delete EmailMessages.
+            case permission
+            /// A field other than Subject, TextBody, HtmlBody or the links.
+            case notEditable
+            /// A link the save rules forbid: no such record, the wrong kind, blocklisted, or a Lead with RelatedToId.
+            case link
+        }
+        public var kind: Kind
         public var message: String
         public var description: String { message }
+
+        public init(_ kind: Kind, message: String) {
+            self.kind = kind
+            self.message = message
+        }
     }
 
     /// Salesforce updates only Draft EmailMessages, so an edit deletes the saved one and creates
@@ -206,35 +234,49 @@ extension CRMStore {
                 let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? AND record.object = 'EmailMessage'"
                 guard let id = try String.fetchOne(db, sql: sql, arguments: [key]),
                       let row = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ?", arguments: [id]) else {
-                    throw EditRefusal(message: "no saved EmailMessage has the Message-ID \(messageID)")
+                    throw EditRefusal(.notFound, message: "no saved EmailMessage has the Message-ID \(messageID)")
                 }
                 let email = try Self.record(row)
                 guard let userRow = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ? AND object = 'User'", arguments: [userID]) else {
-                    throw EditRefusal(message: "no User \(userID)")
+                    throw EditRefusal(.notFound, message: "no User \(userID)")
                 }
                 let user = try Self.record(userRow)
                 guard email["OwnerId"] == user.id else {
-                    throw EditRefusal(message: "User \(userID) does not own EmailMessage \(email.id) (its owner is \(email["OwnerId"] ?? "nobody")); nothing changed")
+                    throw EditRefusal(.permission, message: "User \(userID) does not own EmailMessage \(email.id) (its owner is \(email["OwnerId"] ?? "nobody")); nothing changed")
                 }
                 guard user.flag("PermissionsDeleteEmailMessage") else {
-                    throw EditRefusal(message: "User \(userID) may not delete EmailMessages (PermissionsDeleteEmailMessage); nothing changed")
+                    throw EditRefusal(.permission, message: "User \(userID) may not delete EmailMessages (PermissionsDeleteEmailMessage); nothing changed")
                 }
                 let allowed: Set<String> = ["Subject", "TextBody", "HtmlBody", "RelatedToId"]
                 for field in changes.keys where !allowed.contains(field) {
-                    throw EditRefusal(message: "field '\(field)' cannot be edited; edit Subject, TextBody, HtmlBody or the links")
+                    throw EditRefusal(.notEditable, message: "field '\(field)' cannot be edited; edit Subject, TextBody, HtmlBody or the links")
                 }
                 var fields = email.fields
                 for (field, value) in changes { fields[field] = value }
                 if let what { fields["RelatedToId"] = what }
+                // The save rules hold for an edit too: linked ids exist and are of a kind that
+                // links there, and a Lead excludes RelatedToId (DESIGN.md point 14).
+                for id in (who ?? []) + [what].compactMap({ $0 }).filter({ !$0.isEmpty }) {
+                    let kinds = who?.contains(id) == true ? ["Contact", "Lead", "User"] : ["Account", "Opportunity", "Case"]
+                    guard let object = try String.fetchOne(db, sql: "SELECT object FROM record WHERE id = ?", arguments: [id]) else {
+                        throw EditRefusal(.link, message: "cannot link \(id): no such record in the CRM; nothing changed")
+                    }
+                    guard kinds.contains(object) else {
+                        throw EditRefusal(.link, message: "cannot link \(id): it is a \(object), and \(who?.contains(id) == true ? "who= takes a Contact, Lead or User" : "what= takes an Account, Opportunity or Case"); nothing changed")
+                    }
+                }
                 let relations = try Row.fetchAll(db, sql: """
                     SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
                     WHERE kind = 'relation' AND key = ? AND record.object = 'EmailMessageRelation'
                     """, arguments: [email.id]).map { try Self.record($0) }
+                let targets = who ?? relations.compactMap { $0["RelationId"] }
+                if let lead = targets.first(where: { SalesforceID.object(of: $0) == "Lead" }), let related = fields["RelatedToId"], !related.isEmpty {
+                    throw EditRefusal(.link, message: "cannot relate Lead \(lead) and link RelatedToId \(related): on an EmailMessage a Lead excludes every other link (give --link what= to clear RelatedToId); nothing changed")
+                }
                 for relation in relations { try Self.delete(relation.id, db) }
                 try Self.delete(email.id, db)
                 newID = try Self.nextID(object: "EmailMessage", db)
                 try Self.insert(CRMRecord(object: "EmailMessage", id: newID, fields: fields), db)
-                let targets = who ?? relations.compactMap { $0["RelationId"] }
                 for target in targets {
                     try Self.insert(CRMRecord(object: "EmailMessageRelation", id: try Self.nextID(object: "EmailMessageRelation", db),
                                               fields: ["EmailMessageId": newID, "RelationId": target, "RelationType": "OtherAddress"]), db)

@@ -44,7 +44,12 @@ struct MessageDecider: Sendable {
         func json(applying: Bool) -> JSON {
             var json = DecisionJSON.encode(decision)
             if applying, case .object(let members) = json {
-                json = .object(members + [("saved", saved.map { .object([("id", .string($0.id)), ("created", .bool($0.created))]) } ?? .null)])
+                json = .object(members + [("saved", saved.map { saved in
+                    var fields: [(String, JSON)] = [("id", .string(saved.id)), ("created", .bool(saved.created))]
+                    // The placeholders of links.who and the record's WhoId, and the records they became.
+                    if !saved.createdRecords.isEmpty { fields.append(("created_records", .object(saved.createdRecords.map { ($0.placeholder, .string($0.id)) }))) }
+                    return .object(fields)
+                } ?? .null)])
             }
             return json
         }

@@ -20,6 +20,13 @@ enum ExitStatus: Int32 {
     case badCRMData = 6
     /// The store refused an edit (ownership or permission); nothing changed.
     case refused = 7
+    /// `edit`: no saved EmailMessage has the Message-ID (or no User the `--as` id); nothing changed.
+    case notFound = 8
+    /// `edit`: a field that cannot be edited (only Subject, TextBody, HtmlBody and the links); nothing changed.
+    case notEditable = 9
+    /// `edit`: a link the save rules forbid (no such record, wrong kind, internal or
+    /// blocklisted, a Lead with RelatedToId); nothing changed.
+    case linkRefused = 10
     /// Nothing is wrong with the input, but it cannot be done now (disk full, store locked
     /// past its busy timeout): retry later. 75 is sysexits' EX_TEMPFAIL, which MTAs and
     /// procmail read as "defer and deliver again".

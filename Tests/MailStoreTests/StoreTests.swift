@@ -175,6 +175,26 @@ func sampleMessage(_ name: String) throws -> Message {
         #expect(try store.record(id: saved.id)?["WhoId"] == lead.id)
     }
 
+    @Test func aFreeMailLeadNamesItsCreatedRecordAndGetsNoDomainAsCompany() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let message = try MessageParser.parse(Array("From: Sam Lee <sam.lee@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <forced-2@gmail.com>\r\n\r\nHello\r\n".utf8))
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        // The decision names the record it creates, in the links and in the record.
+        #expect(decision.who == ["new:Lead:sam.lee@gmail.com"])
+        #expect(decision.record?.fields.first { $0.name == "WhoId" }?.value == .string("new:Lead:sam.lee@gmail.com"))
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com", signature: message.signature))
+        let lead = try #require(try store.leads(email: "sam.lee@gmail.com").first)
+        #expect(lead["Company"] == "[not provided]")
+        #expect(saved.createdRecords.map(\.placeholder) == ["new:Lead:sam.lee@gmail.com"])
+        #expect(saved.createdRecords.map(\.id) == [lead.id])
+        #expect(try store.record(id: saved.id)?["WhoId"] == lead.id)
+    }
+
     @Test func aKnownCompanyDomainGetsAContactUnderItsAccount() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())

@@ -29,6 +29,9 @@ public enum LinkMode: String, Sendable, CaseIterable {
     case magicAnchor = "magic_anchor"
     /// WhoId and WhatId blank (link-free saving).
     case none
+    /// People records only (the participants' Leads, else Contacts; Users on an EmailMessage):
+    /// no Business record (forced mode).
+    case people
 }
 
 /// A rule as written, before compilation.

@@ -75,6 +75,7 @@ public enum FactsSchema {
         FactField("case", .optional(.string), "Case named by a Case number or thread token in subject or body."),
         FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References)."),
         FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor."),
+        FactField("whole", .bool, "The message is saved with its whole thread (`process --thread`)."),
     ])
 
     public static let ledger = ObjectType("Ledger", "The save-once ledger.", [

@@ -184,6 +184,13 @@ struct Process: ParsableCommand {
         With --apply the decision is carried out in the embedded CRM (--store): saved at \
         most once per message org-wide, and the decision gains saved {id, created}.
 
+        With --thread the files (or --mbox FILE) are one thread, decided together in thread \
+        order (parents first by In-Reply-To/References, then by Date), each message once; \
+        every message is in --folder unless --message-folder gives the Nth message's folder \
+        (repeat it, in input order). The pack sees thread.whole: the shipped pack saves only \
+        the thread's Inbox and Sent items. One decision a line, as with several files:
+          mailsave process --thread --mailbox ann@contoso.com --message-folder Inbox --message-folder Sent a.eml b.eml
+
         Exit codes: 0 decided, 2 usage (an invalid --select too), 3 unreadable file, missing \
         store folder, foreign, newer or damaged store, 4 not a message (or over 64 MiB), \
         5 rule pack errors (the mailbox's own user file, a rule over an evaluation budget), \
@@ -200,11 +207,22 @@ struct Process: ParsableCommand {
     @Flag(help: "Save: write the record into --store (at most once per message, org-wide) and add saved {id, created} to the decision.")
     var apply = false
 
+    @Flag(help: "Save a whole thread: decide the files (or --mbox) together as one thread, in thread order (parents first by In-Reply-To/References, then by Date), each message once; the pack sees thread.whole (the shipped pack saves only the Inbox and Sent items).")
+    var thread = false
+
+    @Option(help: "With --thread: an mbox holding the thread's messages, instead of files.")
+    var mbox: String?
+
+    @Option(name: .customLong("message-folder"), help: "With --thread: the folder of the Nth message (file or mbox entry, in input order), repeatable; messages without one are in --folder.")
+    var messageFolders: [String] = []
+
     @Argument(help: "Message files, or - for standard input.")
-    var files: [String]
+    var files: [String] = []
 
     func validate() throws {
-        if files.isEmpty { throw ValidationError("give a message file, or - for standard input") }
+        if mbox != nil || !messageFolders.isEmpty, !thread { throw ValidationError("--mbox and --message-folder go with --thread") }
+        if mbox != nil && !files.isEmpty { throw ValidationError("give the thread as files or as --mbox, not both") }
+        if files.isEmpty && mbox == nil { throw ValidationError("give a message file, or - for standard input") }
         try options.validateSources()
         if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
     }
@@ -214,6 +232,7 @@ struct Process: ParsableCommand {
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
+        if thread { return try runThread(decider: decider) }
         var rows: [[String]] = []
         var firstFailure: ExitStatus?
         for file in files {
@@ -229,25 +248,30 @@ struct Process: ParsableCommand {
                 firstFailure = firstFailure ?? failure.status
                 continue
             }
-            let (decision, saved) = (outcome.decision, outcome.saved)
-            switch format {
-            case .json:
-                var json = outcome.json(applying: apply)
-                if files.count > 1, case .object(let members) = json { json = .object([("file", .string(file))] + members) }
-                Terminal.out(json.serialized(pretty: files.count == 1))
-            case .text:
-                if files.count > 1 { Terminal.out("== \(file)") }
-                var text = DecisionText.render(decision)
-                if apply { text += "\n" + "Saved".padding(13) + (saved.map { "\($0.id) (\($0.created ? "created" : "already saved"))" } ?? "(nothing)") }
-                Terminal.out(text + (files.count > 1 ? "\n" : ""))
-            case .table:
-                var row = DecisionText.row(file: file, decision)
-                if apply { row.insert(saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? "", at: row.count - 1) }
-                rows.append(row)
-            }
+            output(outcome, file: file, several: files.count > 1, rows: &rows)
         }
         if format == .table { Terminal.out(DecisionText.table(rows, saved: apply)) }
         if let firstFailure { throw ExitCode(firstFailure.rawValue) }
+    }
+
+    /// One decision: a JSON line (pretty for a single file), a text block, or a table row.
+    func output(_ outcome: MessageDecider.Outcome, file: String, several: Bool, rows: inout [[String]]) {
+        let (decision, saved) = (outcome.decision, outcome.saved)
+        switch format {
+        case .json:
+            var json = outcome.json(applying: apply)
+            if several, case .object(let members) = json { json = .object([("file", .string(file))] + members) }
+            Terminal.out(json.serialized(pretty: !several))
+        case .text:
+            if several { Terminal.out("== \(file)") }
+            var text = DecisionText.render(decision)
+            if apply { text += "\n" + "Saved".padding(13) + (saved.map { "\($0.id) (\($0.created ? "created" : "already saved"))" } ?? "(nothing)") }
+            Terminal.out(text + (several ? "\n" : ""))
+        case .table:
+            var row = DecisionText.row(file: file, decision)
+            if apply { row.insert(saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? "", at: row.count - 1) }
+            rows.append(row)
+        }
     }
 }
 
@@ -280,7 +304,8 @@ enum DecisionJSON {
             ("record", record),
             ("create_records_for", .strings(decision.createFor)),
             ("create_records", .array(decision.toCreate.map { record in
-                .object([("address", .string(record.address)), ("object", .string(record.object)), ("account_id", .optional(record.accountID))])
+                .object([("address", .string(record.address)), ("object", .string(record.object)), ("account_id", .optional(record.accountID)),
+                         ("placeholder", .string(record.placeholder))])
             })),
             ("candidates", .array(decision.candidates.map { candidate in
                 .object([("id", .string(candidate.id)), ("object", .string(candidate.object)), ("via", .string(candidate.via))])

@@ -219,7 +219,15 @@ struct Edit: ParsableCommand {
         Salesforce only updates Draft EmailMessages, so changing the links, Subject or body \
         deletes the record and re-creates it, in one transaction. Only the record's owner, \
         with permission to delete EmailMessages (PermissionsDeleteEmailMessage on the User), \
-        may do it; otherwise mailsave refuses and changes nothing (exit 7).
+        may do it. The save rules hold: linked ids must exist, be of a kind that links there \
+        (who: Contact, Lead, User; what: Account, Opportunity, Case) and not be internal or \
+        on the org or the user's blocklist (read from --rules), and a Lead excludes \
+        RelatedToId. A refusal changes nothing.
+
+        Exit codes: 0 edited, 2 usage, 3 store unreadable, 5 rule pack errors, 7 refused: not \
+        the owner or no permission to delete EmailMessages, 8 not found: no saved EmailMessage \
+        with the Message-ID or no such User, 9 a field that cannot be edited, 10 a link the \
+        save rules refuse, 75 store locked or disk full: retry later.
 
         Examples:
           mailsave edit --store crm.sqlite --as 0055e00000Ann01 '<CAB1234567@mail.fabrikam.com>' --set Subject='Quote (revised)'
@@ -237,6 +245,9 @@ struct Edit: ParsableCommand {
 
     @Option(name: .customLong("link"), help: "who=ID (repeatable: the new Who list) or what=ID.")
     var links: [String] = []
+
+    @Option(help: "The rule pack folder: its blocklists and corporate domains decide which records may be linked.")
+    var rules: String = "rules"
 
     @Argument(help: "The Message-ID of the saved email.")
     var messageID: String
@@ -261,11 +272,52 @@ struct Edit: ParsableCommand {
         }
         let who = links.filter { $0.hasPrefix("who=") }.map { String($0.dropFirst(4)) }
         let what = links.last { $0.hasPrefix("what=") }.map { String($0.dropFirst(5)) }
+        try checkLinks(store: store, who: who, what: what)
         do {
             let id = try store.editEmailMessage(messageID: messageID, as: user, set: changes, who: who.isEmpty ? nil : who, what: what)
             Terminal.out(JSON.object([("id", .string(id)), ("message_id", .string(messageID))]).serialized(pretty: false))
         } catch let refusal as CRMStore.EditRefusal {
-            throw CommandFailure(status: .refused, message: refusal.message)
+            let status: ExitStatus = switch refusal.kind {
+            case .notFound: .notFound
+            case .permission: .refused
+            case .notEditable: .notEditable
+            case .link: .linkRefused
+            }
+            throw CommandFailure(status: status, message: refusal.message)
+        }
+    }
+
+    /// The links as the Save dialog's selection is checked (DESIGN.md point 8: never a
+    /// blocklisted record): each id must exist, be of a kind that links there, and not be
+    /// internal or on the org or the editing user's blocklist. Exit 10 naming the id.
+    func checkLinks(store: CRMStore, who: [String], what: String?) throws {
+        let ids = who.map { ($0, ["Contact", "Lead", "User"]) } + [what].compactMap { $0 }.filter { !$0.isEmpty }.map { ($0, ["Account", "Opportunity", "Case"]) }
+        guard !ids.isEmpty else { return }
+        let pack: RulePack
+        do {
+            switch try Linter.load(rules, cache: nil) {
+            case .success(let loaded): pack = loaded
+            case .failure(let result):
+                Terminal.err(LintReport.text(result))
+                throw CommandFailure(status: .badRules, message: "\(rules): the rule pack has \(result.errorCount) error\(result.errorCount == 1 ? "" : "s"); run mailsave lint \(rules)")
+            }
+        } catch let error as PackReadError {
+            throw CommandFailure(status: .couldNotRun, message: error.description)
+        }
+        // The editing user's own blocklist applies: the mailbox is the User's address.
+        let mailbox = try store.record(id: user)?["Email"] ?? ""
+        for (id, kinds) in ids {
+            let object = try store.record(id: id)?.object
+            guard let object else { throw CommandFailure(status: .linkRefused, message: "cannot link \(id): no such record in the CRM; nothing changed") }
+            guard kinds.contains(object) else {
+                throw CommandFailure(status: .linkRefused, message: "cannot link \(id): it is a \(object), not a \(kinds.joined(separator: ", ")); nothing changed")
+            }
+            let context = ProcessContext(mailbox: mailbox.isEmpty ? "nobody@invalid" : mailbox, trigger: "button", selection: [(object.lowercased(), id)])
+            do {
+                try Engine(pack: pack, directory: store).validateSelection(context)
+            } catch let error as SelectionError {
+                throw CommandFailure(status: .linkRefused, message: "cannot link \(id): \(error.reason); nothing changed")
+            }
         }
     }
 }
