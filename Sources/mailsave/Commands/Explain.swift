@@ -84,6 +84,8 @@ enum ExplainText {
         lines.append("")
         lines.append("rules")
         let decidingID = decision.reasons.first?.rule
+        // The rule column fits the longest id, so every row lines up.
+        let idWidth = max(26, (traces.map { $0.rule.id.count }.max() ?? 0) + 1)
         for (index, trace) in traces.enumerated() {
             let rule = trace.rule
             let condition = rule.condition?.source.text ?? "(always)"
@@ -96,7 +98,7 @@ enum ExplainText {
             if failingOnly && trace.held != false { continue }
             let verdict = rule.definition.then.map { " -> \($0.rawValue)" } ?? ""
             let number = String(index + 1)
-            lines.append(String(repeating: " ", count: max(0, 3 - number.count)) + number + " " + "\(rule.id.padding(26))\(state.padding(13))\(condition)\(verdict)")
+            lines.append(String(repeating: " ", count: max(0, 3 - number.count)) + number + " " + "\(rule.id.padding(idWidth))\(state.padding(13))\(condition)\(verdict)")
             guard trace.held != nil, let conditionNode = rule.conditionNode, let source = rule.condition?.source else { continue }
             for (text, values) in steps(trace.steps, within: conditionNode, source: source.text) {
                 lines.append("       \(text) = \(values)")
