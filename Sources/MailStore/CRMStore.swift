@@ -402,6 +402,10 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
             }
         case "Account":
             if let website = record["Website"], let domain = CRMDirectoryKeys.domain(ofWebsite: website) { keys.append(("website", domain)) }
+            if let name = record["Name"] {
+                let key = CRMDirectoryKeys.companyName(name)
+                if !key.isEmpty { keys.append(("account_name", key)) }
+            }
         case "Opportunity":
             if let account = record["AccountId"] { keys.append(("account", account)) }
         case "Case":
@@ -572,6 +576,13 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
             candidate = candidate[candidate.index(after: dot)...]
         }
         return results
+    }
+
+    /// Accounts by company name (the signature's company, when no domain finds one),
+    /// compared as `CRMDirectoryKeys.companyName` normalises them.
+    public func accounts(name: String) throws -> [CRMRecord] {
+        let key = CRMDirectoryKeys.companyName(name)
+        return key.isEmpty ? [] : try lookup("account_name", key, object: "Account")
     }
 
     public func people(phone: String) throws -> [CRMRecord] {

@@ -24,16 +24,9 @@ public struct SaveResult: Sendable, Equatable {
 }
 
 extension CRMStore {
-    /// The ledger key of a message: its normalised Message-ID, or, for the rare message
-    /// without one, a hash of what identifies it.
-    public static func ledgerKey(_ message: Message) -> String {
-        if let id = message.messageID { return MessageIDKey.normalize(id) }
-        let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
-            + "\u{0}" + message.textBody.prefix(4096)
-        var hash = FNV1a()
-        hash.add(identity.utf8)
-        return "no-message-id:" + String(hash.value, radix: 16)
-    }
+    /// The ledger key of a message: the engine's (`MessageIDKey.ledgerKey`), so the ledger
+    /// fact and the ledger row always agree.
+    public static func ledgerKey(_ message: Message) -> String { MessageIDKey.ledgerKey(message) }
 
     /// Saves a decision exactly once. In one IMMEDIATE transaction: the ledger is consulted and
     /// the message claimed, created Leads, the activity and its relations are written, and the

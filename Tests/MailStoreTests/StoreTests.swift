@@ -61,6 +61,10 @@ func sampleMessage(_ name: String) throws -> Message {
             #expect(try directory.accounts(websiteDomain: "eu.northwind.example").map(\.id) == ["0015e00000Nor01"], "\(name): parent domain")
             #expect(try directory.accounts(websiteDomain: "gmail.com").isEmpty, "\(name)")
             #expect(try directory.people(phone: "+14155550134").map(\.id) == ["0035e00000Car01"], "\(name)")
+            // A signature's company finds its Account by name, legal form and case aside.
+            #expect(try directory.accounts(name: "lee consulting").map(\.id) == ["0015e00000Lee01"], "\(name)")
+            #expect(try directory.accounts(name: "FABRIKAM, INC").map(\.id) == ["0015e00000Fab01"], "\(name)")
+            #expect(try directory.accounts(name: "Contoso").isEmpty, "\(name)")
             #expect(Set(try directory.opportunities(accountID: "0015e00000Fab01").map(\.id)) == ["0065e00000Opp01", "0065e00000Opp02"], "\(name)")
             #expect(try directory.cases(contactID: "0035e00000Car01").map(\.id) == ["5005e00000Cas01"], "\(name)")
             #expect(try directory.caseRecord(number: "1042")?.id == "5005e00000Cas01", "\(name)")
