@@ -185,14 +185,32 @@ struct ExprChecker {
     mutating func binary(_ op: String, _ left: Expr, _ right: Expr, _ span: Range<Int>) -> ExprNode {
         switch op {
         case "and", "or":
-            let leftNode = value(left)
-            expectType(leftNode, .bool, left, "'\(op)' needs bool operands")
+            // A chain `a or b or c` (left-associative) is checked operand by operand, left to
+            // right, the has() guards of the operands before each one accumulated as it goes:
+            // linear in the chain's length (walking the left side's guards again at every
+            // level was quadratic).
+            var operands: [Expr] = [right]
+            var spans: [Range<Int>] = [span]
+            var first = left
+            while case .binary(let innerOp, let innerLeft, let innerRight) = first.kind, innerOp == op {
+                operands.append(innerRight)
+                spans.append(first.span)
+                first = innerLeft
+            }
+            operands.append(first)
+            operands.reverse()
+            spans.reverse() // spans[i] is the chain node ending with operands[i + 1]
             let saved = narrowed
-            narrowed.formUnion(op == "and" ? Self.hasGuards(left) : Self.notHasGuards(left))
-            let rightNode = value(right)
+            var node = value(first)
+            expectType(node, .bool, first, "'\(op)' needs bool operands")
+            for (index, operand) in operands.enumerated().dropFirst() {
+                narrowed.formUnion(op == "and" ? Self.hasGuards(operands[index - 1]) : Self.notHasGuards(operands[index - 1]))
+                let operandNode = value(operand)
+                expectType(operandNode, .bool, operand, "'\(op)' needs bool operands")
+                node = folded(ExprNode(op == "and" ? .and : .or, [node, operandNode], span: spans[index - 1], type: .bool))
+            }
             narrowed = saved
-            expectType(rightNode, .bool, right, "'\(op)' needs bool operands")
-            return folded(ExprNode(op == "and" ? .and : .or, [leftNode, rightNode], span: span, type: .bool))
+            return node
         case "==", "!=":
             let leftNode = check(left)
             let rightNode = check(right)

@@ -29,20 +29,19 @@ public final class ExprNode: Sendable {
     public let children: [ExprNode]
     public let span: Range<Int>
     public let type: FactType
+    /// Reads no fact and no variable: its value is known at compile time. Computed once, from
+    /// the children's, so asking it at every level of a long chain stays linear.
+    let isConstant: Bool
 
     init(_ op: Op, _ children: [ExprNode] = [], span: Range<Int>, type: FactType) {
         self.op = op
         self.children = children
         self.span = span
         self.type = type
-    }
-
-    /// Reads no fact and no variable: its value is known at compile time.
-    var isConstant: Bool {
         switch op {
-        case .constant: return true
-        case .root, .variable: return false
-        default: return children.allSatisfy(\.isConstant)
+        case .constant: isConstant = true
+        case .root, .variable: isConstant = false
+        default: isConstant = children.allSatisfy(\.isConstant)
         }
     }
 

@@ -1,0 +1,67 @@
+@testable import MailRules
+import Testing
+
+/// Doubling a rule file or an expression about doubles the time to lint it: no parser or
+/// checker path is quadratic (the message parser's paths: `HostileInputTests`).
+@Suite struct ScalingTests {
+    static func seconds(_ body: () -> Void) -> Double {
+        let elapsed = ContinuousClock().measure(body)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// Small and large runs alternate and the best of each counts; a ratio over 3 is
+    /// measured again (up to three times): noise passes, a square stays.
+    func expectLinear(_ name: String, _ small: String, _ large: String, _ work: (String) -> Void) {
+        var best = Double.infinity
+        for _ in 0..<3 {
+            var smallTime = Double.infinity, largeTime = Double.infinity
+            for _ in 0..<5 {
+                smallTime = min(smallTime, Self.seconds { work(small) })
+                largeTime = min(largeTime, Self.seconds { work(large) })
+            }
+            best = min(best, largeTime / max(smallTime, 1e-6))
+            if best < 3.0 { break }
+        }
+        #expect(best < 3.0, "\(name): doubling the input multiplied the time by \(best)")
+    }
+
+    func lint(_ text: String) {
+        _ = Linter.lint(org: [SourceFile(path: "scale.yaml", text: text)])
+    }
+
+    func blocklist(_ entries: Int) -> String {
+        var text = "lists:\n  - name: blocked\n    kind: addresses\n    entries:\n"
+        for index in 0..<entries { text += "      - user\(index)@spam\(index % 97).example\n" }
+        return text + "settings:\n  org_blocklist: blocked\n"
+    }
+
+    func rules(_ count: Int) -> String {
+        var text = "rules:\n"
+        for index in 0..<count {
+            text += "  - id: rule-\(index)\n    when: message.subject == \"s\(index)\" and trigger == \"auto\"\n    then: skip\n    message: m\(index)\n"
+        }
+        return text
+    }
+
+    @Test func aBlocklistLintsInLinearTime() {
+        expectLinear("blocklist entries", blocklist(5_000), blocklist(10_000), lint)
+    }
+
+    @Test func rulesLintInLinearTime() {
+        expectLinear("rules", rules(150), rules(300), lint)
+    }
+
+    @Test func anExpressionParsesAndChecksInLinearTime() {
+        // The longest expressions the language takes (4,096 characters), and half of them.
+        func terms(_ count: Int) -> String {
+            (0..<count).map { "message.subject == \"\($0 % 10)\"" }.joined(separator: " or ")
+        }
+        let small = terms(50), large = terms(100)
+        #expect(large.count <= ExprParser.maxLength)
+        expectLinear("expression terms", small, large) { text in _ = compile(text) }
+        func calls(_ count: Int) -> String {
+            (0..<count).map { _ in "participants.any(p, p.blocked)" }.joined(separator: " and ")
+        }
+        expectLinear("macro calls", calls(60), calls(120)) { text in _ = compile(text) }
+    }
+}
