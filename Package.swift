@@ -13,7 +13,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // SHA-256 for the compiled-pack cache (and, with the Salesforce backend, RS256).
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
@@ -26,7 +25,7 @@ let package = Package(
         // compiled program; evaluator; diagnostics; the linter. No I/O but reading files.
         .target(name: "MailRules", dependencies: ["MailMessage", .product(name: "Yams", package: "Yams")]),
         // Facts from a message, its context and CRM look-ups; runs the pack; builds the Decision.
-        .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules", .product(name: "CSV", package: "CSV.swift")]),
+        .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules"]),
         // The embedded CRM and the save-once ledger: SQLite through GRDB.
         .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(
@@ -44,9 +43,10 @@ let package = Package(
         .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules", "MailEngine", "MailStore"]),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
-        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore"]),
-        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", .product(name: "Crypto", package: "swift-crypto")],
+        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", .product(name: "Crypto", package: "swift-crypto"),
+                                                             .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Reference"]),
     ],
     swiftLanguageModes: [.v6]
