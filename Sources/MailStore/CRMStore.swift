@@ -97,11 +97,13 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
 
     static func open(path: String, access: Access, createFolder: Bool, check: IntegrityCheck,
                      busyTimeout: Double) throws -> (any DatabaseWriter, Bool) {
-        let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        let exists = manager.fileExists(atPath: path, isDirectory: &isDirectory)
-        if exists && isDirectory.boolValue { throw StoreError(.failed, message: "\(path): is a folder, not a store") }
+        // stat, not FileManager: `process` opens the store once per message.
+        let kind = fileKind(path)
+        let exists = kind != nil
+        if kind == S_IFDIR { throw StoreError(.failed, message: "\(path): is a folder, not a store") }
         if !exists {
+            let manager = FileManager.default
+            var isDirectory: ObjCBool = false
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty && !manager.fileExists(atPath: folder, isDirectory: &isDirectory) {
                 guard createFolder else {
@@ -138,7 +140,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
                 // index. When no -wal file holds commits, the main file is the whole store and
                 // nobody can be writing it (the folder is not writable), so it is read as
                 // immutable; otherwise the error stands.
-                let wal = (try? manager.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0
+                let wal = fileSize(path + "-wal")
                 guard wal == 0 else { throw error }
                 database = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
             }
@@ -223,11 +225,9 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
     /// another application or a newer mailsave. (The header may lag behind a WAL; `identify`
     /// checks again inside SQLite.)
     static func checkHeader(_ path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let header = readPrefix(of: path, count: 100) else {
             throw StoreError(.failed, message: "\(path): cannot read the store (\(String(cString: strerror(errno))))")
         }
-        defer { try? handle.close() }
-        let header = [UInt8]((try? handle.read(upToCount: 100)) ?? Data())
         if header.isEmpty { return } // an empty file: a store not yet created
         guard header.count == 100, header.starts(with: Array("SQLite format 3\u{0}".utf8)) else {
             throw StoreError(.foreign, message: "\(path): not a mailsave store (not an SQLite database)")
@@ -315,10 +315,22 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         try db.execute(sql: "DROP TABLE grdb_migrations")
     }
 
+    /// The file type bits of `path` (S_IFREG, S_IFDIR, ...), following links; nil when there is nothing there.
+    static func fileKind(_ path: String) -> mode_t? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & S_IFMT : nil
+    }
+
+    /// The size of the file at `path`, 0 when there is none.
+    static func fileSize(_ path: String) -> Int64 {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+    }
+
     /// Runs `PRAGMA quick_check` (page structure, NOT NULL and STRICT types) when asked to.
     static func quickCheck(_ db: Database, path: String, check: IntegrityCheck) throws {
         if check == .ifSmall {
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+            let size = fileSize(path)
             if size > quickCheckLimit { return }
         }
         let problems = try String.fetchAll(db, sql: "PRAGMA quick_check(3)")
@@ -642,4 +654,22 @@ extension SalesforceID {
         default: return nil
         }
     }
+}
+
+/// The first `count` bytes of a file (fewer when it is shorter), or nil with errno set when it
+/// cannot be opened. (Plain POSIX: the store's header is read once per `process`.)
+private func readPrefix(of path: String, count: Int) -> [UInt8]? {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var bytes = [UInt8](repeating: 0, count: count)
+    var filled = 0
+    while filled < count {
+        let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, count - filled) }
+        if got < 0 && errno == EINTR { continue }
+        if got <= 0 { break }
+        filled += got
+    }
+    bytes.removeSubrange(filled...)
+    return bytes
 }

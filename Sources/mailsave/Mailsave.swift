@@ -25,13 +25,24 @@ struct Mailsave: ParsableCommand {
     )
 
     static let version = "0.2.0"
+
+    /// The command to run. `process` runs once per message, and the argument parser's
+    /// reflection of the commands costs more than deciding the message, so its usual command
+    /// lines are read directly (`Process.quickParse`); anything else, help and errors
+    /// included, goes through the full parser.
+    static func parseForRun(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) throws -> ParsableCommand {
+        if arguments.first == Process.configuration.commandName, let command = Process.quickParse(Array(arguments.dropFirst())) {
+            return command
+        }
+        return try Mailsave.parseAsRoot(arguments)
+    }
 }
 
 @main
 enum Entry {
     static func main() {
         do {
-            var command = try Mailsave.parseAsRoot()
+            var command = try Mailsave.parseForRun()
             try command.run()
         } catch let failure as CommandFailure {
             Terminal.err("mailsave: " + failure.message)

@@ -168,6 +168,7 @@ enum ProcessFormat: String, ExpressibleByArgument, CaseIterable { case json, tex
 
 struct Process: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "process", // named, not derived from the type's name at every start
         abstract: "Decide whether and how a message is saved into Salesforce, and print the decision.",
         discussion: """
         Builds the facts (participants with blocklists and CRM matches, direction, folder, \

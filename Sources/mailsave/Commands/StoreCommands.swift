@@ -12,7 +12,7 @@ struct StoreOption: ParsableArguments {
     /// How long a write waits for another process's before exit 75: `MAILSAVE_BUSY_TIMEOUT`
     /// seconds, else 30.
     static var busyTimeout: Double {
-        if let text = ProcessInfo.processInfo.environment["MAILSAVE_BUSY_TIMEOUT"], let seconds = Double(text), seconds >= 0, seconds.isFinite {
+        if let value = getenv("MAILSAVE_BUSY_TIMEOUT"), let seconds = Double(String(cString: value)), seconds >= 0, seconds.isFinite {
             return seconds
         }
         return 30
