@@ -17,7 +17,8 @@ struct Mailsave: ParsableCommand {
 
         Exit codes: 0 success, 1 problems found (lint, test), 2 usage error, \
         3 could not run (unreadable file, damaged or foreign store), 4 input is not a readable \
-        message, 5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused, \
+        message, 5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused (owner, \
+        permission), 8 edit: not found, 9 edit: field not editable, 10 edit: link refused, \
         75 temporary failure, retry later (disk full, store locked; sysexits EX_TEMPFAIL).
         """,
         version: Mailsave.version,
@@ -25,24 +26,13 @@ struct Mailsave: ParsableCommand {
     )
 
     static let version = "0.2.0"
-
-    /// The command to run. `process` runs once per message, and the argument parser's
-    /// reflection of the commands costs more than deciding the message, so its usual command
-    /// lines are read directly (`Process.quickParse`); anything else, help and errors
-    /// included, goes through the full parser.
-    static func parseForRun(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) throws -> ParsableCommand {
-        if arguments.first == Process.configuration.commandName, let command = Process.quickParse(Array(arguments.dropFirst())) {
-            return command
-        }
-        return try Mailsave.parseAsRoot(arguments)
-    }
 }
 
 @main
 enum Entry {
     static func main() {
         do {
-            var command = try Mailsave.parseForRun()
+            var command = try Mailsave.parseAsRoot()
             try command.run()
         } catch let failure as CommandFailure {
             Terminal.err("mailsave: " + failure.message)
