@@ -105,7 +105,7 @@ enum LintReport {
             let errors = result.errorCount, warnings = result.warningCount
             lines.append("\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")")
         }
-        return lines.joined(separator: "\n")
+        return lines.map(visible).joined(separator: "\n")
     }
 
     /// The source line with its number, and a caret under the token.
