@@ -13,18 +13,7 @@ import Glibc
 /// (`examples/messages`), parsed beforehand.
 enum DecideBench {
     static func run(rules: String, messages folder: String, crm: String, seconds: Double) {
-        let pack: RulePack
-        do {
-            switch try Linter.load(rules) {
-            case .success(let loaded): pack = loaded
-            case .failure(let result):
-                printError("mailsave-bench: \(rules) does not lint clean (\(result.errorCount) errors)")
-                exit(3)
-            }
-        } catch {
-            printError("mailsave-bench: \(error)")
-            exit(3)
-        }
+        let pack = loadPackOrExit(rules)
         var records: [CRMRecord] = []
         for object in ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"] {
             guard let bytes = readFile(crm + "/" + object + ".csv") else { continue }

@@ -131,18 +131,7 @@ enum RulesBench {
     }
 
     static func evaluate(rules: String, seconds: Double) {
-        let pack: RulePack
-        do {
-            switch try Linter.load(rules) {
-            case .success(let loaded): pack = loaded
-            case .failure(let result):
-                printError("mailsave-bench: \(rules) does not lint clean (\(result.errorCount) errors)")
-                exit(3)
-            }
-        } catch {
-            printError("mailsave-bench: \(error)")
-            exit(3)
-        }
+        let pack = loadPackOrExit(rules)
         guard let samples = try? sampleFacts(pack) else {
             printError("mailsave-bench: cannot build the sample facts")
             exit(3)

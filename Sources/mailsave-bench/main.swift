@@ -21,6 +21,21 @@ func printError(_ text: String) {
 
 func readFile(_ path: String) -> [UInt8]? { try? PackLoader.bytes(of: path) }
 
+/// The compiled pack at `rules`, or exit 3 saying why: a benchmark measures clean packs only.
+func loadPackOrExit(_ rules: String) -> RulePack {
+    do {
+        switch try Linter.load(rules) {
+        case .success(let pack): return pack
+        case .failure(let result):
+            printError("mailsave-bench: \(rules) does not lint clean (\(result.errorCount) errors)")
+            exit(3)
+        }
+    } catch {
+        printError("mailsave-bench: \(error)")
+        exit(3)
+    }
+}
+
 /// Every .raw and .eml file under `directory` (or `directory` itself when it is a file).
 func listFiles(_ directory: String) -> [String] {
     guard let names = try? PackLoader.entries(of: directory) else { return [directory] }
