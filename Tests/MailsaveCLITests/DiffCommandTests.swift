@@ -124,17 +124,9 @@ import Testing
         try String(contentsOf: org, encoding: .utf8).replacing("outbound_only: false", with: "outbound_only: true")
             .write(to: org, atomically: true, encoding: .utf8)
         func diff(_ arguments: [String], in folder: URL) throws -> Binary.Result {
-            let process = Mailboxes.process(["diff", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
-                                             "--eml", Binary.packageRoot.appendingPathComponent("examples/messages").path] + arguments)
-            process.currentDirectoryURL = folder
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Binary.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                                 stderr: String(decoding: stderr, as: UTF8.self))
+            try Binary.launch(Binary.path, ["diff", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
+                                            "--eml", Binary.packageRoot.appendingPathComponent("examples/messages").path] + arguments,
+                              directory: folder)
         }
         // From the repository's top and from a subfolder: the same pack at main.
         let top = try diff(["--old-rev", "main", "--new", "policy/rules", "--fail-on", "verdict"], in: repository)

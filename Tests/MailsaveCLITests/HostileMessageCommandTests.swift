@@ -8,24 +8,7 @@ import Testing
     func runLimited(_ arguments: [String], virtualKiB: Int = 1_500_000, stdinFrom: String? = nil) throws -> Binary.Result {
         let quoted = ([Binary.path] + arguments).map { "'" + $0.replacing("'", with: "'\\''") + "'" }.joined(separator: " ")
         let redirect = stdinFrom.map { " < '\($0)'" } ?? ""
-        return try runShell("ulimit -v \(virtualKiB); exec \(quoted)\(redirect)")
-    }
-
-    func runShell(_ script: String) throws -> Binary.Result {
-        let process = Foundation.Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        process.currentDirectoryURL = Binary.packageRoot
-        process.environment = Binary.environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Binary.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+        return try Binary.launch("/bin/bash", ["-c", "ulimit -v \(virtualKiB); exec \(quoted)\(redirect)"])
     }
 
     @Test func anEndlessInputIsRefusedAtTheLimitNotReadToTheEnd() throws {

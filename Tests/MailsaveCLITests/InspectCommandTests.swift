@@ -37,11 +37,19 @@ enum Binary {
     }
 
     static func run(_ arguments: [String], stdin: Data? = nil) throws -> Result {
+        try launch(path, arguments, stdin: stdin)
+    }
+
+    /// Runs `executable` with `arguments` (in the package folder unless `directory` says
+    /// otherwise, with the test `environment` plus `extra`) and collects its exit status and
+    /// output: the one place the CLI tests start a program and wait for it.
+    static func launch(_ executable: String, _ arguments: [String], directory: URL = packageRoot,
+                       environment extra: [String: String] = [:], stdin: Data? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
-        process.environment = environment
+        process.currentDirectoryURL = directory
+        process.environment = environment.merging(extra) { _, added in added }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err

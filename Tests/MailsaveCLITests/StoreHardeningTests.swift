@@ -14,25 +14,7 @@ import Glibc
     /// Runs `executable` (the binary by default) with `arguments` in the package folder, with
     /// the test environment of `Binary.run` plus `extra`.
     static func run(_ arguments: [String], executable: String = Binary.path, environment extra: [String: String] = [:]) throws -> Binary.Result {
-        let process = Foundation.Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = Binary.packageRoot
-        var environment = ProcessInfo.processInfo.environment
-        environment["MAILSAVE_CACHE_DIR"] = Binary.cacheDirectory
-        environment["XDG_DATA_HOME"] = Binary.cacheDirectory + "/data"
-        for (name, value) in extra { environment[name] = value }
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Binary.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+        try Binary.launch(executable, arguments, environment: extra)
     }
 
     static func folder() throws -> URL {
