@@ -20,11 +20,13 @@ public enum BodyAnalyzer {
         public var links: [String]
     }
 
-    public static func analyze(text: String, html: String?, senderDomain: String?) -> Result {
+    /// `htmlLinks`: the HTML's links when the caller already rendered it, so the HTML is not
+    /// read a second time.
+    public static func analyze(text: String, html: String?, htmlLinks: [String]? = nil, senderDomain: String?) -> Result {
         var links = findLinks(text)
         var emails = findEmails(text)
         if let html {
-            for href in HTMLText.links(html) {
+            for href in htmlLinks ?? HTMLText.links(html) {
                 let lower = href.lowercased()
                 if lower.hasPrefix("mailto:") {
                     let target = href.dropFirst(7).prefix(while: { $0 != "?" })

@@ -154,7 +154,8 @@ public enum MessageParser {
 
         message.service = ServiceClassifier.classify(message, bytes: bytes)
         message.autoReply = ServiceClassifier.autoReplySignal(message)
-        let analysis = BodyAnalyzer.analyze(text: message.textBody, html: message.htmlBody, senderDomain: message.from.first?.domain)
+        let analysis = BodyAnalyzer.analyze(text: message.textBody, html: message.htmlBody, htmlLinks: extracted.htmlLinks,
+                                            senderDomain: message.from.first?.domain)
         message.signature = analysis.signature
         message.bodyEmails = analysis.emails
         message.bodyLinks = analysis.links
@@ -174,6 +175,8 @@ struct BodyExtractor {
     struct Output {
         var text: String
         var html: String?
+        /// The HTML's links, when the text was rendered from it (one pass gives both).
+        var htmlLinks: [String]?
         var attachments: [Attachment]
         var defects: [Defect]
     }
@@ -203,8 +206,10 @@ struct BodyExtractor {
                 html = decodeText(part, defects: &defects)
             }
         }
-        let body = normalizedLineEnds(text ?? html.map(HTMLText.toText) ?? "")
-        return Output(text: body, html: html, attachments: attachments, defects: defects)
+        var rendered: (text: String, links: [String])?
+        if text == nil, let html { rendered = HTMLText.render(html) }
+        let body = normalizedLineEnds(text ?? rendered?.text ?? "")
+        return Output(text: body, html: html, htmlLinks: rendered?.links, attachments: attachments, defects: defects)
     }
 
     /// LF line ends, trailing blank lines and spaces removed, on the UTF-8 bytes in place
