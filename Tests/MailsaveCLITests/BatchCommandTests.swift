@@ -15,9 +15,13 @@ enum Mailboxes {
             .map { "examples/messages/" + $0 }
     }
 
-    /// A corpus folder under ../shared/corpus; the test fails, loudly, when it is missing.
+    /// A corpus folder under ../shared/corpus, or where `MAILSAVE_CORPUS` (enmime) or
+    /// `MAILSAVE_SISIMAI_CORPUS` says, as the other corpus tests read them; the test fails,
+    /// loudly, when it is missing.
     static func corpus(_ name: String, minimum: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> URL {
-        let root = Binary.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/\(name)")
+        let override = ProcessInfo.processInfo.environment[name == "sisimai" ? "MAILSAVE_SISIMAI_CORPUS" : "MAILSAVE_CORPUS"]
+        let root = override.map { URL(fileURLWithPath: $0) }
+            ?? Binary.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/\(name)")
         let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
         try #require(files.count >= minimum, "the \(name) corpus is missing or incomplete at \(root.path) (\(files.count) files)",
                      sourceLocation: sourceLocation)
