@@ -27,48 +27,11 @@ public struct CRMRecord: Sendable, Equatable {
     }
 }
 
-/// The CRM look-ups the engine needs, narrow enough for the embedded store, Salesforce REST
-/// and an in-memory directory to implement alike. Addresses and domains come normalised.
-public protocol CRMDirectory: Sendable {
-    /// Contacts whose Email (or other email field) is `address`.
-    func contacts(email address: String) throws -> [CRMRecord]
-    /// Non-converted Leads whose Email is `address`.
-    func leads(email address: String) throws -> [CRMRecord]
-    func users(email address: String) throws -> [CRMRecord]
-    /// Accounts whose Website's domain is `domain` or a parent of it.
-    func accounts(websiteDomain domain: String) throws -> [CRMRecord]
-    /// Accounts whose Name is `name`, compared without case, punctuation or a legal form
-    /// (`Fabrikam, Inc.` = `fabrikam inc` = `Fabrikam`).
-    func accounts(name: String) throws -> [CRMRecord]
-    /// Contacts and Leads with this phone number (E.164).
-    func people(phone: String) throws -> [CRMRecord]
-    func opportunities(accountID: String) throws -> [CRMRecord]
-    func cases(contactID: String) throws -> [CRMRecord]
-    func caseRecord(number: String) throws -> CRMRecord?
-    /// Any record by id (for record links found in a body).
-    func record(id: String) throws -> CRMRecord?
-    /// The EmailMessage with this MessageIdentifier, and the Contact, Lead and User ids it is related to.
-    func emailMessage(messageIdentifier: String) throws -> (record: CRMRecord, relations: [String])?
-    /// The record a message was saved as, if the save-once ledger holds it and the record still exists.
-    func savedRecord(messageID: String) throws -> String?
-    /// Runs the look-ups of one decision against one consistent view of the CRM.
-    func snapshot<T>(_ body: () throws -> T) throws -> T
-}
-
-extension CRMDirectory {
-    public func snapshot<T>(_ body: () throws -> T) throws -> T { try body() }
-
-    /// A directory that cannot search Accounts by name finds none (the store and Salesforce
-    /// REST implement it with an index on the normalised name).
-    public func accounts(name: String) throws -> [CRMRecord] { [] }
-}
-
-/// Salesforce's email fields on Contact and Lead that the related-record search reads.
-let personEmailFields = ["Email", "npe01__HomeEmail__c", "npe01__WorkEmail__c", "npe01__AlternateEmail__c", "Secondary_Email__c"]
+let personEmailFields = SalesforceSchema.personEmailFields
 
 /// A CRM held in memory, built from Data Export CSVs: the directory `process` uses with
 /// `--crm DIR` and rule tests use inline, until the embedded store takes over.
-public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
+public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
     public private(set) var records: [String: [CRMRecord]] = [:]
     private var byID: [String: CRMRecord] = [:]
     private var byEmail: [String: [CRMRecord]] = [:]
@@ -154,7 +117,7 @@ public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
 
     public func people(phone: String) -> [CRMRecord] {
         (records["Contact", default: []] + records["Lead", default: []]).filter { person in
-            ["Phone", "MobilePhone"].contains { field in person[field].map(CRMDirectoryKeys.phoneDigits) == CRMDirectoryKeys.phoneDigits(phone) }
+            SalesforceSchema.personPhoneFields.contains { field in person[field].map(CRMDirectoryKeys.phoneDigits) == CRMDirectoryKeys.phoneDigits(phone) }
         }
     }
 
@@ -177,7 +140,7 @@ public final class InMemoryDirectory: CRMDirectory, @unchecked Sendable {
         let key = MessageIDKey.normalize(messageID)
         for object in ["EmailMessage", "Task"] {
             for record in records[object, default: []] {
-                let identifier = record["MessageIdentifier"] ?? record["Email_Message_ID__c"] ?? ""
+                let identifier = record[SalesforceSchema.emailMessageIdentifierField] ?? record[SalesforceSchema.taskMessageIdentifierField] ?? ""
                 if !identifier.isEmpty && MessageIDKey.normalize(identifier) == key { return record.id }
             }
         }
@@ -242,31 +205,5 @@ public enum MessageIDKey {
         if text.hasSuffix(">") { text.removeLast() }
         guard let at = text.lastIndex(of: "@") else { return text }
         return String(text[..<at]) + "@" + text[text.index(after: at)...].lowercased()
-    }
-}
-
-/// Salesforce ids: 15 characters case-sensitive, or 18 with a case-safe suffix.
-public enum SalesforceID {
-    /// The 15-character form.
-    public static func canonical(_ id: String) -> String { id.count == 18 ? String(id.prefix(15)) : id }
-
-    /// The object an id's key prefix names.
-    public static func object(of id: String) -> String? {
-        switch id.prefix(3) {
-        case "003": return "Contact"
-        case "00Q": return "Lead"
-        case "001": return "Account"
-        case "006": return "Opportunity"
-        case "500": return "Case"
-        case "005": return "User"
-        case "00T": return "Task"
-        case "02s": return "EmailMessage"
-        default: return nil
-        }
-    }
-
-    public static func isID(_ text: Substring) -> Bool {
-        (text.count == 15 || text.count == 18) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
-            && object(of: String(text)) != nil
     }
 }

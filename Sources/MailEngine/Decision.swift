@@ -59,14 +59,22 @@ public struct Engine {
         self.directory = directory
     }
 
+    /// The facts: the look-up plan, the backend's one answer to it, the facts assembled from it.
+    /// Throws `CRMError` when the CRM cannot answer, `SelectionError` for a refused selection.
     public func facts(_ message: Message, context: ProcessContext) throws -> EngineFacts {
-        try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).build(message, context: context) }
+        var builder = FactsBuilder(pack: pack)
+        builder.answers = try directory.resolve(builder.plan(message, context: context))
+        return try builder.build(message, context: context)
     }
 
     /// Checks the Save dialog's selection (`SelectionError` when an id is refused); `facts` and
     /// `decide` check it too, this is for callers that want to refuse before reading messages.
     public func validateSelection(_ context: ProcessContext) throws {
-        try directory.snapshot { try FactsBuilder(pack: pack, directory: directory).validateSelection(context) }
+        var builder = FactsBuilder(pack: pack)
+        var plan = LookupPlan()
+        for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
+        builder.answers = try directory.resolve(plan)
+        try builder.validateSelection(context)
     }
 
     public func decide(_ message: Message, context: ProcessContext) throws -> (Decision, EngineFacts, [RuleTrace]) {
@@ -118,7 +126,7 @@ public struct Engine {
             // A Contact under the Account its domain matches (never for free mail), else a Lead.
             for participant in facts.participants where !participant.blocked && participant.contact == nil
                 && participant.lead == nil && participant.user == nil {
-                let account = participant.freeMail ? nil : (try? directory.accounts(websiteDomain: participant.address.domain))?.first?.id
+                let account = participant.freeMail ? nil : facts.answers.accounts(websiteDomain: participant.address.domain).first?.id
                 decision.toCreate.append(RecordToCreate(address: participant.address.normalized, object: account == nil ? "Lead" : "Contact",
                                                         accountID: account, freeMail: participant.freeMail))
             }
@@ -220,8 +228,8 @@ public struct Engine {
         if saveAs == "Task" {
             set("WhoId", who.first.map(Value.string) ?? .absent)
             set("WhatId", what.map(Value.string) ?? .absent)
-            if let id = message.messageID, !fields.contains(where: { $0.name == "Email_Message_ID__c" }) {
-                set("Email_Message_ID__c", .string(id))
+            if let id = message.messageID, !fields.contains(where: { $0.name == SalesforceSchema.taskMessageIdentifierField }) {
+                set(SalesforceSchema.taskMessageIdentifierField, .string(id))
             }
         } else {
             set("RelatedToId", what.map(Value.string) ?? .absent)

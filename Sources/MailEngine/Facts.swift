@@ -126,27 +126,72 @@ public struct EngineFacts: Sendable {
     public var ledgerKey: String
     public var direction: String
     public var object: FactObject
+    /// The CRM's answers the facts were built from (the decision reads them too: the Account
+    /// a new Contact goes under).
+    public var answers: CRMAnswers
 }
 
 /// Builds the facts: blocklists (internal, org, individual), direction, the related-record
 /// search, the thread (Case tokens, the Magic Anchor) and the ledger.
+///
+/// Three steps, so the CRM is asked once per message whatever the backend: `plan` lists every
+/// question (pure), the backend's `resolve` answers them all, `build` assembles the facts
+/// from the answers (pure).
 public struct FactsBuilder {
     let pack: RulePack
-    let directory: CRMDirectory
+    /// The CRM's answers to `plan(_:context:)`.
+    var answers: CRMAnswers
 
-    public init(pack: RulePack, directory: CRMDirectory) {
+    public init(pack: RulePack, answers: CRMAnswers = CRMAnswers()) {
         self.pack = pack
-        self.directory = directory
+        self.answers = answers
     }
 
-    public func build(_ message: Message, context: ProcessContext) throws -> EngineFacts {
+    /// Every question `build` will ask of the CRM about this message in this context.
+    public func plan(_ message: Message, context: ProcessContext) -> LookupPlan {
+        var plan = LookupPlan()
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
+        let freeMail = pack.list(setting: "free_mail_domains")
+        for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
+        let participants = self.participants(message, mailbox: mailbox)
+        for participant in participants where !participant.blocked {
+            plan.ask(participant.address.normalized, in: \.addresses)
+            if !participant.freeMail { plan.ask(participant.address.domain, in: \.websiteDomains) }
+        }
+        let text = Self.threadText(message)
+        for token in ThreadReferences.threadTokens(in: text) { plan.ask(token, in: \.recordIDs) }
+        for number in ThreadReferences.caseNumbers(in: text) { plan.ask(number, in: \.caseNumbers) }
+        for id in message.inReplyTo + message.references.reversed() { plan.ask(MessageIDKey.normalize(id), in: \.messageIdentifiers) }
+        for link in message.bodyLinks {
+            if let id = ThreadReferences.recordID(inLink: link) { plan.ask(id, in: \.recordIDs) }
+        }
+        for email in message.bodyEmails {
+            let key = CRMDirectoryKeys.address(email)
+            let domain = String(key.split(separator: "@").last ?? "")
+            if blockStatus(address: key, domain: domain, mailbox: mailbox) == nil { plan.ask(key, in: \.addresses) }
+        }
+        if let signature = message.signature, let sender = participants.first(where: { $0.role == "from" }), !sender.blocked {
+            for phone in signature.phones where phone.hasPrefix("+") { plan.ask(phone, in: \.phones) }
+            if let website = signature.website.flatMap({ CRMDirectoryKeys.domain(ofWebsite: $0) }), !(freeMail?.contains(website) ?? false),
+               blockStatus(address: "", domain: website, mailbox: mailbox) == nil {
+                plan.ask(website, in: \.websiteDomains)
+            }
+            if let company = signature.company { plan.ask(company, in: \.companyNames) }
+        }
+        plan.ask(mailbox, in: \.addresses)
+        plan.ledgerKey = MessageIDKey.ledgerKey(message)
+        return plan
+    }
+
+    /// The subject and the start of the body: where Case numbers and thread tokens are looked for.
+    static func threadText(_ message: Message) -> String { (message.subject ?? "") + "\n" + message.textBody.prefix(64 << 10) }
+
+    /// Participants, each address once, with the first role it appears in, and the blocklist
+    /// layer that blocks each.
+    func participants(_ message: Message, mailbox: String) -> [ParticipantFacts] {
         let mailboxLocal = mailbox.split(separator: "@").first.map(String.init) ?? mailbox
         let corporate = pack.list(setting: "corporate_domains")
         let freeMail = pack.list(setting: "free_mail_domains")
-        try validateSelection(context)
-
-        // Participants, each address once, with the first role it appears in.
         var seen = Set<String>()
         var participants: [ParticipantFacts] = []
         let roles: [(String, [Address])] = [("from", message.from), ("to", message.to), ("cc", message.cc), ("bcc", message.bcc)]
@@ -161,6 +206,15 @@ public struct FactsBuilder {
                                                      blockedBy: block?.layer, blockedEntry: block?.entry))
             }
         }
+        return participants
+    }
+
+    /// The facts, from the message, its context and the CRM's answers to `plan`.
+    public func build(_ message: Message, context: ProcessContext) throws -> EngineFacts {
+        let mailbox = CRMDirectoryKeys.address(context.mailbox)
+        let freeMail = pack.list(setting: "free_mail_domains")
+        try validateSelection(context)
+        var participants = self.participants(message, mailbox: mailbox)
 
         // The related-record search, over every participant that is neither internal nor blocked.
         var related = RelatedRecords()
@@ -169,16 +223,16 @@ public struct FactsBuilder {
         // export's row order.
         for index in participants.indices where !participants[index].blocked {
             let key = participants[index].address.normalized
-            if let lead = Ranking.people(try directory.leads(email: key)).first {
+            if let lead = Ranking.people(answers.leads(email: key)).first {
                 participants[index].lead = lead
                 related.leads.append(lead.id)
             }
-            if let contact = Ranking.people(try directory.contacts(email: key)).first {
+            if let contact = Ranking.people(answers.contacts(email: key)).first {
                 participants[index].contact = contact
                 participants[index].account = contact["AccountId"]
                 related.contacts.append(contact.id)
             }
-            participants[index].user = Ranking.people(try directory.users(email: key)).first
+            participants[index].user = Ranking.people(answers.users(email: key)).first
         }
         var opportunities: [CRMRecord] = []
         var cases: [CRMRecord] = []
@@ -187,9 +241,9 @@ public struct FactsBuilder {
                 guard let contact = participant.contact else { continue }
                 if let account = contact["AccountId"], !related.accounts.contains(account) {
                     related.accounts.append(account)
-                    opportunities += try directory.opportunities(accountID: account).filter { Self.isCurrent($0, at: date) }
+                    opportunities += answers.opportunities(accountID: account).filter { Self.isCurrent($0, at: date) }
                 }
-                cases += try directory.cases(contactID: contact.id).filter { Self.isRecentOpenCase($0, at: date) }
+                cases += answers.cases(contactID: contact.id).filter { Self.isRecentOpenCase($0, at: date) }
             }
         }
         related.opportunities = Ranking.opportunities(opportunities, at: date).map(\.id)
@@ -198,7 +252,7 @@ public struct FactsBuilder {
             // Accounts by website domain, never for free-mail domains.
             for index in participants.indices where !participants[index].blocked && !participants[index].freeMail {
                 let domain = participants[index].address.domain
-                let accounts = Ranking.accounts(try directory.accounts(websiteDomain: domain), domain: domain)
+                let accounts = Ranking.accounts(answers.accounts(websiteDomain: domain), domain: domain)
                 if let first = accounts.first {
                     participants[index].account = first.id
                     participants[index].accountByWebsite = first["Website"].flatMap(CRMDirectoryKeys.domain(ofWebsite:)) ?? domain
@@ -209,17 +263,17 @@ public struct FactsBuilder {
 
         // The thread: a Case named in subject or body, and the Magic Anchor.
         var threadCase: String?
-        let text = (message.subject ?? "") + "\n" + message.textBody.prefix(64 << 10)
-        if let found = try ThreadReferences.caseRecord(in: text, directory: directory) {
+        let text = Self.threadText(message)
+        if let found = ThreadReferences.caseRecord(in: text, answers: answers) {
             threadCase = found.id
             if !related.cases.contains(found.id) { related.cases.append(found.id) }
         }
         var anchorEmail: String?
         var anchorWho: String?
         for id in (message.inReplyTo + message.references.reversed()) {
-            guard let (email, relations) = try directory.emailMessage(messageIdentifier: id) else { continue }
-            anchorEmail = email.id
-            let people = Set(relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
+            guard let found = answers.emailMessage(messageIdentifier: id) else { continue }
+            anchorEmail = found.record.id
+            let people = Set(found.relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
             if people.count == 1 { anchorWho = people.first }
             break
         }
@@ -235,8 +289,8 @@ public struct FactsBuilder {
             }
         }
         for link in message.bodyLinks {
-            if let id = ThreadReferences.recordID(inLink: link), let record = try directory.record(id: id),
-               try blocked(record, mailbox: mailbox, depth: 0) == nil {
+            if let id = ThreadReferences.recordID(inLink: link), let record = answers.record(id: id),
+               blocked(record, mailbox: mailbox, depth: 0) == nil {
                 add([record], "body link \(link)")
             }
         }
@@ -244,36 +298,37 @@ public struct FactsBuilder {
             let key = CRMDirectoryKeys.address(email)
             let domain = String(key.split(separator: "@").last ?? "")
             guard blockStatus(address: key, domain: domain, mailbox: mailbox) == nil else { continue }
-            add(Ranking.people(try directory.leads(email: key)) + Ranking.people(try directory.contacts(email: key)), "body address \(key)")
+            add(Ranking.people(answers.leads(email: key)) + Ranking.people(answers.contacts(email: key)), "body address \(key)")
         }
         let sender = participants.first { $0.role == "from" }
         if let signature = message.signature, let sender, !sender.blocked {
             for phone in signature.phones where phone.hasPrefix("+") {
-                add(Ranking.people(try directory.people(phone: phone)), "signature phone \(phone)")
+                add(Ranking.people(answers.people(phone: phone)), "signature phone \(phone)")
             }
             var websiteAccount = false
             if let website = signature.website.flatMap({ CRMDirectoryKeys.domain(ofWebsite: $0) }), !(freeMail?.contains(website) ?? false),
                blockStatus(address: "", domain: website, mailbox: mailbox) == nil {
-                let accounts = Ranking.accounts(try directory.accounts(websiteDomain: website), domain: website)
+                let accounts = Ranking.accounts(answers.accounts(websiteDomain: website), domain: website)
                 websiteAccount = !accounts.isEmpty
                 add(accounts, "signature website \(website)")
             }
             // The company's name finds an Account when no domain does.
             if let company = signature.company, !websiteAccount, related.accounts.isEmpty {
-                add(Ranking.people(try directory.accounts(name: company)), "signature company \(company)")
+                add(Ranking.people(answers.accounts(name: company)), "signature company \(company)")
             }
         }
         related.candidates = candidates
         related.bodyReferences = candidates.map(\.id)
 
         let ledgerKey = MessageIDKey.ledgerKey(message)
-        let savedRecord = try directory.savedRecord(messageID: ledgerKey)
+        let savedRecord = answers.savedRecord
         let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
                                     anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, direction: direction,
                                     mailbox: mailbox)
         return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
-                           anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object)
+                           anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object,
+                           answers: answers)
     }
 
     /// The folder's role: the caller's, else the role whose
@@ -320,9 +375,9 @@ public struct FactsBuilder {
         for (kind, id) in context.selection {
             func refuse(_ reason: String) -> SelectionError { SelectionError(kind: kind, id: id, reason: reason) }
             guard let object = Self.selectionObjects[kind] else { throw refuse("'\(kind)' is not a kind of record that can be selected") }
-            guard let record = try directory.record(id: id) else { throw refuse("no such record in the CRM") }
+            guard let record = answers.record(id: id) else { throw refuse("no such record in the CRM") }
             guard record.object == object else { throw refuse("\(record.id) is a \(record.object), not a \(object)") }
-            if let (what, layer, entry) = try blocked(record, mailbox: mailbox, depth: 0) {
+            if let (what, layer, entry) = blocked(record, mailbox: mailbox, depth: 0) {
                 throw refuse(layer == "internal" ? "\(what) is internal (\(entry)); it is never linked"
                                                  : "\(what) is on the \(layer) blocklist (\(entry)); it is never linked")
             }
@@ -330,7 +385,7 @@ public struct FactsBuilder {
     }
 
     /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
-    func blocked(_ record: CRMRecord, mailbox: String, depth: Int) throws -> (String, String, String)? {
+    func blocked(_ record: CRMRecord, mailbox: String, depth: Int) -> (String, String, String)? {
         switch record.object {
         case "Contact", "Lead", "User":
             for field in personEmailFields {
@@ -349,8 +404,8 @@ public struct FactsBuilder {
         case "Opportunity", "Case":
             guard depth == 0 else { return nil }
             for field in ["AccountId", "ContactId"] {
-                guard let id = record[field], let parent = try directory.record(id: id) else { continue }
-                if let (what, layer, entry) = try blocked(parent, mailbox: mailbox, depth: depth + 1) {
+                guard let id = record[field], let parent = answers.record(id: id) else { continue }
+                if let (what, layer, entry) = blocked(parent, mailbox: mailbox, depth: depth + 1) {
                     return ("\(record.object) \(record.id) of \(what)", layer, entry)
                 }
             }
@@ -433,7 +488,7 @@ public struct FactsBuilder {
                 "user": optional(participant.user?.id),
             ]))
         }
-        let mailboxUser = try directory.users(email: mailbox).first?.id
+        let mailboxUser = answers.users(email: mailbox).first?.id
         let strings = { (ids: [String]) in Value.list(ids.map(Value.string)) }
         return try FactObject(FactsSchema.root, [
             "message": .object(messageObject),
@@ -471,12 +526,12 @@ public struct FactsBuilder {
 public enum ThreadReferences {
     /// The Case a text names: a thread token `ref:_00D…._500…:ref` or `thread::…::`, else a
     /// Case number after the word "Case" (`Case 00001042`, `Case #1042`).
-    public static func caseRecord(in text: String, directory: CRMDirectory) throws -> CRMRecord? {
+    public static func caseRecord(in text: String, answers: CRMAnswers) -> CRMRecord? {
         for token in threadTokens(in: text) {
-            if let record = try directory.record(id: token), SalesforceID.object(of: record.id) == "Case" { return record }
+            if let record = answers.record(id: token), SalesforceID.object(of: record.id) == "Case" { return record }
         }
         for number in caseNumbers(in: text) {
-            if let record = try directory.caseRecord(number: number) { return record }
+            if let record = answers.caseRecord(number: number) { return record }
         }
         return nil
     }

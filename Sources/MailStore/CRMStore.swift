@@ -37,6 +37,11 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+extension StoreError: CRMErrorConvertible {
+    /// A busy or full store is worth retrying; the rest is not.
+    public var crmError: CRMError { CRMError(kind == .temporary ? .retryable : .permanent, message) }
+}
+
 /// The embedded CRM: records shaped like Salesforce's, indexed for the related-record search,
 /// and the save-once ledger, in one SQLite file (WAL) through GRDB. Every look-up of the
 /// engine is one indexed query, whatever the number of records.
@@ -45,7 +50,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// and its format by `PRAGMA user_version` (`CRMStore.formatVersion`). Opening checks both,
 /// and runs `PRAGMA quick_check` when the store is small enough for it to be cheap (or always,
 /// when asked); a foreign, newer or damaged file is refused and never written to.
-public final class CRMStore: CRMDirectory, @unchecked Sendable {
+public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// A pool (concurrent readers beside the writer) when writable; one read-only connection otherwise.
     let database: any DatabaseWriter
     public let path: String
@@ -406,10 +411,10 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         var keys: [(String, String)] = []
         switch record.object {
         case "Contact", "Lead", "User":
-            for field in ["Email", "npe01__HomeEmail__c", "npe01__WorkEmail__c", "npe01__AlternateEmail__c", "Secondary_Email__c"] {
+            for field in SalesforceSchema.personEmailFields {
                 if let email = record[field] { keys.append(("email", CRMDirectoryKeys.address(email))) }
             }
-            for field in ["Phone", "MobilePhone"] {
+            for field in SalesforceSchema.personPhoneFields {
                 if let phone = record[field] { keys.append(("phone", CRMDirectoryKeys.phoneDigits(phone))) }
             }
         case "Account":
@@ -426,7 +431,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         case "EmailMessage":
             if let identifier = record["MessageIdentifier"] { keys.append(("message_identifier", MessageIDKey.normalize(identifier))) }
         case "Task":
-            if let identifier = record["Email_Message_ID__c"] { keys.append(("message_identifier", MessageIDKey.normalize(identifier))) }
+            if let identifier = record[SalesforceSchema.taskMessageIdentifierField] { keys.append(("message_identifier", MessageIDKey.normalize(identifier))) }
         case "EmailMessageRelation":
             if let email = record["EmailMessageId"] { keys.append(("relation", email)) }
         default:
@@ -572,7 +577,7 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
         }
     }
 
-    // MARK: CRMDirectory
+    // MARK: RecordLookups
 
     public func contacts(email address: String) throws -> [CRMRecord] { try lookup("email", address, object: "Contact") }
     public func leads(email address: String) throws -> [CRMRecord] { try lookup("email", address, object: "Lead").filter { !$0.flag("IsConverted") } }
@@ -634,24 +639,6 @@ public final class CRMStore: CRMDirectory, @unchecked Sendable {
             // Saved before mailsave, or from another client: an activity with this Message-ID.
             let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? LIMIT 1"
             return try String.fetchOne(db.cachedStatement(sql: sql), arguments: [key])
-        }
-    }
-}
-
-extension SalesforceID {
-    /// The key prefix of an object's ids.
-    static func prefix(of object: String) -> String? {
-        switch object {
-        case "Contact": return "003"
-        case "Lead": return "00Q"
-        case "Account": return "001"
-        case "Opportunity": return "006"
-        case "Case": return "500"
-        case "User": return "005"
-        case "Task": return "00T"
-        case "EmailMessage": return "02s"
-        case "EmailMessageRelation": return "0Rb"
-        default: return nil
         }
     }
 }

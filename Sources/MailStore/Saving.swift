@@ -4,26 +4,18 @@ import MailEngine
 import MailMessage
 import MailRules
 
-/// What `--apply` wrote: the activity's id, and whether this run created it (false when the
-/// ledger already held the message).
-public struct SaveResult: Sendable, Equatable {
-    public var id: String
-    public var created: Bool
-    /// The records created for unknown addresses, placeholder (`new:Lead:address`) → id.
-    public var createdRecords: [(placeholder: String, id: String)]
-
-    public init(id: String, created: Bool, createdRecords: [(placeholder: String, id: String)] = []) {
-        self.id = id
-        self.created = created
-        self.createdRecords = createdRecords
+extension CRMStore: ActivityWriter {
+    /// Saves into the store (`save(_:message:mailbox:signature:)`), its errors as `CRMError`.
+    public func write(_ decision: Decision, message: Message, mailbox: String) throws(CRMError) -> SaveResult? {
+        do {
+            return try save(decision, message: message, mailbox: mailbox, signature: message.signature)
+        } catch let error as StoreError {
+            throw error.crmError
+        } catch {
+            throw CRMError(.permanent, "\(path): cannot save: \(error)")
+        }
     }
 
-    public static func == (a: SaveResult, b: SaveResult) -> Bool {
-        a.id == b.id && a.created == b.created && a.createdRecords.elementsEqual(b.createdRecords) { $0 == $1 }
-    }
-}
-
-extension CRMStore {
     /// The ledger key of a message: the engine's (`MessageIDKey.ledgerKey`), so the ledger
     /// fact and the ledger row always agree.
     public static func ledgerKey(_ message: Message) -> String { MessageIDKey.ledgerKey(message) }
@@ -75,7 +67,7 @@ extension CRMStore {
                 }
                 if record.object == "Task" {
                     fields["WhoId"] = who.first ?? ""
-                    if fields["Email_Message_ID__c"]?.isEmpty ?? true, let id = message.messageID { fields["Email_Message_ID__c"] = id }
+                    if fields[SalesforceSchema.taskMessageIdentifierField]?.isEmpty ?? true, let id = message.messageID { fields[SalesforceSchema.taskMessageIdentifierField] = id }
                 }
                 let id = try Self.nextID(object: record.object, db)
                 try Self.insert(CRMRecord(object: record.object, id: id, fields: fields), db)
@@ -279,38 +271,5 @@ extension CRMStore {
             }
             return newID
         } }
-    }
-}
-
-extension SalesforceID {
-    static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-    static let suffixAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345")
-
-    /// `prefix` + instance `5e` + zero-padded base-62 number (15), plus the case-safe suffix (18).
-    public static func make(prefix: String, number: Int) -> String {
-        var digits: [Character] = []
-        var remaining = max(0, number)
-        repeat {
-            digits.append(base62[remaining % 62])
-            remaining /= 62
-        } while remaining > 0
-        let body = String(digits.reversed())
-        let fifteen = prefix + "5e" + String(repeating: "0", count: max(0, 10 - body.count)) + body
-        return fifteen + caseSafeSuffix(fifteen)
-    }
-
-    /// Salesforce's 3-character suffix: one bit per upper-case letter in each 5-character chunk.
-    public static func caseSafeSuffix(_ id: String) -> String {
-        let characters = Array(id.prefix(15))
-        var suffix = ""
-        for chunk in 0..<3 {
-            var bits = 0
-            for position in 0..<5 {
-                let index = chunk * 5 + position
-                if index < characters.count, characters[index].isASCII, characters[index].isUppercase { bits |= 1 << position }
-            }
-            suffix.append(suffixAlphabet[bits])
-        }
-        return suffix
     }
 }

@@ -10,17 +10,17 @@ struct MessageDecider: Sendable {
     let pack: RulePack
     let directory: CRMDirectory
     var context: ProcessContext
-    /// The store saved into with `--apply`; nil decides only.
-    let store: CRMStore?
+    /// Where `--apply` saves (the store, or Salesforce); nil decides only.
+    let writer: ActivityWriter?
 
-    init(pack: RulePack, directory: CRMDirectory, context: ProcessContext, applying: Bool) {
+    init(pack: RulePack, directory: CRMDirectory, context: ProcessContext, writer: ActivityWriter?) {
         self.pack = pack
         self.directory = directory
         self.context = context
-        self.store = applying ? directory as? CRMStore : nil
+        self.writer = writer
     }
 
-    var applying: Bool { store != nil }
+    var applying: Bool { writer != nil }
 
     /// The same decider for a message in another folder (`--folder-from-maildir`).
     func inFolder(_ folder: String) -> MessageDecider {
@@ -95,15 +95,10 @@ struct MessageDecider: Sendable {
 
     /// With `--apply`: saves at most once org-wide. A message the ledger already holds
     /// reports its record, created false.
+    /// A `CRMError` is thrown as it is: 75 (retry later) or 3, mapped by the command.
     func save(_ decision: Decision, message: Message, facts: EngineFacts) throws -> SaveResult? {
-        guard let store else { return nil }
-        do {
-            return try store.save(decision, message: message, mailbox: context.mailbox, signature: message.signature)
-                ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
-        } catch let error as StoreError {
-            throw error // 75 (retry later) or 3, mapped by the command
-        } catch {
-            throw CommandFailure(status: .couldNotRun, message: "\(store.path): cannot save: \(error)")
-        }
+        guard let writer else { return nil }
+        return try writer.write(decision, message: message, mailbox: context.mailbox)
+            ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
     }
 }

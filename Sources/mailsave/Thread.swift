@@ -92,6 +92,8 @@ extension Process {
                 outcome = try thread.run(item.message, name: item.name)
             } catch let error as StoreError {
                 throw CommandFailure(error)
+            } catch let error as CRMError {
+                throw CommandFailure(error)
             } catch let failure as CommandFailure {
                 Terminal.err("mailsave: " + failure.message)
                 firstFailure = firstFailure ?? failure.status

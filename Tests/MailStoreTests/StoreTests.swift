@@ -44,7 +44,7 @@ func sampleMessage(_ name: String) throws -> Message {
 
 /// The CRM protocol's contract: every backend answers these the same way.
 @Suite struct CRMDirectoryContractTests {
-    static func backends() throws -> [(String, CRMDirectory)] {
+    static func backends() throws -> [(String, any RecordLookups)] {
         let records = try sampleRecords()
         let store = try temporaryStore()
         try store.add(records)

@@ -73,7 +73,7 @@ struct Batch: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
-        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
+        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, writer: apply ? directory as? ActivityWriter : nil)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)
         let output = try LineOutput(path: out)
         Interruption.install()
@@ -119,6 +119,10 @@ struct Batch: ParsableCommand {
             throw failure
         } catch let error as StoreError {
             // The store, not a message: 75 when retrying later may work, else 3.
+            progress.clear()
+            output.abandon()
+            throw CommandFailure(error)
+        } catch let error as CRMError {
             progress.clear()
             output.abandon()
             throw CommandFailure(error)
@@ -237,7 +241,7 @@ struct Batch: ParsableCommand {
                 return failed(item, MailboxItemError(kind: failure.status == .badRules ? "rule_budget" : "failed", failure: failure))
             } catch {
                 // The CRM could not be read: not this message's fault, and every other message would fail alike.
-                let failure = (error as? StoreError).map { CommandFailure($0) }
+                let failure = (error as? StoreError).map { CommandFailure($0) } ?? (error as? CRMError).map { CommandFailure($0) }
                     ?? CommandFailure(status: .couldNotRun, message: "\(item.position.place(in: source)): cannot read the CRM: \(error)")
                 return failed(item, MailboxItemError(kind: "crm", failure: failure))
             }

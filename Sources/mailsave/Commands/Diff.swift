@@ -116,8 +116,8 @@ struct Diff: ParsableCommand {
         let newPack = try newOptions.loadPack()
         let directory = try newOptions.loadDirectory(applying: false)
         let context = newOptions.context
-        let oldDecider = MessageDecider(pack: oldPack, directory: directory, context: context, applying: false)
-        let newDecider = MessageDecider(pack: newPack, directory: directory, context: context, applying: false)
+        let oldDecider = MessageDecider(pack: oldPack, directory: directory, context: context, writer: nil)
+        let newDecider = MessageDecider(pack: newPack, directory: directory, context: context, writer: nil)
         let mailboxSource = try source.open(folder: folder, stdin: false)
         let name = mailboxSource.name
         let progress = ProgressBar(totalBytes: mailboxSource.totalBytes, quiet: quiet)

@@ -43,6 +43,8 @@ struct Explain: ParsableCommand {
             throw DecisionOptions.evaluationFailure(error, file: file)
         } catch let error as StoreError {
             throw CommandFailure(error)
+        } catch let error as CRMError {
+            throw CommandFailure(error)
         }
         switch format {
         case .text:

@@ -232,7 +232,7 @@ struct Process: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
-        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, applying: apply)
+        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, writer: apply ? directory as? ActivityWriter : nil)
         if thread { return try runThread(decider: decider) }
         var rows: [[String]] = []
         var firstFailure: ExitStatus?
@@ -242,6 +242,8 @@ struct Process: ParsableCommand {
                 outcome = try decider.run(file: file)
             } catch let error as StoreError {
                 // The store, not this message: no other message can be decided either.
+                throw CommandFailure(error)
+            } catch let error as CRMError {
                 throw CommandFailure(error)
             } catch let failure as CommandFailure {
                 if files.count == 1 { throw failure }

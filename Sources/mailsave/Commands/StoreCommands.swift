@@ -34,6 +34,11 @@ extension CommandFailure {
     init(_ error: StoreError) {
         self.init(status: error.kind == .temporary ? .temporary : .couldNotRun, message: error.message)
     }
+
+    /// A CRM backend's error: 75 when retrying later may work, else 3.
+    init(_ error: CRMError) {
+        self.init(status: error.isRetryable ? .temporary : .couldNotRun, message: error.message)
+    }
 }
 
 /// Runs a store command's body with store errors mapped to their exit status.
@@ -41,6 +46,8 @@ func storeCommand(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as StoreError {
+        throw CommandFailure(error)
+    } catch let error as CRMError {
         throw CommandFailure(error)
     }
 }

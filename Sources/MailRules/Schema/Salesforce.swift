@@ -1,0 +1,132 @@
+/// Everything mailsave knows about Salesforce's data model, in one place: the objects it reads
+/// and writes, their id key prefixes, the email fields people are found by, the fields a
+/// pack's mapping may fill with their length limits, and the fields that carry a Message-ID.
+/// The rule checker, the engine, the embedded store, the CSV directory and the REST backend
+/// all read it from here, so a field added or a limit corrected changes every backend alike.
+public enum SalesforceSchema {
+    /// Objects by id key prefix (the first three characters of every id).
+    public static let keyPrefixes: [(object: String, prefix: String)] = [
+        ("Account", "001"), ("Contact", "003"), ("User", "005"), ("Opportunity", "006"), ("Lead", "00Q"), ("Task", "00T"),
+        ("EmailMessage", "02s"), ("EmailMessageRelation", "0Rb"), ("Case", "500"),
+    ]
+
+    /// The objects a record link, a selection or a relation can name.
+    public static let linkableObjects: Set<String> = ["Contact", "Lead", "User", "Account", "Opportunity", "Case"]
+
+    /// The email fields a Contact, Lead or User is found by: the standard `Email`, then the
+    /// Nonprofit Success Pack's and a common custom secondary field. A backend that queries a
+    /// real org asks only for the fields the org has (`standardPersonEmailFields` by default).
+    public static let personEmailFields = ["Email", "npe01__HomeEmail__c", "npe01__WorkEmail__c", "npe01__AlternateEmail__c", "Secondary_Email__c"]
+    /// The email field every org has.
+    public static let standardPersonEmailFields = ["Email"]
+
+    /// The phone fields a Contact or Lead is found by (a signature's phone number).
+    public static let personPhoneFields = ["Phone", "MobilePhone"]
+
+    /// The field of an activity that holds the Message-ID it was saved from: EmailMessage's
+    /// standard `MessageIdentifier`; on a Task the custom field the shipped pack maps.
+    public static let emailMessageIdentifierField = "MessageIdentifier"
+    public static let taskMessageIdentifierField = "Email_Message_ID__c"
+
+    /// The Message-ID field of a saved activity of `object`.
+    public static func messageIdentifierField(of object: String) -> String? {
+        switch object {
+        case "EmailMessage": return emailMessageIdentifierField
+        case "Task": return taskMessageIdentifierField
+        default: return nil
+        }
+    }
+}
+
+/// The Salesforce fields a pack's mapping may fill, with their types and length limits:
+/// mappings are checked against this, and the engine truncates to these limits.
+public struct SalesforceField: Sendable {
+    public let name: String
+    /// Bool fields take a bool expression; every other field a string expression.
+    public let isBool: Bool
+    /// Maximum length in characters, or nil when the field has none that matters here.
+    public let maxLength: Int?
+
+    init(_ name: String, bool: Bool = false, max: Int? = nil) {
+        self.name = name
+        self.isBool = bool
+        self.maxLength = max
+    }
+
+    public static let task: [SalesforceField] = [
+        SalesforceField("Subject", max: 255), SalesforceField("Description", max: 32_000), SalesforceField("ActivityDate"),
+        SalesforceField("Status", max: 40), SalesforceField("Priority", max: 40), SalesforceField("TaskSubtype", max: 40),
+        SalesforceField("Type", max: 40), SalesforceField(SalesforceSchema.taskMessageIdentifierField, max: 255),
+    ]
+
+    public static let emailMessage: [SalesforceField] = [
+        SalesforceField("Subject", max: 3_000), SalesforceField("TextBody", max: 32_000), SalesforceField("HtmlBody", max: 131_072),
+        SalesforceField("FromAddress", max: 1_000), SalesforceField("FromName", max: 1_000), SalesforceField("ToAddress", max: 4_000),
+        SalesforceField("CcAddress", max: 4_000), SalesforceField("BccAddress", max: 4_000), SalesforceField("Headers", max: 32_000),
+        SalesforceField("MessageDate"), SalesforceField(SalesforceSchema.emailMessageIdentifierField, max: 255),
+        SalesforceField("ThreadIdentifier", max: 255), SalesforceField("Incoming", bool: true), SalesforceField("Status", max: 40),
+    ]
+
+    public static func fields(for object: String) -> [SalesforceField]? {
+        switch object {
+        case "Task": return task
+        case "EmailMessage": return emailMessage
+        default: return nil
+        }
+    }
+}
+
+/// Salesforce ids: 15 characters case-sensitive, or 18 with a case-safe suffix.
+public enum SalesforceID {
+    /// The 15-character form.
+    public static func canonical(_ id: String) -> String { id.count == 18 ? String(id.prefix(15)) : id }
+
+    /// The object an id's key prefix names.
+    public static func object(of id: String) -> String? {
+        let prefix = id.prefix(3)
+        return SalesforceSchema.keyPrefixes.first { $0.prefix == prefix }?.object
+    }
+
+    /// The key prefix of an object's ids.
+    public static func prefix(of object: String) -> String? {
+        SalesforceSchema.keyPrefixes.first { $0.object == object }?.prefix
+    }
+
+    /// A 15- or 18-character id of an object mailsave knows.
+    public static func isID(_ text: Substring) -> Bool {
+        (text.count == 15 || text.count == 18) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+            && object(of: String(text)) != nil
+    }
+
+    static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    static let suffixAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345")
+
+    /// `prefix` + instance `5e` + zero-padded base-62 number (15), plus the case-safe suffix
+    /// (18): the ids the embedded store and the test server assign.
+    public static func make(prefix: String, number: Int) -> String {
+        var digits: [Character] = []
+        var remaining = max(0, number)
+        repeat {
+            digits.append(base62[remaining % 62])
+            remaining /= 62
+        } while remaining > 0
+        let body = String(digits.reversed())
+        let fifteen = prefix + "5e" + String(repeating: "0", count: max(0, 10 - body.count)) + body
+        return fifteen + caseSafeSuffix(fifteen)
+    }
+
+    /// Salesforce's 3-character suffix: one bit per upper-case letter in each 5-character chunk.
+    public static func caseSafeSuffix(_ id: String) -> String {
+        let characters = Array(id.prefix(15))
+        var suffix = ""
+        for chunk in 0..<3 {
+            var bits = 0
+            for position in 0..<5 {
+                let index = chunk * 5 + position
+                if index < characters.count, characters[index].isASCII, characters[index].isUppercase { bits |= 1 << position }
+            }
+            suffix.append(suffixAlphabet[bits])
+        }
+        return suffix
+    }
+}
