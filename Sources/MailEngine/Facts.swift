@@ -140,7 +140,7 @@ public struct EngineFacts: Sendable {
 public struct FactsBuilder {
     let pack: RulePack
     /// The CRM's answers to `plan(_:context:)`.
-    var answers: CRMAnswers
+    public var answers: CRMAnswers
 
     public init(pack: RulePack, answers: CRMAnswers = CRMAnswers()) {
         self.pack = pack
