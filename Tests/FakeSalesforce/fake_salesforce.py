@@ -1816,7 +1816,8 @@ def load_public_key(path):
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-    data = open(path, "rb").read()
+    with open(path, "rb") as handle:
+        data = handle.read()
     if b"CERTIFICATE" in data:
         return x509.load_pem_x509_certificate(data).public_key()
     if b"PRIVATE KEY" in data:
@@ -1824,7 +1825,7 @@ def load_public_key(path):
     return load_pem_public_key(data)
 
 
-def main(argv=None):
+def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description="A Salesforce-compatible test server (see README.md).")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--public-key", help="PEM public key, certificate or private key verifying JWT assertions")
@@ -1837,8 +1838,11 @@ def main(argv=None):
     parser.add_argument("--daily-limit", type=int, default=15000)
     parser.add_argument("--state", help="JSON file the records are loaded from and saved to after every write")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def make_server(args):
+    """A bound server (not yet serving); its state is `server.state`."""
     public_key = load_public_key(args.public_key) if args.public_key else None
     state = State(args, public_key)
     ThreadingHTTPServer.request_queue_size = 128
@@ -1846,11 +1850,19 @@ def main(argv=None):
     server.daemon_threads = True
     server.state, server.verbose = state, args.verbose
     state.port = server.server_address[1]
+    return server
+
+
+def main(argv=None):
+    import signal
+
+    args = parse_arguments(argv)
+    server = make_server(args)
+    state = server.state
 
     def terminate(signum, frame):
         raise SystemExit(0)
 
-    import signal
     signal.signal(signal.SIGTERM, terminate)
     sys.stdout.write("LISTENING %d\n" % state.port)
     sys.stdout.flush()
