@@ -1190,6 +1190,8 @@ class DataAPI:
                 return Response(200, self.query_more(segments[1], version, batch))
         if head == "sobjects":
             return self.sobjects(method, segments[1:], params, body, version)
+        if rest == "composite/sobjects":
+            return self.collection(method, params, body, version, top_path)
         if head == "limits" and method == "GET":
             return Response(200, {"DailyApiRequests": {"Max": self.state.api_max,
                                                        "Remaining": max(0, self.state.api_max - self.state.api_used)}})
@@ -1610,7 +1612,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = self.log_entry(path, {}, shown, [])
         with self.state.lock:
             self.state.by_kind["token"] = self.state.by_kind.get("token", 0) + 1
-        answered, _ = self.http_faults(entry, path + "\n" + form.get("grant_type", ""), oauth=True)
+        answered, drop_after = self.http_faults(entry, path + "\n" + form.get("grant_type", ""), oauth=True)
         if answered:
             return
         if self.command != "POST":
@@ -1622,6 +1624,9 @@ class Handler(BaseHTTPRequestHandler):
             except OAuthError as error:
                 body, status = error.body, error.status
         entry["status"] = status
+        if drop_after:
+            entry["status"] = "dropped after commit"
+            return self.drop()
         self.send(status, body, {"Cache-Control": "no-cache,must-revalidate,max-age=0,no-store,private"})
 
     def data(self, path, query, params, raw_body):
@@ -1669,6 +1674,7 @@ class Handler(BaseHTTPRequestHandler):
         state = self.state
         authorization = self.headers.get("Authorization", "")
         token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        method = self.command
         with state.lock:
             if not state.token_valid(token):
                 return Response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
@@ -1689,7 +1695,6 @@ class Handler(BaseHTTPRequestHandler):
                 version, rest, _ = split_url(path)
                 kind = self.kind_of(rest)
                 state.by_kind[kind] = state.by_kind.get(kind, 0) + 1
-                method = self.command
                 if rest == "composite" and method == "POST":
                     response = api.composite(body, path)
                 elif rest == "composite/graph" and method == "POST":
@@ -1797,10 +1802,23 @@ class Handler(BaseHTTPRequestHandler):
             state.soql_max = int(body.get("max_length", 100000))
             return {"max_length": state.soql_max}
         if (method, name) == ("POST", "config"):
-            for key in ("batch_size", "token_lifetime", "uri_max"):
+            for key, kind in (("batch_size", int), ("token_lifetime", float), ("uri_max", int)):
                 if key in body:
-                    setattr(state, key, int(body[key]))
+                    setattr(state, key, kind(body[key]))
             return {"batch_size": state.batch_size, "token_lifetime": state.token_lifetime, "uri_max": state.uri_max}
+        if (method, name) == ("POST", "fields"):
+            obj = object_name(str(body.get("object", "")))
+            if obj is None or not isinstance(body.get("fields"), list):
+                raise ApiError(400, "INVALID_INPUT", "expected {\"object\": \"Contact\", \"fields\": [...]}")
+            for field in body["fields"]:
+                field = {"name": field} if isinstance(field, str) else field
+                kind = field.get("type", "string")
+                spec = Field(field["name"], kind, field.get("length", 255 if kind in STRING_TYPES else None),
+                             bool(field.get("readonly")), field.get("referenceTo", ()))
+                SCHEMA[obj][spec.name] = spec
+                for record in state.store.all(obj):
+                    record.setdefault(spec.name, None)
+            return {"fields": sorted(SCHEMA[obj])}
         if (method, name) == ("POST", "expire-tokens"):
             state.tokens.clear()
             return {"ok": True}

@@ -331,6 +331,22 @@ class QueryTests(ServerTest):
         self.assertError(self.query("SELECT Id FROM Account WHERE Name IN (SELECT Name FROM Contact)"), 400,
                          "MALFORMED_QUERY")
 
+    def test_custom_fields(self):
+        self.assertError(self.query("SELECT Id FROM Contact WHERE Secondary_Email__c = 'x@y.com'"), 400, "INVALID_FIELD")
+        self.control("POST", "fields", {"object": "Contact", "fields": [{"name": "Secondary_Email__c", "type": "email",
+                                                                          "length": 80}]})
+        self.seed({"attributes": {"type": "Contact"}, "LastName": "Alt", "Secondary_Email__c": "X@Y.com"})
+        rows = self.rows("SELECT LastName FROM Contact WHERE Email = 'x@y.com' OR Secondary_Email__c = 'x@y.com'")
+        self.assertEqual([r["LastName"] for r in rows], ["Alt"])
+
+    def test_leads_filter_on_is_converted(self):
+        self.seed({"attributes": {"type": "Lead"}, "LastName": "A", "Company": "C", "Email": "lead@x.com"},
+                  {"attributes": {"type": "Lead"}, "LastName": "B", "Company": "C", "Email": "lead@x.com",
+                   "IsConverted": True})
+        rows = self.rows("SELECT LastName, IsConverted FROM Lead WHERE Email IN ('LEAD@x.com') AND IsConverted = false")
+        self.assertEqual(rows[0]["LastName"], "A")
+        self.assertEqual(len(rows), 1)
+
     def test_statement_length_limit(self):
         long_query = "SELECT Id FROM Contact WHERE Email IN (%s)" % ", ".join("'x%d@x.com'" % i for i in range(200))
         self.assertEqual(self.query(long_query).status, 200)
@@ -468,6 +484,12 @@ class CompositeTests(ServerTest):
         codes = [r["httpStatusCode"] for r in answer.json["compositeResponse"]]
         self.assertEqual(codes, [400, 201, 400])
         self.assertEqual(answer.json["compositeResponse"][2]["body"][0]["errorCode"], "PROCESSING_HALTED")
+        self.assertEqual(len(self.records("Task")), 1)
+
+    def test_collection_inside_composite(self):
+        answer = self.composite([{"method": "POST", "url": V + "/composite/sobjects", "referenceId": "c", "body": {
+            "records": [{"attributes": {"type": "Task"}, "Subject": "a"}]}}])
+        self.assertTrue(answer.json["compositeResponse"][0]["body"][0]["success"])
         self.assertEqual(len(self.records("Task")), 1)
 
     def test_limits(self):
