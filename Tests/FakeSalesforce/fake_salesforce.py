@@ -333,7 +333,7 @@ class Parser:
 
     def fail(self):
         token = self.peek()
-        shown = "EOF" if token.kind == "end" else ("'%s'" % token.value if token.kind != "string" else "'%s'" % token.value)
+        shown = "EOF" if token.kind == "end" else "'%s'" % token.value
         raise malformed("unexpected token: %s at column %d" % (shown, token.pos + 1))
 
     def parse(self):
@@ -480,7 +480,7 @@ def resolve_path(obj, names):
     return steps, spec
 
 
-def check_literal(spec, token, context="="):
+def check_literal(spec, token):
     kind = spec.kind
     if token.kind == "keyword" and token.value == "NULL":
         return None
@@ -695,6 +695,9 @@ def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+DATETIME_VALUE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
+
+
 def utf16_length(text):
     return len(text.encode("utf-16-le")) // 2
 
@@ -787,10 +790,9 @@ class Store:
         if kind == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of date from VALUE_STRING value %s"
                            % value)
-        if kind == "datetime" and not DATE_RE.fullmatch(value.replace("+0000", "Z").replace(".000Z", "Z")):
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})", value):
-                raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of datetime from VALUE_STRING "
-                               "value %s" % value)
+        if kind == "datetime" and not DATETIME_VALUE_RE.fullmatch(value):
+            raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of datetime from VALUE_STRING "
+                           "value %s" % value)
         if spec.length is not None and not seeding and utf16_length(value) > spec.length:
             shown = value if len(value) <= 100 else value[:100] + "..."
             raise ApiError(400, "STRING_TOO_LONG", "%s: data value too large: %s (max length=%d)"
@@ -1452,10 +1454,6 @@ def substitute(value, results, in_url=False):
 
 # ---------------------------------------------------------------------------------------
 # HTTP handler
-
-class Dropped(Exception):
-    """Close the connection without answering."""
-
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
