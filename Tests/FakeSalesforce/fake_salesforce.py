@@ -567,6 +567,8 @@ class Evaluator:
         if op == "not":
             return {"op": "not", "operand": self.compile_condition(obj, node["operand"])}
         steps, spec = resolve_path(obj, node["path"])
+        if spec.kind == "textarea" and (spec.length or 0) > 255:
+            raise ApiError(400, "INVALID_FIELD", "field '%s' can not be filtered in a query call" % spec.name)
         if op == "cmp":
             value = check_literal(spec, node["value"])
             if value is None and node["cmp"] not in ("=", "!="):

@@ -272,6 +272,7 @@ class QueryTests(ServerTest):
         self.assertError(self.query("SELECT Id FROM Contact WHERE IsDeleted = 'false'"), 400,
                          "INVALID_QUERY_FILTER_OPERATOR")
         self.assertError(self.query("SELECT Id FROM Contact WHERE Id = 'bogus'"), 400, "INVALID_QUERY_FILTER_OPERATOR")
+        self.assertError(self.query("SELECT Id FROM Task WHERE Description LIKE '%x%'"), 400, "INVALID_FIELD")
 
     def test_like_and_case_insensitivity(self):
         self.assertEqual(self.emails("Email = 'PAT@EXAMPLE.COM'"), ["Pat@Example.com"])
