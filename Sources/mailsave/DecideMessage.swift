@@ -133,6 +133,8 @@ struct MessageDecider: Sendable {
     /// A `CRMError` is thrown as it is: 75 (retry later) or 3, mapped by the command.
     func save(_ decision: Decision, message: Message, facts: EngineFacts) throws(CRMError) -> SaveResult? {
         guard let writer else { return nil }
+        // Only a save reaches the writer: nothing else can fail there, or be parked.
+        guard decision.verdict == .save, decision.record != nil else { return facts.savedRecord.map { SaveResult(id: $0, created: false) } }
         return try writer.write(decision, message: message, mailbox: context.mailbox)
             ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
     }

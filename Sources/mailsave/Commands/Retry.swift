@@ -124,14 +124,17 @@ struct Retry: ParsableCommand {
         case notRetried(CommandFailure)
     }
 
-    func drain(_ store: CRMStore) throws {
-        let pack = try DecisionOptions.loadPack(rules: rules)
+    /// Retries the entries in order; `open` gives each backend's CRM and writer (opened once,
+    /// when an entry first needs it).
+    func drain(_ store: CRMStore, pack: RulePack? = nil,
+               open: (SaveBackend, CRMStore) throws(CommandFailure) -> RetryBackend = RetryBackend.open) throws {
+        let pack = try pack ?? DecisionOptions.loadPack(rules: rules)
         var backends: [SaveBackend: Result<RetryBackend, CommandFailure>] = [:]
         var summary = RetrySummary()
         for entry in try store.outboxEntries(limit: limit, includingFailed: includeFailed) {
             let result = retry(entry, pack: pack) { (kind: SaveBackend) throws(CommandFailure) -> RetryBackend in
                 if let known = backends[kind] { return try known.get() }
-                let opened = Result { () throws(CommandFailure) in try RetryBackend.open(kind, store: store) }
+                let opened = Result { () throws(CommandFailure) in try open(kind, store) }
                 backends[kind] = opened
                 return try opened.get()
             }
