@@ -349,3 +349,56 @@ struct FullOutbox: SaveOutbox {
         #expect(check.stdout.contains("2 decisions, 0 invalid"))
     }
 }
+
+/// `process` and `batch` say "parked" in their exit status and summary.
+@Suite struct ParkedExitStatusTests {
+    func parkingDecider(_ store: CRMStore, failures: Int) throws -> MessageDecider {
+        MessageDecider(pack: try shippedRules(), directory: store, context: ProcessContext(mailbox: "ann@contoso.com"),
+                       writer: FlakyWriter(store, failing: Array(repeating: CRMError(.retryable, "salesforce: 503"), count: failures)),
+                       outbox: store, backend: .salesforce)
+    }
+
+    func exitStatus(_ body: () throws -> Void) -> Int32? {
+        do {
+            try body()
+            return 0
+        } catch let code as ExitCode {
+            return code.rawValue
+        } catch {
+            Issue.record("\(error)")
+            return nil
+        }
+    }
+
+    @Test func processExits11WhenASaveWasParked() throws {
+        let store = try sampleStore()
+        defer { removeStore(store) }
+        let folder = (store.path as NSString).deletingLastPathComponent
+        let file = folder + "/parked.eml"
+        try Data(try customerQuestion("<exit11@mail.fabrikam.com>")).write(to: URL(fileURLWithPath: file))
+        let process = try mailsave.Process.parse(["--mailbox", "ann@contoso.com", "--store", store.path, "--apply", "--format", "table", file])
+        #expect(exitStatus { try process.runFiles(decider: try parkingDecider(store, failures: 1)) } == ExitStatus.parked.rawValue)
+        #expect(try store.outboxCounts() == (1, 0))
+        // The same message again, now saved: exit 0.
+        #expect(exitStatus { try process.runFiles(decider: try parkingDecider(store, failures: 0)) } == 0)
+        let savedThread = try mailsave.Process.parse(["--mailbox", "ann@contoso.com", "--store", store.path, "--apply", "--thread", "--format", "table", file,
+                                                 "examples/messages/02-internal-only.eml"])
+        let other = folder + "/other.eml"
+        try Data(try customerQuestion("<exit11-thread@mail.fabrikam.com>")).write(to: URL(fileURLWithPath: other))
+        let threadOfNew = try mailsave.Process.parse(["--mailbox", "ann@contoso.com", "--store", store.path, "--apply", "--thread", "--format", "table", other])
+        #expect(exitStatus { try savedThread.runThread(decider: try parkingDecider(store, failures: 0)) } == 0)
+        #expect(exitStatus { try threadOfNew.runThread(decider: try parkingDecider(store, failures: 1)) } == ExitStatus.parked.rawValue)
+        #expect(try store.outboxEntries().last?.messageKey == "exit11-thread@mail.fabrikam.com")
+        #expect(try store.outboxEntries().last?.context().wholeThread == true)
+    }
+
+    @Test func batchCountsParkedSaves() {
+        var summary = BatchSummary()
+        summary.count(RenderedResult(index: 0, line: "", verdict: "save", saved: .parked, bytesRead: 0))
+        summary.count(RenderedResult(index: 1, line: "", verdict: "save", saved: .created, bytesRead: 0))
+        #expect(summary.parked == 1)
+        #expect(summary.worst == nil)
+        #expect(summary.json(applying: true).serialized(pretty: false).contains(#""saved":{"created":1,"already_saved":0,"parked":1}"#))
+        #expect(summary.text(applying: true).hasSuffix("saved     1 created, 0 already saved, 1 parked (run mailsave retry)"))
+    }
+}

@@ -252,6 +252,12 @@ struct Process: ParsableCommand {
         try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = options.decider(pack: pack, directory: directory, applying: apply)
         if thread { return try runThread(decider: decider) }
+        try runFiles(decider: decider)
+    }
+
+    /// Decides (and with `--apply` saves) each file, one decision a line; exits with the first
+    /// failure's status, else 11 when a save was parked.
+    func runFiles(decider: MessageDecider) throws {
         var rows: [[String]] = []
         var firstFailure: ExitStatus?
         var parked = false
