@@ -17,9 +17,10 @@ public protocol SaveOutbox: Sendable {
     func outboxEntries(limit: Int?, includingFailed: Bool) throws(StoreError) -> [OutboxEntry]
     /// Forgets an entry (saved, or no longer to be saved). Nothing happens when there is none.
     func removeFromOutbox(messageKey: String) throws(StoreError)
-    /// One more attempt that did not save: its reason, and with `failed` the entry is not
-    /// retried again (it stays listed). Nothing happens when the entry is gone (another
-    /// `retry` saved it meanwhile).
+    /// One more attempt that did not save: its reason, and the entry's state from now on:
+    /// with `failed` it is not retried again (it stays listed), otherwise it is parked (a
+    /// failed entry retried on purpose that now fails only for the moment is back in line).
+    /// Nothing happens when the entry is gone (another `retry` saved it meanwhile).
     func recordOutboxAttempt(messageKey: String, reason: String, failed: Bool) throws(StoreError)
     /// How many entries wait to be retried, and how many failed for good.
     func outboxCounts() throws(StoreError) -> (parked: Int, failed: Int)
@@ -214,7 +215,7 @@ extension CRMStore: SaveOutbox {
             try database.writeWithoutTransaction { db in
                 try db.execute(sql: """
                     UPDATE outbox SET reason = ?, attempts = attempts + 1, last_attempt_at = ?,
-                        state = CASE WHEN ? THEN 'failed' ELSE state END
+                        state = CASE WHEN ? THEN 'failed' ELSE 'parked' END
                     WHERE message_key = ?
                     """, arguments: [reason, Self.now(), failed, messageKey])
             }

@@ -83,7 +83,11 @@ import Testing
         #expect(all.map(\.state) == [.parked, .failed])
         #expect(all[0].reason == "salesforce: connection reset")
         #expect(try store.outboxCounts() == (1, 1))
-        // Parked again (a new `process --apply` of the same message): back in line.
+        // Retried on purpose and failing only for the moment now: back in line.
+        try store.recordOutboxAttempt(messageKey: "<b@x>", reason: "salesforce: 503", failed: false)
+        #expect(try store.outboxCounts() == (2, 0))
+        try store.recordOutboxAttempt(messageKey: "<b@x>", reason: "refused", failed: true)
+        // Parked again (a new `process --apply` of the same message): back in line too.
         try store.park(parked("<b@x>"))
         #expect(try store.outboxCounts() == (2, 0))
     }

@@ -166,6 +166,15 @@ struct FullOutbox: SaveOutbox {
         let exhausted = FlakyWriter(store, failing: [allowance])
         let retry = try Retry.parse(["--rules", Binary.packageRoot.appendingPathComponent("rules").path, "--store", store.path])
         let pack = try shippedRules()
+        // An entry whose save fails again reports the decision it made, and why it is still parked.
+        let first = try #require(try store.outboxEntries().first)
+        let again = retry.retry(first, pack: pack) { _ throws(CommandFailure) in RetryBackend(directory: store, writer: FlakyWriter(store, failing: [unavailable])) }
+        guard case .parked(let outcome?, let reason, false) = again else { Issue.record("\(again)"); return }
+        #expect(reason == unavailable.message)
+        #expect(outcome.decision.verdict == .save)
+        let line = retry.line(for: first, again)
+        #expect(line.hasPrefix(#"{"message_key":"drain-1@mail.fabrikam.com","message_id":"<drain-1@mail.fabrikam.com>","verdict":"save""#))
+        #expect(line.hasSuffix(#""saved":{"id":null,"created":false,"parked":"salesforce: 503 Service Unavailable (composite)"}}"#))
         do {
             try retry.drain(store, pack: pack) { _, store in RetryBackend(directory: store, writer: exhausted) }
             Issue.record("exit 0 with entries left")

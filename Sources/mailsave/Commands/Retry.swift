@@ -115,8 +115,9 @@ struct Retry: ParsableCommand {
         case saved(MessageDecider.Outcome)
         /// Decided again, and the decision is no longer to save: removed from the outbox.
         case notSaved(MessageDecider.Outcome)
-        /// Still cannot be saved: one more attempt counted, still parked. `stops` when no other
-        /// save to the backend can succeed now either.
+        /// Still cannot be saved: one more attempt counted, still parked. The outcome when the
+        /// decision was made (the save failed), nil when the CRM could not be read to make it.
+        /// `stops` when no other save to the backend can succeed now either.
         case parked(MessageDecider.Outcome?, reason: String, stops: Bool)
         /// Refused for good: kept, marked failed.
         case failed(reason: String)
@@ -188,7 +189,18 @@ struct Retry: ParsableCommand {
                                      outbox: nil, backend: kind)
         do {
             try Engine(pack: pack, directory: target.directory).validateSelection(context)
-            let outcome = try decider.run(bytes: entry.message, name: "outbox entry \(entry.messageKey)")
+            // The steps of `MessageDecider.run`, so that a save that fails again still reports its decision.
+            let name = "outbox entry \(entry.messageKey)"
+            let message = try MessageDecider.parse(entry.message, name: name)
+            let (decision, facts) = try decider.decide(message, name: name)
+            var outcome = MessageDecider.Outcome(message: message, decision: decision, facts: facts)
+            do {
+                outcome.saved = try decider.save(decision, message: message, facts: facts)
+            } catch {
+                guard error.isRetryable else { throw error }
+                outcome.parked = error.message
+                return .parked(outcome, reason: error.message, stops: error.stopsBatch)
+            }
             return outcome.saved != nil ? .saved(outcome) : .notSaved(outcome)
         } catch let error as SelectionError {
             return .failed(reason: error.description)
@@ -220,10 +232,8 @@ struct Retry: ParsableCommand {
             }
             switch result {
             case .saved(let outcome), .notSaved(let outcome): return decision(outcome)
-            case .parked(_, let reason, _):
-                // The decision was made but not kept (it is made again at the next retry).
-                return JSON.object([("message_key", .string(key)), ("saved", .object([("id", .null), ("created", .bool(false)), ("parked", .string(reason))]))])
-                    .serialized(pretty: false)
+            case .parked(let outcome?, _, _): return decision(outcome)
+            case .parked(nil, let reason, _): return error("parked", reason)
             case .failed(let reason): return error("failed", reason)
             case .notRetried(let failure): return error("not_retried", failure.message)
             }
