@@ -60,8 +60,8 @@ struct Retry: ParsableCommand {
 
         Exit codes: 0 the outbox is empty, 11 entries remain parked (retry again later), 3 entries \
         failed for good (see --list), or the store cannot be read, 5 rule pack errors (the pack, or \
-        the user file of an entry's mailbox), 75 the store is locked or the disk full. --list and \
-        --drop exit 0 when they could read the store.
+        the user file of an entry's mailbox), 75 the store is locked or the disk full. --list exits \
+        0 when it could read the store; --drop exits 3, removing nothing, when a key is not in the outbox.
         """
     )
 
