@@ -111,10 +111,15 @@ public struct CRMError: Error, Sendable, CustomStringConvertible, Equatable {
     public var kind: Kind
     /// One line naming the backend, the record and the field where known. Never a secret.
     public var message: String
+    /// Whether every other save to this backend would fail the same way until later (an org's
+    /// daily API allowance used up): `mailsave retry` stops draining instead of spending
+    /// an attempt on each entry.
+    public var stopsBatch: Bool
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, stopsBatch: Bool = false) {
         self.kind = kind
         self.message = message
+        self.stopsBatch = stopsBatch
     }
 
     public var description: String { message }

@@ -61,8 +61,9 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// ASCII "MSav": what `PRAGMA application_id` holds in every mailsave store.
     public static let applicationID: Int32 = 0x4D53_6176
     /// The store format `PRAGMA user_version` holds. 1 was mailsave 0.2's (record fields in
-    /// one string with 0x1E/0x1F separators, no application_id); 2 stores them as JSON.
-    public static let formatVersion = 2
+    /// one string with 0x1E/0x1F separators, no application_id); 2 stores them as JSON; 3 adds
+    /// the retry outbox (`outbox`).
+    public static let formatVersion = 3
     /// Stores up to this size get `PRAGMA quick_check` at every open: it reads every page, 3 to
     /// 8 ms a MiB here (2 MiB: 2-8 ms; a 349 MiB store of 1,000,000 Contacts: 1.8-2.8 s).
     public static let quickCheckLimit: Int64 = 2 << 20
@@ -153,8 +154,9 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             if version == 0 {
                 throw StoreError(.missing, message: "\(path): the file is empty, no store was created there yet")
             }
-            if version < formatVersion {
-                // An older store: upgrade it when we may write it, then read it.
+            if version == 1 {
+                // Format 1 encodes fields differently: upgrade it when we may write it, then read it.
+                // (Format 2 reads as it is: it only lacks the outbox, which is then empty.)
                 _ = try open(path: path, access: .readWrite, createFolder: false, check: .ifSmall, busyTimeout: busyTimeout)
                 return try open(path: path, access: .readOnly, createFolder: false, check: check, busyTimeout: busyTimeout)
             }
@@ -252,13 +254,16 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// The store's format version: 0 for an empty database (to be created), 1 for a store of
-    /// mailsave 0.2, `formatVersion` for a current one. Anything else throws.
+    /// mailsave 0.2, 2 for a store without the outbox, `formatVersion` for a current one.
+    /// Anything else throws.
     static func identify(_ db: Database, path: String) throws -> Int {
         let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
         let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
         let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
         if application == applicationID {
             if version > formatVersion { throw newerError(path, version: version) }
+            // Format 2 is upgraded in place (the outbox is added); anything else must match.
+            if version == 2 && tables == format2Tables { return 2 }
             guard version == formatVersion, tables == currentTables else {
                 throw StoreError(.damaged, message: "\(path): the store's tables do not match its format \(version) (\(tables.sorted().joined(separator: ", ")))")
             }
@@ -268,14 +273,17 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             throw StoreError(.foreign, message: "\(path): not a mailsave store (its application_id is 0x\(String(UInt32(bitPattern: application), radix: 16)))")
         }
         if tables.isEmpty && version == 0 { return 0 }
-        if version == 0, tables == currentTables.union(["grdb_migrations"]),
+        if version == 0, tables == format1Tables,
            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") == ["v1"] {
             return 1
         }
         throw StoreError(.foreign, message: "\(path): not a mailsave store (an SQLite database of another application: \(tables.isEmpty ? "no tables" : tables.sorted().prefix(5).joined(separator: ", ")))")
     }
 
-    static let currentTables: Set<String> = ["record", "lookup", "ledger", "sequence"]
+    static let currentTables: Set<String> = ["record", "lookup", "ledger", "sequence", "outbox"]
+    /// The tables of format 1 (mailsave 0.2, with `grdb_migrations`) and of format 2.
+    static let format1Tables: Set<String> = ["record", "lookup", "ledger", "sequence", "grdb_migrations"]
+    static let format2Tables: Set<String> = ["record", "lookup", "ledger", "sequence"]
 
     static let schema = """
         CREATE TABLE record (id TEXT PRIMARY KEY NOT NULL, object TEXT NOT NULL, fields TEXT NOT NULL) STRICT, WITHOUT ROWID;
@@ -290,19 +298,32 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             saved_at TEXT NOT NULL
         ) STRICT, WITHOUT ROWID;
         CREATE TABLE sequence (prefix TEXT PRIMARY KEY NOT NULL, next INTEGER NOT NULL) STRICT, WITHOUT ROWID;
-        """
+        """ + outboxSchema
 
     static func createSchema(_ db: Database) throws {
         try db.execute(sql: schema)
         try db.execute(sql: "PRAGMA application_id = \(applicationID); PRAGMA user_version = \(formatVersion)")
     }
 
-    /// Format 1 (mailsave 0.2) to 2, in the caller's transaction: the tables are rebuilt STRICT
-    /// and every record's fields re-encoded from the separator string to JSON (as mailsave 0.2
-    /// read them).
+    /// Upgrades an older store to the current format, in the caller's transaction, one format
+    /// at a time.
     static func migrate(_ db: Database, from version: Int) throws {
-        guard version == 1 else { throw StoreError(.failed, message: "no upgrade from store format \(version)") }
-        for table in currentTables { try db.execute(sql: "ALTER TABLE \(table) RENAME TO old_\(table)") }
+        switch version {
+        case 1:
+            // Format 1 rebuilds every table in the current shape: nothing is left to add.
+            try migrateFormat1(db)
+        case 2:
+            try db.execute(sql: outboxSchema)
+            try db.execute(sql: "PRAGMA user_version = \(formatVersion)")
+        default:
+            throw StoreError(.failed, message: "no upgrade from store format \(version)")
+        }
+    }
+
+    /// Format 1 (mailsave 0.2) to the current format: the tables are rebuilt STRICT and every
+    /// record's fields re-encoded from the separator string to JSON (as mailsave 0.2 read them).
+    static func migrateFormat1(_ db: Database) throws {
+        for table in format2Tables { try db.execute(sql: "ALTER TABLE \(table) RENAME TO old_\(table)") }
         try db.execute(sql: "DROP INDEX IF EXISTS record_object; DROP INDEX IF EXISTS lookup_id")
         try createSchema(db)
         try db.execute(sql: """
@@ -316,7 +337,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             let id: String = row[0] ?? "", object: String = row[1] ?? ""
             try insert.execute(arguments: [id, object, try encode(legacyDecode(row[2] ?? ""))])
         }
-        for table in currentTables { try db.execute(sql: "DROP TABLE old_\(table)") }
+        for table in format2Tables { try db.execute(sql: "DROP TABLE old_\(table)") }
         try db.execute(sql: "DROP TABLE grdb_migrations")
     }
 

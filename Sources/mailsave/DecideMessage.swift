@@ -12,12 +12,20 @@ struct MessageDecider: Sendable {
     var context: ProcessContext
     /// Where `--apply` saves (the store, or Salesforce); nil decides only.
     let writer: ActivityWriter?
+    /// Where a save the writer cannot do now (a retryable `CRMError`) is parked for `mailsave
+    /// retry`, with the message's bytes and context; nil: the error is the command's (exit 75).
+    let outbox: SaveOutbox?
+    /// The writer's backend, as the outbox names it: `retry` saves the entry there.
+    let backend: SaveBackend
 
-    init(pack: RulePack, directory: CRMDirectory, context: ProcessContext, writer: ActivityWriter?) {
+    init(pack: RulePack, directory: CRMDirectory, context: ProcessContext, writer: ActivityWriter?,
+         outbox: SaveOutbox? = nil, backend: SaveBackend = .store) {
         self.pack = pack
         self.directory = directory
         self.context = context
         self.writer = writer
+        self.outbox = outbox
+        self.backend = backend
     }
 
     var applying: Bool { writer != nil }
@@ -39,36 +47,63 @@ struct MessageDecider: Sendable {
         var facts: EngineFacts
         /// With `--apply`: the record (created now, or found in the ledger); nil when nothing was saved.
         var saved: SaveResult?
+        /// With `--apply`: why the save was parked in the outbox instead (`mailsave retry` does it).
+        var parked: String?
 
         /// The decision JSON (`schemas/decision.schema.json`), with `saved` when applying.
         func json(applying: Bool) -> JSON {
             var json = DecisionJSON.encode(decision)
             if applying, case .object(let members) = json {
-                json = .object(members + [("saved", saved.map { saved in
-                    var fields: [(String, JSON)] = [("id", .string(saved.id)), ("created", .bool(saved.created))]
-                    // The placeholders of links.who and the record's WhoId, and the records they became.
-                    if !saved.createdRecords.isEmpty { fields.append(("created_records", .object(saved.createdRecords.map { ($0.placeholder, .string($0.id)) }))) }
-                    return .object(fields)
-                } ?? .null)])
+                json = .object(members + [("saved", savedJSON)])
             }
             return json
+        }
+
+        var savedJSON: JSON {
+            if let parked { return .object([("id", .null), ("created", .bool(false)), ("parked", .string(parked))]) }
+            return saved.map { saved in
+                var fields: [(String, JSON)] = [("id", .string(saved.id)), ("created", .bool(saved.created))]
+                // The placeholders of links.who and the record's WhoId, and the records they became.
+                if !saved.createdRecords.isEmpty { fields.append(("created_records", .object(saved.createdRecords.map { ($0.placeholder, .string($0.id)) }))) }
+                return .object(fields)
+            } ?? .null
+        }
+
+        /// The text and table views of `saved`.
+        var savedText: String {
+            if let parked { return "parked: \(parked); `mailsave retry` saves it later" }
+            return saved.map { "\($0.id) (\($0.created ? "created" : "already saved"))" } ?? "(nothing)"
+        }
+
+        var savedCell: String {
+            if parked != nil { return "parked" }
+            return saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? ""
         }
     }
 
     /// A message file (or `-`): read, parsed, decided, saved.
     func run(file: String) throws -> Outcome {
-        try run(readMessage(file), name: file)
+        try run(bytes: readInput(file, limit: ParseLimits().maxMessageBytes), name: file)
     }
 
     /// Bytes read elsewhere (an mbox entry, a Maildir file): `name` is the place errors name,
     /// and `firstLine` the line of the source the message's first line is on.
     func run(bytes: [UInt8], name: String, firstLine: Int = 1) throws -> Outcome {
-        try run(Self.parse(bytes, name: name, firstLine: firstLine), name: name)
+        try run(Self.parse(bytes, name: name, firstLine: firstLine), bytes: bytes, name: name)
     }
 
-    func run(_ message: Message, name: String) throws -> Outcome {
+    /// A message parsed elsewhere, with the bytes it was parsed from: they are what a parked
+    /// save keeps (a message written out again from its parsed form would not be the same).
+    func run(_ message: Message, bytes: [UInt8], name: String) throws -> Outcome {
         let (decision, facts) = try decide(message, name: name)
-        return Outcome(message: message, decision: decision, facts: facts, saved: try save(decision, message: message, facts: facts))
+        var outcome = Outcome(message: message, decision: decision, facts: facts)
+        do {
+            outcome.saved = try save(decision, message: message, facts: facts)
+        } catch {
+            guard error.isRetryable, let outbox else { throw error }
+            outcome.parked = try park(message, bytes: bytes, outbox: outbox, because: error)
+        }
+        return outcome
     }
 
     /// Exit 4 for bytes that are not a message, naming the place.
@@ -96,9 +131,24 @@ struct MessageDecider: Sendable {
     /// With `--apply`: saves at most once org-wide. A message the ledger already holds
     /// reports its record, created false.
     /// A `CRMError` is thrown as it is: 75 (retry later) or 3, mapped by the command.
-    func save(_ decision: Decision, message: Message, facts: EngineFacts) throws -> SaveResult? {
+    func save(_ decision: Decision, message: Message, facts: EngineFacts) throws(CRMError) -> SaveResult? {
         guard let writer else { return nil }
+        // Only a save reaches the writer: nothing else can fail there, or be parked.
+        guard decision.verdict == .save, decision.record != nil else { return facts.savedRecord.map { SaveResult(id: $0, created: false) } }
         return try writer.write(decision, message: message, mailbox: context.mailbox)
             ?? facts.savedRecord.map { SaveResult(id: $0, created: false) }
+    }
+
+    /// Keeps a save that cannot be done now in the outbox, and returns the reason it says.
+    /// When the outbox cannot take it either, the CRM's error stands (exit 75: the caller
+    /// delivers the message again), so the save is never lost silently.
+    func park(_ message: Message, bytes: [UInt8], outbox: SaveOutbox, because failure: CRMError) throws(CRMError) -> String {
+        do {
+            try outbox.park(ParkedSave(messageKey: MessageIDKey.ledgerKey(message), message: bytes, context: context,
+                                       backend: backend.rawValue, reason: failure.message))
+            return failure.message
+        } catch {
+            throw CRMError(.retryable, "\(failure.message); nor could the save be parked: \(error.message)", stopsBatch: failure.stopsBatch)
+        }
     }
 }

@@ -19,10 +19,11 @@ struct Mailsave: ParsableCommand {
         3 could not run (unreadable file, damaged or foreign store), 4 input is not a readable \
         message, 5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused (owner, \
         permission), 8 edit: not found, 9 edit: field not editable, 10 edit: link refused, \
+        11 decided, but the save is parked in the outbox (run mailsave retry), \
         75 temporary failure, retry later (disk full, store locked; sysexits EX_TEMPFAIL).
         """,
         version: Mailsave.version,
-        subcommands: [Process.self, Batch.self, Diff.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Reference.self]
+        subcommands: [Process.self, Batch.self, Diff.self, Explain.self, TestCommand.self, Inspect.self, Lint.self, CRM.self, Ledger.self, Edit.self, Retry.self, Reference.self]
     )
 
     static let version = "0.2.0"

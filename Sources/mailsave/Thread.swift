@@ -11,6 +11,8 @@ struct ThreadMessage {
     var name: String
     var folder: String
     var message: Message
+    /// The bytes it was parsed from (what a parked save keeps).
+    var bytes: [UInt8]
     /// Input order (0-based).
     var index: Int
 }
@@ -51,7 +53,7 @@ extension Process {
                 do {
                     let bytes = try item.content.get()
                     let message = try MessageDecider.parse(bytes, name: name, firstLine: item.firstLine)
-                    messages.append(ThreadMessage(name: name, folder: folder(item.index), message: message, index: item.index))
+                    messages.append(ThreadMessage(name: name, folder: folder(item.index), message: message, bytes: bytes, index: item.index))
                 } catch let error as MailboxItemError {
                     failed(error.failure)
                 } catch let failure as CommandFailure {
@@ -61,7 +63,9 @@ extension Process {
         } else {
             for (index, file) in files.enumerated() {
                 do {
-                    messages.append(ThreadMessage(name: file, folder: folder(index), message: try readMessage(file), index: index))
+                    let bytes = try readInput(file, limit: ParseLimits().maxMessageBytes)
+                    messages.append(ThreadMessage(name: file, folder: folder(index), message: try MessageDecider.parse(bytes, name: file),
+                                                  bytes: bytes, index: index))
                 } catch let failure as CommandFailure {
                     failed(failure)
                 }
@@ -76,6 +80,7 @@ extension Process {
         let messages = ThreadOrder.sorted(try readThread(firstFailure: &firstFailure))
         var seen: [String: String] = [:]
         var rows: [[String]] = []
+        var parked = false
         for item in messages {
             // The same message twice (two copies, or the Inbox and Sent copies of a message to
             // oneself) is decided once: the first copy in thread order.
@@ -89,7 +94,7 @@ extension Process {
             thread.context.wholeThread = true
             let outcome: MessageDecider.Outcome
             do {
-                outcome = try thread.run(item.message, name: item.name)
+                outcome = try thread.run(item.message, bytes: item.bytes, name: item.name)
             } catch let error as StoreError {
                 throw CommandFailure(error)
             } catch let error as CRMError {
@@ -99,9 +104,11 @@ extension Process {
                 firstFailure = firstFailure ?? failure.status
                 continue
             }
+            parked = parked || outcome.parked != nil
             output(outcome, file: item.name, several: true, rows: &rows)
         }
         if format == .table { Terminal.out(DecisionText.table(rows, saved: apply)) }
         if let firstFailure { throw ExitCode(firstFailure.rawValue) }
+        if parked { throw ExitCode(ExitStatus.parked.rawValue) }
     }
 }

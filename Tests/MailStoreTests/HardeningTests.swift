@@ -140,7 +140,7 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
     @Test func aNewStoreIsStamped() throws {
         let store = try temporaryStore()
         #expect(try text(store, "PRAGMA application_id") == String(0x4D53_6176))
-        #expect(try text(store, "PRAGMA user_version") == "2")
+        #expect(try text(store, "PRAGMA user_version") == "3")
     }
 
     /// Opening `path` fails with `kind` and leaves the file as it was (and, unless SQLite had to
@@ -181,7 +181,7 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         let path = try temporaryStore().path
         do {
             let queue = try DatabaseQueue(path: path)
-            try queue.write { try $0.execute(sql: "PRAGMA user_version = 3") }
+            try queue.write { try $0.execute(sql: "PRAGMA user_version = \(CRMStore.formatVersion + 1)") }
         }
         try refused(path, .newer, "newer mailsave")
         try refused(path, .newer, "newer mailsave", access: .readOnly)

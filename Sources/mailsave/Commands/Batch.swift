@@ -31,7 +31,8 @@ struct Batch: ParsableCommand {
           mailsave batch --mailbox ann@contoso.com --store crm.sqlite --maildir ~/Maildir --folder-from-maildir --apply
 
         Exit codes: 0 every message decided, 2 usage, 3 unreadable mailbox, file or store, \
-        4 some messages could not be read, 5 rule pack errors, 6 unreadable CRM export, 75 retry later.
+        4 some messages could not be read, 5 rule pack errors, 6 unreadable CRM export, 11 every message \
+        decided but some saves parked in the outbox (run `mailsave retry`), 75 retry later.
         """
     )
 
@@ -73,7 +74,7 @@ struct Batch: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
-        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, writer: apply ? directory as? ActivityWriter : nil)
+        let decider = options.decider(pack: pack, directory: directory, applying: apply)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)
         let output = try LineOutput(path: out)
         Interruption.install()
@@ -141,6 +142,7 @@ struct Batch: ParsableCommand {
         }
         if reportPeakMemory, let peak = peakMemoryKB() { Terminal.err("mailsave: peak memory \(peak) kB") }
         if let worst = summary.worst { throw ExitCode(worst.rawValue) }
+        if summary.parked > 0 { throw ExitCode(ExitStatus.parked.rawValue) }
     }
 
     /// Without --apply: the stream is parsed and decided on `jobs` threads, in input order.
@@ -181,23 +183,23 @@ struct Batch: ParsableCommand {
         if Interruption.requested { return }
         let order = ThreadOrder.order(ids: ids, parents: parents)
         let name = mailbox.name
-        let pipeline = OrderedPipeline<MailboxItem, (MailboxItem, Result<Message, MailboxItemError>)>(jobs: jobs) { item in
+        let pipeline = OrderedPipeline<MailboxItem, (MailboxItem, Result<ParsedItem, MailboxItemError>)>(jobs: jobs) { item in
             (item, Self.parse(item, source: name))
         }
         defer { pipeline.close() }
         let reorder = ReorderBuffer()
         let applying = apply
         let includeFolder = source.folderFromMaildir
-        func drain(_ parsed: (MailboxItem, Result<Message, MailboxItemError>)) throws {
+        func drain(_ parsed: (MailboxItem, Result<ParsedItem, MailboxItemError>)) throws {
             let item = parsed.0
             let result: RenderedResult
             switch parsed.1 {
             case .failure(let error):
                 result = Self.failed(item, error)
-            case .success(let message):
+            case .success(let parsed):
                 let place = item.position.place(in: name)
                 do {
-                    let outcome = try decider.inFolder(item.folder).run(message, name: place)
+                    let outcome = try decider.inFolder(item.folder).run(parsed.message, bytes: parsed.bytes, name: place)
                     result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
                 } catch let failure as CommandFailure where failure.status == .badRules {
                     result = Self.failed(item, MailboxItemError(kind: "rule_budget", failure: failure))
@@ -215,13 +217,16 @@ struct Batch: ParsableCommand {
         try pipeline.finish(drain: drain)
     }
 
-    static func parse(_ item: MailboxItem, source: String) -> Result<Message, MailboxItemError> {
+    /// A message and the bytes it was parsed from (what a parked save keeps).
+    typealias ParsedItem = (message: Message, bytes: [UInt8])
+
+    static func parse(_ item: MailboxItem, source: String) -> Result<ParsedItem, MailboxItemError> {
         switch item.content {
         case .failure(let error): return .failure(error)
         case .success(let bytes):
             do {
-                return .success(try MessageDecider.parse(bytes, name: item.position.isLine ? source : item.position.place(in: source),
-                                                         firstLine: item.firstLine))
+                return .success((try MessageDecider.parse(bytes, name: item.position.isLine ? source : item.position.place(in: source),
+                                                          firstLine: item.firstLine), bytes))
             } catch {
                 return .failure(MailboxItemError(kind: "not_a_message", failure: error))
             }
@@ -233,9 +238,9 @@ struct Batch: ParsableCommand {
         switch parse(item, source: source) {
         case .failure(let error):
             return failed(item, error)
-        case .success(let message):
+        case .success(let parsed):
             do {
-                return render(item, try decider.inFolder(item.folder).run(message, name: item.position.place(in: source)), applying: applying,
+                return render(item, try decider.inFolder(item.folder).run(parsed.message, bytes: parsed.bytes, name: item.position.place(in: source)), applying: applying,
                               includeFolder: includeFolder)
             } catch let failure as CommandFailure {
                 return failed(item, MailboxItemError(kind: failure.status == .badRules ? "rule_budget" : "failed", failure: failure))
@@ -262,9 +267,10 @@ struct Batch: ParsableCommand {
         let decision = outcome.decision
         var result = RenderedResult(index: item.index, line: json.serialized(pretty: false), verdict: decision.verdict.rawValue,
                                     rule: decision.reasons.first?.rule, linkKind: decision.verdict == .save ? BatchSummary.linkKind(decision) : nil,
-                                    saved: outcome.saved.map { $0.created ? .created : .alreadySaved }, error: nil, bytesRead: item.bytesRead)
+                                    saved: outcome.parked != nil ? .parked : outcome.saved.map { $0.created ? .created : .alreadySaved },
+                                    error: nil, bytesRead: item.bytesRead)
         var row = DecisionText.row(file: item.position.short, decision)
-        if applying { row.insert(outcome.saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? "", at: row.count - 1) }
+        if applying { row.insert(outcome.savedCell, at: row.count - 1) }
         result.table = row
         return result
     }

@@ -211,13 +211,14 @@ struct DiffResult: Sendable {
         switch Batch.parse(item, source: source) {
         case .failure(let error):
             result.error = error
-        case .success(let message):
+        case .success(let (message, _)):
             result.messageID = message.messageID
             result.subject = message.subject
             let place = item.position.place(in: source)
             do {
-                result.old = DiffSide(try old.inFolder(item.folder).run(message, name: place + " (old pack)").decision)
-                result.new = DiffSide(try new.inFolder(item.folder).run(message, name: place + " (new pack)").decision)
+                // Decided only: diff never saves.
+                result.old = DiffSide(try old.inFolder(item.folder).decide(message, name: place + " (old pack)").0)
+                result.new = DiffSide(try new.inFolder(item.folder).decide(message, name: place + " (new pack)").0)
             } catch let failure as CommandFailure {
                 result.error = MailboxItemError(kind: failure.status == .badRules ? "rule_budget" : "failed", failure: failure)
             } catch {

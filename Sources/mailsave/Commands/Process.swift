@@ -63,13 +63,19 @@ struct DecisionOptions: ParsableArguments {
     /// `--mailbox` also exit 5, naming the file (no decision without the user's own
     /// exclusions); errors in other users' files do not stop this mailbox.
     func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
+        let pack = try Self.loadPack(rules: rules)
+        if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
+            throw Self.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
+        }
+        return pack
+    }
+
+    /// The compiled pack of `rules`, or exit 5 with its diagnostics (3 when it cannot be read).
+    static func loadPack(rules: String) throws -> RulePack {
         do {
             // Compiled packs are cached by the content of the rule files: process runs once per message.
             switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil) {
             case .success(let pack):
-                if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
-                    throw Self.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
-                }
                 return pack
             case .failure(let result):
                 Terminal.err(LintReport.text(result))
@@ -134,6 +140,16 @@ struct DecisionOptions: ParsableArguments {
     func validateSources() throws {
         if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
     }
+
+    /// The per-message path, and with `--apply` where it saves and parks. The store saves into
+    /// itself and has no outbox: a save the store cannot take now (disk full, locked), it could
+    /// not park either, so that stays exit 75 and the caller delivers the message again. A
+    /// backend of its own (Salesforce) saves through its writer and parks into the store:
+    /// `MessageDecider(..., writer: salesforce, outbox: store, backend: .salesforce)`.
+    func decider(pack: RulePack, directory: CRMDirectory, applying: Bool) -> MessageDecider {
+        MessageDecider(pack: pack, directory: directory, context: context, writer: applying ? directory as? ActivityWriter : nil,
+                       outbox: nil, backend: .store)
+    }
 }
 
 /// Every record of the Data Export CSVs (`Contact.csv`, ...) in a folder.
@@ -195,7 +211,9 @@ struct Process: ParsableCommand {
         Exit codes: 0 decided, 2 usage (an invalid --select too), 3 unreadable file, missing \
         store folder, foreign, newer or damaged store, 4 not a message (or over 64 MiB), \
         5 rule pack errors (the mailbox's own user file, a rule over an evaluation budget), \
-        6 unreadable CRM export, 75 temporary: disk full or store locked, retry later. With \
+        6 unreadable CRM export, 11 decided, but a save could not be done now and is parked in \
+        the store's outbox (the decision's saved is {"id": null, "created": false, "parked": REASON}; \
+        mailsave retry saves it later), 75 temporary: disk full or store locked, retry later. With \
         several files, the others are decided and the first failure's code is returned.
         """
     )
@@ -232,10 +250,17 @@ struct Process: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
-        let decider = MessageDecider(pack: pack, directory: directory, context: options.context, writer: apply ? directory as? ActivityWriter : nil)
+        let decider = options.decider(pack: pack, directory: directory, applying: apply)
         if thread { return try runThread(decider: decider) }
+        try runFiles(decider: decider)
+    }
+
+    /// Decides (and with `--apply` saves) each file, one decision a line; exits with the first
+    /// failure's status, else 11 when a save was parked.
+    func runFiles(decider: MessageDecider) throws {
         var rows: [[String]] = []
         var firstFailure: ExitStatus?
+        var parked = false
         for file in files {
             let outcome: MessageDecider.Outcome
             do {
@@ -251,15 +276,17 @@ struct Process: ParsableCommand {
                 firstFailure = firstFailure ?? failure.status
                 continue
             }
+            parked = parked || outcome.parked != nil
             output(outcome, file: file, several: files.count > 1, rows: &rows)
         }
         if format == .table { Terminal.out(DecisionText.table(rows, saved: apply)) }
         if let firstFailure { throw ExitCode(firstFailure.rawValue) }
+        if parked { throw ExitCode(ExitStatus.parked.rawValue) }
     }
 
     /// One decision: a JSON line (pretty for a single file), a text block, or a table row.
     func output(_ outcome: MessageDecider.Outcome, file: String, several: Bool, rows: inout [[String]]) {
-        let (decision, saved) = (outcome.decision, outcome.saved)
+        let decision = outcome.decision
         switch format {
         case .json:
             var json = outcome.json(applying: apply)
@@ -268,11 +295,11 @@ struct Process: ParsableCommand {
         case .text:
             if several { Terminal.out("== \(file)") }
             var text = DecisionText.render(decision)
-            if apply { text += "\n" + "Saved".padding(13) + (saved.map { "\($0.id) (\($0.created ? "created" : "already saved"))" } ?? "(nothing)") }
+            if apply { text += "\n" + "Saved".padding(13) + visible(outcome.savedText) }
             Terminal.out(text + (several ? "\n" : ""))
         case .table:
             var row = DecisionText.row(file: file, decision)
-            if apply { row.insert(saved.map { $0.created ? $0.id : $0.id + " (had)" } ?? "", at: row.count - 1) }
+            if apply { row.insert(outcome.savedCell, at: row.count - 1) }
             rows.append(row)
         }
     }

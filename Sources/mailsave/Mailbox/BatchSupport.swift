@@ -92,7 +92,7 @@ struct RenderedResult: Sendable {
     /// The row of `--format table`.
     var table: [String]?
 
-    enum SaveState: Sendable { case created, alreadySaved }
+    enum SaveState: Sendable { case created, alreadySaved, parked }
 }
 
 /// Results arrive in the order they were decided (parents first with `--apply`) and leave
@@ -218,6 +218,8 @@ struct BatchSummary {
     var errorsByKind: [String: Int] = [:]
     var created = 0
     var alreadySaved = 0
+    /// Saves kept in the outbox for `mailsave retry` (exit 11 when nothing worse happened).
+    var parked = 0
     /// The exit status errors call for: the worst kind seen.
     var worst: ExitStatus?
 
@@ -237,6 +239,7 @@ struct BatchSummary {
         switch result.saved {
         case .created: created += 1
         case .alreadySaved: alreadySaved += 1
+        case .parked: parked += 1
         case nil: break
         }
     }
@@ -259,7 +262,9 @@ struct BatchSummary {
             ("by_link", object(Self.ranked(byLink))),
             ("errors_by_kind", object(Self.ranked(errorsByKind))),
         ]
-        if applying { members.append(("saved", .object([("created", .int(created)), ("already_saved", .int(alreadySaved))]))) }
+        if applying {
+            members.append(("saved", .object([("created", .int(created)), ("already_saved", .int(alreadySaved)), ("parked", .int(parked))])))
+        }
         return .object([("summary", .object(members))])
     }
 
@@ -270,7 +275,9 @@ struct BatchSummary {
         lines.append("rules     " + list(Self.ranked(byRule)))
         lines.append("links     " + list(Self.ranked(byLink)))
         if errors > 0 { lines.append("errors    " + list(Self.ranked(errorsByKind))) }
-        if applying { lines.append("saved     \(created) created, \(alreadySaved) already saved") }
+        if applying {
+            lines.append("saved     \(created) created, \(alreadySaved) already saved" + (parked > 0 ? ", \(parked) parked (run mailsave retry)" : ""))
+        }
         return lines.joined(separator: "\n")
     }
 
