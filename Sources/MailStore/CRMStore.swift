@@ -280,7 +280,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         throw StoreError(.foreign, message: "\(path): not a mailsave store (an SQLite database of another application: \(tables.isEmpty ? "no tables" : tables.sorted().prefix(5).joined(separator: ", ")))")
     }
 
-    static let currentTables: Set<String> = ["record", "lookup", "ledger", "sequence", "outbox"]
+    static let currentTables: Set<String> = ["record", "lookup", "ledger", "sequence", "outbox", "remote_ledger"]
     /// The tables of format 1 (mailsave 0.2, with `grdb_migrations`) and of format 2.
     static let format1Tables: Set<String> = ["record", "lookup", "ledger", "sequence", "grdb_migrations"]
     static let format2Tables: Set<String> = ["record", "lookup", "ledger", "sequence"]

@@ -166,6 +166,15 @@ extension CRMStore: SaveOutbox {
             parked_at TEXT NOT NULL,
             last_attempt_at TEXT NOT NULL
         ) STRICT;
+        CREATE TABLE remote_ledger (
+            backend TEXT NOT NULL,
+            message_key TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            object TEXT NOT NULL,
+            mailbox TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (backend, message_key)
+        ) STRICT, WITHOUT ROWID;
         """
 
     static func now() -> String { MailDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), offsetMinutes: 0).iso8601 }

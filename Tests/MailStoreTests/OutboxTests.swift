@@ -176,3 +176,21 @@ import Testing
         #expect(try CRMStore(path: path, check: .always).outboxCounts() == (1, 0))
     }
 }
+
+/// The ledger of saves made in another CRM (Salesforce), kept per backend.
+@Suite struct RemoteLedgerTests {
+    @Test func aRemoteSaveIsNotedOncePerBackendAndIsNoLocalRecord() throws {
+        let store = try temporaryStore()
+        let production = "salesforce https://login.salesforce.com sync@contoso.com"
+        let sandbox = "salesforce https://test.salesforce.com sync@contoso.com"
+        #expect(try store.remoteSave(backend: production, messageKey: "a@x") == nil)
+        try store.noteRemoteSave(backend: production, messageKey: "a@x", recordID: "02s5e0000000001AAA", object: "EmailMessage", mailbox: "Ann@Contoso.com")
+        // The first save wins; a sandbox never answers for production.
+        try store.noteRemoteSave(backend: production, messageKey: "a@x", recordID: "02s5e0000000002AAA", object: "EmailMessage", mailbox: "ann@contoso.com")
+        #expect(try store.remoteSave(backend: production, messageKey: "a@x") == "02s5e0000000001AAA")
+        #expect(try store.remoteSave(backend: sandbox, messageKey: "a@x") == nil)
+        // Not a record of this store: reconcile does not list it as deleted.
+        #expect(try store.reconcile(remove: false).isEmpty)
+        #expect(try store.savedRecord(messageID: "a@x") == nil)
+    }
+}
