@@ -28,6 +28,18 @@ let package = Package(
         .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules"]),
         // The embedded CRM and the save-once ledger: SQLite through GRDB.
         .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift")]),
+        // libcurl's easy API (system library): the Salesforce backend's HTTP client.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
+        // The Salesforce REST backend: OAuth, batched SOQL look-ups, composite saves, retries,
+        // API-allowance accounting. Not the store, not the CLI.
+        .target(
+            name: "MailSalesforce",
+            dependencies: [
+                "MailEngine", "MailRules", "MailMessage", "CCurl",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "mailsave",
             dependencies: [
@@ -44,6 +56,9 @@ let package = Package(
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "MailSalesforceTests", dependencies: ["MailSalesforce", "MailEngine", "MailRules", "MailMessage",
+                                                                .product(name: "Crypto", package: "swift-crypto"),
+                                                                .product(name: "_CryptoExtras", package: "swift-crypto")]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "GRDB", package: "GRDB.swift")],

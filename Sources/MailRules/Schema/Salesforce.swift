@@ -130,3 +130,41 @@ public enum SalesforceID {
         return suffix
     }
 }
+
+/// What the REST backend asks a real org for: the standard fields each object is read with
+/// (enough for every fact and link; custom fields only where configured), and the
+/// relationship names SOQL follows.
+extension SalesforceSchema {
+    /// The fields each object is queried with, `Id` first. A record found through a
+    /// relationship (`Account.Name` of a Contact) is read with the same list, so it is the same
+    /// record however it was found.
+    public static let queryFields: [String: [String]] = [
+        "Contact": ["Id", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "AccountId", "Title"],
+        "Lead": ["Id", "FirstName", "LastName", "Company", "Email", "Phone", "MobilePhone", "IsConverted", "Status"],
+        "User": ["Id", "Username", "Email", "Name", "IsActive"],
+        "Account": ["Id", "Name", "Website"],
+        "Opportunity": ["Id", "Name", "AccountId", "StageName", "CloseDate", "IsClosed", "IsWon"],
+        "Case": ["Id", "CaseNumber", "Subject", "ContactId", "AccountId", "Status", "IsClosed", "CreatedDate"],
+        "EmailMessage": ["Id", "Subject", "MessageIdentifier", "FromAddress", "ToAddress", "Incoming", "Status", "MessageDate", "RelatedToId"],
+        "Task": ["Id", "Subject", "WhoId", "WhatId", "Status", "TaskSubtype"],
+    ]
+
+    /// Lookup field -> the relationship SOQL reads the parent through (`AccountId` -> `Account.Name`).
+    public static let parentRelationships: [(field: String, relationship: String, object: String)] = [
+        ("AccountId", "Account", "Account"), ("ContactId", "Contact", "Contact"),
+    ]
+
+    /// Child relationships the look-ups read in the parent's query: a Contact's Cases, an
+    /// Account's Opportunities, an EmailMessage's relations.
+    public static let childRelationships: [String: (relationship: String, object: String)] = [
+        "Contact": ("Cases", "Case"), "Account": ("Opportunities", "Opportunity"),
+        "EmailMessage": ("EmailMessageRelations", "EmailMessageRelation"),
+    ]
+
+    /// `EmailMessageRelation.RelationType` by where an address stands in the message.
+    public static let relationTypes = ["from": "FromAddress", "to": "ToAddress", "cc": "CcAddress", "bcc": "BccAddress"]
+
+    /// Fields of Salesforce's own string lengths the REST backend checks before sending
+    /// (values it builds itself, such as a created Lead's names).
+    public static let personFieldLimits = ["FirstName": 40, "LastName": 80, "Company": 255, "Email": 80, "Title": 128, "Phone": 40]
+}

@@ -1,0 +1,64 @@
+import Crypto
+import Foundation
+
+/// An access token and where the org's data calls go.
+public struct AccessToken: Sendable, Equatable, Codable {
+    public var accessToken: String
+    public var instanceURL: String
+    public var issuedAt: Double
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token", instanceURL = "instance_url", issuedAt = "issued_at"
+    }
+}
+
+/// Tokens kept between per-message runs, so each run does not log in again: one JSON file per
+/// org, client and user (named by a hash of the three), created 0600 atomically (a temporary
+/// file renamed over it). A file with another owner, a looser mode, or that does not parse is
+/// ignored, and replaced at the next login.
+public struct TokenCache: Sendable {
+    public let path: String
+
+    public init(directory: String, loginURL: String, clientID: String, username: String?) {
+        let key = SHA256.hash(data: Array("\(loginURL)\n\(clientID)\n\(username ?? "")".utf8))
+        let name = key.prefix(12).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        path = directory + "/sf-token-" + name + ".json"
+    }
+
+    public func load() -> AccessToken? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_uid == getuid(), status.st_mode & 0o077 == 0,
+              (status.st_mode & S_IFMT) == S_IFREG, status.st_size < 65_536 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+        let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count == bytes.count else { return nil }
+        guard let token = try? JSONDecoder().decode(AccessToken.self, from: Data(bytes)), !token.accessToken.isEmpty,
+              token.instanceURL.hasPrefix("http") else { return nil }
+        return token
+    }
+
+    /// Writes the token; a cache that cannot be written only costs a login next time.
+    public func store(_ token: AccessToken) {
+        let directory = (path as NSString).deletingLastPathComponent
+        mkdir(directory, 0o700)
+        let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard descriptor >= 0 else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let bytes = (try? Array(encoder.encode(token))) ?? []
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        fchmod(descriptor, 0o600)
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            return
+        }
+    }
+
+    public func remove() { unlink(path) }
+}

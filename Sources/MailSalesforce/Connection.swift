@@ -1,0 +1,291 @@
+import Foundation
+import MailEngine
+
+/// API calls made, by kind, and logins: what a decision and a save cost the org's daily allowance.
+public struct SalesforceStatistics: Sendable, Equatable {
+    /// Data API calls (each counts against the org's daily allowance; a composite is one).
+    public var calls = 0
+    /// OAuth token requests (they do not count against the allowance).
+    public var logins = 0
+    /// Calls by kind: `lookup`, `query-more`, `save-check`, `save`, `delete`.
+    public var byKind: [String: Int] = [:]
+    /// Retries after 503, `UNABLE_TO_LOCK_ROW`, resets and timeouts.
+    public var retries = 0
+    /// The last `Sforce-Limit-Info` seen.
+    public var usage: APIUsage?
+
+    public init() {}
+}
+
+/// Why a call failed, and whether the server may have acted on it anyway (a write then has to
+/// be looked for before it is sent again).
+struct CallFailure: Error {
+    var error: CRMError
+    var outcomeUnknown = false
+}
+
+/// A logged-in session with one org: sends data API calls with the access token, logs in (or
+/// takes the cached token) when needed, logs in again once on an expired session, retries what
+/// Salesforce says to retry with exponential backoff and jitter, and stops before the org's
+/// daily API allowance is used past the configured share.
+final class SalesforceConnection: @unchecked Sendable {
+    let configuration: SalesforceConfiguration
+    let transport: HTTPTransport
+    let sleep: @Sendable (Double) -> Void
+    let random: @Sendable () -> Double
+    let cache: TokenCache?
+    private let lock = NSLock()
+    private var token: AccessToken?
+    private var stats = SalesforceStatistics()
+    /// The private key's text, once read (JWT): removed from errors with the other secrets.
+    private var keyText: String?
+
+    init(configuration: SalesforceConfiguration, transport: HTTPTransport, sleep: @escaping @Sendable (Double) -> Void,
+         random: @escaping @Sendable () -> Double) {
+        self.configuration = configuration
+        self.transport = transport
+        self.sleep = sleep
+        self.random = random
+        cache = configuration.tokenCacheDirectory.map {
+            TokenCache(directory: $0, loginURL: configuration.loginURL, clientID: configuration.clientID, username: configuration.username)
+        }
+    }
+
+    var statistics: SalesforceStatistics { lock.withLock { stats } }
+
+    var dataPath: String { "/services/data/v\(configuration.apiVersion)" }
+
+    // MARK: Backoff
+
+    /// Seconds before attempt `attempt + 1` (attempt counts from 1): 0.5 s doubled each time,
+    /// at most 30 s, the upper half randomised ("equal jitter"), so parallel workers spread out.
+    static func backoff(attempt: Int, random: Double) -> Double {
+        let ceiling = min(30, 0.5 * pow(2, Double(max(0, attempt - 1))))
+        return ceiling / 2 + ceiling / 2 * min(max(random, 0), 1)
+    }
+
+    // MARK: Calls
+
+    /// One data API call. `write`: the call creates or deletes, so an unknown outcome is
+    /// reported (`CallFailure.outcomeUnknown`) instead of retried. `inspect` returns the errors a
+    /// successful response carries inside (composite subrequests): transient ones are retried
+    /// like a 503, `REQUEST_LIMIT_EXCEEDED` stops.
+    func call(_ method: String, path: String, body: JSON?, kind: String, write: Bool,
+              inspect: (JSON) -> [SalesforceAPIError] = { _ in [] }) throws(CallFailure) -> JSON {
+        var relogged = false
+        var attempt = 0
+        while true {
+            attempt += 1
+            try checkAllowance()
+            let session = try currentToken()
+            guard path.hasPrefix("/services/") else { throw failure(.permanent, "Salesforce named a resource outside /services/; refused") }
+            var headers = [HTTPRequest.Header("Authorization", "Bearer " + session.accessToken), HTTPRequest.Header("Accept", "application/json")]
+            if body != nil { headers.append(HTTPRequest.Header("Content-Type", "application/json")) }
+            let request = HTTPRequest(method: method, url: session.instanceURL + path, headers: headers, body: body?.encoded())
+            lock.withLock {
+                stats.calls += 1
+                stats.byKind[kind, default: 0] += 1
+            }
+            let response: HTTPResponse
+            do {
+                response = try transport.send(request)
+            } catch {
+                switch error.kind {
+                case .permanent: throw failure(.permanent, "Salesforce: \(error.message)")
+                case .outcomeUnknown where write:
+                    throw CallFailure(error: redacted(CRMError(.retryable, "Salesforce: \(error.message); the save may or may not have been made")),
+                                      outcomeUnknown: true)
+                case .outcomeUnknown, .notSent:
+                    try pause(after: attempt, "Salesforce: \(error.message)")
+                    continue
+                }
+            }
+            if let usage = APIUsage.parse(response.header("Sforce-Limit-Info")) { lock.withLock { stats.usage = usage } }
+            let json = JSON.parse(response.body)
+            let errors = SalesforceAPIError.parse(json)
+            let what = "Salesforce (\(kind))"
+            switch response.status {
+            case 200..<300:
+                guard let json else {
+                    if response.status == 204 { return .null }
+                    let message = "\(what) answered \(response.status) with a body that is not JSON (\(response.body.count) bytes"
+                        + (response.header("Content-Type").map { ", \($0.prefix(60))" } ?? "") + ")"
+                    if write { throw CallFailure(error: redacted(CRMError(.retryable, message + "; the save may or may not have been made")), outcomeUnknown: true) }
+                    try pause(after: attempt, message)
+                    continue
+                }
+                let inner = inspect(json)
+                if inner.contains(where: { $0.code == "REQUEST_LIMIT_EXCEEDED" }) { throw limitExceeded() }
+                if let transient = inner.first(where: { SalesforceAPIError.transientCodes.contains($0.code) }) {
+                    try pause(after: attempt, "\(what): \(transient.summary)")
+                    continue
+                }
+                return json
+            case 401:
+                let error = errors.first
+                let restRefused = error?.message.contains("not valid for use with the REST API") ?? false
+                if error?.code == "INVALID_SESSION_ID" && !relogged && !restRefused {
+                    // Expired or revoked: one new login, one replay; never a loop.
+                    relogged = true
+                    dropToken(session)
+                    attempt -= 1
+                    continue
+                }
+                let reason = error?.summary ?? "401 Unauthorized"
+                throw failure(.permanent, "\(what): the session was refused (\(reason))"
+                              + (restRefused ? "; give the connected app the 'api' scope" : relogged ? " again after a new login" : ""))
+            default:
+                if errors.contains(where: { $0.code == "REQUEST_LIMIT_EXCEEDED" }) { throw limitExceeded() }
+                let reason = SalesforceAPIError.causes(errors).first?.summary ?? "HTTP \(response.status)"
+                let transient = response.status == 503 || errors.contains { SalesforceAPIError.transientCodes.contains($0.code) }
+                if transient {
+                    try pause(after: attempt, "\(what): \(reason)")
+                    continue
+                }
+                if [500, 502, 504].contains(response.status) {
+                    if write { throw CallFailure(error: redacted(CRMError(.retryable, "\(what): \(reason); the save may or may not have been made")), outcomeUnknown: true) }
+                    try pause(after: attempt, "\(what): \(reason)")
+                    continue
+                }
+                throw failure(.permanent, "\(what): \(reason)")
+            }
+        }
+    }
+
+    /// Waits before the next attempt, or throws when the attempts are used up.
+    private func pause(after attempt: Int, _ reason: String) throws(CallFailure) {
+        guard attempt < configuration.attempts else {
+            throw failure(.retryable, "\(reason) (gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"))")
+        }
+        lock.withLock { stats.retries += 1 }
+        sleep(Self.backoff(attempt: attempt, random: random()))
+    }
+
+    private func limitExceeded() -> CallFailure {
+        failure(.retryable, "Salesforce: REQUEST_LIMIT_EXCEEDED: the org's daily API allowance is used up; the save is parked until it renews")
+    }
+
+    private func checkAllowance() throws(CallFailure) {
+        guard let usage = statistics.usage, usage.share >= configuration.maxAPIShare else { return }
+        let percent = Int((usage.share * 100).rounded(.down))
+        throw failure(.retryable, "Salesforce: \(usage.used) of the org's \(usage.max) daily API calls are used (\(percent)%), at or past the "
+                      + "\(Int(configuration.maxAPIShare * 100))% mailsave may use (MAILSAVE_SF_MAX_API_SHARE); stopped, the save is parked")
+    }
+
+    func failure(_ kind: CRMError.Kind, _ message: String) -> CallFailure { CallFailure(error: redacted(CRMError(kind, message))) }
+
+    /// The message with every secret this connection knows replaced: a last guard, the
+    /// messages are built not to hold any.
+    func redacted(_ error: CRMError) -> CRMError {
+        var message = error.message
+        var secrets = configuration.secrets
+        lock.withLock {
+            if let token { secrets.append(token.accessToken) }
+            if let keyText { secrets.append(keyText) }
+        }
+        for secret in secrets where secret.count >= 4 { message = message.replacingOccurrences(of: secret, with: "[redacted]") }
+        return CRMError(error.kind, message)
+    }
+
+    // MARK: Login
+
+    private func currentToken() throws(CallFailure) -> AccessToken {
+        if let token = lock.withLock({ token }) { return token }
+        if let cached = cache?.load() {
+            lock.withLock { token = cached }
+            return cached
+        }
+        let fresh = try login()
+        lock.withLock { token = fresh }
+        cache?.store(fresh)
+        return fresh
+    }
+
+    private func dropToken(_ stale: AccessToken) {
+        lock.withLock { if token == stale { token = nil } }
+        if cache?.load() == stale { cache?.remove() }
+    }
+
+    /// The OAuth token request of the configured flow, retried like a data call on 503, resets and timeouts.
+    func login() throws(CallFailure) -> AccessToken {
+        var form: [(String, String)]
+        switch configuration.flow {
+        case .jwtBearer(let keyFile, let username):
+            guard let data = FileManager.default.contents(atPath: keyFile), let pem = String(data: data, encoding: .utf8) else {
+                throw failure(.permanent, "\(keyFile): cannot read the JWT private key (MAILSAVE_SF_KEY_FILE)")
+            }
+            lock.withLock { keyText = pem }
+            let assertion: String
+            do {
+                assertion = try JWTAssertion.make(clientID: configuration.clientID, username: username, audience: configuration.audience,
+                                                  privateKeyPEM: pem, keyFile: keyFile)
+            } catch {
+                throw failure(.permanent, error.message)
+            }
+            form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion)]
+        case .refreshToken:
+            form = [("grant_type", "refresh_token"), ("client_id", configuration.clientID), ("refresh_token", configuration.refreshToken ?? "")]
+            if let secret = configuration.clientSecret { form.append(("client_secret", secret)) }
+        case .clientCredentials:
+            form = [("grant_type", "client_credentials"), ("client_id", configuration.clientID), ("client_secret", configuration.clientSecret ?? "")]
+        }
+        let body = Array(form.map { Self.formEncode($0.0) + "=" + Self.formEncode($0.1) }.joined(separator: "&").utf8)
+        let request = HTTPRequest(method: "POST", url: configuration.loginURL + "/services/oauth2/token",
+                                  headers: [HTTPRequest.Header("Content-Type", "application/x-www-form-urlencoded"),
+                                            HTTPRequest.Header("Accept", "application/json")], body: body)
+        let flowName: String
+        switch configuration.flow {
+        case .jwtBearer: flowName = "JWT bearer"
+        case .refreshToken: flowName = "refresh token"
+        case .clientCredentials: flowName = "client credentials"
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            lock.withLock { stats.logins += 1 }
+            let response: HTTPResponse
+            do {
+                response = try transport.send(request)
+            } catch {
+                if error.kind == .permanent { throw failure(.permanent, "Salesforce login (\(flowName)) at \(configuration.loginURL): \(error.message)") }
+                try pause(after: attempt, "Salesforce login (\(flowName)): \(error.message)")
+                continue
+            }
+            let json = JSON.parse(response.body)
+            if response.status == 200, let json, let access = json["access_token"]?.string, let instance = json["instance_url"]?.string {
+                var instanceURL = instance
+                while instanceURL.hasSuffix("/") { instanceURL.removeLast() }
+                guard instanceURL.hasPrefix("https://") || (instanceURL.hasPrefix("http://") && configuration.loginURL.hasPrefix("http://")) else {
+                    throw failure(.permanent, "Salesforce login (\(flowName)): the instance URL is not https; refused")
+                }
+                let issued = json["issued_at"]?.string.flatMap(Double.init).map { $0 / 1000 } ?? Date().timeIntervalSince1970
+                return AccessToken(accessToken: access, instanceURL: instanceURL, issuedAt: issued)
+            }
+            if response.status == 503 || response.status >= 500 {
+                try pause(after: attempt, "Salesforce login (\(flowName)): HTTP \(response.status)")
+                continue
+            }
+            let reason = SalesforceAPIError.parse(json).first?.summary
+                ?? (response.status == 200 ? "the answer has no access_token or instance_url" : "HTTP \(response.status)")
+            throw failure(.permanent, "Salesforce login (\(flowName)) refused for client \(configuration.clientID.prefix(12))…: \(reason)")
+        }
+    }
+
+    /// `application/x-www-form-urlencoded`: everything but unreserved characters percent-encoded.
+    static func formEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    /// A query string parameter value (the SOQL of a query URL).
+    static func queryEncode(_ text: String) -> String { formEncode(text) }
+}

@@ -1,0 +1,207 @@
+import MailEngine
+import MailRules
+
+/// A `LookupPlan` as SOQL: every question of one decision in as few queries as Salesforce
+/// allows, so a typical message's look-ups are one `/composite` call (five queries):
+///
+/// 1. Contacts by email (or phone), with their Account (`Account.Name, Account.Website`) and
+///    their Cases (a child subquery);
+/// 2. non-converted Leads by email (or, any Lead, by phone);
+/// 3. Users by email;
+/// 4. Accounts by website (trailing-wildcard `LIKE` only, for the domain and its parents) or by
+///    name, with their Opportunities (a child subquery): the Account of a Contact is usually
+///    among them, so its Opportunities need no second call;
+/// 5. EmailMessages by `MessageIdentifier` (the Magic Anchor's In-Reply-To and References,
+///    and the message's own ledger key: the save-once check) with their relations.
+///
+/// Case numbers, record ids, the Task Message-ID check and Opportunities of Accounts not found
+/// by 4 are further queries (a second call when they do not fit in the first).
+struct LookupQueries {
+    enum Kind: Hashable {
+        case contacts, leads, users, accounts, emailMessages, tasks, cases, opportunities
+        case records(String)
+    }
+
+    struct Query {
+        var kind: Kind
+        var soql: String
+    }
+
+    let configuration: SalesforceConfiguration
+    var limit: Int { configuration.maxSOQLLength }
+
+    var emailFields: [String] { ["Email"] + configuration.extraEmailFields }
+
+    static func fields(_ object: String, extra: [String] = []) -> [String] {
+        var fields = SalesforceSchema.queryFields[object] ?? ["Id"]
+        for field in extra where !fields.contains(field) { fields.append(field) }
+        return fields
+    }
+
+    /// `Account.Id, Account.Name, ...` for each parent relationship of `object` the look-ups follow.
+    static func parentFields(_ object: String) -> [String] {
+        let relationships: [String]
+        switch object {
+        case "Contact", "Opportunity": relationships = ["Account"]
+        case "Case": relationships = ["Account", "Contact"]
+        default: relationships = []
+        }
+        return relationships.flatMap { relationship in
+            let parent = SalesforceSchema.parentRelationships.first { $0.relationship == relationship }?.object ?? relationship
+            return fields(parent).map { "\(relationship).\($0)" }
+        }
+    }
+
+    static func childQuery(_ object: String) -> String? {
+        guard let child = SalesforceSchema.childRelationships[object] else { return nil }
+        let fields = child.object == "EmailMessageRelation" ? ["RelationId"] : Self.fields(child.object)
+        return "(SELECT \(fields.joined(separator: ", ")) FROM \(child.relationship))"
+    }
+
+    func select(_ object: String, extra: [String] = [], parents: Bool = false, children: Bool = false) -> String {
+        var columns = Self.fields(object, extra: extra)
+        if parents { columns += Self.parentFields(object) }
+        if children, let child = Self.childQuery(object) { columns.append(child) }
+        return "SELECT " + columns.joined(separator: ", ") + " FROM " + object
+    }
+
+    // MARK: Values that can be asked
+
+    /// An address Salesforce can hold in an Email field (80 characters, no spaces or controls).
+    static func addressLiteral(_ address: String) -> String? {
+        guard address.contains("@"), address.count <= 80, !address.contains(where: { $0.isWhitespace }) else { return nil }
+        return SOQL.literal(address)
+    }
+
+    /// A domain: letters, digits, hyphens and dots only.
+    static func isDomain(_ domain: String) -> Bool {
+        domain.contains(".") && domain.count <= 253 && domain.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
+    }
+
+    /// The domain and each parent with at least two labels: mail.fabrikam.com, fabrikam.com.
+    static func domainAndParents(_ domain: String) -> [String] {
+        var result: [String] = []
+        var labels = domain.split(separator: ".").map(String.init)
+        while labels.count >= 2 {
+            result.append(labels.joined(separator: "."))
+            labels.removeFirst()
+        }
+        return result
+    }
+
+    /// Trailing-wildcard patterns a Website holding `domain` starts with (never a leading
+    /// wildcard: it would scan every Account).
+    static func websitePatterns(_ domain: String) -> [String] {
+        ["", "www.", "http://", "https://", "http://www.", "https://www."].compactMap { SOQL.likeLiteral(prefix: $0 + domain) }
+    }
+
+    /// A phone number's digits with a wildcard before each (`%4%9%8%9...`): Salesforce holds
+    /// numbers as typed (`+49 89 1234 5678`), and Phone fields are not indexed, so the pattern
+    /// costs what any Phone filter costs, and the digits are compared exactly afterwards.
+    static func phonePattern(_ phone: String) -> String? {
+        let digits = CRMDirectoryKeys.phoneDigits(phone)
+        guard digits.count >= 6, digits.count <= 20 else { return nil }
+        return "'" + digits.map { "%" + String($0) }.joined() + "'"
+    }
+
+    /// A Case number as asked, without leading zeros, and zero-padded to Salesforce's 8 digits.
+    static func caseNumberLiterals(_ number: String) -> [String] {
+        guard !number.isEmpty, number.count <= 30, number.allSatisfy({ $0.isASCII && $0.isNumber }) else { return [] }
+        let bare = CRMDirectoryKeys.caseNumber(number)
+        let padded = String(repeating: "0", count: max(0, 8 - bare.count)) + bare
+        var seen = Set<String>()
+        return [number, bare, padded].filter { seen.insert($0).inserted }.compactMap(SOQL.literal)
+    }
+
+    /// A Message-ID as Salesforce may store it: with and without angle brackets.
+    static func messageIdentifierLiterals(_ key: String) -> [String] {
+        guard !key.isEmpty, key.count <= 250 else { return [] }
+        return ["<" + key + ">", key].compactMap(SOQL.literal)
+    }
+
+    static func isRecordID(_ id: String) -> Bool {
+        (id.count == 15 || id.count == 18) && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
+    // MARK: The queries
+
+    /// The plan's queries, most used first (the first five share one call).
+    func queries(for plan: LookupPlan, taskField: String?) -> [Query] {
+        var result: [Query] = []
+        func add(_ kind: Kind, _ statement: SOQL.Statement) {
+            result += statement.split(limit: limit).map { Query(kind: kind, soql: $0) }
+        }
+        let addresses = unique(plan.addresses.compactMap(Self.addressLiteral))
+        let phones = unique(plan.phones.compactMap(Self.phonePattern))
+        let phoneFields = SalesforceSchema.personPhoneFields
+        if !addresses.isEmpty || !phones.isEmpty {
+            let likePhones: [SOQL.Statement.Group] = phoneFields.map { .init(.like(field: $0), phones) }
+            add(.contacts, SOQL.Statement(head: select("Contact", extra: configuration.extraEmailFields, parents: true, children: true),
+                                          groups: [.init(.within(fields: emailFields, and: nil), addresses)] + likePhones))
+            add(.leads, SOQL.Statement(head: select("Lead", extra: configuration.extraEmailFields),
+                                       groups: [.init(.within(fields: emailFields, and: "IsConverted = false"), addresses)] + likePhones))
+        }
+        if !addresses.isEmpty {
+            add(.users, SOQL.Statement(head: select("User"), groups: [.init(.within(fields: ["Email"], and: nil), addresses)]))
+        }
+        let domains = unique(plan.websiteDomains.filter(Self.isDomain).flatMap(Self.domainAndParents))
+        let names = unique(plan.companyNames.compactMap { name -> String? in
+            // Name is indexed: its first word as a prefix, compared exactly afterwards.
+            guard let first = CRMDirectoryKeys.companyName(name).split(separator: " ").first, first.count >= 2 else { return nil }
+            return SOQL.likeLiteral(prefix: String(first))
+        })
+        if !domains.isEmpty || !names.isEmpty {
+            add(.accounts, SOQL.Statement(head: select("Account", children: true),
+                                          groups: [.init(.like(field: "Website"), domains.flatMap(Self.websitePatterns)), .init(.like(field: "Name"), names)]))
+        }
+        var identifiers = plan.messageIdentifiers
+        if !plan.ledgerKey.isEmpty { identifiers.append(plan.ledgerKey) }
+        let identifierLiterals = unique(identifiers.flatMap(Self.messageIdentifierLiterals))
+        if !identifierLiterals.isEmpty {
+            add(.emailMessages, SOQL.Statement(head: select("EmailMessage", children: true),
+                                               groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), identifierLiterals)]))
+        }
+        if let taskField, !plan.ledgerKey.isEmpty {
+            add(.tasks, taskCheck(field: taskField, key: plan.ledgerKey))
+        }
+        let numbers = unique(plan.caseNumbers.flatMap(Self.caseNumberLiterals))
+        if !numbers.isEmpty {
+            add(.cases, SOQL.Statement(head: select("Case", parents: true), groups: [.init(.within(fields: ["CaseNumber"], and: nil), numbers)]))
+        }
+        var idsByObject: [(String, [String])] = []
+        for id in plan.recordIDs where Self.isRecordID(id) {
+            guard let object = SalesforceID.object(of: id), SalesforceSchema.linkableObjects.contains(object), let literal = SOQL.literal(id) else { continue }
+            if let index = idsByObject.firstIndex(where: { $0.0 == object }) {
+                if !idsByObject[index].1.contains(literal) { idsByObject[index].1.append(literal) }
+            } else {
+                idsByObject.append((object, [literal]))
+            }
+        }
+        for (object, ids) in idsByObject {
+            add(.records(object), SOQL.Statement(head: select(object, parents: true), groups: [.init(.within(fields: ["Id"], and: nil), ids)]))
+        }
+        return result
+    }
+
+    func taskCheck(field: String, key: String) -> SOQL.Statement {
+        SOQL.Statement(head: "SELECT Id, \(field) FROM Task", groups: [.init(.within(fields: [field], and: nil), Self.messageIdentifierLiterals(key))])
+    }
+
+    func emailMessageCheck(key: String) -> SOQL.Statement {
+        SOQL.Statement(head: select("EmailMessage", children: true),
+                       groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), Self.messageIdentifierLiterals(key))])
+    }
+
+    /// Opportunities of Accounts the Account query did not return.
+    func opportunities(accountIDs: [String]) -> [Query] {
+        let literals = unique(accountIDs.filter(Self.isRecordID).compactMap(SOQL.literal))
+        guard !literals.isEmpty else { return [] }
+        return SOQL.Statement(head: select("Opportunity"), groups: [.init(.within(fields: ["AccountId"], and: nil), literals)])
+            .split(limit: limit).map { Query(kind: .opportunities, soql: $0) }
+    }
+
+    private func unique(_ values: [String]) -> [String] {
+        var seen = Set<String>()
+        return values.filter { seen.insert($0).inserted }
+    }
+}

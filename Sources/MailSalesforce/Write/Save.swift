@@ -1,0 +1,229 @@
+import MailEngine
+import MailMessage
+import MailRules
+
+extension SalesforceBackend {
+    /// Saves a `save` decision in one `/composite` call with `allOrNone`: the Leads and Contacts
+    /// the decision creates (referenced as `@{newN.id}` where it names a placeholder), then the
+    /// Task, or the EmailMessage with `ToIds`/`CcIds`/`BccIds` (Salesforce creates those
+    /// relations and the EmailMessage's Task itself) and the sender's `FromAddress` relation.
+    /// A refusal leaves nothing written.
+    ///
+    /// At most once: the org is checked for the message (EmailMessage `MessageIdentifier`, the
+    /// Task's Message-ID field) first, unless this backend's `resolve` just did; a call whose
+    /// outcome is unknown (connection lost after sending, timeout, empty or garbled reply) is
+    /// followed by that check before anything is sent again, and a record found is reported
+    /// as saved (`created` false).
+    public func write(_ decision: Decision, message: Message, mailbox: String) throws(CRMError) -> SaveResult? {
+        guard decision.verdict == .save, let record = decision.record else { return nil }
+        let key = MessageIDKey.ledgerKey(message)
+        let object = record.object
+        guard object == "Task" || object == "EmailMessage" else {
+            throw CRMError(.permanent, "Salesforce: cannot save a message as \(object); only as Task or EmailMessage")
+        }
+        let taskField = object == "Task" ? taskMessageIDField() : nil
+        if !isKnownAbsent(key, object: object), let id = try existing(key, taskField: taskField) {
+            return SaveResult(id: id, created: false)
+        }
+        let request = saveRequest(decision, message: message, mailbox: mailbox, key: key, taskField: taskField)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let response: JSON
+            do {
+                response = try connection.call("POST", path: connection.dataPath + "/composite", body: request.body, kind: "save", write: true) { json in
+                    (json["compositeResponse"]?.array ?? []).flatMap { sub in
+                        (sub["httpStatusCode"]?.number ?? 200) >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
+                    }
+                }
+            } catch {
+                guard error.outcomeUnknown else { throw error.error }
+                // The org may hold the record: look before sending again (never two records).
+                forgetAbsent(key)
+                let found: String?
+                do {
+                    found = try existing(key, taskField: taskField)
+                } catch {
+                    throw CRMError(.retryable, "\(error.message); the previous save's outcome is unknown, so it is looked for again before the next attempt")
+                }
+                if let found { return SaveResult(id: found, created: false) }
+                guard attempt < configuration.attempts else { throw error.error }
+                connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
+                continue
+            }
+            return try savedResult(response, request: request, key: key)
+        }
+    }
+
+    /// The Task field that carries the Message-ID: the configured one, else the pack's; nil when configured `none`.
+    func taskMessageIDField() -> String? {
+        configuration.taskMessageIDFieldDisabled ? nil : configuration.taskMessageIDField ?? SalesforceSchema.taskMessageIdentifierField
+    }
+
+    /// The id of the activity the org holds for this message, if any.
+    func existing(_ key: String, taskField: String?) throws(CRMError) -> String? {
+        var statements = [queries.emailMessageCheck(key: key)]
+        if let taskField { statements.append(queries.taskCheck(field: taskField, key: key)) }
+        let kinds: [LookupQueries.Kind] = [.emailMessages, .tasks]
+        var list: [LookupQueries.Query] = []
+        for (kind, statement) in zip(kinds, statements) { list += statement.split(limit: queries.limit).map { LookupQueries.Query(kind: kind, soql: $0) } }
+        let rows: [LookupQueries.Kind: [Row]]
+        do {
+            rows = try CompositeQueryRunner(connection: connection).run(list, kind: "save-check")
+        } catch {
+            throw error.error
+        }
+        let normalized = MessageIDKey.normalize(key)
+        if let email = rows[.emailMessages]?.first(where: { MessageIDKey.normalize($0.record["MessageIdentifier"] ?? "") == normalized }) {
+            return email.record.id
+        }
+        if let taskField, let task = rows[.tasks]?.first(where: { MessageIDKey.normalize($0.record[taskField] ?? "") == normalized }) {
+            return task.record.id
+        }
+        return nil
+    }
+
+    struct SaveRequest {
+        var body: JSON
+        /// referenceId -> what it creates, for errors and results.
+        var references: [(reference: String, object: String, placeholder: String?)]
+    }
+
+    func saveRequest(_ decision: Decision, message: Message, mailbox: String, key: String, taskField: String?) -> SaveRequest {
+        let base = connection.dataPath + "/sobjects/"
+        var subrequests: [JSON] = []
+        var references: [(reference: String, object: String, placeholder: String?)] = []
+        var substitute: [String: String] = [:]
+        let owner = user(address: CRMDirectoryKeys.address(mailbox))
+        for (index, target) in decision.toCreate.enumerated() {
+            let reference = "new\(index)"
+            substitute[target.placeholder] = "@{\(reference).id}"
+            subrequests.append(.object(["method": .string("POST"), "url": .string(base + target.object), "referenceId": .string(reference),
+                                        "body": .object(newPerson(target, message: message, owner: owner))]))
+            references.append((reference, target.object, target.placeholder))
+        }
+        guard let record = decision.record else { return SaveRequest(body: .null, references: []) }
+        var fields: [String: JSON] = [:]
+        for field in record.fields {
+            switch field.value {
+            case .string(let text): fields[field.name] = .string(substitute[text] ?? text)
+            case .bool(let flag): fields[field.name] = .bool(flag)
+            case .int(let number): fields[field.name] = .number(Double(number))
+            default: break
+            }
+        }
+        // An empty link is no link (Salesforce refuses "" as an id).
+        for link in ["WhoId", "WhatId", "RelatedToId"] where fields[link]?.string?.isEmpty == true { fields[link] = nil }
+        let who = decision.who.map { substitute[$0] ?? $0 }
+        var extra: [JSON] = []
+        if record.object == "Task" {
+            let standard = SalesforceSchema.taskMessageIdentifierField
+            let messageID = fields.removeValue(forKey: standard)?.string
+            if let taskField { fields[taskField] = .string(messageID ?? message.messageID ?? key) }
+            if fields["TaskSubtype"] == nil { fields["TaskSubtype"] = .string("Email") }
+            if fields["OwnerId"] == nil, let owner { fields["OwnerId"] = .string(owner) }
+        } else {
+            if fields["MessageIdentifier"] == nil { fields["MessageIdentifier"] = .string(message.messageID ?? key) }
+            // Each linked person by where their address stands in the message.
+            var lists: [String: [JSON]] = ["ToIds": [], "CcIds": [], "BccIds": []]
+            var senders: [(id: String, address: String)] = []
+            var others: [(id: String, address: String)] = []
+            for (original, id) in zip(decision.who, who) {
+                let address = decision.toCreate.first { $0.placeholder == original }?.address ?? self.address(ofPerson: original) ?? ""
+                if message.from.contains(where: { $0.normalized == address }) { senders.append((id, address)) }
+                else if message.to.contains(where: { $0.normalized == address }) { lists["ToIds", default: []].append(.string(id)) }
+                else if message.cc.contains(where: { $0.normalized == address }) { lists["CcIds", default: []].append(.string(id)) }
+                else if message.bcc.contains(where: { $0.normalized == address }) { lists["BccIds", default: []].append(.string(id)) }
+                else { others.append((id, address)) }
+            }
+            for (name, ids) in lists where !ids.isEmpty { fields[name] = .array(ids) }
+            // Salesforce relates the sender itself from FromAddress (the User, Contact or Lead
+            // with that Email): an explicit FromAddress relation only when the mapping sets none.
+            if fields["FromAddress"]?.string?.isEmpty == false { senders = [] }
+            for (type, people) in [("FromAddress", senders), ("OtherAddress", others)] {
+                for person in people {
+                    var relation: [String: JSON] = ["EmailMessageId": .string("@{activity.id}"), "RelationId": .string(person.id),
+                                                    "RelationType": .string(type)]
+                    if !person.address.isEmpty { relation["RelationAddress"] = .string(person.address) }
+                    extra.append(.object(relation))
+                }
+            }
+        }
+        subrequests.append(.object(["method": .string("POST"), "url": .string(base + record.object), "referenceId": .string("activity"),
+                                    "body": .object(fields)]))
+        references.append(("activity", record.object, nil))
+        for (index, relation) in extra.enumerated() {
+            let reference = "relation\(index)"
+            subrequests.append(.object(["method": .string("POST"), "url": .string(base + "EmailMessageRelation"), "referenceId": .string(reference),
+                                        "body": relation]))
+            references.append((reference, "EmailMessageRelation", nil))
+        }
+        return SaveRequest(body: .object(["allOrNone": .bool(true), "compositeRequest": .array(subrequests)]), references: references)
+    }
+
+    /// A Lead or Contact for an unknown address, named as the embedded store names it: the
+    /// display name ("Lee, Kim" or "Kim Lee"), the sender's signature, else the local part.
+    func newPerson(_ target: RecordToCreate, message: Message, owner: String?) -> [String: JSON] {
+        let address = target.address
+        let participant = message.participants.first { $0.normalized == address }
+        let fromSender = message.from.first?.normalized == address
+        let signature = fromSender ? message.signature : nil
+        var name = participant?.name ?? ""
+        if name.isEmpty, let signed = signature?.name { name = signed }
+        if name.isEmpty { name = String(address.split(separator: "@").first ?? "") }
+        var first = "", last = name
+        if let comma = name.firstIndex(of: ",") {
+            last = name[..<comma].trimmingCharacters(in: .whitespaces)
+            first = name[name.index(after: comma)...].trimmingCharacters(in: .whitespaces)
+        } else if let space = name.lastIndex(of: " ") {
+            first = String(name[..<space])
+            last = String(name[name.index(after: space)...])
+        }
+        if last.isEmpty { last = String(address.split(separator: "@").first ?? "unknown") }
+        let domain = String(address.split(separator: "@").last ?? "")
+        var fields: [String: String] = ["FirstName": first, "LastName": last, "Email": address, "Title": signature?.title ?? "",
+                                        "Phone": signature?.phones.first ?? "", "LeadSource": "Email", "OwnerId": owner ?? ""]
+        if target.object == "Contact" {
+            fields["AccountId"] = target.accountID ?? ""
+        } else {
+            fields["Company"] = signature?.company ?? (target.freeMail ? "[not provided]" : domain)
+        }
+        var body: [String: JSON] = [:]
+        for (field, value) in fields where !value.isEmpty {
+            let limit = SalesforceSchema.personFieldLimits[field] ?? 255
+            body[field] = .string(String(value.prefix(limit)))
+        }
+        return body
+    }
+
+    func savedResult(_ response: JSON, request: SaveRequest, key: String) throws(CRMError) -> SaveResult {
+        let results = response["compositeResponse"]?.array ?? []
+        var ids: [String: String] = [:]
+        var refusals: [(object: String, error: SalesforceAPIError)] = []
+        for result in results {
+            let reference = result["referenceId"]?.string ?? ""
+            let object = request.references.first { $0.reference == reference }?.object ?? "record"
+            let status = Int(result["httpStatusCode"]?.number ?? 0)
+            if (200..<300).contains(status), let id = result["body"]?["id"]?.string {
+                ids[reference] = id
+            } else {
+                for error in SalesforceAPIError.parse(result["body"]) { refusals.append((object, error)) }
+                if SalesforceAPIError.parse(result["body"]).isEmpty { refusals.append((object, SalesforceAPIError(code: "HTTP_\(status)", message: ""))) }
+            }
+        }
+        if !refusals.isEmpty {
+            let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
+            let shown = (causes.isEmpty ? refusals : causes).prefix(3).map { "the \($0.object): \($0.error.summary)" }
+            throw connection.redacted(CRMError(.permanent, "Salesforce refused " + shown.joined(separator: "; ") + "; nothing was saved"))
+        }
+        guard let id = ids["activity"] else {
+            throw CRMError(.retryable, "Salesforce answered the save without the new record's id; it is looked for before the next attempt")
+        }
+        forgetAbsent(key)
+        let created = request.references.compactMap { reference -> (placeholder: String, id: String)? in
+            guard let placeholder = reference.placeholder, let id = ids[reference.reference] else { return nil }
+            return (placeholder, id)
+        }
+        return SaveResult(id: id, created: true, createdRecords: created)
+    }
+}

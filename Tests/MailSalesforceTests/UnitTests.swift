@@ -1,0 +1,244 @@
+import _CryptoExtras
+import Crypto
+import Foundation
+import MailEngine
+@testable import MailSalesforce
+import Testing
+
+@Suite struct SOQLTests {
+    @Test func literalsAreEscaped() {
+        #expect(SOQL.literal("bob@fabrikam.com") == "'bob@fabrikam.com'")
+        #expect(SOQL.literal(#"o'brien\x@y.z"#) == #"'o\'brien\\x@y.z'"#)
+        #expect(SOQL.literal("a\"b\nc\rd\te") == #"'a\"b\nc\rd\te'"#)
+        // An injection attempt stays one literal: every quote it holds is escaped.
+        let attack = "x@y.z') OR Id != null OR (Email IN ('"
+        let literal = SOQL.literal(attack)
+        #expect(literal == #"'x@y.z\') OR Id != null OR (Email IN (\''"#)
+        // A backslash before a quote cannot undo the quote's escape.
+        #expect(SOQL.literal(#"a\'b"#) == #"'a\\\'b'"#)
+        // Control characters SOQL has no escape for are never sent.
+        #expect(SOQL.literal("a\u{0}b") == nil)
+        #expect(SOQL.literal("a\u{1B}b") == nil)
+    }
+
+    @Test func likePatternsEscapeWildcards() {
+        #expect(SOQL.likeLiteral(prefix: "fab_rikam.com") == #"'fab\_rikam.com%'"#)
+        #expect(SOQL.likeLiteral(prefix: "100%'") == #"'100\%\'%'"#)
+    }
+
+    /// Splits `statement` and checks each piece is under the limit and every value is asked once.
+    func check(_ statement: SOQL.Statement, limit: Int, values: [String]) -> [String] {
+        let pieces = statement.split(limit: limit)
+        for piece in pieces { #expect(piece.count <= limit, "\(piece.count) > \(limit)") }
+        for value in values {
+            let count = pieces.reduce(0) { $0 + $1.components(separatedBy: value).count - 1 }
+            #expect(count >= 1, "\(value) not asked")
+        }
+        return pieces
+    }
+
+    @Test func inListsAreSplitUnderTheLimit() {
+        let values = (0..<200).map { "'person\($0)@example.com'" }
+        let statement = SOQL.Statement(head: "SELECT Id, Email FROM Contact", groups: [.init(.within(fields: ["Email"], and: nil), values)])
+        #expect(statement.split(limit: 100_000).count == 1)
+        let pieces = check(statement, limit: 1_000, values: values)
+        #expect(pieces.count > 5)
+        // Each value exactly once across the statements.
+        #expect(pieces.joined().components(separatedBy: "@example.com'").count - 1 == 200)
+        #expect(pieces.allSatisfy { $0.hasPrefix("SELECT Id, Email FROM Contact WHERE Email IN ('") })
+    }
+
+    @Test func splittingKeepsEveryGroupAndItsConditions() {
+        let emails = (0..<40).map { "'p\($0)@x.example'" }
+        let phones = (0..<10).map { "'%5%5%\($0)'" }
+        let statement = SOQL.Statement(head: "SELECT Id FROM Lead", groups: [.init(.within(fields: ["Email", "Secondary_Email__c"], and: "IsConverted = false"), emails),
+                                                                              .init(.like(field: "Phone"), phones)])
+        let pieces = check(statement, limit: 400, values: emails + phones)
+        for piece in pieces where piece.contains("Email IN") { #expect(piece.contains("(IsConverted = false AND (Email IN (")) }
+        #expect(statement.split(limit: 100_000) == [
+            "SELECT Id FROM Lead WHERE (IsConverted = false AND (Email IN (\(emails.joined(separator: ", "))) OR Secondary_Email__c IN (\(emails.joined(separator: ", "))))) OR "
+                + phones.map { "Phone LIKE \($0)" }.joined(separator: " OR "),
+        ])
+        // A value that cannot fit even alone is dropped, not sent broken.
+        let huge = SOQL.Statement(head: "SELECT Id FROM Contact", groups: [.init(.within(fields: ["Email"], and: nil), ["'" + String(repeating: "a", count: 500) + "'", "'b@c.d'"])])
+        #expect(huge.split(limit: 200) == ["SELECT Id FROM Contact WHERE Email IN ('b@c.d')"])
+    }
+
+    @Test func valuesThatCannotBeValidAreNotAsked() {
+        var plan = LookupPlan()
+        plan.recordIDs = ["0035e00000Bob01", "003' OR Id != '", "0035e00000Bob01XYZ", "zzz5e00000Bob01", "0035e00000Bob0"]
+        plan.caseNumbers = ["00001042", "12a"]
+        let configuration = try? SalesforceConfiguration(environment: ["MAILSAVE_SF_LOGIN_URL": "https://login.salesforce.com",
+                                                                      "MAILSAVE_SF_CLIENT_ID": "id", "MAILSAVE_SF_CLIENT_SECRET": "s"])
+        guard let configuration else { Issue.record("configuration"); return }
+        let queries = LookupQueries(configuration: configuration).queries(for: plan, taskField: nil)
+        let text = queries.map(\.soql).joined(separator: "\n")
+        #expect(text.contains("Id IN ('0035e00000Bob01', '0035e00000Bob01XYZ')"))
+        #expect(!text.contains("OR Id"))
+        #expect(!text.contains("zzz"))
+        #expect(text.contains("CaseNumber IN ('00001042', '1042')"))
+        #expect(!text.contains("12a"))
+    }
+
+    @Test func websitesAreFoundByTrailingWildcardsOnly() {
+        let patterns = LookupQueries.domainAndParents("mail.fabrikam.co.uk").flatMap(LookupQueries.websitePatterns)
+        #expect(patterns.contains("'mail.fabrikam.co.uk%'"))
+        #expect(patterns.contains("'https://www.fabrikam.co.uk%'"))
+        #expect(patterns.contains("'co.uk%'"))
+        #expect(!patterns.contains("'uk%'"))
+        #expect(patterns.allSatisfy { !$0.hasPrefix("'%") })
+    }
+}
+
+@Suite struct JWTTests {
+    @Test func assertionHasTheClaimsAndAValidSignature() throws {
+        let key = TestKeys.shared.privateKey
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let jwt = try JWTAssertion.make(clientID: "client-1", username: "sync@contoso.com", audience: "https://login.salesforce.com",
+                                        privateKeyPEM: key.pemRepresentation, keyFile: "k.pem", now: now, lifetime: 600)
+        let parts = jwt.split(separator: ".").map(String.init)
+        #expect(parts.count == 3)
+        #expect(parts.allSatisfy { !$0.contains("=") && !$0.contains("+") && !$0.contains("/") })
+        #expect(try decode(parts[0]) == JSON.object(["alg": .string("RS256")]))
+        let claims = try decode(parts[1])
+        #expect(claims["iss"]?.string == "client-1")
+        #expect(claims["sub"]?.string == "sync@contoso.com")
+        #expect(claims["aud"]?.string == "https://login.salesforce.com")
+        // exp at most 3 minutes ahead, whatever lifetime is asked for.
+        let exp = try #require(claims["exp"]?.number)
+        #expect(exp > now.timeIntervalSince1970 && exp <= now.timeIntervalSince1970 + 180)
+        let signature = _RSA.Signing.RSASignature(rawRepresentation: try base64URLDecode(parts[2]))
+        #expect(key.publicKey.isValidSignature(signature, for: Array((parts[0] + "." + parts[1]).utf8), padding: .insecurePKCS1v1_5))
+    }
+
+    @Test func aBadKeyNamesTheFileNotItsContents() {
+        #expect {
+            _ = try JWTAssertion.make(clientID: "c", username: "u", audience: "a", privateKeyPEM: "SECRET-KEY-TEXT", keyFile: "/x/key.pem")
+        } throws: { error in
+            let message = (error as? SalesforceConfigurationError)?.message ?? ""
+            return message.contains("/x/key.pem") && !message.contains("SECRET-KEY-TEXT")
+        }
+    }
+
+    func decode(_ part: String) throws -> JSON { try #require(JSON.parse(try base64URLDecode(part))) }
+}
+
+func base64URLDecode(_ text: String) throws -> [UInt8] {
+    var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while base64.count % 4 != 0 { base64 += "=" }
+    return Array(try #require(Data(base64Encoded: base64)))
+}
+
+@Suite struct ConfigurationTests {
+    let base = ["MAILSAVE_SF_LOGIN_URL": "https://login.salesforce.com/", "MAILSAVE_SF_CLIENT_ID": "client", "HOME": "/home/u"]
+
+    @Test func theFlowIsChosenFromWhatIsSet() throws {
+        let jwt = try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_KEY_FILE": "/k.pem", "MAILSAVE_SF_USERNAME": "u@x.com"]) { $1 })
+        #expect(jwt.flow == .jwtBearer(keyFile: "/k.pem", username: "u@x.com"))
+        #expect(jwt.loginURL == "https://login.salesforce.com")
+        #expect(jwt.apiVersion == "66.0")
+        #expect(jwt.maxAPIShare == 0.5)
+        #expect(jwt.tokenCacheDirectory == "/home/u/.cache/mailsave")
+        let refresh = try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_REFRESH_TOKEN": "r", "MAILSAVE_SF_CLIENT_SECRET": "s"]) { $1 })
+        #expect(refresh.flow == .refreshToken)
+        let client = try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_CLIENT_SECRET": "s", "XDG_CACHE_HOME": "/c"]) { $1 })
+        #expect(client.flow == .clientCredentials)
+        #expect(client.tokenCacheDirectory == "/c/mailsave")
+    }
+
+    @Test func whatIsMissingOrAmbiguousIsNamedWithoutSecrets() {
+        func message(_ environment: [String: String]) -> String {
+            do {
+                _ = try SalesforceConfiguration(environment: environment)
+                return ""
+            } catch { return error.message }
+        }
+        let none = message([:])
+        #expect(none.contains("MAILSAVE_SF_LOGIN_URL") && none.contains("MAILSAVE_SF_CLIENT_ID") && none.contains("MAILSAVE_SF_KEY_FILE"))
+        #expect(message(base.merging(["MAILSAVE_SF_KEY_FILE": "/k.pem"]) { $1 }).contains("MAILSAVE_SF_USERNAME"))
+        let both = message(base.merging(["MAILSAVE_SF_KEY_FILE": "/k.pem", "MAILSAVE_SF_USERNAME": "u", "MAILSAVE_SF_CLIENT_SECRET": "hunter2-secret"]) { $1 })
+        #expect(both.contains("one OAuth flow") && !both.contains("hunter2-secret"))
+        #expect(message(base.merging(["MAILSAVE_SF_CLIENT_SECRET": "s", "MAILSAVE_SF_LOGIN_URL": "http://evil.example"]) { $1 }).contains("loopback"))
+        #expect(message(base.merging(["MAILSAVE_SF_CLIENT_SECRET": "s", "MAILSAVE_SF_MAX_API_SHARE": "2"]) { $1 }).contains("MAILSAVE_SF_MAX_API_SHARE"))
+        #expect(message(base.merging(["MAILSAVE_SF_CLIENT_SECRET": "s", "MAILSAVE_SF_API_VERSION": "v66"]) { $1 }).contains("66.0"))
+    }
+
+    @Test func aFileMustBePrivateAndWellFormed() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sf-config-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/salesforce.conf"
+        let text = "# org\nMAILSAVE_SF_LOGIN_URL=https://test.salesforce.com\nMAILSAVE_SF_CLIENT_ID = abc\n\nMAILSAVE_SF_CLIENT_SECRET=\"topsecret-value\"\n"
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o644)
+        #expect {
+            _ = try SalesforceConfiguration.load(file: path, environment: [:])
+        } throws: { error in
+            let message = (error as? SalesforceConfigurationError)?.message ?? ""
+            return message.contains(path) && message.contains("0644") && !message.contains("topsecret")
+        }
+        chmod(path, 0o600)
+        let loaded = try SalesforceConfiguration.load(file: path, environment: ["MAILSAVE_SF_CLIENT_ID": "from-env"])
+        #expect(loaded.clientID == "abc")
+        #expect(loaded.clientSecret == "topsecret-value")
+        #expect(loaded.flow == .clientCredentials)
+        try (text + "topsecret-line-without-equals\n").write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o600)
+        #expect {
+            _ = try SalesforceConfiguration.load(file: path, environment: [:])
+        } throws: { error in
+            let message = (error as? SalesforceConfigurationError)?.message ?? ""
+            return message.hasPrefix(path + ":6:") && !message.contains("topsecret")
+        }
+    }
+}
+
+@Suite struct ErrorParsingTests {
+    @Test func errorArraysOfEveryShape() {
+        let rest = JSON.parse(Array(#"[{"message":"Subject: data value too large: xxx (max length=255)","errorCode":"STRING_TOO_LONG","fields":["Subject"]}]"#.utf8))
+        #expect(SalesforceAPIError.parse(rest) == [SalesforceAPIError(code: "STRING_TOO_LONG", message: "Subject: data value too large: xxx (max length=255)", fields: ["Subject"])])
+        #expect(SalesforceAPIError.parse(rest).first?.summary == "STRING_TOO_LONG on Subject: Subject: data value too large: xxx (max length=255)")
+        let collection = JSON.parse(Array(#"[{"success":false,"errors":[{"statusCode":"REQUIRED_FIELD_MISSING","message":"Required fields are missing: [LastName]","fields":["LastName"]}]}]"#.utf8))
+        #expect(SalesforceAPIError.parse(collection).map(\.code) == ["REQUIRED_FIELD_MISSING"])
+        let oauth = JSON.parse(Array(#"{"error":"invalid_grant","error_description":"authentication failure"}"#.utf8))
+        #expect(SalesforceAPIError.parse(oauth).first?.summary == "invalid_grant: authentication failure")
+        let halted = [SalesforceAPIError(code: "PROCESSING_HALTED", message: "rolled back"), SalesforceAPIError(code: "STRING_TOO_LONG", message: "x")]
+        #expect(SalesforceAPIError.causes(halted).map(\.code) == ["STRING_TOO_LONG"])
+        #expect(SalesforceAPIError.parse(JSON.parse(Array(#"{"records":[]}"#.utf8))).isEmpty)
+    }
+
+    @Test func limitInfo() {
+        #expect(APIUsage.parse("api-usage=25/15000") == APIUsage(used: 25, max: 15000))
+        #expect(APIUsage.parse("per-app-api-usage=17/250(appName=sample), api-usage=7600/15000") == APIUsage(used: 7600, max: 15000))
+        #expect(APIUsage.parse("api-usage=x/15000") == nil)
+        #expect(APIUsage.parse("api-usage=1/0") == nil)
+        #expect(APIUsage.parse(nil) == nil)
+    }
+
+    @Test func backoffIsBoundedAndJittered() {
+        var previous = 0.0
+        for attempt in 1...12 {
+            let low = SalesforceConnection.backoff(attempt: attempt, random: 0)
+            let high = SalesforceConnection.backoff(attempt: attempt, random: 1)
+            #expect(low > 0 && low <= high && high <= 30)
+            #expect(high >= previous)
+            #expect(abs(high - 2 * low) < 1e-9)
+            previous = high
+        }
+        #expect(SalesforceConnection.backoff(attempt: 1, random: 1) == 0.5)
+        #expect(SalesforceConnection.backoff(attempt: 40, random: 1) == 30)
+    }
+}
+
+/// One RSA key for the whole run (generating one takes a while).
+final class TestKeys: Sendable {
+    static let shared = TestKeys()
+    let privateKey: _RSA.Signing.PrivateKey
+    init() {
+        do {
+            privateKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        } catch {
+            preconditionFailure("cannot generate an RSA test key: \(error)")
+        }
+    }
+}
