@@ -47,6 +47,7 @@ let package = Package(
                 "MailRules",
                 "MailEngine",
                 "MailStore",
+                "MailSalesforce",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -70,6 +70,8 @@ public struct Engine {
     /// Checks the Save dialog's selection (`SelectionError` when an id is refused); `facts` and
     /// `decide` check it too, this is for callers that want to refuse before reading messages.
     public func validateSelection(_ context: ProcessContext) throws {
+        // Nothing to check costs no look-up (for Salesforce, no API call).
+        guard !context.effectiveSelection.isEmpty else { return }
         var builder = FactsBuilder(pack: pack)
         var plan = LookupPlan()
         for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }

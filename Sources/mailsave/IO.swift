@@ -30,6 +30,8 @@ enum ExitStatus: Int32 {
     /// The decision was made, but its save could not be done now (a CRM down, an org's API
     /// allowance used up): it is parked in the store's outbox; `mailsave retry` saves it.
     case parked = 11
+    /// The Salesforce configuration is missing, incomplete or unsafe (a file others may read).
+    case badConfiguration = 12
     /// Nothing is wrong with the input, but it cannot be done now (disk full, store locked
     /// past its busy timeout): retry later. 75 is sysexits' EX_TEMPFAIL, which MTAs and
     /// procmail read as "defer and deliver again".

@@ -74,7 +74,7 @@ struct Batch: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
-        let decider = options.decider(pack: pack, directory: directory, applying: apply)
+        let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)
         let output = try LineOutput(path: out)
         Interruption.install()

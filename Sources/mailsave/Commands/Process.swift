@@ -3,6 +3,7 @@ import ArgumentParser
 import MailEngine
 import MailMessage
 import MailRules
+import MailSalesforce
 import MailStore
 
 /// The options `process`, `explain` share: the pack, the mailbox context, the CRM.
@@ -31,8 +32,10 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
     var crm: String?
 
-    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists, or with --apply.")
+    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists, or with --apply. With --salesforce: where the save-once ledger and the outbox are kept.")
     var store: String?
+
+    @OptionGroup var salesforceOption: SalesforceOption
 
     func validate() throws {
         guard ProcessContext.triggers.contains(trigger) else {
@@ -106,6 +109,7 @@ struct DecisionOptions: ParsableArguments {
     /// The store to use: `--store`, else the user's default store when saving or when it exists.
     func storePath(applying: Bool) -> String? {
         if let store { return store }
+        if salesforceOption.enabled { return applying ? CRMStore.defaultPath() : nil }
         if crm != nil { return nil }
         let fallback = CRMStore.defaultPath()
         return applying || FileManager.default.fileExists(atPath: fallback) ? fallback : nil
@@ -115,6 +119,7 @@ struct DecisionOptions: ParsableArguments {
     /// Without `--apply` the store is opened read-only (a store we may not write still
     /// serves decisions); only the default store's own folder is ever created.
     func loadDirectory(applying: Bool = false) throws -> CRMDirectory {
+        if salesforceOption.enabled { return try salesforceOption.backend() }
         if let path = storePath(applying: applying) {
             do {
                 return try CRMStore(path: path, access: applying ? .readWrite : .readOnly, createFolder: store == nil,
@@ -139,6 +144,7 @@ struct DecisionOptions: ParsableArguments {
 
     func validateSources() throws {
         if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
+        if salesforceOption.enabled && crm != nil { throw ValidationError("give --salesforce or --crm, not both") }
     }
 
     /// The per-message path, and with `--apply` where it saves and parks. The store saves into
@@ -146,9 +152,24 @@ struct DecisionOptions: ParsableArguments {
     /// not park either, so that stays exit 75 and the caller delivers the message again. A
     /// backend of its own (Salesforce) saves through its writer and parks into the store:
     /// `MessageDecider(..., writer: salesforce, outbox: store, backend: .salesforce)`.
-    func decider(pack: RulePack, directory: CRMDirectory, applying: Bool) -> MessageDecider {
-        MessageDecider(pack: pack, directory: directory, context: context, writer: applying ? directory as? ActivityWriter : nil,
-                       outbox: nil, backend: .store)
+    /// With `--salesforce --apply` the store (`--store`, else the default) keeps the ledger of
+    /// what was saved in the org and the outbox of saves to retry.
+    func decider(pack: RulePack, directory: CRMDirectory, applying: Bool) throws -> MessageDecider {
+        if let salesforce = directory as? SalesforceBackend {
+            guard applying, let path = storePath(applying: true) else {
+                return MessageDecider(pack: pack, directory: directory, context: context, writer: nil, outbox: nil, backend: .salesforce)
+            }
+            let ledger: CRMStore
+            do {
+                ledger = try CRMStore(path: path, access: .readWrite, createFolder: store == nil, busyTimeout: StoreOption.busyTimeout)
+            } catch {
+                throw CommandFailure(error)
+            }
+            return MessageDecider(pack: pack, directory: directory, context: context, writer: SalesforceOption.writer(salesforce, store: ledger),
+                                  outbox: ledger, backend: .salesforce)
+        }
+        return MessageDecider(pack: pack, directory: directory, context: context, writer: applying ? directory as? ActivityWriter : nil,
+                              outbox: nil, backend: .store)
     }
 }
 
@@ -250,7 +271,7 @@ struct Process: ParsableCommand {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         try options.checkSelection(Engine(pack: pack, directory: directory))
-        let decider = options.decider(pack: pack, directory: directory, applying: apply)
+        let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         if thread { return try runThread(decider: decider) }
         try runFiles(decider: decider)
     }

@@ -3,6 +3,7 @@ import Foundation
 import MailEngine
 import MailMessage
 import MailRules
+import MailSalesforce
 import MailStore
 
 /// The backends a save can be meant for, as the outbox names them.
@@ -20,13 +21,14 @@ struct RetryBackend {
 
     /// The one place a backend plugs into `retry`: the CRM to decide against and the writer
     /// to save through, for the entries parked for `backend`.
-    static func open(_ backend: SaveBackend, store: CRMStore) throws(CommandFailure) -> RetryBackend {
+    /// Salesforce's configuration comes from `salesforce` (the environment, or `--salesforce-config`).
+    static func open(_ backend: SaveBackend, store: CRMStore, salesforce: SalesforceOption) throws(CommandFailure) -> RetryBackend {
         switch backend {
         case .store:
             return RetryBackend(directory: store, writer: store)
         case .salesforce:
-            throw CommandFailure(status: .couldNotRun,
-                                 message: "the Salesforce backend is not available in this build of mailsave; its parked saves stay in the outbox")
+            let org = try salesforce.backend()
+            return RetryBackend(directory: org, writer: SalesforceOption.writer(org, store: store))
         }
     }
 }
@@ -69,6 +71,10 @@ struct Retry: ParsableCommand {
     var rules: String = "rules"
 
     @OptionGroup var storeOption: StoreOption
+
+    /// For the saves parked for Salesforce: the org's configuration (`--salesforce` itself is
+    /// not needed: each entry names its backend).
+    @OptionGroup var salesforceOption: SalesforceOption
 
     @Option(help: "Retry at most N entries, oldest first.")
     var limit: Int?
@@ -128,14 +134,19 @@ struct Retry: ParsableCommand {
     /// Retries the entries in order; `open` gives each backend's CRM and writer (opened once,
     /// when an entry first needs it).
     func drain(_ store: CRMStore, pack: RulePack? = nil,
-               open: (SaveBackend, CRMStore) throws(CommandFailure) -> RetryBackend = RetryBackend.open) throws {
+               open: ((SaveBackend, CRMStore) throws(CommandFailure) -> RetryBackend)? = nil) throws {
+        let salesforce = salesforceOption
+        func openConfigured(_ kind: SaveBackend, _ store: CRMStore) throws(CommandFailure) -> RetryBackend {
+            if let open { return try open(kind, store) }
+            return try RetryBackend.open(kind, store: store, salesforce: salesforce)
+        }
         let pack = try pack ?? DecisionOptions.loadPack(rules: rules)
         var backends: [SaveBackend: Result<RetryBackend, CommandFailure>] = [:]
         var summary = RetrySummary()
         for entry in try store.outboxEntries(limit: limit, includingFailed: includeFailed) {
             let result = retry(entry, pack: pack) { (kind: SaveBackend) throws(CommandFailure) -> RetryBackend in
                 if let known = backends[kind] { return try known.get() }
-                let opened = Result { () throws(CommandFailure) in try open(kind, store) }
+                let opened = Result { () throws(CommandFailure) in try openConfigured(kind, store) }
                 backends[kind] = opened
                 return try opened.get()
             }
