@@ -95,17 +95,18 @@ import Testing
         let server = try seeded()
         try server.seed([CRMRecord(object: "Contact", id: "0035e00000Qbr01", fields: ["LastName": "O'Brien", "Email": "o'brien@x.example"])])
         var plan = LookupPlan()
-        plan.addresses = ["o'brien@x.example", #"a\'@x.example"#, "x@y.z') or email != null or (email in ('", "select@from.where"]
+        plan.addresses = ["o'brien@x.example", #"a\'@x.example"#, "x@y.z')or(email!=null)or(email=('", "select@from.where", "a b@x.example') OR (Id != null"]
         plan.companyNames = ["O'Reilly % _ Media"]
-        plan.websiteDomains = ["fab_rikam.com"]
+        plan.websiteDomains = ["fab_rikam.com", "fabrikam.com') OR Name != ('"]
         let backend = try server.backend()
         let answers = try backend.resolve(plan)
         #expect(answers.contacts(email: "o'brien@x.example").map(\.id).map(SalesforceID.canonical) == ["0035e00000Qbr01"])
         for address in plan.addresses.dropFirst() { #expect(answers.contacts(email: address).isEmpty, "\(address)") }
         #expect(answers.accounts(websiteDomain: "fab_rikam.com").isEmpty)
         let soql = try server.soql().joined(separator: "\n")
-        #expect(soql.contains(#"Email IN ('o\'brien@x.example', 'a\\\'@x.example', 'x@y.z\') or email != null or (email in (\'', 'select@from.where')"#))
-        #expect(soql.contains(#"Website LIKE 'fab\_rikam.com%'"#))
+        #expect(soql.contains(#"Email IN ('o\'brien@x.example', 'a\\\'@x.example', 'x@y.z\')or(email!=null)or(email=(\'', 'select@from.where')"#))
+        // What cannot be an address or a domain is never sent.
+        #expect(!soql.contains("a b@x.example") && !soql.contains("fab_rikam") && !soql.contains("Name != "))
         #expect(soql.contains(#"Name LIKE 'o%'"#) == false) // one-letter first words are not asked
         #expect(backend.statistics.calls == 1)
     }
@@ -154,7 +155,10 @@ import Testing
         let server = try seeded()
         let plan = try plan(file)
         let expected = try InMemoryDirectory(records: try sampleRecords()).resolve(plan)
-        #expect(canonical(try (try server.backend()).resolve(plan)) == canonical(expected))
+        // The in-memory directory checks Tasks for the Message-ID too: so does the backend once the field is named.
+        let backend = try server.backend(settings: ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": SalesforceSchema.taskMessageIdentifierField])
+        let (found, wanted) = (canonical(try backend.resolve(plan)), canonical(expected))
+        #expect(found == wanted, "Salesforce only: \(Set(found).subtracting(wanted)); in memory only: \(Set(wanted).subtracting(found))")
     }
 
     @Test func aHandWrittenPlanMatchesTheInMemoryDirectory() throws {
@@ -173,7 +177,8 @@ import Testing
         let answers = try backend.resolve(plan)
         #expect(canonical(answers) == canonical(expected))
         #expect(answers.savedRecord.map(SalesforceID.canonical) == "00T5e00000Tas01")
-        #expect(backend.statistics.calls == 2)
+        // 11 queries: 5 + 5 + 1.
+        #expect(backend.statistics.calls == 3)
     }
 
     // MARK: Saving
@@ -190,7 +195,8 @@ import Testing
         #expect(decision.verdict == .save)
         let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
         #expect(saved.created)
-        #expect(backend.statistics.calls == 2) // one look-up, one save
+        // One look-up, the Task Message-ID check (the look-up checked EmailMessages only), one save.
+        #expect(backend.statistics.byKind == ["lookup": 1, "save-check": 1, "save": 1])
         let task = try #require(try server.records("Task").first { $0["Id"]?.string == saved.id })
         #expect(task["WhoId"]?.string.map(SalesforceID.canonical) == "0035e00000Bob01")
         #expect(task["WhatId"]?.string.map(SalesforceID.canonical) == "0065e00000Opp01")
@@ -349,8 +355,11 @@ import Testing
         let decision = try decide(backend, message, settings: ["save_as": "EmailMessage"])
         let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
         #expect(saved.created)
+        // Another process finds it by the ledger key: the look-up says so, and a retried save reports it.
         let other = try server.backend()
-        #expect(try other.write(try decide(other, message, settings: ["save_as": "EmailMessage"]), message: message, mailbox: "ann@contoso.com")
-                == SaveResult(id: saved.id, created: false))
+        #expect(try other.resolve(FactsBuilder(pack: try shippedPack()).plan(message, context: ProcessContext(mailbox: "ann@contoso.com"))).savedRecord == saved.id)
+        let retry = try server.backend()
+        #expect(try retry.write(decision, message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(try server.records("EmailMessage").filter { ($0["MessageIdentifier"]?.string ?? "").hasPrefix("no-message-id:") }.count == 1)
     }
 }

@@ -106,14 +106,14 @@ extension SalesforceBackend {
         var fields: [String: JSON] = [:]
         for field in record.fields {
             switch field.value {
+            // An empty text is no value (Salesforce refuses "" for a date or an id).
+            case .string(let text) where text.isEmpty: break
             case .string(let text): fields[field.name] = .string(substitute[text] ?? text)
             case .bool(let flag): fields[field.name] = .bool(flag)
             case .int(let number): fields[field.name] = .number(Double(number))
             default: break
             }
         }
-        // An empty link is no link (Salesforce refuses "" as an id).
-        for link in ["WhoId", "WhatId", "RelatedToId"] where fields[link]?.string?.isEmpty == true { fields[link] = nil }
         let who = decision.who.map { substitute[$0] ?? $0 }
         var extra: [JSON] = []
         if record.object == "Task" {
