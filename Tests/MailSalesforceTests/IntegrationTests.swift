@@ -363,3 +363,63 @@ import Testing
         #expect(try server.records("EmailMessage").filter { ($0["MessageIdentifier"]?.string ?? "").hasPrefix("no-message-id:") }.count == 1)
     }
 }
+
+@Suite struct SalesforceEditAndTransportTests {
+    @Test func anEditDeletesAndRecreatesInOneCall() throws {
+        let server = try FakeServer()
+        try server.seed(try sampleRecords())
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try Engine(pack: try packWith(["save_as": "EmailMessage"]), directory: backend)
+            .decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        let before = backend.statistics.calls
+        let newID = try backend.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", set: ["Subject": "Edited"], who: nil, what: nil)
+        #expect(newID != saved.id)
+        #expect(backend.statistics.byKind["edit"] == 1)
+        #expect(backend.statistics.calls - before == 2) // the look-up of the saved record, the edit
+        let emails = try server.records("EmailMessage").filter { $0["MessageIdentifier"]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(emails.map { $0["Id"]?.string } == [newID])
+        #expect(emails.first?["Subject"]?.string == "Edited")
+        let relations = try server.records("EmailMessageRelation").filter { $0["EmailMessageId"]?.string == newID }
+        #expect(Set(relations.map { "\(SalesforceID.canonical($0["RelationId"]?.string ?? "")) \($0["RelationType"]?.string ?? "")" })
+                == ["0035e00000Bob01 FromAddress", "0035e00000Car01 CcAddress"])
+        #expect(throws: SalesforceEditRefusal.self) { _ = try backend.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", set: ["FromAddress": "x@y.z"], who: nil, what: nil) }
+        #expect(throws: SalesforceEditRefusal.self) { _ = try backend.editEmailMessage(messageID: "<nothing@x.example>", set: ["Subject": "x"], who: nil, what: nil) }
+        #expect(throws: SalesforceEditRefusal.self) {
+            _ = try backend.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", set: [:], who: ["00Q5e00000Kim01"], what: nil)
+        }
+        try backend.delete(id: newID)
+        try backend.delete(id: newID) // already gone: nothing to do
+        #expect(try server.records("EmailMessage").filter { $0["Id"]?.string == newID }.isEmpty)
+    }
+
+    @Test func theProxyVariablesAreReadAndNoProxyKeepsLoopbackDirect() throws {
+        _ = proxyEnvironment
+        // Every other test reaches 127.0.0.1 directly (NO_PROXY); a name outside NO_PROXY goes
+        // to the proxy the environment names, which refuses: "not sent", not a DNS failure.
+        let transport = CurlTransport()
+        #expect {
+            _ = try transport.send(HTTPRequest(method: "GET", url: "http://salesforce.invalid/services/data"))
+        } throws: { error in
+            (error as? HTTPFailure)?.kind == .notSent
+        }
+    }
+
+    @Test func aResponseOverTheCapIsAborted() throws {
+        let server = try FakeServer()
+        try server.seed(try sampleRecords())
+        var options = CurlTransport.Options()
+        options.maxResponseBytes = 512
+        let transport = CurlTransport(options: options)
+        #expect {
+            _ = try transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/__control/records"))
+        } throws: { error in
+            (error as? HTTPFailure)?.kind == .permanent && "\(error)".contains("larger than 512 bytes")
+        }
+        // Gzip is asked for and decoded.
+        let response = try CurlTransport().send(HTTPRequest(method: "GET", url: server.baseURL + "/__control/records"))
+        #expect(JSON.parse(response.body)?["records"]?.array?.isEmpty == false)
+        #expect(response.header("Content-Encoding") == "gzip")
+    }
+}

@@ -204,8 +204,9 @@ extension SalesforceBackend {
             let reference = result["referenceId"]?.string ?? ""
             let object = request.references.first { $0.reference == reference }?.object ?? "record"
             let status = Int(result["httpStatusCode"]?.number ?? 0)
-            if (200..<300).contains(status), let id = result["body"]?["id"]?.string {
-                ids[reference] = id
+            if (200..<300).contains(status) {
+                // A delete answers 204 without a body.
+                if let id = result["body"]?["id"]?.string { ids[reference] = id }
             } else {
                 for error in SalesforceAPIError.parse(result["body"]) { refusals.append((object, error)) }
                 if SalesforceAPIError.parse(result["body"]).isEmpty { refusals.append((object, SalesforceAPIError(code: "HTTP_\(status)", message: ""))) }
