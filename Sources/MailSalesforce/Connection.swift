@@ -81,7 +81,8 @@ final class SalesforceConnection: @unchecked Sendable {
             guard path.hasPrefix("/services/") else { throw failure(.permanent, "Salesforce named a resource outside /services/; refused") }
             var headers = [HTTPRequest.Header("Authorization", "Bearer " + session.accessToken), HTTPRequest.Header("Accept", "application/json")]
             if body != nil { headers.append(HTTPRequest.Header("Content-Type", "application/json")) }
-            let request = HTTPRequest(method: method, url: session.instanceURL + path, headers: headers, body: body?.encoded())
+            var request = HTTPRequest(method: method, url: session.instanceURL + path, headers: headers, body: body?.encoded())
+            request.idempotent = !write
             lock.withLock {
                 stats.calls += 1
                 stats.byKind[kind, default: 0] += 1

@@ -141,7 +141,7 @@ extension SalesforceSchema {
     public static let queryFields: [String: [String]] = [
         "Contact": ["Id", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "AccountId", "Title"],
         "Lead": ["Id", "FirstName", "LastName", "Company", "Email", "Phone", "MobilePhone", "IsConverted", "Status"],
-        "User": ["Id", "Username", "Email", "Name", "IsActive"],
+        "User": ["Id", "Username", "Email", "IsActive"],
         "Account": ["Id", "Name", "Website"],
         "Opportunity": ["Id", "Name", "AccountId", "StageName", "CloseDate", "IsClosed", "IsWon"],
         "Case": ["Id", "CaseNumber", "Subject", "ContactId", "AccountId", "Status", "IsClosed", "CreatedDate"],

@@ -90,6 +90,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         set(mailsave_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         set(mailsave_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         set(mailsave_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+        if !request.idempotent { set(mailsave_curl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1)) }
         set(mailsave_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000)))
         set(mailsave_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(options.timeout * 1000)))
         // "" = every encoding libcurl can decode (gzip, deflate), decoded transparently.

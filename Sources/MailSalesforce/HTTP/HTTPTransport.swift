@@ -10,6 +10,10 @@ public struct HTTPRequest: Sendable, Equatable {
     /// Header lines in order (name, value).
     public var headers: [Header]
     public var body: [UInt8]?
+    /// False for a request that must not be sent twice (a create): the transport then uses a
+    /// new connection, so nothing below it resends the request on a reused connection that
+    /// died (libcurl does that for requests that got no answer).
+    public var idempotent: Bool = true
 
     public struct Header: Sendable, Equatable {
         public var name: String

@@ -54,7 +54,7 @@ struct LookupQueries {
 
     static func childQuery(_ object: String) -> String? {
         guard let child = SalesforceSchema.childRelationships[object] else { return nil }
-        let fields = child.object == "EmailMessageRelation" ? ["RelationId"] : Self.fields(child.object)
+        let fields = child.object == "EmailMessageRelation" ? ["Id", "RelationId", "RelationType"] : Self.fields(child.object)
         return "(SELECT \(fields.joined(separator: ", ")) FROM \(child.relationship))"
     }
 

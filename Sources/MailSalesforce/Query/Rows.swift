@@ -10,15 +10,15 @@ struct Row {
     var moreChildren: [String: String] = [:]
 
     /// Nil for a JSON value that is not a record with an Id.
-    init?(_ json: JSON, object fallback: String) {
-        guard let members = json.object, let id = members["Id"]?.string else { return nil }
+    init?(_ json: JSON, object fallback: String, child: Bool = false) {
+        guard let members = json.object, let id = members["Id"]?.string ?? (child ? "" : nil) else { return nil }
         let object = members["attributes"]?["type"]?.string ?? fallback
         var fields: [String: String] = [:]
         for (name, value) in members where name != "attributes" {
             switch value {
             case .object(let nested):
                 if let records = nested["records"]?.array {
-                    children[name] = records.compactMap { Row($0, object: name)?.record }
+                    children[name] = records.compactMap { Row($0, object: name, child: true)?.record }
                     if nested["done"]?.bool == false, let next = nested["nextRecordsUrl"]?.string { moreChildren[name] = next }
                 } else if let parent = Row(value, object: name) {
                     parents[name] = parent.record

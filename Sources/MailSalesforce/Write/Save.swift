@@ -106,14 +106,14 @@ extension SalesforceBackend {
         var fields: [String: JSON] = [:]
         for field in record.fields {
             switch field.value {
+            // An empty text is no value (Salesforce refuses "" for a date or an id).
+            case .string(let text) where text.isEmpty: break
             case .string(let text): fields[field.name] = .string(substitute[text] ?? text)
             case .bool(let flag): fields[field.name] = .bool(flag)
             case .int(let number): fields[field.name] = .number(Double(number))
             default: break
             }
         }
-        // An empty link is no link (Salesforce refuses "" as an id).
-        for link in ["WhoId", "WhatId", "RelatedToId"] where fields[link]?.string?.isEmpty == true { fields[link] = nil }
         let who = decision.who.map { substitute[$0] ?? $0 }
         var extra: [JSON] = []
         if record.object == "Task" {
@@ -204,8 +204,9 @@ extension SalesforceBackend {
             let reference = result["referenceId"]?.string ?? ""
             let object = request.references.first { $0.reference == reference }?.object ?? "record"
             let status = Int(result["httpStatusCode"]?.number ?? 0)
-            if (200..<300).contains(status), let id = result["body"]?["id"]?.string {
-                ids[reference] = id
+            if (200..<300).contains(status) {
+                // A delete answers 204 without a body.
+                if let id = result["body"]?["id"]?.string { ids[reference] = id }
             } else {
                 for error in SalesforceAPIError.parse(result["body"]) { refusals.append((object, error)) }
                 if SalesforceAPIError.parse(result["body"]).isEmpty { refusals.append((object, SalesforceAPIError(code: "HTTP_\(status)", message: ""))) }

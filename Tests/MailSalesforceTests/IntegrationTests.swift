@@ -1,0 +1,425 @@
+import Foundation
+import MailEngine
+import MailMessage
+import MailRules
+@testable import MailSalesforce
+import Testing
+
+/// The backend against the fake Salesforce server (Tests/FakeSalesforce), over real HTTP.
+@Suite struct SalesforceServerTests {
+    func seeded(batchSize: Int = 200) throws -> FakeServer {
+        let server = try FakeServer(batchSize: batchSize)
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([.string(SalesforceSchema.taskMessageIdentifierField)])]))
+        try server.seed(try sampleRecords())
+        return server
+    }
+
+    func plan(_ file: String, mailbox: String = "ann@contoso.com") throws -> LookupPlan {
+        FactsBuilder(pack: try shippedPack()).plan(try sampleMessage(file), context: ProcessContext(mailbox: mailbox))
+    }
+
+    func failure(_ body: () throws -> Void) -> CRMError? {
+        do {
+            try body()
+            return nil
+        } catch let error as CRMError {
+            return error
+        } catch {
+            return CRMError(.permanent, "unexpected \(error)")
+        }
+    }
+
+    // MARK: Authentication
+
+    @Test(arguments: ["jwt", "refresh", "client"]) func eachFlowLogsInAndAsks(_ flow: String) throws {
+        let server = try seeded()
+        let backend = try server.backend(flow)
+        let answers = try backend.resolve(try plan("01-customer-question.eml"))
+        #expect(answers.contacts(email: "bob@fabrikam.com").map { SalesforceID.canonical($0.id) } == ["0035e00000Bob01"])
+        #expect(backend.statistics.logins == 1)
+        #expect(backend.statistics.calls == 1)
+    }
+
+    @Test func aRefusedLoginSaysWhyWithoutTheSecret() throws {
+        let server = try seeded()
+        var environment = try server.environment("refresh")
+        environment["MAILSAVE_SF_REFRESH_TOKEN"] = "wrong-refresh-token-77c1"
+        let backend = SalesforceBackend(configuration: try SalesforceConfiguration(environment: environment), sleep: { _ in })
+        let error = try #require(failure { _ = try backend.resolve(try plan("01-customer-question.eml")) })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("invalid_grant"))
+        #expect(!error.message.contains("wrong-refresh-token-77c1"))
+        expectNoSecret(error.message, server)
+    }
+
+    @Test func theTokenIsCachedPrivatelyAndReused() throws {
+        let server = try seeded()
+        let first = try server.backend("jwt", cache: true)
+        _ = try first.resolve(try plan("01-customer-question.eml"))
+        let path = try #require(first.tokenCachePath)
+        var status = stat()
+        #expect(stat(path, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        let second = try server.backend("jwt", cache: true)
+        _ = try second.resolve(try plan("01-customer-question.eml"))
+        #expect(second.statistics.logins == 0)
+        #expect(try server.stats()["logins"]?.number == 1)
+        // A cache others may read is not trusted: a new login replaces it.
+        chmod(path, 0o644)
+        let third = try server.backend("jwt", cache: true)
+        _ = try third.resolve(try plan("01-customer-question.eml"))
+        #expect(third.statistics.logins == 1)
+        #expect(stat(path, &status) == 0 && status.st_mode & 0o777 == 0o600)
+    }
+
+    @Test func anExpiredSessionLogsInOnceAndReplays() throws {
+        let server = try seeded()
+        let backend = try server.backend("client", cache: true)
+        _ = try backend.resolve(try plan("01-customer-question.eml"))
+        try server.call("POST", "/__control/expire-tokens")
+        let answers = try backend.resolve(try plan("01-customer-question.eml"))
+        #expect(!answers.contacts(email: "bob@fabrikam.com").isEmpty)
+        #expect(backend.statistics.logins == 2)
+        // A session refused every time: one new login, then a permanent error, no loop.
+        try server.fault(["kind": .string("status"), "status": .number(401), "match": .string("/services/data"), "times": .number(0)])
+        let error = try #require(failure { _ = try backend.resolve(try plan("01-customer-question.eml")) })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("INVALID_SESSION_ID"))
+        #expect(backend.statistics.logins == 3)
+        expectNoSecret(error.message, server)
+    }
+
+    // MARK: Look-ups
+
+    @Test func quotesBackslashesAndKeywordsCannotInject() throws {
+        let server = try seeded()
+        try server.seed([CRMRecord(object: "Contact", id: "0035e00000Qbr01", fields: ["LastName": "O'Brien", "Email": "o'brien@x.example"])])
+        var plan = LookupPlan()
+        plan.addresses = ["o'brien@x.example", #"a\'@x.example"#, "x@y.z')or(email!=null)or(email=('", "select@from.where", "a b@x.example') OR (Id != null"]
+        plan.companyNames = ["O'Reilly % _ Media"]
+        plan.websiteDomains = ["fab_rikam.com", "fabrikam.com') OR Name != ('"]
+        let backend = try server.backend()
+        let answers = try backend.resolve(plan)
+        #expect(answers.contacts(email: "o'brien@x.example").map(\.id).map(SalesforceID.canonical) == ["0035e00000Qbr01"])
+        for address in plan.addresses.dropFirst() { #expect(answers.contacts(email: address).isEmpty, "\(address)") }
+        #expect(answers.accounts(websiteDomain: "fab_rikam.com").isEmpty)
+        let soql = try server.soql().joined(separator: "\n")
+        #expect(soql.contains(#"Email IN ('o\'brien@x.example', 'a\\\'@x.example', 'x@y.z\')or(email!=null)or(email=(\'', 'select@from.where')"#))
+        // What cannot be an address or a domain is never sent.
+        #expect(!soql.contains("a b@x.example") && !soql.contains("fab_rikam") && !soql.contains("Name != "))
+        #expect(soql.contains(#"Name LIKE 'o%'"#) == false) // one-letter first words are not asked
+        #expect(backend.statistics.calls == 1)
+    }
+
+    @Test func everyPageIsRead() throws {
+        let server = try seeded(batchSize: 2)
+        let people = (0..<7).map { CRMRecord(object: "Contact", id: SalesforceID.make(prefix: "003", number: 900 + $0),
+                                             fields: ["LastName": "P\($0)", "Email": "p\($0)@northwind.example", "AccountId": "0015e00000Nor01"]) }
+        try server.seed(people)
+        var plan = LookupPlan()
+        plan.addresses = people.map { $0["Email"] ?? "" } + ["carla@northwind.example"]
+        let answers = try (try server.backend()).resolve(plan)
+        for person in people { #expect(answers.contacts(email: person["Email"] ?? "").count == 1) }
+        // Carla's Case and the Account's Opportunities (none) came along.
+        #expect(answers.cases(contactID: try #require(answers.contacts(email: "carla@northwind.example").first).id).count == 1)
+        #expect(try server.log().contains { ($0["path"]?.string ?? "").contains("/composite") })
+        #expect(try server.stats()["by_kind"]?["query_more"]?.number ?? 0 > 0 || (try server.log().count) > 1)
+    }
+
+    @Test func longAddressListsAreSplitUnderTheLimit() throws {
+        let server = try seeded()
+        try server.call("POST", "/__control/soql-limit", .object(["max_length": .number(1500)]))
+        var plan = LookupPlan()
+        plan.addresses = (0..<80).map { "someone.with.a.long.name\($0)@example.org" } + ["bob@fabrikam.com"]
+        let backend = try server.backend(settings: ["MAILSAVE_SF_MAX_SOQL_LENGTH": "1500"])
+        let answers = try backend.resolve(plan)
+        #expect(answers.contacts(email: "bob@fabrikam.com").count == 1)
+        let statements = try server.soql()
+        #expect(statements.count > 6)
+        #expect(statements.allSatisfy { $0.count <= 1500 })
+        for address in plan.addresses { #expect(statements.contains { $0.contains("'\(address)'") }, "\(address)") }
+    }
+
+    @Test func aTypicalMessageCostsOneCall() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let answers = try backend.resolve(try plan("01-customer-question.eml"))
+        #expect(backend.statistics.calls == 1)
+        #expect(try server.log().count == 1)
+        #expect(!answers.opportunities(accountID: try #require(answers.contacts(email: "bob@fabrikam.com").first?["AccountId"])).isEmpty)
+    }
+
+    @Test(arguments: ["01-customer-question.eml", "03-outbound-reply.eml", "04-case-thread.eml", "08-gmail-prospect.eml",
+                      "09-attachment.eml", "11-reply-to-salesforce-email.eml", "12-blocklisted-newsletter.eml"])
+    func answersMatchTheInMemoryDirectory(_ file: String) throws {
+        let server = try seeded()
+        let plan = try plan(file)
+        let expected = try InMemoryDirectory(records: try sampleRecords()).resolve(plan)
+        // The in-memory directory checks Tasks for the Message-ID too: so does the backend once the field is named.
+        let backend = try server.backend(settings: ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": SalesforceSchema.taskMessageIdentifierField])
+        let (found, wanted) = (canonical(try backend.resolve(plan)), canonical(expected))
+        #expect(found == wanted, "Salesforce only: \(Set(found).subtracting(wanted)); in memory only: \(Set(wanted).subtracting(found))")
+    }
+
+    @Test func aHandWrittenPlanMatchesTheInMemoryDirectory() throws {
+        let server = try seeded()
+        var plan = LookupPlan()
+        plan.addresses = ["bob@fabrikam.com", "kim.lee.consulting@gmail.com", "ann@contoso.com", "carla@northwind.example", "nobody@nowhere.example"]
+        plan.websiteDomains = ["mail.fabrikam.com", "northwind.example", "unknown.example"]
+        plan.companyNames = ["Fabrikam, Inc", "Northwind Traders Ltd", "Nothing"]
+        plan.phones = ["+12065550147", "+498912345678", "+15555550000"]
+        plan.caseNumbers = ["1042", "00000977", "5"]
+        plan.recordIDs = ["5005e00000Cas01", "0065e00000Opp01", "0035e00000Car01", "0015e00000Nor01", "0035e00000Zzz01"]
+        plan.messageIdentifiers = ["sf-outbound-1@contoso.com", "unknown@x.example"]
+        plan.ledgerKey = "order-5@fabrikam.com"
+        let expected = try InMemoryDirectory(records: try sampleRecords()).resolve(plan)
+        let backend = try server.backend(settings: ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": SalesforceSchema.taskMessageIdentifierField])
+        let answers = try backend.resolve(plan)
+        #expect(canonical(answers) == canonical(expected))
+        #expect(answers.savedRecord.map(SalesforceID.canonical) == "00T5e00000Tas01")
+        // 11 queries: 5 + 5 + 1.
+        #expect(backend.statistics.calls == 3)
+    }
+
+    // MARK: Saving
+
+    func decide(_ backend: SalesforceBackend, _ message: Message, settings: [String: String] = [:]) throws -> Decision {
+        try Engine(pack: try packWith(settings), directory: backend).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+    }
+
+    @Test func aTaskIsSavedOnceInOneCall() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message)
+        #expect(decision.verdict == .save)
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        // One look-up, the Task Message-ID check (the look-up checked EmailMessages only), one save.
+        #expect(backend.statistics.byKind == ["lookup": 1, "save-check": 1, "save": 1])
+        let task = try #require(try server.records("Task").first { $0["Id"]?.string == saved.id })
+        #expect(task["WhoId"]?.string.map(SalesforceID.canonical) == "0035e00000Bob01")
+        #expect(task["WhatId"]?.string.map(SalesforceID.canonical) == "0065e00000Opp01")
+        #expect(task["TaskSubtype"]?.string == "Email")
+        #expect(task[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>")
+        #expect(task["OwnerId"]?.string.map(SalesforceID.canonical) == "0055e00000Ann01")
+        // Again, from another process: found, not created.
+        let other = try server.backend()
+        let again = try decide(other, message)
+        #expect(try other.write(again, message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(try server.records("Task").count == 2)
+    }
+
+    @Test func anEmailMessageGetsItsRelationsAndNoSecondTask() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message, settings: ["save_as": "EmailMessage"])
+        let tasks = try server.records("Task").count
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created && saved.id.hasPrefix("02s"))
+        #expect(backend.statistics.calls == 2)
+        let email = try #require(try server.records("EmailMessage").first { $0["Id"]?.string == saved.id })
+        #expect(email["MessageIdentifier"]?.string == "<CAB1234567@mail.fabrikam.com>")
+        #expect(email["RelatedToId"]?.string.map(SalesforceID.canonical) == "0065e00000Opp01")
+        let relations = try server.records("EmailMessageRelation").filter { $0["EmailMessageId"]?.string == saved.id }
+        #expect(Set(relations.map { "\(SalesforceID.canonical($0["RelationId"]?.string ?? "")) \($0["RelationType"]?.string ?? "")" })
+                == ["0035e00000Bob01 FromAddress", "0035e00000Car01 CcAddress"])
+        #expect(try server.records("Task").count == tasks)
+        // The composite body named the recipients by role.
+        let body = try #require(try server.log().last?["body"])
+        #expect("\(body)".contains("CcIds"))
+    }
+
+    @Test func aCreatedLeadIsReferencedInTheSameCall() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try parse("From: \"Lee, Sam\" <sam@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <forced-1@unknown.example>\r\n\r\nHello\r\n\r\nBest regards,\r\nSam Lee\r\nBuyer\r\nAcme Widgets Ltd\r\n")
+        let decision = try decide(backend, message, settings: ["auto_save_mode": "forced"])
+        #expect(decision.createFor == ["sam@unknown.example"])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        let lead = try #require(try server.records("Lead").first { $0["Email"]?.string == "sam@unknown.example" })
+        #expect(lead["FirstName"]?.string == "Sam" && lead["LastName"]?.string == "Lee")
+        #expect(lead["Company"]?.string == "Acme Widgets Ltd")
+        #expect(saved.createdRecords.map(\.placeholder) == ["new:Lead:sam@unknown.example"])
+        #expect(saved.createdRecords.map(\.id) == [lead["Id"]?.string ?? ""])
+        #expect(try server.records("Task").first { $0["Id"]?.string == saved.id }?["WhoId"]?.string == lead["Id"]?.string)
+    }
+
+    @Test func aRefusedFieldIsNamedAndNothingIsSaved() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try parse("From: Sam <sam@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <long-1@unknown.example>\r\n\r\nHello\r\n")
+        var decision = try decide(backend, message, settings: ["auto_save_mode": "forced"])
+        let subject = try #require(decision.record?.fields.firstIndex { $0.name == "Subject" })
+        decision.record?.fields[subject].value = .string(String(repeating: "x", count: 300))
+        let leads = try server.records("Lead").count
+        let error = try #require(failure { _ = try backend.write(decision, message: message, mailbox: "ann@contoso.com") })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("Task") && error.message.contains("STRING_TOO_LONG") && error.message.contains("Subject"))
+        #expect(!error.message.contains("PROCESSING_HALTED"))
+        #expect(try server.records("Lead").count == leads)
+        #expect(try server.records("Task").count == 1)
+        expectNoSecret(error.message, server)
+    }
+
+    // MARK: Faults
+
+    @Test func unavailableTwiceThenAnswered() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        _ = try backend.resolve(LookupPlan()) // logs in
+        try server.fault(["kind": .string("status"), "status": .number(503), "times": .number(2), "match": .string("/services/data")])
+        let answers = try backend.resolve(try plan("01-customer-question.eml"))
+        #expect(!answers.contacts(email: "bob@fabrikam.com").isEmpty)
+        #expect(backend.statistics.retries == 2)
+    }
+
+    @Test func aLockedRowIsRetriedAndSavedOnce() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message)
+        try server.fault(["kind": .string("error_code"), "code": .string("UNABLE_TO_LOCK_ROW"), "match": .string("composite"), "times": .number(1)])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(backend.statistics.retries == 1)
+        #expect(try server.records("Task").count == 2)
+    }
+
+    @Test func theDailyLimitStopsAtOnceAndParks() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message)
+        try server.fault(["kind": .string("request_limit"), "times": .number(0)])
+        let error = try #require(failure { _ = try backend.write(decision, message: message, mailbox: "ann@contoso.com") })
+        #expect(error.kind == .retryable)
+        #expect(error.message.contains("REQUEST_LIMIT_EXCEEDED") && error.message.contains("parked"))
+        #expect(backend.statistics.retries == 0)
+        #expect(try server.records("Task").count == 1)
+        expectNoSecret(error.message, server)
+    }
+
+    @Test func theConfiguredShareOfTheAllowanceIsNeverPassed() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        try server.call("POST", "/__control/limits", .object(["used": .number(7_600), "max": .number(15_000)]))
+        let decision = try decide(backend, message)
+        let error = try #require(failure { _ = try backend.write(decision, message: message, mailbox: "ann@contoso.com") })
+        #expect(error.kind == .retryable)
+        #expect(error.message.contains("of the org's 15000 daily API calls") && error.message.contains("50%"))
+        #expect(try server.records("Task").count == 1)
+    }
+
+    @Test func aSlowAnswerTimesOutAsRetryable() throws {
+        let server = try seeded()
+        let backend = try server.backend(settings: ["MAILSAVE_SF_TIMEOUT": "0.5", "MAILSAVE_SF_RETRIES": "1"])
+        _ = try backend.resolve(LookupPlan())
+        try server.fault(["kind": .string("slow"), "seconds": .number(2), "times": .number(0), "match": .string("/services/data")])
+        let error = try #require(failure { _ = try backend.resolve(try plan("01-customer-question.eml")) })
+        #expect(error.kind == .retryable)
+        #expect(error.message.contains("2 attempts"))
+        expectNoSecret(error.message, server)
+    }
+
+    @Test func aMalformedBodyIsAClearError() throws {
+        let server = try seeded()
+        let backend = try server.backend(settings: ["MAILSAVE_SF_RETRIES": "1"])
+        _ = try backend.resolve(LookupPlan())
+        try server.fault(["kind": .string("malformed"), "times": .number(0), "match": .string("/services/data")])
+        let error = try #require(failure { _ = try backend.resolve(try plan("01-customer-question.eml")) })
+        #expect(error.message.contains("not JSON"))
+        expectNoSecret(error.message, server)
+    }
+
+    @Test func aLostAnswerAfterTheCommitIsFoundNotSavedTwice() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message, settings: ["save_as": "EmailMessage"])
+        try server.fault(["kind": .string("drop_after_commit"), "match": .string("composite"), "times": .number(1)])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(!saved.created)
+        let emails = try server.records("EmailMessage").filter { $0["MessageIdentifier"]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(emails.count == 1)
+        #expect(emails.first?["Id"]?.string == saved.id)
+        #expect(backend.statistics.byKind["save-check"] == 1)
+    }
+
+    @Test func aMessageWithoutMessageIDIsFoundByItsLedgerKey() throws {
+        let server = try seeded()
+        let message = try parse("From: Bob Buyer <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: No id\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\nHello\r\n")
+        let backend = try server.backend()
+        let decision = try decide(backend, message, settings: ["save_as": "EmailMessage"])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        // Another process finds it by the ledger key: the look-up says so, and a retried save reports it.
+        let other = try server.backend()
+        #expect(try other.resolve(FactsBuilder(pack: try shippedPack()).plan(message, context: ProcessContext(mailbox: "ann@contoso.com"))).savedRecord == saved.id)
+        let retry = try server.backend()
+        #expect(try retry.write(decision, message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(try server.records("EmailMessage").filter { ($0["MessageIdentifier"]?.string ?? "").hasPrefix("no-message-id:") }.count == 1)
+    }
+}
+
+@Suite struct SalesforceEditAndTransportTests {
+    @Test func anEditDeletesAndRecreatesInOneCall() throws {
+        let server = try FakeServer()
+        try server.seed(try sampleRecords())
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try Engine(pack: try packWith(["save_as": "EmailMessage"]), directory: backend)
+            .decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        let before = backend.statistics.calls
+        let newID = try backend.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", set: ["Subject": "Edited"], who: nil, what: nil)
+        #expect(newID != saved.id)
+        #expect(backend.statistics.byKind["edit"] == 1)
+        #expect(backend.statistics.calls - before == 2) // the look-up of the saved record, the edit
+        let emails = try server.records("EmailMessage").filter { $0["MessageIdentifier"]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(emails.map { $0["Id"]?.string } == [newID])
+        #expect(emails.first?["Subject"]?.string == "Edited")
+        let relations = try server.records("EmailMessageRelation").filter { $0["EmailMessageId"]?.string == newID }
+        #expect(Set(relations.map { "\(SalesforceID.canonical($0["RelationId"]?.string ?? "")) \($0["RelationType"]?.string ?? "")" })
+                == ["0035e00000Bob01 FromAddress", "0035e00000Car01 CcAddress"])
+        #expect(throws: SalesforceEditRefusal.self) { _ = try backend.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", set: ["FromAddress": "x@y.z"], who: nil, what: nil) }
+        #expect(throws: SalesforceEditRefusal.self) { _ = try backend.editEmailMessage(messageID: "<nothing@x.example>", set: ["Subject": "x"], who: nil, what: nil) }
+        #expect(throws: SalesforceEditRefusal.self) {
+            _ = try backend.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", set: [:], who: ["00Q5e00000Kim01"], what: nil)
+        }
+        try backend.delete(id: newID)
+        try backend.delete(id: newID) // already gone: nothing to do
+        #expect(try server.records("EmailMessage").filter { $0["Id"]?.string == newID }.isEmpty)
+    }
+
+    @Test func theProxyVariablesAreReadAndNoProxyKeepsLoopbackDirect() throws {
+        _ = proxyEnvironment
+        // Every other test reaches 127.0.0.1 directly (NO_PROXY); a name outside NO_PROXY goes
+        // to the proxy the environment names, which refuses: "not sent", not a DNS failure.
+        let transport = CurlTransport()
+        #expect {
+            _ = try transport.send(HTTPRequest(method: "GET", url: "http://salesforce.invalid/services/data"))
+        } throws: { error in
+            (error as? HTTPFailure)?.kind == .notSent
+        }
+    }
+
+    @Test func aResponseOverTheCapIsAborted() throws {
+        let server = try FakeServer()
+        try server.seed(try sampleRecords())
+        var options = CurlTransport.Options()
+        options.maxResponseBytes = 512
+        let transport = CurlTransport(options: options)
+        #expect {
+            _ = try transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/__control/records"))
+        } throws: { error in
+            (error as? HTTPFailure)?.kind == .permanent && "\(error)".contains("larger than 512 bytes")
+        }
+        // Gzip is asked for and decoded.
+        let response = try CurlTransport().send(HTTPRequest(method: "GET", url: server.baseURL + "/__control/records"))
+        #expect(JSON.parse(response.body)?["records"]?.array?.isEmpty == false)
+        #expect(response.header("Content-Encoding") == "gzip")
+    }
+}
