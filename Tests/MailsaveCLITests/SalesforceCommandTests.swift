@@ -1,0 +1,152 @@
+import Foundation
+import SalesforceTestServer
+import Testing
+
+/// `--salesforce` end to end: the `mailsave` binary against the Salesforce-compatible test
+/// server (`Tests/FakeSalesforce`), seeded with the sample org of `examples/crm`.
+@Suite(.serialized) struct SalesforceCommandTests {
+    /// A server with the sample org, and a folder for the run's store and configuration.
+    static func serverWithSampleOrg() throws -> (FakeServer, String) {
+        let server = try FakeServer()
+        try server.seed(try sampleRecords())
+        let folder = server.folder + "/run"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return (server, folder)
+    }
+
+    static func run(_ server: FakeServer, _ arguments: [String], flow: String = "jwt", extra: [String: String] = [:]) throws -> Binary.Result {
+        try Binary.launch(Binary.path, arguments, environment: try server.environment(flow).merging(extra) { $1 })
+    }
+
+    static func exampleFiles() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: Binary.packageRoot.appendingPathComponent("examples/messages").path)
+            .filter { $0.hasSuffix(".eml") }.sorted().map { "examples/messages/" + $0 }
+    }
+
+    /// The decision lines of `batch`, without the summary.
+    static func decisions(_ output: String) -> [String] {
+        output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("{\"summary\"") }
+    }
+
+    @Test func theSampleMailboxIsDecidedAsTheStoreDecidesIt() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/crm.sqlite"
+        for object in ["Account", "Contact", "Lead", "Opportunity", "Case", "User", "EmailMessage", "EmailMessageRelation", "Task"] {
+            let imported = try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"])
+            #expect(imported.status == 0, "\(imported.stderr)")
+        }
+        let fromStore = try Binary.run(["batch", "--rules", "rules", "--mailbox", "ann@contoso.com", "--store", store, "--eml", "examples/messages", "--quiet"])
+        let fromOrg = try Self.run(server, ["batch", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--eml", "examples/messages", "--quiet"])
+        #expect(fromOrg.status == 0, "\(fromOrg.stderr)")
+        let storeLines = Self.decisions(fromStore.stdout), orgLines = Self.decisions(fromOrg.stdout)
+        #expect(storeLines.count == 12)
+        #expect(orgLines.count == storeLines.count)
+        // The same verdicts and links (the server gives the sample's ids in 18 characters, the CSVs have 15).
+        for (org, local) in zip(orgLines, storeLines) {
+            let a = try #require(try JSONSerialization.jsonObject(with: Data(org.utf8)) as? [String: Any])
+            let b = try #require(try JSONSerialization.jsonObject(with: Data(local.utf8)) as? [String: Any])
+            #expect(a["verdict"] as? String == b["verdict"] as? String, "\(org)")
+            let whoA = ((a["links"] as? [String: Any])?["who"] as? [String] ?? []).map { String($0.prefix(15)) }
+            let whoB = ((b["links"] as? [String: Any])?["who"] as? [String] ?? []).map { String($0.prefix(15)) }
+            #expect(whoA == whoB, "\(org)")
+            let whatA = ((a["links"] as? [String: Any])?["what"] as? String).map { String($0.prefix(15)) }
+            let whatB = ((b["links"] as? [String: Any])?["what"] as? String).map { String($0.prefix(15)) }
+            #expect(whatA == whatB, "\(org)")
+        }
+        // One API call for all the look-ups of a message, and no login per message.
+        let stats = try server.stats()
+        #expect(stats["by_kind"]?["composite"]?.int == 12)
+        #expect(stats["logins"]?.int == 1)
+    }
+
+    @Test func applySavesOnceAndCountsItsCalls() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let arguments = ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", folder + "/ledger.sqlite",
+                         "--apply", "examples/messages/01-customer-question.eml"]
+        let first = try Self.run(server, arguments)
+        #expect(first.status == 0, "\(first.stderr)")
+        let saved = try #require((try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])?["saved"] as? [String: Any])
+        #expect(saved["created"] as? Bool == true)
+        let id = try #require(saved["id"] as? String)
+        #expect(id.hasPrefix("00T") && id.count == 18)
+        let afterFirst = try server.stats()["api_usage"]?["used"]?.int ?? -1
+        // Again: the org's check (in the same look-up call) finds it; nothing is created.
+        let second = try Self.run(server, arguments)
+        #expect(second.status == 0, "\(second.stderr)")
+        let again = try #require((try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])?["saved"] as? [String: Any])
+        #expect(again["id"] as? String == id)
+        #expect(again["created"] as? Bool == false)
+        let tasks = try server.records("Task").filter { $0["Email_Message_ID__c"]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(tasks.count == 1)
+        // The figures the README gives: the first run's look-ups and save, the second's look-ups.
+        let afterSecond = try server.stats()["api_usage"]?["used"]?.int ?? -1
+        #expect(afterFirst == 3, "look-ups 1 + the Task's Message-ID check 1 + the save 1")
+        #expect(afterSecond - afterFirst == 1, "a message saved before costs its look-up call only")
+    }
+
+    @Test func aSaveTheOrgCannotTakeNowIsParkedAndRetried() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        try server.fault(["kind": .string("status"), "status": .int(503), "times": .int(0), "match": .string("composite")])
+        let parked = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store,
+                                           "--apply", "examples/messages/01-customer-question.eml"],
+                                  extra: ["MAILSAVE_SF_RETRIES": "2"])
+        // The look-ups failed too (the server is down for every composite): nothing decided, retry later.
+        #expect(parked.status == 75, "\(parked.stdout)\(parked.stderr)")
+        try server.call("POST", "/__control/fault/clear")
+        // Down only for the save: decided, parked, exit 11.
+        try server.fault(["kind": .string("status"), "status": .int(503), "times": .int(0), "match": .string("sobjects")])
+        let decided = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store,
+                                            "--apply", "examples/messages/08-gmail-prospect.eml"], extra: ["MAILSAVE_SF_RETRIES": "2"])
+        #expect(decided.status == 11, "\(decided.stdout)\(decided.stderr)")
+        let saved = try #require((try JSONSerialization.jsonObject(with: Data(decided.stdout.utf8)) as? [String: Any])?["saved"] as? [String: Any])
+        #expect(saved["parked"] as? String != nil)
+        #expect(try server.records("Task").isEmpty && server.records("EmailMessage").count == 1, "nothing saved while parked")
+        let list = try Self.run(server, ["retry", "--store", store, "--list"])
+        #expect(list.stdout.contains("salesforce"), "\(list.stdout)")
+        try server.call("POST", "/__control/fault/clear")
+        let retried = try Self.run(server, ["retry", "--rules", "rules", "--store", store])
+        #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
+        let again = try Self.run(server, ["retry", "--rules", "rules", "--store", store])
+        #expect(again.status == 0)
+        #expect(try server.records("Task").count == 1, "saved once")
+    }
+
+    @Test func theDailyAllowanceParksAndSaysSo() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        try server.fault(["kind": .string("request_limit"), "times": .int(0), "match": .string("sobjects")])
+        let result = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store",
+                                           folder + "/ledger.sqlite", "--apply", "examples/messages/01-customer-question.eml"])
+        #expect(result.status == 11, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.lowercased().contains("allowance") || result.stdout.contains("REQUEST_LIMIT_EXCEEDED"), "\(result.stdout)")
+    }
+
+    @Test func aBadConfigurationExits12AndPrintsNoSecret() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let message = "examples/messages/01-customer-question.eml"
+        // Nothing configured.
+        let bare = try Binary.run(["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", message])
+        #expect(bare.status == 12, "\(bare.stderr)")
+        #expect(bare.stderr.contains("MAILSAVE_SF_LOGIN_URL"))
+        // A configuration file others may read is refused, naming it.
+        let file = folder + "/sf.conf"
+        let environment = try server.environment("refresh")
+        try environment.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        let open = try Binary.run(["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce-config", file, message])
+        #expect(open.status == 12, "\(open.stderr)")
+        #expect(open.stderr.contains(file))
+        chmod(file, 0o600)
+        let good = try Binary.run(["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce-config", file, message])
+        #expect(good.status == 0, "\(good.stderr)")
+        // A wrong secret: refused by the org, exit 3, and no secret in any output.
+        let wrong = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", message], flow: "refresh",
+                                 extra: ["MAILSAVE_SF_CLIENT_SECRET": "wrong-secret-1234"])
+        #expect(wrong.status == 3, "\(wrong.stderr)")
+        for output in [bare, open, good, wrong] {
+            for secret in server.secrets + ["wrong-secret-1234"] {
+                #expect(!output.stdout.contains(secret) && !output.stderr.contains(secret), "a secret was printed")
+            }
+        }
+    }
+}
