@@ -216,3 +216,25 @@ public struct SalesforceConfigurationError: Error, Sendable, CustomStringConvert
 extension String {
     func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
+
+/// Printing a configuration (a log line, `dump`, string interpolation) never shows a secret.
+extension SalesforceConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        let flowName: String
+        switch flow {
+        case .jwtBearer(let keyFile, let username): flowName = "JWT bearer (key \(keyFile), user \(username))"
+        case .refreshToken: flowName = "refresh token"
+        case .clientCredentials: flowName = "client credentials"
+        }
+        return "Salesforce \(loginURL), client \(clientID), \(flowName), API v\(apiVersion)"
+    }
+
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
+}
+
+extension AccessToken: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "access token for \(instanceURL)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["instanceURL": instanceURL]) }
+}

@@ -89,6 +89,18 @@ import Testing
         expectNoSecret(error.message, server)
     }
 
+    @Test func aSessionNotValidForTheRESTAPIIsNotRetried() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        try server.fault(["kind": .string("status"), "status": .number(401), "code": .string("INVALID_SESSION_ID"),
+                          "message": .string("This session is not valid for use with the REST API"), "match": .string("/services/data"), "times": .number(0)])
+        let error = try #require(failure { _ = try backend.resolve(try plan("01-customer-question.eml")) })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("'api' scope"))
+        #expect(backend.statistics.logins == 1)
+        #expect(backend.statistics.calls == 1)
+    }
+
     // MARK: Look-ups
 
     @Test func quotesBackslashesAndKeywordsCannotInject() throws {
@@ -421,5 +433,32 @@ import Testing
         let response = try CurlTransport().send(HTTPRequest(method: "GET", url: server.baseURL + "/__control/records"))
         #expect(JSON.parse(response.body)?["records"]?.array?.isEmpty == false)
         #expect(response.header("Content-Encoding") == "gzip")
+    }
+}
+
+@Suite struct SalesforceCostTests {
+    /// API calls per decision and per save over the sample messages (the README's figures).
+    @Test func callsPerDecisionAndPerSave() throws {
+        let server = try FakeServer()
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([.string(SalesforceSchema.taskMessageIdentifierField)])]))
+        let files = try FileManager.default.contentsOfDirectory(atPath: packageRoot.appendingPathComponent("examples/messages").path).filter { $0.hasSuffix(".eml") }.sorted()
+        for taskField in [false, true] {
+            for saveAs in ["Task", "EmailMessage"] {
+                try server.call("POST", "/__control/reset")
+                try server.seed(try sampleRecords())
+                var lines: [String] = []
+                for file in files {
+                    let backend = try server.backend(settings: taskField ? ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": SalesforceSchema.taskMessageIdentifierField] : [:])
+                    let message = try sampleMessage(file)
+                    let (decision, _, _) = try Engine(pack: try packWith(["save_as": saveAs]), directory: backend)
+                        .decide(message, context: ProcessContext(mailbox: "ann@contoso.com"))
+                    let lookups = backend.statistics.calls
+                    #expect(lookups <= 2, "\(file): \(lookups) look-up calls")
+                    _ = try backend.write(decision, message: message, mailbox: "ann@contoso.com")
+                    lines.append("\(file): \(decision.verdict) look-ups \(lookups), save \(backend.statistics.calls - lookups)")
+                }
+                print("calls (save as \(saveAs), Task field \(taskField ? "named" : "not named")):\n  " + lines.joined(separator: "\n  "))
+            }
+        }
     }
 }

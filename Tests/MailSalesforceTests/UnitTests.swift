@@ -146,6 +146,19 @@ func base64URLDecode(_ text: String) throws -> [UInt8] {
         #expect(client.tokenCacheDirectory == "/c/mailsave")
     }
 
+    @Test func printingAConfigurationShowsNoSecret() throws {
+        let configuration = try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_REFRESH_TOKEN": "rt-secret-1", "MAILSAVE_SF_CLIENT_SECRET": "cs-secret-2"]) { $1 })
+        var dumped = ""
+        dump(configuration, to: &dumped)
+        for text in ["\(configuration)", String(reflecting: configuration), dumped] {
+            #expect(!text.contains("rt-secret-1") && !text.contains("cs-secret-2"), "\(text)")
+        }
+        let token = AccessToken(accessToken: "00Dxx!token-secret", instanceURL: "https://x.my.salesforce.com", issuedAt: 0)
+        var tokenDump = ""
+        dump(token, to: &tokenDump)
+        #expect(!"\(token)".contains("token-secret") && !tokenDump.contains("token-secret"))
+    }
+
     @Test func whatIsMissingOrAmbiguousIsNamedWithoutSecrets() {
         func message(_ environment: [String: String]) -> String {
             do {
