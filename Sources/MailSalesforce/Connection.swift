@@ -35,6 +35,8 @@ final class SalesforceConnection: @unchecked Sendable {
     let random: @Sendable () -> Double
     let cache: TokenCache?
     private let lock = NSLock()
+    /// Held while logging in, never while calling the data API.
+    private let loginLock = NSLock()
     private var token: AccessToken?
     private var stats = SalesforceStatistics()
     /// The private key's text, once read (JWT): removed from errors with the other secrets.
@@ -191,6 +193,10 @@ final class SalesforceConnection: @unchecked Sendable {
     // MARK: Login
 
     private func currentToken() throws(CallFailure) -> AccessToken {
+        if let token = lock.withLock({ token }) { return token }
+        // One login for all threads (`batch --jobs`): the others wait for its token.
+        loginLock.lock()
+        defer { loginLock.unlock() }
         if let token = lock.withLock({ token }) { return token }
         if let cached = cache?.load() {
             lock.withLock { token = cached }

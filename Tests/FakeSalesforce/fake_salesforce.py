@@ -1640,7 +1640,7 @@ class Handler(BaseHTTPRequestHandler):
         soql = self.soql_in(path, query, body)
         entry = self.log_entry(path, params, body if body_error is None else raw_body.decode("utf-8", "replace"), soql)
         decoded_query = urllib.parse.unquote_plus(query)
-        answered, drop_after = self.http_faults(entry, path + "?" + decoded_query + "\n" + "\n".join(soql))
+        answered, drop_after = self.http_faults(entry, path + "?" + decoded_query + "\n" + "\n".join(soql + self.subrequests_in(body)))
         if answered:
             return
         response = self.data_response(path, query, params, body, body_error, entry)
@@ -1654,6 +1654,19 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             headers.update(self.limit_header())
         self.send(response.status, response.body, headers)
+
+    @staticmethod
+    def subrequests_in(body):
+        """`METHOD url` of each composite subrequest, so a fault can match a save (`POST .../sobjects/Task`)."""
+        lines = []
+        graphs = body.get("graphs") if isinstance(body, dict) else None
+        groups = [body] + (graphs if isinstance(graphs, list) else []) if isinstance(body, dict) else []
+        for group in groups:
+            requests = group.get("compositeRequest") if isinstance(group, dict) else None
+            for request in requests if isinstance(requests, list) else []:
+                if isinstance(request, dict):
+                    lines.append("%s %s" % (request.get("method", ""), request.get("url", "")))
+        return lines
 
     def soql_in(self, path, query, body):
         texts = []

@@ -3,6 +3,7 @@ import MailEngine
 import MailMessage
 import MailRules
 @testable import MailSalesforce
+import SalesforceTestServer
 import Testing
 
 /// The backend against the fake Salesforce server (Tests/FakeSalesforce), over real HTTP.

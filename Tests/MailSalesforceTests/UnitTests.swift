@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import MailEngine
 @testable import MailSalesforce
+import SalesforceTestServer
 import Testing
 
 @Suite struct SOQLTests {
@@ -244,14 +245,3 @@ func base64URLDecode(_ text: String) throws -> [UInt8] {
 }
 
 /// One RSA key for the whole run (generating one takes a while).
-final class TestKeys: Sendable {
-    static let shared = TestKeys()
-    let privateKey: _RSA.Signing.PrivateKey
-    init() {
-        do {
-            privateKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        } catch {
-            preconditionFailure("cannot generate an RSA test key: \(error)")
-        }
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import MailSalesforce
 import SalesforceTestServer
 import Testing
 
@@ -36,7 +37,10 @@ import Testing
             #expect(imported.status == 0, "\(imported.stderr)")
         }
         let fromStore = try Binary.run(["batch", "--rules", "rules", "--mailbox", "ann@contoso.com", "--store", store, "--eml", "examples/messages", "--quiet"])
-        let fromOrg = try Self.run(server, ["batch", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--eml", "examples/messages", "--quiet"])
+        // With the Task's Message-ID field in the look-up, a message another client saved as a
+        // Task is "already saved" in the decision itself, as in the store.
+        let fromOrg = try Self.run(server, ["batch", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--eml", "examples/messages",
+                                            "--quiet", "--jobs", "1"], extra: ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": "Email_Message_ID__c"])
         #expect(fromOrg.status == 0, "\(fromOrg.stderr)")
         let storeLines = Self.decisions(fromStore.stdout), orgLines = Self.decisions(fromOrg.stdout)
         #expect(storeLines.count == 12)
@@ -53,10 +57,12 @@ import Testing
             let whatB = ((b["links"] as? [String: Any])?["what"] as? String).map { String($0.prefix(15)) }
             #expect(whatA == whatB, "\(org)")
         }
-        // One API call for all the look-ups of a message, and no login per message.
+        // At most two API calls for all the look-ups of a message (the Task check is the sixth
+        // query; a composite holds five), and one login for the run.
         let stats = try server.stats()
-        #expect(stats["by_kind"]?["composite"]?.int == 12)
-        #expect(stats["logins"]?.int == 1)
+        let calls = stats["by_kind"]?["composite"]?.number.map { Int($0) } ?? 0
+        #expect(calls >= 12 && calls <= 24, "\(calls) calls")
+        #expect(stats["logins"]?.number.map { Int($0) } == 1)
     }
 
     @Test func applySavesOnceAndCountsItsCalls() throws {
@@ -69,7 +75,7 @@ import Testing
         #expect(saved["created"] as? Bool == true)
         let id = try #require(saved["id"] as? String)
         #expect(id.hasPrefix("00T") && id.count == 18)
-        let afterFirst = try server.stats()["api_usage"]?["used"]?.int ?? -1
+        let afterFirst = try server.stats()["api_usage"]?["used"]?.number.map { Int($0) } ?? -1
         // Again: the org's check (in the same look-up call) finds it; nothing is created.
         let second = try Self.run(server, arguments)
         #expect(second.status == 0, "\(second.stderr)")
@@ -79,7 +85,7 @@ import Testing
         let tasks = try server.records("Task").filter { $0["Email_Message_ID__c"]?.string == "<CAB1234567@mail.fabrikam.com>" }
         #expect(tasks.count == 1)
         // The figures the README gives: the first run's look-ups and save, the second's look-ups.
-        let afterSecond = try server.stats()["api_usage"]?["used"]?.int ?? -1
+        let afterSecond = try server.stats()["api_usage"]?["used"]?.number.map { Int($0) } ?? -1
         #expect(afterFirst == 3, "look-ups 1 + the Task's Message-ID check 1 + the save 1")
         #expect(afterSecond - afterFirst == 1, "a message saved before costs its look-up call only")
     }
@@ -87,7 +93,7 @@ import Testing
     @Test func aSaveTheOrgCannotTakeNowIsParkedAndRetried() throws {
         let (server, folder) = try Self.serverWithSampleOrg()
         let store = folder + "/ledger.sqlite"
-        try server.fault(["kind": .string("status"), "status": .int(503), "times": .int(0), "match": .string("composite")])
+        try server.fault(["kind": .string("status"), "status": .number(503), "times": .number(0), "match": .string("composite")])
         let parked = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store,
                                            "--apply", "examples/messages/01-customer-question.eml"],
                                   extra: ["MAILSAVE_SF_RETRIES": "2"])
@@ -95,13 +101,15 @@ import Testing
         #expect(parked.status == 75, "\(parked.stdout)\(parked.stderr)")
         try server.call("POST", "/__control/fault/clear")
         // Down only for the save: decided, parked, exit 11.
-        try server.fault(["kind": .string("status"), "status": .int(503), "times": .int(0), "match": .string("sobjects")])
+        try server.fault(["kind": .string("status"), "status": .number(503), "times": .number(0), "match": .string("POST /services/data/v66.0/sobjects/")])
         let decided = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store,
                                             "--apply", "examples/messages/08-gmail-prospect.eml"], extra: ["MAILSAVE_SF_RETRIES": "2"])
         #expect(decided.status == 11, "\(decided.stdout)\(decided.stderr)")
         let saved = try #require((try JSONSerialization.jsonObject(with: Data(decided.stdout.utf8)) as? [String: Any])?["saved"] as? [String: Any])
         #expect(saved["parked"] as? String != nil)
-        #expect(try server.records("Task").isEmpty && server.records("EmailMessage").count == 1, "nothing saved while parked")
+        let activities = { () throws -> Int in try server.records("Task").count + server.records("EmailMessage").count }
+        let before = try activities()
+        #expect(before == 2, "the sample org's Task and EmailMessage only: nothing saved while parked")
         let list = try Self.run(server, ["retry", "--store", store, "--list"])
         #expect(list.stdout.contains("salesforce"), "\(list.stdout)")
         try server.call("POST", "/__control/fault/clear")
@@ -109,12 +117,12 @@ import Testing
         #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
         let again = try Self.run(server, ["retry", "--rules", "rules", "--store", store])
         #expect(again.status == 0)
-        #expect(try server.records("Task").count == 1, "saved once")
+        #expect(try activities() == before + 1, "saved once")
     }
 
     @Test func theDailyAllowanceParksAndSaysSo() throws {
         let (server, folder) = try Self.serverWithSampleOrg()
-        try server.fault(["kind": .string("request_limit"), "times": .int(0), "match": .string("sobjects")])
+        try server.fault(["kind": .string("request_limit"), "times": .number(0), "match": .string("POST /services/data/v66.0/sobjects/")])
         let result = try Self.run(server, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store",
                                            folder + "/ledger.sqlite", "--apply", "examples/messages/01-customer-question.eml"])
         #expect(result.status == 11, "\(result.stdout)\(result.stderr)")
@@ -148,5 +156,23 @@ import Testing
                 #expect(!output.stdout.contains(secret) && !output.stderr.contains(secret), "a secret was printed")
             }
         }
+    }
+
+    @Test func editDeletesAndRecreatesInTheOrg() throws {
+        let (server, _) = try Self.serverWithSampleOrg()
+        let edit = ["edit", "--salesforce", "--rules", "rules", "--as", "0055e00000Ann01", "<sf-outbound-1@contoso.com>"]
+        let refused = try Self.run(server, edit + ["--set", "FromAddress=x@y.example"])
+        #expect(refused.status == 9, "\(refused.stderr)")
+        let missing = try Self.run(server, edit + ["--link", "who=0035e00000Zzz99"])
+        #expect(missing.status == 10, "\(missing.stderr)")
+        #expect(try server.records("EmailMessage").map { $0["Subject"]?.string } == ["Your trial licence"], "a refusal changes nothing")
+        let done = try Self.run(server, edit + ["--set", "Subject=Your trial licence (extended)"])
+        #expect(done.status == 0, "\(done.stderr)")
+        let emails = try server.records("EmailMessage")
+        #expect(emails.count == 1)
+        #expect(emails.first?["Subject"]?.string == "Your trial licence (extended)")
+        #expect(emails.first?["Id"]?.string?.hasPrefix("02s5e00000Ema01") == false, "re-created: a new id")
+        let gone = try Self.run(server, ["edit", "--salesforce", "--rules", "rules", "--as", "0055e00000Ann01", "<nothing@contoso.com>", "--set", "Subject=x"])
+        #expect(gone.status == 8, "\(gone.stderr)")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MailEngine
 import MailRules
+import MailSalesforce
 import MailStore
 
 /// `--store PATH`, defaulting to the user's data folder.
@@ -244,7 +245,11 @@ struct Edit: ParsableCommand {
 
     @OptionGroup var storeOption: StoreOption
 
-    @Option(name: .customLong("as"), help: "The User id doing the edit.")
+    /// `--salesforce`: edit in the org (delete and re-create in one all-or-none call);
+    /// Salesforce itself enforces ownership and the delete permission of the integration user.
+    @OptionGroup var salesforceOption: SalesforceOption
+
+    @Option(name: .customLong("as"), help: "The User id doing the edit (with --salesforce: whose blocklist applies to the links).")
     var user: String
 
     @Option(name: .customLong("set"), help: "FIELD=VALUE for Subject, TextBody or HtmlBody; repeatable.")
@@ -271,7 +276,6 @@ struct Edit: ParsableCommand {
     }
 
     func edit() throws {
-        let store = try storeOption.open()
         var changes: [String: String] = [:]
         for item in sets {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -279,7 +283,9 @@ struct Edit: ParsableCommand {
         }
         let who = links.filter { $0.hasPrefix("who=") }.map { String($0.dropFirst(4)) }
         let what = links.last { $0.hasPrefix("what=") }.map { String($0.dropFirst(5)) }
-        try checkLinks(store: store, who: who, what: what)
+        if salesforceOption.enabled { return try editInSalesforce(changes: changes, who: who, what: what) }
+        let store = try storeOption.open()
+        try checkLinks(directory: store, who: who, what: what)
         do {
             let id = try store.editEmailMessage(messageID: messageID, as: user, set: changes, who: who.isEmpty ? nil : who, what: what)
             Terminal.out(JSON.object([("id", .string(id)), ("message_id", .string(messageID))]).serialized(pretty: false))
@@ -294,12 +300,33 @@ struct Edit: ParsableCommand {
         }
     }
 
+    /// The same edit in a Salesforce org: the links checked against the org and the pack, then
+    /// one all-or-none call deletes the EmailMessage and creates it again.
+    func editInSalesforce(changes: [String: String], who: [String], what: String?) throws {
+        let org = try salesforceOption.backend()
+        try checkLinks(directory: org, who: who, what: what)
+        do {
+            let id = try org.editEmailMessage(messageID: messageID, set: changes, who: who.isEmpty ? nil : who, what: what)
+            Terminal.out(JSON.object([("id", .string(id)), ("message_id", .string(messageID))]).serialized(pretty: false))
+        } catch let refusal as SalesforceEditRefusal {
+            let status: ExitStatus = switch refusal.kind {
+            case .notFound: .notFound
+            case .notEditable: .notEditable
+            case .link: .linkRefused
+            }
+            throw CommandFailure(status: status, message: refusal.message)
+        }
+    }
+
     /// The links as the Save dialog's selection is checked (DESIGN.md point 8: never a
     /// blocklisted record): each id must exist, be of a kind that links there, and not be
     /// internal or on the org or the editing user's blocklist. Exit 10 naming the id.
-    func checkLinks(store: CRMStore, who: [String], what: String?) throws {
+    func checkLinks(directory: CRMDirectory, who: [String], what: String?) throws {
         let ids = who.map { ($0, ["Contact", "Lead", "User"]) } + [what].compactMap { $0 }.filter { !$0.isEmpty }.map { ($0, ["Account", "Opportunity", "Case"]) }
         guard !ids.isEmpty else { return }
+        var plan = LookupPlan()
+        plan.recordIDs = [user] + ids.map(\.0)
+        let answers = try directory.resolve(plan)
         let pack: RulePack
         do {
             switch try Linter.load(rules, cache: nil) {
@@ -312,16 +339,16 @@ struct Edit: ParsableCommand {
             throw CommandFailure(status: .couldNotRun, message: error.description)
         }
         // The editing user's own blocklist applies: the mailbox is the User's address.
-        let mailbox = try store.record(id: user)?["Email"] ?? ""
+        let mailbox = answers.record(id: user)?["Email"] ?? ""
         for (id, kinds) in ids {
-            let object = try store.record(id: id)?.object
+            let object = answers.record(id: id)?.object
             guard let object else { throw CommandFailure(status: .linkRefused, message: "cannot link \(id): no such record in the CRM; nothing changed") }
             guard kinds.contains(object) else {
                 throw CommandFailure(status: .linkRefused, message: "cannot link \(id): it is a \(object), not a \(kinds.joined(separator: ", ")); nothing changed")
             }
             let context = ProcessContext(mailbox: mailbox.isEmpty ? "nobody@invalid" : mailbox, trigger: "button", selection: [(object.lowercased(), id)])
             do {
-                try Engine(pack: pack, directory: store).validateSelection(context)
+                try Engine(pack: pack, directory: directory).validateSelection(context)
             } catch let error as SelectionError {
                 throw CommandFailure(status: .linkRefused, message: "cannot link \(id): \(error.reason); nothing changed")
             }
