@@ -25,73 +25,81 @@ extension CRMStore: ActivityWriter {
     /// ledger row completed. Concurrent runs queue on SQLite's write lock and find the row; a
     /// run killed anywhere leaves the transaction rolled back, so a retry finishes the job.
     public func save(_ decision: Decision, message: Message, mailbox: String, signature: Signature? = nil) throws -> SaveResult? {
-        guard decision.verdict == .save, let record = decision.record else { return nil }
-        let key = Self.ledgerKey(message)
-        let mailboxKey = CRMDirectoryKeys.address(mailbox)
+        guard decision.verdict == .save, decision.record != nil else { return nil }
         return try guarded("cannot save") { try database.writeWithoutTransaction { db in
             var result: SaveResult?
             try db.inTransaction(.immediate) {
-                if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_id FROM ledger WHERE message_key = ?"), arguments: [key]) {
-                    if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?"), arguments: [existing]) == true {
-                        result = SaveResult(id: existing, created: false)
-                        return .commit
-                    }
-                    // The record was deleted in the CRM: the message may be saved again.
-                    try db.cachedStatement(sql: "DELETE FROM ledger WHERE message_key = ?").execute(arguments: [key])
-                }
-                let now = MailDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), offsetMinutes: 0).iso8601
-                // Claim first: the claim and the record commit together or not at all.
-                try db.cachedStatement(sql: "INSERT INTO ledger (message_key, record_id, object, mailbox, saved_at) VALUES (?, '', ?, ?, ?)")
-                    .execute(arguments: [key, record.object, mailboxKey, now])
-                let owner = try String.fetchOne(db, sql: """
-                    SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id
-                    WHERE kind = 'email' AND key = ? AND record.object = 'User' LIMIT 1
-                    """, arguments: [mailboxKey])
-
-                // The decision names created records by placeholder (new:Lead:address): the real ids replace them.
-                var created: [String: String] = [:]
-                for target in decision.toCreate {
-                    let person = try Self.newPerson(target, message: message, signature: signature, owner: owner, db)
-                    try Self.insert(person, db)
-                    created[target.placeholder] = person.id
-                }
-                let who = decision.who.map { created[$0] ?? $0 }
-                var fields: [String: String] = ["OwnerId": owner ?? ""]
-                for field in record.fields {
-                    switch field.value {
-                    case .string(let text): fields[field.name] = created[text] ?? text
-                    case .bool(let flag): fields[field.name] = flag ? "true" : "false"
-                    case .int(let number): fields[field.name] = String(number)
-                    default: fields[field.name] = ""
-                    }
-                }
-                if record.object == "Task" {
-                    fields["WhoId"] = who.first ?? ""
-                    if fields[SalesforceSchema.taskMessageIdentifierField]?.isEmpty ?? true, let id = message.messageID { fields[SalesforceSchema.taskMessageIdentifierField] = id }
-                }
-                let id = try Self.nextID(object: record.object, db)
-                try Self.insert(CRMRecord(object: record.object, id: id, fields: fields), db)
-                if record.object == "EmailMessage" {
-                    for relation in who {
-                        // The relation's type is where the person's address stands in the message.
-                        let email = try String.fetchOne(db, sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? LIMIT 1", arguments: [relation])
-                        let roles: [(String, [Address])] = [("FromAddress", message.from), ("ToAddress", message.to),
-                                                            ("CcAddress", message.cc), ("BccAddress", message.bcc)]
-                        let role = roles.first { $0.1.contains { $0.normalized == email } }?.0 ?? "OtherAddress"
-                        let relationID = try Self.nextID(object: "EmailMessageRelation", db)
-                        try Self.insert(CRMRecord(object: "EmailMessageRelation", id: relationID, fields: [
-                            "EmailMessageId": id, "RelationId": relation, "RelationType": role, "RelationAddress": email ?? "",
-                        ]), db)
-                    }
-                }
-                try db.cachedStatement(sql: "UPDATE ledger SET record_id = ? WHERE message_key = ?").execute(arguments: [id, key])
-                result = SaveResult(id: id, created: true, createdRecords: decision.toCreate.compactMap { target in
-                    created[target.placeholder].map { (target.placeholder, $0) } })
+                result = try Self.saveRows(decision, message: message, mailbox: mailbox, signature: signature, db)
                 return .commit
             }
             guard let result else { throw StoreError(.failed, message: "\(path): the save transaction ended without a result") }
             return result
         } }
+    }
+
+    /// The rows of one save, in the caller's write transaction (`save`'s own, or a
+    /// `SaveSession`'s group): the ledger consulted and the message claimed, created Leads,
+    /// the activity and its relations, the ledger row completed. nil for a decision that saves nothing.
+    static func saveRows(_ decision: Decision, message: Message, mailbox: String, signature: Signature?, _ db: Database) throws -> SaveResult? {
+        guard decision.verdict == .save, let record = decision.record else { return nil }
+        let key = ledgerKey(message)
+        let mailboxKey = CRMDirectoryKeys.address(mailbox)
+        if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_id FROM ledger WHERE message_key = ?"), arguments: [key]) {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?"), arguments: [existing]) == true {
+                return SaveResult(id: existing, created: false)
+            }
+            // The record was deleted in the CRM: the message may be saved again.
+            try db.cachedStatement(sql: "DELETE FROM ledger WHERE message_key = ?").execute(arguments: [key])
+        }
+        let now = MailDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), offsetMinutes: 0).iso8601
+        // Claim first: the claim and the record commit together or not at all.
+        try db.cachedStatement(sql: "INSERT INTO ledger (message_key, record_id, object, mailbox, saved_at) VALUES (?, '', ?, ?, ?)")
+            .execute(arguments: [key, record.object, mailboxKey, now])
+        // Cached: preparing this join cost more than running it (about 70 µs a save).
+        let owner = try String.fetchOne(db.cachedStatement(sql: """
+            SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id
+            WHERE kind = 'email' AND key = ? AND record.object = 'User' LIMIT 1
+            """), arguments: [mailboxKey])
+
+        // The decision names created records by placeholder (new:Lead:address): the real ids replace them.
+        var created: [String: String] = [:]
+        for target in decision.toCreate {
+            let person = try newPerson(target, message: message, signature: signature, owner: owner, db)
+            try insert(person, db)
+            created[target.placeholder] = person.id
+        }
+        let who = decision.who.map { created[$0] ?? $0 }
+        var fields: [String: String] = ["OwnerId": owner ?? ""]
+        for field in record.fields {
+            switch field.value {
+            case .string(let text): fields[field.name] = created[text] ?? text
+            case .bool(let flag): fields[field.name] = flag ? "true" : "false"
+            case .int(let number): fields[field.name] = String(number)
+            default: fields[field.name] = ""
+            }
+        }
+        if record.object == "Task" {
+            fields["WhoId"] = who.first ?? ""
+            if fields[SalesforceSchema.taskMessageIdentifierField]?.isEmpty ?? true, let id = message.messageID { fields[SalesforceSchema.taskMessageIdentifierField] = id }
+        }
+        let id = try nextID(object: record.object, db)
+        try insert(CRMRecord(object: record.object, id: id, fields: fields), db)
+        if record.object == "EmailMessage" {
+            for relation in who {
+                // The relation's type is where the person's address stands in the message.
+                let email = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? LIMIT 1"), arguments: [relation])
+                let roles: [(String, [Address])] = [("FromAddress", message.from), ("ToAddress", message.to),
+                                                    ("CcAddress", message.cc), ("BccAddress", message.bcc)]
+                let role = roles.first { $0.1.contains { $0.normalized == email } }?.0 ?? "OtherAddress"
+                let relationID = try nextID(object: "EmailMessageRelation", db)
+                try insert(CRMRecord(object: "EmailMessageRelation", id: relationID, fields: [
+                    "EmailMessageId": id, "RelationId": relation, "RelationType": role, "RelationAddress": email ?? "",
+                ]), db)
+            }
+        }
+        try db.cachedStatement(sql: "UPDATE ledger SET record_id = ? WHERE message_key = ?").execute(arguments: [id, key])
+        return SaveResult(id: id, created: true, createdRecords: decision.toCreate.compactMap { target in
+            created[target.placeholder].map { (target.placeholder, $0) } })
     }
 
     /// A Contact (under the matched Account) or a Lead for an unknown address (forced and
@@ -128,12 +136,19 @@ extension CRMStore: ActivityWriter {
         return CRMRecord(object: "Lead", id: try nextID(object: "Lead", db), fields: fields)
     }
 
-    /// A new 18-character id with the object's key prefix.
+    /// A new 18-character id with the object's key prefix: numbers 1, 2, 3... per prefix, the
+    /// row holding the next one. (An upsert with RETURNING is one statement but fills a
+    /// temporary table each time: slower than these two.)
     static func nextID(object: String, _ db: Database) throws -> String {
         let prefix = SalesforceID.prefix(of: object) ?? "a00"
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO sequence (prefix, next) VALUES (?, 1)").execute(arguments: [prefix])
         try db.cachedStatement(sql: "UPDATE sequence SET next = next + 1 WHERE prefix = ?").execute(arguments: [prefix])
-        let number = try Int.fetchOne(db.cachedStatement(sql: "SELECT next - 1 FROM sequence WHERE prefix = ?"), arguments: [prefix]) ?? 1
+        guard db.changesCount > 0 else {
+            try db.cachedStatement(sql: "INSERT INTO sequence (prefix, next) VALUES (?, 2)").execute(arguments: [prefix])
+            return SalesforceID.make(prefix: prefix, number: 1)
+        }
+        guard let number = try Int.fetchOne(db.cachedStatement(sql: "SELECT next - 1 FROM sequence WHERE prefix = ?"), arguments: [prefix]) else {
+            throw StoreError(.failed, message: "the id sequence of \(prefix) has no row")
+        }
         return SalesforceID.make(prefix: prefix, number: number)
     }
 

@@ -40,6 +40,12 @@ struct MessageDecider: Sendable {
         return copy
     }
 
+    /// The same decider answering and saving through a `SaveSession` (group commit): each
+    /// decision reads inside the session's open group, so it sees the saves before it.
+    func savingThrough(_ session: SaveSession) -> MessageDecider {
+        MessageDecider(pack: pack, directory: session, context: context, writer: session, outbox: outbox, backend: backend)
+    }
+
     /// What became of one message.
     struct Outcome: Sendable {
         var message: Message
