@@ -41,6 +41,39 @@ public struct RecordToCreate: Sendable, Equatable {
         self.freeMail = freeMail
     }
 
+    /// The new record's fields as the message names it, the same in every backend: the
+    /// display name (`Lee, Kim` and `Kim Lee` both give FirstName Kim, LastName Lee), else the
+    /// sender's signature, else the address's local part; the sender's title and phone; a
+    /// Contact's Account, or a Lead's Company (the signature's; for free mail, which says
+    /// nothing about the company, Salesforce's `[not provided]`; else the domain). The
+    /// backend adds what is its own (OwnerId, a Lead's Status).
+    public func fields(from message: Message) -> [String: String] {
+        let participant = message.participants.first { $0.normalized == address }
+        let signature = message.from.first?.normalized == address ? message.signature : nil
+        let local = String(address.split(separator: "@").first ?? "")
+        var name = participant?.name ?? ""
+        if name.isEmpty, let signed = signature?.name { name = signed }
+        if name.isEmpty { name = local }
+        var first = "", last = name
+        if let comma = name.firstIndex(of: ",") {
+            last = name[..<comma].trimmingCharacters(in: .whitespaces)
+            first = name[name.index(after: comma)...].trimmingCharacters(in: .whitespaces)
+        } else if let space = name.lastIndex(of: " ") {
+            first = String(name[..<space])
+            last = String(name[name.index(after: space)...])
+        }
+        if last.isEmpty { last = local.isEmpty ? "unknown" : local }
+        var fields = ["FirstName": first, "LastName": last, "Email": address, "Title": signature?.title ?? "",
+                      "Phone": signature?.phones.first ?? "", "LeadSource": "Email"]
+        if object == "Contact" {
+            fields["AccountId"] = accountID ?? ""
+        } else {
+            let domain = String(address.split(separator: "@").last ?? "")
+            fields["Company"] = signature?.company ?? (freeMail ? "[not provided]" : domain)
+        }
+        return fields
+    }
+
     /// How the decision names the record before it exists, in `links.who` and the record's
     /// WhoId: `new:Lead:sam@unknown.example`. `--apply` replaces it by the real id.
     public var placeholder: String { "new:\(object):\(address)" }

@@ -111,7 +111,7 @@ public final class SaveSession: RecordLookups, ActivityWriter, @unchecked Sendab
         guard decision.verdict == .save, decision.record != nil else { return nil }
         do {
             try openGroup()
-            let result = try CRMStore.saveRows(decision, message: message, mailbox: mailbox, signature: message.signature, db)
+            let result = try CRMStore.saveRows(decision, message: message, mailbox: mailbox, db)
             groupSaves += 1
             return result
         } catch let error as StoreError {

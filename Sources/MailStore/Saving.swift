@@ -5,10 +5,10 @@ import MailMessage
 import MailRules
 
 extension CRMStore: ActivityWriter {
-    /// Saves into the store (`save(_:message:mailbox:signature:)`), its errors as `CRMError`.
+    /// Saves into the store (`save(_:message:mailbox:)`), its errors as `CRMError`.
     public func write(_ decision: Decision, message: Message, mailbox: String) throws(CRMError) -> SaveResult? {
         do {
-            return try save(decision, message: message, mailbox: mailbox, signature: message.signature)
+            return try save(decision, message: message, mailbox: mailbox)
         } catch let error as StoreError {
             throw error.crmError
         } catch {
@@ -24,12 +24,12 @@ extension CRMStore: ActivityWriter {
     /// the message claimed, created Leads, the activity and its relations are written, and the
     /// ledger row completed. Concurrent runs queue on SQLite's write lock and find the row; a
     /// run killed anywhere leaves the transaction rolled back, so a retry finishes the job.
-    public func save(_ decision: Decision, message: Message, mailbox: String, signature: Signature? = nil) throws -> SaveResult? {
+    public func save(_ decision: Decision, message: Message, mailbox: String) throws -> SaveResult? {
         guard decision.verdict == .save, decision.record != nil else { return nil }
         return try guarded("cannot save") { try database.writeWithoutTransaction { db in
             var result: SaveResult?
             try db.inTransaction(.immediate) {
-                result = try Self.saveRows(decision, message: message, mailbox: mailbox, signature: signature, db)
+                result = try Self.saveRows(decision, message: message, mailbox: mailbox, db)
                 return .commit
             }
             guard let result else { throw StoreError(.failed, message: "\(path): the save transaction ended without a result") }
@@ -40,7 +40,7 @@ extension CRMStore: ActivityWriter {
     /// The rows of one save, in the caller's write transaction (`save`'s own, or a
     /// `SaveSession`'s group): the ledger consulted and the message claimed, created Leads,
     /// the activity and its relations, the ledger row completed. nil for a decision that saves nothing.
-    static func saveRows(_ decision: Decision, message: Message, mailbox: String, signature: Signature?, _ db: Database) throws -> SaveResult? {
+    static func saveRows(_ decision: Decision, message: Message, mailbox: String, _ db: Database) throws -> SaveResult? {
         guard decision.verdict == .save, let record = decision.record else { return nil }
         let key = ledgerKey(message)
         let mailboxKey = CRMDirectoryKeys.address(mailbox)
@@ -64,7 +64,7 @@ extension CRMStore: ActivityWriter {
         // The decision names created records by placeholder (new:Lead:address): the real ids replace them.
         var created: [String: String] = [:]
         for target in decision.toCreate {
-            let person = try newPerson(target, message: message, signature: signature, owner: owner, db)
+            let person = try newPerson(target, message: message, owner: owner, db)
             try insert(person, db)
             created[target.placeholder] = person.id
         }
@@ -104,34 +104,10 @@ extension CRMStore: ActivityWriter {
 
     /// A Contact (under the matched Account) or a Lead for an unknown address (forced and
     /// flexible modes), named from the display name and the signature.
-    static func newPerson(_ target: RecordToCreate, message: Message, signature: Signature?, owner: String?, _ db: Database) throws -> CRMRecord {
-        let address = target.address
-        let participant = message.participants.first { $0.normalized == address }
-        let fromSender = message.from.first?.normalized == address
-        var name = participant?.name ?? ""
-        if name.isEmpty, fromSender, let signed = signature?.name { name = signed }
-        if name.isEmpty { name = String(address.split(separator: "@").first ?? "") }
-        // "Lee, Kim" and "Kim Lee" both give FirstName Kim, LastName Lee.
-        var first = "", last = name
-        if let comma = name.firstIndex(of: ",") {
-            last = name[..<comma].trimmingCharacters(in: .whitespaces)
-            first = name[name.index(after: comma)...].trimmingCharacters(in: .whitespaces)
-        } else if let space = name.lastIndex(of: " ") {
-            first = String(name[..<space])
-            last = String(name[name.index(after: space)...])
-        }
-        let domain = String(address.split(separator: "@").last ?? "")
-        // Free mail says nothing about the company: the signature's, else Salesforce's "[not provided]".
-        let company = (fromSender ? signature?.company : nil) ?? (target.freeMail ? "[not provided]" : domain)
-        var fields = [
-            "FirstName": first, "LastName": last, "Email": address, "OwnerId": owner ?? "", "Title": (fromSender ? signature?.title : nil) ?? "",
-            "Phone": (fromSender ? signature?.phones.first : nil) ?? "", "LeadSource": "Email",
-        ]
-        if target.object == "Contact" {
-            fields["AccountId"] = target.accountID ?? ""
-            return CRMRecord(object: "Contact", id: try nextID(object: "Contact", db), fields: fields)
-        }
-        fields["Company"] = company
+    static func newPerson(_ target: RecordToCreate, message: Message, owner: String?, _ db: Database) throws -> CRMRecord {
+        var fields = target.fields(from: message)
+        fields["OwnerId"] = owner ?? ""
+        if target.object == "Contact" { return CRMRecord(object: "Contact", id: try nextID(object: "Contact", db), fields: fields) }
         fields["Status"] = "Open - Not Contacted"
         return CRMRecord(object: "Lead", id: try nextID(object: "Lead", db), fields: fields)
     }

@@ -170,7 +170,7 @@ func sampleMessage(_ name: String) throws -> Message {
                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))], file: SourceFile(path: "t", text: "")).0
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         #expect(decision.createFor == ["sam@unknown.example"])
-        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com", signature: message.signature))
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
         let lead = try #require(try store.leads(email: "sam@unknown.example").first)
         #expect(lead["FirstName"] == "Sam")
         #expect(lead["LastName"] == "Lee")
@@ -191,7 +191,7 @@ func sampleMessage(_ name: String) throws -> Message {
         // The decision names the record it creates, in the links and in the record.
         #expect(decision.who == ["new:Lead:sam.lee@gmail.com"])
         #expect(decision.record?.fields.first { $0.name == "WhoId" }?.value == .string("new:Lead:sam.lee@gmail.com"))
-        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com", signature: message.signature))
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
         let lead = try #require(try store.leads(email: "sam.lee@gmail.com").first)
         #expect(lead["Company"] == "[not provided]")
         #expect(saved.createdRecords.map(\.placeholder) == ["new:Lead:sam.lee@gmail.com"])

@@ -161,33 +161,11 @@ extension SalesforceBackend {
         return SaveRequest(body: .object(["allOrNone": .bool(true), "compositeRequest": .array(subrequests)]), references: references)
     }
 
-    /// A Lead or Contact for an unknown address, named as the embedded store names it: the
-    /// display name ("Lee, Kim" or "Kim Lee"), the sender's signature, else the local part.
+    /// A Lead or Contact for an unknown address (`RecordToCreate.fields`, as every backend
+    /// names it), cut to the fields' lengths.
     func newPerson(_ target: RecordToCreate, message: Message, owner: String?) -> [String: JSON] {
-        let address = target.address
-        let participant = message.participants.first { $0.normalized == address }
-        let fromSender = message.from.first?.normalized == address
-        let signature = fromSender ? message.signature : nil
-        var name = participant?.name ?? ""
-        if name.isEmpty, let signed = signature?.name { name = signed }
-        if name.isEmpty { name = String(address.split(separator: "@").first ?? "") }
-        var first = "", last = name
-        if let comma = name.firstIndex(of: ",") {
-            last = name[..<comma].trimmingCharacters(in: .whitespaces)
-            first = name[name.index(after: comma)...].trimmingCharacters(in: .whitespaces)
-        } else if let space = name.lastIndex(of: " ") {
-            first = String(name[..<space])
-            last = String(name[name.index(after: space)...])
-        }
-        if last.isEmpty { last = String(address.split(separator: "@").first ?? "unknown") }
-        let domain = String(address.split(separator: "@").last ?? "")
-        var fields: [String: String] = ["FirstName": first, "LastName": last, "Email": address, "Title": signature?.title ?? "",
-                                        "Phone": signature?.phones.first ?? "", "LeadSource": "Email", "OwnerId": owner ?? ""]
-        if target.object == "Contact" {
-            fields["AccountId"] = target.accountID ?? ""
-        } else {
-            fields["Company"] = signature?.company ?? (target.freeMail ? "[not provided]" : domain)
-        }
+        var fields = target.fields(from: message)
+        fields["OwnerId"] = owner ?? ""
         var body: [String: JSON] = [:]
         for (field, value) in fields where !value.isEmpty {
             let limit = SalesforceSchema.personFieldLimits[field] ?? 255
