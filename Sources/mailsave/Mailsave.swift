@@ -20,6 +20,7 @@ struct Mailsave: ParsableCommand {
         message, 5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused (owner, \
         permission), 8 edit: not found, 9 edit: field not editable, 10 edit: link refused, \
         11 decided, but the save is parked in the outbox (run mailsave retry), \
+        12 the Salesforce configuration is missing, incomplete or unsafe, \
         75 temporary failure, retry later (disk full, store locked; sysexits EX_TEMPFAIL).
         """,
         version: Mailsave.version,

@@ -29,10 +29,12 @@ struct Batch: ParsableCommand {
           mailsave batch --mailbox ann@contoso.com --crm examples/crm --eml examples/messages --format table
           mailsave batch --mailbox ann@contoso.com --crm examples/crm --mbox examples/mailbox.mbox --out decisions.jsonl
           mailsave batch --mailbox ann@contoso.com --store crm.sqlite --maildir ~/Maildir --folder-from-maildir --apply
+          mailsave batch --mailbox ann@contoso.com --salesforce --mbox ann.mbox --apply
 
         Exit codes: 0 every message decided, 2 usage, 3 unreadable mailbox, file or store, \
         4 some messages could not be read, 5 rule pack errors, 6 unreadable CRM export, 11 every message \
-        decided but some saves parked in the outbox (run `mailsave retry`), 75 retry later.
+        decided but some saves parked in the outbox (run `mailsave retry`), 12 the Salesforce \
+        configuration is missing, incomplete or unsafe, 75 retry later.
         """
     )
 

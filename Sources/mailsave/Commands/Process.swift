@@ -218,9 +218,14 @@ struct Process: ParsableCommand {
           mailsave process --mailbox ann@contoso.com --crm examples/crm --format table examples/messages/*.eml
           mailsave process --mailbox ann@contoso.com --trigger button --select contact=0035e00000AbCdEAAX msg.eml
           mailsave process --store crm.sqlite --mailbox ann@contoso.com --apply msg.eml
+          mailsave process --salesforce --mailbox ann@contoso.com --apply msg.eml
 
         With --apply the decision is carried out in the embedded CRM (--store): saved at \
-        most once per message org-wide, and the decision gains saved {id, created}.
+        most once per message org-wide, and the decision gains saved {id, created}. With \
+        --salesforce the CRM is a Salesforce org (MAILSAVE_SF_* variables or \
+        --salesforce-config; see the README, "Connect to Salesforce"): one API call answers \
+        the message's look-ups, one all-or-none call saves it, and the store keeps the \
+        ledger and the outbox.
 
         With --thread the files (or --mbox FILE) are one thread, decided together in thread \
         order (parents first by In-Reply-To/References, then by Date), each message once; \
@@ -234,8 +239,10 @@ struct Process: ParsableCommand {
         5 rule pack errors (the mailbox's own user file, a rule over an evaluation budget), \
         6 unreadable CRM export, 11 decided, but a save could not be done now and is parked in \
         the store's outbox (the decision's saved is {"id": null, "created": false, "parked": REASON}; \
-        mailsave retry saves it later), 75 temporary: disk full or store locked, retry later. With \
-        several files, the others are decided and the first failure's code is returned.
+        mailsave retry saves it later), 12 the Salesforce configuration is missing, incomplete or \
+        unsafe, 75 temporary: disk full or store locked, or the org could not answer the \
+        look-ups now, retry later. With several files, the others are decided and the first \
+        failure's code is returned.
         """
     )
 

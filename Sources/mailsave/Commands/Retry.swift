@@ -62,7 +62,9 @@ struct Retry: ParsableCommand {
 
         Exit codes: 0 the outbox is empty, 11 entries remain parked (retry again later), 3 entries \
         failed for good (see --list), or the store cannot be read, 5 rule pack errors (the pack, or \
-        the user file of an entry's mailbox), 75 the store is locked or the disk full. --list exits \
+        the user file of an entry's mailbox), 75 the store is locked or the disk full. Entries parked \
+        for Salesforce are saved with the org of MAILSAVE_SF_* or --salesforce-config; when it is not \
+        configured they are kept, the reason is printed, and retry exits 3. --list exits \
         0 when it could read the store; --drop exits 3, removing nothing, when a key is not in the outbox.
         """
     )
