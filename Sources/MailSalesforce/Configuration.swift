@@ -1,4 +1,5 @@
 import Foundation
+import MailRules
 
 /// How to reach one Salesforce org: where to log in, with which OAuth flow, and the client's
 /// own limits. Read from `MAILSAVE_SF_*` environment variables, or from a `KEY=VALUE` file
@@ -39,8 +40,11 @@ public struct SalesforceConfiguration: Sendable {
     public var tokenCacheDirectory: String?
     /// Custom email fields of Contact, Lead and User to search besides `Email` (they exist only in some orgs).
     public var extraEmailFields: [String] = []
-    /// The Task field that holds the Message-ID; nil: the pack's (`SalesforceSchema.taskMessageIdentifierField`),
-    /// checked only when a Task is saved; `none`: Tasks carry none.
+    /// The Task field that holds the Message-ID. Set (`MAILSAVE_SF_TASK_MESSAGE_ID_FIELD`): also
+    /// checked in the look-up, so a message another client saved as a Task is "already saved"
+    /// in the decision itself, as with the store (a sixth query: a second look-up call for most
+    /// messages). Nil (the default): the pack's (`SalesforceSchema.taskMessageIdentifierField`),
+    /// checked when a Task is saved. `none` (`taskMessageIDFieldDisabled`): Tasks carry none.
     public var taskMessageIDField: String?
     public var taskMessageIDFieldDisabled = false
     /// Largest SOQL statement sent (Salesforce's limit is 100,000 characters).
@@ -148,8 +152,11 @@ public struct SalesforceConfiguration: Sendable {
               scheme == "https" || scheme == "http" else {
             throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL must be an https:// URL (http:// for a local test server), not '\(login.prefix(100))'")
         }
-        if scheme == "http", let host = components.host, !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
-            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL uses http:// for \(host); only a loopback test server may (tokens would cross the network in clear)")
+        if scheme == "http", !Self.isLoopback(loginURL) {
+            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL uses http:// for \(components.host ?? ""); only a loopback test server may (tokens would cross the network in clear)")
+        }
+        guard (components.path.isEmpty || components.path == "/"), components.query == nil, components.fragment == nil, components.user == nil else {
+            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL must be the server alone (https://login.salesforce.com), without a path, query or user; not '\(login.prefix(100))'")
         }
         self.loginURL = loginURL
         self.clientID = client
@@ -201,11 +208,17 @@ public struct SalesforceConfiguration: Sendable {
         }
     }
 
+    /// An http:// URL whose host is this machine (a test server): the only place http may go.
+    static func isLoopback(_ url: String) -> Bool {
+        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host else { return false }
+        return ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
+    }
+
     /// The secrets this configuration holds: removed from every error message as a last guard.
     var secrets: [String] { [clientSecret, refreshToken].compactMap { $0 }.filter { $0.count >= 4 } }
 }
 
-/// A Salesforce configuration that cannot be used: the CLI exits 5. Names the file, the line
+/// A Salesforce configuration that cannot be used: the CLI exits 12. Names the file, the line
 /// and the variable; never a secret's value.
 public struct SalesforceConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
     public var message: String

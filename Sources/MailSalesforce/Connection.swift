@@ -218,6 +218,14 @@ final class SalesforceConnection: @unchecked Sendable {
         var form: [(String, String)]
         switch configuration.flow {
         case .jwtBearer(let keyFile, let username):
+            // The key is a secret, held to the configuration file's rule: the user's, 0600 or stricter.
+            var status = stat()
+            guard stat(keyFile, &status) == 0 else {
+                throw failure(.permanent, "\(keyFile): cannot read the JWT private key (MAILSAVE_SF_KEY_FILE): \(String(cString: strerror(errno)))")
+            }
+            guard status.st_uid == getuid(), status.st_mode & 0o077 == 0 else {
+                throw failure(.permanent, "\(keyFile): the JWT private key (MAILSAVE_SF_KEY_FILE) has mode \(String(status.st_mode & 0o777, radix: 8)) or another owner; it must be the user's and 0600 or stricter (chmod 600 \(keyFile))")
+            }
             guard let data = FileManager.default.contents(atPath: keyFile), let pem = String(data: data, encoding: .utf8) else {
                 throw failure(.permanent, "\(keyFile): cannot read the JWT private key (MAILSAVE_SF_KEY_FILE)")
             }
@@ -262,8 +270,9 @@ final class SalesforceConnection: @unchecked Sendable {
             if response.status == 200, let json, let access = json["access_token"]?.string, let instance = json["instance_url"]?.string {
                 var instanceURL = instance
                 while instanceURL.hasSuffix("/") { instanceURL.removeLast() }
-                guard instanceURL.hasPrefix("https://") || (instanceURL.hasPrefix("http://") && configuration.loginURL.hasPrefix("http://")) else {
-                    throw failure(.permanent, "Salesforce login (\(flowName)): the instance URL is not https; refused")
+                // http only from a loopback test server to itself: a bearer token never crosses a network in clear.
+                guard instanceURL.hasPrefix("https://") || (SalesforceConfiguration.isLoopback(instanceURL) && SalesforceConfiguration.isLoopback(configuration.loginURL)) else {
+                    throw failure(.permanent, "Salesforce login (\(flowName)): the instance URL is not https (nor the loopback test server); refused")
                 }
                 let issued = json["issued_at"]?.string.flatMap(Double.init).map { $0 / 1000 } ?? Date().timeIntervalSince1970
                 return AccessToken(accessToken: access, instanceURL: instanceURL, issuedAt: issued)

@@ -1560,11 +1560,10 @@ class Handler(BaseHTTPRequestHandler):
     def http_faults(self, entry, text, oauth=False):
         """Applies transport faults; returns (answered, drop_after_commit)."""
         state = self.state
-        while True:
-            with state.lock:
-                slow = state.take_fault({"slow"}, text)
-            if slow is None:
-                break
+        # One delay a request (a `slow` fault armed until cleared must not delay it forever).
+        with state.lock:
+            slow = state.take_fault({"slow"}, text)
+        if slow is not None:
             time.sleep(float(slow.get("seconds", 1)))
         with state.lock:
             fault = state.take_fault({"status", "request_limit", "malformed", "drop_before", "drop_after_commit",

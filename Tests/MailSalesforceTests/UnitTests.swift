@@ -245,3 +245,49 @@ func base64URLDecode(_ text: String) throws -> [UInt8] {
 }
 
 /// One RSA key for the whole run (generating one takes a while).
+
+/// A server that says every page has a next one: the look-ups stop, and say why.
+final class EndlessPages: HTTPTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var calls = 0
+    let records: Bool
+
+    init(records: Bool) { self.records = records }
+
+    func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
+        lock.withLock { calls += 1 }
+        if request.url.hasSuffix("/services/oauth2/token") {
+            return HTTPResponse(status: 200, body: Array(#"{"access_token":"t0k3n-endless","instance_url":"http://127.0.0.1:9"}"#.utf8))
+        }
+        let count = JSON.parse(request.body ?? [])?["compositeRequest"]?.array?.count ?? 0
+        // With records: every page names a new next page; without: an empty page that is "not done".
+        let page = lock.withLock { calls }
+        let rows = records ? #"[{"attributes":{"type":"Contact"},"Id":"0035e0000000001AAA","Email":"a@b.example"}]"# : "[]"
+        let results = (0..<count).map { index in
+            #"{"referenceId":"q\#(index)","httpStatusCode":200,"body":{"done":false,"records":\#(rows),"nextRecordsUrl":"/services/data/v66.0/query/01g-\#(page)-\#(index)"}}"#
+        }
+        return HTTPResponse(status: 200, body: Array(("{\"compositeResponse\":[" + results.joined(separator: ",") + "]}").utf8))
+    }
+}
+
+@Suite struct PaginationLimitTests {
+    static func backend(_ transport: HTTPTransport) throws -> SalesforceBackend {
+        let configuration = try SalesforceConfiguration(environment: [
+            "MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "c", "MAILSAVE_SF_CLIENT_SECRET": "s3cr3t-value",
+            "MAILSAVE_SF_TOKEN_CACHE": "off",
+        ])
+        return SalesforceBackend(configuration: configuration, transport: transport, sleep: { _ in }, random: { 0.5 })
+    }
+
+    @Test func pagesThatNeverEndAreRefusedNotFollowedForever() throws {
+        for records in [false, true] {
+            let transport = EndlessPages(records: records)
+            var plan = LookupPlan()
+            plan.addresses = ["a@b.example"]
+            #expect(throws: CRMError.self) { try Self.backend(transport).resolve(plan) }
+            // An empty "not done" page stops at once; pages with records stop at the page cap.
+            #expect(transport.calls <= CompositeQueryRunner.maxPages + 2, "\(transport.calls) calls")
+            if !records { #expect(transport.calls <= 3) }
+        }
+    }
+}

@@ -175,4 +175,48 @@ import Testing
         let gone = try Self.run(server, ["edit", "--salesforce", "--rules", "rules", "--as", "0055e00000Ann01", "<nothing@contoso.com>", "--set", "Subject=x"])
         #expect(gone.status == 8, "\(gone.stderr)")
     }
+
+    @Test func concurrentSavesOfOneMessageMakeOneRecord() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        // The org's check cannot see a save in flight: a slow Task check widens the window.
+        try server.fault(["kind": .string("slow"), "seconds": .number(1), "times": .number(0), "match": .string("FROM Task")])
+        let arguments = ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply",
+                         "examples/messages/01-customer-question.eml"]
+        let environment = try server.environment("jwt")
+        let results = try (0..<3).map { _ in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binary.path)
+            process.arguments = arguments
+            process.currentDirectoryURL = Binary.packageRoot
+            process.environment = Binary.environment.merging(environment) { $1 }
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            return process
+        }.map { process -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        // Each run saved it, found it saved, or (another run was saving it) parked it.
+        #expect(results.allSatisfy { $0 == 0 || $0 == 11 }, "\(results)")
+        try server.call("POST", "/__control/fault/clear")
+        let retried = try Self.run(server, ["retry", "--rules", "rules", "--store", store])
+        #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
+        let tasks = try server.records("Task").filter { $0["Email_Message_ID__c"]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(tasks.count == 1)
+    }
+
+    @Test func aKeyOthersMayReadIsRefused() throws {
+        let (server, _) = try Self.serverWithSampleOrg()
+        let environment = try server.environment("jwt")
+        let key = try #require(environment["MAILSAVE_SF_KEY_FILE"])
+        chmod(key, 0o644)
+        defer { chmod(key, 0o600) }
+        let result = try Binary.launch(Binary.path, ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce",
+                                                     "examples/messages/01-customer-question.eml"], environment: environment)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains(key) && result.stderr.contains("600"), "\(result.stderr)")
+        #expect(try server.stats()["logins"]?.number == 0)
+    }
 }

@@ -20,12 +20,24 @@ struct CompositeQueryRunner {
         }
     }
 
+    /// Pages followed per look-up at most: a message's look-ups fit in a few pages of 2,000
+    /// rows; a server whose pages never end must not spend the org's API allowance.
+    static let maxPages = 100
+
     func run(_ queries: [LookupQueries.Query], kind callKind: String) throws(CallFailure) -> [LookupQueries.Kind: [Row]] {
         var rows: [LookupQueries.Kind: [Row]] = [:]
         for query in queries where rows[query.kind] == nil { rows[query.kind] = [] }
         var pending = queries.map { Pending.query($0.kind, $0.soql) }
         let base = connection.dataPath
+        // A next page already followed, or a page without records that says it is not the
+        // last, would loop: both are refused.
+        var followed = Set<String>()
+        var pages = 0
         while !pending.isEmpty {
+            pages += 1
+            guard pages <= Self.maxPages else {
+                throw connection.failure(.permanent, "Salesforce's answers to the look-ups went on past \(Self.maxPages) pages; refused")
+            }
             let batch = Array(pending.prefix(perCall))
             pending.removeFirst(batch.count)
             var subrequests: [JSON] = []
@@ -72,6 +84,9 @@ struct CompositeQueryRunner {
                     }
                 }
                 if body["done"]?.bool == false, let next = body["nextRecordsUrl"]?.string {
+                    guard !found.isEmpty, followed.insert(next).inserted else {
+                        throw connection.failure(.permanent, "Salesforce named a next page that does not go on (\(found.isEmpty ? "a page without records" : "a page already read")); refused")
+                    }
                     switch item {
                     case .children(let kind, let parent, let relationship, _):
                         pending.append(.children(kind, parent: parent, relationship: relationship, url: next))
