@@ -49,7 +49,8 @@ final class SalesforceConnection: @unchecked Sendable {
         self.sleep = sleep
         self.random = random
         cache = configuration.tokenCacheDirectory.map {
-            TokenCache(directory: $0, loginURL: configuration.loginURL, clientID: configuration.clientID, username: configuration.username)
+            TokenCache(directory: $0, loginURL: configuration.loginURL, clientID: configuration.clientID, username: configuration.username,
+                       credential: configuration.refreshToken ?? configuration.keyFile ?? configuration.clientSecret ?? "")
         }
     }
 

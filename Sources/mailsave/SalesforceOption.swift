@@ -34,7 +34,7 @@ struct SalesforceOption: ParsableArguments {
     /// The name the store's ledger keeps this org's saves under: a sandbox and production,
     /// or two integration users, never answer for each other.
     static func ledgerName(_ configuration: SalesforceConfiguration) -> String {
-        "salesforce \(configuration.loginURL) \(configuration.username ?? configuration.clientID)"
+        "salesforce \(configuration.loginURL) \(configuration.clientID) \(configuration.username ?? "")"
     }
 
     /// A Salesforce writer behind the store's ledger, parking into the store's outbox.

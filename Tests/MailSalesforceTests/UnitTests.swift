@@ -291,3 +291,15 @@ final class EndlessPages: HTTPTransport, @unchecked Sendable {
         }
     }
 }
+
+@Suite struct TokenCacheKeyTests {
+    @Test func twoCredentialsOfOneAppNeverShareAToken() {
+        let a = TokenCache(directory: "/c", loginURL: "https://login.salesforce.com", clientID: "app", username: nil, credential: "refresh-of-ann")
+        let b = TokenCache(directory: "/c", loginURL: "https://login.salesforce.com", clientID: "app", username: nil, credential: "refresh-of-dan")
+        let again = TokenCache(directory: "/c", loginURL: "https://login.salesforce.com", clientID: "app", username: nil, credential: "refresh-of-ann")
+        #expect(a.path != b.path)
+        #expect(a.path == again.path)
+        // The name is a hash: no credential in the file name.
+        #expect(!a.path.contains("refresh"))
+    }
+}

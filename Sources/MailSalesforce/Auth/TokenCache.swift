@@ -13,14 +13,16 @@ public struct AccessToken: Sendable, Equatable, Codable {
 }
 
 /// Tokens kept between per-message runs, so each run does not log in again: one JSON file per
-/// org, client and user (named by a hash of the three), created 0600 atomically (a temporary
+/// org, client, user and credential (named by a hash of the four), created 0600 atomically (a temporary
 /// file renamed over it). A file with another owner, a looser mode, or that does not parse is
 /// ignored, and replaced at the next login.
 public struct TokenCache: Sendable {
     public let path: String
 
-    public init(directory: String, loginURL: String, clientID: String, username: String?) {
-        let key = SHA256.hash(data: Array("\(loginURL)\n\(clientID)\n\(username ?? "")".utf8))
+    /// `credential` is the flow's own secret (the refresh token, the client secret; the key
+    /// file's path for JWT): two users of one app, or a changed secret, never share a token.
+    public init(directory: String, loginURL: String, clientID: String, username: String?, credential: String = "") {
+        let key = SHA256.hash(data: Array("\(loginURL)\n\(clientID)\n\(username ?? "")\n\(credential)".utf8))
         let name = key.prefix(12).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
         path = directory + "/sf-token-" + name + ".json"
     }
