@@ -28,8 +28,10 @@ let package = Package(
         .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules"]),
         // The embedded CRM and the save-once ledger: SQLite through GRDB.
         .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift")]),
-        // libcurl's easy API (system library): the Salesforce backend's HTTP client.
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
+        // libcurl's easy API: the Salesforce backend's HTTP client. Its headers only (from
+        // libcurl4-openssl-dev); the library is opened when first used (Sources/CCurl/shim.h),
+        // so runs that never reach Salesforce do not load it and its dependencies.
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
         // The Salesforce REST backend: OAuth, batched SOQL look-ups, composite saves, retries,
         // API-allowance accounting. Not the store, not the CLI.
         .target(

@@ -24,22 +24,23 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [UnsafeMutableRawPointer] = []
 
-    private static let globalInit: CURLcode = mailsave_curl_global_init()
 
     public init(options: Options = Options()) {
         self.options = options
     }
 
     deinit {
-        for handle in idle { curl_easy_cleanup(handle) }
+        for handle in idle { mailsave_curl_easy_cleanup(handle) }
     }
 
     public func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
-        guard Self.globalInit == CURLE_OK else { throw HTTPFailure(.permanent, "libcurl could not be initialised") }
+        guard mailsave_curl_load() == 1 else {
+            throw HTTPFailure(.permanent, "libcurl (libcurl.so.4) cannot be loaded or initialised; install it (Debian: apt install libcurl4)")
+        }
         guard let handle = takeHandle() else { throw HTTPFailure(.permanent, "libcurl could not create a handle") }
         var reusable = true
         defer {
-            if reusable { giveBack(handle) } else { curl_easy_cleanup(handle) }
+            if reusable { giveBack(handle) } else { mailsave_curl_easy_cleanup(handle) }
         }
         do {
             return try perform(request, on: handle)
@@ -54,16 +55,16 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         let handle = idle.popLast()
         lock.unlock()
         if let handle {
-            curl_easy_reset(handle)
+            mailsave_curl_easy_reset(handle)
             return handle
         }
-        return curl_easy_init()
+        return mailsave_curl_easy_init()
     }
 
     private func giveBack(_ handle: UnsafeMutableRawPointer) {
         lock.lock()
         defer { lock.unlock() }
-        if idle.count < 8 { idle.append(handle) } else { curl_easy_cleanup(handle) }
+        if idle.count < 8 { idle.append(handle) } else { mailsave_curl_easy_cleanup(handle) }
     }
 
     /// What the callbacks fill during one transfer.
@@ -82,7 +83,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         defer { errorBuffer.deallocate() }
         var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { if let headerList { curl_slist_free_all(headerList) } }
+        defer { if let headerList { mailsave_curl_slist_free_all(headerList) } }
 
         var code = CURLE_OK
         func set(_ result: CURLcode) { if code == CURLE_OK { code = result } }
@@ -105,7 +106,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         // No "Expect: 100-continue" round trip before a body.
         for header in request.headers + [HTTPRequest.Header("Expect", "")] {
             let line = header.value.isEmpty ? "\(header.name):" : "\(header.name): \(header.value)"
-            headerList = curl_slist_append(headerList, line)
+            headerList = mailsave_curl_slist_append(headerList, line)
         }
         set(mailsave_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))
 
@@ -126,16 +127,16 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             }
         }
         guard code == CURLE_OK else {
-            throw HTTPFailure(.permanent, "cannot set up the request to \(Self.hostDescription(request.url)): \(String(cString: curl_easy_strerror(code)))")
+            throw HTTPFailure(.permanent, "cannot set up the request to \(Self.hostDescription(request.url)): \(String(cString: mailsave_curl_easy_strerror(code)))")
         }
 
-        let result = curl_easy_perform(handle)
+        let result = mailsave_curl_easy_perform(handle)
         if transfer.tooLarge {
             throw HTTPFailure(.permanent, "the response from \(Self.hostDescription(request.url)) is larger than \(options.maxResponseBytes) bytes; aborted")
         }
         guard result == CURLE_OK else {
             let detail = String(cString: errorBuffer)
-            let reason = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
+            let reason = detail.isEmpty ? String(cString: mailsave_curl_easy_strerror(result)) : detail
             throw HTTPFailure(Self.kind(of: result), "\(request.method) \(Self.hostDescription(request.url)): \(reason) (curl \(result.rawValue))")
         }
         var status = 0
