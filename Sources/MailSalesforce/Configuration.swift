@@ -108,10 +108,12 @@ public struct SalesforceConfiguration: Sendable {
             guard let text = values[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
             return text
         }
-        func number(_ name: String, _ range: ClosedRange<Double>) throws(SalesforceConfigurationError) -> Double? {
+        /// Plain decimal only (`Double` would also read `0x10` and `1e3`); `whole` for counts.
+        func number(_ name: String, _ range: ClosedRange<Double>, whole: Bool = false) throws(SalesforceConfigurationError) -> Double? {
             guard let text = value(name) else { return nil }
-            guard let number = Double(text), range.contains(number) else {
-                throw SalesforceConfigurationError("\(source): \(name) must be a number from \(range.lowerBound) to \(range.upperBound), not '\(text.prefix(32))'")
+            let digitsAndPoint = text.allSatisfy { $0.isASCII && ($0.isNumber || (!whole && $0 == ".")) } && text.filter { $0 == "." }.count <= 1
+            guard digitsAndPoint, let number = Double(text), range.contains(number) else {
+                throw SalesforceConfigurationError("\(source): \(name) must be a \(whole ? "whole number" : "number") from \(range.lowerBound) to \(range.upperBound), not '\(text.prefix(32))'")
             }
             return number
         }
@@ -180,8 +182,8 @@ public struct SalesforceConfiguration: Sendable {
         timeout = try number("MAILSAVE_SF_TIMEOUT", 0.1...3600) ?? timeout
         connectTimeout = try number("MAILSAVE_SF_CONNECT_TIMEOUT", 0.1...600) ?? min(connectTimeout, timeout)
         maxAPIShare = try number("MAILSAVE_SF_MAX_API_SHARE", 0.01...1) ?? maxAPIShare
-        attempts = Int(try number("MAILSAVE_SF_RETRIES", 0...20) ?? Double(attempts - 1)) + 1
-        maxSOQLLength = Int(try number("MAILSAVE_SF_MAX_SOQL_LENGTH", 200...100_000) ?? Double(maxSOQLLength))
+        attempts = Int(try number("MAILSAVE_SF_RETRIES", 0...20, whole: true) ?? Double(attempts - 1)) + 1
+        maxSOQLLength = Int(try number("MAILSAVE_SF_MAX_SOQL_LENGTH", 200...100_000, whole: true) ?? Double(maxSOQLLength))
         switch value("MAILSAVE_SF_TOKEN_CACHE") {
         case "off", "none": tokenCacheDirectory = nil
         case let folder?: tokenCacheDirectory = folder

@@ -303,3 +303,30 @@ final class EndlessPages: HTTPTransport, @unchecked Sendable {
         #expect(!a.path.contains("refresh"))
     }
 }
+
+@Suite struct ConfigurationValueTests {
+    let base = ["MAILSAVE_SF_LOGIN_URL": "https://login.salesforce.com", "MAILSAVE_SF_CLIENT_ID": "client", "MAILSAVE_SF_CLIENT_SECRET": "s3cr3t-x"]
+
+    @Test func numbersArePlainDecimalsAndCountsWhole() throws {
+        let good = try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_TIMEOUT": "12.5", "MAILSAVE_SF_RETRIES": "2",
+                                                                          "MAILSAVE_SF_MAX_API_SHARE": "0.8"]) { $1 })
+        #expect(good.timeout == 12.5 && good.attempts == 3 && good.maxAPIShare == 0.8)
+        for (name, value) in [("MAILSAVE_SF_RETRIES", "2.7"), ("MAILSAVE_SF_TIMEOUT", "0x10"), ("MAILSAVE_SF_TIMEOUT", "1e3"),
+                              ("MAILSAVE_SF_MAX_API_SHARE", "nan"), ("MAILSAVE_SF_TIMEOUT", "-5"), ("MAILSAVE_SF_MAX_SOQL_LENGTH", "500.5")] {
+            #expect(throws: SalesforceConfigurationError.self, "\(name)=\(value)") {
+                try SalesforceConfiguration(environment: base.merging([name: value]) { $1 })
+            }
+        }
+    }
+
+    @Test func aLoginURLIsTheServerAlone() throws {
+        for url in ["https://login.salesforce.com/path", "https://login.salesforce.com?x=1", "https://user@login.salesforce.com",
+                    "http://192.0.2.1:8080", "http://127.0.0.1.evil.example"] {
+            #expect(throws: SalesforceConfigurationError.self, "\(url)") {
+                try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_LOGIN_URL": url]) { $1 })
+            }
+        }
+        #expect(try SalesforceConfiguration(environment: base.merging(["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:8080/"]) { $1 }).loginURL
+                == "http://127.0.0.1:8080")
+    }
+}
