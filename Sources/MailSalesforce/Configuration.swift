@@ -68,19 +68,11 @@ public struct SalesforceConfiguration: Sendable {
     /// values win over the environment's. Refused unless the file is the user's and no one else
     /// may read it (mode 0600 or stricter).
     public static func load(file path: String, environment: [String: String]) throws(SalesforceConfigurationError) -> SalesforceConfiguration {
-        var status = stat()
-        guard stat(path, &status) == 0 else {
-            throw SalesforceConfigurationError("\(path): cannot read the Salesforce configuration: \(String(cString: strerror(errno)))")
-        }
-        let mode = status.st_mode & 0o777
-        guard mode & 0o077 == 0 else {
-            throw SalesforceConfigurationError("\(path): mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)) lets others read it; it holds secrets: chmod 600 \(path)")
-        }
-        guard status.st_uid == getuid() else {
-            throw SalesforceConfigurationError("\(path): owned by uid \(status.st_uid), not by this user (uid \(getuid())); refused")
-        }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw SalesforceConfigurationError("\(path): cannot read the Salesforce configuration (not UTF-8 text?)")
+        let text: String
+        do {
+            text = try PrivateFile.contents(of: path, what: "the Salesforce configuration")
+        } catch {
+            throw SalesforceConfigurationError(error.message)
         }
         var values = environment
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

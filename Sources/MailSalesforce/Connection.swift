@@ -219,16 +219,11 @@ final class SalesforceConnection: @unchecked Sendable {
         var form: [(String, String)]
         switch configuration.flow {
         case .jwtBearer(let keyFile, let username):
-            // The key is a secret, held to the configuration file's rule: the user's, 0600 or stricter.
-            var status = stat()
-            guard stat(keyFile, &status) == 0 else {
-                throw failure(.permanent, "\(keyFile): cannot read the JWT private key (MAILSAVE_SF_KEY_FILE): \(String(cString: strerror(errno)))")
-            }
-            guard status.st_uid == getuid(), status.st_mode & 0o077 == 0 else {
-                throw failure(.permanent, "\(keyFile): the JWT private key (MAILSAVE_SF_KEY_FILE) has mode \(String(status.st_mode & 0o777, radix: 8)) or another owner; it must be the user's and 0600 or stricter (chmod 600 \(keyFile))")
-            }
-            guard let data = FileManager.default.contents(atPath: keyFile), let pem = String(data: data, encoding: .utf8) else {
-                throw failure(.permanent, "\(keyFile): cannot read the JWT private key (MAILSAVE_SF_KEY_FILE)")
+            let pem: String
+            do {
+                pem = try PrivateFile.contents(of: keyFile, what: "the JWT private key (MAILSAVE_SF_KEY_FILE)")
+            } catch {
+                throw failure(.permanent, error.message)
             }
             lock.withLock { keyText = pem }
             let assertion: String
