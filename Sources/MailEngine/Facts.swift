@@ -536,27 +536,51 @@ public enum ThreadReferences {
         return nil
     }
 
-    /// Case ids from legacy thread tokens (`ref:_00D5e0ABC._5005e0XYZ:ref`), expanded to 15 characters.
+    /// Case ids from legacy thread tokens (`ref:_00D5e0ABC._5005e0XYZ:ref`), expanded to 15
+    /// characters. A scan of the text's UTF-8 bytes (the markers are ASCII): searching the
+    /// String by Characters was an eighth of `batch`'s time over the corpus.
     public static func threadTokens(in text: String) -> [String] {
+        var text = text
+        return text.withUTF8 { bytes in threadTokens(in: bytes) }
+    }
+
+    static func threadTokens(in bytes: UnsafeBufferPointer<UInt8>) -> [String] {
+        let open = Array("ref:_".utf8), close = Array(":ref".utf8), dot = Array("._".utf8)
         var ids: [String] = []
-        var rest = text[...]
-        while let start = rest.firstRange(of: "ref:_") {
-            let after = rest[start.upperBound...]
-            guard let end = after.firstRange(of: ":ref") else { break }
-            let token = after[..<end.lowerBound]
-            if let dot = token.firstRange(of: "._") {
-                let casePart = token[dot.upperBound...]
+        var position = 0
+        while let start = find(open, in: bytes, from: position, to: bytes.count) {
+            let after = start + open.count
+            guard let end = find(close, in: bytes, from: after, to: bytes.count) else { break }
+            if let separator = find(dot, in: bytes, from: after, to: end) {
                 // The token drops the zeros that pad the id: 500 + 5e0 + XYZ -> 5005e000000XYZ.
-                if casePart.hasPrefix("500"), casePart.count >= 5, casePart.count <= 15 {
+                let casePart = bytes[(separator + dot.count)..<end]
+                if casePart.count >= 5, casePart.count <= 15, casePart.starts(with: Array("500".utf8)),
+                   casePart.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) {
                     let body = casePart.dropFirst(3)
                     let pod = body.prefix(2), tail = body.dropFirst(2)
-                    let padding = String(repeating: "0", count: max(0, 15 - 3 - pod.count - tail.count))
-                    ids.append("500" + pod + padding + tail)
+                    let padding = [UInt8](repeating: 0x30, count: max(0, 15 - 3 - pod.count - tail.count))
+                    ids.append(String(decoding: Array("500".utf8) + pod + padding + tail, as: UTF8.self))
                 }
             }
-            rest = after[end.upperBound...]
+            position = end + close.count
         }
         return ids
+    }
+
+    /// Where `needle` first starts in `bytes[from..<to]`.
+    private static func find(_ needle: [UInt8], in bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
+        guard let first = needle.first, to - from >= needle.count else { return nil }
+        var index = from
+        let last = to - needle.count
+        while index <= last {
+            if bytes[index] == first {
+                var matched = 1
+                while matched < needle.count, bytes[index + matched] == needle[matched] { matched += 1 }
+                if matched == needle.count { return index }
+            }
+            index += 1
+        }
+        return nil
     }
 
     public static func caseNumbers(in text: String) -> [String] {

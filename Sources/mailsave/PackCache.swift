@@ -11,7 +11,7 @@ import Darwin
 ///
 /// An entry is `MSPK`, the format version, the 32-byte key, the encoded pack
 /// (`CompiledPackFormat`), and a SHA-256 checksum over everything before it. The key is a
-/// SHA-256 over the format version, the mailsave version, the compiler's fingerprint and
+/// SHA-256 over the format version, the mailsave version, the compiler's identity and
 /// the path and exact text of every rule file, so an upgraded binary or a changed file never
 /// reads an entry made for something else. On load the entry must be a regular file owned by
 /// this user and not writable by others, its key and checksum must match, and the decoder
@@ -55,7 +55,7 @@ struct PackCache: CompiledPackCache {
         }
         part(Self.magic + [CompiledPackFormat.version])
         part(Array(toolVersion.utf8))
-        part(CompiledPackFormat.compilerFingerprint)
+        part(Self.compilerIdentity)
         part(Array(String(files.count).utf8))
         for file in files {
             part(Array(file.path.utf8))
@@ -65,6 +65,22 @@ struct PackCache: CompiledPackCache {
     }
 
     func key(_ files: [SourceFile]) -> String { Self.hex(keyDigest(files)) }
+
+    /// Which compiler made an entry: the running executable's identity (device, inode, size,
+    /// change and modification times of `/proc/self/exe`), which every rebuild or upgrade
+    /// changes, for one `stat`; where that cannot be read, the compiler's own fingerprint
+    /// (`CompiledPackFormat.compilerFingerprint`, whose building is about a tenth of a
+    /// per-message `process`).
+    static let compilerIdentity: [UInt8] = {
+        var info = stat()
+        guard stat("/proc/self/exe", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            return CompiledPackFormat.compilerFingerprint
+        }
+        let fields: [UInt64] = [UInt64(truncatingIfNeeded: info.st_dev), UInt64(truncatingIfNeeded: info.st_ino), UInt64(truncatingIfNeeded: info.st_size),
+                                UInt64(truncatingIfNeeded: info.st_mtim.tv_sec), UInt64(truncatingIfNeeded: info.st_mtim.tv_nsec),
+                                UInt64(truncatingIfNeeded: info.st_ctim.tv_sec), UInt64(truncatingIfNeeded: info.st_ctim.tv_nsec)]
+        return Array("executable".utf8) + fields.flatMap { field in withUnsafeBytes(of: field.littleEndian) { Array($0) } }
+    }()
 
     func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
 

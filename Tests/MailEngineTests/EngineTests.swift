@@ -46,6 +46,12 @@ extension InMemoryDirectory.CSVProblem: Equatable {
         #expect(ThreadReferences.caseNumbers(in: "case #1042, Case No. 20077, showcase 12345") == ["1042", "20077"])
         // The token drops the zeros that pad the id: 500 + 5e + (zeros) + 0XYZ.
         #expect(ThreadReferences.threadTokens(in: "[ ref:_00D5e0ABC._5005e0XYZ:ref ]") == ["5005e0000000XYZ"])
+        // Every token in order, after non-ASCII text; a token without its end, or whose Case part
+        // is not an id, gives nothing; an unfinished one stops the scan.
+        #expect(ThreadReferences.threadTokens(in: "Grüße 👋🏽 ref:_00D1._5001a7:ref, ref:_00D2._500ZZ12345:ref ref:_00D3._500é1:ref ref:_00D4._50012")
+                == ["5001a0000000007", "500ZZ0000012345"])
+        #expect(ThreadReferences.threadTokens(in: "ref:_00D1.5001a7:ref ref:_:ref ref:_00D._600aa1:ref").isEmpty)
+        #expect(ThreadReferences.threadTokens(in: "") == [])
         #expect(ThreadReferences.recordID(inLink: "https://na1.salesforce.com/0035e00000Bob01") == "0035e00000Bob01")
         #expect(ThreadReferences.recordID(inLink: "https://contoso.lightning.force.com/lightning/r/Case/5005e00000Cas01AAA/view") == "5005e00000Cas01AAA")
         #expect(ThreadReferences.recordID(inLink: "https://example.com/0035e00000Bob01") == nil)

@@ -9,6 +9,7 @@ enum BatchFormat: String, ExpressibleByArgument, CaseIterable { case jsonl, tabl
 
 struct Batch: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "batch",
         abstract: "Decide (and with --apply save) every message of a mailbox: an mbox, a Maildir or a folder of .eml files.",
         discussion: """
         Reads the mailbox as a stream (one message in memory per job, whatever its size), decides \

@@ -9,6 +9,7 @@ enum DiffFailOn: String, ExpressibleByArgument, CaseIterable { case verdict, any
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "Preview a rule change: decide a mailbox with two versions of a pack and list the messages whose decision changes.",
         discussion: """
         Each message is decided with the old and the new pack (the same CRM, the same context) and \

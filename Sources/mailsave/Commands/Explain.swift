@@ -6,6 +6,7 @@ import MailStore
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "explain",
         abstract: "Show why a message is (not) saved: every rule, its value, and the facts it read.",
         discussion: """
         Takes the same arguments as process. Prints the facts (participants with their \

@@ -7,6 +7,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show what mailsave reads off a message: addresses, ids, service kind, signature, links.",
         discussion: """
         Reads one RFC 5322 message (a .eml file, or standard input with -) and prints it as \

@@ -34,6 +34,7 @@ enum LintFormat: String, ExpressibleByArgument, CaseIterable {
 
 struct Lint: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "lint",
         abstract: "Check rule packs: YAML, the rule file format, expression types, and the pack-level checks.",
         discussion: """
         Each PATH is a rule pack folder (its *.yaml files, and users/*.yaml as the per-user \

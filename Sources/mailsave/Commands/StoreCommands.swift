@@ -189,6 +189,7 @@ enum CSVOutput {
 
 struct Ledger: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ledger",
         abstract: "The save-once ledger.",
         subcommands: [LedgerReconcile.self]
     )
@@ -222,6 +223,7 @@ struct LedgerReconcile: ParsableCommand {
 
 struct Edit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "edit",
         abstract: "Edit a saved EmailMessage: delete it and create it again with the changes, as Salesforce requires.",
         discussion: """
         Salesforce only updates Draft EmailMessages, so changing the links, Subject or body \
