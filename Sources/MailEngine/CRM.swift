@@ -152,12 +152,12 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
 public enum CRMDirectoryKeys {
     /// The same normalisation the rule language's address lists use.
     public static func address(_ address: String) -> String {
-        CompiledList.normalize(address.trimmingCharacters(in: .whitespaces), kind: .addresses)
+        CompiledList.normalize(address.trimmingHorizontalSpace(), kind: .addresses)
     }
 
     /// `https://www.Fabrikam.com/about` -> `fabrikam.com`.
     public static func domain(ofWebsite website: String) -> String? {
-        var text = website.trimmingCharacters(in: .whitespaces).lowercased()
+        var text = website.trimmingHorizontalSpace().lowercased()
         if let scheme = text.range(of: "://") { text = String(text[scheme.upperBound...]) }
         text = String(text.prefix { $0 != "/" && $0 != "?" && $0 != "#" && $0 != ":" })
         if text.hasPrefix("www.") { text.removeFirst(4) }
@@ -200,7 +200,7 @@ public enum MessageIDKey {
     }
 
     public static func normalize(_ id: String) -> String {
-        var text = id.trimmingCharacters(in: .whitespaces)
+        var text = id.trimmingHorizontalSpace()
         if text.hasPrefix("<") { text.removeFirst() }
         if text.hasSuffix(">") { text.removeLast() }
         guard let at = text.lastIndex(of: "@") else { return text }

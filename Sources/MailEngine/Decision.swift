@@ -56,8 +56,8 @@ public struct RecordToCreate: Sendable, Equatable {
         if name.isEmpty { name = local }
         var first = "", last = name
         if let comma = name.firstIndex(of: ",") {
-            last = name[..<comma].trimmingCharacters(in: .whitespaces)
-            first = name[name.index(after: comma)...].trimmingCharacters(in: .whitespaces)
+            last = name[..<comma].trimmingHorizontalSpace()
+            first = name[name.index(after: comma)...].trimmingHorizontalSpace()
         } else if let space = name.lastIndex(of: " ") {
             first = String(name[..<space])
             last = String(name[name.index(after: space)...])

@@ -36,7 +36,7 @@ public struct ProcessContext: Sendable {
     /// A role as callers name it: ours, Microsoft Graph's `wellKnownName`, Gmail's system
     /// labels, IMAP SPECIAL-USE attributes (RFC 6154), case-insensitively. Nil when unknown.
     public static func folderRole(named name: String) -> String? {
-        var key = name.lowercased().trimmingCharacters(in: .whitespaces)
+        var key = name.lowercased().trimmingHorizontalSpace()
         if key.hasPrefix("\\") { key.removeFirst() }
         switch key {
         case "inbox": return "inbox"
@@ -583,33 +583,54 @@ public enum ThreadReferences {
         return nil
     }
 
+    /// Case numbers after the word "case" (any letter case, not inside a word), then
+    /// optional spaces, `#`, `:`, `-`, no-break spaces and "No.", 4 to 10 digits. A scan of
+    /// the UTF-8 bytes: every letter of "case" and "no." is ASCII, and no other scalar
+    /// lowercases to one of them, so comparing bytes is comparing lowercased words.
     public static func caseNumbers(in text: String) -> [String] {
+        var text = text
+        return text.withUTF8 { bytes in caseNumbers(in: bytes) }
+    }
+
+    static func caseNumbers(in bytes: UnsafeBufferPointer<UInt8>) -> [String] {
+        func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+        func isWord(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int, _ word: StaticString) -> Bool {
+            guard index + word.utf8CodeUnitCount <= bytes.count else { return false }
+            for offset in 0..<word.utf8CodeUnitCount where lower(bytes[index + offset]) != word.utf8Start[offset] { return false }
+            return true
+        }
         var numbers: [String] = []
-        let scalars = Array(text.unicodeScalars)
         var index = 0
-        while index + 4 < scalars.count {
-            // A word equal to "case" once lowercased starts with c or C: no other scalar
-            // lowercases to one whose decomposition is "c" alone. So no word is built and
-            // lowercased elsewhere (doing that at every position of the text was 57% of
-            // batch's instructions over the corpus).
-            if scalars[index] != "c" && scalars[index] != "C" {
-                index += 1
-                continue
+        while index + 4 < bytes.count {
+            defer { index += 1 }
+            guard bytes[index] | 0x20 == 0x63, isWord(bytes, at: index, "case"), !isLetter(before: index, in: bytes) else { continue }
+            var probe = index + 4
+            scan: while probe < bytes.count {
+                switch bytes[probe] {
+                case 0x20, 0x23, 0x3A, 0x2D: probe += 1 // space # : -
+                case 0xC2 where probe + 1 < bytes.count && bytes[probe + 1] == 0xA0: probe += 2 // U+00A0
+                default: break scan
+                }
             }
-            let word = String(String.UnicodeScalarView(scalars[index..<index + 4])).lowercased()
-            let before: Unicode.Scalar = index > 0 ? scalars[index - 1] : " "
-            if word == "case", !before.properties.isAlphabetic {
-                var probe = index + 4
-                while probe < scalars.count, [" ", "#", ":", "-", "\u{A0}"].contains(scalars[probe]) { probe += 1 }
-                if probe + 3 < scalars.count, String(String.UnicodeScalarView(scalars[probe..<probe + 3])).lowercased() == "no." { probe += 3 }
-                while probe < scalars.count, scalars[probe] == " " { probe += 1 }
-                var digits = ""
-                while probe < scalars.count, ("0"..."9").contains(scalars[probe]) { digits.unicodeScalars.append(scalars[probe]); probe += 1 }
-                if (4...10).contains(digits.count) { numbers.append(digits) }
+            if isWord(bytes, at: probe, "no.") { probe += 3 }
+            while probe < bytes.count, bytes[probe] == 0x20 { probe += 1 }
+            let digitsStart = probe
+            while probe < bytes.count, bytes[probe] >= 0x30, bytes[probe] <= 0x39 { probe += 1 }
+            if (4...10).contains(probe - digitsStart) {
+                numbers.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[digitsStart..<probe]), as: UTF8.self))
             }
-            index += 1
         }
         return numbers
+    }
+
+    /// Whether the scalar that ends just before `index` is alphabetic (false at the start).
+    private static func isLetter(before index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard index > 0 else { return false }
+        if bytes[index - 1] < 0x80 { return (bytes[index - 1] | 0x20) >= 0x61 && (bytes[index - 1] | 0x20) <= 0x7A }
+        var start = index - 1
+        while start > 0, index - start < 4, bytes[start] & 0xC0 == 0x80 { start -= 1 }
+        let scalar = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self).unicodeScalars.first
+        return scalar?.properties.isAlphabetic ?? false
     }
 
     /// A record id in a Salesforce link: `…/0035000000AbCdE`, `/lightning/r/Contact/0035000000AbCdEAAX/view`.

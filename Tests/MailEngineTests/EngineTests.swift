@@ -58,6 +58,45 @@ extension InMemoryDirectory.CSVProblem: Equatable {
     }
 }
 
+/// The byte scans of `ThreadReferences` against the scalar-by-scalar reading they replaced, on
+/// texts full of near misses: non-ASCII letters before "case", no-break spaces, "No.", short
+/// and long numbers, the end of the text.
+@Suite struct ThreadReferenceReferenceTests {
+    static func referenceCaseNumbers(_ text: String) -> [String] {
+        var numbers: [String] = []
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        while index + 4 < scalars.count {
+            let word = String(String.UnicodeScalarView(scalars[index..<index + 4])).lowercased()
+            let before: Unicode.Scalar = index > 0 ? scalars[index - 1] : " "
+            if word == "case", !before.properties.isAlphabetic {
+                var probe = index + 4
+                while probe < scalars.count, [" ", "#", ":", "-", "\u{A0}"].contains(scalars[probe]) { probe += 1 }
+                if probe + 3 < scalars.count, String(String.UnicodeScalarView(scalars[probe..<probe + 3])).lowercased() == "no." { probe += 3 }
+                while probe < scalars.count, scalars[probe] == " " { probe += 1 }
+                var digits = ""
+                while probe < scalars.count, ("0"..."9").contains(scalars[probe]) { digits.unicodeScalars.append(scalars[probe]); probe += 1 }
+                if (4...10).contains(digits.count) { numbers.append(digits) }
+            }
+            index += 1
+        }
+        return numbers
+    }
+
+    @Test func caseNumbersAgreeWithTheScalarReading() {
+        let pieces = ["case", "Case", "CASE", "cAsE", "éCase", "ßcase", "1case", "_case", " ", "\u{A0}", "#", ":", "-", "No.", "no.", "NO",
+                      "12", "1234", "00001042", "12345678901", "x", "Ünïcödé", "👋🏽", "\u{301}", "\n"]
+        var generator = SystemRandomNumberGenerator()
+        var texts = ["", "case", "case 1234", "case 12345", "Re: Case No. 1042", "showcase 12345", "CASE\u{A0}#:-No. 123456"]
+        for _ in 0..<3000 {
+            texts.append((0..<Int.random(in: 1...8, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined())
+        }
+        for text in texts {
+            #expect(ThreadReferences.caseNumbers(in: text) == Self.referenceCaseNumbers(text), "\(text.debugDescription)")
+        }
+    }
+}
+
 @Suite struct RelatedSearchTests {
     func directory() -> InMemoryDirectory {
         InMemoryDirectory(records: [

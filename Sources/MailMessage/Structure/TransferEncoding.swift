@@ -140,13 +140,3 @@ let base64Table: [UInt8] = {
     table[Int(UInt8(ascii: "_"))] = 63
     return table
 }()
-
-extension StringProtocol {
-    /// The text without leading and trailing whitespace (no Foundation needed).
-    public func trimmingSpaces() -> String {
-        var view = Substring(self)
-        while let first = view.first, first.isWhitespace { view.removeFirst() }
-        while let last = view.last, last.isWhitespace { view.removeLast() }
-        return String(view)
-    }
-}
