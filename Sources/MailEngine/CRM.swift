@@ -46,6 +46,9 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
     public func add(_ record: CRMRecord) {
         records[record.object, default: []].append(record)
         byID[record.id] = record
+        // Found by its 15-character form too, as the store finds it (a Contact's AccountId may
+        // be written in the other form than the Account's Id).
+        if record.id.count == 18 { byID[SalesforceID.canonical(record.id)] = record }
         if record.object == "Contact" || record.object == "Lead" || record.object == "User" {
             for field in personEmailFields {
                 if let email = record[field] { byEmail[CRMDirectoryKeys.address(email), default: []].append(record) }
