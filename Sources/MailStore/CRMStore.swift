@@ -336,8 +336,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// Formats 2 and 3 to 4: the `domain_account` look-up rows of every Contact, computed by
-    /// `keys(of:)` as an import computes them. One pass over the Contacts (about N s for
-    /// 1,000,000 of them here), once per store.
+    /// `keys(of:)` as an import computes them (so an upgraded store and a new one hold the same
+    /// rows): one pass over the Contacts, decoding each, once per store.
     static func indexContactDomains(_ db: Database) throws {
         let rows = try Row.fetchCursor(db, sql: "SELECT id, object, fields FROM record WHERE object = 'Contact'")
         let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO lookup (kind, key, id) VALUES (?, ?, ?)")
