@@ -35,6 +35,9 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
     public private(set) var records: [String: [CRMRecord]] = [:]
     private var byID: [String: CRMRecord] = [:]
     private var byEmail: [String: [CRMRecord]] = [:]
+    /// Canonical AccountIds of the Contacts at each email domain, each once, in the order
+    /// first seen (only whether there are one or several is read).
+    private var accountsByEmailDomain: [String: [String]] = [:]
 
     public init(records: [CRMRecord] = []) {
         for record in records { add(record) }
@@ -43,9 +46,18 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
     public func add(_ record: CRMRecord) {
         records[record.object, default: []].append(record)
         byID[record.id] = record
+        // Found by its 15-character form too, as the store finds it (a Contact's AccountId may
+        // be written in the other form than the Account's Id).
+        if record.id.count == 18 { byID[SalesforceID.canonical(record.id)] = record }
         if record.object == "Contact" || record.object == "Lead" || record.object == "User" {
             for field in personEmailFields {
                 if let email = record[field] { byEmail[CRMDirectoryKeys.address(email), default: []].append(record) }
+            }
+        }
+        if record.object == "Contact", let account = record["AccountId"] {
+            let key = SalesforceID.canonical(account)
+            for domain in CRMDirectoryKeys.emailDomains(of: record) where !accountsByEmailDomain[domain, default: []].contains(key) {
+                accountsByEmailDomain[domain, default: []].append(key)
             }
         }
     }
@@ -109,6 +121,11 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
         }
     }
 
+    public func account(contactDomain domain: String) -> DomainAccount? {
+        guard let accounts = accountsByEmailDomain[domain], let first = accounts.first else { return nil }
+        return accounts.count > 1 ? .several : .one(record(id: first)?.id ?? first)
+    }
+
     public func accounts(name: String) -> [CRMRecord] {
         let key = CRMDirectoryKeys.companyName(name)
         guard !key.isEmpty else { return [] }
@@ -153,6 +170,24 @@ public enum CRMDirectoryKeys {
     /// The same normalisation the rule language's address lists use.
     public static func address(_ address: String) -> String {
         CompiledList.normalize(address.trimmingHorizontalSpace(), kind: .addresses)
+    }
+
+    /// The domain of a normalised address (`CRMDirectoryKeys.address`): what follows its last
+    /// `@`, already lower-cased and IDNA-encoded; nil when there is none.
+    public static func domain(ofAddress address: String) -> String? {
+        guard let at = address.lastIndex(of: "@") else { return nil }
+        let domain = address[address.index(after: at)...]
+        return domain.contains(".") ? String(domain) : nil
+    }
+
+    /// The domains of a Contact's email fields, each once: what the Account-by-Contact-domain
+    /// look-up indexes (every backend the same fields: `SalesforceSchema.personEmailFields`).
+    public static func emailDomains(of record: CRMRecord) -> [String] {
+        var domains: [String] = []
+        for field in SalesforceSchema.personEmailFields {
+            if let email = record[field], let domain = domain(ofAddress: address(email)), !domains.contains(domain) { domains.append(domain) }
+        }
+        return domains
     }
 
     /// `https://www.Fabrikam.com/about` -> `fabrikam.com`.

@@ -161,7 +161,7 @@ public struct Engine {
             // A Contact under the Account its domain matches (never for free mail), else a Lead.
             for participant in facts.participants where !participant.blocked && participant.contact == nil
                 && participant.lead == nil && participant.user == nil {
-                let account = participant.freeMail ? nil : facts.answers.accounts(websiteDomain: participant.address.domain).first?.id
+                let account = participant.freeMail ? nil : FactsBuilder.account(domain: participant.address.domain, answers: facts.answers)
                 decision.toCreate.append(RecordToCreate(address: participant.address.normalized, object: account == nil ? "Lead" : "Contact",
                                                         accountID: account, freeMail: participant.freeMail))
             }

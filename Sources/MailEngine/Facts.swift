@@ -79,6 +79,9 @@ public struct ParticipantFacts: Sendable {
     /// When `account` was matched by website domain (no Contact or Lead matched): the
     /// Website's domain that matched.
     public var accountByWebsite: String?
+    /// When `account` is that of the other Contacts at the participant's domain (no Contact or
+    /// Lead matched, and they all belong to it): the domain.
+    public var accountByContactDomain: String?
     public var user: CRMRecord?
 
     public var blocked: Bool { blockedBy != nil }
@@ -156,7 +159,12 @@ public struct FactsBuilder {
         let participants = self.participants(message, mailbox: mailbox)
         for participant in participants where !participant.blocked {
             plan.ask(participant.address.normalized, in: \.addresses)
-            if !participant.freeMail { plan.ask(participant.address.domain, in: \.websiteDomains) }
+            // Free mail is never matched to an Account by domain; internal participants are
+            // blocked, so the org's own domains never are either.
+            if !participant.freeMail {
+                plan.ask(participant.address.domain, in: \.websiteDomains)
+                plan.ask(contactDomain: participant.address.domain, for: participant.address.normalized)
+            }
         }
         let text = Self.threadText(message)
         for token in ThreadReferences.threadTokens(in: text) { plan.ask(token, in: \.recordIDs) }
@@ -249,9 +257,16 @@ public struct FactsBuilder {
         related.opportunities = Ranking.opportunities(opportunities, at: date).map(\.id)
         related.cases = Ranking.cases(cases).map(\.id)
         if related.leads.isEmpty && related.contacts.isEmpty {
-            // Accounts by website domain, never for free-mail domains.
+            // The Account of the other Contacts at the domain, else Accounts by website domain;
+            // never for free-mail domains.
             for index in participants.indices where !participants[index].blocked && !participants[index].freeMail {
                 let domain = participants[index].address.domain
+                if case .one(let account)? = answers.account(contactDomain: domain) {
+                    participants[index].account = account
+                    participants[index].accountByContactDomain = domain
+                    if !related.accounts.contains(account) { related.accounts.append(account) }
+                    continue
+                }
                 let accounts = Ranking.accounts(answers.accounts(websiteDomain: domain), domain: domain)
                 if let first = accounts.first {
                     participants[index].account = first.id
@@ -412,6 +427,14 @@ public struct FactsBuilder {
         default: break
         }
         return nil
+    }
+
+    /// The Account an address's domain matches (the Account a new Contact goes under): the
+    /// one Account of the domain's other Contacts, else the first Account by website
+    /// (`Ranking.accounts`), else nil. The caller leaves free-mail domains out.
+    static func account(domain: String, answers: CRMAnswers) -> String? {
+        if case .one(let account)? = answers.account(contactDomain: domain) { return account }
+        return Ranking.accounts(answers.accounts(websiteDomain: domain), domain: domain).first?.id
     }
 
     static func day(_ text: String?) -> Date? {

@@ -14,6 +14,13 @@ public struct LookupPlan: Sendable, Equatable {
     public var addresses: [String] = []
     /// Domains whose Account is wanted by website (participants' domains, the signature's website).
     public var websiteDomains: [String] = []
+    /// Domains whose Contacts' Account is wanted (the Account of other people of the sender's
+    /// company), each with the participants' addresses at it: the domains of participants that
+    /// are neither internal, blocked nor free mail, exactly as written (no parent domain).
+    /// A domain is answered only when it is wanted (`ContactDomainQuestion.isWanted`): only an
+    /// unknown address needs it, and Salesforce spends a second call on it (a leading-wildcard
+    /// search), so every backend applies the same condition and gives the same answers.
+    public var contactDomains: [ContactDomainQuestion] = []
     /// Company names from the signature (Accounts by name).
     public var companyNames: [String] = []
     /// E.164 phone numbers from the signature (Contacts and Leads by phone).
@@ -31,7 +38,7 @@ public struct LookupPlan: Sendable, Equatable {
 
     /// Whether the plan asks nothing but the save-once check.
     public var isEmpty: Bool {
-        addresses.isEmpty && websiteDomains.isEmpty && companyNames.isEmpty && phones.isEmpty && caseNumbers.isEmpty
+        addresses.isEmpty && websiteDomains.isEmpty && contactDomains.isEmpty && companyNames.isEmpty && phones.isEmpty && caseNumbers.isEmpty
             && recordIDs.isEmpty && messageIdentifiers.isEmpty
     }
 
@@ -41,6 +48,47 @@ public struct LookupPlan: Sendable, Equatable {
         guard !key.isEmpty, !self[keyPath: list].contains(key) else { return }
         self[keyPath: list].append(key)
     }
+
+    /// Asks for the Account of the Contacts at `domain` on behalf of `address`.
+    mutating func ask(contactDomain domain: String, for address: String) {
+        guard !domain.isEmpty, !address.isEmpty else { return }
+        if let index = contactDomains.firstIndex(where: { $0.domain == domain }) {
+            if !contactDomains[index].addresses.contains(address) { contactDomains[index].addresses.append(address) }
+        } else {
+            contactDomains.append(ContactDomainQuestion(domain: domain, addresses: [address]))
+        }
+        ask(address, in: \.addresses)
+    }
+}
+
+/// One `LookupPlan.contactDomains` question: the Account of the Contacts whose email is at
+/// `domain`, wanted for the participants `addresses` (all of them also in `LookupPlan.addresses`).
+public struct ContactDomainQuestion: Sendable, Equatable {
+    public var domain: String
+    public var addresses: [String]
+
+    public init(domain: String, addresses: [String]) {
+        self.domain = domain
+        self.addresses = addresses
+    }
+
+    /// Whether the question is answered, given the answers by address: no address at the
+    /// domain is a Contact (a known colleague's Account is then the domain's, for free) and
+    /// one is not a non-converted Lead either (an unknown address: the facts' Account when no
+    /// participant is a Contact or Lead, the Account a created Contact goes under).
+    public func isWanted(given answers: CRMAnswers) -> Bool {
+        addresses.allSatisfy { answers.contacts(email: $0).isEmpty } && addresses.contains { answers.leads(email: $0).isEmpty }
+    }
+}
+
+/// What the Contacts of one email domain say about its Account.
+public enum DomainAccount: Sendable, Equatable {
+    /// Every Contact of the domain that has an Account has this one (its id as the CRM holds
+    /// the Account, or as the Contacts name it when the Account itself is not known).
+    case one(String)
+    /// The domain's Contacts belong to several Accounts: no Account is chosen by domain (a
+    /// shared domain, a group's subsidiaries, a reseller), the website match decides.
+    case several
 }
 
 /// A backend's answer to a `LookupPlan`: plain values, so fact assembly is pure and a test
@@ -50,6 +98,9 @@ public struct CRMAnswers: Sendable, Equatable {
     public var leadsByAddress: [String: [CRMRecord]] = [:]
     public var usersByAddress: [String: [CRMRecord]] = [:]
     public var accountsByDomain: [String: [CRMRecord]] = [:]
+    /// The Account of the Contacts at each `LookupPlan.contactDomains` domain that is wanted;
+    /// no entry when no Contact of the domain has an Account (or the question was not wanted).
+    public var accountByContactDomain: [String: DomainAccount] = [:]
     /// Keyed by `CRMDirectoryKeys.companyName` of the name asked.
     public var accountsByName: [String: [CRMRecord]] = [:]
     /// Keyed by the phone number as asked.
@@ -74,6 +125,7 @@ public struct CRMAnswers: Sendable, Equatable {
     public func leads(email address: String) -> [CRMRecord] { leadsByAddress[address] ?? [] }
     public func users(email address: String) -> [CRMRecord] { usersByAddress[address] ?? [] }
     public func accounts(websiteDomain domain: String) -> [CRMRecord] { accountsByDomain[domain] ?? [] }
+    public func account(contactDomain domain: String) -> DomainAccount? { accountByContactDomain[domain] }
     public func accounts(name: String) -> [CRMRecord] { accountsByName[CRMDirectoryKeys.companyName(name)] ?? [] }
     public func people(phone: String) -> [CRMRecord] { peopleByPhone[phone] ?? [] }
     public func opportunities(accountID: String) -> [CRMRecord] { opportunitiesByAccount[accountID] ?? [] }
@@ -153,6 +205,11 @@ public protocol RecordLookups: CRMDirectory {
     func users(email address: String) throws -> [CRMRecord]
     /// Accounts whose Website's domain is `domain` or a parent of it.
     func accounts(websiteDomain domain: String) throws -> [CRMRecord]
+    /// The Account of the Contacts whose Email (or other email field) is at exactly `domain`
+    /// (`x@mail.fabrikam.com` is not at `fabrikam.com`); nil when none of them has an Account.
+    /// Contacts without an Account do not count. Answered from an index: two seeks, whatever
+    /// the number of Contacts at the domain.
+    func account(contactDomain domain: String) throws -> DomainAccount?
     /// Accounts whose Name is `name`, compared without case, punctuation or a legal form
     /// (`Fabrikam, Inc.` = `fabrikam inc` = `Fabrikam`).
     func accounts(name: String) throws -> [CRMRecord]
@@ -207,6 +264,9 @@ extension RecordLookups {
             if let record = try record(id: account) { answers.remember(record) }
         }
         for domain in plan.websiteDomains { answers.accountsByDomain[domain] = try accounts(websiteDomain: domain) }
+        for question in plan.contactDomains where question.isWanted(given: answers) {
+            if let found = try account(contactDomain: question.domain) { answers.accountByContactDomain[question.domain] = found }
+        }
         for name in plan.companyNames { answers.accountsByName[CRMDirectoryKeys.companyName(name)] = try accounts(name: name) }
         for phone in plan.phones { answers.peopleByPhone[phone] = try people(phone: phone) }
         for number in plan.caseNumbers {

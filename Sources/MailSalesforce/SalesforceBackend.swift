@@ -58,9 +58,15 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
                 guard let account = contact["AccountId"], !loaded.contains(SalesforceID.canonical(account)), !missing.contains(account) else { continue }
                 missing.append(account)
             }
-            if !missing.isEmpty {
-                let more = try runner.run(queries.opportunities(accountIDs: missing), kind: "lookup")
-                rows[.opportunities] = more[.opportunities] ?? []
+            // And the Accounts of the Contacts of the domains the first answers leave wanted
+            // (a stranger whose colleagues on the message are not Contacts): in the same second call.
+            let byAddress = assemble(plan, rows: rows)
+            let domains = plan.contactDomains.filter { $0.isWanted(given: byAddress) }.compactMap { queries.contactDomainQuery($0.domain) }
+            let followUp = queries.opportunities(accountIDs: missing) + domains
+            if !followUp.isEmpty {
+                let more = try runner.run(followUp, kind: "lookup")
+                if !missing.isEmpty { rows[.opportunities] = more[.opportunities] ?? [] }
+                for query in domains { rows[query.kind] = more[query.kind] ?? [] }
             }
         } catch {
             throw error.error
@@ -129,6 +135,10 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
                 guard let website = account["Website"], let host = CRMDirectoryKeys.domain(ofWebsite: website) else { return false }
                 return host == domain || domain.hasSuffix("." + host)
             }
+        }
+        for question in plan.contactDomains {
+            guard let found = rows[.contactDomain(question.domain)], let first = found.first else { continue }
+            answers.accountByContactDomain[question.domain] = found.count > 1 ? .several : .one(first.record.id)
         }
         for name in plan.companyNames {
             let key = CRMDirectoryKeys.companyName(name)

@@ -140,6 +140,7 @@ public final class SaveSession: RecordLookups, ActivityWriter, @unchecked Sendab
     public func leads(email address: String) throws -> [CRMRecord] { try store.leads(email: address) }
     public func users(email address: String) throws -> [CRMRecord] { try store.users(email: address) }
     public func accounts(websiteDomain domain: String) throws -> [CRMRecord] { try store.accounts(websiteDomain: domain) }
+    public func account(contactDomain domain: String) throws -> DomainAccount? { try store.account(contactDomain: domain) }
     public func accounts(name: String) throws -> [CRMRecord] { try store.accounts(name: name) }
     public func people(phone: String) throws -> [CRMRecord] { try store.people(phone: phone) }
     public func opportunities(accountID: String) throws -> [CRMRecord] { try store.opportunities(accountID: accountID) }

@@ -194,6 +194,63 @@ import Testing
         #expect(backend.statistics.calls == 3)
     }
 
+    // MARK: The Account of a domain's Contacts
+
+    /// The Account by the Contacts of a domain: the same answers as the CSV directory, one
+    /// semi-join per domain in a second call, and only for the domains it is wanted for.
+    @Test func theAccountOfADomainsContactsIsAskedOnlyWhenWanted() throws {
+        let server = try seeded()
+        let extra = [
+            CRMRecord(object: "Account", id: "0015e00000Tsp01", fields: ["Name": "Tailspin Toys"]),
+            CRMRecord(object: "Contact", id: "0035e00000Tsp01", fields: ["Email": "j.doe@tailspin.example", "LastName": "Doe", "AccountId": "0015e00000Tsp01"]),
+            CRMRecord(object: "Contact", id: "0035e00000Shr01", fields: ["Email": "a@shared.example", "LastName": "A", "AccountId": "0015e00000Fab01"]),
+            CRMRecord(object: "Contact", id: "0035e00000Shr02", fields: ["Email": "b@shared.example", "LastName": "B", "AccountId": "0015e00000Nor01"]),
+            // `%` and `_` are never wildcards, and the domain ends at the `@`: not at shared.example.
+            CRMRecord(object: "Contact", id: "0035e00000Shr03", fields: ["Email": "c@xshared.example", "LastName": "C", "AccountId": "0015e00000Lee01"]),
+        ]
+        try server.seed(extra)
+        let memory = InMemoryDirectory(records: try sampleRecords() + extra)
+        var plan = LookupPlan()
+        plan.addresses = ["bob@fabrikam.com", "new@fabrikam.com", "new@tailspin.example", "x@shared.example", "y@mail.tailspin.example"]
+        plan.contactDomains = [
+            ContactDomainQuestion(domain: "fabrikam.com", addresses: ["bob@fabrikam.com", "new@fabrikam.com"]), // Bob is a Contact: not wanted
+            ContactDomainQuestion(domain: "tailspin.example", addresses: ["new@tailspin.example"]),
+            ContactDomainQuestion(domain: "shared.example", addresses: ["x@shared.example"]),
+            ContactDomainQuestion(domain: "mail.tailspin.example", addresses: ["y@mail.tailspin.example"]),
+        ]
+        let backend = try server.backend()
+        let answers = try backend.resolve(plan)
+        #expect(canonical(answers) == canonical(try memory.resolve(plan)))
+        #expect(answers.account(contactDomain: "tailspin.example").map { if case .one(let id) = $0 { SalesforceID.canonical(id) } else { "several" } } == "0015e00000Tsp01")
+        #expect(answers.account(contactDomain: "shared.example") == .several)
+        #expect(answers.account(contactDomain: "fabrikam.com") == nil)
+        #expect(answers.account(contactDomain: "mail.tailspin.example") == nil)
+        // The first call, then one with the three wanted domains' semi-joins.
+        #expect(backend.statistics.calls == 2)
+        let asked = try server.soql().filter { $0.contains("IN (SELECT AccountId FROM Contact") }
+        #expect(asked.count == 3)
+        #expect(asked.contains("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE Email LIKE '%@shared.example') LIMIT 2"))
+
+        // A message whose only outside sender is a Contact costs one call, as before.
+        let known = try server.backend()
+        _ = try known.resolve(try self.plan("01-customer-question.eml"))
+        #expect(known.statistics.calls == 1)
+    }
+
+    @Test func anUnknownSenderAtAContactsDomainIsLinkedToItsAccountThroughSalesforce() throws {
+        let server = try seeded()
+        try server.seed([
+            CRMRecord(object: "Account", id: "0015e00000Tsp01", fields: ["Name": "Tailspin Toys", "Website": "https://tailspin-toys.example"]),
+            CRMRecord(object: "Contact", id: "0035e00000Tsp01", fields: ["Email": "j.doe@tailspin.example", "LastName": "Doe", "AccountId": "0015e00000Tsp01"]),
+        ])
+        let backend = try server.backend()
+        let message = try MessageParser.parse(Array("From: new.person@tailspin.example\nTo: ann@contoso.com\nSubject: Quote\nMessage-ID: <q1@tailspin.example>\n\nHello.".utf8))
+        let decision = try decide(backend, message)
+        #expect(decision.verdict == .save)
+        #expect(decision.what.map(SalesforceID.canonical) == "0015e00000Tsp01")
+        #expect(backend.statistics.calls == 2)
+    }
+
     // MARK: Saving
 
     func decide(_ backend: SalesforceBackend, _ message: Message, settings: [String: String] = [:]) throws -> Decision {

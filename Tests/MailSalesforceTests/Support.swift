@@ -42,6 +42,12 @@ func canonical(_ answers: CRMAnswers) -> [String] {
     for (key, value) in answers.leadsByAddress { lines.append("lead \(key): \(list(value))") }
     for (key, value) in answers.usersByAddress { lines.append("user \(key): \(list(value))") }
     for (key, value) in answers.accountsByDomain { lines.append("domain \(key): \(list(value))") }
+    for (key, value) in answers.accountByContactDomain {
+        switch value {
+        case .one(let account): lines.append("contact domain \(key): \(id(account))")
+        case .several: lines.append("contact domain \(key): several")
+        }
+    }
     for (key, value) in answers.accountsByName { lines.append("name \(key): \(list(value))") }
     for (key, value) in answers.peopleByPhone { lines.append("phone \(key): \(list(value))") }
     for (key, value) in answers.casesByNumber { lines.append("case number \(key): \(record(value))") }

@@ -45,7 +45,7 @@ public enum FactsSchema {
         FactField("blocked_entry", .optional(.string), "The blocklist entry that matched."),
         FactField("contact", .optional(.string), "Id of the matching Contact."),
         FactField("lead", .optional(.string), "Id of the matching (non-converted) Lead."),
-        FactField("account", .optional(.string), "Id of the Account of the Contact, or matched by website domain."),
+        FactField("account", .optional(.string), "Id of the Account of the Contact; when no participant is a Contact or Lead, the Account of the other Contacts at the same domain (exactly; none when they belong to several Accounts), else one matched by website domain. Never for free mail."),
         FactField("user", .optional(.string), "Id of the matching User."),
     ])
 

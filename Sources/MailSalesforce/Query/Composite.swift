@@ -110,6 +110,7 @@ struct CompositeQueryRunner {
         case .cases: return "Case"
         case .opportunities: return "Opportunity"
         case .records(let object): return object
+        case .contactDomain: return "Account"
         }
     }
 
@@ -124,6 +125,7 @@ struct CompositeQueryRunner {
         case .cases: return "Cases by number"
         case .opportunities: return "Opportunities by Account"
         case .records(let object): return "\(object) by id"
+        case .contactDomain(let domain): return "Accounts of the Contacts at \(domain)"
         }
     }
 }

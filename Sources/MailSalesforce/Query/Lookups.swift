@@ -16,10 +16,17 @@ import MailRules
 ///
 /// Case numbers, record ids, the Task Message-ID check and Opportunities of Accounts not found
 /// by 4 are further queries (a second call when they do not fit in the first).
+///
+/// The Account of a domain's Contacts (`contactDomainQuery`) is asked after the first call,
+/// only for the domains it makes wanted (no participant at the domain is a Contact, one is no
+/// Lead either): `SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE
+/// Email LIKE '%@fabrikam.com') LIMIT 2`, one query per domain, five per call.
 struct LookupQueries {
     enum Kind: Hashable {
         case contacts, leads, users, accounts, emailMessages, tasks, cases, opportunities
         case records(String)
+        /// The Accounts of the Contacts at this domain (at most two: one, or several).
+        case contactDomain(String)
     }
 
     struct Query {
@@ -190,6 +197,23 @@ struct LookupQueries {
     func emailMessageCheck(key: String) -> SOQL.Statement {
         SOQL.Statement(head: select("EmailMessage", children: true),
                        groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), Self.messageIdentifierLiterals(key))])
+    }
+
+    /// The Accounts of the Contacts whose email is at exactly `domain`: at most two rows, all
+    /// this needs to tell one Account from several. Contact.Email is indexed, but only for
+    /// whole values and prefixes: `LIKE '%@domain'` has a leading wildcard, so Salesforce reads
+    /// every Contact row for it (a scan, like the phone patterns). SOSL (`FIND {fabrikam.com}
+    /// IN EMAIL FIELDS`) would use the search index, but `/composite` does not take the
+    /// Search resource (only `/composite/batch`, where each subrequest counts as an API call),
+    /// the index lags behind new Contacts and returns ranked matches, not all: the exact query
+    /// it is. Semi-joins cannot be OR-ed with the Account query's Website filter, so it is its
+    /// own query. Nil for a domain Salesforce could not hold.
+    func contactDomainQuery(_ domain: String) -> Query? {
+        guard Self.isDomain(domain) else { return nil }
+        let patterns = emailFields.compactMap { field in SOQL.likeLiteral(suffix: "@" + domain).map { "\(field) LIKE \($0)" } }
+        guard !patterns.isEmpty else { return nil }
+        let soql = "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE " + patterns.joined(separator: " OR ") + ") LIMIT 2"
+        return Query(kind: .contactDomain(domain), soql: soql)
     }
 
     /// Opportunities of Accounts the Account query did not return.

@@ -16,6 +16,13 @@ public enum SOQL {
         return "'" + escaped + "%'"
     }
 
+    /// A LIKE pattern literal for values ending with `value` (a leading wildcard: no index
+    /// serves it, Salesforce reads every row the rest of the filter leaves).
+    public static func likeLiteral(suffix value: String) -> String? {
+        guard let escaped = escape(value, like: true) else { return nil }
+        return "'%" + escaped + "'"
+    }
+
     static func escape(_ value: String, like: Bool) -> String? {
         var out = ""
         out.reserveCapacity(value.utf8.count + 2)

@@ -74,7 +74,9 @@ enum ExplainText {
             if let lead = participant.lead { notes.append("Lead \(lead.id)") }
             if let contact = participant.contact { notes.append("Contact \(contact.id)") }
             if let account = participant.account {
-                notes.append("Account \(account)" + (participant.accountByWebsite.map { " (by website domain \($0))" } ?? ""))
+                let how = participant.accountByContactDomain.map { " (the Account of the Contacts at \($0))" }
+                    ?? participant.accountByWebsite.map { " (by website domain \($0))" } ?? ""
+                notes.append("Account \(account)" + how)
             }
             if let user = participant.user { notes.append("User \(user.id)") }
             lines.append("  \(participant.role.padding(5))\(participant.address.normalized.padding(34))\(notes.isEmpty ? "no CRM match" : notes.joined(separator: ", "))")
@@ -124,6 +126,7 @@ enum ExplainText {
                 ("blocked_entry", .optional(participant.blockedEntry)), ("free_mail", .bool(participant.freeMail)),
                 ("contact", .optional(participant.contact?.id)), ("lead", .optional(participant.lead?.id)),
                 ("account", .optional(participant.account)), ("account_by_website", .optional(participant.accountByWebsite)),
+                ("account_by_contact_domain", .optional(participant.accountByContactDomain)),
                 ("user", .optional(participant.user?.id)),
             ])
         }
