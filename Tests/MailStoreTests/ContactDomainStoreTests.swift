@@ -103,27 +103,4 @@ import Testing
         let writer = try CRMStore(path: path)
         #expect(try writer.account(contactDomain: "shared.example") == .several)
     }
-
-    @Test func aFormat3StoreThatCannotBeWrittenFailsWithOneClearMessage() throws {
-        guard getuid() != 0 else { return } // root writes anywhere
-        let store = try temporaryStore()
-        try store.add(Self.records)
-        let path = store.path
-        try store.database.write { try $0.execute(sql: "PRAGMA user_version = 3") }
-        try store.database.close()
-        let folder = (path as NSString).deletingLastPathComponent
-        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) && file != path {
-            try FileManager.default.removeItem(atPath: file)
-        }
-        chmod(path, 0o444)
-        chmod(folder, 0o555)
-        defer { chmod(folder, 0o755); chmod(path, 0o644) }
-        do {
-            _ = try CRMStore(path: path, access: .readOnly)
-            Issue.record("a format 3 store that cannot be upgraded was opened")
-        } catch {
-            #expect(error.message.hasPrefix(path + ": the store has format 3 and must be upgraded once to format 4"), "\(error.message)")
-            #expect(!error.message.contains("\n"))
-        }
-    }
 }

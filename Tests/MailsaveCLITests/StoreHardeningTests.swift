@@ -245,6 +245,40 @@ import Glibc
         #expect(try Data(contentsOf: URL(fileURLWithPath: store)) == before)
     }
 
+    /// A store of an older format is upgraded once when opened (format 4 indexes Contacts by
+    /// domain); one that cannot be written then fails with one line naming the store and what
+    /// to do, and is left as it was. Run as `nobody` when the tests run as root.
+    @Test(.enabled(if: canDropPrivileges, "needs setpriv to test permissions as root"))
+    func anOldStoreThatCannotBeUpgradedSaysSoInOneLine() throws {
+        let folder = try Self.folder()
+        defer {
+            chmod(folder.appendingPathComponent("ro").path, 0o755)
+            try? FileManager.default.removeItem(at: folder)
+        }
+        let readOnly = folder.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: readOnly, withIntermediateDirectories: true)
+        let store = try Self.sampleStore(in: readOnly)
+        let queue = try DatabaseQueue(path: store)
+        try queue.write { try $0.execute(sql: "PRAGMA user_version = 3") }
+        try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = DELETE") }
+        try queue.close()
+        let cache = folder.appendingPathComponent("cache").path
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        chmod(folder.path, 0o755)
+        chmod(cache, 0o777)
+        chmod(store, 0o444)
+        chmod(readOnly.path, 0o555)
+        let before = try Data(contentsOf: URL(fileURLWithPath: store))
+        let result = try Self.runUnprivileged(["process", "--rules", Binary.packageRoot.appendingPathComponent("rules").path,
+                                               "--store", store, "--mailbox", "ann@contoso.com",
+                                               Binary.packageRoot.appendingPathComponent(Self.message).path], cache: cache)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains(store + ": the store has format 3 and must be upgraded once to format 4"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: store)) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: readOnly.path) == ["crm.sqlite"])
+    }
+
     // MARK: CSV
 
     @Test func csvProblemsExit6NamingTheLine() throws {
