@@ -297,7 +297,9 @@ public enum BodyAnalyzer {
 
     static func website(in line: String) -> String? {
         guard line.utf8.count <= longestSignatureLine else { return nil }
-        for token in line.split(whereSeparator: { $0 == " " || $0 == "|" || $0 == "\t" }) {
+        // A host has a dot: lines and words without one are skipped before any lowercasing.
+        guard line.utf8.contains(0x2E) else { return nil }
+        for token in line.split(whereSeparator: { $0 == " " || $0 == "|" || $0 == "\t" }) where token.utf8.contains(0x2E) {
             var word = token.lowercased()
             if word.contains("@") { continue }
             while let last = word.last, ".,;:)]>".contains(last) { word.removeLast() }
@@ -333,6 +335,9 @@ public enum BodyAnalyzer {
     /// Phone numbers in a line, E.164 where the country is written or inferable.
     static func phones(in line: String, senderDomain: String?) -> [String] {
         guard line.utf8.count <= longestSignatureLine else { return [] }
+        // A number has at least 7 ASCII digits: most lines have fewer, and need no reading by
+        // Characters (which was a quarter of the signature's time).
+        guard line.utf8.lazy.filter({ $0 >= 0x30 && $0 <= 0x39 }).count >= 7 else { return [] }
         let lower = line.lowercased()
         if lower.hasPrefix("fax") || lower.hasPrefix("f:") || lower.hasPrefix("f.") { return [] }
         var results: [String] = []
