@@ -41,11 +41,11 @@ enum SenderEvidence {
             let address = from.normalized
             if vendorSenders.contains(address) { return MachineSender(signal: "from:\(address)") }
             let name = from.name.lowercased().trimmingSpaces()
-            if !name.isEmpty, daemonNames.contains(name) || daemonNameWords.contains(where: { name.contains($0) }) {
+            if !name.isEmpty, daemonNames.contains(name) || daemonNameWords.contains(where: { name.containsBytes($0) }) {
                 return MachineSender(signal: "from-name:\(name)")
             }
         } else if let raw = message.headers["from"]?.lowercased(),
-                  let word = daemonNameWords.first(where: { raw.contains($0) }) {
+                  let word = daemonNameWords.first(where: { raw.containsBytes($0) }) {
             // `From: MAILER-DAEMON <>` or a bare `From: mailer-daemon`: no address to parse, the words are enough.
             return MachineSender(signal: "from:\(word)")
         }

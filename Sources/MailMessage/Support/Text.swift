@@ -20,9 +20,23 @@ extension StringProtocol {
             guard Self.isHorizontalSpace(scalars[before]) else { break }
             end = before
         }
-        var result = String.UnicodeScalarView()
-        result.append(contentsOf: scalars[start..<end])
-        return String(result)
+        return String(self[start..<end])
+    }
+
+    /// Whether `needle`'s bytes occur in the text's UTF-8: the substring test of the hot paths
+    /// (`String.contains(_:)` compares Characters, with grapheme breaking, and was most of the
+    /// service classifier's time). For ASCII needles it differs only where a combining mark
+    /// follows the match.
+    public func containsBytes(_ needle: String) -> Bool {
+        let needle = Array(needle.utf8)
+        guard let first = needle.first else { return true }
+        let haystack = utf8
+        var index = haystack.startIndex
+        while let found = haystack[index...].firstIndex(of: first) {
+            if haystack[found...].starts(with: needle) { return true }
+            index = haystack.index(after: found)
+        }
+        return false
     }
 
     private static func isHorizontalSpace(_ scalar: Unicode.Scalar) -> Bool {
