@@ -230,7 +230,7 @@ public enum MessageIDKey {
         let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
             + "\u{0}" + message.textBody.prefix(4096)
         var hash = FNV1a()
-        hash.add(identity.utf8)
+        hash.add(identity)
         return "no-message-id:" + String(hash.value, radix: 16)
     }
 

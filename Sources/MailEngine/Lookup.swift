@@ -203,6 +203,9 @@ public protocol RecordLookups: CRMDirectory {
     /// Non-converted Leads whose Email is `address`.
     func leads(email address: String) throws -> [CRMRecord]
     func users(email address: String) throws -> [CRMRecord]
+    /// The three above at once, for a backend that can answer them in one go (the store: one
+    /// indexed query instead of three, a sixth of a decision's time).
+    func people(email address: String) throws -> (contacts: [CRMRecord], leads: [CRMRecord], users: [CRMRecord])
     /// Accounts whose Website's domain is `domain` or a parent of it.
     func accounts(websiteDomain domain: String) throws -> [CRMRecord]
     /// The Account of the Contacts whose Email (or other email field) is at exactly `domain`
@@ -231,6 +234,10 @@ public protocol RecordLookups: CRMDirectory {
 extension RecordLookups {
     public func snapshot<T>(_ body: () throws -> T) throws -> T { try body() }
 
+    public func people(email address: String) throws -> (contacts: [CRMRecord], leads: [CRMRecord], users: [CRMRecord]) {
+        (try contacts(email: address), try leads(email: address), try users(email: address))
+    }
+
     /// A directory that cannot search Accounts by name finds none.
     public func accounts(name: String) throws -> [CRMRecord] { [] }
 
@@ -251,11 +258,11 @@ extension RecordLookups {
         var answers = CRMAnswers()
         var contactsFound: [CRMRecord] = []
         for address in plan.addresses {
-            let contacts = try contacts(email: address)
-            answers.contactsByAddress[address] = contacts
-            contactsFound += contacts
-            answers.leadsByAddress[address] = try leads(email: address)
-            answers.usersByAddress[address] = try users(email: address)
+            let people = try people(email: address)
+            answers.contactsByAddress[address] = people.contacts
+            contactsFound += people.contacts
+            answers.leadsByAddress[address] = people.leads
+            answers.usersByAddress[address] = people.users
         }
         for contact in contactsFound {
             answers.casesByContact[contact.id] = try cases(contactID: contact.id)

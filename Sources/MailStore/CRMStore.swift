@@ -669,6 +669,19 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     public func leads(email address: String) throws -> [CRMRecord] { try lookup("email", address, object: "Lead").filter { !$0.flag("IsConverted") } }
     public func users(email address: String) throws -> [CRMRecord] { try lookup("email", address, object: "User") }
 
+    public func people(email address: String) throws -> (contacts: [CRMRecord], leads: [CRMRecord], users: [CRMRecord]) {
+        var people: (contacts: [CRMRecord], leads: [CRMRecord], users: [CRMRecord]) = ([], [], [])
+        for record in try lookup("email", address) {
+            switch record.object {
+            case "Contact": people.contacts.append(record)
+            case "Lead" where !record.flag("IsConverted"): people.leads.append(record)
+            case "User": people.users.append(record)
+            default: break
+            }
+        }
+        return people
+    }
+
     public func accounts(websiteDomain domain: String) throws -> [CRMRecord] {
         // The domain and each parent: mail.fabrikam.com finds fabrikam.com.
         var results: [CRMRecord] = []

@@ -139,6 +139,9 @@ public final class SaveSession: RecordLookups, ActivityWriter, @unchecked Sendab
     public func contacts(email address: String) throws -> [CRMRecord] { try store.contacts(email: address) }
     public func leads(email address: String) throws -> [CRMRecord] { try store.leads(email: address) }
     public func users(email address: String) throws -> [CRMRecord] { try store.users(email: address) }
+    public func people(email address: String) throws -> (contacts: [CRMRecord], leads: [CRMRecord], users: [CRMRecord]) {
+        try store.people(email: address)
+    }
     public func accounts(websiteDomain domain: String) throws -> [CRMRecord] { try store.accounts(websiteDomain: domain) }
     public func account(contactDomain domain: String) throws -> DomainAccount? { try store.account(contactDomain: domain) }
     public func accounts(name: String) throws -> [CRMRecord] { try store.accounts(name: name) }

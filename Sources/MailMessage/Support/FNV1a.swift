@@ -12,6 +12,21 @@ public struct FNV1a: Sendable {
         }
     }
 
+    /// A text's UTF-8 bytes, read from its contiguous storage (the generic `add` is not
+    /// specialised across modules: byte by byte through a protocol, it was 2% of `batch`).
+    public mutating func add(_ text: String) {
+        var text = text
+        let hashed = text.withUTF8 { bytes in
+            var value = self.value
+            for byte in bytes {
+                value ^= UInt64(byte)
+                value &*= 0x0000_0100_0000_01b3
+            }
+            return value
+        }
+        value = hashed
+    }
+
     /// The value as 16 hexadecimal digits.
     public var paddedHex: String {
         let hex = String(value, radix: 16)

@@ -21,3 +21,16 @@ import Testing
         }
     }
 }
+
+/// FNV-1a keys the ledger of messages without a Message-ID: its values must never change.
+@Suite struct FNV1aTests {
+    @Test func publishedValuesAndBothEntryPointsAgree() {
+        func hash(_ text: String) -> UInt64 { var hash = FNV1a(); hash.add(text); return hash.value }
+        func hashBytes(_ text: String) -> UInt64 { var hash = FNV1a(); hash.add(Array(text.utf8)); return hash.value }
+        // The reference values of the FNV-1a 64-bit test suite.
+        #expect(hash("") == 0xcbf2_9ce4_8422_2325)
+        #expect(hash("a") == 0xaf63_dc4c_8601_ec8c)
+        #expect(hash("foobar") == 0x8594_4171_f739_67e8)
+        for text in ["", "a", "Grüße 👋🏽", String(repeating: "x\u{0}", count: 5000)] { #expect(hash(text) == hashBytes(text)) }
+    }
+}
