@@ -56,8 +56,10 @@ let package = Package(
         ),
         // Release-mode benchmarks; scripts/bench runs them beside their anchors.
         .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules", "MailEngine", "MailStore"]),
-        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], exclude: ["Fixtures", "Reference"]),
-        .testTarget(name: "MailRulesTests", dependencies: ["MailRules"], exclude: ["Reference"]),
+        // How time grows with input, shared by the linear-time tests of the parsers and the linter.
+        .target(name: "ScalingCheck", path: "Tests/ScalingCheck"),
+        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage", "ScalingCheck"], exclude: ["Fixtures", "Reference"]),
+        .testTarget(name: "MailRulesTests", dependencies: ["MailRules", "ScalingCheck"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"], exclude: ["Fixtures"]),
         // The Salesforce-compatible test server (Tests/FakeSalesforce) started from Swift tests:
         // shared by the backend's tests and the command line's. Used by tests only.

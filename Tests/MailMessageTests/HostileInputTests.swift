@@ -1,4 +1,5 @@
 import MailMessage
+import ScalingCheck
 import Testing
 
 /// The reproducers of hostile messages: each trapped, hung or took quadratic time before.
@@ -110,29 +111,12 @@ import Testing
 
     // MARK: Doubling the input about doubles the time
 
-    static func seconds(_ body: () -> Void) -> Double {
-        let elapsed = ContinuousClock().measure(body)
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-
-    /// Time at size n and 2n; a linear path gives about 2, a quadratic one 4. Small and large
-    /// runs alternate and the best of each counts, so a busy machine slows both sides alike;
-    /// a ratio over 3 is measured again (up to three times): noise passes, a square stays.
+    /// Time at size n and 2n (`Scaling.ratio`): a linear path gives about 2, a quadratic one 4.
     @discardableResult
     func scaling(_ name: String, size: Int, _ make: (Int) -> [UInt8], _ work: ([UInt8]) -> Void) -> Double {
-        let small = make(size), large = make(size * 2)
-        var best = Double.infinity
-        for _ in 0..<3 {
-            var smallTime = Double.infinity, largeTime = Double.infinity
-            for _ in 0..<5 {
-                smallTime = min(smallTime, Self.seconds { work(small) })
-                largeTime = min(largeTime, Self.seconds { work(large) })
-            }
-            best = min(best, largeTime / max(smallTime, 1e-6))
-            if best < 3.0 { break }
-        }
-        #expect(best < 3.0, "\(name): doubling the input multiplied the time by \(best)")
-        return best
+        let ratio = Scaling.ratio(small: make(size), large: make(size * 2), work)
+        #expect(ratio < Scaling.limit, "\(name): doubling the input multiplied the time by \(ratio)")
+        return ratio
     }
 
     func message(_ bytes: [UInt8]) { _ = try? MessageParser.parse(bytes) }

@@ -1,28 +1,14 @@
 @testable import MailRules
+import ScalingCheck
 import Testing
 
 /// Doubling a rule file or an expression about doubles the time to lint it: no parser or
 /// checker path is quadratic (the message parser's paths: `HostileInputTests`).
 @Suite struct ScalingTests {
-    static func seconds(_ body: () -> Void) -> Double {
-        let elapsed = ContinuousClock().measure(body)
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-
-    /// Small and large runs alternate and the best of each counts; a ratio over 3 is
-    /// measured again (up to three times): noise passes, a square stays.
+    /// Doubling `small` into `large` must not more than `Scaling.limit`-fold the time.
     func expectLinear(_ name: String, _ small: String, _ large: String, _ work: (String) -> Void) {
-        var best = Double.infinity
-        for _ in 0..<3 {
-            var smallTime = Double.infinity, largeTime = Double.infinity
-            for _ in 0..<5 {
-                smallTime = min(smallTime, Self.seconds { work(small) })
-                largeTime = min(largeTime, Self.seconds { work(large) })
-            }
-            best = min(best, largeTime / max(smallTime, 1e-6))
-            if best < 3.0 { break }
-        }
-        #expect(best < 3.0, "\(name): doubling the input multiplied the time by \(best)")
+        let ratio = Scaling.ratio(small: small, large: large, work)
+        #expect(ratio < Scaling.limit, "\(name): doubling the input multiplied the time by \(ratio)")
     }
 
     func lint(_ text: String) {
