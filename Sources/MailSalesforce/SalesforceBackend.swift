@@ -158,8 +158,10 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
         }
         var byID: [String: Row] = [:]
         for (kind, list) in rows {
-            guard case .records = kind else { continue }
-            for row in list { byID[SalesforceID.canonical(row.record.id)] = row }
+            switch kind {
+            case .records, .contacts, .leads, .users: for row in list { byID[SalesforceID.canonical(row.record.id)] = row }
+            default: continue
+            }
         }
         for id in plan.recordIDs {
             guard let found = byID[SalesforceID.canonical(id)] else { continue }

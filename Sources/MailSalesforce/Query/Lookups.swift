@@ -14,7 +14,8 @@ import MailRules
 /// 5. EmailMessages by `MessageIdentifier` (the Magic Anchor's In-Reply-To and References,
 ///    and the message's own ledger key: the save-once check) with their relations.
 ///
-/// Case numbers, record ids, the Task Message-ID check and Opportunities of Accounts not found
+/// Record ids of Contacts, Leads and Users (a Save dialog's selection) ride in 1 to 3. Case
+/// numbers, other record ids, the Task Message-ID check and Opportunities of Accounts not found
 /// by 4 are further queries (a second call when they do not fit in the first).
 ///
 /// The Account of a domain's Contacts (`contactDomainQuery`) is asked after the first call,
@@ -141,15 +142,22 @@ struct LookupQueries {
         let addresses = unique(plan.addresses.compactMap(Self.addressLiteral))
         let phones = unique(plan.phones.compactMap(Self.phonePattern))
         let phoneFields = SalesforceSchema.personPhoneFields
-        if !addresses.isEmpty || !phones.isEmpty {
+        // Record ids of people (a Save dialog's selection, a link in the body) ride in the
+        // people's own queries (`OR Id IN (...)`) instead of queries of their own: the answers
+        // by address and phone are filtered exactly afterwards, so they do not change, and a
+        // selection costs no second call.
+        let idsByObject = recordIDsByObject(plan)
+        func ids(_ object: String) -> [String] { idsByObject.first { $0.0 == object }?.1 ?? [] }
+        let byID: (String) -> [SOQL.Statement.Group] = { object in ids(object).isEmpty ? [] : [.init(.within(fields: ["Id"], and: nil), ids(object))] }
+        if !addresses.isEmpty || !phones.isEmpty || !ids("Contact").isEmpty || !ids("Lead").isEmpty {
             let likePhones: [SOQL.Statement.Group] = phoneFields.map { .init(.like(field: $0), phones) }
             add(.contacts, SOQL.Statement(head: select("Contact", extra: configuration.extraEmailFields, parents: true, children: true),
-                                          groups: [.init(.within(fields: emailFields, and: nil), addresses)] + likePhones))
+                                          groups: [.init(.within(fields: emailFields, and: nil), addresses)] + likePhones + byID("Contact")))
             add(.leads, SOQL.Statement(head: select("Lead", extra: configuration.extraEmailFields),
-                                       groups: [.init(.within(fields: emailFields, and: "IsConverted = false"), addresses)] + likePhones))
+                                       groups: [.init(.within(fields: emailFields, and: "IsConverted = false"), addresses)] + likePhones + byID("Lead")))
         }
-        if !addresses.isEmpty {
-            add(.users, SOQL.Statement(head: select("User"), groups: [.init(.within(fields: ["Email"], and: nil), addresses)]))
+        if !addresses.isEmpty || !ids("User").isEmpty {
+            add(.users, SOQL.Statement(head: select("User"), groups: [.init(.within(fields: ["Email"], and: nil), addresses)] + byID("User")))
         }
         let domains = unique(plan.websiteDomains.filter(Self.isDomain).flatMap(Self.domainAndParents))
         let names = unique(plan.companyNames.compactMap { name -> String? in
@@ -175,6 +183,17 @@ struct LookupQueries {
         if !numbers.isEmpty {
             add(.cases, SOQL.Statement(head: select("Case", parents: true), groups: [.init(.within(fields: ["CaseNumber"], and: nil), numbers)]))
         }
+        for (object, ids) in idsByObject where !Self.peopleObjects.contains(object) {
+            add(.records(object), SOQL.Statement(head: select(object, parents: true), groups: [.init(.within(fields: ["Id"], and: nil), ids)]))
+        }
+        return result
+    }
+
+    /// The objects whose ids are asked in the people queries (`OR Id IN (...)`).
+    static let peopleObjects: Set<String> = ["Contact", "Lead", "User"]
+
+    /// The plan's record ids as SOQL literals, by object, each once, in the order asked.
+    func recordIDsByObject(_ plan: LookupPlan) -> [(String, [String])] {
         var idsByObject: [(String, [String])] = []
         for id in plan.recordIDs where Self.isRecordID(id) {
             guard let object = SalesforceID.object(of: id), SalesforceSchema.linkableObjects.contains(object), let literal = SOQL.literal(id) else { continue }
@@ -184,10 +203,7 @@ struct LookupQueries {
                 idsByObject.append((object, [literal]))
             }
         }
-        for (object, ids) in idsByObject {
-            add(.records(object), SOQL.Statement(head: select(object, parents: true), groups: [.init(.within(fields: ["Id"], and: nil), ids)]))
-        }
-        return result
+        return idsByObject
     }
 
     func taskCheck(field: String, key: String) -> SOQL.Statement {

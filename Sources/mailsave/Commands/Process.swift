@@ -277,7 +277,9 @@ struct Process: ParsableCommand {
     func run() throws {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
-        try options.checkSelection(Engine(pack: pack, directory: directory))
+        // Several messages: the selection is refused before any is decided. One message: its
+        // decision checks the selection in the same look-up (for Salesforce, one call, not two).
+        if thread || files.count != 1 { try options.checkSelection(Engine(pack: pack, directory: directory)) }
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         if thread { return try runThread(decider: decider) }
         try runFiles(decider: decider)
@@ -298,6 +300,8 @@ struct Process: ParsableCommand {
                 throw CommandFailure(error)
             } catch let error as CRMError {
                 throw CommandFailure(error)
+            } catch let error as SelectionError {
+                throw CommandFailure(status: .usage, message: error.description)
             } catch let failure as CommandFailure {
                 if files.count == 1 { throw failure }
                 Terminal.err("mailsave: " + failure.message)
