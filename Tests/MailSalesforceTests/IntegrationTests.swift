@@ -208,8 +208,9 @@ import Testing
         #expect(decision.verdict == .save)
         let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
         #expect(saved.created)
-        // One look-up, the Task Message-ID check (the look-up checked EmailMessages only), one save.
-        #expect(backend.statistics.byKind == ["lookup": 1, "save-check": 1, "save": 1])
+        // One look-up (which also asked describe whether the Task's Message-ID field is
+        // Unique), one save: no check before it, the org refuses a second Task itself.
+        #expect(backend.statistics.byKind == ["lookup": 1, "save": 1])
         let task = try #require(try server.records("Task").first { $0["Id"]?.string == saved.id })
         #expect(task["WhoId"]?.string.map(SalesforceID.canonical) == "0035e00000Bob01")
         #expect(task["WhatId"]?.string.map(SalesforceID.canonical) == "0065e00000Opp01")
@@ -221,6 +222,54 @@ import Testing
         let again = try decide(other, message)
         #expect(try other.write(again, message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
         #expect(try server.records("Task").count == 2)
+        // The second save was one call too: the create, refused with DUPLICATE_VALUE naming the Task.
+        #expect(other.statistics.byKind == ["lookup": 1, "save": 1])
+    }
+
+    @Test func aTaskFieldThatIsNotUniqueIsCheckedBeforeTheCreate() throws {
+        let server = try seeded()
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
+            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(false)])])]))
+        let message = try sampleMessage("01-customer-question.eml")
+        let backend = try server.backend()
+        let saved = try #require(try backend.write(try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(backend.statistics.byKind == ["lookup": 1, "save-check": 1, "save": 1])
+        let other = try server.backend()
+        #expect(try other.write(try decide(other, message), message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(other.statistics.byKind == ["lookup": 1, "save-check": 1])
+        #expect(try server.records("Task").filter { $0[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>" }.count == 1)
+    }
+
+    @Test func whetherTheFieldIsUniqueIsCachedWithTheToken() throws {
+        let server = try seeded()
+        let message = try sampleMessage("01-customer-question.eml")
+        let first = try server.backend("jwt", cache: true)
+        _ = try decide(first, message)
+        let path = try #require(first.tokenCachePath)
+        let cached = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(cached.contains("\"unique_task_fields\":{\"email_message_id__c\":true}"), "\(cached)")
+        // The next process reads it from the cache: its look-up carries no describe.
+        let second = try server.backend("jwt", cache: true)
+        try server.call("POST", "/__control/log/clear")
+        _ = try decide(second, message)
+        #expect(!"\(try server.log())".contains("describe"))
+        #expect(second.statistics.logins == 0)
+    }
+
+    @Test func aTaskSaveWhoseAnswerIsLostIsLookedForNotSentAgain() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message)
+        try server.fault(["kind": .string("drop_after_commit"), "match": .string("POST /services/data/v66.0/sobjects/Task"), "times": .number(1)])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(!saved.created)
+        let tasks = try server.records("Task").filter { $0[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(tasks.count == 1)
+        #expect(tasks.first?["Id"]?.string == saved.id)
+        // The create, lost; the check found it; nothing was sent again.
+        #expect(backend.statistics.byKind == ["lookup": 1, "save": 1, "save-check": 1])
     }
 
     @Test func anEmailMessageGetsItsRelationsAndNoSecondTask() throws {

@@ -1,14 +1,27 @@
 import Crypto
 import Foundation
 
-/// An access token and where the org's data calls go.
+/// An access token and where the org's data calls go, with what this session learnt of the
+/// org's schema.
 public struct AccessToken: Sendable, Equatable, Codable {
     public var accessToken: String
     public var instanceURL: String
     public var issuedAt: Double
+    /// Whether each Task field named here is Unique (from `sobjects/Task/describe`): a save
+    /// may then rely on the org's `DUPLICATE_VALUE` instead of a look-up before the create.
+    /// Kept with the token, so it is learnt again at every login: an administrator who
+    /// removes Unique is heeded within one session (at most the org's session timeout).
+    public var uniqueTaskFields: [String: Bool]?
+
+    public init(accessToken: String, instanceURL: String, issuedAt: Double, uniqueTaskFields: [String: Bool]? = nil) {
+        self.accessToken = accessToken
+        self.instanceURL = instanceURL
+        self.issuedAt = issuedAt
+        self.uniqueTaskFields = uniqueTaskFields
+    }
 
     enum CodingKeys: String, CodingKey {
-        case accessToken = "access_token", instanceURL = "instance_url", issuedAt = "issued_at"
+        case accessToken = "access_token", instanceURL = "instance_url", issuedAt = "issued_at", uniqueTaskFields = "unique_task_fields"
     }
 }
 

@@ -10,10 +10,13 @@ extension SalesforceBackend {
     /// A refusal leaves nothing written.
     ///
     /// At most once: the org is checked for the message (EmailMessage `MessageIdentifier`, the
-    /// Task's Message-ID field) first, unless this backend's `resolve` just did; a call whose
-    /// outcome is unknown (connection lost after sending, timeout, empty or garbled reply) is
-    /// followed by that check before anything is sent again, and a record found is reported
-    /// as saved (`created` false).
+    /// Task's Message-ID field) first, unless this backend's `resolve` just did, or the Task's
+    /// field is Unique in the org (describe says so): then the org itself refuses a second Task,
+    /// `DUPLICATE_VALUE` naming the record that has it, which is reported as saved (`created`
+    /// false), and the save is one call. Never an upsert: it would overwrite a Task a
+    /// salesperson edited. A call whose outcome is unknown (connection lost after sending,
+    /// timeout, empty or garbled reply) is followed by the check before anything is sent
+    /// again, and a record found is reported as saved (`created` false).
     public func write(_ decision: Decision, message: Message, mailbox: String) throws(CRMError) -> SaveResult? {
         guard decision.verdict == .save, let record = decision.record else { return nil }
         let key = MessageIDKey.ledgerKey(message)
@@ -22,7 +25,8 @@ extension SalesforceBackend {
             throw CRMError(.permanent, "Salesforce: cannot save a message as \(object); only as Task or EmailMessage")
         }
         let taskField = object == "Task" ? taskMessageIDField() : nil
-        if !isKnownAbsent(key, object: object), let id = try existing(key, taskField: taskField) {
+        let refusedTwice = taskField.map(taskFieldIsUnique) ?? false
+        if !isKnownAbsent(key, object: object), !refusedTwice, let id = try existing(key, taskField: taskField) {
             return SaveResult(id: id, created: false)
         }
         let request = saveRequest(decision, message: message, mailbox: mailbox, key: key, taskField: taskField)
@@ -51,7 +55,7 @@ extension SalesforceBackend {
                 connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
                 continue
             }
-            return try savedResult(response, request: request, key: key)
+            return try savedResult(response, request: request, key: key, taskField: taskField)
         }
     }
 
@@ -174,8 +178,24 @@ extension SalesforceBackend {
         return body
     }
 
-    func savedResult(_ response: JSON, request: SaveRequest, key: String) throws(CRMError) -> SaveResult {
+    /// The Task that already holds this message's Message-ID, when the org refused the
+    /// activity with `DUPLICATE_VALUE` on that field (the rest of the call was rolled back
+    /// with it): the id the error names, else the one a look-up finds.
+    func duplicate(in results: [JSON], key: String, taskField: String?) throws(CRMError) -> String? {
+        guard let taskField,
+              let activity = results.first(where: { $0["referenceId"]?.string == "activity" }),
+              let named = SalesforceAPIError.parse(activity["body"]).lazy.compactMap({ $0.duplicateRecord(on: taskField) }).first else { return nil }
+        forgetAbsent(key)
+        // The message names it in 15 characters; answers everywhere else are in 18.
+        if named.count == 15 { return named + SalesforceID.caseSafeSuffix(named) }
+        if !named.isEmpty { return named }
+        if let found = try existing(key, taskField: taskField) { return found }
+        throw CRMError(.retryable, "Salesforce refused the Task as a duplicate of a record on \(taskField) that cannot be found; it is looked for again at the next attempt")
+    }
+
+    func savedResult(_ response: JSON, request: SaveRequest, key: String, taskField: String?) throws(CRMError) -> SaveResult {
         let results = response["compositeResponse"]?.array ?? []
+        if let found = try duplicate(in: results, key: key, taskField: taskField) { return SaveResult(id: found, created: false) }
         var ids: [String: String] = [:]
         var refusals: [(object: String, error: SalesforceAPIError)] = []
         for result in results {
