@@ -219,4 +219,137 @@ import Testing
         #expect(result.stderr.contains(key) && result.stderr.contains("600"), "\(result.stderr)")
         #expect(try server.stats()["logins"]?.number == 0)
     }
+
+    // MARK: batch --apply --salesforce: saves in composite calls
+
+    /// API calls by kind since the server started: look-ups are `/composite` (SOQL), saves are
+    /// `/composite/sobjects` and `/composite/graph`, single saves `/composite` too (told apart by the log).
+    static func callCounts(_ server: FakeServer) throws -> (lookups: Int, saves: Int, total: Int) {
+        var lookups = 0, saves = 0
+        for entry in try server.log() {
+            let path = entry["path"]?.string ?? ""
+            let soql = entry["soql"]?.array ?? []
+            if path.hasSuffix("/composite/sobjects") || path.hasSuffix("/composite/graph") || (path.hasSuffix("/composite") && soql.isEmpty) {
+                saves += 1
+            } else {
+                lookups += 1
+            }
+        }
+        return (lookups, saves, lookups + saves)
+    }
+
+    static func batchApply(_ server: FakeServer, store: String, mbox: String = "examples/mailbox.mbox", rules: String = "rules",
+                           extra: [String] = [], settings: [String: String] = [:]) throws -> Binary.Result {
+        try run(server, ["batch", "--rules", rules, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--mbox", mbox,
+                         "--apply", "--quiet", "--jobs", "1"] + extra, extra: settings)
+    }
+
+    static func lines(_ output: String) throws -> [[String: Any]] {
+        try decisions(output).map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+    }
+
+    @Test func batchApplySavesTheMailboxInOneSaveCall() throws {
+        var figures: [String] = []
+        var outputs: [[String]] = []
+        for size in ["1", "200"] {
+            let (server, folder) = try Self.serverWithSampleOrg()
+            let result = try Self.batchApply(server, store: folder + "/ledger.sqlite", extra: ["--save-batch-size", size])
+            #expect(result.status == 0, "\(result.stderr)")
+            let counts = try Self.callCounts(server)
+            figures.append("batch size \(size): look-ups \(counts.lookups), saves \(counts.saves), total \(counts.total)")
+            let saved = try Self.lines(result.stdout).compactMap { $0["saved"] as? [String: Any] }
+            #expect(saved.filter { $0["created"] as? Bool == true }.count == 6, "\(result.stdout)")
+            outputs.append(Self.decisions(result.stdout).map { $0.replacingOccurrences(of: #""id":"[0-9A-Za-z]{18}""#, with: "ID", options: .regularExpression) })
+            if size == "200" {
+                // Seven Tasks in two sObject Collections calls: the outbound reply (03) names the
+                // first message in References, so the batch is sent before it is decided. Every
+                // message's look-ups are one call (two for the one naming a Case number).
+                #expect(counts.saves == 2, "\(figures)")
+                #expect(try server.stats()["by_kind"]?["composite_sobjects"]?.number == 2)
+                // Again: the ledger answers, nothing is sent.
+                let again = try Self.batchApply(server, store: folder + "/ledger.sqlite")
+                #expect(again.status == 0, "\(again.stderr)")
+                #expect(try Self.callCounts(server).saves == 2)
+                #expect(try Self.lines(again.stdout).compactMap { $0["saved"] as? [String: Any] }.allSatisfy { $0["created"] as? Bool != true })
+                let tasks = try server.records("Task").compactMap { $0["Email_Message_ID__c"]?.string }
+                #expect(tasks.count == Set(tasks).count, "no message saved twice")
+            }
+        }
+        // The same lines (ids aside) whichever the batch size.
+        #expect(outputs[0] == outputs[1])
+        print("batch --apply --salesforce over examples/mailbox.mbox: " + figures.joined(separator: "; "))
+    }
+
+    @Test func twoMessagesFromOneUnknownSenderInOneBatchCreateOneLead() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let rules = folder + "/rules"
+        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: rules)
+        let org = try String(contentsOfFile: rules + "/org.yaml", encoding: .utf8)
+        try org.replacingOccurrences(of: "auto_save_mode: general", with: "auto_save_mode: forced").write(toFile: rules + "/org.yaml", atomically: true, encoding: .utf8)
+        var mbox = ""
+        for number in 1...2 {
+            mbox += "From x@y Thu Jan  1 00:00:00 2026\nFrom: Sam Lee <sam@unknown.example>\nTo: Ann Seller <ann@contoso.com>\nSubject: Question \(number)\n"
+                + "Date: Mon, 2 Mar 2026 1\(number):00:00 +0000\nMessage-ID: <sam-\(number)@unknown.example>\n\nHello \(number)\n\n"
+        }
+        try mbox.write(toFile: folder + "/sam.mbox", atomically: true, encoding: .utf8)
+        let result = try Self.batchApply(server, store: folder + "/ledger.sqlite", mbox: folder + "/sam.mbox", rules: rules)
+        #expect(result.status == 0, "\(result.stderr)")
+        let leads = try server.records("Lead").filter { $0["Email"]?.string == "sam@unknown.example" }
+        #expect(leads.count == 1, "\(result.stdout)")
+        let tasks = try server.records("Task").filter { ($0["Email_Message_ID__c"]?.string ?? "").hasPrefix("<sam-") }
+        #expect(tasks.count == 2)
+        #expect(Set(tasks.compactMap { $0["WhoId"]?.string }) == Set(leads.compactMap { $0["Id"]?.string }))
+        // The first message's graph was sent before the second was decided (it asks about the new Lead).
+        #expect(try server.stats()["by_kind"]?["composite_graph"]?.number == 1)
+        let lines = try Self.lines(result.stdout)
+        #expect(lines.count == 2)
+        #expect(((lines[0]["saved"] as? [String: Any])?["created_records"] as? [String: Any])?.isEmpty == false)
+        #expect((lines[1]["links"] as? [String: Any])?["who"] as? [String] == [leads.first?["Id"]?.string ?? "?"])
+    }
+
+    @Test func aRefusedMessageFailsAloneAndALostBatchAnswerIsLookedUpOnce() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        // The first record of the call is refused: that message fails, the others are saved.
+        try server.fault(["kind": .string("error_code"), "code": .string("STRING_TOO_LONG"), "message": .string("Subject: data value too large"),
+                          "match": .string("composite/sobjects Task"), "times": .number(1)])
+        let refused = try Self.batchApply(server, store: folder + "/ledger.sqlite")
+        #expect(refused.status == 3, "\(refused.stdout)\(refused.stderr)")
+        let lines = try Self.lines(refused.stdout)
+        let errors = lines.compactMap { $0["error"] as? [String: Any] }
+        #expect(errors.count == 1 && (errors.first?["message"] as? String ?? "").contains("STRING_TOO_LONG"), "\(refused.stdout)")
+        #expect(lines.compactMap { $0["saved"] as? [String: Any] }.filter { $0["created"] as? Bool == true }.count == 5)
+        #expect(lines.count == 12, "every message has its line, in input order")
+        // The rest again, the answer lost after the org committed: one look-up of its keys, nothing resent.
+        try server.call("POST", "/__control/log/clear")
+        try server.fault(["kind": .string("drop_after_commit"), "match": .string("composite/sobjects"), "times": .number(1)])
+        let lost = try Self.batchApply(server, store: folder + "/ledger.sqlite")
+        #expect(lost.status == 0, "\(lost.stdout)\(lost.stderr)")
+        let log = try server.log().map { ($0["path"]?.string ?? "") + " " + (($0["soql"]?.array ?? []).compactMap(\.string).joined(separator: " ")) }
+        let saveCalls = log.filter { $0.contains("/composite/sobjects") }
+        #expect(saveCalls.count == 1, "\(log)")
+        // Right after the lost call: one look-up of its keys (EmailMessages and Tasks at once), then no resend.
+        let afterSave = log.drop { !$0.contains("/composite/sobjects") }.dropFirst().first ?? ""
+        #expect(afterSave.contains("FROM EmailMessage WHERE MessageIdentifier IN") && afterSave.contains("FROM Task WHERE"), "\(log)")
+        #expect(try Self.lines(lost.stdout).compactMap { $0["saved"] as? [String: Any] }.filter { $0["created"] as? Bool == true }.isEmpty,
+                "the lost save is reported as found, not created")
+        let tasks = try server.records("Task").compactMap { $0["Email_Message_ID__c"]?.string }
+        #expect(tasks.count == Set(tasks).count, "no message saved twice")
+        #expect(tasks.count == 7, "the sample org's Task and the six saved")
+    }
+
+    @Test func aBatchCallTheOrgCannotTakeNowParksItsMessages() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        try server.fault(["kind": .string("status"), "status": .number(503), "times": .number(0), "match": .string("composite/sobjects")])
+        let parked = try Self.batchApply(server, store: store, settings: ["MAILSAVE_SF_RETRIES": "2"])
+        #expect(parked.status == 11, "\(parked.stdout)\(parked.stderr)")
+        let saved = try Self.lines(parked.stdout).compactMap { $0["saved"] as? [String: Any] }
+        #expect(saved.filter { $0["parked"] is String }.count == 7, "\(parked.stdout)")
+        #expect(saved.allSatisfy { $0["created"] as? Bool != true }, "no line claims a save that did not happen")
+        try server.call("POST", "/__control/fault/clear")
+        let retried = try Self.run(server, ["retry", "--rules", "rules", "--store", store])
+        #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
+        let tasks = try server.records("Task").compactMap { $0["Email_Message_ID__c"]?.string }
+        #expect(tasks.count == 7 && Set(tasks).count == 7)
+    }
 }

@@ -187,11 +187,6 @@ struct LookupQueries {
         SOQL.Statement(head: "SELECT Id, \(field) FROM Task", groups: [.init(.within(fields: [field], and: nil), Self.messageIdentifierLiterals(key))])
     }
 
-    func emailMessageCheck(key: String) -> SOQL.Statement {
-        SOQL.Statement(head: select("EmailMessage", children: true),
-                       groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), Self.messageIdentifierLiterals(key))])
-    }
-
     /// Opportunities of Accounts the Account query did not return.
     func opportunities(accountIDs: [String]) -> [Query] {
         let literals = unique(accountIDs.filter(Self.isRecordID).compactMap(SOQL.literal))

@@ -66,25 +66,39 @@ extension SalesforceBackend {
 
     /// The id of the activity the org holds for this message, if any.
     func existing(_ key: String, taskField: String?) throws(CRMError) -> String? {
-        var statements = [queries.emailMessageCheck(key: key)]
-        if let taskField { statements.append(queries.taskCheck(field: taskField, key: key)) }
-        let kinds: [LookupQueries.Kind] = [.emailMessages, .tasks]
-        var list: [LookupQueries.Query] = []
-        for (kind, statement) in zip(kinds, statements) { list += statement.split(limit: queries.limit).map { LookupQueries.Query(kind: kind, soql: $0) } }
+        try existing(keys: [key], taskField: taskField)[MessageIDKey.normalize(key)]
+    }
+
+    /// The activities the org holds for these messages, by normalised key: EmailMessages by
+    /// `MessageIdentifier` and Tasks by `taskField`, every key in one `IN` list per object
+    /// (split under SOQL's length limit), so a whole batch is one call.
+    func existing(keys: [String], taskField: String?) throws(CRMError) -> [String: String] {
+        guard !keys.isEmpty else { return [:] }
+        let literals = keys.flatMap(LookupQueries.messageIdentifierLiterals)
+        var list = SOQL.Statement(head: "SELECT Id, MessageIdentifier FROM EmailMessage", groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), literals)])
+            .split(limit: queries.limit).map { LookupQueries.Query(kind: .emailMessages, soql: $0) }
+        if let taskField {
+            list += SOQL.Statement(head: "SELECT Id, \(taskField) FROM Task", groups: [.init(.within(fields: [taskField], and: nil), literals)])
+                .split(limit: queries.limit).map { LookupQueries.Query(kind: .tasks, soql: $0) }
+        }
         let rows: [LookupQueries.Kind: [Row]]
         do {
             rows = try CompositeQueryRunner(connection: connection).run(list, kind: "save-check")
         } catch {
             throw error.error
         }
-        let normalized = MessageIDKey.normalize(key)
-        if let email = rows[.emailMessages]?.first(where: { MessageIDKey.normalize($0.record["MessageIdentifier"] ?? "") == normalized }) {
-            return email.record.id
+        let wanted = Set(keys.map(MessageIDKey.normalize))
+        var found: [String: String] = [:]
+        // An EmailMessage first, as the single check always answered.
+        for row in rows[.tasks] ?? [] {
+            let key = MessageIDKey.normalize(taskField.flatMap { row.record[$0] } ?? "")
+            if wanted.contains(key) { found[key] = row.record.id }
         }
-        if let taskField, let task = rows[.tasks]?.first(where: { MessageIDKey.normalize($0.record[taskField] ?? "") == normalized }) {
-            return task.record.id
+        for row in rows[.emailMessages] ?? [] {
+            let key = MessageIDKey.normalize(row.record["MessageIdentifier"] ?? "")
+            if wanted.contains(key) { found[key] = row.record.id }
         }
-        return nil
+        return found
     }
 
     struct SaveRequest {
@@ -212,6 +226,11 @@ extension SalesforceBackend {
         }
         if !refusals.isEmpty {
             let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
+            // Nothing was written: a locked row, or a graph Salesforce did not process (more
+            // than 14 graphs of the call failed), is worth another try later.
+            if let transient = causes.first(where: { SalesforceAPIError.transientCodes.contains($0.error.code) }) ?? (causes.isEmpty ? refusals.first : nil) {
+                throw connection.redacted(CRMError(.retryable, "Salesforce did not save the \(transient.object) now: \(transient.error.summary); nothing was saved"))
+            }
             let shown = (causes.isEmpty ? refusals : causes).prefix(3).map { "the \($0.object): \($0.error.summary)" }
             throw connection.redacted(CRMError(.permanent, "Salesforce refused " + shown.joined(separator: "; ") + "; nothing was saved"))
         }

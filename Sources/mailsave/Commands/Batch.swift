@@ -69,6 +69,12 @@ struct Batch: ParsableCommand {
     @Option(help: .hidden)
     var saveGroupSeconds = 0.05
 
+    /// With --apply into a remote CRM (Salesforce): saves sent together, one call for up to
+    /// 200 records (see `SalesforceBackend.write(batch:)`); 1 saves each message on its own,
+    /// as `process --apply` does. Hidden: for tests and measurements.
+    @Option(help: .hidden)
+    var saveBatchSize = 200
+
     @Argument(help: "- to read an mbox from standard input.")
     var input: [String] = []
 
@@ -81,6 +87,7 @@ struct Batch: ParsableCommand {
         if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if saveGroupSize < 0 || !(saveGroupSeconds >= 0) { throw ValidationError("--save-group-size and --save-group-seconds cannot be negative") }
+        if saveBatchSize < 1 { throw ValidationError("--save-batch-size must be at least 1") }
     }
 
     func run() throws {
@@ -229,6 +236,24 @@ struct Batch: ParsableCommand {
         let applying = apply
         let includeFolder = source.folderFromMaildir
         var uncommitted: [RenderedResult] = []
+        // A writer that saves in batches (Salesforce), behind an outbox: decided saves wait in
+        // `batch` and go together; their lines wait with them (a line never claims a save that
+        // did not happen).
+        var batch = decider.writer.flatMap { $0 as? BatchActivityWriter }.flatMap { writer in
+            session == nil && saveBatchSize > 1 ? SaveBatch(writer: writer, limit: saveBatchSize) : nil
+        }
+        func flushBatch() throws {
+            guard let pending = try batch?.flush() else { return }
+            for (entry, outcome) in pending {
+                let result: RenderedResult
+                switch outcome {
+                case .saved(let outcome): result = Self.render(entry.item, outcome, applying: applying, includeFolder: includeFolder)
+                case .failed(let error): result = Self.failed(entry.item, error)
+                }
+                try reorder.add(result, emit: emit)
+            }
+            try committed()
+        }
         func commitGroup() throws {
             guard let session else { return }
             try session.commit()
@@ -244,9 +269,25 @@ struct Batch: ParsableCommand {
                 result = Self.failed(item, error)
             case .success(let parsed):
                 let place = item.position.place(in: name)
+                let folderDecider = decider.inFolder(item.folder)
                 do {
-                    let outcome = try decider.inFolder(item.folder).run(parsed.message, bytes: parsed.bytes, name: place)
-                    result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                    if batch != nil {
+                        // A decision that could read a waiting save (see `PendingSave.affects`) waits for it.
+                        if batch?.affects(FactsBuilder(pack: decider.pack).plan(parsed.message, context: folderDecider.context)) == true { try flushBatch() }
+                        let (decision, facts) = try folderDecider.decide(parsed.message, name: place)
+                        if decision.verdict == .save, decision.record != nil {
+                            batch?.add(SaveBatch.Entry(item: item, message: parsed.message, bytes: parsed.bytes, decision: decision, facts: facts,
+                                                       decider: folderDecider))
+                            if batch?.isFull == true { try flushBatch() }
+                            return
+                        }
+                        var outcome = MessageDecider.Outcome(message: parsed.message, decision: decision, facts: facts)
+                        outcome.saved = facts.savedRecord.map { SaveResult(id: $0, created: false) }
+                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                    } else {
+                        let outcome = try folderDecider.run(parsed.message, bytes: parsed.bytes, name: place)
+                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                    }
                 } catch let failure as CommandFailure where failure.status == .badRules {
                     result = Self.failed(item, MailboxItemError(kind: "rule_budget", failure: failure))
                 }
@@ -263,6 +304,7 @@ struct Batch: ParsableCommand {
             try pipeline.submit(item, size: size, drain: drain)
         }
         try pipeline.finish(drain: drain)
+        try flushBatch()
         try commitGroup()
     }
 
