@@ -211,21 +211,21 @@ final class SalesforceConnection: @unchecked Sendable {
 
     // MARK: What the session learnt of the org
 
-    /// Whether the Task field is Unique, as this session's describe said; nil when not asked
-    /// yet (in this process or, through the token cache, an earlier one with the same token).
-    func taskFieldIsUnique(_ field: String) -> Bool? {
+    /// What this session's describe said of the Task field; nil when not asked yet (in this
+    /// process or, through the token cache, an earlier one with the same token).
+    func taskFieldFacts(_ field: String) -> FieldFacts? {
         let known = lock.withLock { token }
         let current = known ?? cache?.load()
         if known == nil, let current { lock.withLock { if token == nil { token = current } } }
-        return current?.uniqueTaskFields?[field.lowercased()]
+        return current?.taskFields?[field.lowercased()]
     }
 
     /// Keeps what describe said with the current token (and in its cache file); nothing when
     /// there is no token (the fact is then asked again).
-    func rememberTaskField(_ field: String, unique: Bool) {
+    func rememberTaskField(_ field: String, _ facts: FieldFacts) {
         let updated: AccessToken? = lock.withLock {
             guard var current = token else { return nil }
-            current.uniqueTaskFields = (current.uniqueTaskFields ?? [:]).merging([field.lowercased(): unique]) { $1 }
+            current.taskFields = (current.taskFields ?? [:]).merging([field.lowercased(): facts]) { $1 }
             token = current
             return current
         }

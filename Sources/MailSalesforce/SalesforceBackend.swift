@@ -51,7 +51,7 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
         // Whether the Task's Message-ID field is Unique decides whether a Task save needs a
         // look-up first: asked once a session, riding in this call (no call of its own).
         let savedField = taskMessageIDField()
-        let riders = savedField.map { connection.taskFieldIsUnique($0) == nil } == true ? [describeTaskPath] : []
+        let riders = savedField.map { connection.taskFieldFacts($0) == nil } == true ? [describeTaskPath] : []
         do {
             let first = try runner.run(queries.queries(for: plan, taskField: taskField), kind: "lookup", riders: riders)
             rows = first.rows
@@ -188,19 +188,21 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
 
     var describeTaskPath: String { connection.dataPath + "/sobjects/Task/describe" }
 
-    /// Keeps whether describe says the field is Unique (a field describe does not list is not).
+    /// Keeps what describe says of the field (one describe does not list is not unique).
     func learnTaskField(_ field: String, from describe: JSON) {
         let spec = (describe["fields"]?.array ?? []).first { $0["name"]?.string?.lowercased() == field.lowercased() }
-        connection.rememberTaskField(field, unique: spec?["unique"]?.bool == true)
+        connection.rememberTaskField(field, FieldFacts(unique: spec?["unique"]?.bool == true, caseSensitive: spec?["caseSensitive"]?.bool == true))
     }
 
-    /// Whether the Task field is Unique in the org: what the session learnt, else one describe
-    /// call. Any doubt (describe refused or unreadable) is "no": the save then looks first.
-    func taskFieldIsUnique(_ field: String) -> Bool {
-        if let known = connection.taskFieldIsUnique(field) { return known }
-        guard let describe = try? connection.call("GET", path: describeTaskPath, body: nil, kind: "describe", write: false) else { return false }
+    /// What the org says of the Task field: what the session learnt, else one describe call.
+    /// Any doubt (describe refused or unreadable) is "not unique": the save then looks first.
+    func taskFieldFacts(_ field: String) -> FieldFacts {
+        if let known = connection.taskFieldFacts(field) { return known }
+        guard let describe = try? connection.call("GET", path: describeTaskPath, body: nil, kind: "describe", write: false) else {
+            return FieldFacts(unique: false, caseSensitive: false)
+        }
         learnTaskField(field, from: describe)
-        return connection.taskFieldIsUnique(field) ?? false
+        return connection.taskFieldFacts(field) ?? FieldFacts(unique: false, caseSensitive: false)
     }
 
     func isKnownAbsent(_ key: String, object: String) -> Bool {

@@ -149,8 +149,8 @@ SCHEMA = {
                     F("Status", 40, "picklist"), F("Priority", 40, "picklist"), F("TaskSubtype", 40, "picklist"),
                     F("Type", 40, "picklist"), B("IsClosed", True), R("WhoId", "Contact", "Lead"),
                     R("WhatId", "Account", "Opportunity", "Case"), R("OwnerId", "User"),
-                    # As the README asks an org to define it: External ID and Unique.
-                    Field("Email_Message_ID__c", "string", 255, unique=True, external_id=True)),
+                    # As the README asks an org to define it: External ID, Unique, case-sensitive.
+                    Field("Email_Message_ID__c", "string", 255, unique=True, external_id=True, case_sensitive=True)),
     "EmailMessage": _fields(*SYSTEM(), F("Subject", 3000), F("TextBody", 32000, "textarea"),
                             F("HtmlBody", 131072, "textarea"), F("FromAddress", 1000, "email"), F("FromName", 1000),
                             F("ToAddress", 4000), F("CcAddress", 4000), F("BccAddress", 4000),

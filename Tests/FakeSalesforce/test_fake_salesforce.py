@@ -539,18 +539,20 @@ class UniqueFieldTests(ServerTest):
         fields = {f["name"]: f for f in answer.json["fields"]}
         self.assertTrue(fields[self.FIELD]["unique"])
         self.assertTrue(fields[self.FIELD]["externalId"])
-        self.assertFalse(fields[self.FIELD]["caseSensitive"])
+        self.assertTrue(fields[self.FIELD]["caseSensitive"])
         self.assertFalse(fields["Subject"]["unique"])
 
     def test_a_second_record_with_a_unique_value_is_refused_naming_the_first(self):
         first = self.request("POST", V + "/sobjects/Task", {"Subject": "a", self.FIELD: "<m@x>"})
         self.assertEqual(first.status, 201, first.raw)
-        second = self.request("POST", V + "/sobjects/Task", {"Subject": "b", self.FIELD: "<M@X>"})
+        second = self.request("POST", V + "/sobjects/Task", {"Subject": "b", self.FIELD: "<m@x>"})
         error = self.assertError(second, 400, "DUPLICATE_VALUE")
         self.assertEqual(error["message"], "duplicate value found: %s duplicates value on record with id: %s"
                          % (self.FIELD, first.json["id"][:15]))
         self.assertEqual(error["fields"], [])
         self.assertEqual(len(self.records("Task")), 1)
+        # Case-sensitive: another case is another value.
+        self.assertEqual(self.request("POST", V + "/sobjects/Task", {"Subject": "B", self.FIELD: "<M@X>"}).status, 201)
         # Empty values and other values are no duplicates; an update to a taken value is refused too.
         other = self.request("POST", V + "/sobjects/Task", {"Subject": "c", self.FIELD: "<n@x>"})
         self.assertEqual(other.status, 201, other.raw)
@@ -582,7 +584,7 @@ class UniqueFieldTests(ServerTest):
         self.assertEqual(codes, ["PROCESSING_HALTED", "DUPLICATE_VALUE"])
         self.assertEqual(self.records("Lead"), [], "the graph rolled back")
 
-    def test_a_field_made_not_unique_takes_duplicates(self):
+    def test_a_field_redefined_changes_what_is_a_duplicate(self):
         try:
             self.control("POST", "fields", {"object": "Task", "fields": [{"name": self.FIELD, "unique": False}]})
             fields = {f["name"]: f for f in self.request("GET", V + "/sobjects/Task/describe").json["fields"]}
@@ -592,9 +594,14 @@ class UniqueFieldTests(ServerTest):
             # A bare name of a field that exists changes nothing.
             self.control("POST", "fields", {"object": "Task", "fields": [self.FIELD]})
             self.assertEqual(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<m@x>"}).status, 201)
+            # Unique but not case-sensitive (Salesforce's default): another case is a duplicate.
+            self.control("POST", "reset")
+            self.control("POST", "fields", {"object": "Task", "fields": [{"name": self.FIELD, "unique": True}]})
+            self.assertEqual(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<m@x>"}).status, 201)
+            self.assertError(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<M@X>"}), 400, "DUPLICATE_VALUE")
         finally:
             self.control("POST", "fields", {"object": "Task", "fields": [
-                {"name": self.FIELD, "unique": True, "externalId": True}]})
+                {"name": self.FIELD, "unique": True, "externalId": True, "caseSensitive": True}]})
 
 
 class FaultTests(ServerTest):

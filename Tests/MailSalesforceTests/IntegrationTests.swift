@@ -241,6 +241,30 @@ import Testing
         #expect(try server.records("Task").filter { $0[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>" }.count == 1)
     }
 
+    @Test func aDuplicateOnACaseInsensitiveFieldIsLookedUpNotTrusted() throws {
+        let server = try seeded()
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
+            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(true)])])]))
+        let message = try sampleMessage("01-customer-question.eml")
+        let backend = try server.backend()
+        let saved = try #require(try backend.write(try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(backend.statistics.byKind == ["lookup": 1, "save": 1], "unique: no check before the create")
+        // The same message again: refused as a duplicate, confirmed by a look-up of exactly its key.
+        let other = try server.backend()
+        #expect(try other.write(try decide(other, message), message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(other.statistics.byKind == ["lookup": 1, "save": 1, "save-check": 1])
+        // Another message whose Message-ID differs only in case: the org calls it a duplicate,
+        // but it is not saved, and never reported as saved.
+        let variant = try parse("From: Bob Buyer <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: Other\r\nMessage-ID: <cab1234567@mail.fabrikam.com>\r\n\r\nHello\r\n")
+        let third = try server.backend()
+        let error = try #require(failure { _ = try third.write(try decide(third, variant), message: variant, mailbox: "ann@contoso.com") })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("DUPLICATE_VALUE"), "\(error.message)")
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
+            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(true), "externalId": .bool(true), "caseSensitive": .bool(true)])])]))
+    }
+
     @Test func whetherTheFieldIsUniqueIsCachedWithTheToken() throws {
         let server = try seeded()
         let message = try sampleMessage("01-customer-question.eml")
@@ -248,7 +272,7 @@ import Testing
         _ = try decide(first, message)
         let path = try #require(first.tokenCachePath)
         let cached = try String(contentsOfFile: path, encoding: .utf8)
-        #expect(cached.contains("\"unique_task_fields\":{\"email_message_id__c\":true}"), "\(cached)")
+        #expect(cached.contains("\"task_fields\":{\"email_message_id__c\":{\"caseSensitive\":true,\"unique\":true}}"), "\(cached)")
         // The next process reads it from the cache: its look-up carries no describe.
         let second = try server.backend("jwt", cache: true)
         try server.call("POST", "/__control/log/clear")

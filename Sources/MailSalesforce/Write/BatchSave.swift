@@ -70,7 +70,7 @@ extension SalesforceBackend: BatchActivityWriter {
         var toSend: [BatchEntry] = []
         var toCheck: [BatchEntry] = []
         for entry in round {
-            let refusedTwice = entry.taskField.map(taskFieldIsUnique) ?? false
+            let refusedTwice = entry.taskField.map { taskFieldFacts($0).unique } ?? false
             if isKnownAbsent(entry.key, object: entry.object) || refusedTwice { toSend.append(entry) } else { toCheck.append(entry) }
         }
         if !toCheck.isEmpty {

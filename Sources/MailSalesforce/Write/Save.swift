@@ -25,7 +25,7 @@ extension SalesforceBackend {
             throw CRMError(.permanent, "Salesforce: cannot save a message as \(object); only as Task or EmailMessage")
         }
         let taskField = object == "Task" ? taskMessageIDField() : nil
-        let refusedTwice = taskField.map(taskFieldIsUnique) ?? false
+        let refusedTwice = taskField.map { taskFieldFacts($0).unique } ?? false
         if !isKnownAbsent(key, object: object), !refusedTwice, let id = try existing(key, taskField: taskField) {
             return SaveResult(id: id, created: false)
         }
@@ -194,17 +194,20 @@ extension SalesforceBackend {
 
     /// The Task that already holds this message's Message-ID, when the org refused the
     /// activity with `DUPLICATE_VALUE` on that field (the rest of the call was rolled back
-    /// with it): the id the error names, else the one a look-up finds.
+    /// with it): the id the error names when the field is case-sensitive; else (Salesforce's
+    /// default treats `<A@x>` and `<a@x>` as one value, but they are two messages) the one a
+    /// look-up finds with exactly this key. None found: refused, never reported as saved.
     func duplicate(in results: [JSON], key: String, taskField: String?) throws(CRMError) -> String? {
         guard let taskField,
               let activity = results.first(where: { $0["referenceId"]?.string == "activity" }),
               let named = SalesforceAPIError.parse(activity["body"]).lazy.compactMap({ $0.duplicateRecord(on: taskField) }).first else { return nil }
         forgetAbsent(key)
         // The message names it in 15 characters; answers everywhere else are in 18.
-        if named.count == 15 { return named + SalesforceID.caseSafeSuffix(named) }
-        if !named.isEmpty { return named }
+        if taskFieldFacts(taskField).caseSensitive, named.count == 15 { return named + SalesforceID.caseSafeSuffix(named) }
+        if taskFieldFacts(taskField).caseSensitive, !named.isEmpty { return named }
         if let found = try existing(key, taskField: taskField) { return found }
-        throw CRMError(.retryable, "Salesforce refused the Task as a duplicate of a record on \(taskField) that cannot be found; it is looked for again at the next attempt")
+        throw connection.redacted(CRMError(.permanent, "Salesforce refused the Task: DUPLICATE_VALUE on \(taskField): another Task\(named.isEmpty ? "" : " (\(named))") "
+                                           + "holds this Message-ID in another case, or one this user cannot see; nothing was saved"))
     }
 
     func savedResult(_ response: JSON, request: SaveRequest, key: String, taskField: String?) throws(CRMError) -> SaveResult {

@@ -239,7 +239,7 @@ struct Batch: ParsableCommand {
         // A writer that saves in batches (Salesforce), behind an outbox: decided saves wait in
         // `batch` and go together; their lines wait with them (a line never claims a save that
         // did not happen).
-        var batch = decider.writer.flatMap { $0 as? BatchActivityWriter }.flatMap { writer in
+        let batch = decider.writer.flatMap { $0 as? BatchActivityWriter }.flatMap { writer in
             session == nil && saveBatchSize > 1 ? SaveBatch(writer: writer, limit: saveBatchSize) : nil
         }
         func flushBatch() throws {
