@@ -67,4 +67,8 @@ public protocol BatchActivityWriter: ActivityWriter {
     /// nothing), or why it was not saved (retryable: try later; permanent: refused). One
     /// message's refusal does not fail the others.
     func write(batch: [PendingSave]) -> [Result<SaveResult?, CRMError>]
+
+    /// The record the CRM already holds for each message (nil: none found), in one look-up:
+    /// for saves another process claimed and may have made (a run killed after sending).
+    func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?]
 }

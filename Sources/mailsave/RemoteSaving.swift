@@ -63,18 +63,30 @@ struct LedgeredWriter: BatchActivityWriter {
     func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] {
         var outcomes = [Result<SaveResult?, CRMError>](repeating: .success(nil), count: saves.count)
         var claimed: [Int] = []
+        var busy: [Int] = []
         for (index, save) in saves.enumerated() {
             guard save.decision.verdict == .save, let record = save.decision.record else { continue }
             do {
                 switch try store.claimRemoteSave(backend: backend, messageKey: save.key, object: record.object, mailbox: save.mailbox) {
                 case .saved(let id): outcomes[index] = .success(SaveResult(id: id, created: false))
-                case .busy: outcomes[index] = .failure(CRMError(.retryable, "another mailsave process is saving \(save.key) in Salesforce right now"))
+                case .busy:
+                    busy.append(index)
+                    outcomes[index] = .failure(CRMError(.retryable, "another mailsave process is saving \(save.key) in Salesforce right now"))
                 case .claimed: claimed.append(index)
                 }
             } catch let error as StoreError {
                 outcomes[index] = .failure(error.crmError)
             } catch {
                 outcomes[index] = .failure(CRMError(.permanent, "\(store.path): cannot write the ledger: \(error)"))
+            }
+        }
+        // Claimed by another process, maybe one that was killed after sending: what the CRM
+        // already holds is saved (noted here too); the rest waits in the outbox.
+        if !busy.isEmpty, let batched = remote as? BatchActivityWriter, let found = try? batched.saved(busy.map { saves[$0] }) {
+            for (index, id) in zip(busy, found) {
+                guard let id, let object = saves[index].decision.record?.object else { continue }
+                outcomes[index] = .success(SaveResult(id: id, created: false))
+                try? store.noteRemoteSave(backend: backend, messageKey: saves[index].key, recordID: id, object: object, mailbox: saves[index].mailbox)
             }
         }
         guard !claimed.isEmpty else { return outcomes }
@@ -99,6 +111,12 @@ struct LedgeredWriter: BatchActivityWriter {
             }
         }
         return outcomes
+    }
+
+    /// What the remote CRM holds for these messages (the ledger is asked by `write` itself).
+    func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?] {
+        guard let batched = remote as? BatchActivityWriter else { return saves.map { _ in nil } }
+        return try batched.saved(saves)
     }
 
     /// Gives the claim back after a save that was not made; if even that fails, the claim

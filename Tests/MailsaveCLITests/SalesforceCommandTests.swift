@@ -352,4 +352,63 @@ import Testing
         let tasks = try server.records("Task").compactMap { $0["Email_Message_ID__c"]?.string }
         #expect(tasks.count == 7 && Set(tasks).count == 7)
     }
+
+    /// The README's figures for a larger mailbox: 500 messages from the sample org's two
+    /// Contacts, each saved as a Task, message by message and in batches.
+    @Test func fiveHundredMessagesCostTheirLookUpsAndThreeSaveCalls() throws {
+        var mbox = ""
+        for number in 0..<500 {
+            let from = number % 2 == 0 ? "Bob Buyer <bob@fabrikam.com>" : "Carla Gomez <carla@northwind.example>"
+            mbox += "From x@y Thu Jan  1 00:00:00 2026\nFrom: \(from)\nTo: Ann Seller <ann@contoso.com>\nSubject: Order \(number)\n"
+                + "Date: Mon, 2 Mar 2026 10:00:00 +0000\nMessage-ID: <order-\(number)@generated.example>\n\nPlease confirm order \(number).\n\n"
+        }
+        var figures: [String] = []
+        // Message by message ("1") costs 500 look-ups and 500 saves: measured once, and left out
+        // here to keep the suite short (a minute on two cores).
+        for size in ["200"] {
+            let (server, folder) = try Self.serverWithSampleOrg()
+            try mbox.write(toFile: folder + "/orders.mbox", atomically: true, encoding: .utf8)
+            let result = try Self.batchApply(server, store: folder + "/ledger.sqlite", mbox: folder + "/orders.mbox", extra: ["--save-batch-size", size])
+            #expect(result.status == 0, "\(result.stderr)")
+            let created = try Self.lines(result.stdout).compactMap { $0["saved"] as? [String: Any] }.filter { $0["created"] as? Bool == true }.count
+            #expect(created == 500)
+            let counts = try Self.callCounts(server)
+            figures.append("batch size \(size): look-ups \(counts.lookups), saves \(counts.saves), total \(counts.total)")
+            #expect(counts.lookups == 500)
+            #expect(counts.saves == (size == "1" ? 500 : 3), "\(figures)")
+        }
+        print("batch --apply --salesforce over 500 generated messages: " + figures.joined(separator: "; "))
+    }
+
+    @Test func aRunKilledDuringABatchCallSavesNothingTwiceWhenRunAgain() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        // The batch call is held 3 s by the server, which commits it after the client is gone.
+        try server.fault(["kind": .string("slow"), "seconds": .number(3), "match": .string("composite/sobjects"), "times": .number(1)])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["batch", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--mbox",
+                             "examples/mailbox.mbox", "--apply", "--quiet", "--jobs", "1"]
+        process.currentDirectoryURL = Binary.packageRoot
+        process.environment = Binary.environment.merging(try server.environment("jwt")) { $1 }
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try !server.log().contains(where: { ($0["path"]?.string ?? "").hasSuffix("/composite/sobjects") }) { usleep(20_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        // The org commits what the killed run sent (its claims in the ledger were never noted).
+        while Date() < deadline, try server.records("Task").count < 2 { usleep(50_000) }
+        // Run again at once: the killed run's claim is still fresh, so the org is asked, finds
+        // the Task, and the line says so (already saved); the rest is saved now.
+        let again = try Self.batchApply(server, store: store)
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        let tasks = try server.records("Task").compactMap { $0["Email_Message_ID__c"]?.string }
+        #expect(tasks.count == Set(tasks).count, "no message saved twice: \(tasks)")
+        #expect(tasks.count == 7)
+        let first = try #require(try Self.lines(again.stdout).first { $0["message_id"] as? String == "<CAB1234567@mail.fabrikam.com>" })
+        #expect((first["saved"] as? [String: Any])?["created"] as? Bool == false, "\(first)")
+        #expect((first["saved"] as? [String: Any])?["id"] is String)
+    }
 }

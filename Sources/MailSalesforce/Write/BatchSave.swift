@@ -64,6 +64,12 @@ extension SalesforceBackend: BatchActivityWriter {
         return outcomes.map { $0 ?? .failure(CRMError(.retryable, "Salesforce: the save was not made (no outcome); it is looked for before the next attempt")) }
     }
 
+    /// One batched check of the org (EmailMessages and, when configured, Tasks by Message-ID).
+    public func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?] {
+        let found = try existing(keys: saves.map(\.key), taskField: taskMessageIDField())
+        return saves.map { found[MessageIDKey.normalize($0.key)] }
+    }
+
     /// One round: the messages of distinct keys.
     private func save(_ round: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
         var results: [(Int, Result<SaveResult, CRMError>)] = []
