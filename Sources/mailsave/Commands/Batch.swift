@@ -23,7 +23,10 @@ struct Batch: ParsableCommand {
         With --apply each saved decision is written into the store exactly once (the ledger of \
         `process --apply`), in input order except that a message replying to a later message of \
         the batch is decided after it. Interrupted (Ctrl-C, kill -9), the same command again \
-        continues: saved messages are found in the ledger and saved nothing twice.
+        continues: saved messages are found in the ledger and saved nothing twice. With \
+        --salesforce the saves go to the org together, one call for up to 200 records; a message \
+        whose decision could read a waiting save (the Lead it creates, the message it replies to) \
+        is decided after the batch is sent. A message the org refuses fails alone (exit 3).
 
         Examples:
           mailsave batch --mailbox ann@contoso.com --crm examples/crm --eml examples/messages --format table
