@@ -199,6 +199,8 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
     func taskFieldFacts(_ field: String) -> FieldFacts {
         if let known = connection.taskFieldFacts(field) { return known }
         guard let describe = try? connection.call("GET", path: describeTaskPath, body: nil, kind: "describe", write: false) else {
+            // Kept for the session, so a batch does not ask again for each of its messages.
+            connection.rememberTaskField(field, FieldFacts(unique: false, caseSensitive: false))
             return FieldFacts(unique: false, caseSensitive: false)
         }
         learnTaskField(field, from: describe)

@@ -241,6 +241,37 @@ import Testing
         #expect(try server.records("Task").filter { $0[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>" }.count == 1)
     }
 
+    @Test func aBatchOfGraphsIsSplitAtSeventyFiveAndARefusalStaysWithItsMessage() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        var saves: [PendingSave] = []
+        for number in 0..<80 {
+            let message = try parse("From: Person \(number) <p\(number)@unknown\(number).example>\r\nTo: ann@contoso.com\r\nSubject: Hi \(number)\r\n"
+                                    + "Message-ID: <graph-\(number)@unknown.example>\r\n\r\nHello\r\n")
+            var decision = try decide(backend, message, settings: ["auto_save_mode": "forced"])
+            #expect(decision.createFor.count == 1)
+            if number == 7, let subject = decision.record?.fields.firstIndex(where: { $0.name == "Subject" }) {
+                decision.record?.fields[subject].value = .string(String(repeating: "x", count: 300))
+            }
+            saves.append(PendingSave(decision: decision, message: message, mailbox: "ann@contoso.com"))
+        }
+        let before = backend.statistics.byKind["save"] ?? 0
+        let results = backend.write(batch: saves)
+        // 80 messages of two records each: graphs of 75 and 5, each message all-or-none on its own.
+        #expect((backend.statistics.byKind["save"] ?? 0) - before == 2)
+        #expect(try server.stats()["by_kind"]?["composite_graph"]?.number == 2)
+        for (number, result) in results.enumerated() {
+            switch result {
+            case .success(let saved):
+                #expect(number != 7 && saved?.created == true && saved?.createdRecords.count == 1)
+            case .failure(let error):
+                #expect(number == 7 && error.kind == .permanent && error.message.contains("STRING_TOO_LONG"), "\(number): \(error.message)")
+            }
+        }
+        #expect(try server.records("Lead").filter { ($0["Email"]?.string ?? "").hasPrefix("p") }.count == 79, "the refused message's Lead was rolled back")
+        #expect(try !server.records("Lead").contains { $0["Email"]?.string == "p7@unknown7.example" })
+    }
+
     @Test func aDuplicateOnACaseInsensitiveFieldIsLookedUpNotTrusted() throws {
         let server = try seeded()
         try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
