@@ -285,7 +285,8 @@ struct Batch: ParsableCommand {
                             return
                         }
                         var outcome = MessageDecider.Outcome(message: parsed.message, decision: decision, facts: facts)
-                        outcome.saved = facts.savedRecord.map { SaveResult(id: $0, created: false) }
+                        // Not a save: what the ledger or the org already holds, as `run` says it.
+                        outcome.saved = try folderDecider.save(decision, message: parsed.message, facts: facts)
                         result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
                     } else {
                         let outcome = try folderDecider.run(parsed.message, bytes: parsed.bytes, name: place)
