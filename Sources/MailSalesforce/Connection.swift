@@ -209,9 +209,32 @@ final class SalesforceConnection: @unchecked Sendable {
         return fresh
     }
 
+    // MARK: What the session learnt of the org
+
+    /// What this session's describe said of the Task field; nil when not asked yet (in this
+    /// process or, through the token cache, an earlier one with the same token).
+    func taskFieldFacts(_ field: String) -> FieldFacts? {
+        let known = lock.withLock { token }
+        let current = known ?? cache?.load()
+        if known == nil, let current { lock.withLock { if token == nil { token = current } } }
+        return current?.taskFields?[field.lowercased()]
+    }
+
+    /// Keeps what describe said with the current token (and in its cache file); nothing when
+    /// there is no token (the fact is then asked again).
+    func rememberTaskField(_ field: String, _ facts: FieldFacts) {
+        let updated: AccessToken? = lock.withLock {
+            guard var current = token else { return nil }
+            current.taskFields = (current.taskFields ?? [:]).merging([field.lowercased(): facts]) { $1 }
+            token = current
+            return current
+        }
+        if let updated { cache?.store(updated) }
+    }
+
     private func dropToken(_ stale: AccessToken) {
-        lock.withLock { if token == stale { token = nil } }
-        if cache?.load() == stale { cache?.remove() }
+        lock.withLock { if token?.accessToken == stale.accessToken { token = nil } }
+        if cache?.load()?.accessToken == stale.accessToken { cache?.remove() }
     }
 
     /// The OAuth token request of the configured flow, retried like a data call on 503, resets and timeouts.

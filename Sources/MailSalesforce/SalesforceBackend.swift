@@ -48,8 +48,14 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
         let runner = CompositeQueryRunner(connection: connection)
         let taskField = configuration.taskMessageIDFieldDisabled ? nil : configuration.taskMessageIDField
         var rows: [LookupQueries.Kind: [Row]]
+        // Whether the Task's Message-ID field is Unique decides whether a Task save needs a
+        // look-up first: asked once a session, riding in this call (no call of its own).
+        let savedField = taskMessageIDField()
+        let riders = savedField.map { connection.taskFieldFacts($0) == nil } == true ? [describeTaskPath] : []
         do {
-            rows = try runner.run(queries.queries(for: plan, taskField: taskField), kind: "lookup")
+            let first = try runner.run(queries.queries(for: plan, taskField: taskField), kind: "lookup", riders: riders)
+            rows = first.rows
+            if let savedField, let describe = first.riders[describeTaskPath] { learnTaskField(savedField, from: describe) }
             // Opportunities of Contacts' Accounts the Account query did not bring.
             let loaded = Set((rows[.accounts] ?? []).map { SalesforceID.canonical($0.record.id) })
             let contacts = Self.contactsFound(plan, rows: rows, emailFields: queries.emailFields)
@@ -191,6 +197,27 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
     }
 
     // MARK: State the save reads
+
+    var describeTaskPath: String { connection.dataPath + "/sobjects/Task/describe" }
+
+    /// Keeps what describe says of the field (one describe does not list is not unique).
+    func learnTaskField(_ field: String, from describe: JSON) {
+        let spec = (describe["fields"]?.array ?? []).first { $0["name"]?.string?.lowercased() == field.lowercased() }
+        connection.rememberTaskField(field, FieldFacts(unique: spec?["unique"]?.bool == true, caseSensitive: spec?["caseSensitive"]?.bool == true))
+    }
+
+    /// What the org says of the Task field: what the session learnt, else one describe call.
+    /// Any doubt (describe refused or unreadable) is "not unique": the save then looks first.
+    func taskFieldFacts(_ field: String) -> FieldFacts {
+        if let known = connection.taskFieldFacts(field) { return known }
+        guard let describe = try? connection.call("GET", path: describeTaskPath, body: nil, kind: "describe", write: false) else {
+            // Kept for the session, so a batch does not ask again for each of its messages.
+            connection.rememberTaskField(field, FieldFacts(unique: false, caseSensitive: false))
+            return FieldFacts(unique: false, caseSensitive: false)
+        }
+        learnTaskField(field, from: describe)
+        return connection.taskFieldFacts(field) ?? FieldFacts(unique: false, caseSensitive: false)
+    }
 
     func isKnownAbsent(_ key: String, object: String) -> Bool {
         lock.withLock { knownAbsent.contains(key) || (object == "EmailMessage" && knownAbsent.contains("EmailMessage:" + key)) }

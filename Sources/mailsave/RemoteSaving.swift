@@ -8,7 +8,7 @@ import MailStore
 /// noted there once the CRM has it. The remote writer keeps its own check (the org's
 /// `MessageIdentifier`), so a save noted nowhere (a run killed between the two) is still
 /// found there and never made twice.
-struct LedgeredWriter: ActivityWriter {
+struct LedgeredWriter: BatchActivityWriter {
     let store: CRMStore
     let remote: ActivityWriter
     /// Which CRM the ledger rows are for (`RemoteLedger`).
@@ -53,6 +53,70 @@ struct LedgeredWriter: ActivityWriter {
             Terminal.err("mailsave: \(store.path): the save of \(key) as \(result.id) is not in the local ledger: \(error)")
         }
         return result
+    }
+
+    /// A batch: each message claimed in the ledger before the batch is sent (one the ledger
+    /// holds is answered from it, one another process holds is parked), the claimed ones saved
+    /// together by the remote writer, and each noted (or its claim released) after. A run
+    /// killed in between leaves claims that go stale, and the org's own check finds what was
+    /// saved: nothing is saved twice.
+    func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] {
+        var outcomes = [Result<SaveResult?, CRMError>](repeating: .success(nil), count: saves.count)
+        var claimed: [Int] = []
+        var busy: [Int] = []
+        for (index, save) in saves.enumerated() {
+            guard save.decision.verdict == .save, let record = save.decision.record else { continue }
+            do {
+                switch try store.claimRemoteSave(backend: backend, messageKey: save.key, object: record.object, mailbox: save.mailbox) {
+                case .saved(let id): outcomes[index] = .success(SaveResult(id: id, created: false))
+                case .busy:
+                    busy.append(index)
+                    outcomes[index] = .failure(CRMError(.retryable, "another mailsave process is saving \(save.key) in Salesforce right now"))
+                case .claimed: claimed.append(index)
+                }
+            } catch let error as StoreError {
+                outcomes[index] = .failure(error.crmError)
+            } catch {
+                outcomes[index] = .failure(CRMError(.permanent, "\(store.path): cannot write the ledger: \(error)"))
+            }
+        }
+        // Claimed by another process, maybe one that was killed after sending: what the CRM
+        // already holds is saved (noted here too); the rest waits in the outbox.
+        if !busy.isEmpty, let batched = remote as? BatchActivityWriter, let found = try? batched.saved(busy.map { saves[$0] }) {
+            for (index, id) in zip(busy, found) {
+                guard let id, let object = saves[index].decision.record?.object else { continue }
+                outcomes[index] = .success(SaveResult(id: id, created: false))
+                try? store.noteRemoteSave(backend: backend, messageKey: saves[index].key, recordID: id, object: object, mailbox: saves[index].mailbox)
+            }
+        }
+        guard !claimed.isEmpty else { return outcomes }
+        let sent = claimed.map { saves[$0] }
+        let results: [Result<SaveResult?, CRMError>]
+        if let batched = remote as? BatchActivityWriter {
+            results = batched.write(batch: sent)
+        } else {
+            results = sent.map { save in Result { () throws(CRMError) -> SaveResult? in try remote.write(save.decision, message: save.message, mailbox: save.mailbox) } }
+        }
+        for (index, result) in zip(claimed, results) {
+            let save = saves[index]
+            outcomes[index] = result
+            guard case .success(let saved?) = result, let object = save.decision.record?.object else {
+                release(save.key)
+                continue
+            }
+            do {
+                try store.noteRemoteSave(backend: backend, messageKey: save.key, recordID: saved.id, object: object, mailbox: save.mailbox)
+            } catch {
+                Terminal.err("mailsave: \(store.path): the save of \(save.key) as \(saved.id) is not in the local ledger: \(error)")
+            }
+        }
+        return outcomes
+    }
+
+    /// What the remote CRM holds for these messages (the ledger is asked by `write` itself).
+    func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?] {
+        guard let batched = remote as? BatchActivityWriter else { return saves.map { _ in nil } }
+        return try batched.saved(saves)
     }
 
     /// Gives the claim back after a save that was not made; if even that fails, the claim

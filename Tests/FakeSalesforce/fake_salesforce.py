@@ -83,8 +83,13 @@ STRING_TYPES = {"string", "textarea", "email", "phone", "url", "picklist"}
 
 
 class Field:
-    def __init__(self, name, kind="string", length=255, readonly=False, refs=()):
+    """A field as describe shows it. `unique` fields refuse a second record with the same value
+    (`DUPLICATE_VALUE`), compared case-insensitively unless `case_sensitive`, as Salesforce does."""
+
+    def __init__(self, name, kind="string", length=255, readonly=False, refs=(), unique=False, external_id=False,
+                 case_sensitive=False):
         self.name, self.kind, self.length, self.readonly, self.refs = name, kind, length, readonly, tuple(refs)
+        self.unique, self.external_id, self.case_sensitive = unique, external_id, case_sensitive
 
 
 def _fields(*specs):
@@ -144,7 +149,8 @@ SCHEMA = {
                     F("Status", 40, "picklist"), F("Priority", 40, "picklist"), F("TaskSubtype", 40, "picklist"),
                     F("Type", 40, "picklist"), B("IsClosed", True), R("WhoId", "Contact", "Lead"),
                     R("WhatId", "Account", "Opportunity", "Case"), R("OwnerId", "User"),
-                    F("Email_Message_ID__c", 255)),
+                    # As the README asks an org to define it: External ID, Unique, case-sensitive.
+                    Field("Email_Message_ID__c", "string", 255, unique=True, external_id=True, case_sensitive=True)),
     "EmailMessage": _fields(*SYSTEM(), F("Subject", 3000), F("TextBody", 32000, "textarea"),
                             F("HtmlBody", 131072, "textarea"), F("FromAddress", 1000, "email"), F("FromName", 1000),
                             F("ToAddress", 4000), F("CcAddress", 4000), F("BccAddress", 4000),
@@ -832,8 +838,25 @@ class Store:
         if obj == "EmailMessageRelation" and record.get("RelationId"):
             record["RelationObjectType"] = self.object_of(record["RelationId"])
 
+    def check_unique(self, obj, fields, record_id=None):
+        """DUPLICATE_VALUE, in Salesforce's words and shape, when a unique field's value is taken."""
+        for name, value in fields.items():
+            spec = SCHEMA[obj].get(name)
+            if spec is None or not spec.unique or value in (None, ""):
+                continue
+            wanted = value if spec.case_sensitive else str(value).lower()
+            for other in self.objects[obj].values():
+                held = other.get(name)
+                if other["Id"] == record_id or held in (None, ""):
+                    continue
+                if (held if spec.case_sensitive else str(held).lower()) == wanted:
+                    raise ApiError(400, "DUPLICATE_VALUE", "duplicate value found: %s duplicates value on record with id: %s"
+                                   % (name, other["Id"][:15]), [])
+
     def insert(self, obj, body, owner_id=None, seeding=False):
         fields = self.validate(obj, body, creating=True, seeding=seeding)
+        if not seeding:
+            self.check_unique(obj, fields)
         record_id = fields.pop("Id", None)
         if record_id:
             if self.object_of(record_id) != obj:
@@ -893,6 +916,7 @@ class Store:
         for name in REQUIRED.get(obj, []):
             if name in fields and fields[name] in (None, ""):
                 raise ApiError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [%s]" % name, [name])
+        self.check_unique(obj, fields, record["Id"])
         record.update(fields)
         record["LastModifiedDate"] = record["SystemModstamp"] = now_iso()
         self.derive(obj, record, fields)
@@ -1277,7 +1301,9 @@ class DataAPI:
         out = self.describe_brief(obj)
         out["fields"] = [{"name": s.name, "type": s.kind, "length": s.length or 0, "createable": not s.readonly,
                           "updateable": not s.readonly, "nillable": s.name not in REQUIRED.get(obj, []),
-                          "referenceTo": list(s.refs)} for s in SCHEMA[obj].values()]
+                          "referenceTo": list(s.refs), "unique": s.unique, "externalId": s.external_id,
+                          "idLookup": s.name == "Id" or s.external_id, "caseSensitive": s.case_sensitive,
+                          "custom": s.name.endswith("__c")} for s in SCHEMA[obj].values()]
         out["childRelationships"] = [{"relationshipName": rel, "childSObject": child, "field": fk}
                                      for (o, rel), (child, fk) in CHILDREN.items() if o == obj]
         return out
@@ -1823,10 +1849,13 @@ class Handler(BaseHTTPRequestHandler):
             if obj is None or not isinstance(body.get("fields"), list):
                 raise ApiError(400, "INVALID_INPUT", "expected {\"object\": \"Contact\", \"fields\": [...]}")
             for field in body["fields"]:
+                if isinstance(field, str) and field_spec(obj, field) is not None:
+                    continue  # a bare name adds a field; one that exists stays as it is
                 field = {"name": field} if isinstance(field, str) else field
                 kind = field.get("type", "string")
                 spec = Field(field["name"], kind, field.get("length", 255 if kind in STRING_TYPES else None),
-                             bool(field.get("readonly")), field.get("referenceTo", ()))
+                             bool(field.get("readonly")), field.get("referenceTo", ()), bool(field.get("unique")),
+                             bool(field.get("externalId")), bool(field.get("caseSensitive")))
                 SCHEMA[obj][spec.name] = spec
                 for record in state.store.all(obj):
                     record.setdefault(spec.name, None)

@@ -530,6 +530,80 @@ class CompositeTests(ServerTest):
         self.assertEqual(len(self.records("Task")), 1)
 
 
+class UniqueFieldTests(ServerTest):
+    FIELD = "Email_Message_ID__c"
+
+    def test_describe_says_which_fields_are_unique(self):
+        answer = self.request("GET", V + "/sobjects/Task/describe")
+        self.assertEqual(answer.status, 200, answer.raw)
+        fields = {f["name"]: f for f in answer.json["fields"]}
+        self.assertTrue(fields[self.FIELD]["unique"])
+        self.assertTrue(fields[self.FIELD]["externalId"])
+        self.assertTrue(fields[self.FIELD]["caseSensitive"])
+        self.assertFalse(fields["Subject"]["unique"])
+
+    def test_a_second_record_with_a_unique_value_is_refused_naming_the_first(self):
+        first = self.request("POST", V + "/sobjects/Task", {"Subject": "a", self.FIELD: "<m@x>"})
+        self.assertEqual(first.status, 201, first.raw)
+        second = self.request("POST", V + "/sobjects/Task", {"Subject": "b", self.FIELD: "<m@x>"})
+        error = self.assertError(second, 400, "DUPLICATE_VALUE")
+        self.assertEqual(error["message"], "duplicate value found: %s duplicates value on record with id: %s"
+                         % (self.FIELD, first.json["id"][:15]))
+        self.assertEqual(error["fields"], [])
+        self.assertEqual(len(self.records("Task")), 1)
+        # Case-sensitive: another case is another value.
+        self.assertEqual(self.request("POST", V + "/sobjects/Task", {"Subject": "B", self.FIELD: "<M@X>"}).status, 201)
+        # Empty values and other values are no duplicates; an update to a taken value is refused too.
+        other = self.request("POST", V + "/sobjects/Task", {"Subject": "c", self.FIELD: "<n@x>"})
+        self.assertEqual(other.status, 201, other.raw)
+        self.assertEqual(self.request("POST", V + "/sobjects/Task", {"Subject": "d"}).status, 201)
+        self.assertEqual(self.request("POST", V + "/sobjects/Task", {"Subject": "e"}).status, 201)
+        patch = self.request("PATCH", V + "/sobjects/Task/" + other.json["id"], {self.FIELD: "<m@x>"})
+        self.assertError(patch, 400, "DUPLICATE_VALUE")
+
+    def test_collections_and_graphs_report_duplicates_per_record(self):
+        self.seed({"attributes": {"type": "Task"}, "Subject": "old", self.FIELD: "<m@x>"})
+        answer = self.request("POST", V + "/composite/sobjects", {"allOrNone": False, "records": [
+            {"attributes": {"type": "Task"}, "Subject": "new", self.FIELD: "<n@x>"},
+            {"attributes": {"type": "Task"}, "Subject": "dup", self.FIELD: "<m@x>"},
+            {"attributes": {"type": "Task"}, "Subject": "dup in call", self.FIELD: "<n@x>"}]})
+        results = answer.json
+        self.assertTrue(results[0]["success"])
+        self.assertEqual(results[1]["errors"][0]["statusCode"], "DUPLICATE_VALUE")
+        self.assertIn("on record with id: ", results[1]["errors"][0]["message"])
+        self.assertEqual(results[2]["errors"][0]["message"][-15:], results[0]["id"][:15])
+        self.assertEqual(sorted(t["Subject"] for t in self.records("Task")), ["new", "old"])
+        answer = self.request("POST", V + "/composite/graph", {"graphs": [
+            {"graphId": "g1", "compositeRequest": [
+                {"method": "POST", "url": V + "/sobjects/Lead", "referenceId": "l", "body": {"LastName": "L", "Company": "C"}},
+                {"method": "POST", "url": V + "/sobjects/Task", "referenceId": "t",
+                 "body": {"WhoId": "@{l.id}", self.FIELD: "<m@x>"}}]}]})
+        graph = answer.json["graphs"][0]
+        self.assertFalse(graph["isSuccessful"])
+        codes = [r["body"][0]["errorCode"] for r in graph["graphResponse"]["compositeResponse"]]
+        self.assertEqual(codes, ["PROCESSING_HALTED", "DUPLICATE_VALUE"])
+        self.assertEqual(self.records("Lead"), [], "the graph rolled back")
+
+    def test_a_field_redefined_changes_what_is_a_duplicate(self):
+        try:
+            self.control("POST", "fields", {"object": "Task", "fields": [{"name": self.FIELD, "unique": False}]})
+            fields = {f["name"]: f for f in self.request("GET", V + "/sobjects/Task/describe").json["fields"]}
+            self.assertFalse(fields[self.FIELD]["unique"])
+            for _ in range(2):
+                self.assertEqual(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<m@x>"}).status, 201)
+            # A bare name of a field that exists changes nothing.
+            self.control("POST", "fields", {"object": "Task", "fields": [self.FIELD]})
+            self.assertEqual(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<m@x>"}).status, 201)
+            # Unique but not case-sensitive (Salesforce's default): another case is a duplicate.
+            self.control("POST", "reset")
+            self.control("POST", "fields", {"object": "Task", "fields": [{"name": self.FIELD, "unique": True}]})
+            self.assertEqual(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<m@x>"}).status, 201)
+            self.assertError(self.request("POST", V + "/sobjects/Task", {self.FIELD: "<M@X>"}), 400, "DUPLICATE_VALUE")
+        finally:
+            self.control("POST", "fields", {"object": "Task", "fields": [
+                {"name": self.FIELD, "unique": True, "externalId": True, "caseSensitive": True}]})
+
+
 class FaultTests(ServerTest):
     def create_task(self, subject="t"):
         return self.request("POST", V + "/sobjects/Task", {"Subject": subject})

@@ -137,3 +137,32 @@ extension InMemoryDirectory.CSVProblem: Equatable {
                            "x@promo.example individual promo.example", "bob@fabrikam.com - -"])
     }
 }
+
+/// `PendingSave.affects`: when `batch --apply` must send its waiting saves before deciding the
+/// next message (pure, from the look-up plan alone).
+@Suite struct PendingSaveTests {
+    func pending(_ text: String, creates addresses: [String] = []) throws -> PendingSave {
+        var decision = Decision(messageID: nil, verdict: .save, saveAs: "Task", who: [], what: nil, reasons: [], observations: [],
+                                category: nil, record: ("Task", []), toCreate: [])
+        decision.toCreate = addresses.map { RecordToCreate(address: $0, object: "Lead", accountID: nil) }
+        return PendingSave(decision: decision, message: try message(text), mailbox: "ann@contoso.com")
+    }
+
+    func plan(_ text: String) throws -> LookupPlan {
+        FactsBuilder(pack: try shippedPack()).plan(try message(text), context: ProcessContext(mailbox: "ann@contoso.com"))
+    }
+
+    @Test func aDecisionWaitsForTheSavesItCouldRead() throws {
+        let first = try pending("From: Sam <sam@unknown.example>\r\nTo: ann@contoso.com\r\nMessage-ID: <a@x>\r\n\r\nHi\r\n", creates: ["sam@unknown.example"])
+        // The same unknown sender: the waiting save creates the Lead this decision asks about.
+        #expect(first.affects(try plan("From: Sam <sam@unknown.example>\r\nTo: ann@contoso.com\r\nMessage-ID: <b@x>\r\n\r\nAgain\r\n")))
+        // A reply naming the waiting message, or the same message again.
+        #expect(first.affects(try plan("From: Bob <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nIn-Reply-To: <a@x>\r\nMessage-ID: <c@x>\r\n\r\nRe\r\n")))
+        #expect(first.affects(try plan("From: Bob <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nMessage-ID: <a@x>\r\n\r\nDup\r\n")))
+        // Anything else goes on without sending it.
+        #expect(!first.affects(try plan("From: Bob <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nMessage-ID: <d@x>\r\n\r\nOther\r\n")))
+        // A save that creates nothing is only read by its own key and thread.
+        let plain = try pending("From: Bob <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nMessage-ID: <e@x>\r\n\r\nHi\r\n")
+        #expect(!plain.affects(try plan("From: Bob <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nMessage-ID: <f@x>\r\n\r\nHi\r\n")))
+    }
+}

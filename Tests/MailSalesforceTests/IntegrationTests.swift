@@ -265,8 +265,9 @@ import Testing
         #expect(decision.verdict == .save)
         let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
         #expect(saved.created)
-        // One look-up, the Task Message-ID check (the look-up checked EmailMessages only), one save.
-        #expect(backend.statistics.byKind == ["lookup": 1, "save-check": 1, "save": 1])
+        // One look-up (which also asked describe whether the Task's Message-ID field is
+        // Unique), one save: no check before it, the org refuses a second Task itself.
+        #expect(backend.statistics.byKind == ["lookup": 1, "save": 1])
         let task = try #require(try server.records("Task").first { $0["Id"]?.string == saved.id })
         #expect(task["WhoId"]?.string.map(SalesforceID.canonical) == "0035e00000Bob01")
         #expect(task["WhatId"]?.string.map(SalesforceID.canonical) == "0065e00000Opp01")
@@ -278,6 +279,109 @@ import Testing
         let again = try decide(other, message)
         #expect(try other.write(again, message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
         #expect(try server.records("Task").count == 2)
+        // The second save was one call too: the create, refused with DUPLICATE_VALUE naming the Task.
+        #expect(other.statistics.byKind == ["lookup": 1, "save": 1])
+    }
+
+    @Test func aTaskFieldThatIsNotUniqueIsCheckedBeforeTheCreate() throws {
+        let server = try seeded()
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
+            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(false)])])]))
+        let message = try sampleMessage("01-customer-question.eml")
+        let backend = try server.backend()
+        let saved = try #require(try backend.write(try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(backend.statistics.byKind == ["lookup": 1, "save-check": 1, "save": 1])
+        let other = try server.backend()
+        #expect(try other.write(try decide(other, message), message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(other.statistics.byKind == ["lookup": 1, "save-check": 1])
+        #expect(try server.records("Task").filter { $0[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>" }.count == 1)
+    }
+
+    @Test func aBatchOfGraphsIsSplitAtSeventyFiveAndARefusalStaysWithItsMessage() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        var saves: [PendingSave] = []
+        for number in 0..<80 {
+            let message = try parse("From: Person \(number) <p\(number)@unknown\(number).example>\r\nTo: ann@contoso.com\r\nSubject: Hi \(number)\r\n"
+                                    + "Message-ID: <graph-\(number)@unknown.example>\r\n\r\nHello\r\n")
+            var decision = try decide(backend, message, settings: ["auto_save_mode": "forced"])
+            #expect(decision.createFor.count == 1)
+            if number == 7, let subject = decision.record?.fields.firstIndex(where: { $0.name == "Subject" }) {
+                decision.record?.fields[subject].value = .string(String(repeating: "x", count: 300))
+            }
+            saves.append(PendingSave(decision: decision, message: message, mailbox: "ann@contoso.com"))
+        }
+        let before = backend.statistics.byKind["save"] ?? 0
+        let results = backend.write(batch: saves)
+        // 80 messages of two records each: graphs of 75 and 5, each message all-or-none on its own.
+        #expect((backend.statistics.byKind["save"] ?? 0) - before == 2)
+        #expect(try server.stats()["by_kind"]?["composite_graph"]?.number == 2)
+        for (number, result) in results.enumerated() {
+            switch result {
+            case .success(let saved):
+                #expect(number != 7 && saved?.created == true && saved?.createdRecords.count == 1)
+            case .failure(let error):
+                #expect(number == 7 && error.kind == .permanent && error.message.contains("STRING_TOO_LONG"), "\(number): \(error.message)")
+            }
+        }
+        #expect(try server.records("Lead").filter { ($0["Email"]?.string ?? "").hasPrefix("p") }.count == 79, "the refused message's Lead was rolled back")
+        #expect(try !server.records("Lead").contains { $0["Email"]?.string == "p7@unknown7.example" })
+    }
+
+    @Test func aDuplicateOnACaseInsensitiveFieldIsLookedUpNotTrusted() throws {
+        let server = try seeded()
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
+            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(true)])])]))
+        let message = try sampleMessage("01-customer-question.eml")
+        let backend = try server.backend()
+        let saved = try #require(try backend.write(try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(backend.statistics.byKind == ["lookup": 1, "save": 1], "unique: no check before the create")
+        // The same message again: refused as a duplicate, confirmed by a look-up of exactly its key.
+        let other = try server.backend()
+        #expect(try other.write(try decide(other, message), message: message, mailbox: "ann@contoso.com") == SaveResult(id: saved.id, created: false))
+        #expect(other.statistics.byKind == ["lookup": 1, "save": 1, "save-check": 1])
+        // Another message whose Message-ID differs only in case: the org calls it a duplicate,
+        // but it is not saved, and never reported as saved.
+        let variant = try parse("From: Bob Buyer <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: Other\r\nMessage-ID: <cab1234567@mail.fabrikam.com>\r\n\r\nHello\r\n")
+        let third = try server.backend()
+        let error = try #require(failure { _ = try third.write(try decide(third, variant), message: variant, mailbox: "ann@contoso.com") })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("DUPLICATE_VALUE"), "\(error.message)")
+        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
+            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(true), "externalId": .bool(true), "caseSensitive": .bool(true)])])]))
+    }
+
+    @Test func whetherTheFieldIsUniqueIsCachedWithTheToken() throws {
+        let server = try seeded()
+        let message = try sampleMessage("01-customer-question.eml")
+        let first = try server.backend("jwt", cache: true)
+        _ = try decide(first, message)
+        let path = try #require(first.tokenCachePath)
+        let cached = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(cached.contains("\"task_fields\":{\"email_message_id__c\":{\"caseSensitive\":true,\"unique\":true}}"), "\(cached)")
+        // The next process reads it from the cache: its look-up carries no describe.
+        let second = try server.backend("jwt", cache: true)
+        try server.call("POST", "/__control/log/clear")
+        _ = try decide(second, message)
+        #expect(!"\(try server.log())".contains("describe"))
+        #expect(second.statistics.logins == 0)
+    }
+
+    @Test func aTaskSaveWhoseAnswerIsLostIsLookedForNotSentAgain() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try decide(backend, message)
+        try server.fault(["kind": .string("drop_after_commit"), "match": .string("POST /services/data/v66.0/sobjects/Task"), "times": .number(1)])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(!saved.created)
+        let tasks = try server.records("Task").filter { $0[SalesforceSchema.taskMessageIdentifierField]?.string == "<CAB1234567@mail.fabrikam.com>" }
+        #expect(tasks.count == 1)
+        #expect(tasks.first?["Id"]?.string == saved.id)
+        // The create, lost; the check found it; nothing was sent again.
+        #expect(backend.statistics.byKind == ["lookup": 1, "save": 1, "save-check": 1])
     }
 
     @Test func anEmailMessageGetsItsRelationsAndNoSecondTask() throws {

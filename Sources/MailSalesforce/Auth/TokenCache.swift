@@ -1,14 +1,40 @@
 import Crypto
 import Foundation
 
-/// An access token and where the org's data calls go.
+/// An access token and where the org's data calls go, with what this session learnt of the
+/// org's schema.
 public struct AccessToken: Sendable, Equatable, Codable {
     public var accessToken: String
     public var instanceURL: String
     public var issuedAt: Double
+    /// What `sobjects/Task/describe` says of the Task fields named here (lower-cased): a save
+    /// may rely on the org's `DUPLICATE_VALUE` instead of a look-up before the create. Kept
+    /// with the token, so it is learnt again at every login: an administrator who removes
+    /// Unique is heeded within one session (at most the org's session timeout).
+    public var taskFields: [String: FieldFacts]?
+
+    public init(accessToken: String, instanceURL: String, issuedAt: Double, taskFields: [String: FieldFacts]? = nil) {
+        self.accessToken = accessToken
+        self.instanceURL = instanceURL
+        self.issuedAt = issuedAt
+        self.taskFields = taskFields
+    }
 
     enum CodingKeys: String, CodingKey {
-        case accessToken = "access_token", instanceURL = "instance_url", issuedAt = "issued_at"
+        case accessToken = "access_token", instanceURL = "instance_url", issuedAt = "issued_at", taskFields = "task_fields"
+    }
+}
+
+/// A field's uniqueness, as describe gives it.
+public struct FieldFacts: Sendable, Equatable, Codable {
+    /// The org refuses a second record with the same value (`DUPLICATE_VALUE`).
+    public var unique: Bool
+    /// Values that differ only in case are different (else they are duplicates: Salesforce's default).
+    public var caseSensitive: Bool
+
+    public init(unique: Bool, caseSensitive: Bool) {
+        self.unique = unique
+        self.caseSensitive = caseSensitive
     }
 }
 

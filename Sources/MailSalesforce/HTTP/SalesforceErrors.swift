@@ -30,6 +30,22 @@ public struct SalesforceAPIError: Sendable, Equatable {
         return []
     }
 
+    /// For a `DUPLICATE_VALUE` on `field` (a Unique field refused a second record with the same
+    /// value): the record that holds the value, as the message names it ("duplicate value
+    /// found: FIELD duplicates value on record with id: ID"), or "" when it does not (a user
+    /// who cannot see that record gets `<unknown>`). nil for any other error, or a duplicate on
+    /// another field. Salesforce sends `fields` empty here, so the message names the field.
+    public func duplicateRecord(on field: String) -> String? {
+        guard code == "DUPLICATE_VALUE" else { return nil }
+        let lowered = message.lowercased()
+        let named = fields.contains { $0.lowercased() == field.lowercased() }
+            || lowered.contains("found: " + field.lowercased() + " duplicates")
+        guard named else { return nil }
+        guard let range = lowered.range(of: "on record with id: ") else { return "" }
+        let id = message[range.upperBound...].prefix { $0.isASCII && ($0.isLetter || $0.isNumber) }
+        return id.count == 15 || id.count == 18 ? String(id) : ""
+    }
+
     /// Errors Salesforce itself says are worth another try (nothing was written).
     static let transientCodes: Set<String> = ["UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"]
 

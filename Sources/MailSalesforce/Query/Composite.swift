@@ -25,6 +25,17 @@ struct CompositeQueryRunner {
     static let maxPages = 100
 
     func run(_ queries: [LookupQueries.Query], kind callKind: String) throws(CallFailure) -> [LookupQueries.Kind: [Row]] {
+        try run(queries, kind: callKind, riders: []).rows
+    }
+
+    /// The queries, and `riders` (GET URLs that are not queries, such as a describe) in the
+    /// first call: a composite holds 25 subrequests of which 5 queries, so they cost no call of
+    /// their own. A rider's answer is its body when it succeeded; a refused rider is left out
+    /// (the caller does without it).
+    func run(_ queries: [LookupQueries.Query], kind callKind: String, riders: [String]) throws(CallFailure)
+        -> (rows: [LookupQueries.Kind: [Row]], riders: [String: JSON]) {
+        var riderAnswers: [String: JSON] = [:]
+        var unsentRiders = riders
         var rows: [LookupQueries.Kind: [Row]] = [:]
         for query in queries where rows[query.kind] == nil { rows[query.kind] = [] }
         var pending = queries.map { Pending.query($0.kind, $0.soql) }
@@ -33,7 +44,7 @@ struct CompositeQueryRunner {
         // last, would loop: both are refused.
         var followed = Set<String>()
         var pages = 0
-        while !pending.isEmpty {
+        while !pending.isEmpty || !unsentRiders.isEmpty {
             pages += 1
             guard pages <= Self.maxPages else {
                 throw connection.failure(.permanent, "Salesforce's answers to the look-ups went on past \(Self.maxPages) pages; refused")
@@ -52,14 +63,24 @@ struct CompositeQueryRunner {
                 }
                 subrequests.append(.object(["method": .string("GET"), "url": .string(url), "referenceId": .string("q\(index)")]))
             }
+            let riding = unsentRiders
+            unsentRiders = []
+            for (index, url) in riding.enumerated() {
+                subrequests.append(.object(["method": .string("GET"), "url": .string(url), "referenceId": .string("r\(index)")]))
+            }
             let body = JSON.object(["allOrNone": .bool(false), "compositeRequest": .array(subrequests)])
             let response = try connection.call("POST", path: base + "/composite", body: body, kind: callKind, write: false) { json in
                 (json["compositeResponse"]?.array ?? []).flatMap { sub -> [SalesforceAPIError] in
                     (sub["httpStatusCode"]?.number ?? 200) >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
                 }
             }
-            guard let results = response["compositeResponse"]?.array, results.count == batch.count else {
-                throw connection.failure(.retryable, "Salesforce answered the look-ups with \(response["compositeResponse"]?.array?.count ?? 0) results for \(batch.count) queries")
+            guard let results = response["compositeResponse"]?.array, results.count == batch.count + riding.count else {
+                throw connection.failure(.retryable, "Salesforce answered the look-ups with \(response["compositeResponse"]?.array?.count ?? 0) results for \(batch.count + riding.count) requests")
+            }
+            for (index, url) in riding.enumerated() {
+                guard let result = results.first(where: { $0["referenceId"]?.string == "r\(index)" }),
+                      (200..<300).contains(Int(result["httpStatusCode"]?.number ?? 0)), let body = result["body"] else { continue }
+                riderAnswers[url] = body
             }
             for (index, item) in batch.enumerated() {
                 let result = results.first { $0["referenceId"]?.string == "q\(index)" } ?? results[index]
@@ -96,7 +117,7 @@ struct CompositeQueryRunner {
                 }
             }
         }
-        return rows
+        return (rows, riderAnswers)
     }
 
     static func object(of kind: LookupQueries.Kind) -> String {

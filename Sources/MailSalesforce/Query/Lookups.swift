@@ -210,11 +210,6 @@ struct LookupQueries {
         SOQL.Statement(head: "SELECT Id, \(field) FROM Task", groups: [.init(.within(fields: [field], and: nil), Self.messageIdentifierLiterals(key))])
     }
 
-    func emailMessageCheck(key: String) -> SOQL.Statement {
-        SOQL.Statement(head: select("EmailMessage", children: true),
-                       groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), Self.messageIdentifierLiterals(key))])
-    }
-
     /// The Accounts of the Contacts whose email is at exactly `domain`: at most two rows, all
     /// this needs to tell one Account from several. Contact.Email is indexed, but only for
     /// whole values and prefixes: `LIKE '%@domain'` has a leading wildcard, so Salesforce reads

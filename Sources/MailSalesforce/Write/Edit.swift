@@ -76,7 +76,7 @@ extension SalesforceBackend {
                     }
                 }
                 let request = SaveRequest(body: body, references: [("old", "EmailMessage", nil), ("activity", "EmailMessage", nil)])
-                return try savedResult(response, request: request, key: key).id
+                return try savedResult(response, request: request, key: key, taskField: nil).id
             } catch let failure as CallFailure {
                 guard failure.outcomeUnknown else { throw failure.error }
                 // Done if the old record is gone and a new one holds the Message-ID.

@@ -10,10 +10,13 @@ extension SalesforceBackend {
     /// A refusal leaves nothing written.
     ///
     /// At most once: the org is checked for the message (EmailMessage `MessageIdentifier`, the
-    /// Task's Message-ID field) first, unless this backend's `resolve` just did; a call whose
-    /// outcome is unknown (connection lost after sending, timeout, empty or garbled reply) is
-    /// followed by that check before anything is sent again, and a record found is reported
-    /// as saved (`created` false).
+    /// Task's Message-ID field) first, unless this backend's `resolve` just did, or the Task's
+    /// field is Unique in the org (describe says so): then the org itself refuses a second Task,
+    /// `DUPLICATE_VALUE` naming the record that has it, which is reported as saved (`created`
+    /// false), and the save is one call. Never an upsert: it would overwrite a Task a
+    /// salesperson edited. A call whose outcome is unknown (connection lost after sending,
+    /// timeout, empty or garbled reply) is followed by the check before anything is sent
+    /// again, and a record found is reported as saved (`created` false).
     public func write(_ decision: Decision, message: Message, mailbox: String) throws(CRMError) -> SaveResult? {
         guard decision.verdict == .save, let record = decision.record else { return nil }
         let key = MessageIDKey.ledgerKey(message)
@@ -22,7 +25,8 @@ extension SalesforceBackend {
             throw CRMError(.permanent, "Salesforce: cannot save a message as \(object); only as Task or EmailMessage")
         }
         let taskField = object == "Task" ? taskMessageIDField() : nil
-        if !isKnownAbsent(key, object: object), let id = try existing(key, taskField: taskField) {
+        let refusedTwice = taskField.map { taskFieldFacts($0).unique } ?? false
+        if !isKnownAbsent(key, object: object), !refusedTwice, let id = try existing(key, taskField: taskField) {
             return SaveResult(id: id, created: false)
         }
         let request = saveRequest(decision, message: message, mailbox: mailbox, key: key, taskField: taskField)
@@ -51,7 +55,7 @@ extension SalesforceBackend {
                 connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
                 continue
             }
-            return try savedResult(response, request: request, key: key)
+            return try savedResult(response, request: request, key: key, taskField: taskField)
         }
     }
 
@@ -62,25 +66,39 @@ extension SalesforceBackend {
 
     /// The id of the activity the org holds for this message, if any.
     func existing(_ key: String, taskField: String?) throws(CRMError) -> String? {
-        var statements = [queries.emailMessageCheck(key: key)]
-        if let taskField { statements.append(queries.taskCheck(field: taskField, key: key)) }
-        let kinds: [LookupQueries.Kind] = [.emailMessages, .tasks]
-        var list: [LookupQueries.Query] = []
-        for (kind, statement) in zip(kinds, statements) { list += statement.split(limit: queries.limit).map { LookupQueries.Query(kind: kind, soql: $0) } }
+        try existing(keys: [key], taskField: taskField)[MessageIDKey.normalize(key)]
+    }
+
+    /// The activities the org holds for these messages, by normalised key: EmailMessages by
+    /// `MessageIdentifier` and Tasks by `taskField`, every key in one `IN` list per object
+    /// (split under SOQL's length limit), so a whole batch is one call.
+    func existing(keys: [String], taskField: String?) throws(CRMError) -> [String: String] {
+        guard !keys.isEmpty else { return [:] }
+        let literals = keys.flatMap(LookupQueries.messageIdentifierLiterals)
+        var list = SOQL.Statement(head: "SELECT Id, MessageIdentifier FROM EmailMessage", groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), literals)])
+            .split(limit: queries.limit).map { LookupQueries.Query(kind: .emailMessages, soql: $0) }
+        if let taskField {
+            list += SOQL.Statement(head: "SELECT Id, \(taskField) FROM Task", groups: [.init(.within(fields: [taskField], and: nil), literals)])
+                .split(limit: queries.limit).map { LookupQueries.Query(kind: .tasks, soql: $0) }
+        }
         let rows: [LookupQueries.Kind: [Row]]
         do {
             rows = try CompositeQueryRunner(connection: connection).run(list, kind: "save-check")
         } catch {
             throw error.error
         }
-        let normalized = MessageIDKey.normalize(key)
-        if let email = rows[.emailMessages]?.first(where: { MessageIDKey.normalize($0.record["MessageIdentifier"] ?? "") == normalized }) {
-            return email.record.id
+        let wanted = Set(keys.map(MessageIDKey.normalize))
+        var found: [String: String] = [:]
+        // An EmailMessage first, as the single check always answered.
+        for row in rows[.tasks] ?? [] {
+            let key = MessageIDKey.normalize(taskField.flatMap { row.record[$0] } ?? "")
+            if wanted.contains(key) { found[key] = row.record.id }
         }
-        if let taskField, let task = rows[.tasks]?.first(where: { MessageIDKey.normalize($0.record[taskField] ?? "") == normalized }) {
-            return task.record.id
+        for row in rows[.emailMessages] ?? [] {
+            let key = MessageIDKey.normalize(row.record["MessageIdentifier"] ?? "")
+            if wanted.contains(key) { found[key] = row.record.id }
         }
-        return nil
+        return found
     }
 
     struct SaveRequest {
@@ -174,8 +192,27 @@ extension SalesforceBackend {
         return body
     }
 
-    func savedResult(_ response: JSON, request: SaveRequest, key: String) throws(CRMError) -> SaveResult {
+    /// The Task that already holds this message's Message-ID, when the org refused the
+    /// activity with `DUPLICATE_VALUE` on that field (the rest of the call was rolled back
+    /// with it): the id the error names when the field is case-sensitive; else (Salesforce's
+    /// default treats `<A@x>` and `<a@x>` as one value, but they are two messages) the one a
+    /// look-up finds with exactly this key. None found: refused, never reported as saved.
+    func duplicate(in results: [JSON], key: String, taskField: String?) throws(CRMError) -> String? {
+        guard let taskField,
+              let activity = results.first(where: { $0["referenceId"]?.string == "activity" }),
+              let named = SalesforceAPIError.parse(activity["body"]).lazy.compactMap({ $0.duplicateRecord(on: taskField) }).first else { return nil }
+        forgetAbsent(key)
+        // The message names it in 15 characters; answers everywhere else are in 18.
+        if taskFieldFacts(taskField).caseSensitive, named.count == 15 { return named + SalesforceID.caseSafeSuffix(named) }
+        if taskFieldFacts(taskField).caseSensitive, !named.isEmpty { return named }
+        if let found = try existing(key, taskField: taskField) { return found }
+        throw connection.redacted(CRMError(.permanent, "Salesforce refused the Task: DUPLICATE_VALUE on \(taskField): another Task\(named.isEmpty ? "" : " (\(named))") "
+                                           + "holds this Message-ID in another case, or one this user cannot see; nothing was saved"))
+    }
+
+    func savedResult(_ response: JSON, request: SaveRequest, key: String, taskField: String?) throws(CRMError) -> SaveResult {
         let results = response["compositeResponse"]?.array ?? []
+        if let found = try duplicate(in: results, key: key, taskField: taskField) { return SaveResult(id: found, created: false) }
         var ids: [String: String] = [:]
         var refusals: [(object: String, error: SalesforceAPIError)] = []
         for result in results {
@@ -192,6 +229,11 @@ extension SalesforceBackend {
         }
         if !refusals.isEmpty {
             let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
+            // Nothing was written: a locked row, or a graph Salesforce did not process (more
+            // than 14 graphs of the call failed), is worth another try later.
+            if let transient = causes.first(where: { SalesforceAPIError.transientCodes.contains($0.error.code) }) ?? (causes.isEmpty ? refusals.first : nil) {
+                throw connection.redacted(CRMError(.retryable, "Salesforce did not save the \(transient.object) now: \(transient.error.summary); nothing was saved"))
+            }
             let shown = (causes.isEmpty ? refusals : causes).prefix(3).map { "the \($0.object): \($0.error.summary)" }
             throw connection.redacted(CRMError(.permanent, "Salesforce refused " + shown.joined(separator: "; ") + "; nothing was saved"))
         }

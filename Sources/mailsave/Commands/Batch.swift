@@ -24,7 +24,10 @@ struct Batch: ParsableCommand {
         With --apply each saved decision is written into the store exactly once (the ledger of \
         `process --apply`), in input order except that a message replying to a later message of \
         the batch is decided after it. Interrupted (Ctrl-C, kill -9), the same command again \
-        continues: saved messages are found in the ledger and saved nothing twice.
+        continues: saved messages are found in the ledger and saved nothing twice. With \
+        --salesforce the saves go to the org together, one call for up to 200 records; a message \
+        whose decision could read a waiting save (the Lead it creates, the message it replies to) \
+        is decided after the batch is sent. A message the org refuses fails alone (exit 3).
 
         Examples:
           mailsave batch --mailbox ann@contoso.com --crm examples/crm --eml examples/messages --format table
@@ -70,6 +73,12 @@ struct Batch: ParsableCommand {
     @Option(help: .hidden)
     var saveGroupSeconds = 0.05
 
+    /// With --apply into a remote CRM (Salesforce): saves sent together, one call for up to
+    /// 200 records (see `SalesforceBackend.write(batch:)`); 1 saves each message on its own,
+    /// as `process --apply` does. Hidden: for tests and measurements.
+    @Option(help: .hidden)
+    var saveBatchSize = 200
+
     @Argument(help: "- to read an mbox from standard input.")
     var input: [String] = []
 
@@ -82,6 +91,7 @@ struct Batch: ParsableCommand {
         if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if saveGroupSize < 0 || !(saveGroupSeconds >= 0) { throw ValidationError("--save-group-size and --save-group-seconds cannot be negative") }
+        if saveBatchSize < 1 { throw ValidationError("--save-batch-size must be at least 1") }
     }
 
     func run() throws {
@@ -230,6 +240,24 @@ struct Batch: ParsableCommand {
         let applying = apply
         let includeFolder = source.folderFromMaildir
         var uncommitted: [RenderedResult] = []
+        // A writer that saves in batches (Salesforce), behind an outbox: decided saves wait in
+        // `batch` and go together; their lines wait with them (a line never claims a save that
+        // did not happen).
+        let batch = decider.writer.flatMap { $0 as? BatchActivityWriter }.flatMap { writer in
+            session == nil && saveBatchSize > 1 ? SaveBatch(writer: writer, limit: saveBatchSize) : nil
+        }
+        func flushBatch() throws {
+            guard let pending = try batch?.flush() else { return }
+            for (entry, outcome) in pending {
+                let result: RenderedResult
+                switch outcome {
+                case .saved(let outcome): result = Self.render(entry.item, outcome, applying: applying, includeFolder: includeFolder)
+                case .failed(let error): result = Self.failed(entry.item, error)
+                }
+                try reorder.add(result, emit: emit)
+            }
+            try committed()
+        }
         func commitGroup() throws {
             guard let session else { return }
             try session.commit()
@@ -245,9 +273,26 @@ struct Batch: ParsableCommand {
                 result = Self.failed(item, error)
             case .success(let parsed):
                 let place = item.position.place(in: name)
+                let folderDecider = decider.inFolder(item.folder)
                 do {
-                    let outcome = try decider.inFolder(item.folder).run(parsed.message, bytes: parsed.bytes, name: place)
-                    result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                    if batch != nil {
+                        // A decision that could read a waiting save (see `PendingSave.affects`) waits for it.
+                        if batch?.affects(FactsBuilder(pack: decider.pack).plan(parsed.message, context: folderDecider.context)) == true { try flushBatch() }
+                        let (decision, facts) = try folderDecider.decide(parsed.message, name: place)
+                        if decision.verdict == .save, decision.record != nil {
+                            batch?.add(SaveBatch.Entry(item: item, message: parsed.message, bytes: parsed.bytes, decision: decision, facts: facts,
+                                                       decider: folderDecider))
+                            if batch?.isFull == true { try flushBatch() }
+                            return
+                        }
+                        var outcome = MessageDecider.Outcome(message: parsed.message, decision: decision, facts: facts)
+                        // Not a save: what the ledger or the org already holds, as `run` says it.
+                        outcome.saved = try folderDecider.save(decision, message: parsed.message, facts: facts)
+                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                    } else {
+                        let outcome = try folderDecider.run(parsed.message, bytes: parsed.bytes, name: place)
+                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                    }
                 } catch let failure as CommandFailure where failure.status == .badRules {
                     result = Self.failed(item, MailboxItemError(kind: "rule_budget", failure: failure))
                 }
@@ -264,6 +309,7 @@ struct Batch: ParsableCommand {
             try pipeline.submit(item, size: size, drain: drain)
         }
         try pipeline.finish(drain: drain)
+        try flushBatch()
         try commitGroup()
     }
 

@@ -1,0 +1,225 @@
+import MailEngine
+import MailMessage
+import MailRules
+
+extension SalesforceBackend: BatchActivityWriter {
+    /// Salesforce's limits: records per sObject Collections call; graphs, and nodes in all,
+    /// per composite graph call (REST API Developer Guide, "sObject Collections" and
+    /// "Composite Graph Limits").
+    static let recordsPerCollection = 200
+    static let graphsPerCall = 75
+    static let nodesPerCall = 500
+
+    /// One save of a batch, ready to send.
+    struct BatchEntry {
+        var index: Int
+        var key: String
+        var object: String
+        var taskField: String?
+        var request: SaveRequest
+        /// The subrequests of its `/composite` form: one record alone, or several that depend on
+        /// each other (new Leads or Contacts, then the activity, then relations).
+        var subrequests: [JSON] { request.body["compositeRequest"]?.array ?? [] }
+    }
+
+    /// Saves a batch of decisions in as few calls as Salesforce allows, each message at most once
+    /// and all-or-none on its own:
+    ///
+    /// - a message that is one record (a Task, an EmailMessage whose relations Salesforce
+    ///   makes from `ToIds`/`CcIds`/`BccIds`) goes into `POST composite/sobjects` with
+    ///   `allOrNone` false: up to 200 in one call, each with its own outcome;
+    /// - a message that is several records (new Leads or Contacts, an explicit relation) is one
+    ///   graph of `POST composite/graph` (each graph all-or-none), up to 75 graphs and 500 nodes
+    ///   a call.
+    ///
+    /// Before sending, the messages the org must be asked about (those `resolve` did not check,
+    /// unless the Task field is Unique) are looked for in one batched check. A call whose
+    /// outcome is unknown is followed by one look-up of all its messages' keys before anything
+    /// is sent again: found ones are saved (`created` false), only the others are resent.
+    public func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] {
+        var outcomes = [Result<SaveResult?, CRMError>?](repeating: nil, count: saves.count)
+        var entries: [BatchEntry] = []
+        for (index, save) in saves.enumerated() {
+            guard save.decision.verdict == .save, let record = save.decision.record else {
+                outcomes[index] = .success(nil)
+                continue
+            }
+            guard record.object == "Task" || record.object == "EmailMessage" else {
+                outcomes[index] = .failure(CRMError(.permanent, "Salesforce: cannot save a message as \(record.object); only as Task or EmailMessage"))
+                continue
+            }
+            let key = save.key
+            let taskField = record.object == "Task" ? taskMessageIDField() : nil
+            entries.append(BatchEntry(index: index, key: key, object: record.object, taskField: taskField,
+                                      request: saveRequest(save.decision, message: save.message, mailbox: save.mailbox, key: key, taskField: taskField)))
+        }
+        // A message twice in one batch is saved once, and the repeat finds it after.
+        var rounds: [[BatchEntry]] = []
+        for entry in entries {
+            if let round = rounds.firstIndex(where: { !$0.contains { $0.key == entry.key } }) { rounds[round].append(entry) } else { rounds.append([entry]) }
+        }
+        for round in rounds {
+            for (index, outcome) in save(round) { outcomes[index] = outcome.map { $0 } }
+        }
+        return outcomes.map { $0 ?? .failure(CRMError(.retryable, "Salesforce: the save was not made (no outcome); it is looked for before the next attempt")) }
+    }
+
+    /// One batched check of the org (EmailMessages and, when configured, Tasks by Message-ID).
+    public func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?] {
+        let found = try existing(keys: saves.map(\.key), taskField: taskMessageIDField())
+        return saves.map { found[MessageIDKey.normalize($0.key)] }
+    }
+
+    /// One round: the messages of distinct keys.
+    private func save(_ round: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
+        var results: [(Int, Result<SaveResult, CRMError>)] = []
+        var toSend: [BatchEntry] = []
+        var toCheck: [BatchEntry] = []
+        for entry in round {
+            let refusedTwice = entry.taskField.map { taskFieldFacts($0).unique } ?? false
+            if isKnownAbsent(entry.key, object: entry.object) || refusedTwice { toSend.append(entry) } else { toCheck.append(entry) }
+        }
+        if !toCheck.isEmpty {
+            do {
+                let found = try existing(keys: toCheck.map(\.key), taskField: taskMessageIDField())
+                for entry in toCheck {
+                    if let id = found[MessageIDKey.normalize(entry.key)] { results.append((entry.index, .success(SaveResult(id: id, created: false)))) } else { toSend.append(entry) }
+                }
+            } catch {
+                results += toCheck.map { ($0.index, .failure(error)) }
+            }
+        }
+        // By object: a collection call takes mixed types, but in at most 10 runs of one type.
+        let singles = toSend.filter { $0.subrequests.count == 1 }.sorted { $0.object < $1.object }
+        var start = 0
+        while start < singles.count {
+            let chunk = Array(singles[start..<min(start + Self.recordsPerCollection, singles.count)])
+            results += send(chunk, graph: false)
+            start += chunk.count
+        }
+        var graphs: [BatchEntry] = []
+        var nodes = 0
+        for entry in toSend where entry.subrequests.count > 1 {
+            if !graphs.isEmpty && (graphs.count == Self.graphsPerCall || nodes + entry.subrequests.count > Self.nodesPerCall) {
+                results += send(graphs, graph: true)
+                graphs = []
+                nodes = 0
+            }
+            graphs.append(entry)
+            nodes += entry.subrequests.count
+        }
+        if !graphs.isEmpty { results += send(graphs, graph: true) }
+        return results
+    }
+
+    /// One call for `chunk` (retried while its outcome is unknown and nothing was found).
+    private func send(_ chunk: [BatchEntry], graph: Bool) -> [(Int, Result<SaveResult, CRMError>)] {
+        var results: [(Int, Result<SaveResult, CRMError>)] = []
+        var pending = chunk
+        var attempt = 0
+        while !pending.isEmpty {
+            attempt += 1
+            let body: JSON
+            if graph {
+                body = .object(["graphs": .array(pending.enumerated().map { position, entry in
+                    .object(["graphId": .string("m\(position)"), "compositeRequest": .array(entry.subrequests)])
+                })])
+            } else {
+                body = .object(["allOrNone": .bool(false), "records": .array(pending.map(Self.collectionRecord))])
+            }
+            let response: JSON
+            do {
+                // Per-record errors are each message's own: no `inspect`, so a locked row of one
+                // record never replays the call (the others are already committed).
+                response = try connection.call("POST", path: connection.dataPath + (graph ? "/composite/graph" : "/composite/sobjects"),
+                                               body: body, kind: "save", write: true)
+            } catch {
+                guard error.outcomeUnknown else { return results + pending.map { ($0.index, .failure(error.error)) } }
+                // The org may hold some: one look-up of every key before anything is resent.
+                for entry in pending { forgetAbsent(entry.key) }
+                let found: [String: String]
+                do {
+                    found = try existing(keys: pending.map(\.key), taskField: taskMessageIDField())
+                } catch {
+                    let failure = CRMError(.retryable, "\(error.message); the previous save's outcome is unknown, so it is looked for again before the next attempt")
+                    return results + pending.map { ($0.index, .failure(failure)) }
+                }
+                pending = pending.filter { entry in
+                    guard let id = found[MessageIDKey.normalize(entry.key)] else { return true }
+                    results.append((entry.index, .success(SaveResult(id: id, created: false))))
+                    return false
+                }
+                guard attempt < configuration.attempts else { return results + pending.map { ($0.index, .failure(error.error)) } }
+                connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
+                continue
+            }
+            return results + (graph ? graphResults(response, pending) : collectionResults(response, pending))
+        }
+        return results
+    }
+
+    /// The record of a one-record message as sObject Collections takes it (`attributes.type`).
+    static func collectionRecord(_ entry: BatchEntry) -> JSON {
+        var fields = entry.subrequests.first?["body"]?.object ?? [:]
+        fields["attributes"] = .object(["type": .string(entry.object)])
+        return .object(fields)
+    }
+
+    /// sObject Collections answers one result per record, in order.
+    private func collectionResults(_ response: JSON, _ entries: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
+        guard let answers = response.array, answers.count == entries.count else {
+            return checkedAfterAnUnclearAnswer(entries, "Salesforce answered the saves with \(response.array?.count ?? 0) results for \(entries.count) records")
+        }
+        var results: [(Int, Result<SaveResult, CRMError>)] = []
+        for (entry, answer) in zip(entries, answers) {
+            // As a composite answer of one subrequest, so one function reads both forms.
+            let status = answer["success"]?.bool == true ? 201 : 400
+            let single = JSON.object(["compositeResponse": .array([.object([
+                "referenceId": .string("activity"), "httpStatusCode": .number(Double(status)),
+                "body": answer["success"]?.bool == true ? answer : (answer["errors"] ?? .array([])),
+            ])])])
+            results.append((entry.index, outcome(single, entry)))
+        }
+        return results
+    }
+
+    /// Composite graph answers one result per graph, by `graphId`.
+    private func graphResults(_ response: JSON, _ entries: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
+        let graphs = response["graphs"]?.array ?? []
+        var results: [(Int, Result<SaveResult, CRMError>)] = []
+        var unclear: [BatchEntry] = []
+        for (position, entry) in entries.enumerated() {
+            guard let answer = graphs.first(where: { $0["graphId"]?.string == "m\(position)" }),
+                  let inner = answer["graphResponse"]?["compositeResponse"] else {
+                unclear.append(entry)
+                continue
+            }
+            results.append((entry.index, outcome(.object(["compositeResponse": inner]), entry)))
+        }
+        return results + checkedAfterAnUnclearAnswer(unclear, "Salesforce's answer to the saves left out \(unclear.count) of them")
+    }
+
+    private func outcome(_ composite: JSON, _ entry: BatchEntry) -> Result<SaveResult, CRMError> {
+        do {
+            return .success(try savedResult(composite, request: entry.request, key: entry.key, taskField: entry.taskField))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Saves an answer does not account for: looked for; those not found are retried later
+    /// (never resent now, since they may exist).
+    private func checkedAfterAnUnclearAnswer(_ entries: [BatchEntry], _ reason: String) -> [(Int, Result<SaveResult, CRMError>)] {
+        guard !entries.isEmpty else { return [] }
+        let found: [String: String]
+        do {
+            found = try existing(keys: entries.map(\.key), taskField: taskMessageIDField())
+        } catch {
+            return entries.map { ($0.index, .failure(CRMError(.retryable, "\(reason); \(error.message)"))) }
+        }
+        return entries.map { entry in
+            if let id = found[MessageIDKey.normalize(entry.key)] { return (entry.index, .success(SaveResult(id: id, created: false))) }
+            return (entry.index, .failure(CRMError(.retryable, "\(reason); it is looked for before the next attempt")))
+        }
+    }
+}
