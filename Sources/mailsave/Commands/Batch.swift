@@ -96,7 +96,7 @@ struct Batch: ParsableCommand {
 
     func run() throws {
         let pack = try options.loadPack()
-        let directory = try options.loadDirectory(applying: apply)
+        let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1)
         try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)

@@ -118,12 +118,14 @@ struct DecisionOptions: ParsableArguments {
     /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
     /// Without `--apply` the store is opened read-only (a store we may not write still
     /// serves decisions); only the default store's own folder is ever created.
-    func loadDirectory(applying: Bool = false) throws -> CRMDirectory {
+    /// The CRM the decisions read. `concurrentReads`: decisions on several threads (`batch
+    /// --jobs N` without `--apply`) read the store at once.
+    func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
         if salesforceOption.enabled { return try salesforceOption.backend() }
         if let path = storePath(applying: applying) {
             do {
                 return try CRMStore(path: path, access: applying ? .readWrite : .readOnly, createFolder: store == nil,
-                                    busyTimeout: StoreOption.busyTimeout)
+                                    busyTimeout: StoreOption.busyTimeout, concurrentReads: concurrentReads && !applying)
             } catch {
                 throw CommandFailure(error)
             }
