@@ -238,7 +238,9 @@ public enum MessageIDKey {
         var text = id.trimmingHorizontalSpace()
         if text.hasPrefix("<") { text.removeFirst() }
         if text.hasSuffix(">") { text.removeLast() }
-        guard let at = text.utf8.lastIndex(of: UInt8(ascii: "@")) else { return text }
-        return String(text[..<at]) + "@" + text[text.utf8.index(after: at)...].lowercased()
+        // By Characters, as ever: ledgers hold keys made this way (an "@" with a combining
+        // mark is not a separator).
+        guard let at = text.lastIndex(of: "@") else { return text }
+        return String(text[..<at]) + "@" + text[text.index(after: at)...].lowercased()
     }
 }

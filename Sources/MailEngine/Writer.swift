@@ -68,7 +68,16 @@ public protocol BatchActivityWriter: ActivityWriter {
     /// message's refusal does not fail the others.
     func write(batch: [PendingSave]) -> [Result<SaveResult?, CRMError>]
 
+    /// The same, calling `beforeEachCall` before each request it sends to the CRM: the caller
+    /// keeps its claims on the batch's messages fresh while a slow batch is being sent.
+    func write(batch: [PendingSave], beforeEachCall: @escaping () -> Void) -> [Result<SaveResult?, CRMError>]
+
     /// The record the CRM already holds for each message (nil: none found), in one look-up:
     /// for saves another process claimed and may have made (a run killed after sending).
     func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?]
+}
+
+extension BatchActivityWriter {
+    /// A writer that sends nothing of its own (one that wraps another) ignores the hook.
+    public func write(batch: [PendingSave], beforeEachCall: @escaping () -> Void) -> [Result<SaveResult?, CRMError>] { write(batch: batch) }
 }

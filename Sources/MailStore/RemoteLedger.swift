@@ -63,6 +63,19 @@ extension CRMStore {
         }
     }
 
+    /// Renews this process's claims on messages it is still saving (a batch whose calls are
+    /// slow), so no other process takes them over as stale while the calls are in flight.
+    public func refreshRemoteClaims(backend: String, messageKeys: [String]) throws {
+        guard !messageKeys.isEmpty else { return }
+        let stamp = MailDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), offsetMinutes: 0).iso8601
+        try guarded("cannot write the ledger") {
+            try database.write { db in
+                let statement = try db.cachedStatement(sql: "UPDATE remote_ledger SET saved_at = ? WHERE backend = ? AND message_key = ? AND record_id = ''")
+                for key in messageKeys { try statement.execute(arguments: [stamp, backend, key]) }
+            }
+        }
+    }
+
     /// Gives up a claim whose save was not made (it failed), so the next attempt may claim it.
     public func releaseRemoteClaim(backend: String, messageKey: String) throws {
         try guarded("cannot write the ledger") {

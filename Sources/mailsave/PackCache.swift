@@ -73,7 +73,12 @@ struct PackCache: CompiledPackCache {
     /// per-message `process`).
     static let compilerIdentity: [UInt8] = {
         var info = stat()
-        guard stat("/proc/self/exe", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        // Started through the dynamic loader (`ld-linux-x86-64.so.2 ./mailsave`), the process's
+        // executable is the loader, the same for every build: the fingerprint then.
+        var target = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &target, target.count - 1)
+        let name = length > 0 ? String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: "/").last ?? "" : ""
+        guard length > 0, !name.hasPrefix("ld-"), !name.hasPrefix("ld.so"), stat("/proc/self/exe", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             return CompiledPackFormat.compilerFingerprint
         }
         let fields: [UInt64] = [UInt64(truncatingIfNeeded: info.st_dev), UInt64(truncatingIfNeeded: info.st_ino), UInt64(truncatingIfNeeded: info.st_size),

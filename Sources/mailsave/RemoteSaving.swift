@@ -93,7 +93,17 @@ struct LedgeredWriter: BatchActivityWriter {
         let sent = claimed.map { saves[$0] }
         let results: [Result<SaveResult?, CRMError>]
         if let batched = remote as? BatchActivityWriter {
-            results = batched.write(batch: sent)
+            // Claims older than 15 minutes are taken over as a dead process's: refreshed before
+            // each call, a slow batch (timeouts, retries) never loses them while in flight.
+            let keys = sent.map(\.key)
+            let store = store, backend = backend
+            results = batched.write(batch: sent, beforeEachCall: {
+                do {
+                    try store.refreshRemoteClaims(backend: backend, messageKeys: keys)
+                } catch {
+                    Terminal.err("mailsave: \(store.path): the claims of a batch could not be renewed: \(error)")
+                }
+            })
         } else {
             results = sent.map { save in Result { () throws(CRMError) -> SaveResult? in try remote.write(save.decision, message: save.message, mailbox: save.mailbox) } }
         }

@@ -329,6 +329,28 @@ import Testing
         #expect(try !server.records("Lead").contains { $0["Email"]?.string == "p7@unknown7.example" })
     }
 
+    /// A batch is looked for in the org once before it is sent, whatever its decisions found
+    /// (they may be long past), and the caller's hook runs before every request it sends.
+    @Test func aBatchIsCheckedOnceBeforeItIsSentAndTheHookSeesEveryCall() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        var saves: [PendingSave] = []
+        for number in 0..<3 {
+            let message = try parse("From: Bob Buyer <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: Order \(number)\r\n"
+                                    + "Message-ID: <hook-\(number)@fabrikam.com>\r\n\r\nPlease confirm.\r\n")
+            saves.append(PendingSave(decision: try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
+        }
+        let before = backend.statistics.calls
+        let lock = NSLock()
+        nonisolated(unsafe) var hooks = 0
+        let results = backend.write(batch: saves, beforeEachCall: { lock.withLock { hooks += 1 } })
+        #expect(results.allSatisfy { (try? $0.get())??.created == true })
+        let calls = backend.statistics.calls - before
+        #expect(backend.statistics.byKind["save-check"] ?? 0 >= 1, "\(backend.statistics.byKind)")
+        #expect(calls == 2, "one check, one save call: \(backend.statistics.byKind)")
+        #expect(lock.withLock { hooks } == calls)
+    }
+
     @Test func aDuplicateOnACaseInsensitiveFieldIsLookedUpNotTrusted() throws {
         let server = try seeded()
         try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([

@@ -359,7 +359,9 @@ import Testing
         let parked = try Self.batchApply(server, store: store, settings: ["MAILSAVE_SF_RETRIES": "2"])
         #expect(parked.status == 11, "\(parked.stdout)\(parked.stderr)")
         let saved = try Self.lines(parked.stdout).compactMap { $0["saved"] as? [String: Any] }
-        #expect(saved.filter { $0["parked"] is String }.count == 7, "\(parked.stdout)")
+        // The sample org already holds one of the seven Tasks: the batch's check finds it.
+        #expect(saved.filter { $0["parked"] is String }.count == 6, "\(parked.stdout)")
+        #expect(saved.filter { $0["created"] as? Bool == false && !($0["parked"] is String) }.count == 1, "\(parked.stdout)")
         #expect(saved.allSatisfy { $0["created"] as? Bool != true }, "no line claims a save that did not happen")
         try server.call("POST", "/__control/fault/clear")
         let retried = try Self.run(server, ["retry", "--rules", "rules", "--store", store])

@@ -32,11 +32,20 @@ extension SalesforceBackend: BatchActivityWriter {
     ///   graph of `POST composite/graph` (each graph all-or-none), up to 75 graphs and 500 nodes
     ///   a call.
     ///
-    /// Before sending, the messages the org must be asked about (those `resolve` did not check,
-    /// unless the Task field is Unique) are looked for in one batched check. A call whose
-    /// outcome is unknown is followed by one look-up of all its messages' keys before anything
-    /// is sent again: found ones are saved (`created` false), only the others are resent.
-    public func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] {
+    /// Before sending, every message is looked for in the org in one batched check: a batch is
+    /// sent long after its first decisions (when 200 saves are waiting, or at the end), and
+    /// another client may have saved a message since (an EmailMessage's `MessageIdentifier`
+    /// is not unique, so the org would not refuse a second). A call whose outcome is unknown
+    /// is followed by one look-up of all its messages' keys before anything is sent again:
+    /// found ones are saved (`created` false), only the others are resent. `beforeEachCall`
+    /// runs before every request (the caller refreshes its claims).
+    public func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] { write(batch: saves, beforeEachCall: {}) }
+
+    public func write(batch saves: [PendingSave], beforeEachCall: @escaping () -> Void) -> [Result<SaveResult?, CRMError>] {
+        connection.observingCalls(beforeEachCall) { write(batch: saves, observed: ()) }
+    }
+
+    private func write(batch saves: [PendingSave], observed: Void) -> [Result<SaveResult?, CRMError>] {
         var outcomes = [Result<SaveResult?, CRMError>?](repeating: nil, count: saves.count)
         var entries: [BatchEntry] = []
         for (index, save) in saves.enumerated() {
@@ -74,11 +83,7 @@ extension SalesforceBackend: BatchActivityWriter {
     private func save(_ round: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
         var results: [(Int, Result<SaveResult, CRMError>)] = []
         var toSend: [BatchEntry] = []
-        var toCheck: [BatchEntry] = []
-        for entry in round {
-            let refusedTwice = entry.taskField.map { taskFieldFacts($0).unique } ?? false
-            if isKnownAbsent(entry.key, object: entry.object) || refusedTwice { toSend.append(entry) } else { toCheck.append(entry) }
-        }
+        let toCheck = round
         if !toCheck.isEmpty {
             do {
                 let found = try existing(keys: toCheck.map(\.key), taskField: taskMessageIDField())

@@ -247,7 +247,7 @@ struct Batch: ParsableCommand {
             session == nil && saveBatchSize > 1 ? SaveBatch(writer: writer, limit: saveBatchSize) : nil
         }
         func flushBatch() throws {
-            guard let pending = try batch?.flush() else { return }
+            guard let (pending, stop) = batch?.flush() else { return }
             for (entry, outcome) in pending {
                 let result: RenderedResult
                 switch outcome {
@@ -257,6 +257,7 @@ struct Batch: ParsableCommand {
                 try reorder.add(result, emit: emit)
             }
             try committed()
+            if let stop { throw CommandFailure(stop) }
         }
         func commitGroup() throws {
             guard let session else { return }

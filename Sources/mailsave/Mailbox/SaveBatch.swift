@@ -45,11 +45,13 @@ final class SaveBatch {
     /// Whether a decision asking `plan` must see a waiting save first.
     func affects(_ plan: LookupPlan) -> Bool { waiting.contains { $0.affects(plan) } }
 
-    /// Writes the waiting saves and gives each entry's outcome, in the order they were added.
-    /// Throws only when a save that could not be made cannot be parked either (the outbox's
-    /// error: the run stops, exit 75, as `process --apply` would).
-    func flush() throws(CRMError) -> [(Entry, Outcome)] {
-        guard !entries.isEmpty else { return [] }
+    /// Writes the waiting saves and gives each entry's outcome, in the order they were added,
+    /// and `stop`: set when a save that could not be made cannot be parked either (the
+    /// outbox's error: the run stops after these lines, exit 75, as `process --apply` would).
+    /// Every entry gets its outcome, so no line of a save that was made is lost.
+    func flush() -> (outcomes: [(Entry, Outcome)], stop: CRMError?) {
+        guard !entries.isEmpty else { return ([], nil) }
+        var stop: CRMError?
         let batch = entries
         entries.removeAll(keepingCapacity: true)
         let results = writer.write(batch: waiting)
@@ -66,10 +68,16 @@ final class SaveBatch {
                     outcomes.append((entry, .failed(MailboxItemError(kind: "save", failure: CommandFailure(error)))))
                     continue
                 }
-                outcome.parked = try entry.decider.park(entry.message, bytes: entry.bytes, outbox: outbox, because: error)
+                do {
+                    outcome.parked = try entry.decider.park(entry.message, bytes: entry.bytes, outbox: outbox, because: error)
+                } catch {
+                    stop = stop ?? error
+                    outcomes.append((entry, .failed(MailboxItemError(kind: "save", failure: CommandFailure(error)))))
+                    continue
+                }
             }
             outcomes.append((entry, .saved(outcome)))
         }
-        return outcomes
+        return (outcomes, stop)
     }
 }
