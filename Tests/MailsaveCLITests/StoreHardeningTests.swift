@@ -204,22 +204,32 @@ import Glibc
 
     static var canDropPrivileges: Bool { geteuid() != 0 || FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") }
 
-    @Test(.enabled(if: canDropPrivileges, "needs setpriv to test permissions as root"))
-    func aStoreWithoutWritePermissionServesReads() throws {
+    /// The sample store (changed by `prepare` first) in a folder `ro` nobody may write, a cache
+    /// folder anyone may, under a fresh folder (`remove` cleans up).
+    static func readOnlySampleStore(prepare: (String) throws -> Void = { _ in }) throws -> (folder: URL, readOnly: URL, store: String, cache: String) {
         let folder = try Self.folder()
-        defer {
-            chmod(folder.appendingPathComponent("ro").path, 0o755)
-            try? FileManager.default.removeItem(at: folder)
-        }
         let readOnly = folder.appendingPathComponent("ro")
         try FileManager.default.createDirectory(at: readOnly, withIntermediateDirectories: true)
         let store = try Self.sampleStore(in: readOnly)
+        try prepare(store)
         let cache = folder.appendingPathComponent("cache").path
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         chmod(folder.path, 0o755)
         chmod(cache, 0o777)
         chmod(store, 0o444)
         chmod(readOnly.path, 0o555)
+        return (folder, readOnly, store, cache)
+    }
+
+    static func remove(_ folder: URL, readOnly: URL) {
+        chmod(readOnly.path, 0o755)
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    @Test(.enabled(if: canDropPrivileges, "needs setpriv to test permissions as root"))
+    func aStoreWithoutWritePermissionServesReads() throws {
+        let (folder, readOnly, store, cache) = try Self.readOnlySampleStore()
+        defer { Self.remove(folder, readOnly: readOnly) }
         let before = try Data(contentsOf: URL(fileURLWithPath: store))
         let listing = try FileManager.default.contentsOfDirectory(atPath: readOnly.path)
         #expect(listing == ["crm.sqlite"])
@@ -250,24 +260,13 @@ import Glibc
     /// to do, and is left as it was. Run as `nobody` when the tests run as root.
     @Test(.enabled(if: canDropPrivileges, "needs setpriv to test permissions as root"))
     func anOldStoreThatCannotBeUpgradedSaysSoInOneLine() throws {
-        let folder = try Self.folder()
-        defer {
-            chmod(folder.appendingPathComponent("ro").path, 0o755)
-            try? FileManager.default.removeItem(at: folder)
+        let (folder, readOnly, store, cache) = try Self.readOnlySampleStore { store in
+            let queue = try DatabaseQueue(path: store)
+            try queue.write { try $0.execute(sql: "PRAGMA user_version = 3") }
+            try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = DELETE") }
+            try queue.close()
         }
-        let readOnly = folder.appendingPathComponent("ro")
-        try FileManager.default.createDirectory(at: readOnly, withIntermediateDirectories: true)
-        let store = try Self.sampleStore(in: readOnly)
-        let queue = try DatabaseQueue(path: store)
-        try queue.write { try $0.execute(sql: "PRAGMA user_version = 3") }
-        try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = DELETE") }
-        try queue.close()
-        let cache = folder.appendingPathComponent("cache").path
-        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-        chmod(folder.path, 0o755)
-        chmod(cache, 0o777)
-        chmod(store, 0o444)
-        chmod(readOnly.path, 0o555)
+        defer { Self.remove(folder, readOnly: readOnly) }
         let before = try Data(contentsOf: URL(fileURLWithPath: store))
         let result = try Self.runUnprivileged(["process", "--rules", Binary.packageRoot.appendingPathComponent("rules").path,
                                                "--store", store, "--mailbox", "ann@contoso.com",
