@@ -96,6 +96,7 @@ public struct Engine {
     /// Throws `CRMError` when the CRM cannot answer, `SelectionError` for a refused selection.
     public func facts(_ message: Message, context: ProcessContext) throws -> EngineFacts {
         var builder = FactsBuilder(pack: pack)
+        builder.reading = builder.read(message, context: context)
         builder.answers = try directory.resolve(builder.plan(message, context: context))
         return try builder.build(message, context: context)
     }

@@ -150,13 +150,26 @@ public struct FactsBuilder {
         self.answers = answers
     }
 
+    /// What `plan` and `build` both read off one message (its participants with their
+    /// blocklist layers, the text Case numbers are looked for in): read once per decision by
+    /// `Engine.facts`, which calls both for the same message and mailbox.
+    struct MessageReading {
+        var participants: [ParticipantFacts]
+        var threadText: String
+    }
+    var reading: MessageReading?
+
+    func read(_ message: Message, context: ProcessContext) -> MessageReading {
+        MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)), threadText: Self.threadText(message))
+    }
+
     /// Every question `build` will ask of the CRM about this message in this context.
     public func plan(_ message: Message, context: ProcessContext) -> LookupPlan {
         var plan = LookupPlan()
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let freeMail = pack.list(setting: "free_mail_domains")
         for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
-        let participants = self.participants(message, mailbox: mailbox)
+        let participants = reading?.participants ?? self.participants(message, mailbox: mailbox)
         for participant in participants where !participant.blocked {
             plan.ask(participant.address.normalized, in: \.addresses)
             // Free mail is never matched to an Account by domain; internal participants are
@@ -166,7 +179,7 @@ public struct FactsBuilder {
                 plan.ask(contactDomain: participant.address.domain, for: participant.address.normalized)
             }
         }
-        let text = Self.threadText(message)
+        let text = reading?.threadText ?? Self.threadText(message)
         for token in ThreadReferences.threadTokens(in: text) { plan.ask(token, in: \.recordIDs) }
         for number in ThreadReferences.caseNumbers(in: text) { plan.ask(number, in: \.caseNumbers) }
         for id in message.inReplyTo + message.references.reversed() { plan.ask(MessageIDKey.normalize(id), in: \.messageIdentifiers) }
@@ -222,7 +235,7 @@ public struct FactsBuilder {
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let freeMail = pack.list(setting: "free_mail_domains")
         try validateSelection(context)
-        var participants = self.participants(message, mailbox: mailbox)
+        var participants = reading?.participants ?? self.participants(message, mailbox: mailbox)
 
         // The related-record search, over every participant that is neither internal nor blocked.
         var related = RelatedRecords()
@@ -278,7 +291,7 @@ public struct FactsBuilder {
 
         // The thread: a Case named in subject or body, and the Magic Anchor.
         var threadCase: String?
-        let text = Self.threadText(message)
+        let text = reading?.threadText ?? Self.threadText(message)
         if let found = ThreadReferences.caseRecord(in: text, answers: answers) {
             threadCase = found.id
             if !related.cases.contains(found.id) { related.cases.append(found.id) }
