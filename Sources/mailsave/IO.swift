@@ -1,3 +1,4 @@
+import MailRules
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -90,27 +91,13 @@ func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMe
         let flags = fcntl(descriptor, F_GETFL)
         if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
     }
-    let cap = limit.map { $0 + 1 } ?? Int.max
-    var bytes: [UInt8] = []
-    if type == S_IFREG && info.st_size > 0 {
-        // One allocation of the right size instead of doubling: the peak is the file, not twice it.
-        bytes.reserveCapacity(min(Int(info.st_size), cap))
+    do {
+        return try PackLoader.readAll(descriptor, path: path, limit: limit ?? Int.max, sizeHint: type == S_IFREG ? Int(info.st_size) : 0)
+    } catch where error.overLimit {
+        throw CommandFailure(status: overLimit, message: "\(path): larger than the limit of \(limit ?? Int.max) bytes; not read further")
+    } catch {
+        throw CommandFailure(status: .couldNotRun, message: "\(path): \(error.reason)")
     }
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while bytes.count < cap {
-        let wanted = min(chunk.count, cap - bytes.count)
-        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, wanted) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read: \(String(cString: strerror(errno)))")
-        }
-        if count == 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    if let limit, bytes.count > limit {
-        throw CommandFailure(status: overLimit, message: "\(path): larger than the limit of \(limit) bytes; not read further")
-    }
-    return bytes
 }
 
 /// `MAILSAVE_NO_CACHE=1` turns the compiled-pack cache off.

@@ -82,7 +82,7 @@ struct TemporaryPack {
         let path = temporary.pack + "/huge.yaml"
         #expect(FileManager.default.createFile(atPath: path, contents: Data("# x\n".utf8)))
         #expect(truncate(path, off_t(PackLoader.maxFileBytes + 1)) == 0)
-        #expect(throws: PackReadError(path: path, reason: "is larger than the limit of \(PackLoader.maxFileBytes) bytes")) {
+        #expect(throws: PackReadError(path: path, reason: "is larger than the limit of \(PackLoader.maxFileBytes) bytes", overLimit: true)) {
             try PackLoader.read(path)
         }
         // The limit is where reading stops: 10 bytes of a 1 MiB file.

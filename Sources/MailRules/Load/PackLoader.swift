@@ -91,6 +91,13 @@ public struct PackDefinition: Sendable {
 public struct PackReadError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var reason: String
+    /// The input was longer than the limit (`readAll` stopped one byte past it).
+    public var overLimit = false
+    public init(path: String, reason: String, overLimit: Bool = false) {
+        self.path = path
+        self.reason = reason
+        self.overLimit = overLimit
+    }
     public var description: String { "\(path): \(reason)" }
 }
 
@@ -220,22 +227,32 @@ public struct PackLoader {
         return try readAll(descriptor, path: path, limit: limit, sizeHint: Int(info.st_size))
     }
 
-    /// Reads an open descriptor to its end, refusing (after `limit + 1` bytes) more than `limit`.
+    /// Reads an open descriptor to its end, refusing (after `limit + 1` bytes) more than
+    /// `limit`: the one reader of whole inputs (rule files, cache entries, the command line's
+    /// messages), so an endless input (`/dev/zero`, a runaway pipe) costs the limit, never more.
     public static func readAll(_ descriptor: Int32, path: String, limit: Int, sizeHint: Int = 0) throws(PackReadError) -> [UInt8] {
+        let limit = min(max(limit, 0), Int.max - 1)
         var bytes: [UInt8] = []
+        // One allocation of the right size instead of doubling: the peak is the file, not twice it.
         if sizeHint > 0 { bytes.reserveCapacity(min(sizeHint, limit) + 1) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while bytes.count <= limit {
             let wanted = min(buffer.count, limit + 1 - bytes.count)
             let count = buffer.withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, wanted) }
             if count < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw PackReadError(path: path, reason: "read error: \(String(cString: strerror(errno)))")
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    // A non-blocking input (a pipe its writer set so): wait for it, never spin.
+                    var waiting = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&waiting, 1, -1)
+                    continue
+                }
+                throw PackReadError(path: path, reason: "cannot read: \(String(cString: strerror(errno)))")
             }
             if count == 0 { return bytes }
             bytes.append(contentsOf: buffer[0..<count])
         }
-        throw PackReadError(path: path, reason: "is larger than the limit of \(limit) bytes")
+        throw PackReadError(path: path, reason: "is larger than the limit of \(limit) bytes", overLimit: true)
     }
 
     /// Refuses `path` unless it is a regular file whose real path is inside `root` (for files

@@ -1,0 +1,31 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Standard input left non-blocking by whoever started mailsave (a pipe whose writer set
+/// O_NONBLOCK, as some mail servers' delivery agents do): the message is waited for and read,
+/// not refused with "Resource temporarily unavailable" and not spun on.
+@Suite struct NonBlockingInputTests {
+    @Test func aNonBlockingPipeIsWaitedFor() throws {
+        let input = Pipe(), output = Pipe()
+        let reading = input.fileHandleForReading.fileDescriptor
+        #expect(fcntl(reading, F_SETFL, fcntl(reading, F_GETFL) | O_NONBLOCK) == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["inspect", "-"]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        // The message arrives after the read began.
+        usleep(300_000)
+        input.fileHandleForWriting.write(Data("From: Bob <bob@fabrikam.com>\nTo: ann@contoso.com\nSubject: Hello\n\nHi.\n".utf8))
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("bob@fabrikam.com"), "\(text)")
+    }
+}
