@@ -39,11 +39,11 @@ extension SalesforceBackend: BatchActivityWriter {
     /// is followed by one look-up of all its messages' keys before anything is sent again:
     /// found ones are saved (`created` false), only the others are resent. `beforeEachCall`
     /// runs before every request (the caller refreshes its claims).
-    public func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] { write(batch: saves, beforeEachCall: {}) }
-
     public func write(batch saves: [PendingSave], beforeEachCall: @escaping () -> Void) -> [Result<SaveResult?, CRMError>] {
         connection.observingCalls(beforeEachCall) { write(batch: saves, observed: ()) }
     }
+
+    public func write(batch saves: [PendingSave]) -> [Result<SaveResult?, CRMError>] { write(batch: saves, beforeEachCall: {}) }
 
     private func write(batch saves: [PendingSave], observed: Void) -> [Result<SaveResult?, CRMError>] {
         var outcomes = [Result<SaveResult?, CRMError>?](repeating: nil, count: saves.count)
@@ -83,15 +83,15 @@ extension SalesforceBackend: BatchActivityWriter {
     private func save(_ round: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
         var results: [(Int, Result<SaveResult, CRMError>)] = []
         var toSend: [BatchEntry] = []
-        let toCheck = round
-        if !toCheck.isEmpty {
+        // Every message of the round is looked for first (see `write(batch:)`).
+        if !round.isEmpty {
             do {
-                let found = try existing(keys: toCheck.map(\.key), taskField: taskMessageIDField())
-                for entry in toCheck {
+                let found = try existing(keys: round.map(\.key), taskField: taskMessageIDField())
+                for entry in round {
                     if let id = found[MessageIDKey.normalize(entry.key)] { results.append((entry.index, .success(SaveResult(id: id, created: false)))) } else { toSend.append(entry) }
                 }
             } catch {
-                results += toCheck.map { ($0.index, .failure(error)) }
+                results += round.map { ($0.index, .failure(error)) }
             }
         }
         // By object: a collection call takes mixed types, but in at most 10 runs of one type.
