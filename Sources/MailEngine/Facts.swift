@@ -584,10 +584,10 @@ public enum ThreadReferences {
         let open = Array("ref:_".utf8), close = Array(":ref".utf8), dot = Array("._".utf8)
         var ids: [String] = []
         var position = 0
-        while let start = find(open, in: bytes, from: position, to: bytes.count) {
+        while let start = bytes.firstIndex(ofBytes: open, from: position, to: bytes.count) {
             let after = start + open.count
-            guard let end = find(close, in: bytes, from: after, to: bytes.count) else { break }
-            if let separator = find(dot, in: bytes, from: after, to: end) {
+            guard let end = bytes.firstIndex(ofBytes: close, from: after, to: bytes.count) else { break }
+            if let separator = bytes.firstIndex(ofBytes: dot, from: after, to: end) {
                 // The token drops the zeros that pad the id: 500 + 5e0 + XYZ -> 5005e000000XYZ.
                 let casePart = bytes[(separator + dot.count)..<end]
                 if casePart.count >= 5, casePart.count <= 15, casePart.starts(with: Array("500".utf8)),
@@ -601,22 +601,6 @@ public enum ThreadReferences {
             position = end + close.count
         }
         return ids
-    }
-
-    /// Where `needle` first starts in `bytes[from..<to]`.
-    private static func find(_ needle: [UInt8], in bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
-        guard let first = needle.first, to - from >= needle.count else { return nil }
-        var index = from
-        let last = to - needle.count
-        while index <= last {
-            if bytes[index] == first {
-                var matched = 1
-                while matched < needle.count, bytes[index + matched] == needle[matched] { matched += 1 }
-                if matched == needle.count { return index }
-            }
-            index += 1
-        }
-        return nil
     }
 
     /// Case numbers after the word "case" (any letter case, not inside a word), then

@@ -74,24 +74,19 @@ final class SalesforceConnection: @unchecked Sendable {
     /// successful response carries inside (composite subrequests): transient ones are retried
     /// like a 503, `REQUEST_LIMIT_EXCEEDED` stops.
     /// Hooks run before each request sent from their thread (`observingCalls`).
-    private let hookLock = NSLock()
-    nonisolated(unsafe) private var callHooks: [(thread: pthread_t, hook: () -> Void)] = []
+    private let callHooks = PerThread<() -> Void>()
 
     /// Runs `body`, calling `hook` before each request this thread sends meanwhile (a batch's
     /// claims are refreshed before each of its calls and retries, however slow the org is).
     func observingCalls<T>(_ hook: @escaping () -> Void, _ body: () -> T) -> T {
-        let thread = pthread_self()
-        hookLock.withLock { callHooks.append((thread, hook)) }
-        defer { hookLock.withLock { callHooks.removeAll { pthread_equal($0.thread, thread) != 0 } } }
-        return body()
+        callHooks.with(hook, body)
     }
 
     func call(_ method: String, path: String, body: JSON?, kind: String, write: Bool,
               inspect: (JSON) -> [SalesforceAPIError] = { _ in [] }) throws(CallFailure) -> JSON {
         var relogged = false
         var attempt = 0
-        let thread = pthread_self()
-        let hook = hookLock.withLock { callHooks.last { pthread_equal($0.thread, thread) != 0 }?.hook }
+        let hook = callHooks.current
         while true {
             attempt += 1
             hook?()

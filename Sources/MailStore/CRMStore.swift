@@ -628,21 +628,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     /// The read transaction of the `snapshot` running on each thread (decisions on several
     /// threads each read in their own).
-    private let snapshotLock = NSLock()
-    nonisolated(unsafe) private var snapshots: [(thread: pthread_t, db: Database)] = []
-
-    private func setSnapshot(_ db: Database?) {
-        let thread = pthread_self()
-        snapshotLock.withLock {
-            snapshots.removeAll { pthread_equal($0.thread, thread) != 0 }
-            if let db { snapshots.append((thread, db)) }
-        }
-    }
-
-    private func currentSnapshot() -> Database? {
-        let thread = pthread_self()
-        return snapshotLock.withLock { snapshots.first { pthread_equal($0.thread, thread) != 0 }?.db }
-    }
+    private let snapshots = PerThread<Database>()
 
     /// Runs `body` with every look-up in one read transaction: one consistent view of the CRM
     /// for a whole decision, and no per-query locking (the engine's look-ups cost half).
@@ -651,9 +637,9 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // through as they are; only the store's are classified.
         let outcome: Result<T, any Error> = try guarded("cannot read") {
             try database.read { db in
-                setSnapshot(db)
-                defer { setSnapshot(nil) }
-                do { return .success(try body()) } catch { return .failure(error) }
+                snapshots.with(db) {
+                    do { return .success(try body()) } catch { return .failure(error) }
+                }
             }
         }
         return try outcome.get()
@@ -662,14 +648,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// Runs `body` with `db` as this thread's snapshot: the look-ups it makes read there (a
     /// `SaveSession` answers a decision inside its open write transaction this way).
     func reading<T>(through db: Database, _ body: () throws -> T) rethrows -> T {
-        setSnapshot(db)
-        defer { setSnapshot(nil) }
-        return try body()
+        try snapshots.with(db, body)
     }
 
     /// Runs a read on the current snapshot when this thread has one, else on its own.
     func reading<T>(_ body: (Database) throws -> T) throws -> T {
-        let current = currentSnapshot()
+        let current = snapshots.current
         return try guarded("cannot read") {
             if let current { return try body(current) }
             return try database.unsafeReentrantRead(body)

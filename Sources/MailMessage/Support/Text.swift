@@ -29,18 +29,32 @@ extension StringProtocol {
     /// follows the match.
     public func containsBytes(_ needle: String) -> Bool {
         let needle = Array(needle.utf8)
-        guard let first = needle.first else { return true }
-        let haystack = utf8
-        var index = haystack.startIndex
-        while let found = haystack[index...].firstIndex(of: first) {
-            if haystack[found...].starts(with: needle) { return true }
-            index = haystack.index(after: found)
-        }
-        return false
+        guard !needle.isEmpty else { return true }
+        func search(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { bytes.firstIndex(ofBytes: needle, from: 0, to: bytes.count) != nil }
+        return utf8.withContiguousStorageIfAvailable(search) ?? Array(utf8).withUnsafeBufferPointer(search)
     }
 
     private static func isHorizontalSpace(_ scalar: Unicode.Scalar) -> Bool {
         if scalar.value < 0x80 { return scalar == " " || scalar == "\t" }
         return scalar.value == 0x200B || scalar.properties.generalCategory == .spaceSeparator
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// Where `needle` first starts in `self[from..<to]`: the byte search of the scans that read
+    /// text as UTF-8 (thread tokens, `containsBytes`). Nil for an empty needle.
+    public func firstIndex(ofBytes needle: [UInt8], from: Int, to: Int) -> Int? {
+        guard let first = needle.first, from >= 0, to <= count, to - from >= needle.count else { return nil }
+        var index = from
+        let last = to - needle.count
+        while index <= last {
+            if self[index] == first {
+                var matched = 1
+                while matched < needle.count, self[index + matched] == needle[matched] { matched += 1 }
+                if matched == needle.count { return index }
+            }
+            index += 1
+        }
+        return nil
     }
 }
