@@ -18,10 +18,12 @@ final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Senda
     let jobs: Int
     private let window: Int
     private let byteBudget: Int
+    /// The most inputs a job takes at once.
+    static var maxRun: Int { 16 }
 
     init(jobs: Int, window: Int? = nil, byteBudget: Int = 256 << 20, transform: @escaping @Sendable (Input) -> Output) {
         self.jobs = max(1, jobs)
-        self.window = window ?? max(1, jobs) * 4
+        self.window = window ?? max(1, jobs) * 4 * Self.maxRun
         self.byteBudget = byteBudget
         self.transform = transform
         guard self.jobs > 1 else { return }
@@ -43,19 +45,29 @@ final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Senda
                 condition.unlock()
                 return
             }
-            let (sequence, taken) = queue[queueHead]
-            // The queue lets go of the input now: a message is held by the job deciding it only.
-            queue[queueHead].input = nil
-            queueHead += 1
+            // A run of inputs per turn of the lock, a fair share of what is waiting: one wake-up
+            // and one lock per message made the threads switch more than they worked.
+            let waiting = queue.count - queueHead
+            let take = min(Self.maxRun, max(1, waiting / jobs))
+            var taken: [(sequence: Int, input: Input)] = []
+            taken.reserveCapacity(take)
+            for index in queueHead..<(queueHead + take) {
+                // The queue lets go of the input now: a message is held by the job deciding it only.
+                if let input = queue[index].input { taken.append((queue[index].sequence, input)) }
+                queue[index].input = nil
+            }
+            queueHead += take
             if queueHead >= 64 && queueHead * 2 > queue.count {
                 queue.removeFirst(queueHead)
                 queueHead = 0
             }
             condition.unlock()
-            guard let input = taken else { continue }
-            let output = transform(input)
+            var outputs: [(sequence: Int, output: Output)] = []
+            outputs.reserveCapacity(taken.count)
+            for (sequence, input) in taken { outputs.append((sequence, transform(input))) }
+            taken.removeAll()
             condition.lock()
-            results[sequence] = output
+            for (sequence, output) in outputs { results[sequence] = output }
             condition.broadcast()
             condition.unlock()
         }
