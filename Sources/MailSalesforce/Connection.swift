@@ -176,6 +176,13 @@ final class SalesforceConnection: @unchecked Sendable {
         sleep(Self.backoff(attempt: attempt, random: random()))
     }
 
+    /// Counts a retry a caller makes itself (a batch's saves sent again) and waits the same
+    /// back-off as a call's own retry.
+    func backOff(after attempt: Int) {
+        lock.withLock { stats.retries += 1 }
+        sleep(Self.backoff(attempt: attempt, random: random()))
+    }
+
     private func limitExceeded() -> CallFailure {
         failure(.retryable, "Salesforce: REQUEST_LIMIT_EXCEEDED: the org's daily API allowance is used up; the save is parked until it renews")
     }

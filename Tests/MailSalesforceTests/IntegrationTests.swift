@@ -329,6 +329,57 @@ import Testing
         #expect(try !server.records("Lead").contains { $0["Email"]?.string == "p7@unknown7.example" })
     }
 
+    /// A locked row refuses one record of a batch call and writes nothing for it: that message
+    /// alone is sent again in the same run (no look-up first), the others are saved once.
+    @Test(arguments: [false, true])
+    func aLockedRowInABatchIsSentAgainInTheSameRun(graph: Bool) throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        var saves: [PendingSave] = []
+        for number in 0..<4 {
+            let from = graph ? "Person \(number) <p\(number)@unknown\(number).example>" : "Bob Buyer <bob@fabrikam.com>"
+            let message = try parse("From: \(from)\r\nTo: ann@contoso.com\r\nSubject: Order \(number)\r\n"
+                                    + "Message-ID: <locked-\(graph)-\(number)@fabrikam.com>\r\n\r\nPlease confirm.\r\n")
+            let decision = try decide(backend, message, settings: graph ? ["auto_save_mode": "forced"] : [:])
+            #expect(decision.createFor.isEmpty != graph)
+            saves.append(PendingSave(decision: decision, message: message, mailbox: "ann@contoso.com"))
+        }
+        let tasks = try server.records("Task").count
+        try server.fault(["kind": .string("error_code"), "code": .string("UNABLE_TO_LOCK_ROW"),
+                          "match": .string(graph ? "composite/graph" : "composite/sobjects Task"), "times": .number(1)])
+        let before = backend.statistics.byKind
+        let results = backend.write(batch: saves)
+        for result in results { #expect((try? result.get())??.created == true, "\(result)") }
+        #expect(try server.records("Task").count == tasks + 4, "each message saved once")
+        // One check, the call, and the locked message's second call; no check in between.
+        #expect((backend.statistics.byKind["save"] ?? 0) - (before["save"] ?? 0) == 2, "\(backend.statistics.byKind)")
+        #expect((backend.statistics.byKind["save-check"] ?? 0) - (before["save-check"] ?? 0) == 1, "\(backend.statistics.byKind)")
+        #expect(backend.statistics.retries == 1)
+    }
+
+    /// Rows locked on every attempt: the batch's messages are parked (retryable) once the
+    /// attempts are used up, with nothing saved and no more calls than the attempts.
+    @Test func rowsLockedOnEveryAttemptAreParked() throws {
+        let server = try seeded()
+        let backend = try server.backend(settings: ["MAILSAVE_SF_RETRIES": "2"])
+        var saves: [PendingSave] = []
+        for number in 0..<3 {
+            let message = try parse("From: Bob Buyer <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: Order \(number)\r\n"
+                                    + "Message-ID: <stuck-\(number)@fabrikam.com>\r\n\r\nPlease confirm.\r\n")
+            saves.append(PendingSave(decision: try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
+        }
+        let tasks = try server.records("Task").count
+        try server.fault(["kind": .string("error_code"), "code": .string("UNABLE_TO_LOCK_ROW"), "match": .string("composite/sobjects Task"), "times": .number(0)])
+        let before = backend.statistics.byKind["save"] ?? 0
+        let results = backend.write(batch: saves)
+        for result in results {
+            guard case .failure(let error) = result else { Issue.record("saved: \(result)"); continue }
+            #expect(error.kind == .retryable && error.message.contains("UNABLE_TO_LOCK_ROW") && error.message.contains("nothing was saved"), "\(error.message)")
+        }
+        #expect((backend.statistics.byKind["save"] ?? 0) - before == 3, "three attempts: \(backend.statistics.byKind)")
+        #expect(try server.records("Task").count == tasks)
+    }
+
     /// A batch is looked for in the org once before it is sent, whatever its decisions found
     /// (they may be long past), and the caller's hook runs before every request it sends.
     @Test func aBatchIsCheckedOnceBeforeItIsSentAndTheHookSeesEveryCall() throws {

@@ -155,12 +155,32 @@ extension SalesforceBackend: BatchActivityWriter {
                     return false
                 }
                 guard attempt < configuration.attempts else { return results + pending.map { ($0.index, .failure(error.error)) } }
-                connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
+                connection.backOff(after: attempt)
                 continue
             }
-            return results + (graph ? graphResults(response, pending) : collectionResults(response, pending))
+            // A locked row (or a graph Salesforce did not process) wrote nothing: those saves go
+            // again in this run, alone, after the same back-off as a call's retry.
+            var again: [BatchEntry] = []
+            for answer in graph ? graphResults(response, pending) : collectionResults(response, pending) {
+                if answer.refusedForNow, attempt < configuration.attempts, let entry = pending.first(where: { $0.index == answer.index }) {
+                    again.append(entry)
+                } else {
+                    results.append((answer.index, answer.result))
+                }
+            }
+            guard !again.isEmpty else { return results }
+            connection.backOff(after: attempt)
+            pending = again
         }
         return results
+    }
+
+    /// One message's outcome in a batch call's answer; `refusedForNow`: refused with nothing
+    /// written (`SalesforceBackend.refusedForNow`), so it may be sent again now.
+    struct Answer {
+        var index: Int
+        var result: Result<SaveResult, CRMError>
+        var refusedForNow = false
     }
 
     /// The record of a one-record message as sObject Collections takes it (`attributes.type`).
@@ -171,11 +191,12 @@ extension SalesforceBackend: BatchActivityWriter {
     }
 
     /// sObject Collections answers one result per record, in order.
-    private func collectionResults(_ response: JSON, _ entries: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
+    private func collectionResults(_ response: JSON, _ entries: [BatchEntry]) -> [Answer] {
         guard let answers = response.array, answers.count == entries.count else {
             return checkedAfterAnUnclearAnswer(entries, "Salesforce answered the saves with \(response.array?.count ?? 0) results for \(entries.count) records")
+                .map { Answer(index: $0.0, result: $0.1) }
         }
-        var results: [(Int, Result<SaveResult, CRMError>)] = []
+        var results: [Answer] = []
         for (entry, answer) in zip(entries, answers) {
             // As a composite answer of one subrequest, so one function reads both forms.
             let status = answer["success"]?.bool == true ? 201 : 400
@@ -183,15 +204,15 @@ extension SalesforceBackend: BatchActivityWriter {
                 "referenceId": .string("activity"), "httpStatusCode": .number(Double(status)),
                 "body": answer["success"]?.bool == true ? answer : (answer["errors"] ?? .array([])),
             ])])])
-            results.append((entry.index, outcome(single, entry)))
+            results.append(answered(single, entry))
         }
         return results
     }
 
     /// Composite graph answers one result per graph, by `graphId`.
-    private func graphResults(_ response: JSON, _ entries: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
+    private func graphResults(_ response: JSON, _ entries: [BatchEntry]) -> [Answer] {
         let graphs = response["graphs"]?.array ?? []
-        var results: [(Int, Result<SaveResult, CRMError>)] = []
+        var results: [Answer] = []
         var unclear: [BatchEntry] = []
         for (position, entry) in entries.enumerated() {
             guard let answer = graphs.first(where: { $0["graphId"]?.string == "m\(position)" }),
@@ -199,16 +220,18 @@ extension SalesforceBackend: BatchActivityWriter {
                 unclear.append(entry)
                 continue
             }
-            results.append((entry.index, outcome(.object(["compositeResponse": inner]), entry)))
+            results.append(answered(.object(["compositeResponse": inner]), entry))
         }
         return results + checkedAfterAnUnclearAnswer(unclear, "Salesforce's answer to the saves left out \(unclear.count) of them")
+            .map { Answer(index: $0.0, result: $0.1) }
     }
 
-    private func outcome(_ composite: JSON, _ entry: BatchEntry) -> Result<SaveResult, CRMError> {
+    private func answered(_ composite: JSON, _ entry: BatchEntry) -> Answer {
         do {
-            return .success(try savedResult(composite, request: entry.request, key: entry.key, taskField: entry.taskField))
+            return Answer(index: entry.index, result: .success(try savedResult(composite, request: entry.request, key: entry.key, taskField: entry.taskField)))
         } catch {
-            return .failure(error)
+            return Answer(index: entry.index, result: .failure(error),
+                          refusedForNow: error.kind == .retryable && Self.refusedForNow(composite, request: entry.request))
         }
     }
 

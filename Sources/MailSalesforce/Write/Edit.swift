@@ -82,7 +82,7 @@ extension SalesforceBackend {
                 // Done if the old record is gone and a new one holds the Message-ID.
                 if let now = try savedEmail(key), SalesforceID.canonical(now.record.id) != SalesforceID.canonical(old.record.id) { return now.record.id }
                 guard attempt < configuration.attempts else { throw failure.error }
-                connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
+                connection.backOff(after: attempt)
             }
         }
     }

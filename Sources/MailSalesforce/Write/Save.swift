@@ -52,7 +52,7 @@ extension SalesforceBackend {
                 }
                 if let found { return SaveResult(id: found, created: false) }
                 guard attempt < configuration.attempts else { throw error.error }
-                connection.sleep(SalesforceConnection.backoff(attempt: attempt, random: connection.random()))
+                connection.backOff(after: attempt)
                 continue
             }
             return try savedResult(response, request: request, key: key, taskField: taskField)
@@ -214,26 +214,16 @@ extension SalesforceBackend {
         let results = response["compositeResponse"]?.array ?? []
         if let found = try duplicate(in: results, key: key, taskField: taskField) { return SaveResult(id: found, created: false) }
         var ids: [String: String] = [:]
-        var refusals: [(object: String, error: SalesforceAPIError)] = []
-        for result in results {
-            let reference = result["referenceId"]?.string ?? ""
-            let object = request.references.first { $0.reference == reference }?.object ?? "record"
-            let status = Int(result["httpStatusCode"]?.number ?? 0)
-            if (200..<300).contains(status) {
-                // A delete answers 204 without a body.
-                if let id = result["body"]?["id"]?.string { ids[reference] = id }
-            } else {
-                for error in SalesforceAPIError.parse(result["body"]) { refusals.append((object, error)) }
-                if SalesforceAPIError.parse(result["body"]).isEmpty { refusals.append((object, SalesforceAPIError(code: "HTTP_\(status)", message: ""))) }
-            }
+        for result in results where (200..<300).contains(Int(result["httpStatusCode"]?.number ?? 0)) {
+            // A delete answers 204 without a body.
+            if let id = result["body"]?["id"]?.string { ids[result["referenceId"]?.string ?? ""] = id }
         }
+        let refusals = Self.refusals(in: results, request: request)
         if !refusals.isEmpty {
-            let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
-            // Nothing was written: a locked row, or a graph Salesforce did not process (more
-            // than 14 graphs of the call failed), is worth another try later.
-            if let transient = causes.first(where: { SalesforceAPIError.transientCodes.contains($0.error.code) }) ?? (causes.isEmpty ? refusals.first : nil) {
+            if let transient = Self.transientRefusal(refusals) {
                 throw connection.redacted(CRMError(.retryable, "Salesforce did not save the \(transient.object) now: \(transient.error.summary); nothing was saved"))
             }
+            let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
             let shown = (causes.isEmpty ? refusals : causes).prefix(3).map { "the \($0.object): \($0.error.summary)" }
             throw connection.redacted(CRMError(.permanent, "Salesforce refused " + shown.joined(separator: "; ") + "; nothing was saved"))
         }
@@ -246,5 +236,35 @@ extension SalesforceBackend {
             return (placeholder, id)
         }
         return SaveResult(id: id, created: true, createdRecords: created)
+    }
+
+    /// The subrequests of a composite answer that Salesforce refused, each with its object.
+    static func refusals(in results: [JSON], request: SaveRequest) -> [(object: String, error: SalesforceAPIError)] {
+        var refusals: [(object: String, error: SalesforceAPIError)] = []
+        for result in results {
+            let status = Int(result["httpStatusCode"]?.number ?? 0)
+            guard !(200..<300).contains(status) else { continue }
+            let reference = result["referenceId"]?.string ?? ""
+            let object = request.references.first { $0.reference == reference }?.object ?? "record"
+            let errors = SalesforceAPIError.parse(result["body"])
+            for error in errors { refusals.append((object, error)) }
+            if errors.isEmpty { refusals.append((object, SalesforceAPIError(code: "HTTP_\(status)", message: ""))) }
+        }
+        return refusals
+    }
+
+    /// The refusal that says nothing was written and the same save may succeed if sent again:
+    /// a locked row or an unavailable server, or a graph Salesforce did not process (more than
+    /// 14 graphs of the call failed: only `PROCESSING_HALTED`). nil when the refusal is for good.
+    static func transientRefusal(_ refusals: [(object: String, error: SalesforceAPIError)]) -> (object: String, error: SalesforceAPIError)? {
+        let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
+        return causes.first { SalesforceAPIError.transientCodes.contains($0.error.code) } ?? (causes.isEmpty ? refusals.first : nil)
+    }
+
+    /// True when a composite answer refused a save for now with nothing written (see
+    /// `transientRefusal`), so a batch may send it again in the same run without looking for
+    /// it first. Asked only of answers `savedResult` did not take as a save or a duplicate.
+    static func refusedForNow(_ response: JSON, request: SaveRequest) -> Bool {
+        transientRefusal(refusals(in: response["compositeResponse"]?.array ?? [], request: request)) != nil
     }
 }
