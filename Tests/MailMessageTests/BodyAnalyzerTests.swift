@@ -1,4 +1,4 @@
-import MailMessage
+@testable import MailMessage
 import Testing
 
 @Suite struct SignatureTests {
@@ -83,5 +83,64 @@ import Testing
         #expect(message.textBody == "Hello & welcome\nrecord Bob")
         #expect(message.bodyLinks == ["https://na1.salesforce.com/0035000000abcde"])
         #expect(message.bodyEmails == ["bob@x.example"])
+    }
+}
+
+/// The signature reader takes ASCII lines by bytes and other lines by Characters: on ASCII
+/// lines both must say the same, since the byte path exists only for speed.
+@Suite struct SignatureByteReadingTests {
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Signature-like ASCII lines: numbers, punctuation of phone numbers, hosts, schemes,
+    /// names and words of titles and companies, glued in random orders.
+    static func lines(count: Int, seed: UInt64) -> [String] {
+        let pieces = ["+44", "(0)", "20", "7946", "0958", "07700", "900123", "555-0100", "1", "0049", "(", ")", "-", ".", "/", " ", "  ", "\t",
+                      "|", ":", "@", "Tel:", "Fax:", "fax", "f:", "F.", "Mobile", "SW1A", "v2", "www.", "http://", "https://", "web:",
+                      "fabrikam", "Fabrikam", ".com", ".co.uk", ".io", ".xyz", ".de", "example", "e.g.", "Mr.Smith", "<", ">", "[", "]", ",", ";",
+                      "Bob", "Buyer", "Jean-Luc", "O'Neil", "Ltd", "Inc.", "GmbH", "Head", "of", "Sales", "Director", "a", "Z", "x", "?", "#", "_"]
+        var generator = SplitMix(state: seed)
+        return (0..<count).map { _ in
+            (0..<Int.random(in: 1...14, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+        }
+    }
+
+    @Test func phonesWebsitesAndNamesReadByBytesAsByCharacters() {
+        var checked = (phones: 0, websites: 0, names: 0)
+        for line in Self.lines(count: 20_000, seed: 7) {
+            for domain in ["fabrikam.co.uk", "fabrikam.com", nil] {
+                let digits = line.utf8.filter { $0 >= 0x30 && $0 <= 0x39 }.count
+                if line.utf8.count <= BodyAnalyzer.longestSignatureLine && digits >= 7 {
+                    let expected = BodyAnalyzer.phonesByCharacters(in: line, senderDomain: domain)
+                    #expect(BodyAnalyzer.phones(in: line, senderDomain: domain) == expected, "\(line)")
+                    if !expected.isEmpty { checked.phones += 1 }
+                }
+            }
+            if line.utf8.count <= BodyAnalyzer.longestSignatureLine && line.utf8.contains(0x2E) {
+                let expected = BodyAnalyzer.websiteByCharacters(in: line)
+                #expect(BodyAnalyzer.website(in: line) == expected, "\(line)")
+                if expected != nil { checked.websites += 1 }
+            }
+            #expect(BodyAnalyzer.isPlainText(line) == BodyAnalyzer.isPlainTextByCharacters(line), "\(line)")
+            let name = BodyAnalyzer.looksLikeNameByCharacters(line)
+            #expect(BodyAnalyzer.looksLikeName(line) == name, "\(line)")
+            if name { checked.names += 1 }
+        }
+        // The lines reach every kind of answer, not only the empty ones.
+        #expect(checked.phones > 1_000 && checked.websites > 200 && checked.names > 200, "\(checked)")
+    }
+
+    @Test func aLineThatIsNotASCIIIsReadByCharacters() {
+        #expect(BodyAnalyzer.phones(in: "Téléphone : +33 1 23 45 67 89", senderDomain: "fabrikam.fr") == ["+33123456789"])
+        #expect(BodyAnalyzer.website(in: "Site : www.fabrikam.fr — bienvenue") == "fabrikam.fr")
+        #expect(BodyAnalyzer.looksLikeName("Zoë Martín"))
     }
 }

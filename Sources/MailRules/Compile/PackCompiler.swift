@@ -1,4 +1,5 @@
 import MailMessage
+import Synchronization
 
 /// A rule ready to run. A class: evaluation passes rules around by reference, never copying
 /// their source text and positions.
@@ -49,6 +50,10 @@ public final class RulePack: Sendable {
     /// one line per problem: no decision is made for them (see `userFileProblems(for:)`), while
     /// every other mailbox is decided normally.
     public let brokenUsers: [String: [String]]
+    /// `settings(for:)` by mailbox: a decision asks twice and a batch asks for one mailbox
+    /// thousands of times (it was a twentieth of a decision). At most `settingsKept` kept.
+    private let settingsByMailbox = Mutex<[String: FactObject]>([:])
+    private static let settingsKept = 256
 
     init(rules: [CompiledRule], lists: [String: CompiledList], orgSettings: [String: Value],
          mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]], users: [String: UserLayer], slots: Int,
@@ -107,6 +112,15 @@ public final class RulePack: Sendable {
 
     /// The effective `settings` object for a mailbox: the org's, with the user's personal choices.
     public func settings(for mailbox: String) -> FactObject {
+        if let kept = settingsByMailbox.withLock({ $0[mailbox] }) { return kept }
+        let settings = makeSettings(for: mailbox)
+        settingsByMailbox.withLock { kept in
+            if kept.count < Self.settingsKept { kept[mailbox] = settings }
+        }
+        return settings
+    }
+
+    private func makeSettings(for mailbox: String) -> FactObject {
         var values = orgSettings
         if let user = user(mailbox) {
             for (name, value) in user.settings { values[name] = value }

@@ -169,33 +169,35 @@ public final class CompiledList: Sendable {
         case .strings, .addresses:
             return exact.contains(key) ? key : nil
         case .domains:
-            return matchDomain(key)
+            return matchDomain(Substring(key))
         case .addressesAndDomains:
             if exact.contains(key) { return key }
-            if let at = key.lastIndex(of: "@") { return matchDomain(String(key[key.index(after: at)...])) }
-            return matchDomain(key)
+            // "@", "/" and "." are ASCII, so their UTF-8 positions are Character boundaries:
+            // searching the bytes finds what a Character search finds, at a fraction of the cost.
+            if let at = key.utf8.lastIndex(of: 0x40) { return matchDomain(key[key.utf8.index(after: at)...]) }
+            return matchDomain(Substring(key))
         case .folders:
             var candidate = Substring(key)
             while true {
                 if exact.contains(String(candidate)) { return String(candidate) }
-                guard let slash = candidate.lastIndex(of: "/") else { return nil }
+                guard let slash = candidate.utf8.lastIndex(of: 0x2F) else { return nil }
                 candidate = candidate[..<slash]
             }
         }
     }
 
     /// `a.b.example.com` is looked up as itself, `b.example.com`, `example.com`, `com`.
-    private func matchDomain(_ domain: String) -> String? {
+    private func matchDomain(_ domain: Substring) -> String? {
         if domains.isEmpty && subdomainsOnly.isEmpty { return nil }
-        var candidate = Substring(domain)
+        var candidate = domain
         var isParent = false
         while !candidate.isEmpty {
             let key = String(candidate)
             if domains.contains(key) { return key }
             if isParent && subdomainsOnly.contains(key) { return "*." + key }
             isParent = true
-            guard let dot = candidate.firstIndex(of: ".") else { return nil }
-            candidate = candidate[candidate.index(after: dot)...]
+            guard let dot = candidate.utf8.firstIndex(of: 0x2E) else { return nil }
+            candidate = candidate[candidate.utf8.index(after: dot)...]
         }
         return nil
     }
