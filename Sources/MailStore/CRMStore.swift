@@ -660,15 +660,19 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         }
     }
 
+    /// The look-up's statements, made once (not concatenated on each of a decision's look-ups).
+    static let lookupSQL = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
+        + "WHERE lookup.kind = ? AND lookup.key = ? ORDER BY record.id"
+    static let lookupOfObjectSQL = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
+        + "WHERE lookup.kind = ? AND lookup.key = ? AND record.object = ? ORDER BY record.id"
+
     /// One indexed query. Single statements read a consistent snapshot on their own, so no
     /// explicit transaction is opened (it would double the cost of a look-up).
     func lookup(_ kind: String, _ key: String, object: String? = nil) throws -> [CRMRecord] {
         try reading { db in
-            let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
-                + "WHERE lookup.kind = ? AND lookup.key = ?" + (object == nil ? "" : " AND record.object = ?") + " ORDER BY record.id"
             let arguments: StatementArguments = object.map { [kind, key, $0] } ?? [kind, key]
             // A cursor reuses one row buffer: no Row copies on the hot path.
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: object == nil ? Self.lookupSQL : Self.lookupOfObjectSQL), arguments: arguments)
             var records: [CRMRecord] = []
             while let row = try cursor.next() { records.append(try Self.record(row)) }
             return records
