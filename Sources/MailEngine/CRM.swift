@@ -228,7 +228,7 @@ public enum MessageIDKey {
     public static func ledgerKey(_ message: Message) -> String {
         if let id = message.messageID { return normalize(id) }
         let identity = (message.from.first?.normalized ?? "") + "\u{0}" + (message.date?.iso8601 ?? "") + "\u{0}" + (message.subject ?? "")
-            + "\u{0}" + message.textBody.prefix(4096)
+            + "\u{0}" + message.textBody.prefix(characters: 4096)
         var hash = FNV1a()
         hash.add(identity)
         return "no-message-id:" + String(hash.value, radix: 16)

@@ -205,7 +205,7 @@ public struct FactsBuilder {
     }
 
     /// The subject and the start of the body: where Case numbers and thread tokens are looked for.
-    static func threadText(_ message: Message) -> String { (message.subject ?? "") + "\n" + message.textBody.prefix(64 << 10) }
+    static func threadText(_ message: Message) -> String { (message.subject ?? "") + "\n" + message.textBody.prefix(characters: 64 << 10) }
 
     /// Participants, each address once, with the first role it appears in, and the blocklist
     /// layer that blocks each.
@@ -655,8 +655,8 @@ public enum ThreadReferences {
 
     /// A record id in a Salesforce link: `…/0035000000AbCdE`, `/lightning/r/Contact/0035000000AbCdEAAX/view`.
     public static func recordID(inLink link: String) -> String? {
-        let lower = link.lowercased()
-        guard lower.contains("salesforce.com") || lower.contains("force.com") else { return nil }
+        // force.com covers salesforce.com too.
+        guard link.lowercased().containsBytes("force.com") else { return nil }
         let path = link.split(separator: "?").first ?? Substring(link)
         for piece in path.split(separator: "/").reversed() where SalesforceID.isID(piece) { return String(piece) }
         return nil

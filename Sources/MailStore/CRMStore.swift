@@ -702,10 +702,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // The domain and each parent: mail.fabrikam.com finds fabrikam.com.
         var results: [CRMRecord] = []
         var candidate = Substring(domain)
-        while candidate.contains(".") {
+        // "." is ASCII: its UTF-8 position is a Character boundary (and a byte search costs no
+        // Foundation string search).
+        while let dot = candidate.utf8.firstIndex(of: 0x2E) {
             results += try lookup("website", String(candidate), object: "Account")
-            guard let dot = candidate.firstIndex(of: ".") else { break }
-            candidate = candidate[candidate.index(after: dot)...]
+            candidate = candidate[candidate.utf8.index(after: dot)...]
         }
         return results
     }

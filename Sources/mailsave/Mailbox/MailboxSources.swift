@@ -369,8 +369,14 @@ final class FileListSource: MailboxSource {
                 }
             }
         }
-        files.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        return FileListSource(name: root, files: files.map { ($0, folder) })
+        // By bytes, each path's bytes taken once (comparing UTF-8 views in the sort was a fiftieth
+        // of a batch over 723 files, and grows with n log n).
+        let sorted = files.map { (bytes: Array($0.utf8), path: $0) }.sorted { left, right in
+            let common = min(left.bytes.count, right.bytes.count)
+            let order = memcmp(left.bytes, right.bytes, common)
+            return order != 0 ? order < 0 : left.bytes.count < right.bytes.count
+        }
+        return FileListSource(name: root, files: sorted.map { ($0.path, folder) })
     }
 
     func next() throws(CommandFailure) -> MailboxItem? {
