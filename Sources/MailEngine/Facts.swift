@@ -156,11 +156,17 @@ public struct FactsBuilder {
     struct MessageReading {
         var participants: [ParticipantFacts]
         var threadText: String
+        /// The thread tokens and Case numbers of `threadText`: `plan` asks the CRM for them and
+        /// `build` links the Case they name, from one scan of the text.
+        var threadTokens: [String]
+        var caseNumbers: [String]
     }
     var reading: MessageReading?
 
     func read(_ message: Message, context: ProcessContext) -> MessageReading {
-        MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)), threadText: Self.threadText(message))
+        let text = Self.threadText(message)
+        return MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)), threadText: text,
+                              threadTokens: ThreadReferences.threadTokens(in: text), caseNumbers: ThreadReferences.caseNumbers(in: text))
     }
 
     /// Every question `build` will ask of the CRM about this message in this context.
@@ -180,8 +186,8 @@ public struct FactsBuilder {
             }
         }
         let text = reading?.threadText ?? Self.threadText(message)
-        for token in ThreadReferences.threadTokens(in: text) { plan.ask(token, in: \.recordIDs) }
-        for number in ThreadReferences.caseNumbers(in: text) { plan.ask(number, in: \.caseNumbers) }
+        for token in reading?.threadTokens ?? ThreadReferences.threadTokens(in: text) { plan.ask(token, in: \.recordIDs) }
+        for number in reading?.caseNumbers ?? ThreadReferences.caseNumbers(in: text) { plan.ask(number, in: \.caseNumbers) }
         for id in message.inReplyTo + message.references.reversed() { plan.ask(MessageIDKey.normalize(id), in: \.messageIdentifiers) }
         for link in message.bodyLinks {
             if let id = ThreadReferences.recordID(inLink: link) { plan.ask(id, in: \.recordIDs) }
@@ -292,7 +298,8 @@ public struct FactsBuilder {
         // The thread: a Case named in subject or body, and the Magic Anchor.
         var threadCase: String?
         let text = reading?.threadText ?? Self.threadText(message)
-        if let found = ThreadReferences.caseRecord(in: text, answers: answers) {
+        if let found = ThreadReferences.caseRecord(tokens: reading?.threadTokens ?? ThreadReferences.threadTokens(in: text),
+                                                   numbers: reading?.caseNumbers ?? ThreadReferences.caseNumbers(in: text), answers: answers) {
             threadCase = found.id
             if !related.cases.contains(found.id) { related.cases.append(found.id) }
         }
@@ -562,11 +569,12 @@ public struct FactsBuilder {
 public enum ThreadReferences {
     /// The Case a text names: a thread token `ref:_00D…._500…:ref` or `thread::…::`, else a
     /// Case number after the word "Case" (`Case 00001042`, `Case #1042`).
-    public static func caseRecord(in text: String, answers: CRMAnswers) -> CRMRecord? {
-        for token in threadTokens(in: text) {
+    /// `tokens` and `numbers` are the text's `threadTokens(in:)` and `caseNumbers(in:)`.
+    public static func caseRecord(tokens: [String], numbers: [String], answers: CRMAnswers) -> CRMRecord? {
+        for token in tokens {
             if let record = answers.record(id: token), SalesforceID.object(of: record.id) == "Case" { return record }
         }
-        for number in caseNumbers(in: text) {
+        for number in numbers {
             if let record = answers.caseRecord(number: number) { return record }
         }
         return nil
