@@ -106,7 +106,8 @@ import Testing
         let pieces = ["+44", "(0)", "20", "7946", "0958", "07700", "900123", "555-0100", "1", "0049", "(", ")", "-", ".", "/", " ", "  ", "\t",
                       "|", ":", "@", "Tel:", "Fax:", "fax", "f:", "F.", "Mobile", "SW1A", "v2", "www.", "http://", "https://", "web:",
                       "fabrikam", "Fabrikam", ".com", ".co.uk", ".io", ".xyz", ".de", "example", "e.g.", "Mr.Smith", "<", ">", "[", "]", ",", ";",
-                      "Bob", "Buyer", "Jean-Luc", "O'Neil", "Ltd", "Inc.", "GmbH", "Head", "of", "Sales", "Director", "a", "Z", "x", "?", "#", "_"]
+                      "Bob", "Buyer", "Jean-Luc", "O'Neil", "Ltd", "Inc.", "GmbH", "Head", "of", "Sales", "Director", "a", "Z", "x", "?", "#", "_",
+                      "\r", "HTTP://", "WWW.", "Web:", "12345678901234567", "00", "+1 (555) 010-0199"]
         var generator = SplitMix(state: seed)
         return (0..<count).map { _ in
             (0..<Int.random(in: 1...14, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()

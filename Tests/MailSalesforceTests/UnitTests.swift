@@ -221,6 +221,20 @@ func base64URLDecode(_ text: String) throws -> [UInt8] {
         #expect(SalesforceAPIError.parse(JSON.parse(Array(#"{"records":[]}"#.utf8))).isEmpty)
     }
 
+    /// Which refusals are for now (sent again in the same run) and which for good.
+    @Test func aRefusalIsForNowOnlyWhenEveryCauseIs() {
+        func refusal(_ errors: [(String, String)]) -> Bool {
+            SalesforceBackend.transientRefusal(errors.map { (object: "Task", error: SalesforceAPIError(code: $0.0, message: $0.1)) }) != nil
+        }
+        #expect(refusal([("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")]))
+        #expect(refusal([("PROCESSING_HALTED", "rolled back"), ("SERVER_UNAVAILABLE", "")]))
+        #expect(refusal([("PROCESSING_HALTED", "The transaction was rolled back since another operation in the same transaction failed.")]))
+        #expect(!refusal([("UNABLE_TO_LOCK_ROW", ""), ("STRING_TOO_LONG", "Subject: data value too large")]), "a permanent cause wins")
+        #expect(!refusal([("PROCESSING_HALTED", "Invalid reference specified. No value for @{lead0.id} found in lead0.")]))
+        #expect(!refusal([("STRING_TOO_LONG", "x")]))
+        #expect(!refusal([]))
+    }
+
     @Test func limitInfo() {
         #expect(APIUsage.parse("api-usage=25/15000") == APIUsage(used: 25, max: 15000))
         #expect(APIUsage.parse("per-app-api-usage=17/250(appName=sample), api-usage=7600/15000") == APIUsage(used: 7600, max: 15000))

@@ -1,5 +1,4 @@
 import MailMessage
-import Synchronization
 
 /// A rule ready to run. A class: evaluation passes rules around by reference, never copying
 /// their source text and positions.
@@ -52,7 +51,7 @@ public final class RulePack: Sendable {
     public let brokenUsers: [String: [String]]
     /// `settings(for:)` by mailbox: a decision asks twice and a batch asks for one mailbox
     /// thousands of times (it was a twentieth of a decision). At most `settingsKept` kept.
-    private let settingsByMailbox = Mutex<[String: FactObject]>([:])
+    private let settingsByMailbox = Locked<[String: FactObject]>([:])
     private static let settingsKept = 256
 
     init(rules: [CompiledRule], lists: [String: CompiledList], orgSettings: [String: Value],

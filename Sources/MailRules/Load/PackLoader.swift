@@ -258,7 +258,8 @@ public struct PackLoader {
                 guard let base = buffer.baseAddress else { return }
                 do throws(PackReadError) {
                     while initialized < capacity {
-                        let count = try readSome(into: base + initialized, capacity - initialized)
+                        // At most 1 GiB a call: macOS refuses a read of more than INT_MAX bytes.
+                        let count = try readSome(into: base + initialized, min(capacity - initialized, 1 << 30))
                         if count == 0 { return }
                         initialized += count
                     }

@@ -154,6 +154,7 @@ extension SalesforceBackend: BatchActivityWriter {
                     results.append((entry.index, .success(SaveResult(id: id, created: false))))
                     return false
                 }
+                guard !pending.isEmpty else { return results }
                 guard attempt < configuration.attempts else { return results + pending.map { ($0.index, .failure(error.error)) } }
                 connection.backOff(after: attempt)
                 continue

@@ -254,11 +254,16 @@ extension SalesforceBackend {
     }
 
     /// The refusal that says nothing was written and the same save may succeed if sent again:
-    /// a locked row or an unavailable server, or a graph Salesforce did not process (more than
-    /// 14 graphs of the call failed: only `PROCESSING_HALTED`). nil when the refusal is for good.
+    /// every cause a locked row or an unavailable server, or a graph Salesforce did not process
+    /// (more than 14 graphs of the call failed: only `PROCESSING_HALTED`, none of them the
+    /// "Invalid reference specified" of a subrequest that named a missing one). nil when any
+    /// cause is for good: sending it again would be refused again.
     static func transientRefusal(_ refusals: [(object: String, error: SalesforceAPIError)]) -> (object: String, error: SalesforceAPIError)? {
         let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
-        return causes.first { SalesforceAPIError.transientCodes.contains($0.error.code) } ?? (causes.isEmpty ? refusals.first : nil)
+        if causes.isEmpty {
+            return refusals.contains { $0.error.message.hasPrefix("Invalid reference") } ? nil : refusals.first
+        }
+        return causes.allSatisfy { SalesforceAPIError.transientCodes.contains($0.error.code) } ? causes.first : nil
     }
 
     /// True when a composite answer refused a save for now with nothing written (see

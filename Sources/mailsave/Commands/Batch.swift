@@ -232,7 +232,8 @@ struct Batch: ParsableCommand {
     func decideAndSave(_ mailbox: MailboxSource, items: [MailboxItem], order: [Int], decider: MessageDecider,
                        session: SaveSession?, emit: (RenderedResult) throws -> Void, committed: () throws -> Void) throws {
         let name = mailbox.name
-        let pipeline = OrderedPipeline<MailboxItem, (MailboxItem, Result<ParsedItem, MailboxItemError>)>(jobs: jobs) { item in
+        // A short window: after Ctrl-C, what is already parsed is still decided and saved.
+        let pipeline = OrderedPipeline<MailboxItem, (MailboxItem, Result<ParsedItem, MailboxItemError>)>(jobs: jobs, window: jobs * 4) { item in
             (item, Self.parse(item, source: name))
         }
         defer { pipeline.close() }
