@@ -139,6 +139,24 @@ import Testing
         #expect(checked.phones > 1_000 && checked.websites > 200 && checked.names > 200, "\(checked)")
     }
 
+    @Test func closingsReadByBytesAsByCharacters() {
+        let words = BodyAnalyzer.closings.map { $0.uppercased() } + BodyAnalyzer.closings
+            + [",", ".", "!", "-", " ", "\t", "\u{0B}", "\u{0C}", "\u{1C}", "\u{1F}", "x", "Regards", "BEST", "thanks!!"]
+        var state: UInt64 = 9
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        var closings = 0
+        for _ in 0..<20_000 {
+            let line = Substring((0..<(1 + next() % 4)).map { _ in words[next() % words.count] }.joined())
+            let expected = BodyAnalyzer.isClosingByCharacters(line)
+            #expect(BodyAnalyzer.isClosing(line) == (line.utf8.count <= 40 && expected), "\(line.debugDescription)")
+            if expected { closings += 1 }
+        }
+        #expect(closings > 1_000)
+    }
+
     @Test func aLineThatIsNotASCIIIsReadByCharacters() {
         #expect(BodyAnalyzer.phones(in: "Téléphone : +33 1 23 45 67 89", senderDomain: "fabrikam.fr") == ["+33123456789"])
         #expect(BodyAnalyzer.website(in: "Site : www.fabrikam.fr — bienvenue") == "fabrikam.fr")

@@ -216,7 +216,7 @@ public enum BodyAnalyzer {
                 }
             }
             // "-- " keeps its trailing space: it is the signature delimiter (RFC 3676 4.3).
-            lines.append(raw.hasPrefix("-- ") && line == "--" ? "-- " : line)
+            lines.append(line == "--" && raw.hasPrefix("-- ") ? "-- " : line)
         }
         while lines.last?.isEmpty == true { lines.removeLast() }
         return lines
@@ -282,10 +282,25 @@ public enum BodyAnalyzer {
 
     static func isClosing(_ line: Substring) -> Bool {
         guard line.utf8.count <= 40 else { return false }
+        // An ASCII line by bytes: the same lower-casing, trailing ",.!-" and trimming.
+        if line.utf8.allSatisfy({ $0 < 0x80 }) {
+            var bytes = line.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }[...]
+            while let last = bytes.last, last == 0x2C || last == 0x2E || last == 0x21 || last == 0x2D { bytes.removeLast() }
+            func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
+            while let first = bytes.first, isSpace(first) { bytes.removeFirst() }
+            while let last = bytes.last, isSpace(last) { bytes.removeLast() }
+            return closingSet.contains(String(decoding: bytes, as: UTF8.self))
+        }
+        return isClosingByCharacters(line)
+    }
+
+    static func isClosingByCharacters(_ line: Substring) -> Bool {
         var lower = line.lowercased()
         while let last = lower.last, ",.!-–".contains(last) { lower.removeLast() }
-        return closings.contains(lower.trimmingSpaces())
+        return closingSet.contains(lower.trimmingSpaces())
     }
+
+    static let closingSet = Set(closings)
 
     static func isPlainText(_ line: String) -> Bool {
         // ASCII lines by bytes (one Character is one byte there), the same test.
