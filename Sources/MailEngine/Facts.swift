@@ -492,7 +492,7 @@ public struct FactsBuilder {
         func formatted(_ addresses: [Address]) -> Value {
             .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })
         }
-        let messageObject = try FactObject(FactsSchema.message, [
+        let messageObject = try FactObject(FactsSchema.message, fields: [
             "id": optional(message.messageID),
             "subject": .string(message.subject ?? ""),
             "date": optional(message.date?.iso8601),
@@ -514,7 +514,7 @@ public struct FactsBuilder {
             "has_body": .bool(!message.textBody.isEmpty),
         ])
         let people = try participants.map { participant -> Value in
-            .object(try FactObject(FactsSchema.participant, [
+            .object(try FactObject(FactsSchema.participant, fields: [
                 "address": .string(participant.address.normalized),
                 "name": .string(participant.address.name),
                 "domain": .string(participant.address.domain),
@@ -533,30 +533,30 @@ public struct FactsBuilder {
         }
         let mailboxUser = answers.users(email: mailbox).first?.id
         let strings = { (ids: [String]) in Value.list(ids.map(Value.string)) }
-        return try FactObject(FactsSchema.root, [
+        return try FactObject(FactsSchema.root, fields: [
             "message": .object(messageObject),
             "participants": .list(people),
-            "mailbox": .object(try FactObject(FactsSchema.mailbox, [
+            "mailbox": .object(try FactObject(FactsSchema.mailbox, fields: [
                 "address": .string(mailbox), "folder": .string(context.folder), "folder_role": .string(folderRole(context)),
                 "categories": .list(context.categories.map(Value.string)), "user": optional(mailboxUser),
             ])),
             "trigger": .string(context.trigger),
             "direction": .string(direction),
-            "related": .object(try FactObject(FactsSchema.related, [
+            "related": .object(try FactObject(FactsSchema.related, fields: [
                 "contacts": strings(related.contacts), "leads": strings(related.leads), "accounts": strings(related.accounts),
                 "opportunities": strings(related.opportunities), "cases": strings(related.cases),
                 "people": .int(related.contacts.count + related.leads.count),
                 "business": .int(related.accounts.count + related.opportunities.count + related.cases.count),
                 "body_references": .int(related.bodyReferences.count), "candidates": strings(related.bodyReferences),
             ])),
-            "thread": .object(try FactObject(FactsSchema.thread, [
+            "thread": .object(try FactObject(FactsSchema.thread, fields: [
                 "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),
                 "whole": .bool(context.wholeThread),
             ])),
-            "ledger": .object(try FactObject(FactsSchema.ledger, [
+            "ledger": .object(try FactObject(FactsSchema.ledger, fields: [
                 "saved": .bool(savedRecord != nil), "record": optional(savedRecord), "key": .string(MessageIDKey.ledgerKey(message)),
             ])),
-            "selection": .object(try FactObject(FactsSchema.selection, [
+            "selection": .object(try FactObject(FactsSchema.selection, fields: [
                 "who": .list(context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),
                 "what": optional(context.effectiveSelection.last { ["account", "opportunity", "case"].contains($0.kind) }?.id),
             ])),

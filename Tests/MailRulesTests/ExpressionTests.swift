@@ -221,3 +221,16 @@ import Testing
         #expect(diagnostic?.location.column == column)
     }
 }
+
+/// A decision builds its facts from literal pairs: the same object as from a dictionary, and
+/// the same refusal of a name its type does not have.
+@Suite struct FactObjectTests {
+    @Test func pairsBuildWhatADictionaryBuilds() throws {
+        let values: [String: Value] = ["address": .string("bob@fabrikam.com"), "role": .string("from"), "blocked": .bool(true), "contact": .string("003")]
+        let fromPairs = try FactObject(FactsSchema.participant, fields: ["address": .string("bob@fabrikam.com"), "role": .string("from"),
+                                                                           "blocked": .bool(true), "contact": .string("003")])
+        #expect(fromPairs == (try FactObject(FactsSchema.participant, values)))
+        #expect(fromPairs["lead"] == .absent && fromPairs["owner"] == .bool(false) && fromPairs["name"] == .string(""))
+        #expect(throws: FactError.self) { try FactObject(FactsSchema.participant, fields: ["adress": .string("x")]) }
+    }
+}

@@ -175,8 +175,9 @@ struct Batch: ParsableCommand {
         let name = mailbox.name
         let applying = apply
         let includeFolder = source.folderFromMaildir
+        let table = format == .table
         let pipeline = OrderedPipeline<MailboxItem, RenderedResult>(jobs: jobs) { item in
-            Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder)
+            Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder, table: table)
         }
         defer { pipeline.close() }
         while !Interruption.requested, let item = try mailbox.next() {
@@ -240,6 +241,7 @@ struct Batch: ParsableCommand {
         let reorder = ReorderBuffer()
         let applying = apply
         let includeFolder = source.folderFromMaildir
+        let table = format == .table
         var uncommitted: [RenderedResult] = []
         // A writer that saves in batches (Salesforce), behind an outbox: decided saves wait in
         // `batch` and go together; their lines wait with them (a line never claims a save that
@@ -252,7 +254,7 @@ struct Batch: ParsableCommand {
             for (entry, outcome) in pending {
                 let result: RenderedResult
                 switch outcome {
-                case .saved(let outcome): result = Self.render(entry.item, outcome, applying: applying, includeFolder: includeFolder)
+                case .saved(let outcome): result = Self.render(entry.item, outcome, applying: applying, includeFolder: includeFolder, table: table)
                 case .failed(let error): result = Self.failed(entry.item, error)
                 }
                 try reorder.add(result, emit: emit)
@@ -290,10 +292,10 @@ struct Batch: ParsableCommand {
                         var outcome = MessageDecider.Outcome(message: parsed.message, decision: decision, facts: facts)
                         // Not a save: what the ledger or the org already holds, as `run` says it.
                         outcome.saved = try folderDecider.save(decision, message: parsed.message, facts: facts)
-                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder, table: table)
                     } else {
                         let outcome = try folderDecider.run(parsed.message, bytes: parsed.bytes, name: place)
-                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder)
+                        result = Self.render(item, outcome, applying: applying, includeFolder: includeFolder, table: table)
                     }
                 } catch let failure as CommandFailure where failure.status == .badRules {
                     result = Self.failed(item, MailboxItemError(kind: "rule_budget", failure: failure))
@@ -332,14 +334,14 @@ struct Batch: ParsableCommand {
     }
 
     /// Parse, decide, render: the work of one job without --apply.
-    static func decide(_ item: MailboxItem, decider: MessageDecider, source: String, applying: Bool, includeFolder: Bool) -> RenderedResult {
+    static func decide(_ item: MailboxItem, decider: MessageDecider, source: String, applying: Bool, includeFolder: Bool, table: Bool) -> RenderedResult {
         switch parse(item, source: source) {
         case .failure(let error):
             return failed(item, error)
         case .success(let parsed):
             do {
                 return render(item, try decider.inFolder(item.folder).run(parsed.message, bytes: parsed.bytes, name: item.position.place(in: source)), applying: applying,
-                              includeFolder: includeFolder)
+                              includeFolder: includeFolder, table: table)
             } catch let failure as CommandFailure {
                 return failed(item, MailboxItemError(kind: failure.status == .badRules ? "rule_budget" : "failed", failure: failure))
             } catch {
@@ -357,7 +359,8 @@ struct Batch: ParsableCommand {
         return RenderedResult(index: item.index, line: json.serialized(pretty: false), error: error, bytesRead: item.bytesRead)
     }
 
-    static func render(_ item: MailboxItem, _ outcome: MessageDecider.Outcome, applying: Bool, includeFolder: Bool) -> RenderedResult {
+    /// `table`: the table's row is made too (`--format table`); JSON Lines need only the line.
+    static func render(_ item: MailboxItem, _ outcome: MessageDecider.Outcome, applying: Bool, includeFolder: Bool, table: Bool) -> RenderedResult {
         var json = outcome.json(applying: applying)
         if case .object(let members) = json {
             json = .object([("position", item.position.json)] + (includeFolder ? [("folder", .string(item.folder))] : []) + members)
@@ -367,6 +370,7 @@ struct Batch: ParsableCommand {
                                     rule: decision.reasons.first?.rule, linkKind: decision.verdict == .save ? BatchSummary.linkKind(decision) : nil,
                                     saved: outcome.parked != nil ? .parked : outcome.saved.map { $0.created ? .created : .alreadySaved },
                                     error: nil, bytesRead: item.bytesRead)
+        guard table else { return result }
         var row = DecisionText.row(file: item.position.short, decision)
         if applying { row.insert(outcome.savedCell, at: row.count - 1) }
         result.table = row
