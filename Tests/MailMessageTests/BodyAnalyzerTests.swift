@@ -89,17 +89,6 @@ import Testing
 /// The signature reader takes ASCII lines by bytes and other lines by Characters: on ASCII
 /// lines both must say the same, since the byte path exists only for speed.
 @Suite struct SignatureByteReadingTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Signature-like ASCII lines: numbers, punctuation of phone numbers, hosts, schemes,
     /// names and words of titles and companies, glued in random orders.
     static func lines(count: Int, seed: UInt64) -> [String] {
@@ -108,9 +97,9 @@ import Testing
                       "fabrikam", "Fabrikam", ".com", ".co.uk", ".io", ".xyz", ".de", "example", "e.g.", "Mr.Smith", "<", ">", "[", "]", ",", ";",
                       "Bob", "Buyer", "Jean-Luc", "O'Neil", "Ltd", "Inc.", "GmbH", "Head", "of", "Sales", "Director", "a", "Z", "x", "?", "#", "_",
                       "\r", "HTTP://", "WWW.", "Web:", "12345678901234567", "00", "+1 (555) 010-0199"]
-        var generator = SplitMix(state: seed)
+        var generator = RobustnessTests.SplitMix(state: seed)
         return (0..<count).map { _ in
-            (0..<Int.random(in: 1...14, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            (0..<(1 + generator.below(14))).map { _ in pieces[generator.below(pieces.count)] }.joined()
         }
     }
 
