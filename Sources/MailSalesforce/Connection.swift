@@ -239,7 +239,10 @@ final class SalesforceConnection: @unchecked Sendable {
     }
 
     /// Keeps what describe said with the current token (and in its cache file); nothing when
-    /// there is no token (the fact is then asked again).
+    /// there is no token (the fact is then asked again). The file is written only while it
+    /// still holds this token: another process may have logged in since and cached a newer
+    /// one, which must not be replaced by this older one (that would cost it a login; leaving
+    /// the facts out costs one describe).
     func rememberTaskField(_ field: String, _ facts: FieldFacts) {
         let updated: AccessToken? = lock.withLock {
             guard var current = token else { return nil }
@@ -247,7 +250,8 @@ final class SalesforceConnection: @unchecked Sendable {
             token = current
             return current
         }
-        if let updated { cache?.store(updated) }
+        guard let updated, let cache else { return }
+        if (cache.load()?.accessToken ?? updated.accessToken) == updated.accessToken { cache.store(updated) }
     }
 
     private func dropToken(_ stale: AccessToken) {

@@ -442,6 +442,28 @@ import Testing
         #expect(second.statistics.logins == 0)
     }
 
+    /// Describe's facts are cached with the token they came with, never over a newer token
+    /// another process cached since.
+    @Test func describeFactsNeverReplaceANewerCachedToken() throws {
+        let server = try seeded()
+        let older = try server.backend("jwt", cache: true)
+        _ = try older.resolve(LookupPlan()) // logs in: the cache holds its token
+        let cache = try #require(older.connection.cache)
+        let olderToken = try #require(cache.load()?.accessToken)
+        // Another process logs in afresh (the cache entry gone) and caches a newer token.
+        cache.remove()
+        let newer = try server.backend("jwt", cache: true)
+        _ = try newer.resolve(LookupPlan())
+        let newerToken = try #require(cache.load()?.accessToken)
+        #expect(newerToken != olderToken)
+        older.connection.rememberTaskField("Email_Message_ID__c", FieldFacts(unique: true, caseSensitive: true))
+        #expect(cache.load()?.accessToken == newerToken, "the older token's facts did not replace the newer token")
+        // With its own token still cached, a process keeps the facts with it.
+        newer.connection.rememberTaskField("Email_Message_ID__c", FieldFacts(unique: true, caseSensitive: false))
+        #expect(cache.load()?.accessToken == newerToken)
+        #expect(cache.load()?.taskFields?["email_message_id__c"] == FieldFacts(unique: true, caseSensitive: false))
+    }
+
     @Test func aTaskSaveWhoseAnswerIsLostIsLookedForNotSentAgain() throws {
         let server = try seeded()
         let backend = try server.backend()
