@@ -1,4 +1,4 @@
-import MailMessage
+@testable import MailMessage
 import Testing
 
 @Suite struct EncodedWordTests {
@@ -150,5 +150,24 @@ import Testing
         let decoded = Charset.decode([0x63, 0x61, 0x66, 0xE9], label: "fakescii-7")
         #expect(decoded.text == "café")
         #expect(decoded.problem?.contains("fakescii-7") == true)
+    }
+}
+
+/// Date headers of ASCII are split by bytes: the same words as the Character reading.
+@Suite struct DateTokenTests {
+    @Test func asciiDatesSplitAsByCharacters() {
+        let pieces = ["Mon", "Tue,", "1", "01", "31", "Jan", "jan", "FEB", "2024", "99", "10:00", "10:00:59", "10:00:59.5", "+0100", "-0830",
+                      "GMT", "UT", "EST", "(", ")", "(comment)", "((nested) x)", ",", " ", "  ", "\t", "\n", "Z", "a", "-", "+", ":"]
+        var generator = RobustnessTests.SplitMix(state: 11)
+        var dated = 0
+        for _ in 0..<20_000 {
+            let text = (0..<(1 + generator.below(10))).map { _ in pieces[generator.below(pieces.count)] }.joined(separator: generator.below(3) == 0 ? "" : " ")
+            #expect(DateParser.tokensOfASCII(text) == DateParser.tokensByCharacters(text), "\(text.debugDescription)")
+            if DateParser.parse(text).date != nil { dated += 1 }
+        }
+        #expect(dated > 500, "\(dated)")
+        // Text with a CR keeps the Character reading, where "\r\n" is one Character and no
+        // separator: bytes would split there.
+        #expect(DateParser.tokensByCharacters("1 Jan 2024\r\n 10:00") == ["1", "Jan", "2024\r\n", "10:00"])
     }
 }

@@ -81,14 +81,9 @@ public struct MailDate: Sendable, Equatable {
 /// (asctime, ISO 8601, missing zone).
 public enum DateParser {
     public static func parse(_ text: String) -> (date: MailDate?, problem: String?) {
-        var cleaned = ""
-        var depth = 0
-        for character in text {
-            if character == "(" { depth += 1; continue }
-            if character == ")" { depth = max(0, depth - 1); continue }
-            if depth == 0 { cleaned.append(character == "," ? " " : character) }
-        }
-        let tokens = cleaned.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).map(String.init)
+        // ASCII without CR (every date header, unfolded) is one byte a Character: split by bytes,
+        // with the same result (`DateTokenTests`) at a fraction of the cost.
+        let tokens = text.utf8.allSatisfy({ $0 < 0x80 && $0 != 0x0D }) ? tokensOfASCII(text) : tokensByCharacters(text)
         if tokens.count == 1, let iso = parseISO(tokens[0]) { return (iso, nil) }
 
         var day: Int?, month: Int?, year: Int?
@@ -155,6 +150,37 @@ public enum DateParser {
         let days = daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day))
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(zone * 60)
         return (MailDate(secondsSinceEpoch: seconds, offsetMinutes: zone), problem)
+    }
+
+    /// The words of a date, comments (parenthesised, nested) and commas left out.
+    static func tokensByCharacters(_ text: String) -> [String] {
+        var cleaned = ""
+        var depth = 0
+        for character in text {
+            if character == "(" { depth += 1; continue }
+            if character == ")" { depth = max(0, depth - 1); continue }
+            if depth == 0 { cleaned.append(character == "," ? " " : character) }
+        }
+        return cleaned.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).map(String.init)
+    }
+
+    /// `tokensByCharacters` for ASCII text without CR, by bytes.
+    static func tokensOfASCII(_ text: String) -> [String] {
+        var tokens: [String] = []
+        var current: [UInt8] = []
+        var depth = 0
+        func finish() {
+            if !current.isEmpty { tokens.append(String(decoding: current, as: UTF8.self)) }
+            current.removeAll(keepingCapacity: true)
+        }
+        for byte in text.utf8 {
+            if byte == 0x28 { depth += 1; continue } // (
+            if byte == 0x29 { depth = max(0, depth - 1); continue } // )
+            guard depth == 0 else { continue }
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x2C { finish() } else { current.append(byte) }
+        }
+        finish()
+        return tokens
     }
 
     /// Years a date may name; anything else is a defect ("date out of range").
