@@ -74,9 +74,12 @@ public enum BodyAnalyzer {
 
     static func findEmails(in bytes: UnsafeBufferPointer<UInt8>) -> [String] {
         var found: [String] = []
+        guard let base = bytes.baseAddress else { return [] }
         var index = 0
         while index < bytes.count {
-            guard bytes[index] == 0x40 else { index += 1; continue }
+            // The next "@" by memchr: most of a body has none.
+            guard let hit = memchr(base + index, 0x40, bytes.count - index) else { break }
+            index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
             var start = index
             while start > 0 && isLocalCharacter(bytes[start - 1]) { start -= 1 }
             while start < index && (bytes[start] == 0x2E || bytes[start] == 0x27) { start += 1 }
