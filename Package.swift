@@ -58,19 +58,21 @@ let package = Package(
         .executableTarget(name: "mailsave-bench", dependencies: ["MailMessage", "MailRules", "MailEngine", "MailStore"]),
         // How time grows with input, shared by the linear-time tests of the parsers and the linter.
         .target(name: "ScalingCheck", path: "Tests/ScalingCheck"),
+        // The shipped pack and sample messages, for the test targets that decide with them.
+        .target(name: "ShippedFixtures", dependencies: ["MailRules", "MailMessage"], path: "Tests/ShippedFixtures"),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage", "ScalingCheck"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules", "ScalingCheck"], exclude: ["Reference"]),
-        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine", "ShippedFixtures"], exclude: ["Fixtures"]),
         // The Salesforce-compatible test server (Tests/FakeSalesforce) started from Swift tests:
         // shared by the backend's tests and the command line's. Used by tests only.
-        .target(name: "SalesforceTestServer", dependencies: ["MailSalesforce", "MailEngine", "MailRules",
+        .target(name: "SalesforceTestServer", dependencies: ["MailSalesforce", "MailEngine", "MailRules", "ShippedFixtures",
                                                              .product(name: "_CryptoExtras", package: "swift-crypto")],
                 path: "Tests/SalesforceTestServer"),
-        .testTarget(name: "MailSalesforceTests", dependencies: ["MailSalesforce", "SalesforceTestServer", "MailEngine", "MailRules", "MailMessage",
+        .testTarget(name: "MailSalesforceTests", dependencies: ["MailSalesforce", "SalesforceTestServer", "MailEngine", "MailRules", "MailMessage", "ShippedFixtures",
                                                                 .product(name: "Yams", package: "Yams"),
                                                                 .product(name: "Crypto", package: "swift-crypto"),
                                                                 .product(name: "_CryptoExtras", package: "swift-crypto")]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "ShippedFixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", "SalesforceTestServer", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Reference"]),

@@ -3,6 +3,7 @@ import Foundation
 import MailMessage
 import MailRules
 import Testing
+import ShippedFixtures
 
 /// The Account of an unknown sender by the other Contacts of its domain, before the website
 /// match (the Salesforce issue "Accounts by website").

@@ -3,15 +3,9 @@ import Foundation
 import MailMessage
 import MailRules
 import Testing
+import ShippedFixtures
 
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-func shippedPack() throws -> RulePack {
-    switch try Linter.load(packageRoot.appendingPathComponent("rules").path) {
-    case .success(let pack): return pack
-    case .failure(let result): throw result
-    }
-}
 
 func message(_ text: String) throws -> Message { try MessageParser.parse(Array(text.utf8)) }
 

@@ -3,6 +3,7 @@ import Foundation
 import MailMessage
 import MailRules
 import Testing
+import ShippedFixtures
 
 /// Issue 9, "What the engine gets wrong": the behaviour that lives in Swift (the rule pack's
 /// part is in rules/tests/).

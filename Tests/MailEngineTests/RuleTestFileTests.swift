@@ -2,6 +2,7 @@ import Foundation
 @testable import MailEngine
 import MailRules
 import Testing
+import ShippedFixtures
 
 /// Rule test files: `schemas/rule-test.schema.json` and the loader accept the same files.
 @Suite struct RuleTestFileTests {

@@ -5,6 +5,7 @@ import MailRules
 @testable import MailSalesforce
 import SalesforceTestServer
 import Testing
+import ShippedFixtures
 
 /// The backend against the fake Salesforce server (Tests/FakeSalesforce), over real HTTP.
 @Suite struct SalesforceServerTests {

@@ -6,17 +6,9 @@ import MailRules
 import SalesforceTestServer
 import Testing
 import Yams
+import ShippedFixtures
 
-func shippedPack() throws -> RulePack {
-    switch try Linter.load(packageRoot.appendingPathComponent("rules").path) {
-    case .success(let pack): return pack
-    case .failure(let result): throw result
-    }
-}
 
-func sampleMessage(_ name: String) throws -> Message {
-    try MessageParser.parse(Array(try Data(contentsOf: packageRoot.appendingPathComponent("examples/messages/" + name))))
-}
 
 func parse(_ text: String) throws -> Message { try MessageParser.parse(Array(text.utf8)) }
 

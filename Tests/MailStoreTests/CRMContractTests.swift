@@ -4,6 +4,7 @@ import MailMessage
 import MailRules
 import MailStore
 import Testing
+import ShippedFixtures
 
 /// The CRM contract at the engine's boundary: every backend gives the same `CRMAnswers` to the
 /// same `LookupPlan`, a decision asks its backend once, and the facts come from the answers

@@ -5,6 +5,7 @@ import MailMessage
 import MailRules
 @testable import MailStore
 import Testing
+import ShippedFixtures
 
 /// The Account by the Contacts of a domain in the store: the same answers as the CSV
 /// directory, an index seek whatever the size, and old stores upgraded.

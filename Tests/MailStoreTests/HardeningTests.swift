@@ -5,6 +5,7 @@ import MailMessage
 import MailRules
 @testable import MailStore
 import Testing
+import ShippedFixtures
 
 /// A fresh, existing folder under the test run's temporary folder.
 func temporaryFolder() throws -> URL {

@@ -5,6 +5,7 @@ import MailMessage
 import MailRules
 @testable import MailStore
 import Testing
+import ShippedFixtures
 
 /// Group commit (`SaveSession`): a group is saved whole or not at all, and saves what
 /// message-by-message saving saves.

@@ -4,8 +4,8 @@ import MailMessage
 import MailRules
 @testable import MailStore
 import Testing
+import ShippedFixtures
 
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The sample CRM's records, read from examples/crm.
 func sampleRecords() throws -> [CRMRecord] {
@@ -31,16 +31,7 @@ let storeRoot: URL = {
     return root
 }()
 
-func shippedPack() throws -> RulePack {
-    switch try Linter.load(packageRoot.appendingPathComponent("rules").path) {
-    case .success(let pack): return pack
-    case .failure(let result): throw result
-    }
-}
 
-func sampleMessage(_ name: String) throws -> Message {
-    try MessageParser.parse(Array(try Data(contentsOf: packageRoot.appendingPathComponent("examples/messages/" + name))))
-}
 
 /// The CRM protocol's contract: every backend answers these the same way.
 @Suite struct CRMDirectoryContractTests {

@@ -4,9 +4,9 @@ import MailMessage
 import MailRules
 import MailSalesforce
 import _CryptoExtras
+import ShippedFixtures
 
 /// The package folder (this file is Tests/SalesforceTestServer/FakeServer.swift).
-public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// Every test process sends its HTTP through a proxy that does not exist, except to the
 /// loopback test server: libcurl must read the proxy variables, and honour NO_PROXY.
