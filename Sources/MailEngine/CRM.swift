@@ -241,11 +241,11 @@ public enum MessageIDKey {
         // By Characters, as ever: ledgers hold keys made this way (an "@" with a combining
         // mark is not a separator). An ASCII id has no combining mark: its bytes say the same,
         // at a tenth of the cost.
-        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+        if text.isASCII {
             guard let at = text.utf8.lastIndex(of: 0x40) else { return text }
             let domain = text.utf8[text.utf8.index(after: at)...]
             guard domain.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return text }
-            return String(text[..<at]) + "@" + String(decoding: domain.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            return String(text[..<at]) + "@" + String(decoding: domain.map(\.asciiLowercased), as: UTF8.self)
         }
         guard let at = text.lastIndex(of: "@") else { return text }
         return String(text[..<at]) + "@" + text[text.index(after: at)...].lowercased()

@@ -74,12 +74,9 @@ public enum BodyAnalyzer {
 
     static func findEmails(in bytes: UnsafeBufferPointer<UInt8>) -> [String] {
         var found: [String] = []
-        guard let base = bytes.baseAddress else { return [] }
-        var index = 0
-        while index < bytes.count {
-            // The next "@" by memchr: most of a body has none.
-            guard let hit = memchr(base + index, 0x40, bytes.count - index) else { break }
-            index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        var position = 0
+        // From "@" to "@": most of a body has none.
+        while let index = bytes.firstIndex(ofByte: 0x40, from: position) {
             var start = index
             while start > 0 && isLocalCharacter(bytes[start - 1]) { start -= 1 }
             while start < index && (bytes[start] == 0x2E || bytes[start] == 0x27) { start += 1 }
@@ -92,7 +89,7 @@ public enum BodyAnalyzer {
             if !local.isEmpty, labels.count >= 2, let tld = labels.last, tld.count >= 2, tld.allSatisfy({ $0.isLetter }) {
                 found.append(local + "@" + domain)
             }
-            index = max(end, index + 1)
+            position = max(end, index + 1)
         }
         return found
     }
@@ -185,10 +182,8 @@ public enum BodyAnalyzer {
         // a third of this function); "\n" is ASCII, so each end is a Character boundary.
         let newlines: [Int] = utf8.withContiguousStorageIfAvailable { bytes in
             var found: [Int] = []
-            guard let base = bytes.baseAddress else { return found }
             var offset = 0
-            while offset < min(bytes.count, budget + 1), let hit = memchr(base + offset, 0x0A, bytes.count - offset) {
-                let position = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            while offset <= budget, let position = bytes.firstIndex(ofByte: 0x0A, from: offset) {
                 found.append(position)
                 offset = position + 1
             }
@@ -286,8 +281,8 @@ public enum BodyAnalyzer {
     static func isClosing(_ line: Substring) -> Bool {
         guard line.utf8.count <= 40 else { return false }
         // An ASCII line by bytes: the same lower-casing, trailing ",.!-" and trimming.
-        if line.utf8.allSatisfy({ $0 < 0x80 }) {
-            var bytes = line.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }[...]
+        if line.isASCII {
+            var bytes = line.utf8.map(\.asciiLowercased)[...]
             while let last = bytes.last, last == 0x2C || last == 0x2E || last == 0x21 || last == 0x2D { bytes.removeLast() }
             func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
             while let first = bytes.first, isSpace(first) { bytes.removeFirst() }
@@ -307,7 +302,7 @@ public enum BodyAnalyzer {
 
     static func isPlainText(_ line: String) -> Bool {
         // ASCII lines by bytes (one Character is one byte there), the same test.
-        if line.utf8.allSatisfy({ $0 < 0x80 }) {
+        if line.isASCII {
             return line.utf8.count <= 80 && !line.utf8.contains { $0 == 0x40 || $0 == 0x3A || ($0 >= 0x30 && $0 <= 0x39) }
                 && website(in: line) == nil
         }
@@ -321,7 +316,7 @@ public enum BodyAnalyzer {
 
     static func looksLikeName(_ line: String) -> Bool {
         guard isPlainText(line), line.count <= 40 else { return false }
-        if line.utf8.allSatisfy({ $0 < 0x80 }) {
+        if line.isASCII {
             let words = line.utf8.split(separator: 0x20)
             guard (1...4).contains(words.count) else { return false }
             guard words.allSatisfy({ word in
@@ -363,14 +358,13 @@ public enum BodyAnalyzer {
         guard line.utf8.contains(0x2E) else { return nil }
         // Most signature lines are ASCII: read by bytes, they cost a tenth of reading by
         // Characters, with the same result (`SignatureTests` compares the two).
-        guard line.utf8.allSatisfy({ $0 < 0x80 }) else { return websiteByCharacters(in: line) }
+        guard line.isASCII else { return websiteByCharacters(in: line) }
         var line = line
         return line.withUTF8 { websiteInASCII($0) }
     }
 
     /// `website(in:)` over an ASCII line's bytes.
     static func websiteInASCII(_ line: UnsafeBufferPointer<UInt8>) -> String? {
-        func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
         func isLetter(_ byte: UInt8) -> Bool { byte >= 0x61 && byte <= 0x7A }
         func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
         func hasPrefix(_ word: ArraySlice<UInt8>, _ prefix: StaticString) -> Bool {
@@ -384,7 +378,7 @@ public enum BodyAnalyzer {
             defer { start = end + 1 }
             let token = UnsafeBufferPointer(rebasing: line[start..<end])
             guard !token.isEmpty, token.contains(0x2E), !token.contains(0x40) else { continue }
-            var word = ArraySlice(token.map(lower))
+            var word = ArraySlice(token.map(\.asciiLowercased))
             while let last = word.last, [0x2E, 0x2C, 0x3B, 0x3A, 0x29, 0x5D, 0x3E].contains(last) { word.removeLast() } // .,;:)]>
             while let first = word.first, [0x28, 0x3C, 0x5B].contains(first) { word.removeFirst() } // (<[
             if hasPrefix(word, "web:") { word.removeFirst(4) }
@@ -444,16 +438,15 @@ public enum BodyAnalyzer {
         // Characters (which was a quarter of the signature's time).
         guard line.utf8.lazy.filter({ $0 >= 0x30 && $0 <= 0x39 }).count >= 7 else { return [] }
         // An ASCII line is read by bytes, with the same result (`SignatureTests` compares them).
-        guard line.utf8.allSatisfy({ $0 < 0x80 }) else { return phonesByCharacters(in: line, senderDomain: senderDomain) }
+        guard line.isASCII else { return phonesByCharacters(in: line, senderDomain: senderDomain) }
         var line = line
         return line.withUTF8 { phonesInASCII($0, senderDomain: senderDomain) }
     }
 
     /// `phones(in:senderDomain:)` over an ASCII line's bytes.
     static func phonesInASCII(_ line: UnsafeBufferPointer<UInt8>, senderDomain: String?) -> [String] {
-        func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
-        if line.count >= 3, lower(line[0]) == 0x66, lower(line[1]) == 0x61, lower(line[2]) == 0x78 { return [] } // fax
-        if line.count >= 2, lower(line[0]) == 0x66, line[1] == 0x3A || line[1] == 0x2E { return [] } // f: f.
+        if line.count >= 3, line[0].asciiLowercased == 0x66, line[1].asciiLowercased == 0x61, line[2].asciiLowercased == 0x78 { return [] } // fax
+        if line.count >= 2, line[0].asciiLowercased == 0x66, line[1] == 0x3A || line[1] == 0x2E { return [] } // f: f.
         var results: [String] = []
         var current: [UInt8] = []
         var digitCount = 0
@@ -468,7 +461,7 @@ public enum BodyAnalyzer {
         for byte in line {
             if byte >= 0x30 && byte <= 0x39 {
                 // Digits glued to letters (a postcode like "SW1A", a version "v2") are not a phone.
-                if current.isEmpty && lower(previous) >= 0x61 && lower(previous) <= 0x7A { previous = byte; continue }
+                if current.isEmpty && previous.asciiLowercased >= 0x61 && previous.asciiLowercased <= 0x7A { previous = byte; continue }
                 current.append(byte)
                 digitCount += 1
             } else if [0x2B, 0x28, 0x29, 0x2D, 0x2E, 0x20, 0x2F].contains(byte) && (!current.isEmpty || byte == 0x2B || byte == 0x28) { // +()-. /

@@ -260,23 +260,15 @@ func trimWhitespace(_ value: inout [UInt8]) {
     if start > 0 || end < value.count { value = Array(value[start..<end]) }
 }
 
-/// The index of the next LF in `buffer[start..<end]`, or `end`; memchr, as this is the
-/// parser's innermost loop.
+/// The index of the next LF in `buffer[start..<end]`, or `end` (memchr: this is the parser's
+/// innermost loop).
 @inline(__always)
 func lineFeed(in buffer: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
-    guard start < end, let base = buffer.baseAddress else { return end }
-    guard let found = memchr(base + start, 0x0A, end - start) else { return end }
-    return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+    buffer.firstIndex(ofByte: 0x0A, from: start, to: end) ?? end
 }
 
 /// ASCII lower-casing without Unicode tables: header names and MIME tokens are ASCII.
 func asciiLowercased(_ text: String) -> String {
     if !text.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) { return text }
-    var utf8 = Array(text.utf8)
-    var changed = false
-    for index in utf8.indices where utf8[index] >= 0x41 && utf8[index] <= 0x5A {
-        utf8[index] |= 0x20
-        changed = true
-    }
-    return changed ? String(decoding: utf8, as: UTF8.self) : text
+    return String(decoding: text.utf8.map(\.asciiLowercased), as: UTF8.self)
 }

@@ -49,23 +49,26 @@ public final class FactObject: Sendable, Equatable {
     /// (absent, false, 0, "" or []). An unknown name or a value of the wrong shape is a
     /// programming error in the caller, reported rather than trapped.
     public init(_ type: ObjectType, _ values: [String: Value] = [:]) throws(FactError) {
-        for name in values.keys where type.index(of: name) == nil {
-            throw FactError(message: "\(type.name) has no field '\(name)'")
-        }
         self.type = type
-        self.fields = type.fields.map { field in values[field.name] ?? Self.empty(field.type) }
+        self.fields = try Self.fields(of: type, values)
     }
 
-    /// The same from literal pairs, as a decision builds its facts: each name is looked up
-    /// once and no dictionary is built (that was a tenth of building the facts).
+    /// The same from literal pairs, as a decision builds its facts: no dictionary is built
+    /// (that was a tenth of building the facts).
     public init(_ type: ObjectType, fields pairs: KeyValuePairs<String, Value>) throws(FactError) {
+        self.type = type
+        self.fields = try Self.fields(of: type, pairs)
+    }
+
+    /// The values in the type's field order, each name looked up once.
+    private static func fields<Entries: Sequence>(of type: ObjectType, _ entries: Entries) throws(FactError) -> [Value]
+        where Entries.Element == (key: String, value: Value) {
         var values = [Value?](repeating: nil, count: type.fields.count)
-        for (name, value) in pairs {
+        for (name, value) in entries {
             guard let index = type.index(of: name) else { throw FactError(message: "\(type.name) has no field '\(name)'") }
             values[index] = value
         }
-        self.type = type
-        self.fields = zip(type.fields, values).map { field, value in value ?? Self.empty(field.type) }
+        return zip(type.fields, values).map { field, value in value ?? empty(field.type) }
     }
 
     /// Every field at its type's empty value.
@@ -150,7 +153,7 @@ public final class CompiledList: Sendable {
             return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
         case .folders:
             if value.utf8.allSatisfy({ $0 < 0x80 }) {
-                var bytes = value.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }[...]
+                var bytes = value.utf8.map(\.asciiLowercased)[...]
                 while bytes.first == 0x2F { bytes = bytes.dropFirst() }
                 while bytes.last == 0x2F { bytes = bytes.dropLast() }
                 return String(decoding: bytes, as: UTF8.self)
@@ -179,7 +182,7 @@ public final class CompiledList: Sendable {
         let found = value.utf8.withContiguousStorageIfAvailable(qualifies) ?? Array(value.utf8).withUnsafeBufferPointer(qualifies)
         guard found.ascii else { return nil }
         guard found.upper else { return value }
-        return String(decoding: value.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        return String(decoding: value.utf8.map(\.asciiLowercased), as: UTF8.self)
     }
 
     public func contains(_ value: String) -> Bool { match(value) != nil }
