@@ -155,9 +155,8 @@ public struct FactsBuilder {
     /// `Engine.facts`, which calls both for the same message and mailbox.
     struct MessageReading {
         var participants: [ParticipantFacts]
-        var threadText: String
-        /// The thread tokens and Case numbers of `threadText`: `plan` asks the CRM for them and
-        /// `build` links the Case they name, from one scan of the text.
+        /// The thread tokens and Case numbers of the `threadText`: `plan` asks the CRM for them
+        /// and `build` links the Case they name, from one scan of the text.
         var threadTokens: [String]
         var caseNumbers: [String]
     }
@@ -165,7 +164,7 @@ public struct FactsBuilder {
 
     func read(_ message: Message, context: ProcessContext) -> MessageReading {
         let text = Self.threadText(message)
-        return MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)), threadText: text,
+        return MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)),
                               threadTokens: ThreadReferences.threadTokens(in: text), caseNumbers: ThreadReferences.caseNumbers(in: text))
     }
 
@@ -175,8 +174,9 @@ public struct FactsBuilder {
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let freeMail = pack.list(setting: "free_mail_domains")
         for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
-        let participants = reading?.participants ?? self.participants(message, mailbox: mailbox)
-        for participant in participants where !participant.blocked {
+        // Read once for plan and build when the engine set `reading`, else here.
+        let reading = self.reading ?? read(message, context: context)
+        for participant in reading.participants where !participant.blocked {
             plan.ask(participant.address.normalized, in: \.addresses)
             // Free mail is never matched to an Account by domain; internal participants are
             // blocked, so the org's own domains never are either.
@@ -185,9 +185,8 @@ public struct FactsBuilder {
                 plan.ask(contactDomain: participant.address.domain, for: participant.address.normalized)
             }
         }
-        let text = reading?.threadText ?? Self.threadText(message)
-        for token in reading?.threadTokens ?? ThreadReferences.threadTokens(in: text) { plan.ask(token, in: \.recordIDs) }
-        for number in reading?.caseNumbers ?? ThreadReferences.caseNumbers(in: text) { plan.ask(number, in: \.caseNumbers) }
+        for token in reading.threadTokens { plan.ask(token, in: \.recordIDs) }
+        for number in reading.caseNumbers { plan.ask(number, in: \.caseNumbers) }
         for id in message.inReplyTo + message.references.reversed() { plan.ask(MessageIDKey.normalize(id), in: \.messageIdentifiers) }
         for link in message.bodyLinks {
             if let id = ThreadReferences.recordID(inLink: link) { plan.ask(id, in: \.recordIDs) }
@@ -197,7 +196,7 @@ public struct FactsBuilder {
             let domain = String(key.split(separator: "@").last ?? "")
             if blockStatus(address: key, domain: domain, mailbox: mailbox) == nil { plan.ask(key, in: \.addresses) }
         }
-        if let signature = message.signature, let sender = participants.first(where: { $0.role == "from" }), !sender.blocked {
+        if let signature = message.signature, let sender = reading.participants.first(where: { $0.role == "from" }), !sender.blocked {
             for phone in signature.phones where phone.hasPrefix("+") { plan.ask(phone, in: \.phones) }
             if let website = signature.website.flatMap({ CRMDirectoryKeys.domain(ofWebsite: $0) }), !(freeMail?.contains(website) ?? false),
                blockStatus(address: "", domain: website, mailbox: mailbox) == nil {
@@ -241,7 +240,8 @@ public struct FactsBuilder {
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let freeMail = pack.list(setting: "free_mail_domains")
         try validateSelection(context)
-        var participants = reading?.participants ?? self.participants(message, mailbox: mailbox)
+        let reading = self.reading ?? read(message, context: context)
+        var participants = reading.participants
 
         // The related-record search, over every participant that is neither internal nor blocked.
         var related = RelatedRecords()
@@ -297,9 +297,7 @@ public struct FactsBuilder {
 
         // The thread: a Case named in subject or body, and the Magic Anchor.
         var threadCase: String?
-        let text = reading?.threadText ?? Self.threadText(message)
-        if let found = ThreadReferences.caseRecord(tokens: reading?.threadTokens ?? ThreadReferences.threadTokens(in: text),
-                                                   numbers: reading?.caseNumbers ?? ThreadReferences.caseNumbers(in: text), answers: answers) {
+        if let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
             threadCase = found.id
             if !related.cases.contains(found.id) { related.cases.append(found.id) }
         }

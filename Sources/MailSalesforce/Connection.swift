@@ -172,8 +172,7 @@ final class SalesforceConnection: @unchecked Sendable {
         guard attempt < configuration.attempts else {
             throw failure(.retryable, "\(reason) (gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"))")
         }
-        lock.withLock { stats.retries += 1 }
-        sleep(Self.backoff(attempt: attempt, random: random()))
+        backOff(after: attempt)
     }
 
     /// Counts a retry a caller makes itself (a batch's saves sent again) and waits the same

@@ -195,7 +195,6 @@ extension SalesforceBackend: BatchActivityWriter {
     private func collectionResults(_ response: JSON, _ entries: [BatchEntry]) -> [Answer] {
         guard let answers = response.array, answers.count == entries.count else {
             return checkedAfterAnUnclearAnswer(entries, "Salesforce answered the saves with \(response.array?.count ?? 0) results for \(entries.count) records")
-                .map { Answer(index: $0.0, result: $0.1) }
         }
         var results: [Answer] = []
         for (entry, answer) in zip(entries, answers) {
@@ -224,7 +223,6 @@ extension SalesforceBackend: BatchActivityWriter {
             results.append(answered(.object(["compositeResponse": inner]), entry))
         }
         return results + checkedAfterAnUnclearAnswer(unclear, "Salesforce's answer to the saves left out \(unclear.count) of them")
-            .map { Answer(index: $0.0, result: $0.1) }
     }
 
     private func answered(_ composite: JSON, _ entry: BatchEntry) -> Answer {
@@ -238,17 +236,17 @@ extension SalesforceBackend: BatchActivityWriter {
 
     /// Saves an answer does not account for: looked for; those not found are retried later
     /// (never resent now, since they may exist).
-    private func checkedAfterAnUnclearAnswer(_ entries: [BatchEntry], _ reason: String) -> [(Int, Result<SaveResult, CRMError>)] {
+    private func checkedAfterAnUnclearAnswer(_ entries: [BatchEntry], _ reason: String) -> [Answer] {
         guard !entries.isEmpty else { return [] }
         let found: [String: String]
         do {
             found = try existing(keys: entries.map(\.key), taskField: taskMessageIDField())
         } catch {
-            return entries.map { ($0.index, .failure(CRMError(.retryable, "\(reason); \(error.message)"))) }
+            return entries.map { Answer(index: $0.index, result: .failure(CRMError(.retryable, "\(reason); \(error.message)"))) }
         }
         return entries.map { entry in
-            if let id = found[MessageIDKey.normalize(entry.key)] { return (entry.index, .success(SaveResult(id: id, created: false))) }
-            return (entry.index, .failure(CRMError(.retryable, "\(reason); it is looked for before the next attempt")))
+            if let id = found[MessageIDKey.normalize(entry.key)] { return Answer(index: entry.index, result: .success(SaveResult(id: id, created: false))) }
+            return Answer(index: entry.index, result: .failure(CRMError(.retryable, "\(reason); it is looked for before the next attempt")))
         }
     }
 }
