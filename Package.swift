@@ -59,7 +59,7 @@ let package = Package(
         // How time grows with input, shared by the linear-time tests of the parsers and the linter.
         .target(name: "ScalingCheck", path: "Tests/ScalingCheck"),
         // The shipped pack and sample messages, for the test targets that decide with them.
-        .target(name: "ShippedFixtures", dependencies: ["MailRules", "MailMessage"], path: "Tests/ShippedFixtures"),
+        .target(name: "ShippedFixtures", dependencies: ["MailEngine", "MailRules", "MailMessage"], path: "Tests/ShippedFixtures"),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage", "ScalingCheck"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules", "ScalingCheck"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine", "ShippedFixtures"], exclude: ["Fixtures"]),

@@ -82,6 +82,16 @@ public struct RecordToCreate: Sendable, Equatable {
     public static func isPlaceholder(_ id: String) -> Bool { id.hasPrefix("new:") }
 }
 
+/// What one decision found and concluded (`Engine.run`).
+public struct DecisionRun: Sendable {
+    public var decision: Decision
+    public var facts: EngineFacts
+    public var outcome: RuleOutcome
+    public var traces: [RuleTrace]
+    /// The records were searched: false when the ledger alone decided.
+    public var searchedCRM: Bool
+}
+
 /// The processor: facts, the pack, the decision.
 public struct Engine {
     public let pack: RulePack
@@ -118,9 +128,44 @@ public struct Engine {
     }
 
     public func decide(_ message: Message, context: ProcessContext, trace: Bool) throws -> (Decision, EngineFacts, [RuleTrace]) {
-        let facts = try self.facts(message, context: context)
+        let run = try self.run(message, context: context, trace: trace)
+        return (run.decision, run.facts, run.traces)
+    }
+
+    /// One decision, analysing the body and searching the CRM only when it must. First the
+    /// ledger alone: when no rule that runs reads a fact that costs more (`CompiledRule.cost`)
+    /// and the verdict is not save (a save's links and record need the records), that is the
+    /// decision, the one the complete facts give, with no `candidates` (they come from the
+    /// search). Otherwise, the body analysis and the whole plan. A service email, internal
+    /// mail, an excluded folder or a message saved already costs one ledger look-up instead of
+    /// a dozen and no body analysis (on Salesforce: see `CRMDirectory.searchesInSteps`).
+    /// Always everything when a selection is to be checked against the CRM, or for a trace
+    /// (`explain` shows every fact).
+    public func run(_ message: Message, context: ProcessContext, trace: Bool = false) throws -> DecisionRun {
+        var builder = FactsBuilder(pack: pack)
+        builder.reading = builder.read(message, context: context)
+        var ledger: CRMAnswers?
+        if !trace, directory.searchesInSteps, context.effectiveSelection.isEmpty, pack.rules.first?.cost.isEmpty == true {
+            var plan = LookupPlan()
+            plan.ledgerKey = MessageIDKey.ledgerKey(message)
+            builder.answers = try directory.resolve(plan)
+            builder.known = []
+            let facts = try builder.build(message, context: context)
+            builder.known = [.bodyAnalysis, .crmSearch]
+            if let outcome = try pack.evaluate(facts.object, within: []), outcome.verdict != .save {
+                return DecisionRun(decision: decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
+                                   outcome: outcome, traces: [], searchedCRM: false)
+            }
+            ledger = builder.answers
+        }
+        var plan = builder.plan(message, context: context)
+        if ledger != nil { plan.ledgerKey = "" }
+        builder.answers = try directory.resolve(plan)
+        if let ledger { builder.answers.savedRecord = ledger.savedRecord }
+        let facts = try builder.build(message, context: context)
         let (outcome, traces) = try pack.evaluate(facts.object, trace: trace)
-        return (decision(message, context: context, facts: facts, outcome: outcome), facts, traces)
+        return DecisionRun(decision: decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
+                           outcome: outcome, traces: traces, searchedCRM: true)
     }
 
     func decision(_ message: Message, context: ProcessContext, facts: EngineFacts, outcome: RuleOutcome) -> Decision {

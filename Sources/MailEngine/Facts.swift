@@ -161,6 +161,10 @@ public struct FactsBuilder {
         var caseNumbers: [String]
     }
     var reading: MessageReading?
+    /// What `build` may read beyond the message's headers and bodies (`FactCost`): the first
+    /// step of `Engine.run` builds without the body analysis and the CRM's answers, leaving
+    /// the facts that cost them empty (no rule it runs reads them) and no `candidates`.
+    var known: FactCost = [.bodyAnalysis, .crmSearch]
 
     func read(_ message: Message, context: ProcessContext) -> MessageReading {
         let text = Self.threadText(message)
@@ -321,20 +325,20 @@ public struct FactsBuilder {
                 candidates.append(Candidate(id: record.id, object: record.object, via: via))
             }
         }
-        for link in message.bodyLinks {
+        for link in known.contains(.crmSearch) ? message.bodyLinks : [] {
             if let id = ThreadReferences.recordID(inLink: link), let record = answers.record(id: id),
                blocked(record, mailbox: mailbox, depth: 0) == nil {
                 add([record], "body link \(link)")
             }
         }
-        for email in message.bodyEmails {
+        for email in known.contains(.crmSearch) ? message.bodyEmails : [] {
             let key = CRMDirectoryKeys.address(email)
             let domain = String(key.split(separator: "@").last ?? "")
             guard blockStatus(address: key, domain: domain, mailbox: mailbox) == nil else { continue }
             add(Ranking.people(answers.leads(email: key)) + Ranking.people(answers.contacts(email: key)), "body address \(key)")
         }
         let sender = participants.first { $0.role == "from" }
-        if let signature = message.signature, let sender, !sender.blocked {
+        if known.contains(.crmSearch), let signature = message.signature, let sender, !sender.blocked {
             for phone in signature.phones where phone.hasPrefix("+") {
                 add(Ranking.people(answers.people(phone: phone)), "signature phone \(phone)")
             }
@@ -507,8 +511,8 @@ public struct FactsBuilder {
             "size": .int(message.size),
             "in_reply_to": .list(message.inReplyTo.map(Value.string)),
             "references": .list(message.references.map(Value.string)),
-            "body_emails": .list(message.bodyEmails.map(Value.string)),
-            "body_links": .list(message.bodyLinks.map(Value.string)),
+            "body_emails": .list(known.contains(.bodyAnalysis) ? message.bodyEmails.map(Value.string) : []),
+            "body_links": .list(known.contains(.bodyAnalysis) ? message.bodyLinks.map(Value.string) : []),
             "has_body": .bool(!message.textBody.isEmpty),
         ])
         let people = try participants.map { participant -> Value in

@@ -193,6 +193,15 @@ public protocol CRMErrorConvertible: Error {
 /// tie up Swift's cooperative pool.
 public protocol CRMDirectory: Sendable {
     func resolve(_ plan: LookupPlan) throws(CRMError) -> CRMAnswers
+    /// Whether a decision may search in two steps: the save-once ledger first, the records
+    /// only when a rule reads them (`Engine.run`). True by default; a backend whose one
+    /// answer to a whole plan is a round trip (Salesforce) says false, since a second search
+    /// would cost every message that needs records a second request.
+    var searchesInSteps: Bool { get }
+}
+
+extension CRMDirectory {
+    public var searchesInSteps: Bool { true }
 }
 
 /// A backend that answers one question at a time cheaply (in memory, SQLite): it gets

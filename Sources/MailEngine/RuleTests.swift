@@ -267,10 +267,10 @@ public struct RuleTestRunner {
         let decision: Decision
         let applied: [String]
         do {
-            let facts = try engine.facts(message, context: test.context)
-            let outcome = try pack.evaluate(facts.object).0
-            decision = engine.decision(message, context: test.context, facts: facts, outcome: outcome)
-            applied = outcome.applied.map(\.id)
+            // The path `process` takes, searching the CRM only when a rule reads it.
+            let run = try engine.run(message, context: test.context)
+            decision = run.decision
+            applied = run.outcome.applied.map(\.id)
         } catch {
             return RuleTestResult(test: test, failures: ["the decision failed: \(error)"], applied: [])
         }

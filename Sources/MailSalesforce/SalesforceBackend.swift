@@ -44,6 +44,10 @@ public final class SalesforceBackend: CRMDirectory, ActivityWriter, @unchecked S
 
     // MARK: CRMDirectory
 
+    /// One composite request answers a whole plan: searching the ledger first and the records
+    /// after would cost every message that needs records a second round trip.
+    public var searchesInSteps: Bool { false }
+
     public func resolve(_ plan: LookupPlan) throws(CRMError) -> CRMAnswers {
         let runner = CompositeQueryRunner(connection: connection)
         let taskField = configuration.taskMessageIDFieldDisabled ? nil : configuration.taskMessageIDField

@@ -234,3 +234,35 @@ import Testing
         #expect(throws: FactError.self) { try FactObject(FactsSchema.participant, fields: ["adress": .string("x")]) }
     }
 }
+
+/// What the facts an expression reads cost (`ExprNode.cost`): the engine analyses the body or
+/// searches the CRM before a rule that reads such facts.
+@Suite struct FactCostTests {
+    static let none: FactCost = []
+    @Test(arguments: [
+        ("ledger.saved", none),
+        ("message.service_kind != \"none\"", none),
+        ("size(participants) > 0 and participants.all(p, p.blocked)", none),
+        ("participants.any(p, p.blocked and not p.owner)", none),
+        ("join(participants.filter(p, p.blocked).map(q, q.address), \", \") != \"\"", none),
+        ("thread.whole and mailbox.folder_role != \"inbox\"", none),
+        ("mailbox.folder in settings.excluded_folders", none),
+        ("settings.auto_save_mode == \"forced\"", none),
+        ("related.people > 0", .crmSearch),
+        ("has(thread.anchor_who)", .crmSearch),
+        ("has(thread.case) or thread.whole", .crmSearch),
+        ("has(mailbox.user)", .crmSearch),
+        ("participants.any(p, has(p.contact))", .crmSearch),
+        ("participants.count(p, p.blocked or has(p.lead)) > 1", .crmSearch),
+        ("size(related.candidates) > 0", .crmSearch),
+        ("participants.filter(p, p.blocked) == participants.filter(q, q.owner)", .crmSearch),
+        ("size(message.body_emails) > 0", .bodyAnalysis),
+        ("\"x\" in message.body_links or related.people > 0", [.bodyAnalysis, .crmSearch]),
+    ] as [(String, FactCost)])
+    func cost(text: String, cost: FactCost) throws {
+        let (compiled, diagnostics) = compile(text)
+        #expect(diagnostics.isEmpty, "\(diagnostics.map(\.message))")
+        let node = try #require(compiled.node)
+        #expect(node.cost == cost, "\(text)")
+    }
+}

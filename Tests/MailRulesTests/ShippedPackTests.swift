@@ -33,6 +33,25 @@ import Testing
         #expect(outcome.verdict == .save)
     }
 
+    /// Without the CRM's facts the run stops at the first rule that reads one; before it, it
+    /// concludes what the complete run does.
+    @Test func evaluationWithoutTheCRMStopsWhereARuleNeedsIt() throws {
+        let pack = try pack()
+        var builder = FactsBuilder()
+        builder.settings = pack.settings(for: "ann@contoso.com")
+        builder.participants = [FactsBuilder.person("ann@contoso.com", isInternal: true, owner: true),
+                                FactsBuilder.person("dan@contoso.com", isInternal: true)]
+        let internalMail = try builder.build()
+        let staged = try #require(try pack.evaluate(internalMail, within: []))
+        let whole = try pack.evaluate(internalMail).0
+        #expect(staged.deciding?.id == "all-internal-or-blocked")
+        #expect(staged.applied.map(\.id) == whole.applied.map(\.id))
+        #expect(staged.observations == whole.observations && !staged.observations.isEmpty)
+        // A customer's mail reaches the Magic Anchor, which reads the CRM.
+        builder.participants.append(FactsBuilder.person("bob@fabrikam.com"))
+        #expect(try pack.evaluate(try builder.build(), within: []) == nil)
+    }
+
     @Test func internalOnlyIsBlockedAndServiceMailUnsupported() throws {
         #expect(try decide { $0.participants.append(FactsBuilder.person("dan@contoso.com", isInternal: true)) }.verdict == .blocked)
         let service = try decide { $0.message["service_kind"] = .string("read_receipt") }

@@ -80,25 +80,24 @@ import ShippedFixtures
         #expect(!thread.caseNumbers.isEmpty || !thread.recordIDs.isEmpty)
     }
 
-    /// A directory that counts the plans it answers.
-    final class CountingDirectory: CRMDirectory, @unchecked Sendable {
-        let inner: CRMDirectory
-        private let lock = NSLock()
-        private(set) var plans: [LookupPlan] = []
-        init(_ inner: CRMDirectory) { self.inner = inner }
-        func resolve(_ plan: LookupPlan) throws(CRMError) -> CRMAnswers {
-            lock.withLock { plans.append(plan) }
-            return try inner.resolve(plan)
-        }
-    }
-
-    @Test func aDecisionAsksItsBackendOnce() throws {
+    /// A decision asks its backend at most twice: the save-once ledger, then (when a rule reads
+    /// the CRM, or to save) the rest of the plan, never the ledger again; a backend that does
+    /// not search in steps is asked once.
+    @Test func aDecisionAsksItsBackendAtMostTwiceAndTheLedgerOnce() throws {
         let pack = try shippedPack()
-        let counting = CountingDirectory(InMemoryDirectory(records: try sampleRecords()))
-        let engine = Engine(pack: pack, directory: counting)
         let files = try Self.exampleFiles()
-        for file in files { _ = try engine.decide(try sampleMessage(file), context: ProcessContext(mailbox: "ann@contoso.com")) }
-        #expect(counting.plans.count == files.count)
+        for steps in [true, false] {
+            let recording = RecordingDirectory(InMemoryDirectory(records: try sampleRecords()), steps: steps)
+            let engine = Engine(pack: pack, directory: recording)
+            for file in files {
+                let before = recording.plans.count
+                _ = try engine.decide(try sampleMessage(file), context: ProcessContext(mailbox: "ann@contoso.com"))
+                let asked = recording.plans[before...]
+                #expect((steps ? 1...2 : 1...1).contains(asked.count), "\(file)")
+                #expect(asked.filter { !$0.ledgerKey.isEmpty }.count == 1, "\(file)")
+                #expect(asked.filter { !$0.isEmpty }.count <= 1, "\(file)")
+            }
+        }
     }
 
     @Test func theFactsComeFromTheAnswersAlone() throws {

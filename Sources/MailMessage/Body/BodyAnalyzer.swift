@@ -524,3 +524,44 @@ public enum BodyAnalyzer {
         return nil
     }
 }
+
+/// A message's body analysis, made the first time it is read: the signature, addresses and
+/// links serve the CRM search and records created for unknown senders, which most decisions
+/// (a service email, internal mail, a message saved already) never reach; it was a sixth of a
+/// decision. Shared by the copies of a message, so it is made at most once, under a lock.
+final class BodyAnalysis: Sendable {
+    private enum State {
+        case pending(text: String, html: String?, htmlLinks: [String]?, senderDomain: String?)
+        case done(BodyAnalyzer.Result)
+    }
+
+    private let state: Locked<State>
+
+    init(text: String, html: String?, htmlLinks: [String]?, senderDomain: String?) {
+        state = Locked(.pending(text: text, html: html, htmlLinks: htmlLinks, senderDomain: senderDomain))
+    }
+
+    init(_ result: BodyAnalyzer.Result) {
+        state = Locked(.done(result))
+    }
+
+    var result: BodyAnalyzer.Result {
+        state.withLock { state in
+            switch state {
+            case .done(let result):
+                return result
+            case .pending(let text, let html, let htmlLinks, let senderDomain):
+                let result = BodyAnalyzer.analyze(text: text, html: html, htmlLinks: htmlLinks, senderDomain: senderDomain)
+                state = .done(result)
+                return result
+            }
+        }
+    }
+
+    /// A new analysis with one part changed (a message is a value: its copies keep theirs).
+    func replacing(_ change: (inout BodyAnalyzer.Result) -> Void) -> BodyAnalysis {
+        var copy = result
+        change(&copy)
+        return BodyAnalysis(copy)
+    }
+}

@@ -48,9 +48,21 @@ public struct Message: Sendable {
     public var service = ServiceClassification(kind: .none, signal: nil)
     /// Set when the message is an automatic reply (out-of-office and the like); says which signal.
     public var autoReply: String?
-    public var signature: Signature?
-    public var bodyEmails: [String] = []
-    public var bodyLinks: [String] = []
+    /// The sender's signature block, the addresses and the links in the body: read on first
+    /// use (`BodyAnalysis`), so a decision that never needs them never pays for them.
+    public var signature: Signature? {
+        get { bodyAnalysis.result.signature }
+        set { bodyAnalysis = bodyAnalysis.replacing { $0.signature = newValue } }
+    }
+    public var bodyEmails: [String] {
+        get { bodyAnalysis.result.emails }
+        set { bodyAnalysis = bodyAnalysis.replacing { $0.emails = newValue } }
+    }
+    public var bodyLinks: [String] {
+        get { bodyAnalysis.result.links }
+        set { bodyAnalysis = bodyAnalysis.replacing { $0.links = newValue } }
+    }
+    var bodyAnalysis = BodyAnalysis(BodyAnalyzer.Result(signature: nil, emails: [], links: []))
     public var defects: [Defect] = []
     /// Size of the raw message in bytes.
     public var size: Int = 0
@@ -154,11 +166,8 @@ public enum MessageParser {
 
         message.service = ServiceClassifier.classify(message, bytes: bytes)
         message.autoReply = ServiceClassifier.autoReplySignal(message)
-        let analysis = BodyAnalyzer.analyze(text: message.textBody, html: message.htmlBody, htmlLinks: extracted.htmlLinks,
+        message.bodyAnalysis = BodyAnalysis(text: message.textBody, html: message.htmlBody, htmlLinks: extracted.htmlLinks,
                                             senderDomain: message.from.first?.domain)
-        message.signature = analysis.signature
-        message.bodyEmails = analysis.emails
-        message.bodyLinks = analysis.links
         // Stable order by line so the list reads top to bottom.
         message.defects = defects.enumerated().sorted { left, right in
             (left.element.line ?? Int.max, left.offset) < (right.element.line ?? Int.max, right.offset)

@@ -11,6 +11,9 @@ public final class CompiledRule: Sendable {
     public let conditionNode: ExprNode?
     public let observeNode: ExprNode?
     public let decides: Bool
+    /// What the facts its condition and observation read cost: the engine analyses the body
+    /// or searches the CRM before running it (`RulePack.evaluate(_:within:)`).
+    public let cost: FactCost
 
     init(definition: RuleDefinition, condition: CompiledExpression?, observe: CompiledExpression?) {
         self.definition = definition
@@ -19,6 +22,10 @@ public final class CompiledRule: Sendable {
         self.conditionNode = condition?.node
         self.observeNode = observe?.node
         self.decides = definition.then != nil
+        // An expression without a compiled node (never in a pack that checked) costs everything.
+        self.cost = [condition, observe].reduce(into: FactCost()) { cost, expression in
+            if let expression { cost.formUnion(expression.node?.cost ?? [.bodyAnalysis, .crmSearch]) }
+        }
     }
 
     public var id: String { definition.id }

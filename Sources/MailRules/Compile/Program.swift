@@ -32,6 +32,10 @@ public final class ExprNode: Sendable {
     /// Reads no fact and no variable: its value is known at compile time. Computed once, from
     /// the children's, so asking it at every level of a long chain stays linear.
     let isConstant: Bool
+    /// What the facts it reads cost (`FactField.cost`), here or below: field accesses, and
+    /// objects used whole (compared, listed) rather than through their fields. Computed once,
+    /// from the children's, like `isConstant`.
+    public let cost: FactCost
 
     init(_ op: Op, _ children: [ExprNode] = [], span: Range<Int>, type: FactType) {
         self.op = op
@@ -43,6 +47,29 @@ public final class ExprNode: Sendable {
         case .root, .variable: isConstant = false
         default: isConstant = children.allSatisfy(\.isConstant)
         }
+        cost = Self.cost(op, children)
+    }
+
+    private static func cost(_ op: Op, _ children: [ExprNode]) -> FactCost {
+        var cost = children.reduce(into: FactCost()) { $0.formUnion($1.cost) }
+        switch op {
+        case .root(let index):
+            cost.formUnion(FactsSchema.root.fields[index].cost)
+        case .field(let index):
+            // The checker gives a field access an object-typed base, and an index inside it.
+            if case .object(let object)? = children.first?.type, object.fields.indices.contains(index) {
+                cost.formUnion(object.fields[index].cost)
+            } else {
+                cost = [.bodyAnalysis, .crmSearch]
+            }
+        case .macro, .call(.size):
+            // A macro reads its list element by element (its body's field accesses say which
+            // facts); size() reads only the count.
+            break
+        default:
+            for child in children { if let object = child.type.objectType { cost.formUnion(object.cost) } }
+        }
+        return cost
     }
 
     var constantValue: Value? {

@@ -25,15 +25,32 @@ extension RulePack {
     /// Runs the rules over `facts`. Rules with a verdict are tried in order until one holds;
     /// rules without one (observations, link choices) run whenever they hold, before or after.
     public func evaluate(_ facts: FactObject, trace: Bool = false) throws(EvaluationError) -> (RuleOutcome, [RuleTrace]) {
+        var traces: [RuleTrace]? = trace ? [] : nil
+        // With the CRM's facts at hand the run never stops early.
+        let outcome = try run(facts, traces: &traces, within: nil) ?? RuleOutcome()
+        return (outcome, traces ?? [])
+    }
+
+    /// Runs the rules as `evaluate` does over facts that hold only what `budget` pays for, as
+    /// long as every rule it runs costs no more (`CompiledRule.cost`): the outcome, the same
+    /// `evaluate` gives over the complete facts, or nil at the first rule that costs more.
+    public func evaluate(_ facts: FactObject, within budget: FactCost) throws(EvaluationError) -> RuleOutcome? {
+        var traces: [RuleTrace]?
+        return try run(facts, traces: &traces, within: budget)
+    }
+
+    /// A rule that is run reads the facts its condition reads, and its observation's when it
+    /// holds; a rule with a verdict after the deciding one is not run.
+    private func run(_ facts: FactObject, traces: inout [RuleTrace]?, within budget: FactCost?) throws(EvaluationError) -> RuleOutcome? {
         var outcome = RuleOutcome()
-        var traces: [RuleTrace] = []
-        var evaluator = Evaluator(facts: facts, slots: slots, tracing: trace)
+        var evaluator = Evaluator(facts: facts, slots: slots, tracing: traces != nil)
         for rule in rules {
             if rule.decides && outcome.deciding != nil {
-                if trace { traces.append(RuleTrace(rule: rule, held: nil, steps: [])) }
+                traces?.append(RuleTrace(rule: rule, held: nil, steps: []))
                 continue
             }
-            evaluator.trace = trace ? [] : nil
+            if let budget, !budget.isSuperset(of: rule.cost) { return nil }
+            evaluator.trace = traces != nil ? [] : nil
             var held = true
             if let node = rule.conditionNode {
                 do { held = try evaluator.bool(node) } catch { throw Self.located(error, rule: rule, in: rule.condition) }
@@ -50,9 +67,9 @@ extension RulePack {
                 }
                 if rule.decides { outcome.deciding = rule }
             }
-            if trace { traces.append(RuleTrace(rule: rule, held: held, steps: evaluator.trace ?? [])) }
+            traces?.append(RuleTrace(rule: rule, held: held, steps: evaluator.trace ?? []))
         }
-        return (outcome, traces)
+        return outcome
     }
 
     /// The error with the rule's id and the file position of the sub-expression that went over.

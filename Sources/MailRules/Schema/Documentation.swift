@@ -1,15 +1,16 @@
 /// Reference tables generated from the declarations themselves, so the README cannot drift:
 /// a test compares the README's tables with these.
 public enum Documentation {
-    /// Every fact a rule can read, as a Markdown table.
+    /// Every fact a rule can read, as a Markdown table. The cost column says what a rule reading
+    /// it makes the decision do beyond reading the message (`FactField.cost`).
     public static func factsTable() -> String {
-        var rows = ["| fact | type | meaning |", "| --- | --- | --- |"]
+        var rows = ["| fact | type | cost | meaning |", "| --- | --- | --- | --- |"]
         func add(_ object: ObjectType, prefix: String) {
             for field in object.fields {
                 let path = prefix.isEmpty ? field.name : prefix + "." + field.name
                 var type = field.type.description
                 if case .enumeration(_, let values) = field.type.unwrapped { type = values.map { "`\($0)`" }.joined(separator: " \\| ") + (field.type.unwrapped != field.type ? " (optional)" : "") }
-                rows.append("| `\(path)` | \(type.replacing("|", with: "\\|").replacing("\\\\|", with: "\\|")) | \(field.doc) |")
+                rows.append("| `\(path)` | \(type.replacing("|", with: "\\|").replacing("\\\\|", with: "\\|")) | \(field.cost.contains(.crmSearch) ? "CRM search" : field.cost.contains(.bodyAnalysis) ? "body analysis" : "") | \(field.doc) |")
                 switch field.type {
                 case .object(let nested): add(nested, prefix: path)
                 case .list(.object(let nested)): add(nested, prefix: path + "[]")

@@ -50,6 +50,15 @@ public indirect enum FactType: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The object type of an object, an optional one, or a list of them (nested to any depth).
+    public var objectType: ObjectType? {
+        switch self {
+        case .object(let object): return object
+        case .optional(let wrapped), .list(let wrapped): return wrapped.objectType
+        default: return nil
+        }
+    }
+
     var unwrapped: FactType {
         if case .optional(let wrapped) = self { return wrapped }
         return self
@@ -73,12 +82,28 @@ public struct FactField: Sendable {
     public let name: String
     public let type: FactType
     public let doc: String
+    /// What knowing it takes beyond reading the message: a decision analyses the body or
+    /// searches the CRM only when a rule it runs reads such a fact, or when it saves (a service
+    /// email or internal mail costs neither). See `CompiledRule.cost`.
+    public let cost: FactCost
 
-    public init(_ name: String, _ type: FactType, _ doc: String) {
+    public init(_ name: String, _ type: FactType, _ doc: String, cost: FactCost = []) {
         self.name = name
         self.type = type
         self.doc = doc
+        self.cost = cost
     }
+}
+
+/// The work a fact costs beyond reading the message's headers and bodies.
+public struct FactCost: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// The body's signature block, addresses and links (`BodyAnalyzer`).
+    public static let bodyAnalysis = FactCost(rawValue: 1)
+    /// The CRM's answers to the look-up plan: a read transaction, or Salesforce queries.
+    public static let crmSearch = FactCost(rawValue: 2)
 }
 
 /// A record type of the facts (Message, Participant...). Fields are resolved to indexes at
@@ -99,5 +124,13 @@ public final class ObjectType: Sendable {
     }
 
     public func index(of field: String) -> Int? { indexes[field] }
+    /// What its fields cost, and those of the objects nested in them: using the whole object
+    /// (not one of its fields) reads them all.
+    public var cost: FactCost {
+        fields.reduce(into: FactCost()) { cost, field in
+            cost.formUnion(field.cost)
+            if let nested = field.type.objectType { cost.formUnion(nested.cost) }
+        }
+    }
     public func field(_ name: String) -> FactField? { indexes[name].map { fields[$0] } }
 }

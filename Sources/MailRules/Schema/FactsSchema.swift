@@ -27,8 +27,8 @@ public enum FactsSchema {
         FactField("size", .int, "Size of the raw message in bytes."),
         FactField("in_reply_to", .list(.string), "In-Reply-To ids."),
         FactField("references", .list(.string), "References ids."),
-        FactField("body_emails", .list(.string), "Addresses written in the body."),
-        FactField("body_links", .list(.string), "Links in the body."),
+        FactField("body_emails", .list(.string), "Addresses written in the body.", cost: .bodyAnalysis),
+        FactField("body_links", .list(.string), "Links in the body.", cost: .bodyAnalysis),
         FactField("has_body", .bool, "The message has a non-empty text body."),
     ])
 
@@ -43,10 +43,10 @@ public enum FactsSchema {
         FactField("blocked", .bool, "Internal, or on the org or the individual blocklist."),
         FactField("blocked_by", .optional(blockLayer), "Which layer blocks it: internal, org, individual."),
         FactField("blocked_entry", .optional(.string), "The blocklist entry that matched."),
-        FactField("contact", .optional(.string), "Id of the matching Contact."),
-        FactField("lead", .optional(.string), "Id of the matching (non-converted) Lead."),
-        FactField("account", .optional(.string), "Id of the Account of the Contact; when no participant is a Contact or Lead, the Account of the other Contacts at the same domain (exactly; none when they belong to several Accounts), else one matched by website domain. Never for free mail."),
-        FactField("user", .optional(.string), "Id of the matching User."),
+        FactField("contact", .optional(.string), "Id of the matching Contact.", cost: .crmSearch),
+        FactField("lead", .optional(.string), "Id of the matching (non-converted) Lead.", cost: .crmSearch),
+        FactField("account", .optional(.string), "Id of the Account of the Contact; when no participant is a Contact or Lead, the Account of the other Contacts at the same domain (exactly; none when they belong to several Accounts), else one matched by website domain. Never for free mail.", cost: .crmSearch),
+        FactField("user", .optional(.string), "Id of the matching User.", cost: .crmSearch),
     ])
 
     public static let mailbox = ObjectType("Mailbox", "The mailbox the message is in, and its owner.", [
@@ -55,26 +55,26 @@ public enum FactsSchema {
         FactField("folder_role", folderRole,
                   "The folder's role: inbox, sent or salesforce when the message is in (or under) one, else other; from `--folder-role`, or from the folder's name in the lists the settings `inbox_folders`, `sent_folders`, `salesforce_folders` name."),
         FactField("categories", .list(.string), "Categories (Outlook) or labels (Gmail) on the message."),
-        FactField("user", .optional(.string), "Id of the owner's User record."),
+        FactField("user", .optional(.string), "Id of the owner's User record.", cost: .crmSearch),
     ])
 
     public static let related = ObjectType("Related", "CRM records found for the message (the initial search).", [
-        FactField("contacts", .list(.string), "Matching Contact ids."),
-        FactField("leads", .list(.string), "Matching Lead ids."),
-        FactField("accounts", .list(.string), "Matching Account ids."),
-        FactField("opportunities", .list(.string), "Opportunity ids of the matched Contacts' Accounts."),
-        FactField("cases", .list(.string), "Case ids: open Cases of the Contacts and Cases named in the message."),
-        FactField("people", .int, "Number of Contacts and Leads found."),
-        FactField("business", .int, "Number of Accounts, Opportunities and Cases found."),
-        FactField("body_references", .int, "Number of records the body or signature names (`candidates`)."),
+        FactField("contacts", .list(.string), "Matching Contact ids.", cost: .crmSearch),
+        FactField("leads", .list(.string), "Matching Lead ids.", cost: .crmSearch),
+        FactField("accounts", .list(.string), "Matching Account ids.", cost: .crmSearch),
+        FactField("opportunities", .list(.string), "Opportunity ids of the matched Contacts' Accounts.", cost: .crmSearch),
+        FactField("cases", .list(.string), "Case ids: open Cases of the Contacts and Cases named in the message.", cost: .crmSearch),
+        FactField("people", .int, "Number of Contacts and Leads found.", cost: .crmSearch),
+        FactField("business", .int, "Number of Accounts, Opportunities and Cases found.", cost: .crmSearch),
+        FactField("body_references", .int, "Number of records the body or signature names (`candidates`).", cost: .crmSearch),
         FactField("candidates", .list(.string),
-                  "Ids of the records named by Salesforce links and addresses in the body, and by the signature's phones, website and company (when no domain finds an Account); internal and blocklisted ones never. Offered in the Save dialog, never linked automatically."),
+                  "Ids of the records named by Salesforce links and addresses in the body, and by the signature's phones, website and company (when no domain finds an Account); internal and blocklisted ones never. Offered in the Save dialog, never linked automatically.", cost: .crmSearch),
     ])
 
     public static let thread = ObjectType("Thread", "What the message's thread points at.", [
-        FactField("case", .optional(.string), "Case named by a Case number or thread token in subject or body."),
-        FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References)."),
-        FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor."),
+        FactField("case", .optional(.string), "Case named by a Case number or thread token in subject or body.", cost: .crmSearch),
+        FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References).", cost: .crmSearch),
+        FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor.", cost: .crmSearch),
         FactField("whole", .bool, "The message is saved with its whole thread (`process --thread`)."),
     ])
 

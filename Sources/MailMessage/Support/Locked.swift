@@ -4,14 +4,15 @@ import Glibc
 import Darwin
 #endif
 
-/// A value behind a mutex, for the few caches a pack keeps (a pack is shared by every thread
-/// of `batch --jobs`). `Synchronization.Mutex` would do, but needs macOS 15; this module
-/// builds for macOS 13 and does without Foundation.
-final class Locked<Value>: @unchecked Sendable {
+/// A value behind a mutex: the few caches a pack keeps (a pack is shared by every thread of
+/// `batch --jobs`) and a message's body analysis, made on first use. `Synchronization.Mutex`
+/// would do, but needs macOS 15; the package builds for macOS 13 and this module does without
+/// Foundation.
+public final class Locked<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
-    init(_ value: Value) {
+    public init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -24,7 +25,7 @@ final class Locked<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
