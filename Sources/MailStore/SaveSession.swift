@@ -31,7 +31,8 @@ public final class SaveSession: RecordLookups, ActivityWriter, @unchecked Sendab
     public let maxGroupMessages: Int
     /// Bounds how long other writers wait for the SQLite write lock (and how much a kill undoes).
     public let maxGroupSeconds: Double
-    /// Messages decided in the open group (each decision's `resolve` counts one).
+    /// Messages decided in the open group: each decision asks the save-once ledger once,
+    /// whether it searches in one step or two (`Engine.run`), so each ledger question counts one.
     public private(set) var groupMessages = 0
     /// Saves written in the open group (found in the ledger or created).
     public private(set) var groupSaves = 0
@@ -126,7 +127,6 @@ public final class SaveSession: RecordLookups, ActivityWriter, @unchecked Sendab
 
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
         try openGroup()
-        groupMessages += 1
         do {
             return try store.reading(through: db, body)
         } catch let error as StoreError {
@@ -153,7 +153,10 @@ public final class SaveSession: RecordLookups, ActivityWriter, @unchecked Sendab
     public func emailMessage(messageIdentifier: String) throws -> (record: CRMRecord, relations: [String])? {
         try store.emailMessage(messageIdentifier: messageIdentifier)
     }
-    public func savedRecord(messageID: String) throws -> String? { try store.savedRecord(messageID: messageID) }
+    public func savedRecord(messageID: String) throws -> String? {
+        groupMessages += 1
+        return try store.savedRecord(messageID: messageID)
+    }
 }
 
 extension CRMStore {

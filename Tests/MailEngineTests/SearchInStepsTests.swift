@@ -61,6 +61,35 @@ func printed(_ decision: Decision) -> String { String(describing: decision) }
         #expect(directory.plans.count == 1)
     }
 
+    /// A pack that reads the ledger only after a rule that needs the CRM: the first step stops
+    /// there, and the second still sees the ledger's answer (it is not asked twice).
+    @Test func theLedgerAnswerIsCarriedIntoTheSecondStep() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-steps-\(UInt64.random(in: 0...UInt64.max))")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: packageRoot.appendingPathComponent("rules"), to: folder)
+        let policy = folder.appendingPathComponent("policy.yaml")
+        var text = try String(contentsOf: policy, encoding: .utf8)
+        let saved = try #require(text.range(of: "  - id: already-saved\n"))
+        let next = try #require(text.range(of: "  - id: service-email\n"))
+        let block = String(text[saved.lowerBound..<next.lowerBound])
+        text.removeSubrange(saved.lowerBound..<next.lowerBound)
+        let after = try #require(text.range(of: "  - id: case-thread\n"))
+        text.insert(contentsOf: block, at: after.lowerBound)
+        try text.write(to: policy, atomically: true, encoding: .utf8)
+        guard case .success(let pack) = try Linter.load(folder.path) else {
+            Issue.record("the reordered pack does not load")
+            return
+        }
+        #expect(pack.rules.first.map { $0.id } == "service-email")
+        let task = CRMRecord(object: "Task", id: "00T5e00000Sav01", fields: [SalesforceSchema.taskMessageIdentifierField: "<CAB1234567@mail.fabrikam.com>"])
+        let directory = RecordingDirectory(InMemoryDirectory(records: try sampleRecords() + [task]), steps: true)
+        let run = try Engine(pack: pack, directory: directory).run(try sampleMessage("01-customer-question.eml"), context: context)
+        #expect(run.searchedCRM)
+        #expect(directory.plans.count == 2 && directory.plans[1].ledgerKey.isEmpty)
+        #expect(run.facts.savedRecord == "00T5e00000Sav01")
+        #expect(run.decision.reasons.first?.rule == "already-saved")
+    }
+
     @Test func aSelectionOrATraceSearchesEverythingAtOnce() throws {
         let directory = try directory(steps: true)
         let engine = Engine(pack: try shippedPack(), directory: directory)

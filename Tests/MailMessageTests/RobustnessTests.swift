@@ -32,6 +32,9 @@ import Testing
             for child in part.children { #expect(child > index && child < message.parts.count) }
         }
         for address in message.participants { #expect(!address.normalized.isEmpty || address.local.isEmpty) }
+        // The body analysis is made on first read: read it, so hostile bodies reach it too.
+        #expect(message.bodyLinks.allSatisfy { !$0.isEmpty } && message.bodyEmails.allSatisfy { $0.contains("@") })
+        #expect(message.signature.map { !$0.lines.isEmpty } ?? true)
         _ = message.date?.iso8601
     }
 
