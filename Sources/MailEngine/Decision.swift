@@ -143,11 +143,12 @@ public struct Engine {
     /// (`explain` shows every fact).
     public func run(_ message: Message, context: ProcessContext, trace: Bool = false) throws -> DecisionRun {
         var builder = FactsBuilder(pack: pack)
-        builder.reading = builder.read(message, context: context)
+        let reading = builder.read(message, context: context, scanningThread: false)
+        builder.reading = reading
         var ledger: CRMAnswers?
         if !trace, directory.searchesInSteps, context.effectiveSelection.isEmpty, pack.rules.first?.cost.isEmpty == true {
             var plan = LookupPlan()
-            plan.ledgerKey = MessageIDKey.ledgerKey(message)
+            plan.ledgerKey = reading.ledgerKey
             builder.answers = try directory.resolve(plan)
             builder.known = []
             let facts = try builder.build(message, context: context)
@@ -158,6 +159,7 @@ public struct Engine {
             }
             ledger = builder.answers
         }
+        builder.reading?.scanThread(message)
         var plan = builder.plan(message, context: context)
         if ledger != nil { plan.ledgerKey = "" }
         builder.answers = try directory.resolve(plan)

@@ -152,13 +152,25 @@ public struct FactsBuilder {
 
     /// What `plan` and `build` both read off one message (its participants with their
     /// blocklist layers, the text Case numbers are looked for in): read once per decision by
-    /// `Engine.facts`, which calls both for the same message and mailbox.
+    /// `Engine.run`, which calls both for the same message and mailbox.
     struct MessageReading {
         var participants: [ParticipantFacts]
         /// The thread tokens and Case numbers of the `threadText`: `plan` asks the CRM for them
-        /// and `build` links the Case they name, from one scan of the text.
-        var threadTokens: [String]
-        var caseNumbers: [String]
+        /// and `build` links the Case they name, from one scan of the text. Empty until
+        /// `scanThread`: the first step of `Engine.run`, which searches no CRM, needs neither.
+        var threadTokens: [String] = []
+        var caseNumbers: [String] = []
+        var threadScanned = false
+        /// The save-once key (`MessageIDKey.ledgerKey`): the plan asks it, the facts hold it.
+        var ledgerKey: String
+
+        mutating func scanThread(_ message: Message) {
+            guard !threadScanned else { return }
+            let text = FactsBuilder.threadText(message)
+            threadTokens = ThreadReferences.threadTokens(in: text)
+            caseNumbers = ThreadReferences.caseNumbers(in: text)
+            threadScanned = true
+        }
     }
     var reading: MessageReading?
     /// What `build` may read beyond the message's headers and bodies (`FactCost`): the first
@@ -166,10 +178,11 @@ public struct FactsBuilder {
     /// the facts that cost them empty (no rule it runs reads them) and no `candidates`.
     var known: FactCost = [.bodyAnalysis, .crmSearch]
 
-    func read(_ message: Message, context: ProcessContext) -> MessageReading {
-        let text = Self.threadText(message)
-        return MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)),
-                              threadTokens: ThreadReferences.threadTokens(in: text), caseNumbers: ThreadReferences.caseNumbers(in: text))
+    func read(_ message: Message, context: ProcessContext, scanningThread: Bool = true) -> MessageReading {
+        var reading = MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)),
+                                     ledgerKey: MessageIDKey.ledgerKey(message))
+        if scanningThread { reading.scanThread(message) }
+        return reading
     }
 
     /// Every question `build` will ask of the CRM about this message in this context.
@@ -209,7 +222,7 @@ public struct FactsBuilder {
             if let company = signature.company { plan.ask(company, in: \.companyNames) }
         }
         plan.ask(mailbox, in: \.addresses)
-        plan.ledgerKey = MessageIDKey.ledgerKey(message)
+        plan.ledgerKey = reading.ledgerKey
         return plan
     }
 
@@ -301,7 +314,8 @@ public struct FactsBuilder {
 
         // The thread: a Case named in subject or body, and the Magic Anchor.
         var threadCase: String?
-        if let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
+        if known.contains(.crmSearch),
+           let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
             threadCase = found.id
             if !related.cases.contains(found.id) { related.cases.append(found.id) }
         }
@@ -357,12 +371,12 @@ public struct FactsBuilder {
         related.candidates = candidates
         related.bodyReferences = candidates.map(\.id)
 
-        let ledgerKey = MessageIDKey.ledgerKey(message)
+        let ledgerKey = reading.ledgerKey
         let savedRecord = answers.savedRecord
         let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
-                                    anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, direction: direction,
-                                    mailbox: mailbox)
+                                    anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey,
+                                    direction: direction, mailbox: mailbox)
         return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
                            anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object,
                            answers: answers)
@@ -488,8 +502,8 @@ public struct FactsBuilder {
     }
 
     func factObject(_ message: Message, context: ProcessContext, participants: [ParticipantFacts], related: RelatedRecords,
-                    threadCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?, direction: String,
-                    mailbox: String) throws -> FactObject {
+                    threadCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?, ledgerKey: String,
+                    direction: String, mailbox: String) throws -> FactObject {
         func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
         func formatted(_ addresses: [Address]) -> Value {
             .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })
@@ -556,7 +570,7 @@ public struct FactsBuilder {
                 "whole": .bool(context.wholeThread),
             ])),
             "ledger": .object(try FactObject(FactsSchema.ledger, fields: [
-                "saved": .bool(savedRecord != nil), "record": optional(savedRecord), "key": .string(MessageIDKey.ledgerKey(message)),
+                "saved": .bool(savedRecord != nil), "record": optional(savedRecord), "key": .string(ledgerKey),
             ])),
             "selection": .object(try FactObject(FactsSchema.selection, fields: [
                 "who": .list(context.effectiveSelection.filter { ["contact", "lead", "user"].contains($0.kind) }.map { .string($0.id) }),

@@ -113,6 +113,8 @@ public final class ObjectType: Sendable {
     public let doc: String
     public let fields: [FactField]
     private let indexes: [String: Int]
+    /// Each field's empty value (`FactObject.empty`), in order: an object starts as a copy.
+    let emptyValues: [Value]
 
     public init(_ name: String, _ doc: String, _ fields: [FactField]) {
         self.name = name
@@ -121,6 +123,7 @@ public final class ObjectType: Sendable {
         var indexes: [String: Int] = [:]
         for (index, field) in fields.enumerated() { indexes[field.name] = index }
         self.indexes = indexes
+        self.emptyValues = fields.map { FactObject.empty($0.type) }
     }
 
     public func index(of field: String) -> Int? { indexes[field] }
