@@ -93,11 +93,14 @@ public enum DateParser {
         var problem: String?
         for token in tokens {
             let lower = token.lowercased()
-            if let monthIndex = monthNames.firstIndex(where: { lower.hasPrefix($0) }), month == nil {
+            // Month and weekday names start with an ASCII letter; most tokens (day, year, time,
+            // offset) start with a digit or a sign and skip the nineteen name comparisons.
+            let startsWithLetter = token.utf8.first.map { (0x61...0x7A).contains($0 | 0x20) } ?? false
+            if startsWithLetter, let monthIndex = monthNames.firstIndex(where: { lower.hasPrefix($0) }), month == nil {
                 month = monthIndex + 1
                 continue
             }
-            if weekdayNames.contains(where: { lower.hasPrefix($0) }) { continue }
+            if startsWithLetter && weekdayNames.contains(where: { lower.hasPrefix($0) }) { continue }
             if token.contains(":") && !sawTime {
                 let pieces = token.split(separator: ":", omittingEmptySubsequences: false)
                 guard pieces.count >= 2, let h = Int(pieces[0]), let m = Int(pieces[1]) else { return (nil, "unreadable time '\(token)'") }
