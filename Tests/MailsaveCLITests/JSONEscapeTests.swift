@@ -7,10 +7,10 @@ import Testing
 /// back exactly, and the escaped form holds no raw control or line separator.
 @Suite struct JSONEscapeTests {
     static func roundTrip(_ text: String, flushing: Bool = false) throws -> String {
-        var output = ""
-        var flushed = ""
-        JSON.escape(text, into: &output, flush: flushing ? { buffer in flushed += buffer; buffer = "" } : nil)
-        let json = flushed + output
+        var output: [UInt8] = []
+        var flushed: [UInt8] = []
+        JSON.escape(text, into: &output, flush: flushing ? { buffer in flushed += buffer; buffer = [] } : nil)
+        let json = String(decoding: flushed + output, as: UTF8.self)
         #expect(!json.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x2028 || $0.value == 0x2029 }, "\(json.debugDescription)")
         let value = try JSONSerialization.jsonObject(with: Data(("[" + json + "]").utf8)) as? [String]
         return value?.first ?? "<not a string>"
@@ -28,9 +28,9 @@ import Testing
             #expect(try Self.roundTrip(text) == text)
         }
         #expect(try Self.roundTrip(texts[2], flushing: true) == texts[2])
-        var output = ""
+        var output: [UInt8] = []
         JSON.escape("\u{1}\u{1F}\"\\\n\u{2028}", into: &output)
-        #expect(output == #""\u0001\u001f\"\\\n\u2028""#)
+        #expect(String(decoding: output, as: UTF8.self) == #""\u0001\u001f\"\\\n\u2028""#)
     }
 
     @Test func containsBytesFindsEveryOccurrence() {

@@ -12,71 +12,77 @@ enum JSON {
 
     /// Compact (one line) or indented by two spaces.
     func serialized(pretty: Bool) -> String {
-        var output = ""
+        var output: [UInt8] = []
+        output.reserveCapacity(1024)
         write(into: &output, pretty: pretty, indent: 0, flush: nil)
-        return output
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// Writes the serialization to standard output in 64 KiB pieces, then a line feed: a
     /// 50 MB body is never held twice as one JSON string.
     func print(pretty: Bool) {
-        var output = ""
+        var output: [UInt8] = []
         output.reserveCapacity(JSON.flushSize + 1024)
-        let flush: (inout String) -> Void = { text in
-            Terminal.writeAll(1, text)
-            text.removeAll(keepingCapacity: true)
+        let flush: (inout [UInt8]) -> Void = { bytes in
+            Terminal.writeAll(1, bytes)
+            bytes.removeAll(keepingCapacity: true)
         }
         write(into: &output, pretty: pretty, indent: 0, flush: flush)
-        output += "\n"
+        output.append(0x0A)
         flush(&output)
     }
 
     static let flushSize = 1 << 16
 
-    private func write(into output: inout String, pretty: Bool, indent: Int, flush: ((inout String) -> Void)?) {
+    /// Written as UTF-8 bytes: appending to a String cost a validation and a grapheme check
+    /// per piece (writing a decision's line was a twelfth of `batch`).
+    private func write(into output: inout [UInt8], pretty: Bool, indent: Int, flush: ((inout [UInt8]) -> Void)?) {
+        func newline(_ indent: Int) {
+            output.append(0x0A)
+            output.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
+        }
         switch self {
-        case .null: output += "null"
-        case .bool(let value): output += value ? "true" : "false"
-        case .int(let value): output += String(value)
+        case .null: output.append(contentsOf: "null".utf8)
+        case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
+        case .int(let value): output.append(contentsOf: String(value).utf8)
         case .string(let value): JSON.escape(value, into: &output, flush: flush)
         case .array(let values):
-            if values.isEmpty { output += "[]"; return }
-            output += "["
+            if values.isEmpty { output.append(contentsOf: "[]".utf8); return }
+            output.append(UInt8(ascii: "["))
             for (index, value) in values.enumerated() {
-                if index > 0 { output += "," }
-                if pretty { output += "\n" + String(repeating: " ", count: indent + 2) }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                if pretty { newline(indent + 2) }
                 value.write(into: &output, pretty: pretty, indent: indent + 2, flush: flush)
             }
-            if pretty { output += "\n" + String(repeating: " ", count: indent) }
-            output += "]"
+            if pretty { newline(indent) }
+            output.append(UInt8(ascii: "]"))
         case .object(let members):
-            if members.isEmpty { output += "{}"; return }
-            output += "{"
+            if members.isEmpty { output.append(contentsOf: "{}".utf8); return }
+            output.append(UInt8(ascii: "{"))
             for (index, (key, value)) in members.enumerated() {
-                if index > 0 { output += "," }
-                if pretty { output += "\n" + String(repeating: " ", count: indent + 2) }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                if pretty { newline(indent + 2) }
                 JSON.escape(key, into: &output)
-                output += pretty ? ": " : ":"
+                output.append(contentsOf: (pretty ? ": " : ":").utf8)
                 value.write(into: &output, pretty: pretty, indent: indent + 2, flush: flush)
             }
-            if pretty { output += "\n" + String(repeating: " ", count: indent) }
-            output += "}"
+            if pretty { newline(indent) }
+            output.append(UInt8(ascii: "}"))
         }
     }
 
-    /// `text` as a JSON string: runs of bytes that need no escape are copied whole (appending
-    /// scalar by scalar was a twentieth of `batch --apply`); `"`, `\`, controls, U+2028 and
-    /// U+2029 are escaped. Runs are cut at scalar boundaries every 16 KiB so `flush` keeps
-    /// the buffer small for a huge text.
-    static func escape(_ text: String, into output: inout String, flush: ((inout String) -> Void)? = nil) {
-        output += "\""
+    /// `text` as a JSON string: runs of bytes that need no escape are copied whole; `"`, `\`,
+    /// controls, U+2028 and U+2029 are escaped. Runs are cut at scalar boundaries every
+    /// 16 KiB so `flush` keeps the buffer small for a huge text.
+    static func escape(_ text: String, into output: inout [UInt8], flush: ((inout [UInt8]) -> Void)? = nil) {
+        output.append(UInt8(ascii: "\""))
         var text = text
         text.withUTF8 { bytes in
             var runStart = 0
             var index = 0
             func emitRun(upTo end: Int) {
-                if end > runStart { output += String(decoding: UnsafeBufferPointer(rebasing: bytes[runStart..<end]), as: UTF8.self) }
-                if let flush, output.utf8.count >= flushSize { flush(&output) }
+                if end > runStart { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
+                if let flush, output.count >= flushSize { flush(&output) }
             }
             while index < bytes.count {
                 let byte = bytes[index]
@@ -101,12 +107,12 @@ enum JSON {
                     continue
                 }
                 emitRun(upTo: index)
-                output += replacement
+                output.append(contentsOf: replacement.utf8)
                 index += width
                 runStart = index
             }
             emitRun(upTo: bytes.count)
         }
-        output += "\""
+        output.append(UInt8(ascii: "\""))
     }
 }
