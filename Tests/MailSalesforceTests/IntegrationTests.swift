@@ -11,7 +11,7 @@ import ShippedFixtures
 @Suite struct SalesforceServerTests {
     func seeded(batchSize: Int = 200) throws -> FakeServer {
         let server = try FakeServer(batchSize: batchSize)
-        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([.string(SalesforceSchema.taskMessageIdentifierField)])]))
+        try server.declareTaskMessageIDField()
         try server.seed(try sampleRecords())
         return server
     }
@@ -286,8 +286,7 @@ import ShippedFixtures
 
     @Test func aTaskFieldThatIsNotUniqueIsCheckedBeforeTheCreate() throws {
         let server = try seeded()
-        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
-            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(false)])])]))
+        try server.declareTaskMessageIDField(unique: false)
         let message = try sampleMessage("01-customer-question.eml")
         let backend = try server.backend()
         let saved = try #require(try backend.write(try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
@@ -405,8 +404,7 @@ import ShippedFixtures
 
     @Test func aDuplicateOnACaseInsensitiveFieldIsLookedUpNotTrusted() throws {
         let server = try seeded()
-        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
-            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(true)])])]))
+        try server.declareTaskMessageIDField(unique: true)
         let message = try sampleMessage("01-customer-question.eml")
         let backend = try server.backend()
         let saved = try #require(try backend.write(try decide(backend, message), message: message, mailbox: "ann@contoso.com"))
@@ -423,8 +421,7 @@ import ShippedFixtures
         let error = try #require(failure { _ = try third.write(try decide(third, variant), message: variant, mailbox: "ann@contoso.com") })
         #expect(error.kind == .permanent)
         #expect(error.message.contains("DUPLICATE_VALUE"), "\(error.message)")
-        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
-            .object(["name": .string(SalesforceSchema.taskMessageIdentifierField), "unique": .bool(true), "externalId": .bool(true), "caseSensitive": .bool(true)])])]))
+        try server.declareTaskMessageIDField(unique: true, externalID: true, caseSensitive: true)
     }
 
     @Test func whetherTheFieldIsUniqueIsCachedWithTheToken() throws {
@@ -698,7 +695,7 @@ import ShippedFixtures
     /// API calls per decision and per save over the sample messages (the README's figures).
     @Test func callsPerDecisionAndPerSave() throws {
         let server = try FakeServer()
-        try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([.string(SalesforceSchema.taskMessageIdentifierField)])]))
+        try server.declareTaskMessageIDField()
         let files = try FileManager.default.contentsOfDirectory(atPath: packageRoot.appendingPathComponent("examples/messages").path).filter { $0.hasSuffix(".eml") }.sorted()
         for taskField in [false, true] {
             for saveAs in ["Task", "EmailMessage"] {

@@ -261,8 +261,7 @@ import Testing
         for (size, unique, named) in runs {
             let (server, folder) = try Self.serverWithSampleOrg()
             if !unique {
-                try server.call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([
-                    .object(["name": .string("Email_Message_ID__c"), "unique": .bool(false)])])]))
+                try server.declareTaskMessageIDField(unique: false)
             }
             let result = try Self.batchApply(server, store: folder + "/ledger.sqlite", extra: ["--save-batch-size", size],
                                              settings: named ? ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": "Email_Message_ID__c"] : [:])

@@ -105,6 +105,19 @@ public final class FakeServer: @unchecked Sendable {
 
     public func soql() throws -> [String] { try log().flatMap { $0["soql"]?.array?.compactMap(\.string) ?? [] } }
 
+    /// Declares the Task's Message-ID field (`SalesforceSchema.taskMessageIdentifierField`) in
+    /// the org: by its bare name without attributes (a field that exists stays as it is), else
+    /// redefined with the attributes given (the server's defaults for the others).
+    public func declareTaskMessageIDField(unique: Bool? = nil, externalID: Bool? = nil, caseSensitive: Bool? = nil) throws {
+        let name = SalesforceSchema.taskMessageIdentifierField
+        var attributes: [String: JSON] = [:]
+        if let unique { attributes["unique"] = .bool(unique) }
+        if let externalID { attributes["externalId"] = .bool(externalID) }
+        if let caseSensitive { attributes["caseSensitive"] = .bool(caseSensitive) }
+        let field: JSON = attributes.isEmpty ? .string(name) : .object(attributes.merging(["name": .string(name)]) { $1 })
+        try call("POST", "/__control/fields", .object(["object": .string("Task"), "fields": .array([field])]))
+    }
+
     public func fault(_ fault: [String: JSON]) throws { try call("POST", "/__control/fault", .object(fault)) }
 
     public func stats() throws -> JSON { try call("GET", "/__control/stats") }

@@ -3,13 +3,7 @@
 /// `xn--bcher-kva.example` compare equal.
 public enum IDNA {
     public static func normalize(_ domain: String) -> String {
-        // Fast path: ASCII without surrounding spaces or a trailing dot, lower-cased byte-wise.
-        let utf8 = domain.utf8
-        if let first = utf8.first, let last = utf8.last, first != 0x20, last != 0x20, last != 0x2E, first != 0x5B,
-           utf8.allSatisfy({ $0 < 0x80 && $0 != 0x09 }) {
-            guard utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return domain }
-            return String(decoding: utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
-        }
+        if let lowered = asciiLowered(domain) { return lowered }
         var text = domain.trimmingSpaces()
         if text.hasPrefix("[") { return text.lowercased() } // address literal
         while text.hasSuffix(".") { text.removeLast() }
@@ -29,6 +23,27 @@ public enum IDNA {
             if label.utf8.allSatisfy({ $0 < 0x80 }) { return String(label) }
             return "xn--" + punycodeEncode(Array(label.unicodeScalars))
         }.joined(separator: ".")
+    }
+
+    /// `value` lower-cased when it is ASCII without tabs, does not start with a space or `[` (an
+    /// address literal) and does not end with a space or a dot: the cases trimming and IDNA
+    /// leave alone, so lower-casing is their whole normalisation (of a domain, or of an
+    /// address: `CompiledList.normalize`); nil otherwise. One pass over the bytes: every
+    /// look-up of every participant comes through here.
+    public static func asciiLowered(_ value: String) -> String? {
+        func qualifies(_ bytes: UnsafeBufferPointer<UInt8>) -> (ascii: Bool, upper: Bool) {
+            guard let last = bytes.last, last != 0x2E, last != 0x20, bytes[0] != 0x20, bytes[0] != 0x5B else { return (false, false) }
+            var upper = false
+            for byte in bytes {
+                if byte >= 0x80 || byte == 0x09 { return (false, false) }
+                if byte >= 0x41 && byte <= 0x5A { upper = true }
+            }
+            return (true, upper)
+        }
+        let found = value.utf8.withContiguousStorageIfAvailable(qualifies) ?? Array(value.utf8).withUnsafeBufferPointer(qualifies)
+        guard found.ascii else { return nil }
+        guard found.upper else { return value }
+        return String(decoding: value.utf8.map(\.asciiLowercased), as: UTF8.self)
     }
 
     /// RFC 3492 6.3.

@@ -156,7 +156,7 @@ public final class CompiledList: Sendable {
     public static func normalize(_ value: String, kind: ListKind) -> String {
         // Fast path for the common case, ASCII: lower-casing the bytes is the whole normalisation
         // of an address or a domain (IDNA leaves ASCII labels as they are).
-        if kind != .folders, let lowered = asciiLowered(value) { return lowered }
+        if kind != .folders, let lowered = IDNA.asciiLowered(value) { return lowered }
         switch kind {
         case .domains: return IDNA.normalize(value)
         case .addresses, .addressesAndDomains:
@@ -175,25 +175,6 @@ public final class CompiledList: Sendable {
             return folder
         case .strings: return value.lowercased()
         }
-    }
-
-    /// `value` lower-cased when it is ASCII without tabs and neither starts with a space nor
-    /// ends with a space or a dot (the cases IDNA and trimming leave alone); nil otherwise.
-    /// One pass over the bytes: every look-up of every participant comes through here.
-    static func asciiLowered(_ value: String) -> String? {
-        func qualifies(_ bytes: UnsafeBufferPointer<UInt8>) -> (ascii: Bool, upper: Bool) {
-            guard let last = bytes.last, last != 0x2E, last != 0x20, bytes[0] != 0x20 else { return (false, false) }
-            var upper = false
-            for byte in bytes {
-                if byte >= 0x80 || byte == 0x09 { return (false, false) }
-                if byte >= 0x41 && byte <= 0x5A { upper = true }
-            }
-            return (true, upper)
-        }
-        let found = value.utf8.withContiguousStorageIfAvailable(qualifies) ?? Array(value.utf8).withUnsafeBufferPointer(qualifies)
-        guard found.ascii else { return nil }
-        guard found.upper else { return value }
-        return String(decoding: value.utf8.map(\.asciiLowercased), as: UTF8.self)
     }
 
     public func contains(_ value: String) -> Bool { match(value) != nil }
