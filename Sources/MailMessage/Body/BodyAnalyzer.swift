@@ -453,8 +453,13 @@ public enum BodyAnalyzer {
         func finish() {
             defer { current.removeAll(keepingCapacity: true); digitCount = 0 }
             guard (7...15).contains(digitCount) else { return }
-            // Only digits and "+()-. /" are kept: trimming is of spaces.
-            let trimmed = String(decoding: current.drop { $0 == 0x20 }.reversed().drop { $0 == 0x20 }.reversed(), as: UTF8.self)
+            // Only digits and "+()-. /" are kept: trimming is of spaces. (By indexes: the lazy
+            // drop-and-reverse chain's generic types were built at run time, 1.5M instructions
+            // the first time, a tenth of a `process`.)
+            var start = 0, end = current.count
+            while start < end && current[start] == 0x20 { start += 1 }
+            while end > start && current[end - 1] == 0x20 { end -= 1 }
+            let trimmed = String(decoding: current[start..<end], as: UTF8.self)
             results.append(e164(trimmed, senderDomain: senderDomain) ?? trimmed)
         }
         var previous: UInt8 = 0x20
