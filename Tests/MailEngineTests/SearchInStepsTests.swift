@@ -115,16 +115,9 @@ func printed(_ decision: Decision) -> String { String(describing: decision) }
     /// sample CRM: the same decisions, `candidates` aside, and most of the corpus (bounces)
     /// decided from the ledger alone.
     @Test func stepsDecideWhatTheWholeSearchDecides() throws {
-        var files = try FileManager.default.contentsOfDirectory(at: packageRoot.appendingPathComponent("examples/messages"), includingPropertiesForKeys: nil)
-        let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus")
-        for name in ["enmime", "sisimai"] {
-            let root = shared.appendingPathComponent(name)
-            guard let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else {
-                Issue.record("the \(name) corpus is not at \(root.path): the comparison needs real messages")
-                continue
-            }
-            files += walk.compactMap { $0 as? URL }.filter { ["raw", "eml"].contains($0.pathExtension) }
-        }
+        // Real mail others wrote: the test fails, naming the place, when a corpus is missing.
+        let files = try FileManager.default.contentsOfDirectory(at: packageRoot.appendingPathComponent("examples/messages"), includingPropertiesForKeys: nil)
+            + corpusFiles("enmime", minimum: 60) + corpusFiles("sisimai", minimum: 600)
         let pack = try shippedPack()
         let records = try sampleRecords()
         var compared = 0, fromLedger = 0, saved = 0
