@@ -193,6 +193,7 @@ public struct FactsBuilder {
         for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
         // Read once for plan and build when the engine set `reading`, else here.
         let reading = self.reading ?? read(message, context: context)
+        assert(reading.threadScanned, "plan needs the thread scanned (MessageReading.scanThread)")
         for participant in reading.participants where !participant.blocked {
             plan.ask(participant.address.normalized, in: \.addresses)
             // Free mail is never matched to an Account by domain; internal participants are
@@ -258,6 +259,7 @@ public struct FactsBuilder {
         let freeMail = pack.list(setting: "free_mail_domains")
         try validateSelection(context)
         let reading = self.reading ?? read(message, context: context)
+        assert(reading.threadScanned || !known.contains(.crmSearch), "build with the CRM's answers needs the thread scanned")
         var participants = reading.participants
 
         // The related-record search, over every participant that is neither internal nor blocked.
