@@ -238,10 +238,14 @@ public protocol RecordLookups: CRMDirectory {
     func savedRecord(messageID: String) throws -> String?
     /// Runs the look-ups of one decision against one consistent view of the CRM.
     func snapshot<T>(_ body: () throws -> T) throws -> T
+    /// Runs the save-once ledger's question alone (the first step of `Engine.run`): `snapshot`
+    /// by default; a backend whose ledger question is one read needs no shared view for it.
+    func ledgerSnapshot<T>(_ body: () throws -> T) throws -> T
 }
 
 extension RecordLookups {
     public func snapshot<T>(_ body: () throws -> T) throws -> T { try body() }
+    public func ledgerSnapshot<T>(_ body: () throws -> T) throws -> T { try snapshot(body) }
 
     public func people(email address: String) throws -> (contacts: [CRMRecord], leads: [CRMRecord], users: [CRMRecord]) {
         (try contacts(email: address), try leads(email: address), try users(email: address))
@@ -252,7 +256,8 @@ extension RecordLookups {
 
     public func resolve(_ plan: LookupPlan) throws(CRMError) -> CRMAnswers {
         do {
-            return try snapshot { try answer(plan) }
+            // A plan of the ledger alone is one question.
+            return try plan.isEmpty ? ledgerSnapshot { try answer(plan) } : snapshot { try answer(plan) }
         } catch let error as CRMError {
             throw error
         } catch let error as CRMErrorConvertible {

@@ -645,6 +645,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         return try outcome.get()
     }
 
+    /// The ledger's question is one read (`savedRecord` runs its statements in one `reading`):
+    /// no read transaction around it, which cost a fifth of a message that needs nothing else.
+    /// (A `SaveSession` keeps the default: its snapshot opens the save group.)
+    public func ledgerSnapshot<T>(_ body: () throws -> T) throws -> T { try body() }
+
     /// Runs `body` with `db` as this thread's snapshot: the look-ups it makes read there (a
     /// `SaveSession` answers a decision inside its open write transaction this way).
     func reading<T>(through db: Database, _ body: () throws -> T) rethrows -> T {

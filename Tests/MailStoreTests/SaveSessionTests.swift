@@ -47,6 +47,23 @@ import ShippedFixtures
         }
     }
 
+    /// A group counts one message per decision, whether the ledger alone decided it or the
+    /// decision searched the CRM too (two look-ups, one ledger question), and opens on the
+    /// ledger question: the first step of a decision reads inside the group.
+    @Test func aGroupCountsEachDecisionOnce() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let pack = try shippedPack()
+        let files = ["05-bounce-postfix.eml", "02-internal-only.eml", "01-customer-question.eml", "08-gmail-prospect.eml"]
+        try store.withSaveSession(maxGroupMessages: 100, maxGroupSeconds: 60) { session in
+            for (index, file) in files.enumerated() {
+                _ = try Engine(pack: pack, directory: session).decide(try sampleMessage(file), context: ProcessContext(mailbox: "ann@contoso.com"))
+                #expect(session.isGroupOpen, "\(file)")
+                #expect(session.groupMessages == index + 1, "\(file)")
+            }
+        }
+    }
+
     @Test func aSaveThatFailsRollsItsWholeGroupBackAndASecondSessionFinishes() throws {
         let pack = try shippedPack()
         let messages = try (0..<6).map(bigMessage)
