@@ -150,9 +150,7 @@ public struct Engine {
             var plan = LookupPlan()
             plan.ledgerKey = reading.ledgerKey
             builder.answers = try directory.resolve(plan)
-            builder.known = []
-            let facts = try builder.build(message, context: context)
-            builder.known = [.bodyAnalysis, .crmSearch]
+            let facts = try builder.build(message, context: context, known: [])
             if let outcome = try pack.evaluate(facts.object, within: []), outcome.verdict != .save {
                 return DecisionRun(decision: decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
                                    outcome: outcome, traces: [], searchedCRM: false)

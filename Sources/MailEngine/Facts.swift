@@ -173,10 +173,6 @@ public struct FactsBuilder {
         }
     }
     var reading: MessageReading?
-    /// What `build` may read beyond the message's headers and bodies (`FactCost`): the first
-    /// step of `Engine.run` builds without the body analysis and the CRM's answers, leaving
-    /// the facts that cost them empty (no rule it runs reads them) and no `candidates`.
-    var known: FactCost = [.bodyAnalysis, .crmSearch]
 
     func read(_ message: Message, context: ProcessContext, scanningThread: Bool = true) -> MessageReading {
         var reading = MessageReading(participants: participants(message, mailbox: CRMDirectoryKeys.address(context.mailbox)),
@@ -254,7 +250,10 @@ public struct FactsBuilder {
     }
 
     /// The facts, from the message, its context and the CRM's answers to `plan`.
-    public func build(_ message: Message, context: ProcessContext) throws -> EngineFacts {
+    /// `known`: what the facts may hold beyond the message's headers and bodies (`FactCost`).
+    /// The first step of `Engine.run` builds with none, leaving the facts that cost more empty
+    /// (no rule it runs reads them) and no `candidates`.
+    public func build(_ message: Message, context: ProcessContext, known: FactCost = .all) throws -> EngineFacts {
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let freeMail = pack.list(setting: "free_mail_domains")
         try validateSelection(context)
@@ -378,7 +377,7 @@ public struct FactsBuilder {
         let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
                                     anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey,
-                                    direction: direction, mailbox: mailbox)
+                                    direction: direction, mailbox: mailbox, known: known)
         return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
                            anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object,
                            answers: answers)
@@ -505,7 +504,7 @@ public struct FactsBuilder {
 
     func factObject(_ message: Message, context: ProcessContext, participants: [ParticipantFacts], related: RelatedRecords,
                     threadCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?, ledgerKey: String,
-                    direction: String, mailbox: String) throws -> FactObject {
+                    direction: String, mailbox: String, known: FactCost) throws -> FactObject {
         func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
         func formatted(_ addresses: [Address]) -> Value {
             .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })

@@ -24,7 +24,7 @@ public final class CompiledRule: Sendable {
         self.decides = definition.then != nil
         // An expression without a compiled node (never in a pack that checked) costs everything.
         self.cost = [condition, observe].reduce(into: FactCost()) { cost, expression in
-            if let expression { cost.formUnion(expression.node?.cost ?? [.bodyAnalysis, .crmSearch]) }
+            if let expression { cost.formUnion(expression.node?.cost ?? .all) }
         }
     }
 

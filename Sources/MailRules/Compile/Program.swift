@@ -60,7 +60,7 @@ public final class ExprNode: Sendable {
             if case .object(let object)? = children.first?.type, object.fields.indices.contains(index) {
                 cost.formUnion(object.fields[index].cost)
             } else {
-                cost = [.bodyAnalysis, .crmSearch]
+                cost = .all
             }
         case .macro, .call(.size):
             // A macro reads its list element by element (its body's field accesses say which

@@ -104,6 +104,8 @@ public struct FactCost: OptionSet, Sendable, Hashable {
     public static let bodyAnalysis = FactCost(rawValue: 1)
     /// The CRM's answers to the look-up plan: a read transaction, or Salesforce queries.
     public static let crmSearch = FactCost(rawValue: 2)
+    /// Every cost: what a fact or an expression whose cost cannot be known is counted as.
+    public static let all: FactCost = [.bodyAnalysis, .crmSearch]
 }
 
 /// A record type of the facts (Message, Participant...). Fields are resolved to indexes at
