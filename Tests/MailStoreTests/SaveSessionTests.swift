@@ -131,18 +131,4 @@ import ShippedFixtures
             #expect(try rows(grouped) == rows(perMessage), "groups of \(groupSize)")
         }
     }
-
-    /// The hand-written field encoding writes what JSONEncoder wrote (stores already hold it).
-    @Test func fieldsAreEncodedAsJSONEncoderEncodedThem() throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let values = ["plain", "quote \" and \\ backslash", "tab\tnew\nline\r\u{8}\u{c}", "nul \u{0} \u{1} \u{1f} \u{7f}", "https://a.example/b?c=d",
-                      "é ü 日本 😀 \u{2028} \u{2029}", "</script>", ""]
-        for value in values {
-            let fields = ["Subject": value, "Description": value + "!", "WhoId": "0035e00000Bob01", "mailsave__X__c": "x", "Empty": ""]
-            let expected = String(decoding: try encoder.encode(fields.filter { !$0.value.isEmpty }), as: UTF8.self)
-            #expect(CRMStore.encode(fields) == expected)
-            #expect(try CRMStore.decode(Data(CRMStore.encode(fields).utf8), id: "x") == fields.filter { !$0.value.isEmpty })
-        }
-    }
 }
