@@ -45,7 +45,7 @@ public struct RuleTestRunner {
     /// The project root of a rule test file when none was given: `<root>/<pack>/tests/file.yaml`.
     public static func defaultRoot(forTestFile path: String) -> String {
         var folder = path
-        for _ in 0..<3 { folder = (folder as NSString).deletingLastPathComponent }
+        for _ in 0..<3 { folder = PathNames.folder(of: folder) }
         return folder.isEmpty ? "." : folder
     }
 
@@ -58,7 +58,7 @@ public struct RuleTestRunner {
                     "\(what) '\(written)' is an absolute path; give a path relative to the test file, inside the project (\(root))")
             return nil
         }
-        let path = (directory as NSString).appendingPathComponent(written)
+        let path = directory.isEmpty ? written : directory + "/" + written
         guard let real = PackLoader.realPath(path) else {
             problem(scalar.location, length: written.count, "cannot read \(what) '\(written)': \(String(cString: strerror(errno)))")
             return nil
@@ -90,7 +90,7 @@ public struct RuleTestRunner {
             }
             return []
         }
-        let directory = (file.path as NSString).deletingLastPathComponent
+        let directory = PathNames.folder(of: file.path)
         let projectRoot = self.root ?? Self.defaultRoot(forTestFile: file.path)
         var sharedCRM: String?
         var tests: [RuleTestCase] = []

@@ -118,7 +118,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         if !exists {
             let manager = FileManager.default
             var isDirectory: ObjCBool = false
-            let folder = (path as NSString).deletingLastPathComponent
+            let folder = PathNames.folder(of: path)
             if !folder.isEmpty && !manager.fileExists(atPath: folder, isDirectory: &isDirectory) {
                 guard createFolder else {
                     throw StoreError(.missingFolder, message: "\(path): the folder \(folder) does not exist; create it first (mailsave does not create a store's folders)")

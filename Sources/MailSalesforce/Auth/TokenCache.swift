@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MailMessage
 
 /// An access token and where the org's data calls go, with what this session learnt of the
 /// org's schema.
@@ -70,7 +71,7 @@ public struct TokenCache: Sendable {
 
     /// Writes the token; a cache that cannot be written only costs a login next time.
     public func store(_ token: AccessToken) {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathNames.folder(of: path)
         mkdir(directory, 0o700)
         let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
