@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "ShippedFixtures", dependencies: ["MailEngine", "MailRules", "MailMessage"], path: "Tests/ShippedFixtures"),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage", "ScalingCheck"], exclude: ["Fixtures", "Reference"]),
         .testTarget(name: "MailRulesTests", dependencies: ["MailRules", "ScalingCheck"], exclude: ["Reference"]),
-        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine", "ShippedFixtures"], exclude: ["Fixtures"]),
+        .testTarget(name: "MailEngineTests", dependencies: ["MailEngine", "ShippedFixtures", "ScalingCheck"], exclude: ["Fixtures"]),
         // The Salesforce-compatible test server (Tests/FakeSalesforce) started from Swift tests:
         // shared by the backend's tests and the command line's. Used by tests only.
         .target(name: "SalesforceTestServer", dependencies: ["MailSalesforce", "MailEngine", "MailRules", "ShippedFixtures",

@@ -45,19 +45,69 @@ public struct LookupPlan: Sendable, Equatable {
     /// Appends a key once, keeping the order keys were first asked in (answers do not depend
     /// on it, but the requests a backend sends are then the same on every run).
     mutating func ask(_ key: String, in list: WritableKeyPath<LookupPlan, [String]>) {
-        guard !key.isEmpty, !self[keyPath: list].contains(key) else { return }
+        guard !key.isEmpty else { return }
+        if self[keyPath: list].count < AskedIndex.scanLimit {
+            guard !self[keyPath: list].contains(key) else { return }
+        } else {
+            guard asked.insert(key, in: list, of: self[keyPath: list]) else { return }
+        }
         self[keyPath: list].append(key)
     }
 
     /// Asks for the Account of the Contacts at `domain` on behalf of `address`.
     mutating func ask(contactDomain domain: String, for address: String) {
         guard !domain.isEmpty, !address.isEmpty else { return }
-        if let index = contactDomains.firstIndex(where: { $0.domain == domain }) {
-            if !contactDomains[index].addresses.contains(address) { contactDomains[index].addresses.append(address) }
+        if let index = asked.domainIndex(domain, in: contactDomains) {
+            // No copy of the list is held while it grows (appending would copy it each time).
+            let isNew = contactDomains[index].addresses.count < AskedIndex.scanLimit
+                ? !contactDomains[index].addresses.contains(address)
+                : asked.insert(address, atDomain: domain, of: contactDomains[index].addresses)
+            if isNew { contactDomains[index].addresses.append(address) }
         } else {
+            asked.noteDomain(domain, at: contactDomains.count)
             contactDomains.append(ContactDomainQuestion(domain: domain, addresses: [address]))
         }
         ask(address, in: \.addresses)
+    }
+
+    /// What the plan's lists hold, hashed, once a list is too long to scan for each new key (a
+    /// message may name 100,000 addresses: checking each against the list was quadratic, 47 s).
+    /// An index of the plan's value, not part of it: equal plans stay equal.
+    private var asked = AskedIndex()
+}
+
+struct AskedIndex: @unchecked Sendable, Equatable {
+    /// Lists shorter than this are scanned: cheaper than hashing for a message's few keys.
+    static let scanLimit = 32
+
+    /// The keys of each long list (the key path names the list; key paths are immutable).
+    private var keys: [AnyKeyPath: Set<String>] = [:]
+    /// `contactDomains`: each domain's index, and the addresses of each long question.
+    private var domains: [String: Int] = [:]
+    private var domainAddresses: [String: Set<String>] = [:]
+
+    static func == (_: AskedIndex, _: AskedIndex) -> Bool { true }
+
+    /// Adds `key` to the index of `list` (built from `current` the first time, or when the
+    /// list was changed behind the index); false when it was there already.
+    mutating func insert(_ key: String, in list: AnyKeyPath, of current: [String]) -> Bool {
+        if keys[list]?.count != current.count { keys[list] = Set(current) }
+        return keys[list, default: []].insert(key).inserted
+    }
+
+    mutating func insert(_ address: String, atDomain domain: String, of current: [String]) -> Bool {
+        if domainAddresses[domain]?.count != current.count { domainAddresses[domain] = Set(current) }
+        return domainAddresses[domain, default: []].insert(address).inserted
+    }
+
+    /// The index of `domain`'s question in `questions`, or nil.
+    func domainIndex(_ domain: String, in questions: [ContactDomainQuestion]) -> Int? {
+        if domains.count == questions.count { return domains[domain] }
+        return questions.firstIndex { $0.domain == domain }
+    }
+
+    mutating func noteDomain(_ domain: String, at index: Int) {
+        if domains.count == index { domains[domain] = index }
     }
 }
 
