@@ -69,9 +69,20 @@ enum Terminal {
         while offset < bytes.count {
             let written = write(descriptor, base + offset, bytes.count - offset)
             if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
+            if written <= 0 {
+                if descriptor != 2 { outputFailed(written < 0 ? errno : EIO) }
+                return
+            }
             offset += written
         }
+    }
+
+    /// The output could not be written (a full disk, a closed or broken standard output): the
+    /// run stops at once, saying so, with a status that is not success; a caller reading a
+    /// truncated answer with exit 0 would take it as whole. A full disk is temporary.
+    private static func outputFailed(_ code: Int32) -> Never {
+        if code != EPIPE { err("mailsave: cannot write the output: \(String(cString: strerror(code)))") }
+        exit(code == ENOSPC || code == EDQUOT ? ExitStatus.temporary.rawValue : ExitStatus.couldNotRun.rawValue)
     }
 }
 

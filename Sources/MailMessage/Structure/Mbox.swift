@@ -74,6 +74,9 @@ public struct MboxSplitter: Sendable {
 
     private static let from: [UInt8] = Array("From ".utf8)
 
+    /// Whether a `From ` separator has been seen: until then, what was fed is a preamble.
+    public var hasStartedMessage: Bool { started }
+
     /// Splits what `bytes` adds; completed messages are appended to `events`.
     public mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, into events: inout [Event]) {
         var index = 0

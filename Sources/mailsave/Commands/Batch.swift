@@ -89,7 +89,7 @@ struct Batch: ParsableCommand {
         }
         try source.validate(stdin: !input.isEmpty)
         if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        try Jobs.validate(jobs)
         if saveGroupSize < 0 || !(saveGroupSeconds >= 0) { throw ValidationError("--save-group-size and --save-group-seconds cannot be negative") }
         if saveBatchSize < 1 { throw ValidationError("--save-batch-size must be at least 1") }
     }
@@ -388,6 +388,11 @@ struct Batch: ParsableCommand {
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
+            if Interruption.requested {
+                // Nothing was decided yet: the copy goes, and the run ends as the signal says.
+                unlink(path)
+                Interruption.reraise()
+            }
             let got = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
             if got < 0 && errno == EINTR { continue }
             if got < 0 { throw CommandFailure(status: .couldNotRun, message: "-: cannot read: \(String(cString: strerror(errno)))") }

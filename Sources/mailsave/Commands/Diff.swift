@@ -79,7 +79,7 @@ struct Diff: ParsableCommand {
         if old == nil && oldRevision == nil { throw ValidationError("give the old pack: --old DIR or --old-rev REV") }
         if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
         try source.validate(stdin: false)
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        try Jobs.validate(jobs)
     }
 
     /// `process`'s options for one pack: the pack, the context and the CRM are read the same way.
@@ -403,8 +403,8 @@ enum GitPack {
         var existing = standardized
         var rest = ""
         while !FileManager.default.fileExists(atPath: existing) && existing != "/" {
-            rest = "/" + (existing as NSString).lastPathComponent + rest
-            existing = (existing as NSString).deletingLastPathComponent
+            rest = "/" + PathNames.name(of: existing) + rest
+            existing = PathNames.folder(of: existing)
         }
         standardized = URL(fileURLWithPath: existing).resolvingSymlinksInPath().path + rest
         guard standardized == resolvedRoot || standardized.hasPrefix(resolvedRoot + "/") else {
@@ -420,8 +420,12 @@ enum GitPack {
             throw CommandFailure(status: .couldNotRun, message: "\(relative.isEmpty ? "." : relative): no such folder at revision \(revision)")
         }
         let folder = NSTemporaryDirectory() + "/mailsave-diff-\(getpid())-\(UUID().uuidString.prefix(8))"
-        let pack = folder + "/" + (relative.isEmpty ? "pack" : (relative as NSString).lastPathComponent)
+        let pack = folder + "/" + (relative.isEmpty ? "pack" : PathNames.name(of: relative))
+        guard mkdir(folder, 0o700) == 0 else {
+            throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot write the pack at \(revision): \(String(cString: strerror(errno)))")
+        }
         do {
+            try Self.makeFolder(pack, for: relative, at: revision)
             for entry in entries {
                 // "<mode> <type> <object>\t<path>"
                 guard let tab = entry.firstIndex(of: "\t") else { continue }
@@ -429,17 +433,39 @@ enum GitPack {
                 let file = String(entry[entry.index(after: tab)...])
                 guard fields.count == 3, fields[1] == "blob" else { continue }
                 let inside = relative.isEmpty ? file : String(file.dropFirst(relative.count + 1))
-                let target = pack + "/" + inside
-                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                // Each entry is written where its path says and nowhere else: plain names only,
+                // folders made one by one (never through a link: a tree may hold a link and a
+                // folder of the same name), files and links created new, never followed.
+                let parts = inside.split(separator: "/", omittingEmptySubsequences: false)
+                guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+                    throw CommandFailure(status: .couldNotRun, message: "\(file): not a plain path inside the pack at \(revision)")
+                }
+                var target = pack
+                for part in parts.dropLast() {
+                    target += "/" + part
+                    try Self.makeFolder(target, for: file, at: revision)
+                }
+                target += "/" + parts[parts.count - 1]
                 let blob = try git(["cat-file", "blob", String(fields[2])], in: root)
                 guard blob.status == 0 else {
                     throw CommandFailure(status: .couldNotRun, message: "\(file): cannot read it at \(revision): \(blob.stderr)")
                 }
                 if fields[0] == "120000" {
                     // A link stays a link: the pack loader refuses the ones that leave the pack.
-                    try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: String(decoding: blob.stdout, as: UTF8.self))
+                    guard symlink(String(decoding: blob.stdout, as: UTF8.self), target) == 0 else {
+                        throw Self.writeFailure(file, at: revision)
+                    }
                 } else {
-                    try blob.stdout.write(to: URL(fileURLWithPath: target))
+                    let descriptor = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                    guard descriptor >= 0 else { throw Self.writeFailure(file, at: revision) }
+                    defer { close(descriptor) }
+                    var offset = 0
+                    while offset < blob.stdout.count {
+                        let written = blob.stdout.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                        if written < 0 && errno == EINTR { continue }
+                        guard written > 0 else { throw Self.writeFailure(file, at: revision) }
+                        offset += written
+                    }
                 }
             }
         } catch let failure as CommandFailure {
@@ -450,5 +476,25 @@ enum GitPack {
             throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot write the pack at \(revision): \(error.localizedDescription)")
         }
         return (folder, pack)
+    }
+
+    /// Makes a folder of a revision's pack; one that exists must be a real folder (an entry
+    /// made it), never a link nor a file of the same name.
+    static func makeFolder(_ path: String, for file: String, at revision: String) throws(CommandFailure) {
+        if mkdir(path, 0o700) == 0 { return }
+        let code = errno
+        var info = stat()
+        guard code == EEXIST, lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw CommandFailure(status: .couldNotRun, message: code == EEXIST
+                ? "\(file): the revision \(revision) names a link or a file and a folder alike; refusing to write through it"
+                : "\(file): cannot write it at \(revision): \(String(cString: strerror(code)))")
+        }
+    }
+
+    static func writeFailure(_ file: String, at revision: String) -> CommandFailure {
+        let code = errno
+        return CommandFailure(status: .couldNotRun, message: code == EEXIST
+            ? "\(file): the revision \(revision) has two entries of this name; refusing to overwrite one with the other"
+            : "\(file): cannot write it at \(revision): \(String(cString: strerror(code)))")
     }
 }

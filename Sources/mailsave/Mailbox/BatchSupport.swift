@@ -1,4 +1,5 @@
 import Foundation
+import ArgumentParser
 import MailEngine
 import MailMessage
 #if canImport(Glibc)
@@ -9,11 +10,15 @@ import Darwin
 
 /// Where `batch` writes its lines: standard output, or `--out FILE` written atomically (a
 /// temporary file next to it, renamed over it at the end; removed when the run fails or is
-/// interrupted, so FILE is never half-written).
+/// interrupted, so FILE is never half-written). FILE may be a link (the file it leads to is
+/// written) or something that is not a file (`/dev/null`, a FIFO: written to directly, never
+/// replaced).
 final class LineOutput {
     private let descriptor: Int32
     private let path: String?
+    /// The temporary file, and the file it becomes; nil when writing directly.
     private let temporary: String?
+    private let destination: String?
     private var buffer: [UInt8] = []
 
     init(path: String?) throws(CommandFailure) {
@@ -21,17 +26,38 @@ final class LineOutput {
         guard let path else {
             descriptor = 1
             temporary = nil
+            destination = nil
             return
         }
-        let folder = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(name).mailsave-\(getpid()).tmp"
-        descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if descriptor < 0 {
-            throw CommandFailure(status: errno == ENOSPC ? .temporary : .couldNotRun,
-                                 message: "\(path): cannot write: \(String(cString: strerror(errno)))")
+        func failure(_ code: Int32, _ what: String? = nil) -> CommandFailure {
+            CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
+                           message: "\(path): cannot write: \(what ?? String(cString: strerror(code)))")
         }
+        var target = path
+        var info = stat()
+        var exists = lstat(path, &info) == 0
+        if exists && info.st_mode & S_IFMT == S_IFLNK {
+            guard let real = realpath(path, nil) else { throw failure(errno, "it is a link to nothing (\(String(cString: strerror(errno))))") }
+            target = String(cString: real)
+            free(real)
+            exists = stat(target, &info) == 0
+        }
+        if exists && info.st_mode & S_IFMT != S_IFREG {
+            guard info.st_mode & S_IFMT != S_IFDIR else { throw failure(EISDIR, "it is a folder; give a file name") }
+            // A device or a FIFO: written as it is (replacing /dev/null with a file would
+            // break every other program on the machine).
+            descriptor = open(target, O_WRONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw failure(errno) }
+            temporary = nil
+            destination = nil
+            return
+        }
+        let folder = PathNames.folder(of: target)
+        let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(PathNames.name(of: target)).mailsave-\(getpid()).tmp"
+        descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw failure(errno) }
         self.temporary = temporary
+        destination = target
         buffer.reserveCapacity(1 << 16)
     }
 
@@ -62,8 +88,8 @@ final class LineOutput {
     /// Everything written: the file takes its name (after reaching the disk).
     func commit() throws(CommandFailure) {
         try flush()
-        guard let path, let temporary else { return }
-        if fsync(descriptor) != 0 || close(descriptor) != 0 || rename(temporary, path) != 0 {
+        guard let path, let temporary, let destination else { return }
+        if fsync(descriptor) != 0 || close(descriptor) != 0 || rename(temporary, destination) != 0 {
             let code = errno
             unlink(temporary)
             throw CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
@@ -316,4 +342,17 @@ func peakMemoryKB() -> Int? {
     getrusage(RUSAGE_SELF, &usage)
     return Int(usage.ru_maxrss) / 1024
     #endif
+}
+
+/// `--jobs` of `batch` and `diff`: threads that parse and decide at once.
+enum Jobs {
+    /// Beyond the cores, threads only add memory (each holds messages in flight); far beyond
+    /// them they exhaust it. 256 leaves room for any machine of today.
+    static let maximum = 256
+
+    static func validate(_ jobs: Int) throws(ValidationError) {
+        guard (1...maximum).contains(jobs) else {
+            throw ValidationError("--jobs must be from 1 to \(maximum) (default: the number of cores), not \(jobs)")
+        }
+    }
 }

@@ -157,8 +157,13 @@ final class MboxSource: MailboxSource {
 
     deinit { if descriptor > 0 { close(descriptor) } }
 
+    /// How much may come before an mbox's first `From ` line before the input is refused.
+    static let preambleLimit = 1 << 20
+
     func next() throws(CommandFailure) -> MailboxItem? {
         while eventIndex >= events.count {
+            // Ctrl-C stops the reading too: one message may be endless input (a pipe).
+            if Interruption.requested { return nil }
             if finished {
                 if !sawAnything && splitter.offset > 0 {
                     sawAnything = true
@@ -178,6 +183,13 @@ final class MboxSource: MailboxSource {
                 finished = true
             } else {
                 chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<got]), into: &events) }
+                // Input that is not an mbox is said so once its first MiB holds no separator,
+                // rather than after reading all of it (which may never end).
+                if !sawAnything && !splitter.hasStartedMessage && splitter.offset >= Self.preambleLimit {
+                    sawAnything = true
+                    finished = true
+                    throw CommandFailure(status: .badMessage, message: "\(name):1: not an mbox: no 'From ' separator line in its first \(Self.preambleLimit) bytes")
+                }
             }
         }
         let event = events[eventIndex]

@@ -1,0 +1,169 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+/// What a hostile or careless user found (a review that attacked the binary): each case
+/// crashed, hung, wrote where it must not, or answered success for a failure.
+@Suite struct HostileUseTests {
+    static let process = ["process", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path]
+    static let sample = Binary.packageRoot.appendingPathComponent("examples/messages/01-customer-question.eml").path
+    static let mbox = Binary.packageRoot.appendingPathComponent("examples/mailbox.mbox").path
+    static let batch = ["batch", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
+                        "--rules", Binary.packageRoot.appendingPathComponent("rules").path, "--quiet"]
+
+    /// `--store x` and `--out x` (one character, in the current folder) crashed in Foundation's
+    /// path splitting (SIGILL).
+    @Test func oneCharacterPathsWork() throws {
+        let folder = try Mailboxes.temporaryFolder("one-character")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let saved = try Binary.launch(Binary.path, ["process", "--store", "x", "--mailbox", "ann@contoso.com", "--apply",
+                                                    "--rules", Binary.packageRoot.appendingPathComponent("rules").path, Self.sample],
+                                      directory: folder)
+        #expect(saved.status == 0, "\(saved.stderr)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("x").path))
+        let written = try Binary.launch(Binary.path, Self.batch + ["--mbox", Self.mbox, "--out", "y"], directory: folder)
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(try String(contentsOf: folder.appendingPathComponent("y"), encoding: .utf8).split(separator: "\n").count == 12)
+        let dot = try Binary.launch(Binary.path, Self.batch + ["--mbox", Self.mbox, "--out", "."], directory: folder)
+        #expect(dot.status == 3)
+        #expect(dot.stderr == "mailsave: .: cannot write: it is a folder; give a file name\n")
+    }
+
+    /// `--out` replaced whatever was at the path with a new file: /dev/null itself (as root),
+    /// a FIFO, a link. Now a device or FIFO is written to, and a link's file is written.
+    @Test func outWritesThroughDevicesFIFOsAndLinks() throws {
+        let folder = try Mailboxes.temporaryFolder("out-targets")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let null = try Binary.launch(Binary.path, Self.batch + ["--mbox", Self.mbox, "--out", "/dev/null"], directory: folder)
+        #expect(null.status == 0, "\(null.stderr)")
+        var info = stat()
+        #expect(stat("/dev/null", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR, "/dev/null is still a device")
+
+        let fifo = folder.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let reader = Foundation.Process()
+        reader.executableURL = URL(fileURLWithPath: "/bin/cat")
+        reader.arguments = [fifo]
+        let lines = Pipe()
+        reader.standardOutput = lines
+        try reader.run()
+        let through = try Binary.launch(Binary.path, Self.batch + ["--mbox", Self.mbox, "--out", fifo], directory: folder)
+        let read = String(decoding: lines.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        reader.waitUntilExit()
+        #expect(through.status == 0, "\(through.stderr)")
+        #expect(read.split(separator: "\n").count == 12)
+        #expect(lstat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO, "the FIFO is still a FIFO")
+
+        let file = folder.appendingPathComponent("decisions.jsonl").path
+        let link = folder.appendingPathComponent("link").path
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("old\n".utf8)))
+        #expect(symlink(file, link) == 0)
+        let linked = try Binary.launch(Binary.path, Self.batch + ["--mbox", Self.mbox, "--out", link], directory: folder)
+        #expect(linked.status == 0, "\(linked.stderr)")
+        #expect(lstat(link, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK, "the link is still a link")
+        #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 12)
+    }
+
+    /// Output that cannot be written (a full disk) is a failure, not a truncated success.
+    @Test func aFullStandardOutputIsATemporaryFailure() throws {
+        for arguments in [Self.process + [Self.sample], ["inspect", Self.sample], ["reference", "facts"]] {
+            let process = Foundation.Process()
+            process.executableURL = URL(fileURLWithPath: Binary.path)
+            process.arguments = arguments
+            process.currentDirectoryURL = Binary.packageRoot
+            process.environment = Binary.environment
+            process.standardOutput = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 75, "\(arguments.first ?? ""): \(stderr)")
+            #expect(stderr == "mailsave: cannot write the output: No space left on device\n", "\(arguments.first ?? "")")
+        }
+    }
+
+    /// `--jobs` is bounded: 100,000 threads exhausted memory.
+    @Test func jobsAreBounded() throws {
+        for jobs in ["0", "257", "100000"] {
+            let result = try Binary.run(Self.batch + ["--mbox", Self.mbox, "--jobs", jobs])
+            #expect(result.status == 2)
+            #expect(result.stderr.contains("--jobs must be from 1 to 256 (default: the number of cores), not \(jobs)"))
+        }
+        #expect(try Binary.run(Self.batch + ["--mbox", Self.mbox, "--jobs", "256"]).status == 0)
+    }
+
+    /// Input that is not an mbox is refused after its first MiB, not after the whole of it
+    /// (which, from a pipe, may never end).
+    @Test func endlessInputThatIsNotAnMboxIsRefusedEarly() throws {
+        // The child stops reading after 1 MiB: writing the rest fails (EPIPE), which must
+        // not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = Self.batch + ["-"]
+        process.currentDirectoryURL = Binary.packageRoot
+        process.environment = Binary.environment
+        let input = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let started = ContinuousClock.now
+        // 3 MiB, then the pipe stays open (an endless producer) until the child has answered.
+        try? input.fileHandleForWriting.write(contentsOf: Data(repeating: UInt8(ascii: "x"), count: 3 << 20))
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
+        #expect(process.terminationStatus == 4, "\(stderr)")
+        #expect(stderr.contains("-:1: not an mbox: no 'From ' separator line in its first 1048576 bytes"), "\(stderr)")
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    /// `diff --old-rev` wrote a revision's pack through a link the revision itself held (a
+    /// link and a folder of the same name): a file outside the temporary folder was written.
+    @Test func aRevisionCannotWriteOutsideItsPack() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-escape")
+        let outside = try Mailboxes.temporaryFolder("diff-escape-target")
+        defer {
+            try? FileManager.default.removeItem(at: repository)
+            try? FileManager.default.removeItem(at: outside)
+        }
+        func git(_ arguments: [String], input: String? = nil) throws -> String {
+            let process = Foundation.Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"] + arguments
+            process.currentDirectoryURL = repository
+            let out = Pipe(), feed = Pipe()
+            process.standardOutput = out
+            process.standardInput = feed
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if let input { feed.fileHandleForWriting.write(Data(input.utf8)) }
+            try feed.fileHandleForWriting.close()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "git \(arguments)")
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try git(["init", "-q", "-b", "main"])
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("r"))
+        _ = try git(["add", "r"])
+        _ = try git(["commit", "-q", "-m", "base"])
+        let blob = try git(["hash-object", "-w", "--stdin"], input: "pwned\n")
+        let link = try git(["hash-object", "-w", "--stdin"], input: outside.path)
+        let sub = try git(["mktree"], input: "100644 blob \(blob)\tx.yaml\n")
+        let listing = try git(["ls-tree", "HEAD:r"])
+        let tree = try git(["mktree"], input: listing + "\n120000 blob \(link)\tevil\n040000 tree \(sub)\tevil\n")
+        let top = try git(["mktree"], input: "040000 tree \(tree)\tr\n")
+        let commit = try git(["commit-tree", top, "-p", "HEAD", "-m", "escape"])
+        let result = try Binary.launch(Binary.path, ["diff", "--old-rev", commit, "--new", "r", "--mailbox", "ann@contoso.com",
+                                                     "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
+                                                     "--mbox", Self.mbox], directory: repository)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("refusing to"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: outside.appendingPathComponent("x.yaml").path), "written outside the pack")
+    }
+}
