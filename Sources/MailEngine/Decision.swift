@@ -297,6 +297,13 @@ public struct Engine {
         for (field, expression) in pack.mapping[saveAs] ?? [] {
             guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
             if neverSaveBody && bodyFields.contains(field.name) { value = .absent }
+            if case .string(let text) = value {
+                let storable = SalesforceField.storable(text)
+                if storable.removed > 0 {
+                    value = .string(storable.text)
+                    observations.append("\(saveAs).\(field.name): \(storable.removed) control character\(storable.removed == 1 ? "" : "s") removed (a CRM's text cannot hold them)")
+                }
+            }
             if case .string(let text) = value, let limit = field.maxLength, text.count > limit {
                 value = .string(String(text.prefix(limit)))
                 observations.append("\(saveAs).\(field.name) was truncated to \(limit) characters (from \(text.count))")

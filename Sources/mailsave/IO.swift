@@ -51,7 +51,9 @@ enum Terminal {
         writeAll(1, "\n")
     }
 
-    static func err(_ text: String) { writeAll(2, text + "\n") }
+    /// A message on standard error, its control characters escaped (`visible`, lines kept):
+    /// a file name or a Message-ID quoted in an error cannot drive the terminal.
+    static func err(_ text: String) { writeAll(2, visibleLines(text) + "\n") }
 
     /// Writes the string's own UTF-8 storage: a large output is never copied to be written.
     static func writeAll(_ descriptor: Int32, _ text: String) {
@@ -126,9 +128,16 @@ enum ProcessInfoCache {
 /// on a terminal: control characters (C0, DEL, C1; a line feed too, so a value cannot fake
 /// a line of output) and the bidirectional overrides of "Trojan Source" are shown as
 /// `\u{1B}` escapes instead of being sent to the terminal.
-func visible(_ text: String) -> String {
+func visible(_ text: String) -> String { escapingControls(text, keepingLines: false) }
+
+/// `visible`, but line feeds and tabs kept: for messages of several lines (standard error).
+func visibleLines(_ text: String) -> String { escapingControls(text, keepingLines: true) }
+
+private func escapingControls(_ text: String, keepingLines: Bool) -> String {
     func isControl(_ value: UInt32) -> Bool {
-        value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value)
+        if keepingLines && (value == 0x0A || value == 0x09) { return false }
+        return value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value)
+            || value == 0x2028 || value == 0x2029
     }
     guard text.unicodeScalars.contains(where: { isControl($0.value) }) else { return text }
     var output = ""

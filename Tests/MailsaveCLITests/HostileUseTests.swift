@@ -166,4 +166,40 @@ import Testing
         #expect(result.stderr.contains("refusing to"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: outside.appendingPathComponent("x.yaml").path), "written outside the pack")
     }
+    /// Control characters from a message (a NUL in the Subject) are not saved: a CRM's text
+    /// cannot hold them, and an export holding a NUL could not be imported again.
+    @Test func controlCharactersAreNotSaved() throws {
+        let message = "From: Bob <bob@fabrikam.com>\r\nTo: ann@contoso.com\r\nSubject: quote\u{0} for\u{1B}[2J 20\r\n"
+            + "Message-ID: <nul-subject@fabrikam.com>\r\n\r\nHello\u{C} Ann\r\n"
+        let result = try Binary.run(Self.process + ["-"], stdin: Data(message.utf8))
+        #expect(result.status == 0, "\(result.stderr)")
+        let decision = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let fields = try #require((decision["record"] as? [String: Any])?["fields"] as? [String: Any])
+        #expect(fields["Subject"] as? String == "quote for[2J 20")
+        #expect((fields["Description"] as? String)?.contains("Hello Ann") == true)
+        let observations = decision["observations"] as? [String] ?? []
+        #expect(observations.contains("Task.Subject: 2 control characters removed (a CRM's text cannot hold them)"), "\(observations)")
+    }
+
+    /// A file name quoted in an error cannot drive the terminal: its controls are escaped.
+    @Test func errorsEscapeControlCharactersOfNames() throws {
+        let result = try Binary.run(["inspect", "no\u{1B}[2Jsuch.eml"])
+        #expect(result.status == 3)
+        #expect(result.stderr == "mailsave: no\\u{1B}[2Jsuch.eml: cannot open: No such file or directory\n")
+    }
+
+    /// A file whose name is not UTF-8 is reported, not skipped in silence.
+    @Test func aFileNameThatIsNotUTF8IsReported() throws {
+        let folder = try Mailboxes.temporaryFolder("latin1-name")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let name = Array(folder.path.utf8) + Array("/caf".utf8) + [0xE9] + Array(".eml".utf8) + [0]
+        let descriptor = name.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o600) } }
+        #expect(descriptor >= 0)
+        close(descriptor)
+        try FileManager.default.copyItem(atPath: Self.sample, toPath: folder.appendingPathComponent("ok.eml").path)
+        let result = try Binary.run(Self.batch + ["--eml", folder.path])
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it"), "\(result.stderr)")
+        #expect(result.stdout.contains("\"messages\":2"), "\(result.stdout)")
+    }
 }

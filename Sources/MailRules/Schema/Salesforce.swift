@@ -67,6 +67,23 @@ public struct SalesforceField: Sendable {
         SalesforceField("ThreadIdentifier", max: 255), SalesforceField("Incoming", bool: true), SalesforceField("Status", max: 40),
     ]
 
+    /// `text` without the characters XML 1.0 cannot hold (C0 controls but tab, line feed and
+    /// carriage return; U+FFFE and U+FFFF), which Salesforce's text fields cannot hold either
+    /// (its SOAP API, reports and exports are XML), and the number removed. A NUL from a
+    /// message's Subject saved as it was also made an export that cannot be imported again.
+    public static func storable(_ text: String) -> (text: String, removed: Int) {
+        func allowed(_ scalar: Unicode.Scalar) -> Bool {
+            scalar.value >= 0x20 ? scalar.value != 0xFFFE && scalar.value != 0xFFFF : scalar == "\t" || scalar == "\n" || scalar == "\r"
+        }
+        guard !text.unicodeScalars.allSatisfy(allowed) else { return (text, 0) }
+        var kept = String.UnicodeScalarView()
+        var removed = 0
+        for scalar in text.unicodeScalars {
+            if allowed(scalar) { kept.append(scalar) } else { removed += 1 }
+        }
+        return (String(kept), removed)
+    }
+
     public static func fields(for object: String) -> [SalesforceField]? {
         switch object {
         case "Task": return task

@@ -116,6 +116,16 @@ struct Batch: ParsableCommand {
         }
         var spooled: String?
         defer { if let spooled { unlink(spooled) } }
+        /// A failure that stops an --apply run says what was saved before it: the store's own
+        /// message ("nothing was written") is about the last group only.
+        func stopped(_ failure: CommandFailure) -> CommandFailure {
+            guard apply else { return failure }
+            var stopped = failure
+            let saved = summary.created + summary.alreadySaved
+            stopped.message += "; the run stopped after \(saved) message\(saved == 1 ? " was" : "s were") saved"
+                + " (run the same command again to continue: nothing is saved twice)" + (out.map { "; \($0) was not written" } ?? "")
+            return stopped
+        }
         do {
             try writer.start()
             if apply {
@@ -142,16 +152,16 @@ struct Batch: ParsableCommand {
         } catch let failure as CommandFailure {
             progress.clear()
             output.abandon()
-            throw failure
+            throw stopped(failure)
         } catch let error as StoreError {
             // The store, not a message: 75 when retrying later may work, else 3.
             progress.clear()
             output.abandon()
-            throw CommandFailure(error)
+            throw stopped(CommandFailure(error))
         } catch let error as CRMError {
             progress.clear()
             output.abandon()
-            throw CommandFailure(error)
+            throw stopped(CommandFailure(error))
         } catch {
             progress.clear()
             output.abandon()

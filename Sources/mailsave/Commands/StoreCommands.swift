@@ -215,7 +215,7 @@ struct LedgerReconcile: ParsableCommand {
         try storeCommand {
             let store = try storeOption.open(remove ? .readWrite : .readOnly, check: .always)
             let gone = try store.reconcile(remove: remove)
-            for row in gone { Terminal.out("\(row.messageKey)\t\(row.recordID.isEmpty ? "(never completed)" : row.recordID)") }
+            for row in gone { Terminal.out("\(visible(row.messageKey))\t\(row.recordID.isEmpty ? "(never completed)" : visible(row.recordID))") }
             Terminal.out("\(gone.count) ledger row\(gone.count == 1 ? "" : "s") without a record\(remove ? " removed" : "") of \(try store.ledgerCount() + (remove ? gone.count : 0))")
         }
     }

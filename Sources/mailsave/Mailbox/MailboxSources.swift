@@ -292,6 +292,10 @@ final class FileListSource: MailboxSource {
         return names
     }
 
+    /// Whether a name read from a folder had bytes that are not UTF-8 (`directoryEntries`
+    /// replaces them with U+FFFD): such a file cannot be opened by the name mailsave holds.
+    static func lossyName(_ name: String) -> Bool { name.unicodeScalars.contains("\u{FFFD}") }
+
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
@@ -372,7 +376,12 @@ final class FileListSource: MailboxSource {
             for name in try directoryEntries(directory) where !name.hasPrefix(".") {
                 let path = directory + "/" + name
                 var info = stat()
-                guard lstat(path, &info) == 0 else { continue }
+                guard lstat(path, &info) == 0 else {
+                    // Gone since listed, or a name that is not UTF-8: listed, so that reading it
+                    // reports it (a file skipped in silence would look processed).
+                    if name.lowercased().hasSuffix(".eml") || Self.lossyName(name) { files.append(path) }
+                    continue
+                }
                 let type = info.st_mode & S_IFMT
                 if type == S_IFDIR {
                     pending.append(path)
@@ -407,7 +416,11 @@ final class FileListSource: MailboxSource {
         do {
             return .success(try readInput(path, limit: ParseLimits().maxMessageBytes))
         } catch {
-            return .failure(MailboxItemError(kind: error.status == .badMessage ? "too_large" : "unreadable", failure: error))
+            var failure = error
+            if failure.status == .couldNotRun && Self.lossyName(path) {
+                failure.message = "\(path): the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it"
+            }
+            return .failure(MailboxItemError(kind: failure.status == .badMessage ? "too_large" : "unreadable", failure: failure))
         }
     }
 }
