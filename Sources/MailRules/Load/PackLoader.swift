@@ -318,9 +318,29 @@ public struct PackLoader {
         var bytes = try bytes(of: path, inside: root)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw PackReadError(path: path, reason: "not UTF-8 text")
+            let (line, column, byte) = firstInvalidUTF8(bytes)
+            throw PackReadError(path: "\(path):\(line):\(column)",
+                                reason: "not UTF-8 text (byte 0x\(String(byte, radix: 16, uppercase: true)) here); rule files are UTF-8")
         }
         return SourceFile(path: path, text: text)
+    }
+
+    /// Where the first byte that is not UTF-8 is: line, column (in characters, from 1), byte.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> (line: Int, column: Int, byte: UInt8) {
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var offset = 0, line = 1, column = 1
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                offset += UTF8.width(scalar)
+                if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+            case .emptyInput:
+                return (line, column, 0)
+            case .error:
+                return (line, column, offset < bytes.count ? bytes[offset] : 0)
+            }
+        }
     }
 
     // MARK: Org files
