@@ -202,4 +202,31 @@ import Testing
         #expect(result.stderr.contains("the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it"), "\(result.stderr)")
         #expect(result.stdout.contains("\"messages\":2"), "\(result.stdout)")
     }
+    /// A Maildir's message that is a link is reported, not read (it could bring any file the
+    /// run may read into the CRM); a Maildir++ folder that is a link stops the run.
+    @Test func maildirLinksAreNotFollowed() throws {
+        let root = try Mailboxes.temporaryFolder("maildir-links")
+        let secret = try Mailboxes.temporaryFolder("maildir-secret")
+        defer {
+            try? FileManager.default.removeItem(at: root)
+            try? FileManager.default.removeItem(at: secret)
+        }
+        for sub in ["cur", "new", "tmp"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: Self.sample, toPath: root.appendingPathComponent("cur/1000.a:2,S").path)
+        let other = secret.appendingPathComponent("other.eml").path
+        try FileManager.default.copyItem(atPath: Self.sample, toPath: other)
+        #expect(symlink(other, root.appendingPathComponent("cur/1001.b:2,S").path) == 0)
+        let result = try Binary.run(Self.batch + ["--maildir", root.path])
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("cur/1001.b:2,S: a link, not followed"), "\(result.stderr)")
+        #expect(result.stdout.contains("\"messages\":2") && result.stdout.contains("\"errors\":1"), "\(result.stdout)")
+
+        try FileManager.default.createDirectory(at: secret.appendingPathComponent("cur"), withIntermediateDirectories: true)
+        #expect(symlink(secret.path, root.appendingPathComponent(".Stolen").path) == 0)
+        let folders = try Binary.run(Self.batch + ["--maildir", root.path, "--folder-from-maildir"])
+        #expect(folders.status == 3)
+        #expect(folders.stderr.contains("/.Stolen: the Maildir++ folder is a link; not followed"), "\(folders.stderr)")
+    }
 }

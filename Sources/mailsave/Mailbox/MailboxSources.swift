@@ -262,9 +262,13 @@ final class FileListSource: MailboxSource {
     private var bytesRead = 0
     private let sizes: [Int]
 
-    private init(name: String, files: [(path: String, folder: String)]) {
+    /// A Maildir's: message files that are links are reported, not read.
+    private let linksRefused: Bool
+
+    private init(name: String, files: [(path: String, folder: String)], linksRefused: Bool = false) {
         self.name = name
         self.files = files
+        self.linksRefused = linksRefused
         var sizes: [Int] = []
         sizes.reserveCapacity(files.count)
         for file in files {
@@ -312,6 +316,11 @@ final class FileListSource: MailboxSource {
         if subfolders {
             let names = try directoryEntries(root).filter { $0.hasPrefix(".") && $0 != ".." && $0.count > 1 }.sorted()
             for name in names where isDirectory(root + "/" + name + "/cur") || isDirectory(root + "/" + name + "/new") {
+                var info = stat()
+                if lstat(root + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
+                    throw CommandFailure(status: .couldNotRun, message: "\(root)/\(name): the Maildir++ folder is a link; not followed "
+                                         + "(it could bring in another mailbox); give its real path with --maildir to read it")
+                }
                 folders.append((root + "/" + name, maildirFolderName(name)))
             }
         }
@@ -326,7 +335,7 @@ final class FileListSource: MailboxSource {
             entries.sort { ($0.file.utf8.lexicographicallyPrecedes($1.file.utf8)) || ($0.file == $1.file && $0.path < $1.path) }
             files += entries.map { ($0.path, name) }
         }
-        return FileListSource(name: root, files: files)
+        return FileListSource(name: root, files: files, linksRefused: true)
     }
 
     /// The folder a Maildir++ subfolder stands for: `.Sent` → `Sent`, `.INBOX.Deals` →
@@ -413,7 +422,14 @@ final class FileListSource: MailboxSource {
 
     func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError> {
         guard case .file(let path) = item.locator else { return item.content }
-        do {
+        do throws(CommandFailure) {
+            if linksRefused {
+                var info = stat()
+                if lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
+                    throw CommandFailure(status: .couldNotRun, message: "\(path): a link, not followed (a Maildir's messages are files; "
+                                         + "a link could bring in any file the run may read)")
+                }
+            }
             return .success(try readInput(path, limit: ParseLimits().maxMessageBytes))
         } catch {
             var failure = error
