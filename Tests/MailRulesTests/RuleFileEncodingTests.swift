@@ -14,3 +14,21 @@ import Testing
         }
     }
 }
+
+/// YAML's own refusals are placed where they happen, under the check that says why.
+@Suite struct YAMLRefusalTests {
+    @Test func aControlCharacterIsPlacedAtItsLineAndColumn() {
+        let text = "rules:\n  - id: a\n    description: d\n    then: skip\n  - id: b\u{0}c\n"
+        let (_, diagnostics) = YAMLLoader.load(SourceFile(path: "r.yaml", text: text))
+        let first = diagnostics.first
+        #expect(first?.check == "yaml-syntax")
+        #expect(first?.location == SourceLocation(path: "r.yaml", line: 5, column: 10))
+        #expect(first?.message.contains("control characters are not allowed (U+0000)") == true, "\(first?.message ?? "")")
+    }
+
+    @Test func nestingPastTheParsersLimitIsALimit() {
+        let text = "rules: " + String(repeating: "[", count: 1_200) + String(repeating: "]", count: 1_200) + "\n"
+        let (_, diagnostics) = YAMLLoader.load(SourceFile(path: "r.yaml", text: text))
+        #expect(diagnostics.first?.check == "yaml-limit", "\(diagnostics.first?.message ?? "")")
+    }
+}

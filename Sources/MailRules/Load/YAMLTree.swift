@@ -192,6 +192,9 @@ public enum YAMLLoader {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             let detail = context.map { " \($0.text)" } ?? ""
+            if problem.contains("Maximum nesting level") {
+                return Diagnostic(.yamlLimit, at: at(mark), "nested deeper than YAML's parser takes (1,000 levels); rule files nest a few levels")
+            }
             // `- *.example.com` reads as an alias in YAML: say how to write a wildcard domain.
             let line = file.line(mark.line)
             if (problem + detail).contains("alias"), line.contains("*.") {
@@ -208,8 +211,17 @@ public enum YAMLLoader {
                 return found
             }
             return Diagnostic(.yamlDuplicateKey, at: at(context.mark), "duplicate key '\(duplicates.joined(separator: "', '"))' in a mapping")
-        case .reader(let problem, _, _, _):
-            return Diagnostic(.yamlSyntax, at: SourceLocation(path: path, line: 1, column: 1), "cannot read the file: \(problem)")
+        case .reader(let problem, let offset, let value, _):
+            // libyaml places a reader error by its byte offset: the line and column of that byte.
+            var line = 1, column = 1, bytes = 0
+            for scalar in file.text.unicodeScalars {
+                if bytes >= offset ?? 0 { break }
+                bytes += UTF8.width(scalar)
+                if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+            }
+            let hex = String(value, radix: 16, uppercase: true)
+            let what = problem.contains("control characters") && value >= 0 ? " (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex))" : ""
+            return Diagnostic(.yamlSyntax, at: SourceLocation(path: path, line: line, column: column), "cannot read the file: \(problem)\(what)")
         default:
             return Diagnostic(.yamlSyntax, at: SourceLocation(path: path, line: 1, column: 1), "invalid YAML: \(error)")
         }

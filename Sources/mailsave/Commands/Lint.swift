@@ -114,10 +114,22 @@ enum LintReport {
         guard let file = files[location.path], location.line <= file.lines.count else { return [] }
         let number = String(location.line)
         let gutter = String(repeating: " ", count: number.count)
-        let source = file.line(location.line).replacing("\t", with: " ")
-        let available = max(1, source.unicodeScalars.count - location.column + 1)
+        var scalars = Array(file.line(location.line).replacing("\t", with: " ").unicodeScalars)
+        var column = location.column
+        // A long line (a 100,000-entry flow list, a nesting bomb) is shown around the place
+        // only: 160 characters, the cut ends marked.
+        let window = 160
+        if scalars.count > window {
+            let start = max(0, min(column - 1 - window / 3, scalars.count - window))
+            let end = min(scalars.count, start + window)
+            scalars = (start > 0 ? ["…"] : []) + Array(scalars[start..<end]) + (end < scalars.count ? ["…"] : [])
+            column -= start - (start > 0 ? 1 : 0)
+        }
+        var source = ""
+        source.unicodeScalars.append(contentsOf: scalars)
+        let available = max(1, scalars.count - column + 1)
         let width = max(1, min(length, available))
-        let marker = String(repeating: " ", count: max(0, location.column - 1)) + "^" + String(repeating: "~", count: width - 1)
+        let marker = String(repeating: " ", count: max(0, column - 1)) + "^" + String(repeating: "~", count: width - 1)
         return [" \(number) | \(source)", " \(gutter) | \(marker)"]
     }
 
