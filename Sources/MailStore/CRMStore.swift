@@ -115,6 +115,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         let kind = fileKind(path)
         let exists = kind != nil
         if kind == S_IFDIR { throw StoreError(.failed, message: "\(path): is a folder, not a store") }
+        if path.hasSuffix("/") { throw StoreError(.failed, message: "\(path): a store is a file; give its file name, not a folder") }
         if !exists {
             let manager = FileManager.default
             var isDirectory: ObjCBool = false

@@ -229,4 +229,31 @@ import Testing
         #expect(folders.status == 3)
         #expect(folders.stderr.contains("/.Stolen: the Maildir++ folder is a link; not followed"), "\(folders.stderr)")
     }
+    /// A store path ending in "/" names a folder: refused, not created as a file named
+    /// without the slash.
+    @Test func aStorePathEndingInASlashIsRefused() throws {
+        let folder = try Mailboxes.temporaryFolder("store-slash")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try Binary.launch(Binary.path, ["process", "--store", "zz/", "--mailbox", "ann@contoso.com", "--apply",
+                                                     "--rules", Binary.packageRoot.appendingPathComponent("rules").path, Self.sample],
+                                       directory: folder)
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("zz/: a store is a file; give its file name, not a folder"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("zz").path))
+    }
+
+    /// Lint shows a window of a long line around the place, not the whole line.
+    @Test func lintShowsAWindowOfALongLine() throws {
+        let folder = try Mailboxes.temporaryFolder("lint-long-line")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = "rules: " + String(repeating: "[", count: 1_200) + String(repeating: "]", count: 1_200) + "\n"
+        try text.write(to: folder.appendingPathComponent("rules.yaml"), atomically: true, encoding: .utf8)
+        let result = try Binary.run(["lint", folder.path])
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 4, "\(result.stdout.prefix(400))")
+        #expect(lines.allSatisfy { $0.count < 200 })
+        #expect(lines.first?.hasSuffix("[yaml-limit]") == true)
+        #expect(lines.dropFirst().first?.hasSuffix("[[[…") == true)
+    }
 }
