@@ -256,4 +256,24 @@ import Testing
         #expect(lines.first?.hasSuffix("[yaml-limit]") == true)
         #expect(lines.dropFirst().first?.hasSuffix("[[[…") == true)
     }
+    /// A pack that cannot be read still gives a SARIF (or GitHub) report saying so: a CI job
+    /// uploads it whatever the exit code, and an empty report would read as clean.
+    @Test func lintReportsAnUnreadablePackInMachineFormats() throws {
+        let folder = try Mailboxes.temporaryFolder("lint-unreadable")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(FileManager.default.createFile(atPath: folder.appendingPathComponent("rules.yaml").path,
+                                               contents: Data(Array("rules:\n  - id: caf".utf8) + [0xE9] + Array("\n".utf8))))
+        let sarif = try Binary.run(["lint", "--format", "sarif", folder.path])
+        #expect(sarif.status == 3)
+        let run = try #require(((try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]])?.first)
+        let invocation = try #require((run["invocations"] as? [[String: Any]])?.first)
+        #expect(invocation["executionSuccessful"] as? Bool == false)
+        let notification = (invocation["toolExecutionNotifications"] as? [[String: Any]])?.first
+        #expect(((notification?["message"] as? [String: Any])?["text"] as? String)?.hasSuffix("rules.yaml:2:12: not UTF-8 text (byte 0xE9 here); rule files are UTF-8") == true)
+        let github = try Binary.run(["lint", "--format", "github", folder.path])
+        #expect(github.status == 3)
+        #expect(github.stdout.hasPrefix("::error title=mailsave lint::"))
+        let clean = try Binary.run(["lint", "--format", "sarif", "rules"])
+        #expect(clean.stdout.contains("\"executionSuccessful\" : true") || clean.stdout.contains("\"executionSuccessful\": true"), "\(clean.stdout.suffix(300))")
+    }
 }

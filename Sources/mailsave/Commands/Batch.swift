@@ -141,6 +141,8 @@ struct Batch: ParsableCommand {
             }
             if Interruption.requested {
                 progress.clear()
+                // Standard output gets every line decided so far, as the count below says.
+                if !output.isFile { try? output.flush() }
                 output.abandon()
                 Terminal.err("mailsave: interrupted after \(summary.messages) message\(summary.messages == 1 ? "" : "s")"
                              + (apply ? "; run the same command again to continue (nothing is saved twice)" : "")

@@ -73,13 +73,21 @@ struct Lint: ParsableCommand {
         do {
             result = try Linter.lint(paths: paths, strict: strict)
         } catch {
+            // A machine reading the output learns of the failure there too (a CI job uploads
+            // the SARIF file whatever the exit code): never an empty, clean-looking report.
+            switch format {
+            case .text: break
+            case .json: Terminal.out(JSON.object([("diagnostics", .array([])), ("error", .string(error.description))]).serialized(pretty: true))
+            case .sarif: Terminal.out(LintReport.sarif([], failure: error.description).serialized(pretty: true))
+            case .github: Terminal.out("::error title=mailsave lint::" + LintReport.githubData(error.description))
+            }
             throw CommandFailure(status: .couldNotRun, message: error.description)
         }
         let output: String
         switch format {
         case .text: output = LintReport.text(result)
         case .json: output = LintReport.json(result).serialized(pretty: true)
-        case .sarif: output = LintReport.sarif(result).serialized(pretty: true)
+        case .sarif: output = LintReport.sarif(result.diagnostics).serialized(pretty: true)
         case .github: output = LintReport.github(result)
         }
         if !output.isEmpty { Terminal.out(output) }
@@ -177,7 +185,8 @@ enum LintReport {
     }
 
     /// SARIF 2.1.0 with one rule per check, as GitHub code scanning reads it.
-    static func sarif(_ result: LintResult) -> JSON {
+    /// With `failure`, the run is marked unsuccessful (`invocations`) with the reason.
+    static func sarif(_ diagnostics: [Diagnostic], failure: String? = nil) -> JSON {
         let checks = LintCheck.all
         let rules: [JSON] = checks.map { check in
             .object([
@@ -189,7 +198,7 @@ enum LintReport {
                 ("properties", .object([("tags", .strings(["mailsave", check.strictOnly ? "strict" : "default"]))])),
             ])
         }
-        let results: [JSON] = result.diagnostics.map { diagnostic in
+        let results: [JSON] = diagnostics.map { diagnostic in
             var members: [(String, JSON)] = [
                 ("ruleId", .string(diagnostic.check)),
                 ("ruleIndex", .int(checks.firstIndex { $0.id == diagnostic.check } ?? 0)),
@@ -221,15 +230,21 @@ enum LintReport {
                     ("rules", .array(rules)),
                 ]))])),
                 ("results", .array(results)),
+                ("invocations", .array([.object([("executionSuccessful", .bool(failure == nil))]
+                    + (failure.map { [("toolExecutionNotifications", JSON.array([.object([("level", .string("error")),
+                                                                                        ("message", .object([("text", .string($0))]))])]))] } ?? []))])),
             ])])),
         ])
     }
 
     /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::message`).
+    /// A workflow command's data, escaped as GitHub reads it.
+    static func githubData(_ text: String) -> String {
+        text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
+    }
+
     static func github(_ result: LintResult) -> String {
-        func escapeData(_ text: String) -> String {
-            text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
-        }
+        func escapeData(_ text: String) -> String { githubData(text) }
         func escapeProperty(_ text: String) -> String { escapeData(text).replacing(":", with: "%3A").replacing(",", with: "%2C") }
         return result.diagnostics.map { diagnostic in
             let command = diagnostic.severity == .error ? "error" : diagnostic.severity == .warning ? "warning" : "notice"
