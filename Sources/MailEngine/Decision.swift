@@ -71,7 +71,9 @@ public struct RecordToCreate: Sendable, Equatable {
             let domain = String(address.split(separator: "@").last ?? "")
             fields["Company"] = signature?.company ?? (freeMail ? "[not provided]" : domain)
         }
-        return fields
+        // A display name may carry control characters (an encoded word can hold a NUL): the
+        // CRM's text cannot (`SalesforceField.storable`).
+        return fields.mapValues { SalesforceField.storable($0).text }
     }
 
     /// How the decision names the record before it exists, in `links.who` and the record's

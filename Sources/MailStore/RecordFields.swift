@@ -8,7 +8,9 @@
 /// exactly what JSONEncoder (`.sortedKeys, .withoutEscapingSlashes`) wrote, which stores of
 /// formats 2 and 3 hold; the reader accepts exactly the JSON texts whose value is an object of
 /// strings, as JSONSerialization does (tests compare the two on valid, broken and mutated
-/// input; like it, this tolerates a trailing comma), and nothing else: a store damaged there is reported, never guessed at.
+/// input; like it, this tolerates a trailing comma), and nothing else: a store damaged there
+/// is reported, never guessed at. (Unlike it, the text must be UTF-8, without a byte order
+/// mark: JSONSerialization also detects UTF-16 and UTF-32, which no store holds.)
 enum RecordFields {
     /// The JSON text of `fields`.
     static func encode(_ fields: [String: String]) -> String {

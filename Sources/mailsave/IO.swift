@@ -91,8 +91,13 @@ enum Terminal {
 /// Reads a whole file, or standard input for "-", with an error that names the file.
 /// With `limit`, stops reading one byte past it and fails with `overLimit`'s status: an
 /// endless input (`/dev/zero`, a runaway pipe) costs the limit, never more memory.
-func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMessage) throws(CommandFailure) -> [UInt8] {
-    let descriptor: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_NONBLOCK)
+/// With `followLinks` false, a file that is a link is refused, in the open itself (no race).
+func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMessage, followLinks: Bool = true) throws(CommandFailure) -> [UInt8] {
+    let descriptor: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
+    if descriptor < 0 && errno == ELOOP && !followLinks {
+        throw CommandFailure(status: .couldNotRun, message: "\(path): a link, not followed (a Maildir's messages are files; "
+                             + "a link could bring in any file the run may read)")
+    }
     if descriptor < 0 {
         throw CommandFailure(status: .couldNotRun, message: "\(path): cannot open: \(String(cString: strerror(errno)))")
     }

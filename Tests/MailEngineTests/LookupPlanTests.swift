@@ -13,7 +13,7 @@ import Testing
     static func message(_ count: Int, repeats: Bool = false) throws -> Message {
         let times = repeats ? 2 : 1
         var text = "From: bob@fabrikam.com\nTo: ann@contoso.com, "
-        text += (0..<count * times).map { "r\($0 % count)@fabrikam.com" }.joined(separator: ", ") + "\n"
+        text += (0..<count * times).map { "r\($0 % count)@fabrikam.com, x\($0 % count)@c\($0 % count % 64).example" }.joined(separator: ", ") + "\n"
         text += "Message-ID: <x@fabrikam.com>\nReferences: " + (0..<count * times).map { "<\($0 % count)@r.example>" }.joined(separator: " ") + "\n\n"
         text += (0..<count * times).map { "u\($0 % count)@e\($0 % count).example" }.joined(separator: " ") + "\n"
         return try MessageParser.parse(Array(text.utf8))
@@ -34,6 +34,12 @@ import Testing
         let domain = try #require(once.contactDomains.first { $0.domain == "fabrikam.com" })
         #expect(domain.addresses.count == 101) // bob and the 100 recipients
         #expect(Set(domain.addresses).count == domain.addresses.count)
+        // 64 more domains, each asked once, each with its own recipients (past the scan limit
+        // the domains are found through the index).
+        #expect(once.contactDomains.count == 65)
+        #expect(Set(once.contactDomains.map(\.domain)).count == 65)
+        let c7 = try #require(once.contactDomains.first { $0.domain == "c7.example" })
+        #expect(c7.addresses == [7, 71].map { "x\($0)@c7.example" })
     }
 
     @Test func planningTakesLinearTime() throws {

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import mailsave
 import Testing
 
 /// What a hostile or careless user found (a review that attacked the binary): each case
@@ -275,5 +276,54 @@ import Testing
         #expect(github.stdout.hasPrefix("::error title=mailsave lint::"))
         let clean = try Binary.run(["lint", "--format", "sarif", "rules"])
         #expect(clean.stdout.contains("\"executionSuccessful\" : true") || clean.stdout.contains("\"executionSuccessful\": true"), "\(clean.stdout.suffix(300))")
+    }
+    /// A link is followed only as the kernel's fs.protected_symlinks would: ours, or not in a
+    /// sticky folder, or the folder owner's (realpath reads links itself, past that check).
+    @Test func outFollowsOnlyLinksTheKernelWouldFollow() throws {
+        let folder = try Mailboxes.temporaryFolder("sticky")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let link = folder.appendingPathComponent("report.jsonl").path
+        #expect(symlink("/nonexistent", link) == 0)
+        let me = geteuid()
+        #expect(LineOutput.mayFollow(link: link, owner: me))
+        #expect(LineOutput.mayFollow(link: link, owner: me &+ 1), "a folder that is not sticky")
+        #expect(chmod(folder.path, 0o1777) == 0)
+        #expect(!LineOutput.mayFollow(link: link, owner: me &+ 1), "another user's link in a shared sticky folder")
+        #expect(LineOutput.mayFollow(link: link, owner: me), "our own link there")
+        let dangling = try Binary.run(Self.batch + ["--mbox", Self.mbox, "--out", link])
+        #expect(dangling.status == 3)
+        #expect(dangling.stderr.contains("report.jsonl: cannot write: it is a link to nothing"), "\(dangling.stderr)")
+        // /dev/stdout onto a pipe: written directly, not "a link to nothing".
+        let stdout = try Binary.run(Self.batch + ["--mbox", Self.mbox, "--out", "/dev/stdout"])
+        #expect(stdout.status == 0, "\(stdout.stderr)")
+        #expect(stdout.stdout.split(separator: "\n").count == 13) // 12 lines and the summary
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["report.jsonl"], "no temporary file left")
+    }
+
+    /// Ctrl-C stops a batch waiting on an idle pipe (a read restarted after the signal never
+    /// returned), and the run dies of the signal.
+    @Test func ctrlCStopsAReadFromAnIdlePipe() throws {
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = Self.batch + ["-"]
+        process.currentDirectoryURL = Binary.packageRoot
+        process.environment = Binary.environment
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try input.fileHandleForWriting.write(contentsOf: Data("From a@x Mon Jan  1 00:00:00 2026\nFrom: a@x.example\n".utf8))
+        Thread.sleep(forTimeInterval: 1)
+        let sent = ContinuousClock.now
+        kill(process.processIdentifier, SIGINT)
+        // The pipe stays open: only the signal can end the run.
+        while process.isRunning && ContinuousClock.now - sent < .seconds(20) { Thread.sleep(forTimeInterval: 0.05) }
+        let stopped = !process.isRunning
+        if !stopped { process.terminate() }
+        process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
+        #expect(stopped, "still reading 20 s after Ctrl-C")
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT)
     }
 }

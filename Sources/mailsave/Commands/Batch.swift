@@ -121,8 +121,8 @@ struct Batch: ParsableCommand {
         func stopped(_ failure: CommandFailure) -> CommandFailure {
             guard apply else { return failure }
             var stopped = failure
-            let saved = summary.created + summary.alreadySaved
-            stopped.message += "; the run stopped after \(saved) message\(saved == 1 ? " was" : "s were") saved"
+            // Counted as lines leave (in input order), so a save committed ahead of its line is not.
+            stopped.message += "; the run saved at least \(summary.created) message\(summary.created == 1 ? "" : "s") before it stopped"
                 + " (run the same command again to continue: nothing is saved twice)" + (out.map { "; \($0) was not written" } ?? "")
             return stopped
         }
@@ -130,12 +130,13 @@ struct Batch: ParsableCommand {
             try writer.start()
             if apply {
                 if !mailbox.canReread {
-                    // Standard input is read twice (threads first): kept in a temporary file.
+                    // Standard input is read twice (threads first): kept in a temporary file
+                    // (none when Ctrl-C came while copying: the interruption below says so).
                     spooled = try Self.spool(standardInputTo: NSTemporaryDirectory())
-                    mailbox = try MboxSource(path: spooled!, folder: options.folder, displayName: "-")
+                    if let spooled { mailbox = try MboxSource(path: spooled, folder: options.folder, displayName: "-") }
                 }
                 // A group's lines leave as soon as it commits: what standard output shows is saved.
-                try runApplying(mailbox, decider: decider, emit: emit, committed: { try output.flush() })
+                if !Interruption.requested { try runApplying(mailbox, decider: decider, emit: emit, committed: { try output.flush() }) }
             } else {
                 try runDeciding(mailbox, decider: decider, emit: emit)
             }
@@ -144,6 +145,8 @@ struct Batch: ParsableCommand {
                 // Standard output gets every line decided so far, as the count below says.
                 if !output.isFile { try? output.flush() }
                 output.abandon()
+                // Dying of the signal skips the deferred clean-ups: the copy of standard input goes now.
+                if let spooled { unlink(spooled) }
                 Terminal.err("mailsave: interrupted after \(summary.messages) message\(summary.messages == 1 ? "" : "s")"
                              + (apply ? "; run the same command again to continue (nothing is saved twice)" : "")
                              + (out.map { "; \($0) was not written" } ?? ""))
@@ -390,7 +393,7 @@ struct Batch: ParsableCommand {
     }
 
     /// Copies standard input into a temporary file (removed by the caller).
-    static func spool(standardInputTo folder: String) throws(CommandFailure) -> String {
+    static func spool(standardInputTo folder: String) throws(CommandFailure) -> String? {
         var template = Array((folder + "/mailsave-stdin-XXXXXX").utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else {
@@ -401,9 +404,9 @@ struct Batch: ParsableCommand {
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             if Interruption.requested {
-                // Nothing was decided yet: the copy goes, and the run ends as the signal says.
+                // Nothing was decided yet: the copy goes; the caller ends the run as the signal says.
                 unlink(path)
-                Interruption.reraise()
+                return nil
             }
             let got = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
             if got < 0 && errno == EINTR { continue }

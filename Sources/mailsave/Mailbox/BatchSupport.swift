@@ -10,9 +10,10 @@ import Darwin
 
 /// Where `batch` writes its lines: standard output, or `--out FILE` written atomically (a
 /// temporary file next to it, renamed over it at the end; removed when the run fails or is
-/// interrupted, so FILE is never half-written). FILE may be a link (the file it leads to is
-/// written) or something that is not a file (`/dev/null`, a FIFO: written to directly, never
-/// replaced).
+/// interrupted, so a file FILE is never half-written). FILE may be a link the kernel would let
+/// us follow (`fs.protected_symlinks`' rule: ours, or not in a shared sticky folder): the file
+/// it leads to is written. What is not a file (`/dev/null`, a FIFO, a terminal) is written to
+/// directly, never replaced; a folder or a block device is refused.
 final class LineOutput {
     private let descriptor: Int32
     private let path: String?
@@ -33,24 +34,41 @@ final class LineOutput {
             CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
                            message: "\(path): cannot write: \(what ?? String(cString: strerror(code)))")
         }
+        if path.hasSuffix("/") { throw failure(EISDIR, "a folder; give a file name") }
         var target = path
         var info = stat()
-        var exists = lstat(path, &info) == 0
-        if exists && info.st_mode & S_IFMT == S_IFLNK {
-            guard let real = realpath(path, nil) else { throw failure(errno, "it is a link to nothing (\(String(cString: strerror(errno))))") }
-            target = String(cString: real)
-            free(real)
-            exists = stat(target, &info) == 0
+        let isLink = lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+        if isLink && !Self.mayFollow(link: path, owner: info.st_uid) {
+            throw failure(EPERM, "it is a link another user owns in a shared folder; not followed")
         }
-        if exists && info.st_mode & S_IFMT != S_IFREG {
-            guard info.st_mode & S_IFMT != S_IFDIR else { throw failure(EISDIR, "it is a folder; give a file name") }
-            // A device or a FIFO: written as it is (replacing /dev/null with a file would
-            // break every other program on the machine).
-            descriptor = open(target, O_WRONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { throw failure(errno) }
-            temporary = nil
-            destination = nil
-            return
+        // What is there decides, read from the open descriptor (no check-then-open race):
+        // opened for writing without creating or truncating anything.
+        let existing = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC)
+        if existing >= 0 {
+            var opened = stat()
+            let type = fstat(existing, &opened) == 0 ? opened.st_mode & S_IFMT : S_IFREG
+            if type != S_IFREG {
+                guard type != S_IFBLK else {
+                    close(existing)
+                    throw failure(EPERM, "it is a block device; refused")
+                }
+                // A device, FIFO or socket: written as it is (replacing /dev/null with a file
+                // would break every other program on the machine).
+                descriptor = existing
+                temporary = nil
+                destination = nil
+                return
+            }
+            close(existing)
+            if isLink {
+                guard let real = realpath(path, nil) else { throw failure(errno) }
+                target = String(cString: real)
+                free(real)
+            }
+        } else if errno == EISDIR {
+            throw failure(EISDIR, "it is a folder; give a file name")
+        } else if errno != ENOENT || isLink {
+            throw failure(errno, isLink && errno == ENOENT ? "it is a link to nothing" : nil)
         }
         let folder = PathNames.folder(of: target)
         let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(PathNames.name(of: target)).mailsave-\(getpid()).tmp"
@@ -62,6 +80,17 @@ final class LineOutput {
     }
 
     var isFile: Bool { path != nil }
+
+    /// Whether a link may be followed, by the kernel's `fs.protected_symlinks` rule: it is
+    /// ours, or its folder is not sticky (not a shared /tmp), or it belongs to the folder's
+    /// owner. realpath() reads links itself, so the kernel's own check never applies to it.
+    static func mayFollow(link path: String, owner: uid_t) -> Bool {
+        if owner == geteuid() { return true }
+        var folder = stat()
+        let parent = PathNames.folder(of: path)
+        guard stat(parent.isEmpty ? "." : parent, &folder) == 0 else { return false }
+        return folder.st_mode & S_ISVTX == 0 || folder.st_uid == owner
+    }
 
     func line(_ text: String) throws(CommandFailure) {
         buffer.append(contentsOf: text.utf8)

@@ -312,6 +312,12 @@ final class FileListSource: MailboxSource {
         guard isDirectory(root + "/cur") || isDirectory(root + "/new") else {
             throw CommandFailure(status: .couldNotRun, message: "\(root): not a Maildir (no cur/ or new/ folder)")
         }
+        for sub in ["cur", "new"] {
+            var info = stat()
+            if lstat(root + "/" + sub, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
+                throw CommandFailure(status: .couldNotRun, message: "\(root)/\(sub): a link; not followed (it could bring in another mailbox)")
+            }
+        }
         var folders: [(path: String, name: String)] = [(root, folder)]
         if subfolders {
             let names = try directoryEntries(root).filter { $0.hasPrefix(".") && $0 != ".." && $0.count > 1 }.sorted()
@@ -388,7 +394,7 @@ final class FileListSource: MailboxSource {
                 guard lstat(path, &info) == 0 else {
                     // Gone since listed, or a name that is not UTF-8: listed, so that reading it
                     // reports it (a file skipped in silence would look processed).
-                    if name.lowercased().hasSuffix(".eml") || Self.lossyName(name) { files.append(path) }
+                    if name.lowercased().hasSuffix(".eml") { files.append(path) }
                     continue
                 }
                 let type = info.st_mode & S_IFMT
@@ -423,14 +429,7 @@ final class FileListSource: MailboxSource {
     func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError> {
         guard case .file(let path) = item.locator else { return item.content }
         do throws(CommandFailure) {
-            if linksRefused {
-                var info = stat()
-                if lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
-                    throw CommandFailure(status: .couldNotRun, message: "\(path): a link, not followed (a Maildir's messages are files; "
-                                         + "a link could bring in any file the run may read)")
-                }
-            }
-            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes))
+            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes, followLinks: !linksRefused))
         } catch {
             var failure = error
             if failure.status == .couldNotRun && Self.lossyName(path) {

@@ -71,7 +71,17 @@ enum Interruption {
         var set = sigset_t()
         sigemptyset(&set)
         for number in [SIGINT, SIGTERM] {
+            #if os(Linux)
+            // Without SA_RESTART (which signal() sets): a read blocked on an idle pipe or a
+            // terminal returns EINTR, and the loop around it sees the request.
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { received in Interruption.signalNumber = received }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0
+            sigaction(number, &action, nil)
+            #else
             signal(number) { received in Interruption.signalNumber = received }
+            #endif
             sigaddset(&set, number)
         }
         // A parent may have started us with them blocked (inherited masks): they must arrive.
