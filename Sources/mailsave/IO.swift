@@ -84,6 +84,7 @@ enum Terminal {
     /// truncated answer with exit 0 would take it as whole. A full disk is temporary.
     private static func outputFailed(_ code: Int32) -> Never {
         if code != EPIPE { err("mailsave: cannot write the output: \(String(cString: strerror(code)))") }
+        TemporaryPaths.removeAll()
         exit(code == ENOSPC || code == EDQUOT ? ExitStatus.temporary.rawValue : ExitStatus.couldNotRun.rawValue)
     }
 }

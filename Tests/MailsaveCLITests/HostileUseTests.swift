@@ -326,4 +326,41 @@ import Testing
         #expect(stopped, "still reading 20 s after Ctrl-C")
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT)
     }
+    /// Output that fails ends the run at once, and the run's temporary files go with it (a
+    /// git revision's pack extracted by `diff --old-rev` was left in the temporary folder).
+    @Test func aFailedOutputLeavesNoTemporaryFiles() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-full")
+        let temporary = try Mailboxes.temporaryFolder("diff-full-tmp")
+        defer {
+            try? FileManager.default.removeItem(at: repository)
+            try? FileManager.default.removeItem(at: temporary)
+        }
+        func git(_ arguments: [String]) throws {
+            let process = Foundation.Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"] + arguments
+            process.currentDirectoryURL = repository
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "git \(arguments)")
+        }
+        try git(["init", "-q", "-b", "main"])
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("r"))
+        try git(["add", "r"])
+        try git(["commit", "-q", "-m", "pack"])
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com",
+                             "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", Self.mbox]
+        process.currentDirectoryURL = repository
+        process.environment = Binary.environment.merging(["TMPDIR": temporary.path]) { _, new in new }
+        process.standardOutput = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 75)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path).isEmpty, "the revision's pack was left behind")
+    }
 }

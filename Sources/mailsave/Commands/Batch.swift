@@ -133,7 +133,10 @@ struct Batch: ParsableCommand {
                     // Standard input is read twice (threads first): kept in a temporary file
                     // (none when Ctrl-C came while copying: the interruption below says so).
                     spooled = try Self.spool(standardInputTo: NSTemporaryDirectory())
-                    if let spooled { mailbox = try MboxSource(path: spooled, folder: options.folder, displayName: "-") }
+                    if let spooled {
+                        TemporaryPaths.remember(spooled)
+                        mailbox = try MboxSource(path: spooled, folder: options.folder, displayName: "-")
+                    }
                 }
                 // A group's lines leave as soon as it commits: what standard output shows is saved.
                 if !Interruption.requested { try runApplying(mailbox, decider: decider, emit: emit, committed: { try output.flush() }) }

@@ -94,11 +94,12 @@ struct Diff: ParsableCommand {
 
     func run() throws {
         var temporary: String?
-        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary); TemporaryPaths.forget(temporary) } }
         let oldPath: String
         if let oldRevision {
             let checkout = try GitPack.checkout(revision: oldRevision, path: old ?? new)
             temporary = checkout.folder
+            TemporaryPaths.remember(checkout.folder)
             oldPath = checkout.pack
         } else {
             oldPath = old!

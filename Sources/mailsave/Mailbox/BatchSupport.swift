@@ -385,3 +385,17 @@ enum Jobs {
         }
     }
 }
+
+/// Files and folders a command made for its run (a git revision's pack, a copy of standard
+/// input), removed by `Terminal` when output fails and the run exits at once, past the
+/// commands' own clean-ups.
+enum TemporaryPaths {
+    private static let paths = Locked<Set<String>>([])
+
+    static func remember(_ path: String) { paths.withLock { _ = $0.insert(path) } }
+    static func forget(_ path: String) { paths.withLock { _ = $0.remove(path) } }
+
+    static func removeAll() {
+        for path in paths.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+    }
+}
