@@ -66,8 +66,10 @@ let package = Package(
         .target(name: "ScalingCheck", path: "Tests/ScalingCheck"),
         // The shipped pack and sample messages, for the test targets that decide with them.
         .target(name: "ShippedFixtures", dependencies: ["MailEngine", "MailRules", "MailMessage"], path: "Tests/ShippedFixtures"),
-        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage", "ScalingCheck"], exclude: ["Fixtures", "Reference"]),
-        .testTarget(name: "MailRulesTests", dependencies: ["MailRules", "ScalingCheck"], exclude: ["Reference"]),
+        // A seeded generator for the tests that mutate or generate input at random.
+        .target(name: "SeededRandom", path: "Tests/SeededRandom"),
+        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage", "ScalingCheck", "SeededRandom"], exclude: ["Fixtures", "Reference"]),
+        .testTarget(name: "MailRulesTests", dependencies: ["MailRules", "ScalingCheck", "SeededRandom"], exclude: ["Reference"]),
         .testTarget(name: "MailEngineTests", dependencies: ["MailEngine", "ShippedFixtures", "ScalingCheck"], exclude: ["Fixtures"]),
         // The Salesforce-compatible test server (Tests/FakeSalesforce) started from Swift tests:
         // shared by the backend's tests and the command line's. Used by tests only.
@@ -78,7 +80,7 @@ let package = Package(
                                                                 .product(name: "Yams", package: "Yams"),
                                                                 .product(name: "Crypto", package: "swift-crypto"),
                                                                 .product(name: "_CryptoExtras", package: "swift-crypto")]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "ShippedFixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "ShippedFixtures", "SeededRandom", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", "SalesforceTestServer", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Reference"]),

@@ -1,4 +1,5 @@
 @testable import MailMessage
+import SeededRandom
 import Testing
 
 @Suite struct SignatureTests {
@@ -97,7 +98,7 @@ import Testing
                       "fabrikam", "Fabrikam", ".com", ".co.uk", ".io", ".xyz", ".de", "example", "e.g.", "Mr.Smith", "<", ">", "[", "]", ",", ";",
                       "Bob", "Buyer", "Jean-Luc", "O'Neil", "Ltd", "Inc.", "GmbH", "Head", "of", "Sales", "Director", "a", "Z", "x", "?", "#", "_",
                       "\r", "HTTP://", "WWW.", "Web:", "12345678901234567", "00", "+1 (555) 010-0199"]
-        var generator = RobustnessTests.SplitMix(state: seed)
+        var generator = SplitMix(state: seed)
         return (0..<count).map { _ in
             (0..<(1 + generator.below(14))).map { _ in pieces[generator.below(pieces.count)] }.joined()
         }

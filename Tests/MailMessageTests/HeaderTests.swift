@@ -1,4 +1,5 @@
 @testable import MailMessage
+import SeededRandom
 import Testing
 
 @Suite struct EncodedWordTests {
@@ -158,7 +159,7 @@ import Testing
     @Test func asciiDatesSplitAsByCharacters() {
         let pieces = ["Mon", "Tue,", "1", "01", "31", "Jan", "jan", "FEB", "2024", "99", "10:00", "10:00:59", "10:00:59.5", "+0100", "-0830",
                       "GMT", "UT", "EST", "(", ")", "(comment)", "((nested) x)", ",", " ", "  ", "\t", "\n", "Z", "a", "-", "+", ":"]
-        var generator = RobustnessTests.SplitMix(state: 11)
+        var generator = SplitMix(state: 11)
         var dated = 0
         for _ in 0..<20_000 {
             let text = (0..<(1 + generator.below(10))).map { _ in pieces[generator.below(pieces.count)] }.joined(separator: generator.below(3) == 0 ? "" : " ")

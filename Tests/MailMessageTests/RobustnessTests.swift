@@ -1,20 +1,9 @@
 import MailMessage
 import Testing
+import SeededRandom
 
 /// Malformed input never traps and never hangs; limits hold.
 @Suite struct RobustnessTests {
-    /// A small deterministic generator so failures reproduce.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
-    }
 
     static let interesting: [UInt8] = Array("\r\n:;<>\"()=?-@,\\ \t[]".utf8) + [0x00, 0xFF, 0xC3, 0x80]
 

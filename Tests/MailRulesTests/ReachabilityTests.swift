@@ -1,21 +1,11 @@
 import MailRules
 import Testing
+import SeededRandom
 
 /// The shadowed-rule check finds, for each deciding rule, the earliest earlier deciding rule
 /// whose `and` terms are all among its own: compared here with the plain all-pairs search on
 /// random packs (the check files rules by a term to avoid that search's quadratic time).
 @Suite struct ReachabilityTests {
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    }
 
     static let terms = (0..<6).map { "message.subject == \"s\($0)\"" } + ["trigger == \"auto\"", "direction == \"inbound\""]
 

@@ -1,20 +1,10 @@
 @testable import MailRules
 import Testing
+import SeededRandom
 
 /// Broken rule files never trap or hang: mutated copies of the shipped pack and random
 /// expressions all come back as a pack or as diagnostics.
 @Suite struct RuleFuzzTests {
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
-    }
 
     static let pieces = [":", "-", " ", "\n", "'", "\"", "&", "*", "[", "]", "{", "}", "#", "(", ")", "and", "not", "==", ".", ",",
                          "has(", "participants", "lists.", "\t", "|", ">", "!", "\u{0}", "é", "when: ", "then: ", "- id: x\n"]

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MailStore
 import Testing
+import SeededRandom
 
 /// The record-fields codec (`RecordFields`): it writes what JSONEncoder wrote, and reads what
 /// JSONSerialization reads as an object of strings, no more and no less.
@@ -83,18 +84,6 @@ import Testing
         #expect(Self.decode(deep) == nil)
         let deepObjects = Array("{\"a\":".utf8) + Array(repeating: UInt8(ascii: "{"), count: 1_000_000)
         #expect(Self.decode(deepObjects) == nil)
-    }
-
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
     }
 
     /// Texts from four writers (this one, JSONEncoder with and without escaped slashes,

@@ -103,17 +103,7 @@ import Testing
     @Test func theOldPackFromAGitRevision() throws {
         let repository = try Mailboxes.temporaryFolder("diff-git")
         defer { try? FileManager.default.removeItem(at: repository) }
-        func git(_ arguments: [String]) throws {
-            let process = Foundation.Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"] + arguments
-            process.currentDirectoryURL = repository
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "git \(arguments)")
-        }
+        func git(_ arguments: [String]) throws { try GitRepository(folder: repository).run(arguments) }
         try git(["init", "-q", "-b", "main"])
         let policy = repository.appendingPathComponent("policy")
         try FileManager.default.createDirectory(at: policy, withIntermediateDirectories: true)

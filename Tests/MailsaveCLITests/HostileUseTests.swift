@@ -132,34 +132,18 @@ import Testing
             try? FileManager.default.removeItem(at: repository)
             try? FileManager.default.removeItem(at: outside)
         }
-        func git(_ arguments: [String], input: String? = nil) throws -> String {
-            let process = Foundation.Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"] + arguments
-            process.currentDirectoryURL = repository
-            let out = Pipe(), feed = Pipe()
-            process.standardOutput = out
-            process.standardInput = feed
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            if let input { feed.fileHandleForWriting.write(Data(input.utf8)) }
-            try feed.fileHandleForWriting.close()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "git \(arguments)")
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        _ = try git(["init", "-q", "-b", "main"])
+        let git = GitRepository(folder: repository)
+        try git.run(["init", "-q", "-b", "main"])
         try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("r"))
-        _ = try git(["add", "r"])
-        _ = try git(["commit", "-q", "-m", "base"])
-        let blob = try git(["hash-object", "-w", "--stdin"], input: "pwned\n")
-        let link = try git(["hash-object", "-w", "--stdin"], input: outside.path)
-        let sub = try git(["mktree"], input: "100644 blob \(blob)\tx.yaml\n")
-        let listing = try git(["ls-tree", "HEAD:r"])
-        let tree = try git(["mktree"], input: listing + "\n120000 blob \(link)\tevil\n040000 tree \(sub)\tevil\n")
-        let top = try git(["mktree"], input: "040000 tree \(tree)\tr\n")
-        let commit = try git(["commit-tree", top, "-p", "HEAD", "-m", "escape"])
+        _ = try git.run(["add", "r"])
+        _ = try git.run(["commit", "-q", "-m", "base"])
+        let blob = try git.run(["hash-object", "-w", "--stdin"], input: "pwned\n")
+        let link = try git.run(["hash-object", "-w", "--stdin"], input: outside.path)
+        let sub = try git.run(["mktree"], input: "100644 blob \(blob)\tx.yaml\n")
+        let listing = try git.run(["ls-tree", "HEAD:r"])
+        let tree = try git.run(["mktree"], input: listing + "\n120000 blob \(link)\tevil\n040000 tree \(sub)\tevil\n")
+        let top = try git.run(["mktree"], input: "040000 tree \(tree)\tr\n")
+        let commit = try git.run(["commit-tree", top, "-p", "HEAD", "-m", "escape"])
         let result = try Binary.launch(Binary.path, ["diff", "--old-rev", commit, "--new", "r", "--mailbox", "ann@contoso.com",
                                                      "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
                                                      "--mbox", Self.mbox], directory: repository)
@@ -335,21 +319,11 @@ import Testing
             try? FileManager.default.removeItem(at: repository)
             try? FileManager.default.removeItem(at: temporary)
         }
-        func git(_ arguments: [String]) throws {
-            let process = Foundation.Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"] + arguments
-            process.currentDirectoryURL = repository
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "git \(arguments)")
-        }
-        try git(["init", "-q", "-b", "main"])
+        let git = GitRepository(folder: repository)
+        try git.run(["init", "-q", "-b", "main"])
         try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("r"))
-        try git(["add", "r"])
-        try git(["commit", "-q", "-m", "pack"])
+        try git.run(["add", "r"])
+        try git.run(["commit", "-q", "-m", "pack"])
         let process = Foundation.Process()
         process.executableURL = URL(fileURLWithPath: Binary.path)
         process.arguments = ["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com",

@@ -1,0 +1,19 @@
+/// A small deterministic generator (SplitMix64) for the tests that mutate or generate input
+/// at random: a seed makes every failure reproduce. One copy for every test target (the
+/// benchmark, a product, keeps its own).
+public struct SplitMix {
+    public var state: UInt64
+
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number from 0 up to `bound` (excluded); 0 when `bound` is 0 or less.
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+}
