@@ -66,6 +66,12 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
         public var line: Int
         public var reason: String
         public var description: String { "line \(line): \(reason)" }
+
+        /// A cell's value quoted in a reason: the first 60 characters of a long one (a 1 MB
+        /// Id was echoed whole).
+        static func shown(_ value: String) -> String {
+            value.count <= 60 ? value : String(value.prefix(60)) + "… (\(value.utf8.count) bytes)"
+        }
     }
 
     /// Parses a Salesforce data export (header row of API field names, RFC 4180 quoting, UTF-8
@@ -101,7 +107,7 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
             let id = row[idColumn]
             guard !id.isEmpty else { throw CSVProblem(line: line, reason: "empty Id") }
             if let earlier = lineOfID.updateValue(line, forKey: SalesforceID.canonical(id)) {
-                throw CSVProblem(line: line, reason: "the Id \(id) is already on line \(earlier) (one row per record)")
+                throw CSVProblem(line: line, reason: "the Id \(CSVProblem.shown(id)) is already on line \(earlier) (one row per record)")
             }
             result.append((line, CRMRecord(object: object, id: id, fields: fields)))
         }

@@ -83,7 +83,7 @@ public enum DataExportCSV {
         var seen: [String: Int] = [:]
         for (position, name) in header.enumerated() where !name.isEmpty {
             if let earlier = seen[name.lowercased()] {
-                throw InMemoryDirectory.CSVProblem(line: first.line, reason: "the column '\(name)' appears twice in the header (columns \(earlier + 1) and \(position + 1))")
+                throw InMemoryDirectory.CSVProblem(line: first.line, reason: "the column '\(InMemoryDirectory.CSVProblem.shown(name))' appears twice in the header (columns \(earlier + 1) and \(position + 1))")
             }
             seen[name.lowercased()] = position
         }

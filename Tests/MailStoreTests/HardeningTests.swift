@@ -331,6 +331,12 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         let found = problem(Array("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,Kim\n0035e00000Aaa01AAA,Lee again\n".utf8))
         #expect(found?.line == 4)
         #expect(found?.reason.contains("already on line 2") == true)
+        // A huge value is quoted by its start, not echoed whole.
+        let huge = String(repeating: "x", count: 1 << 20)
+        let long = problem(Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8))
+        #expect(long?.line == 3)
+        #expect((long?.reason.count ?? .max) < 200, "\(long?.reason.prefix(200) ?? "")")
+        #expect(long?.reason.contains("… (1048576 bytes) is already on line 2") == true)
     }
 
     @Test func aDuplicateColumnIsAnError() {

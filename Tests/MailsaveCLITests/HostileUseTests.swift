@@ -337,4 +337,14 @@ import Testing
         #expect(process.terminationStatus == 75)
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path).isEmpty, "the revision's pack was left behind")
     }
+    /// A --crm folder with no export in it is a mistake said at once, not an empty CRM.
+    @Test func aCRMFolderWithoutAnExportIsRefused() throws {
+        let folder = try Mailboxes.temporaryFolder("empty-crm")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", folder.path, Self.sample])
+        #expect(result.status == 6)
+        #expect(result.stderr.contains("no Salesforce data export in the folder (expected Contact.csv"), "\(result.stderr)")
+        #expect(FileManager.default.createFile(atPath: folder.appendingPathComponent("Contact.csv").path, contents: Data("Id,Email\n".utf8)))
+        #expect(try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", folder.path, Self.sample]).status == 0)
+    }
 }
