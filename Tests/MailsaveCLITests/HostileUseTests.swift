@@ -186,6 +186,19 @@ import Testing
         #expect(result.status == 3, "\(result.stderr)")
         #expect(result.stderr.contains("the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it"), "\(result.stderr)")
         #expect(result.stdout.contains("\"messages\":2"), "\(result.stdout)")
+        // A folder of that kind too (its messages cannot be listed by the decoded name), but
+        // not any other file.
+        let other = Array(folder.path.utf8) + Array("/notes-".utf8) + [0xE9] + Array(".txt".utf8) + [0]
+        let folderName = Array(folder.path.utf8) + Array("/archiv".utf8) + [0xE9] + [0]
+        let made = other.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o600) } }
+        #expect(made >= 0)
+        close(made)
+        #expect(folderName.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o700) } } == 0)
+        let again = try Binary.run(Self.batch + ["--eml", folder.path])
+        #expect(again.status == 3)
+        #expect(again.stdout.contains("\"messages\":3"), "\(again.stdout)")
+        #expect(again.stderr.contains("archiv\u{FFFD}: the file name is not UTF-8"), "\(again.stderr)")
+        #expect(!again.stderr.contains("notes-"), "\(again.stderr)")
     }
     /// A Maildir's message that is a link is reported, not read (it could bring any file the
     /// run may read into the CRM); a Maildir++ folder that is a link stops the run.

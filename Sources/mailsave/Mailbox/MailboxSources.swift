@@ -282,16 +282,22 @@ final class FileListSource: MailboxSource {
     var count: Int { files.count }
 
     static func directoryEntries(_ path: String) throws(CommandFailure) -> [String] {
+        try typedDirectoryEntries(path).map(\.name)
+    }
+
+    /// The folder's names, each with whether readdir says it is a folder (what a name that
+    /// is not UTF-8, which cannot be looked up again by its decoded name, is known by).
+    static func typedDirectoryEntries(_ path: String) throws(CommandFailure) -> [(name: String, isFolder: Bool)] {
         guard let directory = opendir(path) else {
             throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read the folder: \(String(cString: strerror(errno)))")
         }
         defer { closedir(directory) }
-        var names: [String] = []
+        var names: [(name: String, isFolder: Bool)] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if name != "." && name != ".." { names.append(name) }
+            if name != "." && name != ".." { names.append((name, entry.pointee.d_type == UInt8(DT_DIR))) }
         }
         return names
     }
@@ -388,13 +394,14 @@ final class FileListSource: MailboxSource {
         var files: [String] = []
         var pending = [root]
         while let directory = pending.popLast() {
-            for name in try directoryEntries(directory) where !name.hasPrefix(".") {
+            for (name, isFolder) in try typedDirectoryEntries(directory) where !name.hasPrefix(".") {
                 let path = directory + "/" + name
                 var info = stat()
                 guard lstat(path, &info) == 0 else {
-                    // Gone since listed, or a name that is not UTF-8: listed, so that reading it
-                    // reports it (a file skipped in silence would look processed).
-                    if name.lowercased().hasSuffix(".eml") { files.append(path) }
+                    // Gone since listed, or a name that is not UTF-8 (a .eml file, or a folder
+                    // whose messages cannot be listed): listed, so that reading it reports it
+                    // (messages skipped in silence would look processed).
+                    if name.lowercased().hasSuffix(".eml") || (isFolder && Self.lossyName(name)) { files.append(path) }
                     continue
                 }
                 let type = info.st_mode & S_IFMT
