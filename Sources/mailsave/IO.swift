@@ -43,6 +43,17 @@ enum ExitStatus: Int32 {
 struct CommandFailure: Error {
     var status: ExitStatus
     var message: String
+
+    /// `place` could not be written (errno `code`, or `what` said instead): a full disk or
+    /// quota is temporary (75), anything else could not run (3).
+    static func writing(_ place: String, code: Int32, what: String? = nil) -> CommandFailure {
+        CommandFailure(status: ExitStatus.ofWriting(code), message: "\(place): cannot write: \(what ?? String(cString: strerror(code)))")
+    }
+}
+
+extension ExitStatus {
+    /// The status of a write that failed with errno `code`.
+    static func ofWriting(_ code: Int32) -> ExitStatus { code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun }
 }
 
 enum Terminal {
@@ -85,7 +96,7 @@ enum Terminal {
     private static func outputFailed(_ code: Int32) -> Never {
         if code != EPIPE { err("mailsave: cannot write the output: \(String(cString: strerror(code)))") }
         TemporaryPaths.removeAll()
-        exit(code == ENOSPC || code == EDQUOT ? ExitStatus.temporary.rawValue : ExitStatus.couldNotRun.rawValue)
+        exit(ExitStatus.ofWriting(code).rawValue)
     }
 }
 

@@ -115,7 +115,7 @@ struct Batch: ParsableCommand {
             progress.update(messages: summary.messages, bytes: result.bytesRead)
         }
         var spooled: String?
-        defer { if let spooled { unlink(spooled) } }
+        defer { if let spooled { unlink(spooled); TemporaryPaths.forget(spooled) } }
         /// A failure that stops an --apply run says what was saved before it: the store's own
         /// message ("nothing was written") is about the last group only.
         func stopped(_ failure: CommandFailure) -> CommandFailure {
@@ -148,8 +148,6 @@ struct Batch: ParsableCommand {
                 // Standard output gets every line decided so far, as the count below says.
                 if !output.isFile { try? output.flush() }
                 output.abandon()
-                // Dying of the signal skips the deferred clean-ups: the copy of standard input goes now.
-                if let spooled { unlink(spooled) }
                 Terminal.err("mailsave: interrupted after \(summary.messages) message\(summary.messages == 1 ? "" : "s")"
                              + (apply ? "; run the same command again to continue (nothing is saved twice)" : "")
                              + (out.map { "; \($0) was not written" } ?? ""))

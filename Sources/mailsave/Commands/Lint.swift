@@ -237,21 +237,20 @@ enum LintReport {
         ])
     }
 
-    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::message`).
     /// A workflow command's data, escaped as GitHub reads it.
     static func githubData(_ text: String) -> String {
         text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
     }
 
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::message`).
     static func github(_ result: LintResult) -> String {
-        func escapeData(_ text: String) -> String { githubData(text) }
-        func escapeProperty(_ text: String) -> String { escapeData(text).replacing(":", with: "%3A").replacing(",", with: "%2C") }
+        func escapeProperty(_ text: String) -> String { githubData(text).replacing(":", with: "%3A").replacing(",", with: "%2C") }
         return result.diagnostics.map { diagnostic in
             let command = diagnostic.severity == .error ? "error" : diagnostic.severity == .warning ? "warning" : "notice"
             let location = diagnostic.location
             return "::\(command) file=\(escapeProperty(location.path)),line=\(location.line),col=\(location.column),"
                 + "endColumn=\(location.column + diagnostic.length),title=\(escapeProperty("mailsave " + diagnostic.check))::"
-                + escapeData(diagnostic.message)
+                + githubData(diagnostic.message)
         }.joined(separator: "\n")
     }
 }

@@ -182,14 +182,15 @@ func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
     guard let names = try? PackLoader.entries(of: folder) else {
         throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot read the CRM folder")
     }
+    let exported = DecisionOptions.crmObjects.filter { names.contains($0 + ".csv") }
     // A folder without one export is a wrong path far more often than an empty CRM: every
     // message would be decided against nothing, in silence.
-    guard DecisionOptions.crmObjects.contains(where: { names.contains($0 + ".csv") }) else {
+    guard !exported.isEmpty else {
         throw CommandFailure(status: .badCRMData, message: "\(folder): no Salesforce data export in the folder (expected "
                              + DecisionOptions.crmObjects.map { $0 + ".csv" }.joined(separator: ", ") + "; an empty CRM is a Contact.csv with its header only)")
     }
     var records: [CRMRecord] = []
-    for object in DecisionOptions.crmObjects where names.contains(object + ".csv") {
+    for object in exported {
         let path = folder + "/" + object + ".csv"
         let bytes = try readInput(path)
         do {

@@ -30,10 +30,7 @@ final class LineOutput {
             destination = nil
             return
         }
-        func failure(_ code: Int32, _ what: String? = nil) -> CommandFailure {
-            CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
-                           message: "\(path): cannot write: \(what ?? String(cString: strerror(code)))")
-        }
+        func failure(_ code: Int32, _ what: String? = nil) -> CommandFailure { .writing(path, code: code, what: what) }
         if path.hasSuffix("/") { throw failure(EISDIR, "a folder; give a file name") }
         var target = path
         var info = stat()
@@ -106,8 +103,7 @@ final class LineOutput {
             if written <= 0 {
                 let code = errno
                 buffer.removeAll(keepingCapacity: true)
-                throw CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
-                                     message: "\(path ?? "standard output"): cannot write: \(String(cString: strerror(code)))")
+                throw .writing(path ?? "standard output", code: code)
             }
             offset += written
         }
@@ -121,8 +117,7 @@ final class LineOutput {
         if fsync(descriptor) != 0 || close(descriptor) != 0 || rename(temporary, destination) != 0 {
             let code = errno
             unlink(temporary)
-            throw CommandFailure(status: code == ENOSPC || code == EDQUOT ? .temporary : .couldNotRun,
-                                 message: "\(path): cannot write: \(String(cString: strerror(code)))")
+            throw .writing(path, code: code)
         }
     }
 
@@ -387,8 +382,8 @@ enum Jobs {
 }
 
 /// Files and folders a command made for its run (a git revision's pack, a copy of standard
-/// input), removed by `Terminal` when output fails and the run exits at once, past the
-/// commands' own clean-ups.
+/// input), removed when the run ends at once, past the commands' own clean-ups: output that
+/// fails (`Terminal`), or dying of Ctrl-C (`Interruption.reraise`).
 enum TemporaryPaths {
     private static let paths = Locked<Set<String>>([])
 

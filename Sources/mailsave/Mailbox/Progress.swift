@@ -91,7 +91,9 @@ enum Interruption {
     static var requested: Bool { signalNumber != 0 }
 
     /// Dies of the signal that was received, with its default action.
+    /// Dying of the signal skips every deferred clean-up: the run's temporary files go first.
     static func reraise() -> Never {
+        TemporaryPaths.removeAll()
         let number = signalNumber
         signal(number, SIG_DFL)
         raise(number)
