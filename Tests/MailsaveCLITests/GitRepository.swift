@@ -6,6 +6,17 @@ import Testing
 struct GitRepository {
     let folder: URL
 
+    /// A new repository in `folder` whose first commit holds the shipped pack as `r/`.
+    @discardableResult
+    static func withShippedPack(in folder: URL) throws -> GitRepository {
+        let git = GitRepository(folder: folder)
+        try git.run(["init", "-q", "-b", "main"])
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: folder.appendingPathComponent("r"))
+        try git.run(["add", "r"])
+        try git.run(["commit", "-q", "-m", "pack"])
+        return git
+    }
+
     /// Runs `git ARGUMENTS` with `input` on standard input; its standard output, trimmed.
     @discardableResult
     func run(_ arguments: [String], input: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {

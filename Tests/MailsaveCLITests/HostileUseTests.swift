@@ -75,7 +75,7 @@ import Testing
             process.arguments = arguments
             process.currentDirectoryURL = Binary.packageRoot
             process.environment = Binary.environment
-            process.standardOutput = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
             let errors = Pipe()
             process.standardError = errors
             try process.run()
@@ -132,11 +132,7 @@ import Testing
             try? FileManager.default.removeItem(at: repository)
             try? FileManager.default.removeItem(at: outside)
         }
-        let git = GitRepository(folder: repository)
-        try git.run(["init", "-q", "-b", "main"])
-        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("r"))
-        _ = try git.run(["add", "r"])
-        _ = try git.run(["commit", "-q", "-m", "base"])
+        let git = try GitRepository.withShippedPack(in: repository)
         let blob = try git.run(["hash-object", "-w", "--stdin"], input: "pwned\n")
         let link = try git.run(["hash-object", "-w", "--stdin"], input: outside.path)
         let sub = try git.run(["mktree"], input: "100644 blob \(blob)\tx.yaml\n")
@@ -323,6 +319,7 @@ import Testing
         #expect(stopped, "still reading 20 s after Ctrl-C")
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT)
     }
+
     /// Output that fails ends the run at once, and the run's temporary files go with it (a
     /// git revision's pack extracted by `diff --old-rev` was left in the temporary folder).
     @Test func aFailedOutputLeavesNoTemporaryFiles() throws {
@@ -332,18 +329,14 @@ import Testing
             try? FileManager.default.removeItem(at: repository)
             try? FileManager.default.removeItem(at: temporary)
         }
-        let git = GitRepository(folder: repository)
-        try git.run(["init", "-q", "-b", "main"])
-        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("r"))
-        try git.run(["add", "r"])
-        try git.run(["commit", "-q", "-m", "pack"])
+        try GitRepository.withShippedPack(in: repository)
         let process = Foundation.Process()
         process.executableURL = URL(fileURLWithPath: Binary.path)
         process.arguments = ["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com",
                              "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", Self.mbox]
         process.currentDirectoryURL = repository
         process.environment = Binary.environment.merging(["TMPDIR": temporary.path]) { _, new in new }
-        process.standardOutput = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
         process.standardError = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
