@@ -133,4 +133,24 @@ import Testing
         #expect(entries.count == 1)
         #expect(String(decoding: entries[0].bytes, as: UTF8.self) == "Subject: q\n\n" + quotes.dropFirst() + "From x\n" + quotes + "\n")
     }
+
+    /// A file whose lines end in CR alone reads as one long `From ` line: the entry says so,
+    /// whatever the chunks; CRLF line ends, and a CR before a line's end, do not.
+    @Test func lineEndsOfACarriageReturnAloneAreNoticedInTheSeparatorLine() throws {
+        let cases: [(text: String, flagged: [Bool])] = [
+            ("From a Mon\rSubject: x\r\rbody\r\rFrom b Tue\rSubject: y\r\r", [true]),
+            ("From a Mon\r\nSubject: x\r\n\r\nbody\r\n\r\nFrom b\r\nS: y\r\n", [false, false]),
+            ("From a Mon\r", [false]),
+            ("From a\nS: x\n\nb\n\nFrom b\rS: y\r\rbody\r", [false, true]),
+            ("From a\nS: x\rstill the header\n\nb\n", [false]),
+        ]
+        for (text, flagged) in cases {
+            for plan in [[1], [2], [3], [7], [1024]] {
+                let entries = MboxStreamTests.stream(Array(text.utf8), chunks: plan).compactMap { event -> Mbox.Entry? in
+                    if case .message(let entry) = event { return entry } else { return nil }
+                }
+                #expect(entries.map(\.carriageReturnLineEnds) == flagged, "chunks \(plan): \(text.debugDescription)")
+            }
+        }
+    }
 }

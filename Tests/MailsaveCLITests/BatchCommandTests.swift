@@ -325,6 +325,14 @@ enum Mailboxes {
             "Inbox general-mode", "Inbox general-mode", "Archive folder-not-synchronized", "Entwürfe folder-not-synchronized",
             "Inbox/Deals general-mode", "Sent general-mode",
         ])
+        // The table names each file under the Maildir (a file name alone does not tell
+        // `cur/` from `new/`, or one Maildir++ folder from another).
+        let table = try Binary.run(Mailboxes.base + ["--maildir", root.path, "--folder-from-maildir", "--format", "table"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.split(separator: "\n").dropFirst().prefix(6).map { String($0.prefix(while: { $0 != " " })) } == [
+            "new/1700000001.M1.host", "cur/1700000002.M2.host:2,S", ".Archive/cur/1700000005.M5.host:2,S",
+            ".Entw&APw-rfe/cur/1700000006.M6.host:2,S", ".INBOX.Deals/new/1700000004.M4.host", ".Sent/cur/1700000003.M3.host:2,S",
+        ], "\(table.stdout)")
     }
 
     /// On a terminal (a pseudo-terminal from script(1)) the progress bar is drawn on standard

@@ -123,6 +123,19 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
+    /// An mbox whose lines end in CR alone (classic Mac OS) was called "empty input: no message".
+    @Test func anMboxOfCarriageReturnLinesIsNamedAsSuch() throws {
+        let folder = try Mailboxes.temporaryFolder("cr-mbox")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let mbox = folder.appendingPathComponent("mac.mbox")
+        try Data("From a@example.com Mon Jan  1 00:00:00 2024\rFrom: a@example.com\rSubject: hi\r\rbody\r\rFrom b\rSubject: x\r\r".utf8).write(to: mbox)
+        let result = try Binary.launch(Binary.path, Self.batch + ["--mbox", mbox.path], directory: folder)
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("mac.mbox:1: the mbox's lines end in a carriage return alone (classic Mac OS); convert them first: tr '\\r' '\\n' < IN > OUT"),
+                "\(result.stderr)")
+        #expect(result.stdout.contains("\"errors_by_kind\":{\"not_a_message\":1}"), "\(result.stdout)")
+    }
+
     /// `diff --old-rev` wrote a revision's pack through a link the revision itself held (a
     /// link and a folder of the same name): a file outside the temporary folder was written.
     @Test func aRevisionCannotWriteOutsideItsPack() throws {
@@ -318,6 +331,49 @@ import Testing
         try? input.fileHandleForWriting.close()
         #expect(stopped, "still reading 20 s after Ctrl-C")
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT)
+    }
+
+    /// Ctrl-C after the last message was decided (here: while the summary waits on a full
+    /// standard output) ended with exit 0, so a script that started the run went on.
+    @Test func ctrlCAfterTheLastDecisionStillEndsByTheSignal() throws {
+        let folder = try Mailboxes.temporaryFolder("late-interrupt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("decisions.jsonl").path
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        // Standard output full before the run starts: its summary line blocks there.
+        let flags = fcntl(ends[1], F_GETFL)
+        _ = fcntl(ends[1], F_SETFL, flags | O_NONBLOCK)
+        let filler = [UInt8](repeating: 0x2E, count: 4096)
+        while write(ends[1], filler, filler.count) > 0 {}
+        _ = fcntl(ends[1], F_SETFL, flags)
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = Self.batch + ["--mbox", Self.mbox, "--out", out]
+        process.currentDirectoryURL = Binary.packageRoot
+        process.environment = Binary.environment
+        process.standardOutput = FileHandle(fileDescriptor: ends[1], closeOnDealloc: false)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        close(ends[1])
+        let started = ContinuousClock.now
+        while !FileManager.default.fileExists(atPath: out) && ContinuousClock.now - started < .seconds(60) { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(FileManager.default.fileExists(atPath: out), "the run never wrote its output")
+        kill(process.processIdentifier, SIGINT)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var drained = ""
+        while true {
+            let got = read(ends[0], &buffer, buffer.count)
+            if got <= 0 { break }
+            drained += String(decoding: buffer[0..<got].filter { $0 != 0x2E }, as: UTF8.self)
+        }
+        close(ends[0])
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT,
+                "exit \(process.terminationStatus), reason \(process.terminationReason.rawValue)")
+        // The run was whole: every line and the summary.
+        #expect(try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").count == 12)
+        #expect(drained.contains("\"summary\""), "\(drained)")
     }
 
     /// Output that fails ends the run at once, and the run's temporary files go with it (a

@@ -10,7 +10,15 @@ public enum Mbox {
         public var offset: Int = 0
         /// Bytes of the mbox the entry spans, from its `From ` line to the next one (or the end).
         public var length: Int = 0
+        /// The `From ` line holds a carriage return that no line feed follows: the file's lines
+        /// end in CR alone (classic Mac OS, Eudora), so the whole file reads as this one line
+        /// and the entry is empty. Said so, rather than "empty message".
+        public var carriageReturnLineEnds = false
     }
+
+    /// The error for an entry whose `From ` line shows CR-only line ends.
+    public static let carriageReturnLineEndsProblem =
+        "the mbox's lines end in a carriage return alone (classic Mac OS); convert them first: tr '\\r' '\\n' < IN > OUT"
 
     /// The whole file at once (`inspect --mbox` on small files, tests). `MboxSplitter` is the
     /// same split over a stream, in bounded memory.
@@ -50,6 +58,9 @@ public struct MboxSplitter: Sendable {
     private var currentOffset = 0
     private var started = false
     private var oversize = false
+    private var carriageReturnLineEnds = false
+    /// The separator line's last byte fed so far was a carriage return.
+    private var separatorEndsInCarriageReturn = false
 
     // The current line: how far it has been decided.
     private enum LineState { case head, separator, body }
@@ -118,6 +129,7 @@ public struct MboxSplitter: Sendable {
             var end = index
             while end < count && bytes[end] != 0x0A { end += 1 }
             let through = end < count ? end + 1 : end
+            if lineState == .separator { noteCarriageReturns(bytes, from: index, to: end, chunkEnds: end == count) }
             if lineState == .body { append(UnsafeBufferPointer(rebasing: bytes[index..<through])) }
             lineLength += end - index
             index = through
@@ -148,6 +160,19 @@ public struct MboxSplitter: Sendable {
         head.removeAll(keepingCapacity: true)
     }
 
+    /// A carriage return inside the separator line with no line feed after it (across chunks too).
+    private mutating func noteCarriageReturns(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int, chunkEnds: Bool) {
+        if separatorEndsInCarriageReturn && start < end { carriageReturnLineEnds = true }
+        separatorEndsInCarriageReturn = false
+        var index = start
+        while index < end {
+            if bytes[index] == 0x0D {
+                if index + 1 < end { carriageReturnLineEnds = true } else if chunkEnds { separatorEndsInCarriageReturn = true }
+            }
+            index += 1
+        }
+    }
+
     /// The line feed at `index` of the chunk being fed ends the line.
     private mutating func endLine(at index: Int) {
         // Blank: nothing before the line feed, or a lone carriage return.
@@ -166,6 +191,8 @@ public struct MboxSplitter: Sendable {
         oversize = false
         currentLine = lineNumber
         currentOffset = lineOffset
+        carriageReturnLineEnds = false
+        separatorEndsInCarriageReturn = false
         quotes = 0
         head.removeAll(keepingCapacity: true)
     }
@@ -188,7 +215,8 @@ public struct MboxSplitter: Sendable {
         if oversize || currentSize - 2 > maxMessageBytes {
             events.append(.oversize(line: currentLine, offset: currentOffset, size: currentSize))
         } else if !keepBytes {
-            events.append(.message(Mbox.Entry(line: currentLine, bytes: [], offset: currentOffset, length: length)))
+            events.append(.message(Mbox.Entry(line: currentLine, bytes: [], offset: currentOffset, length: length,
+                                              carriageReturnLineEnds: carriageReturnLineEnds)))
         } else {
             var bytes = current
             if stripBlank {
@@ -198,7 +226,8 @@ public struct MboxSplitter: Sendable {
             if bytes.count > maxMessageBytes {
                 events.append(.oversize(line: currentLine, offset: currentOffset, size: bytes.count))
             } else {
-                events.append(.message(Mbox.Entry(line: currentLine, bytes: bytes, offset: currentOffset, length: length)))
+                events.append(.message(Mbox.Entry(line: currentLine, bytes: bytes, offset: currentOffset, length: length,
+                                                  carriageReturnLineEnds: carriageReturnLineEnds)))
             }
         }
         current = []

@@ -182,6 +182,14 @@ struct Batch: ParsableCommand {
             Terminal.out((output.isFile ? "" : "\n") + summary.text(applying: apply))
         }
         if reportPeakMemory, let peak = peakMemoryKB() { Terminal.err("mailsave: peak memory \(peak) kB") }
+        // Ctrl-C after the last message was decided: the run is whole (every line and the
+        // summary are written), and still ends by the signal, so that the shell or script that
+        // started it stops too (a caught SIGINT must not look like success to a caller).
+        if Interruption.requested {
+            Terminal.err("mailsave: interrupted after the run had finished: all \(summary.messages) message\(summary.messages == 1 ? "" : "s") decided"
+                         + (out.map { " and \($0) written" } ?? ""))
+            Interruption.reraise()
+        }
         if let worst = summary.worst { throw ExitCode(worst.rawValue) }
         if summary.parked > 0 { throw ExitCode(ExitStatus.parked.rawValue) }
     }
@@ -387,7 +395,7 @@ struct Batch: ParsableCommand {
                                     saved: outcome.parked != nil ? .parked : outcome.saved.map { $0.created ? .created : .alreadySaved },
                                     error: nil, bytesRead: item.bytesRead)
         guard table else { return result }
-        var row = DecisionText.row(file: item.position.short, decision)
+        var row = DecisionText.row(name: item.position.short, decision)
         if applying { row.insert(outcome.savedCell, at: row.count - 1) }
         result.table = row
         return result
@@ -420,7 +428,7 @@ struct Batch: ParsableCommand {
                 if written <= 0 {
                     let code = errno
                     unlink(path)
-                    throw CommandFailure(status: code == ENOSPC ? .temporary : .couldNotRun,
+                    throw CommandFailure(status: ExitStatus.ofWriting(code),
                                          message: "\(path): cannot keep standard input: \(String(cString: strerror(code)))")
                 }
                 offset += written

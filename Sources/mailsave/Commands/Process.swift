@@ -341,7 +341,7 @@ struct Process: ParsableCommand {
             if apply { text += "\n" + "Saved".padding(13) + visible(outcome.savedText) }
             Terminal.out(text + (several ? "\n" : ""))
         case .table:
-            var row = DecisionText.row(file: file, decision)
+            var row = DecisionText.row(name: file.split(separator: "/").last.map(String.init) ?? file, decision)
             if apply { row.insert(outcome.savedCell, at: row.count - 1) }
             rows.append(row)
         }
@@ -410,8 +410,8 @@ enum DecisionText {
         return lines.map(visible).joined(separator: "\n")
     }
 
-    static func row(file: String, _ decision: Decision) -> [String] {
-        let name = file.split(separator: "/").last.map(String.init) ?? file
+    /// `name`: what the MESSAGE column shows (process: the file's name; batch: its place in the mailbox).
+    static func row(name: String, _ decision: Decision) -> [String] {
         let links = decision.verdict == .save ? (decision.who + [decision.what].compactMap { $0 }).joined(separator: " ") : ""
         return [name, decision.verdict.rawValue, decision.saveAs ?? "", links.isEmpty ? "" : links,
                 decision.reasons.first?.rule ?? ""]

@@ -10,12 +10,14 @@ import Darwin
 /// Where a message of a mailbox is: the mbox line its `From ` separator is on, or its file.
 enum MailboxPosition: Sendable, Equatable {
     case line(Int)
-    case file(String)
+    /// The file's path, and that path under the folder given (`cur/1700000000.host:2,S`,
+    /// `.Sent/cur/…`, `2024/q1/deal.eml`): what a table shows.
+    case file(String, underSource: String)
 
     var json: JSON {
         switch self {
         case .line(let line): return .int(line)
-        case .file(let path): return .string(path)
+        case .file(let path, _): return .string(path)
         }
     }
 
@@ -23,15 +25,16 @@ enum MailboxPosition: Sendable, Equatable {
     func place(in source: String) -> String {
         switch self {
         case .line(let line): return "\(source):\(line)"
-        case .file(let path): return path
+        case .file(let path, _): return path
         }
     }
 
-    /// The name shown in a table: the mbox line, or the file name.
+    /// The name shown in a table: the mbox line, or the file's path under the folder given
+    /// (its file name alone would not tell `cur/` from `new/`, or one Maildir++ folder from another).
     var short: String {
         switch self {
         case .line(let line): return "line \(line)"
-        case .file(let path): return path.split(separator: "/").last.map(String.init) ?? path
+        case .file(_, let shown): return shown
         }
     }
 }
@@ -199,6 +202,11 @@ final class MboxSource: MailboxSource {
         sawAnything = true
         defer { count += 1 }
         switch event {
+        case .message(let entry) where entry.carriageReturnLineEnds:
+            let failure = CommandFailure(status: .badMessage, message: "\(name):\(entry.line): " + Mbox.carriageReturnLineEndsProblem)
+            return MailboxItem(index: count, position: .line(entry.line), locator: .mbox(offset: entry.offset, length: entry.length),
+                               folder: folder, content: .failure(MailboxItemError(kind: "not_a_message", failure: failure)),
+                               bytesRead: entry.offset + entry.length)
         case .message(let entry):
             var item = MailboxItem(index: count, position: .line(entry.line), locator: .mbox(offset: entry.offset, length: entry.length),
                                    folder: folder, content: .success(entry.bytes), bytesRead: entry.offset + entry.length)
@@ -427,7 +435,8 @@ final class FileListSource: MailboxSource {
         let file = files[position]
         bytesRead += sizes[position]
         defer { position += 1 }
-        var item = MailboxItem(index: position, position: .file(file.path), locator: .file(file.path), folder: file.folder,
+        let shown = file.path.hasPrefix(name + "/") ? String(file.path.dropFirst(name.count + 1)) : file.path
+        var item = MailboxItem(index: position, position: .file(file.path, underSource: shown), locator: .file(file.path), folder: file.folder,
                                content: .success([]), bytesRead: bytesRead)
         item.content = reread(item)
         return item
