@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MailMessage", targets: ["MailMessage"]),
         // For the fuzz targets in Fuzz/ (a package of their own, built with libFuzzer).
         .library(name: "MailRules", targets: ["MailRules"]),
+        .library(name: "MailStore", targets: ["MailStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -11,6 +11,7 @@ let targets: [(name: String, product: String)] = [
     ("fuzz-date", "MailMessage"),
     ("fuzz-pack", "MailRules"),
     ("fuzz-expression", "MailRules"),
+    ("fuzz-record-fields", "MailStore"),
 ]
 
 let package = Package(

@@ -11,9 +11,10 @@
 /// input; like it, this tolerates a trailing comma), and nothing else: a store damaged there
 /// is reported, never guessed at. (Unlike it, the text must be UTF-8, without a byte order
 /// mark: JSONSerialization also detects UTF-16 and UTF-32, which no store holds.)
-enum RecordFields {
+/// Public only to the `RecordFormat` SPI: the fuzz target compares it with JSONSerialization.
+@_spi(RecordFormat) public enum RecordFields {
     /// The JSON text of `fields`.
-    static func encode(_ fields: [String: String]) -> String {
+    public static func encode(_ fields: [String: String]) -> String {
         var json: [UInt8] = [UInt8(ascii: "{")]
         json.reserveCapacity(256)
         for (name, value) in fields.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
@@ -50,7 +51,7 @@ enum RecordFields {
     /// all strings (whitespace around tokens and a comma before the closing brace allowed, as
     /// JSONSerialization allows them; a repeated name keeps its last value).
     /// One pass, no recursion: time and memory linear in the text.
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> [String: String]? {
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> [String: String]? {
         var reader = Reader(bytes: bytes)
         reader.skipSpace()
         guard reader.take(UInt8(ascii: "{")) else { return nil }
