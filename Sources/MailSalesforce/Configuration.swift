@@ -171,6 +171,11 @@ public struct SalesforceConfiguration: Sendable {
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             throw SalesforceConfigurationError("\(source): MAILSAVE_SF_CA_FILE \(caFile) cannot be read")
         }
+        // libcurl would wait for ever on a FIFO, and read a device to its end.
+        var caStatus = stat()
+        if let caFile, stat(caFile, &caStatus) != 0 || caStatus.st_mode & S_IFMT != S_IFREG {
+            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_CA_FILE \(caFile) is not a regular file")
+        }
         timeout = try number("MAILSAVE_SF_TIMEOUT", 0.1...3600) ?? timeout
         connectTimeout = try number("MAILSAVE_SF_CONNECT_TIMEOUT", 0.1...600) ?? min(connectTimeout, timeout)
         maxAPIShare = try number("MAILSAVE_SF_MAX_API_SHARE", 0.01...1) ?? maxAPIShare

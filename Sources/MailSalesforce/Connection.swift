@@ -9,7 +9,7 @@ public struct SalesforceStatistics: Sendable, Equatable {
     public var logins = 0
     /// Calls by kind: `lookup`, `query-more`, `save-check`, `save`, `delete`.
     public var byKind: [String: Int] = [:]
-    /// Retries after 503, `UNABLE_TO_LOCK_ROW`, resets and timeouts.
+    /// Retries after 503, 429, `UNABLE_TO_LOCK_ROW`, resets and timeouts.
     public var retries = 0
     /// The last `Sforce-Limit-Info` seen.
     public var usage: APIUsage?
@@ -152,7 +152,9 @@ final class SalesforceConnection: @unchecked Sendable {
             default:
                 if errors.contains(where: { $0.code == "REQUEST_LIMIT_EXCEEDED" }) { throw limitExceeded() }
                 let reason = SalesforceAPIError.causes(errors).first?.summary ?? "HTTP \(response.status)"
-                let transient = response.status == 503 || errors.contains { SalesforceAPIError.transientCodes.contains($0.code) }
+                // 429 (Too Many Requests, from Salesforce's edge or a proxy) is refused before
+                // any work, like 503: waited for and sent again, never a refusal for good.
+                let transient = response.status == 503 || response.status == 429 || errors.contains { SalesforceAPIError.transientCodes.contains($0.code) }
                 if transient {
                     try pause(after: attempt, "\(what): \(reason)")
                     continue
@@ -188,7 +190,7 @@ final class SalesforceConnection: @unchecked Sendable {
 
     private func checkAllowance() throws(CallFailure) {
         guard let usage = statistics.usage, usage.share >= configuration.maxAPIShare else { return }
-        let percent = Int((usage.share * 100).rounded(.down))
+        let percent = usage.percent
         throw failure(.retryable, "Salesforce: \(usage.used) of the org's \(usage.max) daily API calls are used (\(percent)%), at or past the "
                       + "\(Int(configuration.maxAPIShare * 100))% mailsave may use (MAILSAVE_SF_MAX_API_SHARE); stopped, the save is parked")
     }
@@ -317,7 +319,7 @@ final class SalesforceConnection: @unchecked Sendable {
                 let issued = json["issued_at"]?.string.flatMap(Double.init).map { $0 / 1000 } ?? Date().timeIntervalSince1970
                 return AccessToken(accessToken: access, instanceURL: instanceURL, issuedAt: issued)
             }
-            if response.status == 503 || response.status >= 500 {
+            if response.status == 429 || response.status >= 500 {
                 try pause(after: attempt, "Salesforce login (\(flowName)): HTTP \(response.status)")
                 continue
             }

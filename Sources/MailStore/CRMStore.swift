@@ -142,7 +142,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         let sqlitePath = path.hasPrefix("file:") ? "./" + path : path
 
         var configuration = Configuration()
-        configuration.busyMode = .timeout(busyTimeout)
+        // SQLite takes milliseconds in an Int32: a longer wait (or no number) would trap.
+        configuration.busyMode = .timeout(busyTimeout.isFinite ? min(max(busyTimeout, 0), 86_400) : 30)
         configuration.label = "mailsave.store"
         if access == .readOnly {
             configuration.readonly = true

@@ -542,6 +542,18 @@ import ShippedFixtures
         #expect(backend.statistics.retries == 2)
     }
 
+    /// 429 (Too Many Requests) was a refusal for good (exit 3): it is waited for like a 503.
+    @Test func tooManyRequestsIsWaitedForLikeUnavailable() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        _ = try backend.resolve(LookupPlan())
+        try server.fault(["kind": .string("status"), "status": .number(429), "code": .string("TOO_MANY_REQUESTS"), "times": .number(2),
+                          "match": .string("/services/data")])
+        let answers = try backend.resolve(try plan("01-customer-question.eml"))
+        #expect(!answers.contacts(email: "bob@fabrikam.com").isEmpty)
+        #expect(backend.statistics.retries == 2)
+    }
+
     @Test func aLockedRowIsRetriedAndSavedOnce() throws {
         let server = try seeded()
         let backend = try server.backend()

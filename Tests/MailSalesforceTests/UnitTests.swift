@@ -235,6 +235,23 @@ func base64URLDecode(_ text: String) throws -> [UInt8] {
         #expect(!refusal([]))
     }
 
+    /// A usage the org cannot have is shown capped, not converted with a trap.
+    @Test func anAbsurdUsageIsACappedPercentage() {
+        #expect(APIUsage(used: 7_600, max: 15_000).percent == 50)
+        #expect(APIUsage.parse("api-usage=100000000000000000/1")?.percent == 1_000_000)
+        #expect(APIUsage(used: Int.max, max: 1).percent == 1_000_000)
+    }
+
+    /// A composite subresult's status is read without a trap whatever number the server sends.
+    @Test func compositeStatusesAreWholeHTTPCodesOrZero() throws {
+        let answers: [(JSON, Int)] = [
+            (.object(["httpStatusCode": .number(201)]), 201), (.object(["httpStatusCode": .number(1e300)]), 0),
+            (.object(["httpStatusCode": .number(-1e300)]), 0), (.object(["httpStatusCode": .number(200.5)]), 0),
+            (.object(["httpStatusCode": .string("200")]), 0), (.object([:]), 0), (.number(200), 0),
+        ]
+        for (answer, status) in answers { #expect(answer.httpStatus == status, "\(answer)") }
+    }
+
     @Test func limitInfo() {
         #expect(APIUsage.parse("api-usage=25/15000") == APIUsage(used: 25, max: 15000))
         #expect(APIUsage.parse("per-app-api-usage=17/250(appName=sample), api-usage=7600/15000") == APIUsage(used: 7600, max: 15000))

@@ -1,5 +1,5 @@
 import Foundation
-@testable import MailStore
+@_spi(RecordFormat) @testable import MailStore
 import Testing
 import SeededRandom
 

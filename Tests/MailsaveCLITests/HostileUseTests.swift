@@ -136,6 +136,50 @@ import Testing
         #expect(result.stdout.contains("\"errors_by_kind\":{\"not_a_message\":1}"), "\(result.stdout)")
     }
 
+    /// `MAILSAVE_BUSY_TIMEOUT=3000000` trapped (SQLite's milliseconds are an Int32), and `abc`
+    /// or `0x10` were taken in silence: only 0 to 86400 decimal seconds are accepted.
+    @Test func theBusyTimeoutIsANumberOfSecondsOrRefused() throws {
+        let folder = try Mailboxes.temporaryFolder("busy-timeout")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let save = ["process", "--store", folder.appendingPathComponent("s.sqlite").path, "--mailbox", "ann@contoso.com", "--apply",
+                    "--rules", Binary.packageRoot.appendingPathComponent("rules").path, Self.sample]
+        for value in ["3000000", "86400.5", "abc", "-1", "0x10", "1e3", "nan", "", " 5"] {
+            let result = try Binary.launch(Binary.path, save, environment: ["MAILSAVE_BUSY_TIMEOUT": value])
+            #expect(result.status == 2, "\(value): \(result.stderr)")
+            #expect(result.stderr.contains("MAILSAVE_BUSY_TIMEOUT: \(value.debugDescription) is not a number of seconds from 0 to 86400"), "\(result.stderr)")
+        }
+        for value in ["0", "2.5", "86400"] {
+            let result = try Binary.launch(Binary.path, save, environment: ["MAILSAVE_BUSY_TIMEOUT": value])
+            #expect(result.status == 0, "\(value): \(result.stderr)")
+        }
+    }
+
+    /// A FIFO given as the Salesforce key, configuration or CA file blocked the run for ever
+    /// (the open waited for a writer): each is refused as no regular file.
+    @Test func aFIFOAsASecretOrCAFileIsRefusedNotWaitedFor() throws {
+        let folder = try Mailboxes.temporaryFolder("fifo-secrets")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let process = ["20", Binary.path, "process", "--rules", Binary.packageRoot.appendingPathComponent("rules").path, "--mailbox", "ann@contoso.com",
+                       "--salesforce", Self.sample]
+        let base = ["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "client", "MAILSAVE_SF_TOKEN_CACHE": "off"]
+        let key = try Binary.launch("/usr/bin/timeout", process,
+                                    environment: base.merging(["MAILSAVE_SF_USERNAME": "u@example.com", "MAILSAVE_SF_KEY_FILE": fifo]) { $1 })
+        #expect(key.status == 3, "\(key.stderr)")
+        #expect(key.stderr.contains("\(fifo): the JWT private key (MAILSAVE_SF_KEY_FILE) is not a regular file"), "\(key.stderr)")
+        let ca = try Binary.launch("/usr/bin/timeout", process,
+                                   environment: base.merging(["MAILSAVE_SF_CLIENT_SECRET": "secret", "MAILSAVE_SF_CA_FILE": fifo]) { $1 })
+        #expect(ca.status == 12, "\(ca.stderr)")
+        #expect(ca.stderr.contains("MAILSAVE_SF_CA_FILE \(fifo) is not a regular file"), "\(ca.stderr)")
+        var configuration = process
+        configuration[configuration.firstIndex(of: "--salesforce")!] = "--salesforce-config"
+        configuration.insert(fifo, at: configuration.firstIndex(of: "--salesforce-config")! + 1)
+        let file = try Binary.launch("/usr/bin/timeout", configuration)
+        #expect(file.status == 12, "\(file.stderr)")
+        #expect(file.stderr.contains("\(fifo): the Salesforce configuration is not a regular file"), "\(file.stderr)")
+    }
+
     /// `diff --old-rev` wrote a revision's pack through a link the revision itself held (a
     /// link and a folder of the same name): a file outside the temporary folder was written.
     @Test func aRevisionCannotWriteOutsideItsPack() throws {

@@ -13,7 +13,9 @@ enum PrivateFile {
     static let maxBytes = 1 << 20
 
     static func contents(of path: String, what: String) throws(Refusal) -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO at the path would block the open until a writer came (a run
+        // hung for ever); opened at once, it is refused below as no regular file.
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw Refusal(message: "\(path): cannot read \(what): \(String(cString: strerror(errno)))")
         }

@@ -57,6 +57,13 @@ public enum JSON: Sendable, Equatable, Codable {
     public var bool: Bool? { if case .bool(let flag) = self { return flag }; return nil }
     public var number: Double? { if case .number(let number) = self { return number }; return nil }
 
+    /// A composite subresult's `httpStatusCode`, or 0 when it is missing or no HTTP status
+    /// (`1e300`, `200.5`): a server's number is never converted with a trap.
+    public var httpStatus: Int {
+        guard let number = self["httpStatusCode"]?.number, let status = Int(exactly: number), (0...999).contains(status) else { return 0 }
+        return status
+    }
+
     /// A field value as `CRMRecord` text (as a Data Export writes it): nil for null and for
     /// nested objects (relationships), `true`/`false`, integers without a decimal point.
     public var fieldText: String? {

@@ -88,5 +88,9 @@ public struct APIUsage: Sendable, Equatable {
     }
 
     public var share: Double { Double(used) / Double(max) }
+
+    /// The share as a whole percentage for messages, capped: a server may claim any usage
+    /// (`api-usage=100000000000000000/1` trapped in the conversion).
+    public var percent: Int { Int(Swift.min(share * 100, 1_000_000).rounded(.down)) }
 }
 

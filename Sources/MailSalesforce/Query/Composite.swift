@@ -79,12 +79,12 @@ struct CompositeQueryRunner {
             }
             for (index, url) in riding.enumerated() {
                 guard let result = results.first(where: { $0["referenceId"]?.string == "r\(index)" }),
-                      (200..<300).contains(Int(result["httpStatusCode"]?.number ?? 0)), let body = result["body"] else { continue }
+                      (200..<300).contains(result.httpStatus), let body = result["body"] else { continue }
                 riderAnswers[url] = body
             }
             for (index, item) in batch.enumerated() {
                 let result = results.first { $0["referenceId"]?.string == "q\(index)" } ?? results[index]
-                let status = Int(result["httpStatusCode"]?.number ?? 0)
+                let status = result.httpStatus
                 guard (200..<300).contains(status) else {
                     let reason = SalesforceAPIError.causes(SalesforceAPIError.parse(result["body"])).first?.summary ?? "HTTP \(status)"
                     throw connection.failure(.permanent, "Salesforce refused a look-up (\(Self.describe(item.kind))): \(reason)")

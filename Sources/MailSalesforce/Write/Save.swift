@@ -214,7 +214,7 @@ extension SalesforceBackend {
         let results = response["compositeResponse"]?.array ?? []
         if let found = try duplicate(in: results, key: key, taskField: taskField) { return SaveResult(id: found, created: false) }
         var ids: [String: String] = [:]
-        for result in results where (200..<300).contains(Int(result["httpStatusCode"]?.number ?? 0)) {
+        for result in results where (200..<300).contains(result.httpStatus) {
             // A delete answers 204 without a body.
             if let id = result["body"]?["id"]?.string { ids[result["referenceId"]?.string ?? ""] = id }
         }
@@ -242,7 +242,7 @@ extension SalesforceBackend {
     static func refusals(in results: [JSON], request: SaveRequest) -> [(object: String, error: SalesforceAPIError)] {
         var refusals: [(object: String, error: SalesforceAPIError)] = []
         for result in results {
-            let status = Int(result["httpStatusCode"]?.number ?? 0)
+            let status = result.httpStatus
             guard !(200..<300).contains(status) else { continue }
             let reference = result["referenceId"]?.string ?? ""
             let object = request.references.first { $0.reference == reference }?.object ?? "record"

@@ -123,9 +123,10 @@ struct DecisionOptions: ParsableArguments {
     func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
         if salesforceOption.enabled { return try salesforceOption.backend() }
         if let path = storePath(applying: applying) {
+            let busyTimeout = try StoreOption.busyTimeout
             do {
                 return try CRMStore(path: path, access: applying ? .readWrite : .readOnly, createFolder: store == nil,
-                                    busyTimeout: StoreOption.busyTimeout, concurrentReads: concurrentReads && !applying)
+                                    busyTimeout: busyTimeout, concurrentReads: concurrentReads && !applying)
             } catch {
                 throw CommandFailure(error)
             }
@@ -164,8 +165,9 @@ struct DecisionOptions: ParsableArguments {
                 return MessageDecider(pack: pack, directory: directory, context: context, writer: nil, outbox: nil, backend: .salesforce)
             }
             let ledger: CRMStore
+            let busyTimeout = try StoreOption.busyTimeout
             do {
-                ledger = try CRMStore(path: path, access: .readWrite, createFolder: store == nil, busyTimeout: StoreOption.busyTimeout)
+                ledger = try CRMStore(path: path, access: .readWrite, createFolder: store == nil, busyTimeout: busyTimeout)
             } catch {
                 throw CommandFailure(error)
             }

@@ -11,18 +11,27 @@ struct StoreOption: ParsableArguments {
     var store: String?
 
     /// How long a write waits for another process's before exit 75: `MAILSAVE_BUSY_TIMEOUT`
-    /// seconds, else 30.
+    /// seconds (decimal, 0 to 86,400), else 30. Any other value stops the command (exit 2):
+    /// `abc` used to mean 30 in silence, and 3,000,000 trapped in SQLite's milliseconds.
     static var busyTimeout: Double {
-        if let value = getenv("MAILSAVE_BUSY_TIMEOUT"), let seconds = Double(String(cString: value)), seconds >= 0, seconds.isFinite {
+        get throws(CommandFailure) {
+            guard let raw = getenv("MAILSAVE_BUSY_TIMEOUT") else { return 30 }
+            let text = String(cString: raw)
+            let digits = text.utf8.filter { $0 != UInt8(ascii: ".") }
+            guard !digits.isEmpty, digits.allSatisfy({ (0x30...0x39).contains($0) }), text.utf8.count(where: { $0 == UInt8(ascii: ".") }) <= 1,
+                  text.utf8.count <= 12, let seconds = Double(text), seconds <= 86_400 else {
+                throw CommandFailure(status: .usage, message: "MAILSAVE_BUSY_TIMEOUT: \(text.debugDescription) is not a number of seconds from 0 to 86400 "
+                                     + "(how long a write waits for another process's; default 30)")
+            }
             return seconds
         }
-        return 30
     }
 
     func open(_ access: CRMStore.Access = .readWrite, check: CRMStore.IntegrityCheck = .always) throws -> CRMStore {
+        let busyTimeout = try Self.busyTimeout
         do {
             return try CRMStore(path: store ?? CRMStore.defaultPath(), access: access, createFolder: store == nil, check: check,
-                                busyTimeout: Self.busyTimeout)
+                                busyTimeout: busyTimeout)
         } catch {
             throw CommandFailure(error)
         }
