@@ -409,13 +409,21 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// What an error means for the user: its kind, and one line naming the store.
-    static func classify(_ error: Error, path: String, doing: String) -> StoreError {
+    /// `freeBytes`: what the store's file system has left (a test gives its own).
+    static func classify(_ error: Error, path: String, doing: String,
+                         freeBytes: (String) -> Int? = CRMStore.freeBytes) -> StoreError {
         if let error = error as? StoreError { return error }
         guard let database = error as? DatabaseError else { return StoreError(.failed, message: "\(path): \(doing): \(error)") }
         let detail = database.message ?? "\(database.resultCode)"
         switch database.resultCode {
         case .SQLITE_FULL:
             return StoreError(.temporary, message: "\(path): \(doing): the disk is full (\(detail)); nothing was written, retry later")
+        case .SQLITE_IOERR where (freeBytes(path) ?? Int.max) < Self.nearlyFull,
+             .SQLITE_CANTOPEN where (freeBytes(path) ?? Int.max) < Self.nearlyFull:
+            // SQLite says "disk I/O error" (or "unable to open") when the disk is too full for
+            // the WAL index or a journal, not SQLITE_FULL: a mail system must defer, not bounce.
+            return StoreError(.temporary, message: "\(path): \(doing): the disk is nearly full (\(detail); \(freeBytes(path) ?? 0) bytes free); "
+                              + "nothing was written, retry later")
         case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_PROTOCOL:
             return StoreError(.temporary, message: "\(path): \(doing): the store is locked by another process (\(detail)); nothing was written, retry later")
         case .SQLITE_READONLY:
@@ -425,6 +433,19 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         default:
             return StoreError(.failed, message: "\(path): \(doing): \(detail)")
         }
+    }
+
+    /// Below this many free bytes, an I/O error of the store is taken for a full disk.
+    static let nearlyFull = 1 << 20
+
+    /// Bytes an unprivileged user may still write on the file system of `path`'s folder.
+    static func freeBytes(_ path: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(PathNames.folder(of: path), &info) == 0 else { return nil }
+        // No inode left (where the file system counts them; btrfs reports none at all).
+        if info.f_files > 0 && info.f_favail == 0 { return 0 }
+        let (bytes, overflow) = Int(clamping: info.f_bavail).multipliedReportingOverflow(by: Int(clamping: info.f_frsize))
+        return overflow ? Int.max : bytes
     }
 
     /// Runs `body`, turning any error into a `StoreError` naming the store (refusals and

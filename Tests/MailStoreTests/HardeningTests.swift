@@ -247,6 +247,24 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         }
     }
 
+    /// On a nearly full disk SQLite says "disk I/O error" (it cannot grow the WAL index) or
+    /// "unable to open": taken for a full disk there (exit 75, the mail is deferred), and for
+    /// a failure anywhere else.
+    @Test func anIOErrorOnANearlyFullDiskIsTemporary() {
+        for code in [ResultCode.SQLITE_IOERR, .SQLITE_CANTOPEN] {
+            let error = DatabaseError(resultCode: code, message: "disk I/O error")
+            let nearlyFull = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 8_192 })
+            #expect(nearlyFull.kind == .temporary)
+            #expect(nearlyFull.message == "/var/mail/crm.sqlite: cannot open the store: the disk is nearly full (disk I/O error; 8192 bytes free); "
+                    + "nothing was written, retry later")
+            let roomy = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 50 << 20 })
+            #expect(roomy.kind == .failed)
+            let unknown = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in nil })
+            #expect(unknown.kind == .failed)
+        }
+        #expect(CRMStore.freeBytes(NSTemporaryDirectory() + "/x.sqlite").map { $0 > 0 } == true)
+    }
+
     @Test func aFullDiskDuringImportIsTemporaryAndImportsNothing() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
