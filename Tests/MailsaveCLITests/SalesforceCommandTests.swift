@@ -174,6 +174,12 @@ import Testing
         #expect(emails.first?["Id"]?.string?.hasPrefix("02s5e00000Ema01") == false, "re-created: a new id")
         let gone = try Self.run(server, ["edit", "--salesforce", "--rules", "rules", "--as", "0055e00000Ann01", "<nothing@contoso.com>", "--set", "Subject=x"])
         #expect(gone.status == 8, "\(gone.stderr)")
+        // `--as` someone who is no User of the org: no blocklist to apply, so no edit (exit 8).
+        let stranger = try Self.run(server, ["edit", "--salesforce", "--rules", "rules", "--as", "0055e00000Zzz01", "<sf-outbound-1@contoso.com>",
+                                             "--set", "Subject=x"])
+        #expect(stranger.status == 8, "\(stranger.stderr)")
+        #expect(stranger.stderr.contains("no User 0055e00000Zzz01 in the CRM (--as); nothing changed"), "\(stranger.stderr)")
+        #expect(try server.records("EmailMessage").first?["Subject"]?.string == "Your trial licence (extended)")
     }
 
     @Test func concurrentSavesOfOneMessageMakeOneRecord() throws {

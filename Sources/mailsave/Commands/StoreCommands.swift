@@ -332,12 +332,17 @@ struct Edit: ParsableCommand {
     /// The links as the Save dialog's selection is checked (DESIGN.md point 8: never a
     /// blocklisted record): each id must exist, be of a kind that links there, and not be
     /// internal or on the org or the editing user's blocklist. Exit 10 naming the id.
+    /// `--as` must be a User of the CRM (exit 8): an unknown id had no blocklist, so a link
+    /// that user's blocklist refuses went through.
     func checkLinks(directory: CRMDirectory, who: [String], what: String?) throws {
         let ids = who.map { ($0, ["Contact", "Lead", "User"]) } + [what].compactMap { $0 }.filter { !$0.isEmpty }.map { ($0, ["Account", "Opportunity", "Case"]) }
-        guard !ids.isEmpty else { return }
         var plan = LookupPlan()
         plan.recordIDs = [user] + ids.map(\.0)
         let answers = try directory.resolve(plan)
+        guard answers.record(id: user)?.object == "User" else {
+            throw CommandFailure(status: .notFound, message: "no User \(user) in the CRM (--as); nothing changed")
+        }
+        guard !ids.isEmpty else { return }
         let pack: RulePack
         do {
             switch try Linter.load(rules, cache: nil) {
