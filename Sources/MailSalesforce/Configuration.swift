@@ -180,7 +180,9 @@ public struct SalesforceConfiguration: Sendable {
         connectTimeout = try number("MAILSAVE_SF_CONNECT_TIMEOUT", 0.1...600) ?? min(connectTimeout, timeout)
         maxAPIShare = try number("MAILSAVE_SF_MAX_API_SHARE", 0.01...1) ?? maxAPIShare
         attempts = Int(try number("MAILSAVE_SF_RETRIES", 0...20, whole: true) ?? Double(attempts - 1)) + 1
-        maxSOQLLength = Int(try number("MAILSAVE_SF_MAX_SOQL_LENGTH", 200...100_000, whole: true) ?? Double(maxSOQLLength))
+        // At least 1,500: the longest statement head with one value of the longest field (255)
+        // fits with room (at 200 the Contact and save-once queries never fitted, and were dropped).
+        maxSOQLLength = Int(try number("MAILSAVE_SF_MAX_SOQL_LENGTH", 1_500...100_000, whole: true) ?? Double(maxSOQLLength))
         switch value("MAILSAVE_SF_TOKEN_CACHE") {
         case "off", "none": tokenCacheDirectory = nil
         case let folder?: tokenCacheDirectory = folder

@@ -60,9 +60,13 @@ import Testing
             "SELECT Id FROM Lead WHERE (IsConverted = false AND (Email IN (\(emails.joined(separator: ", "))) OR Secondary_Email__c IN (\(emails.joined(separator: ", "))))) OR "
                 + phones.map { "Phone LIKE \($0)" }.joined(separator: " OR "),
         ])
-        // A value that cannot fit even alone is dropped, not sent broken.
-        let huge = SOQL.Statement(head: "SELECT Id FROM Contact", groups: [.init(.within(fields: ["Email"], and: nil), ["'" + String(repeating: "a", count: 500) + "'", "'b@c.d'"])])
-        #expect(huge.split(limit: 200) == ["SELECT Id FROM Contact WHERE Email IN ('b@c.d')"])
+        // A value that fits alone only past the limit gets a statement of its own (a short
+        // limit dropped it, and with it the record); one past Salesforce's ceiling is dropped,
+        // not sent broken.
+        let long = "'" + String(repeating: "a", count: 500) + "'"
+        let huge = "'" + String(repeating: "h", count: SOQL.Statement.ceiling) + "'"
+        let statement2 = SOQL.Statement(head: "SELECT Id FROM Contact", groups: [.init(.within(fields: ["Email"], and: nil), [long, huge, "'b@c.d'"])])
+        #expect(statement2.split(limit: 200) == ["SELECT Id FROM Contact WHERE Email IN (\(long))", "SELECT Id FROM Contact WHERE Email IN ('b@c.d')"])
     }
 
     @Test func valuesThatCannotBeValidAreNotAsked() {
@@ -343,7 +347,8 @@ final class EndlessPages: HTTPTransport, @unchecked Sendable {
                                                                           "MAILSAVE_SF_MAX_API_SHARE": "0.8"]) { $1 })
         #expect(good.timeout == 12.5 && good.attempts == 3 && good.maxAPIShare == 0.8)
         for (name, value) in [("MAILSAVE_SF_RETRIES", "2.7"), ("MAILSAVE_SF_TIMEOUT", "0x10"), ("MAILSAVE_SF_TIMEOUT", "1e3"),
-                              ("MAILSAVE_SF_MAX_API_SHARE", "nan"), ("MAILSAVE_SF_TIMEOUT", "-5"), ("MAILSAVE_SF_MAX_SOQL_LENGTH", "500.5")] {
+                              ("MAILSAVE_SF_MAX_API_SHARE", "nan"), ("MAILSAVE_SF_TIMEOUT", "-5"), ("MAILSAVE_SF_MAX_SOQL_LENGTH", "500.5"),
+                              ("MAILSAVE_SF_MAX_SOQL_LENGTH", "1499"), ("MAILSAVE_SF_MAX_SOQL_LENGTH", "200")] {
             #expect(throws: SalesforceConfigurationError.self, "\(name)=\(value)") {
                 try SalesforceConfiguration(environment: base.merging([name: value]) { $1 })
             }

@@ -48,8 +48,8 @@ public enum SOQL {
 
     /// A statement's OR-ed conditions, each a group of values (`Email IN (...)`,
     /// `Website LIKE ... OR ...`), split into as few statements as fit in `limit` characters.
-    /// Every value lands in exactly one statement; a value that cannot fit alone is dropped
-    /// (no record can hold it).
+    /// Every value lands in exactly one statement; a value that cannot fit alone under
+    /// Salesforce's ceiling is dropped (no record can hold it).
     public struct Statement: Sendable {
         public var head: String
         public var tail: String
@@ -106,7 +106,12 @@ public enum SOQL {
             }
         }
 
-        /// The statements, each at most `limit` characters.
+        /// Salesforce's own ceiling on a statement's length: no statement can be longer.
+        public static let ceiling = 100_000
+
+        /// The statements, each at most `limit` characters; a value that fits alone only past
+        /// `limit` (a long address with several e-mail fields) gets a statement of its own up to
+        /// the `ceiling`, rather than being dropped: a short limit never hides a record.
         public func split(limit: Int) -> [String] {
             let fixed = head.count + tail.count + 7
             var statements: [String] = []
@@ -124,7 +129,13 @@ public enum SOQL {
                 for literal in group.literals {
                     let opening = current.last?.group == index ? 0 : group.overhead + 4
                     let cost = group.cost(literal) + opening
-                    if fixed + group.overhead + 4 + group.cost(literal) > limit { continue } // can never fit
+                    let alone = fixed + group.overhead + 4 + group.cost(literal)
+                    if alone > Swift.max(limit, Self.ceiling) { continue } // no statement can hold it
+                    if alone > limit {
+                        flush()
+                        statements.append(head + " WHERE " + group.render([literal][...]) + tail)
+                        continue
+                    }
                     if length + cost > limit { flush() }
                     if current.last?.group == index { current[current.count - 1].values.append(literal) } else {
                         current.append((index, [literal]))
