@@ -64,7 +64,12 @@ enum Terminal {
 
     /// A message on standard error, its control characters escaped (`visible`, lines kept):
     /// a file name or a Message-ID quoted in an error cannot drive the terminal.
-    static func err(_ text: String) { writeAll(2, visibleLines(text) + "\n") }
+    /// A line of mailsave's own (`mailsave: …`) is one line whatever it quotes: a line feed
+    /// in a file name or a Message-ID is escaped, so it cannot fake a line of its own. Other
+    /// text (a lint report, usage) keeps its lines.
+    static func err(_ text: String) {
+        writeAll(2, (text.hasPrefix("mailsave: ") ? visible(text) : visibleLines(text)) + "\n")
+    }
 
     /// Writes the string's own UTF-8 storage: a large output is never copied to be written.
     static func writeAll(_ descriptor: Int32, _ text: String) {

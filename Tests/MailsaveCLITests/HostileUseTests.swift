@@ -224,6 +224,10 @@ import Testing
         let result = try Binary.run(["inspect", "no\u{1B}[2Jsuch.eml"])
         #expect(result.status == 3)
         #expect(result.stderr == "mailsave: no\\u{1B}[2Jsuch.eml: cannot open: No such file or directory\n")
+        // A line feed in a name cannot fake a line of mailsave's own.
+        let forged = try Binary.run(["inspect", "a\nmailsave: all 12 messages saved.eml"])
+        #expect(forged.status == 3)
+        #expect(forged.stderr == "mailsave: a\\u{A}mailsave: all 12 messages saved.eml: cannot open: No such file or directory\n")
     }
 
     /// A file whose name is not UTF-8 is reported, not skipped in silence.
