@@ -13,8 +13,13 @@ public protocol SaveOutbox: Sendable {
     /// more attempt: one row per message (its ledger key).
     func park(_ save: ParkedSave) throws(StoreError)
     /// Entries oldest first (the order they were first parked): only those still to be
-    /// retried, or with `includingFailed` those that failed for good too.
-    func outboxEntries(limit: Int?, includingFailed: Bool) throws(StoreError) -> [OutboxEntry]
+    /// retried, or with `includingFailed` those that failed for good too. Without
+    /// `withMessages` their bytes are left in the store (`message` is empty, `size` says how
+    /// large it is): a backlog of large messages is listed, or retried one at a time, in the
+    /// memory of one message.
+    func outboxEntries(limit: Int?, includingFailed: Bool, withMessages: Bool) throws(StoreError) -> [OutboxEntry]
+    /// The bytes of one parked message, or nil when its entry is gone.
+    func outboxMessage(messageKey: String) throws(StoreError) -> [UInt8]?
     /// Forgets an entry (saved, or no longer to be saved). Nothing happens when there is none.
     func removeFromOutbox(messageKey: String) throws(StoreError)
     /// One more attempt that did not save: its reason, and the entry's state from now on:
@@ -60,7 +65,10 @@ public struct OutboxEntry: Sendable, Equatable {
     }
 
     public var messageKey: String
+    /// The message's bytes; empty when the entry was read without them.
     public var message: [UInt8]
+    /// The message's size in bytes, with or without its bytes read.
+    public var size: Int
     /// The context as stored (versioned JSON); `context()` reads it.
     public var contextJSON: String
     public var backend: String
@@ -199,14 +207,28 @@ extension CRMStore: SaveOutbox {
         }
     }
 
-    public func outboxEntries(limit: Int? = nil, includingFailed: Bool = false) throws(StoreError) -> [OutboxEntry] {
+    public func outboxEntries(limit: Int? = nil, includingFailed: Bool = false, withMessages: Bool = true) throws(StoreError) -> [OutboxEntry] {
         try outboxGuarded("cannot read the outbox") {
             try database.read { db in
                 // A format 2 store opened read-only is read as it is: it has no outbox yet.
                 guard try hasOutbox(db) else { return [] }
-                let sql = "SELECT message_key, message, context, backend, reason, state, attempts, parked_at, last_attempt_at FROM outbox"
-                    + (includingFailed ? "" : " WHERE state = 'parked'") + " ORDER BY rowid LIMIT ?"
+                let sql = "SELECT message_key, " + (withMessages ? "message" : "x''") + ", context, backend, reason, state, attempts, parked_at, "
+                    + "last_attempt_at, length(message) FROM outbox" + (includingFailed ? "" : " WHERE state = 'parked'") + " ORDER BY rowid LIMIT ?"
                 return try Row.fetchAll(db, sql: sql, arguments: [limit ?? -1]).map { try Self.outboxEntry($0) }
+            }
+        }
+    }
+
+    public func outboxMessage(messageKey: String) throws(StoreError) -> [UInt8]? {
+        try outboxGuarded("cannot read \(messageKey) from the outbox") {
+            try database.read { db in
+                guard try hasOutbox(db), let row = try Row.fetchOne(db, sql: "SELECT message FROM outbox WHERE message_key = ?", arguments: [messageKey]) else {
+                    return nil
+                }
+                guard let message = Data.fromDatabaseValue(row[0] as DatabaseValue) else {
+                    throw StoreError(.damaged, message: "outbox entry \(messageKey): a column is not of its type; the store is damaged")
+                }
+                return [UInt8](message)
             }
         }
     }
@@ -256,10 +278,11 @@ extension CRMStore: SaveOutbox {
               let state = String.fromDatabaseValue(row[5] as DatabaseValue).flatMap(OutboxEntry.State.init(rawValue:)),
               let attempts = Int.fromDatabaseValue(row[6] as DatabaseValue),
               let parkedAt = String.fromDatabaseValue(row[7] as DatabaseValue),
-              let lastAttemptAt = String.fromDatabaseValue(row[8] as DatabaseValue) else {
+              let lastAttemptAt = String.fromDatabaseValue(row[8] as DatabaseValue),
+              let size = Int.fromDatabaseValue(row[9] as DatabaseValue) else {
             throw StoreError(.damaged, message: "outbox entry \(key): a column is not of its type; the store is damaged")
         }
-        return OutboxEntry(messageKey: key, message: [UInt8](message), contextJSON: context, backend: backend, reason: reason,
+        return OutboxEntry(messageKey: key, message: [UInt8](message), size: size, contextJSON: context, backend: backend, reason: reason,
                            state: state, attempts: attempts, parkedAt: parkedAt, lastAttemptAt: lastAttemptAt)
     }
 

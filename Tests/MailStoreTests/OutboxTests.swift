@@ -32,6 +32,22 @@ import Testing
         #expect(first.parkedAt.hasSuffix("Z") || first.parkedAt.hasSuffix("+00:00"))
     }
 
+    /// `retry --list` and `retry` read the entries without their bytes (a backlog of 20 MB
+    /// messages took twice the outbox's size in memory); each message is read on its own.
+    @Test func entriesAreListedWithoutTheirBytesAndEachMessageReadAlone() throws {
+        let store = try temporaryStore()
+        let big = [UInt8](repeating: 0x61, count: 300_000)
+        try store.park(parked("<a@x>", bytes: big))
+        try store.park(parked("<b@x>"))
+        let listed = try store.outboxEntries(withMessages: false)
+        #expect(listed.map(\.messageKey) == ["<a@x>", "<b@x>"])
+        #expect(listed.allSatisfy { $0.message.isEmpty })
+        #expect(listed.map(\.size) == [300_000, parked("<b@x>").message.count])
+        #expect(try store.outboxEntries().map(\.size) == listed.map(\.size))
+        #expect(try store.outboxMessage(messageKey: "<a@x>") == big)
+        #expect(try store.outboxMessage(messageKey: "<gone@x>") == nil)
+    }
+
     @Test func parkingAMessageAgainUpdatesItsOneRowInPlace() throws {
         let store = try temporaryStore()
         try store.park(parked("<a@x>"))

@@ -67,7 +67,8 @@ final class FlakyWriter: ActivityWriter, @unchecked Sendable {
 /// An outbox that cannot take anything (its disk is full).
 struct FullOutbox: SaveOutbox {
     func park(_ save: ParkedSave) throws(StoreError) { throw StoreError(.temporary, message: "outbox.sqlite: the disk is full") }
-    func outboxEntries(limit: Int?, includingFailed: Bool) throws(StoreError) -> [OutboxEntry] { [] }
+    func outboxEntries(limit: Int?, includingFailed: Bool, withMessages: Bool) throws(StoreError) -> [OutboxEntry] { [] }
+    func outboxMessage(messageKey: String) throws(StoreError) -> [UInt8]? { nil }
     func removeFromOutbox(messageKey: String) throws(StoreError) {}
     func recordOutboxAttempt(messageKey: String, reason: String, failed: Bool) throws(StoreError) {}
     func outboxCounts() throws(StoreError) -> (parked: Int, failed: Int) { (0, 0) }

@@ -145,7 +145,13 @@ struct Retry: ParsableCommand {
         let pack = try pack ?? DecisionOptions.loadPack(rules: rules)
         var backends: [SaveBackend: Result<RetryBackend, CommandFailure>] = [:]
         var summary = RetrySummary()
-        for entry in try store.outboxEntries(limit: limit, includingFailed: includeFailed) {
+        // The entries without their messages, each message read just before its retry: a
+        // backlog costs one message's memory, not the outbox's.
+        for listed in try store.outboxEntries(limit: limit, includingFailed: includeFailed, withMessages: false) {
+            var entry = listed
+            // Gone since listed: another retry saved it meanwhile.
+            guard let message = try store.outboxMessage(messageKey: listed.messageKey) else { continue }
+            entry.message = message
             let result = retry(entry, pack: pack) { (kind: SaveBackend) throws(CommandFailure) -> RetryBackend in
                 if let known = backends[kind] { return try known.get() }
                 let opened = Result { () throws(CommandFailure) in try openConfigured(kind, store) }
@@ -268,7 +274,7 @@ struct Retry: ParsableCommand {
     // MARK: Listing and dropping
 
     func printList(_ store: CRMStore) throws {
-        let entries = try store.outboxEntries(includingFailed: true)
+        let entries = try store.outboxEntries(includingFailed: true, withMessages: false)
         var rows: [[String]] = []
         for entry in entries {
             // A context that cannot be read is shown as such: the list still lists the entry.
@@ -278,7 +284,7 @@ struct Retry: ParsableCommand {
                 var members: [(String, JSON)] = [
                     ("message_key", .string(entry.messageKey)), ("state", .string(entry.state.rawValue)), ("backend", .string(entry.backend)),
                     ("reason", .string(entry.reason)), ("attempts", .int(entry.attempts)), ("parked_at", .string(entry.parkedAt)),
-                    ("last_attempt_at", .string(entry.lastAttemptAt)), ("size", .int(entry.message.count)),
+                    ("last_attempt_at", .string(entry.lastAttemptAt)), ("size", .int(entry.size)),
                 ]
                 switch context {
                 case .success(let context):
@@ -310,7 +316,7 @@ struct Retry: ParsableCommand {
     }
 
     func dropEntries(_ store: CRMStore) throws {
-        let present = Set(try store.outboxEntries(includingFailed: true).map(\.messageKey))
+        let present = Set(try store.outboxEntries(includingFailed: true, withMessages: false).map(\.messageKey))
         for key in drop {
             guard present.contains(key) else {
                 throw CommandFailure(status: .couldNotRun, message: "\(key): not in the outbox (`mailsave retry --list` shows its keys); nothing was removed")
