@@ -135,7 +135,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             if access == .readOnly {
                 throw StoreError(.missing, message: "\(path): no store there (`mailsave crm import --store \(path) ...` creates one)")
             }
+            // A new store is its owner's alone: it holds the CRM's people and, in its outbox,
+            // whole messages (SQLite gives its -wal and -shm files the same mode).
+            let created = Glibc.open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            if created >= 0 { close(created) }
         } else {
+            try checkOwnership(path, access: access)
             try checkHeader(path)
         }
         // A path beginning with "file:" would be read as a URI by SQLite.
@@ -256,6 +261,23 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// Refuses, before SQLite touches it, a file that is not SQLite, or whose header names
     /// another application or a newer mailsave. (The header may lag behind a WAL; `identify`
     /// checks again inside SQLite.)
+    /// A store others may write could be made to save anything (an outbox entry is saved into
+    /// the CRM as it stands): refused when every user may write it, and, to write to it, when
+    /// another user owns it (root may own it). Group write is an administrator's choice.
+    static func checkOwnership(_ path: String, access: Access, user: uid_t = geteuid()) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        let mode = info.st_mode & 0o7777
+        if mode & 0o002 != 0 {
+            throw StoreError(.failed, message: "\(path): mode \(String(mode, radix: 8)) lets every user write the store (and add saves to its outbox); "
+                             + "refused: chmod o-w \(path)")
+        }
+        if access == .readWrite && info.st_uid != user && info.st_uid != 0 {
+            throw StoreError(.failed, message: "\(path): the store is owned by uid \(info.st_uid), not by this user (uid \(user)); "
+                             + "refused for writing: run mailsave as its owner")
+        }
+    }
+
     static func checkHeader(_ path: String) throws {
         guard let header = readPrefix(of: path, count: 100) else {
             throw StoreError(.failed, message: "\(path): cannot read the store (\(String(cString: strerror(errno))))")

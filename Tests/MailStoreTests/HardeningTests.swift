@@ -381,3 +381,42 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         #expect(found?.line == 4)
     }
 }
+
+/// A store others may write could be made to save anything: its outbox entries are saved into
+/// the CRM as they stand (an attack added one to a 0666 store owned by another user, and
+/// root's `retry` saved it into the org).
+@Suite struct StoreOwnershipTests {
+    @Test func aNewStoreIsItsOwnersAlone() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        var info = stat()
+        #expect(stat(store.path, &info) == 0)
+        #expect(info.st_mode & 0o077 == 0, "mode \(String(info.st_mode & 0o777, radix: 8))")
+    }
+
+    @Test func aStoreEveryUserMayWriteIsRefused() throws {
+        let path = try temporaryStore().path
+        #expect(chmod(path, 0o666) == 0)
+        for access in [CRMStore.Access.readWrite, .readOnly] {
+            let error = storeError { _ = try CRMStore(path: path, access: access) }
+            #expect(error?.message == "\(path): mode 666 lets every user write the store (and add saves to its outbox); refused: chmod o-w \(path)")
+        }
+        #expect(chmod(path, 0o660) == 0)
+        #expect(storeError { _ = try CRMStore(path: path) } == nil, "group write is the administrator's choice")
+    }
+
+    @Test func aStoreAnotherUserOwnsIsReadButNotWritten() throws {
+        let path = try temporaryStore().path
+        // The file owned by someone who is not the user checking (as root: given away).
+        var user = geteuid()
+        if user == 0 {
+            #expect(chown(path, 12_345, 12_345) == 0)
+        } else {
+            user += 1
+        }
+        let error = storeError { try CRMStore.checkOwnership(path, access: .readWrite, user: user) }
+        #expect(error?.message.contains("the store is owned by uid") == true && error?.message.contains("refused for writing") == true,
+                "\(error?.message ?? "accepted")")
+        #expect(storeError { try CRMStore.checkOwnership(path, access: .readOnly, user: user) } == nil)
+    }
+}
