@@ -563,7 +563,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// What an import stored: `count` rows written, of which `replaced` replaced a record the
-    /// store already had (same Id: a newer export of the same records).
+    /// store already had (same Id, in its 15- or 18-character form: a newer export of the
+    /// same records).
     public struct ImportSummary: Sendable, Equatable {
         public var count: Int
         public var replaced: Int
@@ -594,8 +595,19 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 var replaced = 0
                 try db.inTransaction(.immediate) {
                     let exists = try db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?")
+                    let longForms = try db.cachedStatement(sql: "SELECT id FROM lookup WHERE kind = 'id15' AND key = ?")
                     for record in records {
-                        if try Bool.fetchOne(exists, arguments: [record.id]) == true { replaced += 1 }
+                        // The same record under its other form of Id (a report exports 15
+                        // characters, Data Loader 18): replaced, not kept beside it with its
+                        // old addresses still matching.
+                        var previous = try Bool.fetchOne(exists, arguments: [record.id]) == true
+                        let others = record.id.count == 18 ? [String(record.id.prefix(15))] : try String.fetchAll(longForms, arguments: [record.id])
+                        for other in others where other != record.id {
+                            guard try other.count == 18 || Bool.fetchOne(exists, arguments: [other]) == true else { continue }
+                            try Self.delete(other, db)
+                            previous = true
+                        }
+                        if previous { replaced += 1 }
                         try Self.insert(record, db)
                     }
                     return .commit

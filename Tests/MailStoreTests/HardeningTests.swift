@@ -376,6 +376,21 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         #expect(try store.records(object: "Contact").map { $0["LastName"] ?? "" } == ["Lee", "Kim2", "Ray"])
     }
 
+    /// A report exports 15-character Ids, Data Loader 18: a refresh in the other form replaced
+    /// nothing, and the record's old address went on matching beside the new one.
+    @Test func aRecordImportedInItsOtherIdFormIsReplaced() throws {
+        let store = try temporaryStore()
+        _ = try store.importCSV(bytes: Array("Id,Email,LastName\n0035e00000Aaa01,old@x.example,Lee\n0035e00000Bbb01,b@x.example,Kim\n".utf8), object: "Contact")
+        let long = try store.importCSV(bytes: Array("Id,Email,LastName\n0035e00000Aaa01AAA,new@x.example,Lee\n".utf8), object: "Contact")
+        #expect(long == CRMStore.ImportSummary(count: 1, replaced: 1))
+        #expect(try store.records(object: "Contact").map(\.id) == ["0035e00000Aaa01AAA", "0035e00000Bbb01"])
+        #expect(try store.resolve({ var plan = LookupPlan(); plan.addresses = ["old@x.example"]; return plan }()).contacts(email: "old@x.example").isEmpty)
+        let short = try store.importCSV(bytes: Array("Id,Email,LastName\n0035e00000Aaa01,newer@x.example,Lee\n".utf8), object: "Contact")
+        #expect(short == CRMStore.ImportSummary(count: 1, replaced: 1))
+        #expect(try store.records(object: "Contact").map(\.id) == ["0035e00000Aaa01", "0035e00000Bbb01"])
+        #expect(try store.records(object: "Contact").first?["Email"] == "newer@x.example")
+    }
+
     @Test func aBadIdIsNamedAtItsOwnLine() {
         let found = problem(Array("Id,LastName\n0035e00000Aaa01,\"two\nlines\"\n001xx,Lee\n".utf8))
         #expect(found?.line == 4)
