@@ -212,13 +212,29 @@ final class SalesforceConnection: @unchecked Sendable {
 
     // MARK: Login
 
+    static let keyFileName = "the JWT private key (MAILSAVE_SF_KEY_FILE)"
+
+    /// The token cache's token, its key checked as if logging in (JWT): a cached token does
+    /// not outlive a key that has become readable by others, or was removed.
+    private func cachedToken() throws(CallFailure) -> AccessToken? {
+        guard let cached = cache?.load() else { return nil }
+        if case .jwtBearer(let keyFile, _) = configuration.flow {
+            do {
+                try PrivateFile.check(path: keyFile, what: Self.keyFileName)
+            } catch {
+                throw failure(.permanent, error.message)
+            }
+        }
+        return cached
+    }
+
     private func currentToken() throws(CallFailure) -> AccessToken {
         if let token = lock.withLock({ token }) { return token }
         // One login for all threads (`batch --jobs`): the others wait for its token.
         loginLock.lock()
         defer { loginLock.unlock() }
         if let token = lock.withLock({ token }) { return token }
-        if let cached = cache?.load() {
+        if let cached = try cachedToken() {
             lock.withLock { token = cached }
             return cached
         }
@@ -234,7 +250,8 @@ final class SalesforceConnection: @unchecked Sendable {
     /// process or, through the token cache, an earlier one with the same token).
     func taskFieldFacts(_ field: String) -> FieldFacts? {
         let known = lock.withLock { token }
-        let current = known ?? cache?.load()
+        // A cached token whose key fails its check is not taken: the call that needs it says why.
+        let current = known ?? ((try? cachedToken()) ?? nil)
         if known == nil, let current { lock.withLock { if token == nil { token = current } } }
         return current?.taskFields?[field.lowercased()]
     }
@@ -267,7 +284,7 @@ final class SalesforceConnection: @unchecked Sendable {
         case .jwtBearer(let keyFile, let username):
             let pem: String
             do {
-                pem = try PrivateFile.contents(of: keyFile, what: "the JWT private key (MAILSAVE_SF_KEY_FILE)")
+                pem = try PrivateFile.contents(of: keyFile, what: Self.keyFileName)
             } catch {
                 throw failure(.permanent, error.message)
             }

@@ -72,6 +72,14 @@ import ShippedFixtures
         _ = try third.resolve(try plan("01-customer-question.eml"))
         #expect(third.statistics.logins == 1)
         #expect(stat(path, &status) == 0 && status.st_mode & 0o777 == 0o600)
+        // A key others may read stops the run even while a cached token would serve it.
+        let fourth = try server.backend("jwt", cache: true)
+        let key = try #require(try server.environment("jwt")["MAILSAVE_SF_KEY_FILE"])
+        chmod(key, 0o644)
+        let error = try #require(failure { _ = try fourth.resolve(try plan("01-customer-question.eml")) })
+        #expect(error.kind == .permanent)
+        #expect(error.message.contains("lets others read the JWT private key (MAILSAVE_SF_KEY_FILE)"), "\(error.message)")
+        #expect(fourth.statistics.logins == 0 && fourth.statistics.calls == 0)
     }
 
     @Test func anExpiredSessionLogsInOnceAndReplays() throws {

@@ -21,16 +21,8 @@ enum PrivateFile {
         }
         defer { close(descriptor) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-            throw Refusal(message: "\(path): \(what) is not a regular file")
-        }
-        let mode = status.st_mode & 0o777
-        guard mode & 0o077 == 0 else {
-            throw Refusal(message: "\(path): mode \(String(mode, radix: 8).leftPadded(to: 4)) lets others read \(what); it holds secrets: chmod 600 \(path)")
-        }
-        guard status.st_uid == getuid() else {
-            throw Refusal(message: "\(path): \(what) is owned by uid \(status.st_uid), not by this user (uid \(getuid())); refused")
-        }
+        guard fstat(descriptor, &status) == 0 else { throw Refusal(message: "\(path): \(what) is not a regular file") }
+        try check(status, path: path, what: what)
         guard status.st_size <= maxBytes else { throw Refusal(message: "\(path): \(what) is larger than \(maxBytes) bytes") }
         var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
         var filled = 0
@@ -44,5 +36,26 @@ enum PrivateFile {
             throw Refusal(message: "\(path): cannot read \(what) (not UTF-8 text?)")
         }
         return text
+    }
+
+    /// The same checks without reading the file: a run that uses a cached token still stops
+    /// when the key it would log in with has become readable by others, or is gone.
+    static func check(path: String, what: String) throws(Refusal) {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw Refusal(message: "\(path): cannot read \(what): \(String(cString: strerror(errno)))")
+        }
+        try check(status, path: path, what: what)
+    }
+
+    private static func check(_ status: stat, path: String, what: String) throws(Refusal) {
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw Refusal(message: "\(path): \(what) is not a regular file") }
+        let mode = status.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw Refusal(message: "\(path): mode \(String(mode, radix: 8).leftPadded(to: 4)) lets others read \(what); it holds secrets: chmod 600 \(path)")
+        }
+        guard status.st_uid == getuid() else {
+            throw Refusal(message: "\(path): \(what) is owned by uid \(status.st_uid), not by this user (uid \(getuid())); refused")
+        }
     }
 }
