@@ -135,10 +135,14 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             if access == .readOnly {
                 throw StoreError(.missing, message: "\(path): no store there (`mailsave crm import --store \(path) ...` creates one)")
             }
+            try checkFolder(of: path)
             // A new store is its owner's alone: it holds the CRM's people and, in its outbox,
-            // whole messages (SQLite gives its -wal and -shm files the same mode).
-            let created = Glibc.open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
-            if created >= 0 { close(created) }
+            // whole messages (SQLite gives its -wal and -shm files the same mode). Created here,
+            // never through a link; a file that appeared meanwhile is checked as any other.
+            if createPrivateFile(path) == EEXIST {
+                try checkOwnership(path, access: access)
+                try checkHeader(path)
+            }
         } else {
             try checkOwnership(path, access: access)
             try checkHeader(path)
@@ -258,26 +262,43 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         return "file:" + escaped + "?immutable=1"
     }
 
-    /// Refuses, before SQLite touches it, a file that is not SQLite, or whose header names
-    /// another application or a newer mailsave. (The header may lag behind a WAL; `identify`
-    /// checks again inside SQLite.)
     /// A store others may write could be made to save anything (an outbox entry is saved into
-    /// the CRM as it stands): refused when every user may write it, and, to write to it, when
-    /// another user owns it (root may own it). Group write is an administrator's choice.
+    /// the CRM as it stands): refused when every user may write it or its -wal or -shm file
+    /// (SQLite replays a -wal into the store), or its folder without the sticky bit (the
+    /// file could be swapped); and, to write to it, when another user owns it (root may own
+    /// it). Group write is an administrator's choice.
     static func checkOwnership(_ path: String, access: Access, user: uid_t = geteuid()) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return }
-        let mode = info.st_mode & 0o7777
-        if mode & 0o002 != 0 {
-            throw StoreError(.failed, message: "\(path): mode \(String(mode, radix: 8)) lets every user write the store (and add saves to its outbox); "
-                             + "refused: chmod o-w \(path)")
-        }
-        if access == .readWrite && info.st_uid != user && info.st_uid != 0 {
-            throw StoreError(.failed, message: "\(path): the store is owned by uid \(info.st_uid), not by this user (uid \(user)); "
-                             + "refused for writing: run mailsave as its owner")
+        try checkFolder(of: path)
+        for file in [path, path + "-wal", path + "-shm"] {
+            var info = stat()
+            guard stat(file, &info) == 0 else { continue }
+            let mode = info.st_mode & 0o7777
+            if mode & 0o002 != 0 {
+                throw StoreError(.failed, message: "\(file): mode \(String(mode, radix: 8)) lets every user write the store (and add saves to its outbox); "
+                                 + "refused: chmod o-w \(file)")
+            }
+            if access == .readWrite && info.st_uid != user && info.st_uid != 0 {
+                throw StoreError(.failed, message: "\(file): the store is owned by uid \(info.st_uid), not by this user (uid \(user)); "
+                                 + "refused for writing: run mailsave as its owner")
+            }
         }
     }
 
+    /// A folder every user may write, without the sticky bit (which /tmp has), lets anyone
+    /// replace the store between its checks and SQLite's open.
+    static func checkFolder(of path: String) throws {
+        let folder = PathNames.folder(of: path)
+        var info = stat()
+        guard stat(folder.isEmpty ? "." : folder, &info) == 0 else { return }
+        if info.st_mode & 0o002 != 0 && info.st_mode & S_ISVTX == 0 {
+            throw StoreError(.failed, message: "\(path): its folder \(folder.isEmpty ? "." : folder) lets every user replace the store "
+                             + "(mode \(String(info.st_mode & 0o7777, radix: 8)), no sticky bit); refused: keep the store in a folder of its owner's")
+        }
+    }
+
+    /// Refuses, before SQLite touches it, a file that is not SQLite, or whose header names
+    /// another application or a newer mailsave. (The header may lag behind a WAL; `identify`
+    /// checks again inside SQLite.)
     static func checkHeader(_ path: String) throws {
         guard let header = readPrefix(of: path, count: 100) else {
             throw StoreError(.failed, message: "\(path): cannot read the store (\(String(cString: strerror(errno))))")
@@ -440,10 +461,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         switch database.resultCode {
         case .SQLITE_FULL:
             return StoreError(.temporary, message: "\(path): \(doing): the disk is full (\(detail)); nothing was written, retry later")
-        case .SQLITE_IOERR where (freeBytes(path) ?? Int.max) < Self.nearlyFull,
-             .SQLITE_CANTOPEN where (freeBytes(path) ?? Int.max) < Self.nearlyFull:
+        case .SQLITE_IOERR where Self.growthErrors.contains(database.extendedResultCode) && (freeBytes(path) ?? Int.max) < Self.nearlyFull,
+             .SQLITE_CANTOPEN where Self.folderIsWritable(path) && (freeBytes(path) ?? Int.max) < Self.nearlyFull:
             // SQLite says "disk I/O error" (or "unable to open") when the disk is too full for
             // the WAL index or a journal, not SQLITE_FULL: a mail system must defer, not bounce.
+            // Only errors of growing a file (or creating one in a folder this user may
+            // write): a permission or a failing disk stays a failure.
             return StoreError(.temporary, message: "\(path): \(doing): the disk is nearly full (\(detail); \(freeBytes(path) ?? 0) bytes free); "
                               + "nothing was written, retry later")
         case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_PROTOCOL:
@@ -460,10 +483,20 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// Below this many free bytes, an I/O error of the store is taken for a full disk.
     static let nearlyFull = 1 << 20
 
+    /// The I/O errors of writing or growing the store, its WAL or its WAL index.
+    static let growthErrors: [ResultCode] = [.SQLITE_IOERR_WRITE, .SQLITE_IOERR_FSYNC, .SQLITE_IOERR_TRUNCATE, .SQLITE_IOERR_SHMSIZE,
+                                                .SQLITE_IOERR_SHMOPEN, .SQLITE_IOERR_SHMMAP, .SQLITE_IOERR_DIR_FSYNC, .SQLITE_IOERR_SEEK]
+
+    static func folderIsWritable(_ path: String) -> Bool {
+        let folder = PathNames.folder(of: path)
+        return access(folder.isEmpty ? "." : folder, W_OK) == 0
+    }
+
     /// Bytes an unprivileged user may still write on the file system of `path`'s folder.
     static func freeBytes(_ path: String) -> Int? {
         var info = statvfs()
-        guard statvfs(PathNames.folder(of: path), &info) == 0 else { return nil }
+        let folder = PathNames.folder(of: path)
+        guard statvfs(folder.isEmpty ? "." : folder, &info) == 0 else { return nil }
         // No inode left (where the file system counts them; btrfs reports none at all).
         if info.f_files > 0 && info.f_favail == 0 { return 0 }
         let (bytes, overflow) = Int(clamping: info.f_bavail).multipliedReportingOverflow(by: Int(clamping: info.f_frsize))
@@ -826,4 +859,14 @@ private func readPrefix(of path: String, count: Int) -> [UInt8]? {
     }
     bytes.removeSubrange(filled...)
     return bytes
+}
+
+/// Creates an empty file only this user may read and write, never through a link (outside
+/// `CRMStore`, whose `open` would hide the system's): 0, or the errno (EEXIST: a file or a
+/// link is there; anything else is left for SQLite's open to report).
+private func createPrivateFile(_ path: String) -> Int32 {
+    let descriptor = open(path, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { return errno }
+    close(descriptor)
+    return 0
 }

@@ -18,8 +18,9 @@ public protocol SaveOutbox: Sendable {
     /// large it is): a backlog of large messages is listed, or retried one at a time, in the
     /// memory of one message.
     func outboxEntries(limit: Int?, includingFailed: Bool, withMessages: Bool) throws(StoreError) -> [OutboxEntry]
-    /// The bytes of one parked message, or nil when its entry is gone.
-    func outboxMessage(messageKey: String) throws(StoreError) -> [UInt8]?
+    /// One entry with its message, read together (a message parked again meanwhile comes
+    /// with its own context), or nil when the entry is gone.
+    func outboxEntry(messageKey: String) throws(StoreError) -> OutboxEntry?
     /// Forgets an entry (saved, or no longer to be saved). Nothing happens when there is none.
     func removeFromOutbox(messageKey: String) throws(StoreError)
     /// One more attempt that did not save: its reason, and the entry's state from now on:
@@ -212,25 +213,26 @@ extension CRMStore: SaveOutbox {
             try database.read { db in
                 // A format 2 store opened read-only is read as it is: it has no outbox yet.
                 guard try hasOutbox(db) else { return [] }
-                let sql = "SELECT message_key, " + (withMessages ? "message" : "x''") + ", context, backend, reason, state, attempts, parked_at, "
-                    + "last_attempt_at, length(message) FROM outbox" + (includingFailed ? "" : " WHERE state = 'parked'") + " ORDER BY rowid LIMIT ?"
+                let sql = Self.outboxColumns(withMessages: withMessages) + (includingFailed ? "" : " WHERE state = 'parked'") + " ORDER BY rowid LIMIT ?"
                 return try Row.fetchAll(db, sql: sql, arguments: [limit ?? -1]).map { try Self.outboxEntry($0) }
             }
         }
     }
 
-    public func outboxMessage(messageKey: String) throws(StoreError) -> [UInt8]? {
+    public func outboxEntry(messageKey: String) throws(StoreError) -> OutboxEntry? {
         try outboxGuarded("cannot read \(messageKey) from the outbox") {
             try database.read { db in
-                guard try hasOutbox(db), let row = try Row.fetchOne(db, sql: "SELECT message FROM outbox WHERE message_key = ?", arguments: [messageKey]) else {
-                    return nil
-                }
-                guard let message = Data.fromDatabaseValue(row[0] as DatabaseValue) else {
-                    throw StoreError(.damaged, message: "outbox entry \(messageKey): a column is not of its type; the store is damaged")
-                }
-                return [UInt8](message)
+                guard try hasOutbox(db) else { return nil }
+                return try Row.fetchOne(db, sql: Self.outboxColumns(withMessages: true) + " WHERE message_key = ?", arguments: [messageKey])
+                    .map { try Self.outboxEntry($0) }
             }
         }
+    }
+
+    /// The SELECT of `outboxEntry(_:)`'s columns, the message's bytes or none, and its size.
+    static func outboxColumns(withMessages: Bool) -> String {
+        "SELECT message_key, " + (withMessages ? "message" : "x''") + ", context, backend, reason, state, attempts, parked_at, last_attempt_at, "
+            + "length(CAST(message AS BLOB)) FROM outbox"
     }
 
     public func removeFromOutbox(messageKey: String) throws(StoreError) {

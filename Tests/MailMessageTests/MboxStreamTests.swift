@@ -143,6 +143,9 @@ import Testing
             ("From a Mon\r", [false]),
             ("From a\nS: x\n\nb\n\nFrom b\rS: y\r\rbody\r", [false, true]),
             ("From a\nS: x\rstill the header\n\nb\n", [false]),
+            // A stray CR in the separator line, then a whole message; `\r\r\n` line ends.
+            ("From a Mon\rjunk\nSubject: x\n\nbody\n", [false]),
+            ("From a Mon\r\r\nSubject: x\r\r\n\r\r\nbody\r\r\n", [false]),
         ]
         for (text, flagged) in cases {
             for plan in [[1], [2], [3], [7], [1024]] {

@@ -67,6 +67,9 @@ import Testing
         let huge = "'" + String(repeating: "h", count: SOQL.Statement.ceiling) + "'"
         let statement2 = SOQL.Statement(head: "SELECT Id FROM Contact", groups: [.init(.within(fields: ["Email"], and: nil), [long, huge, "'b@c.d'"])])
         #expect(statement2.split(limit: 200) == ["SELECT Id FROM Contact WHERE Email IN (\(long))", "SELECT Id FROM Contact WHERE Email IN ('b@c.d')"])
+        // The statement being filled goes on filling around it: no extra call.
+        let around = SOQL.Statement(head: "SELECT Id FROM Contact", groups: [.init(.within(fields: ["Email"], and: nil), ["'a@c.d'", long, "'b@c.d'"])])
+        #expect(around.split(limit: 200) == ["SELECT Id FROM Contact WHERE Email IN (\(long))", "SELECT Id FROM Contact WHERE Email IN ('a@c.d', 'b@c.d')"])
     }
 
     @Test func valuesThatCannotBeValidAreNotAsked() {
@@ -244,6 +247,7 @@ func base64URLDecode(_ text: String) throws -> [UInt8] {
         #expect(APIUsage(used: 7_600, max: 15_000).percent == 50)
         #expect(APIUsage.parse("api-usage=100000000000000000/1")?.percent == 1_000_000)
         #expect(APIUsage(used: Int.max, max: 1).percent == 1_000_000)
+        #expect(APIUsage(used: 0, max: 0).percent == 1_000_000)
     }
 
     /// A composite subresult's status is read without a trap whatever number the server sends.

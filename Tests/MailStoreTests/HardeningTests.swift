@@ -251,18 +251,24 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
     /// "unable to open": taken for a full disk there (exit 75, the mail is deferred), and for
     /// a failure anywhere else.
     @Test func anIOErrorOnANearlyFullDiskIsTemporary() {
-        for code in [ResultCode.SQLITE_IOERR, .SQLITE_CANTOPEN] {
+        for code in [ResultCode.SQLITE_IOERR_SHMSIZE, .SQLITE_IOERR_WRITE, .SQLITE_CANTOPEN] {
             let error = DatabaseError(resultCode: code, message: "disk I/O error")
-            let nearlyFull = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 8_192 })
+            let nearlyFull = CRMStore.classify(error, path: NSTemporaryDirectory() + "/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 8_192 })
             #expect(nearlyFull.kind == .temporary)
-            #expect(nearlyFull.message == "/var/mail/crm.sqlite: cannot open the store: the disk is nearly full (disk I/O error; 8192 bytes free); "
+            #expect(nearlyFull.message == NSTemporaryDirectory() + "/crm.sqlite: cannot open the store: the disk is nearly full (disk I/O error; 8192 bytes free); "
                     + "nothing was written, retry later")
             let roomy = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 50 << 20 })
             #expect(roomy.kind == .failed)
             let unknown = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in nil })
             #expect(unknown.kind == .failed)
         }
+        // A read error, or a permission, is no full disk however little room is left.
+        let read = DatabaseError(resultCode: .SQLITE_IOERR_READ, message: "disk I/O error")
+        #expect(CRMStore.classify(read, path: "/var/mail/crm.sqlite", doing: "cannot read", freeBytes: { _ in 8_192 }).kind == .failed)
+        let unwritable = DatabaseError(resultCode: .SQLITE_CANTOPEN, message: "unable to open database file")
+        #expect(CRMStore.classify(unwritable, path: "/nonexistent-mailsave-folder/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 8_192 }).kind == .failed)
         #expect(CRMStore.freeBytes(NSTemporaryDirectory() + "/x.sqlite").map { $0 > 0 } == true)
+        #expect(CRMStore.freeBytes("crm.sqlite").map { $0 > 0 } == true, "a store named without its folder is in the current one")
     }
 
     @Test func aFullDiskDuringImportIsTemporaryAndImportsNothing() throws {
@@ -418,6 +424,35 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         }
         #expect(chmod(path, 0o660) == 0)
         #expect(storeError { _ = try CRMStore(path: path) } == nil, "group write is the administrator's choice")
+    }
+
+    /// The file could be swapped in a folder every user may write (unless sticky, as /tmp
+    /// is), and SQLite replays a -wal file into the store: both are checked as the store is.
+    @Test func itsFolderAndWALFilesAreCheckedToo() throws {
+        let folder = try temporaryFolder()
+        let path = folder.appendingPathComponent("crm.sqlite").path
+        #expect(chmod(folder.path, 0o777) == 0)
+        let open = storeError { _ = try CRMStore(path: path) }
+        #expect(open?.message.contains("lets every user replace the store (mode 777, no sticky bit)") == true, "\(open?.message ?? "accepted")")
+        #expect(!FileManager.default.fileExists(atPath: path), "nothing created there")
+        #expect(chmod(folder.path, 0o1777) == 0)
+        try CRMStore(path: path).add(try sampleRecords())
+        #expect(chmod(folder.path, 0o755) == 0)
+        #expect(FileManager.default.createFile(atPath: path + "-wal", contents: Data()))
+        #expect(chmod(path + "-wal", 0o666) == 0)
+        let wal = storeError { _ = try CRMStore(path: path) }
+        #expect(wal?.message == "\(path)-wal: mode 666 lets every user write the store (and add saves to its outbox); refused: chmod o-w \(path)-wal")
+    }
+
+    /// A link where a new store would be created is not followed (it was: the store was made
+    /// wherever the link pointed).
+    @Test func aNewStoreIsNotCreatedThroughALink() throws {
+        let folder = try temporaryFolder()
+        let path = folder.appendingPathComponent("crm.sqlite").path
+        let elsewhere = folder.appendingPathComponent("elsewhere.sqlite").path
+        #expect(symlink(elsewhere, path) == 0)
+        #expect(storeError { _ = try CRMStore(path: path) } != nil)
+        #expect(!FileManager.default.fileExists(atPath: elsewhere))
     }
 
     @Test func aStoreAnotherUserOwnsIsReadButNotWritten() throws {

@@ -44,8 +44,9 @@ import Testing
         #expect(listed.allSatisfy { $0.message.isEmpty })
         #expect(listed.map(\.size) == [300_000, parked("<b@x>").message.count])
         #expect(try store.outboxEntries().map(\.size) == listed.map(\.size))
-        #expect(try store.outboxMessage(messageKey: "<a@x>") == big)
-        #expect(try store.outboxMessage(messageKey: "<gone@x>") == nil)
+        #expect(try store.outboxEntry(messageKey: "<a@x>")?.message == big)
+        #expect(try store.outboxEntry(messageKey: "<a@x>")?.size == 300_000)
+        #expect(try store.outboxEntry(messageKey: "<gone@x>") == nil)
     }
 
     @Test func parkingAMessageAgainUpdatesItsOneRowInPlace() throws {

@@ -68,7 +68,7 @@ final class FlakyWriter: ActivityWriter, @unchecked Sendable {
 struct FullOutbox: SaveOutbox {
     func park(_ save: ParkedSave) throws(StoreError) { throw StoreError(.temporary, message: "outbox.sqlite: the disk is full") }
     func outboxEntries(limit: Int?, includingFailed: Bool, withMessages: Bool) throws(StoreError) -> [OutboxEntry] { [] }
-    func outboxMessage(messageKey: String) throws(StoreError) -> [UInt8]? { nil }
+    func outboxEntry(messageKey: String) throws(StoreError) -> OutboxEntry? { nil }
     func removeFromOutbox(messageKey: String) throws(StoreError) {}
     func recordOutboxAttempt(messageKey: String, reason: String, failed: Bool) throws(StoreError) {}
     func outboxCounts() throws(StoreError) -> (parked: Int, failed: Int) { (0, 0) }

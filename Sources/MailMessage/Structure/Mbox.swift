@@ -10,9 +10,10 @@ public enum Mbox {
         public var offset: Int = 0
         /// Bytes of the mbox the entry spans, from its `From ` line to the next one (or the end).
         public var length: Int = 0
-        /// The `From ` line holds a carriage return that no line feed follows: the file's lines
-        /// end in CR alone (classic Mac OS, Eudora), so the whole file reads as this one line
-        /// and the entry is empty. Said so, rather than "empty message".
+        /// The entry is empty and its `From ` line holds a carriage return that no line feed
+        /// follows: the file's lines end in CR alone (classic Mac OS, Eudora), so the whole
+        /// file read as this one line. Said so, rather than "empty message". (A stray CR in a
+        /// separator line followed by a message, or `\r\r\n` line ends, are not this.)
         public var carriageReturnLineEnds = false
     }
 
@@ -216,7 +217,7 @@ public struct MboxSplitter: Sendable {
             events.append(.oversize(line: currentLine, offset: currentOffset, size: currentSize))
         } else if !keepBytes {
             events.append(.message(Mbox.Entry(line: currentLine, bytes: [], offset: currentOffset, length: length,
-                                              carriageReturnLineEnds: carriageReturnLineEnds)))
+                                              carriageReturnLineEnds: carriageReturnLineEnds && currentSize == 0)))
         } else {
             var bytes = current
             if stripBlank {
@@ -227,7 +228,7 @@ public struct MboxSplitter: Sendable {
                 events.append(.oversize(line: currentLine, offset: currentOffset, size: bytes.count))
             } else {
                 events.append(.message(Mbox.Entry(line: currentLine, bytes: bytes, offset: currentOffset, length: length,
-                                                  carriageReturnLineEnds: carriageReturnLineEnds)))
+                                                  carriageReturnLineEnds: carriageReturnLineEnds && currentSize == 0)))
             }
         }
         current = []

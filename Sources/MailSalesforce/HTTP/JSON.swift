@@ -58,7 +58,9 @@ public enum JSON: Sendable, Equatable, Codable {
     public var number: Double? { if case .number(let number) = self { return number }; return nil }
 
     /// A composite subresult's `httpStatusCode`, or 0 when it is missing or no HTTP status
-    /// (`1e300`, `200.5`): a server's number is never converted with a trap.
+    /// (`1e300`, `200.5`): a server's number is never converted with a trap. (0 is under 300:
+    /// a subresult without a status carries no errors to read; its missing id or body is
+    /// what the callers act on.)
     public var httpStatus: Int {
         guard let number = self["httpStatusCode"]?.number, let status = Int(exactly: number), (0...999).contains(status) else { return 0 }
         return status

@@ -91,6 +91,6 @@ public struct APIUsage: Sendable, Equatable {
 
     /// The share as a whole percentage for messages, capped: a server may claim any usage
     /// (`api-usage=100000000000000000/1` trapped in the conversion).
-    public var percent: Int { Int(Swift.min(share * 100, 1_000_000).rounded(.down)) }
+    public var percent: Int { share.isFinite ? Int(Swift.min(share * 100, 1_000_000).rounded(.down)) : 1_000_000 }
 }
 

@@ -71,7 +71,7 @@ struct CompositeQueryRunner {
             let body = JSON.object(["allOrNone": .bool(false), "compositeRequest": .array(subrequests)])
             let response = try connection.call("POST", path: base + "/composite", body: body, kind: callKind, write: false) { json in
                 (json["compositeResponse"]?.array ?? []).flatMap { sub -> [SalesforceAPIError] in
-                    (sub["httpStatusCode"]?.number ?? 200) >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
+                    sub.httpStatus >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
                 }
             }
             guard let results = response["compositeResponse"]?.array, results.count == batch.count + riding.count else {

@@ -132,7 +132,7 @@ public enum SOQL {
                     let alone = fixed + group.overhead + 4 + group.cost(literal)
                     if alone > Swift.max(limit, Self.ceiling) { continue } // no statement can hold it
                     if alone > limit {
-                        flush()
+                        // Its own statement; the one being filled goes on filling.
                         statements.append(head + " WHERE " + group.render([literal][...]) + tail)
                         continue
                     }

@@ -72,7 +72,7 @@ extension SalesforceBackend {
             do {
                 let response = try connection.call("POST", path: connection.dataPath + "/composite", body: body, kind: "edit", write: true) { json in
                     (json["compositeResponse"]?.array ?? []).flatMap { sub in
-                        (sub["httpStatusCode"]?.number ?? 200) >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
+                        sub.httpStatus >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
                     }
                 }
                 let request = SaveRequest(body: body, references: [("old", "EmailMessage", nil), ("activity", "EmailMessage", nil)])

@@ -37,7 +37,7 @@ extension SalesforceBackend {
             do {
                 response = try connection.call("POST", path: connection.dataPath + "/composite", body: request.body, kind: "save", write: true) { json in
                     (json["compositeResponse"]?.array ?? []).flatMap { sub in
-                        (sub["httpStatusCode"]?.number ?? 200) >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
+                        sub.httpStatus >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
                     }
                 }
             } catch {

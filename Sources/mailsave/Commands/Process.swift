@@ -92,7 +92,8 @@ struct DecisionOptions: ParsableArguments {
     /// Exit 5 for a mailbox whose user file has errors: every problem on standard error, and
     /// one line naming the file.
     static func userFileFailure(mailbox: String, rules: String, problems: [String]) -> CommandFailure {
-        for problem in problems { Terminal.err(problem) }
+        // One line each: a line feed quoted from the user file cannot fake a line of its own.
+        for problem in problems { Terminal.err(visible(problem)) }
         let file = problems.first.flatMap { $0.split(separator: ":").first.map(String.init) } ?? "the user file"
         return CommandFailure(status: .badRules,
                               message: "\(file): the user file of \(mailbox) has \(problems.count) error\(problems.count == 1 ? "" : "s"), so no decision is made for this mailbox (other mailboxes are not affected); run mailsave lint \(rules)")

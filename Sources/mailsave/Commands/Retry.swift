@@ -148,10 +148,8 @@ struct Retry: ParsableCommand {
         // The entries without their messages, each message read just before its retry: a
         // backlog costs one message's memory, not the outbox's.
         for listed in try store.outboxEntries(limit: limit, includingFailed: includeFailed, withMessages: false) {
-            var entry = listed
             // Gone since listed: another retry saved it meanwhile.
-            guard let message = try store.outboxMessage(messageKey: listed.messageKey) else { continue }
-            entry.message = message
+            guard let entry = try store.outboxEntry(messageKey: listed.messageKey) else { continue }
             let result = retry(entry, pack: pack) { (kind: SaveBackend) throws(CommandFailure) -> RetryBackend in
                 if let known = backends[kind] { return try known.get() }
                 let opened = Result { () throws(CommandFailure) in try openConfigured(kind, store) }
