@@ -110,6 +110,7 @@ public struct Engine {
         var builder = FactsBuilder(pack: pack)
         builder.reading = builder.read(message, context: context)
         builder.answers = try directory.resolve(builder.plan(message, context: context))
+        try followUp(&builder, message)
         return try builder.build(message, context: context)
     }
 
@@ -164,10 +165,21 @@ public struct Engine {
         if ledger != nil { plan.ledgerKey = "" }
         builder.answers = try directory.resolve(plan)
         if let ledger { builder.answers.savedRecord = ledger.savedRecord }
+        try followUp(&builder, message)
         let facts = try builder.build(message, context: context)
         let (outcome, traces) = try pack.evaluate(facts.object, trace: trace)
         return DecisionRun(decision: decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
                            outcome: outcome, traces: traces, searchedCRM: true)
+    }
+
+    /// The thread's records the answers lack (`FactsBuilder.threadFollowUps`), asked in a
+    /// second look-up only when the thread names a Case or an anchor.
+    func followUp(_ builder: inout FactsBuilder, _ message: Message) throws {
+        let missing = builder.threadFollowUps(message)
+        guard !missing.isEmpty else { return }
+        var plan = LookupPlan()
+        for id in missing { plan.ask(id, in: \.recordIDs) }
+        for record in try directory.resolve(plan).records.values { builder.answers.remember(record) }
     }
 
     func decision(_ message: Message, context: ProcessContext, facts: EngineFacts, outcome: RuleOutcome) -> Decision {

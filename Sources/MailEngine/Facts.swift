@@ -314,19 +314,27 @@ public struct FactsBuilder {
         }
 
         // The thread: a Case named in subject or body, and the Magic Anchor.
+        // A Case whose Account or Contact is blocklisted is never linked (point 8), however
+        // the thread names it: the Save dialog refused it, the thread linked it.
         var threadCase: String?
         if known.contains(.crmSearch),
-           let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
+           let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers),
+           blocked(found, mailbox: mailbox, depth: 0) == nil {
             threadCase = found.id
             if !related.cases.contains(found.id) { related.cases.append(found.id) }
         }
+        // Magic Anchor: an email sent from Salesforce (not one saved on its way in: any saved
+        // inbound email would anchor its replies), and its one Contact or Lead unless that
+        // record is blocklisted.
         var anchorEmail: String?
         var anchorWho: String?
         for id in (message.inReplyTo + message.references.reversed()) {
-            guard let found = answers.emailMessage(messageIdentifier: id) else { continue }
+            guard let found = answers.emailMessage(messageIdentifier: id), !Self.isIncoming(found.record) else { continue }
             anchorEmail = found.record.id
             let people = Set(found.relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
-            if people.count == 1 { anchorWho = people.first }
+            if people.count == 1, let who = people.first {
+                if let record = knownRecord(who), blocked(record, mailbox: mailbox, depth: 0) != nil {} else { anchorWho = who }
+            }
             break
         }
 
@@ -437,6 +445,43 @@ public struct FactsBuilder {
     }
 
     /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
+    /// The records a block decision on the thread's links needs that the answers lack: the
+    /// Account and Contact of the Case the thread names, and the one Contact or Lead of the
+    /// Magic Anchor. A backend may not bring them with the Case or the EmailMessage; without
+    /// them a blocklisted record would pass for an unknown one.
+    public func threadFollowUps(_ message: Message) -> [String] {
+        guard let reading else { return [] }
+        var ids: [String] = []
+        if let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
+            ids += ["AccountId", "ContactId"].compactMap { found[$0] }
+        }
+        for id in (message.inReplyTo + message.references.reversed()) {
+            guard let found = answers.emailMessage(messageIdentifier: id), !Self.isIncoming(found.record) else { continue }
+            let people = Set(found.relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
+            if people.count == 1, let who = people.first { ids.append(who) }
+            break
+        }
+        return ids.filter { knownRecord($0) == nil }
+    }
+
+    /// A record the answers hold under any question: named by id, or found as a participant's
+    /// Contact, Lead or User, an Account by domain, a person by phone.
+    func knownRecord(_ id: String) -> CRMRecord? {
+        if let record = answers.record(id: id) { return record }
+        let canonical = SalesforceID.canonical(id)
+        for records in [answers.contactsByAddress.values, answers.leadsByAddress.values, answers.usersByAddress.values,
+                        answers.accountsByDomain.values, answers.peopleByPhone.values].joined() {
+            if let record = records.first(where: { SalesforceID.canonical($0.id) == canonical }) { return record }
+        }
+        return nil
+    }
+
+    /// An EmailMessage that came in (`Incoming` true, as the API or an export writes it).
+    static func isIncoming(_ email: CRMRecord) -> Bool {
+        guard let value = email["Incoming"]?.lowercased() else { return false }
+        return value == "true" || value == "1"
+    }
+
     func blocked(_ record: CRMRecord, mailbox: String, depth: Int) -> (String, String, String)? {
         switch record.object {
         case "Contact", "Lead", "User":
@@ -456,7 +501,7 @@ public struct FactsBuilder {
         case "Opportunity", "Case":
             guard depth == 0 else { return nil }
             for field in ["AccountId", "ContactId"] {
-                guard let id = record[field], let parent = answers.record(id: id) else { continue }
+                guard let id = record[field], let parent = knownRecord(id) else { continue }
                 if let (what, layer, entry) = blocked(parent, mailbox: mailbox, depth: depth + 1) {
                     return ("\(record.object) \(record.id) of \(what)", layer, entry)
                 }
@@ -585,7 +630,7 @@ public struct FactsBuilder {
 /// Case numbers, Salesforce thread tokens and record links in subjects and bodies.
 public enum ThreadReferences {
     /// The Case a text names: a thread token `ref:_00D…._500…:ref` or `thread::…::`, else a
-    /// Case number after the word "Case" (`Case 00001042`, `Case #1042`).
+    /// Case number after the word "Case" (`Case 00001042`, `Case #1042`; see `caseNumbers`).
     /// `tokens` and `numbers` are the text's `threadTokens(in:)` and `caseNumbers(in:)`.
     public static func caseRecord(tokens: [String], numbers: [String], answers: CRMAnswers) -> CRMRecord? {
         for token in tokens {
@@ -629,9 +674,13 @@ public enum ThreadReferences {
     }
 
     /// Case numbers after the word "case" (any letter case, not inside a word), then
-    /// optional spaces, `#`, `:`, `-`, no-break spaces and "No.", 4 to 10 digits. A scan of
-    /// the UTF-8 bytes: every letter of "case" and "no." is ASCII, and no other scalar
-    /// lowercases to one of them, so comparing bytes is comparing lowercased words.
+    /// optional spaces, `#`, `:`, `-`, no-break spaces and "No." or "Number", 4 to 10 digits,
+    /// when they are written as a Case number is: with its leading zeros, as Salesforce shows
+    /// it (`Case 00001042`, `CASE-00001042`), or after `#`, "No." or "Number" (`Case #1042`,
+    /// `case no. 1042`). Prose is not a Case number: "in case 2026 budgets are approved",
+    /// "use case: 1500 seats" named Case 00002026 and 00001500 of another customer.
+    /// A scan of the UTF-8 bytes: every letter of "case", "no." and "number" is ASCII, and no
+    /// other scalar lowercases to one of them, so comparing bytes is comparing lowercased words.
     public static func caseNumbers(in text: String) -> [String] {
         var text = text
         return text.withUTF8 { bytes in caseNumbers(in: bytes) }
@@ -650,18 +699,27 @@ public enum ThreadReferences {
             defer { index += 1 }
             guard bytes[index] | 0x20 == 0x63, isWord(bytes, at: index, "case"), !isLetter(before: index, in: bytes) else { continue }
             var probe = index + 4
+            var marked = false
             scan: while probe < bytes.count {
                 switch bytes[probe] {
-                case 0x20, 0x23, 0x3A, 0x2D: probe += 1 // space # : -
+                case 0x23: probe += 1; marked = true // #
+                case 0x20, 0x3A, 0x2D: probe += 1 // space : -
                 case 0xC2 where probe + 1 < bytes.count && bytes[probe + 1] == 0xA0: probe += 2 // U+00A0
                 default: break scan
                 }
             }
-            if isWord(bytes, at: probe, "no.") { probe += 3 }
+            if isWord(bytes, at: probe, "no.") {
+                probe += 3
+                marked = true
+            } else if isWord(bytes, at: probe, "number") {
+                probe += 6
+                marked = true
+                while probe < bytes.count, bytes[probe] == 0x3A { probe += 1 }
+            }
             while probe < bytes.count, bytes[probe] == 0x20 { probe += 1 }
             let digitsStart = probe
             while probe < bytes.count, bytes[probe] >= 0x30, bytes[probe] <= 0x39 { probe += 1 }
-            if (4...10).contains(probe - digitsStart) {
+            if (4...10).contains(probe - digitsStart), marked || bytes[digitsStart] == 0x30 {
                 numbers.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[digitsStart..<probe]), as: UTF8.self))
             }
         }

@@ -38,6 +38,9 @@ extension InMemoryDirectory.CSVProblem: Equatable {
     @Test func caseNumbersAndTokens() {
         #expect(ThreadReferences.caseNumbers(in: "Re: Case 00001042: login fails") == ["00001042"])
         #expect(ThreadReferences.caseNumbers(in: "case #1042, Case No. 20077, showcase 12345") == ["1042", "20077"])
+        #expect(ThreadReferences.caseNumbers(in: "CASE-00002026, Case Number: 1042, Case number 1043") == ["00002026", "1042", "1043"])
+        // Prose is no Case number: a number without its zeros and without #, No. or Number.
+        #expect(ThreadReferences.caseNumbers(in: "just in case 1042 users sign up; a use case: 2026 seats; Case 1500; CASE-2026").isEmpty)
         // The token drops the zeros that pad the id: 500 + 5e + (zeros) + 0XYZ.
         #expect(ThreadReferences.threadTokens(in: "[ ref:_00D5e0ABC._5005e0XYZ:ref ]") == ["5005e0000000XYZ"])
         // Every token in order, after non-ASCII text; a token without its end, or whose Case part
@@ -65,12 +68,26 @@ extension InMemoryDirectory.CSVProblem: Equatable {
             let before: Unicode.Scalar = index > 0 ? scalars[index - 1] : " "
             if word == "case", !before.properties.isAlphabetic {
                 var probe = index + 4
-                while probe < scalars.count, [" ", "#", ":", "-", "\u{A0}"].contains(scalars[probe]) { probe += 1 }
-                if probe + 3 < scalars.count, String(String.UnicodeScalarView(scalars[probe..<probe + 3])).lowercased() == "no." { probe += 3 }
+                var marked = false
+                while probe < scalars.count, [" ", "#", ":", "-", "\u{A0}"].contains(scalars[probe]) {
+                    if scalars[probe] == "#" { marked = true }
+                    probe += 1
+                }
+                func word(_ text: String) -> Bool {
+                    probe + text.count <= scalars.count && String(String.UnicodeScalarView(scalars[probe..<probe + text.count])).lowercased() == text
+                }
+                if word("no.") {
+                    probe += 3
+                    marked = true
+                } else if word("number") {
+                    probe += 6
+                    marked = true
+                    while probe < scalars.count, scalars[probe] == ":" { probe += 1 }
+                }
                 while probe < scalars.count, scalars[probe] == " " { probe += 1 }
                 var digits = ""
                 while probe < scalars.count, ("0"..."9").contains(scalars[probe]) { digits.unicodeScalars.append(scalars[probe]); probe += 1 }
-                if (4...10).contains(digits.count) { numbers.append(digits) }
+                if (4...10).contains(digits.count), marked || digits.hasPrefix("0") { numbers.append(digits) }
             }
             index += 1
         }
@@ -78,7 +95,7 @@ extension InMemoryDirectory.CSVProblem: Equatable {
     }
 
     @Test func caseNumbersAgreeWithTheScalarReading() {
-        let pieces = ["case", "Case", "CASE", "cAsE", "éCase", "ßcase", "1case", "_case", " ", "\u{A0}", "#", ":", "-", "No.", "no.", "NO",
+        let pieces = ["case", "Case", "CASE", "cAsE", "éCase", "ßcase", "1case", "_case", " ", "\u{A0}", "#", ":", "-", "No.", "no.", "NO", "Number", "numb",
                       "12", "1234", "00001042", "12345678901", "x", "Ünïcödé", "👋🏽", "\u{301}", "\n"]
         var generator = SystemRandomNumberGenerator()
         var texts = ["", "case", "case 1234", "case 12345", "Re: Case No. 1042", "showcase 12345", "CASE\u{A0}#:-No. 123456"]

@@ -32,6 +32,26 @@ import Testing
         #expect(!parse("Ann <ann@x.example").problems.isEmpty)
     }
 
+    /// Whitespace around the '@' of a bare address is CFWS inside it, as Python reads it: the
+    /// word before is the local part (it was read as a display name, leaving `@fabrikam.com`,
+    /// and a blocklist entry for the address never matched).
+    @Test func spaceAroundTheAtSignKeepsTheLocalPart() {
+        #expect(pairs("noreply @fabrikam.com") == ["|noreply@fabrikam.com"])
+        #expect(pairs("noreply @ fabrikam.com") == ["|noreply@fabrikam.com"])
+        #expect(pairs("\"noreply\" @ fabrikam.com") == ["|noreply@fabrikam.com"])
+        #expect(pairs("Ann Smith ann @x.example") == ["Ann Smith|ann@x.example"])
+        #expect(pairs("a@x.example @y.example") == ["|a@x.example", "|@y.example"])
+    }
+
+    /// Full-width letters name the same domain (UTS 46), and an over-long label is compared as
+    /// written rather than encoded.
+    @Test func fullWidthDomainsAreTheirASCIISelves() {
+        #expect(IDNA.normalize("ｃｏｎｔｏｓｏ.com") == "contoso.com")
+        #expect(IDNA.normalize("ＣＯＮＴＯＳＯ．ＣＯＭ") == "contoso.com")
+        let long = String(repeating: "ü", count: 64)
+        #expect(IDNA.normalize(long + ".example") == long + ".example")
+    }
+
     @Test func quotedLocalPartsKeepTheirQuotes() {
         let address = parse("\"john doe\"@x.example").addresses.first
         #expect(address?.local == "john doe")

@@ -102,6 +102,13 @@ public enum AddressParser {
                 return results
             }
             var start = at
+            // Whitespace before the '@' is CFWS inside the addr-spec (`noreply @example.com`,
+            // as Python reads it), not the end of a display name: the word before it is the
+            // local part. (Read as a name, the address was `@example.com`, and a blocklist
+            // entry for `noreply@example.com` never matched.)
+            if start > position && content[start].spaceBefore && isAddrSpecToken(content[start - 1].token) && content[start - 1].token != .special(0x40) {
+                start -= 1
+            }
             while start > position && !content[start].spaceBefore && isAddrSpecToken(content[start - 1].token) { start -= 1 }
             var end = at + 1
             while end < content.count && isAddrSpecToken(content[end].token) && (end == at + 1 || !content[end].spaceBefore) {

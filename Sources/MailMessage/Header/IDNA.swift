@@ -11,16 +11,22 @@ public enum IDNA {
         // UTS 46: NFC first (the standard library's own normalisation), so a decomposed
         // "u + combining diaeresis" and a precomposed "ü" give the same label...
         text = String(decoding: text._nfcCodeUnits, as: UTF8.self)
-        // ...and the ideographic and full-width stops are '.'.
+        // ...the ideographic and full-width stops are '.', and full-width letters and digits
+        // their ASCII selves, as UTS 46 maps them (`ｃｏｎｔｏｓｏ.com` is contoso.com: read as
+        // another domain, internal mail passed for a stranger's).
         let mapped = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
             switch scalar.value {
             case 0x3002, 0xFF0E, 0xFF61: return "."
+            case 0xFF01...0xFF5E: return Unicode.Scalar(scalar.value - 0xFEE0) ?? scalar
             default: return scalar
             }
         })).lowercased()
         let labels = mapped.split(separator: ".", omittingEmptySubsequences: false)
         return labels.map { label -> String in
             if label.utf8.allSatisfy({ $0 < 0x80 }) { return String(label) }
+            // No domain has a label this long (63 octets at most): compared as written,
+            // never encoded (Punycode's time grows with the square of a label's length).
+            if label.unicodeScalars.count > 63 { return String(label) }
             return "xn--" + punycodeEncode(Array(label.unicodeScalars))
         }.joined(separator: ".")
     }

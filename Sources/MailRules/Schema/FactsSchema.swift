@@ -72,7 +72,7 @@ public enum FactsSchema {
     ])
 
     public static let thread = ObjectType("Thread", "What the message's thread points at.", [
-        FactField("case", .optional(.string), "Case named by a Case number or thread token in subject or body.", cost: .crmSearch),
+        FactField("case", .optional(.string), "Case named in subject or body by a thread token, or by a Case number written as one (with its zeros, or after #, No. or Number).", cost: .crmSearch),
         FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References).", cost: .crmSearch),
         FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor.", cost: .crmSearch),
         FactField("whole", .bool, "The message is saved with its whole thread (`process --thread`)."),
