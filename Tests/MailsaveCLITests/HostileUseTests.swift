@@ -136,6 +136,22 @@ import Testing
         #expect(result.stdout.contains("\"errors_by_kind\":{\"not_a_message\":1}"), "\(result.stdout)")
     }
 
+    /// `--mailbox "Ann <ann@contoso.com>"` passed the check and then matched neither the user's
+    /// file nor the owner: her personal blocklist and outbound-only were lost without a word.
+    @Test func theMailboxIsOneBareAddress() throws {
+        let process = ["process", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path]
+        for value in ["<ann@contoso.com>", "Ann Seller <ann@contoso.com>"] {
+            let result = try Binary.run(process + ["--mailbox", value, Self.sample])
+            #expect(result.status == 2, "\(value): \(result.stderr)")
+            #expect(result.stderr.contains("--mailbox must be one email address, not '\(value)'; give the address alone: --mailbox ann@contoso.com"),
+                    "\(result.stderr)")
+        }
+        for value in ["ann", "a@x.example, b@x.example", "@contoso.com"] {
+            #expect(try Binary.run(process + ["--mailbox", value, Self.sample]).status == 2, "\(value)")
+        }
+        #expect(try Binary.run(process + ["--mailbox", "ANN@Contoso.com", Self.sample]).status == 0)
+    }
+
     /// `MAILSAVE_BUSY_TIMEOUT=3000000` trapped (SQLite's milliseconds are an Int32), and `abc`
     /// or `0x10` were taken in silence: only 0 to 86400 decimal seconds are accepted.
     @Test func theBusyTimeoutIsANumberOfSecondsOrRefused() throws {

@@ -152,7 +152,7 @@ public final class CompiledList: Sendable {
     }
 
     /// The canonical form of an entry or a looked-up value: lower-cased, domains IDNA-encoded,
-    /// folders without surrounding slashes.
+    /// folders as their names between slashes (no empty or `.` segment, no surrounding spaces).
     public static func normalize(_ value: String, kind: ListKind) -> String {
         // Fast path for the common case, ASCII: lower-casing the bytes is the whole normalisation
         // of an address or a domain (IDNA leaves ASCII labels as they are).
@@ -163,16 +163,15 @@ public final class CompiledList: Sendable {
             guard let at = value.lastIndex(of: "@") else { return IDNA.normalize(value) }
             return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
         case .folders:
-            if value.utf8.allSatisfy({ $0 < 0x80 }) {
-                var bytes = value.utf8.map(\.asciiLowercased)[...]
-                while bytes.first == 0x2F { bytes = bytes.dropFirst() }
-                while bytes.last == 0x2F { bytes = bytes.dropLast() }
-                return String(decoding: bytes, as: UTF8.self)
-            }
-            var folder = value.lowercased()
-            while folder.hasPrefix("/") { folder.removeFirst() }
-            while folder.hasSuffix("/") { folder.removeLast() }
-            return folder
+            let lowered = value.utf8.allSatisfy({ $0 < 0x80 }) ? String(decoding: value.utf8.map(\.asciiLowercased), as: UTF8.self)
+                                                               : value.lowercased()
+            // Empty and `.` segments and the spaces around a name are no folder: a caller that
+            // joins paths loosely (`Inbox//Private`, `Inbox/./Private`, `Inbox/Private `) names
+            // the excluded `Inbox/Private` all the same.
+            return lowered.split(separator: "/", omittingEmptySubsequences: true)
+                .map { String($0).trimmingSpaces() }
+                .filter { !$0.isEmpty && $0 != "." }
+                .joined(separator: "/")
         case .strings: return value.lowercased()
         }
     }

@@ -50,7 +50,20 @@ struct DecisionOptions: ParsableArguments {
         if let folderRole, ProcessContext.folderRole(named: folderRole) == nil {
             throw ValidationError("--folder-role must be one of \(ProcessContext.folderRoles.joined(separator: ", ")) (or Graph's, Gmail's or IMAP's name for one), not '\(folderRole)'")
         }
-        guard mailbox.contains("@") else { throw ValidationError("--mailbox must be an email address, not '\(mailbox)'") }
+        try Self.validateMailbox(mailbox)
+    }
+
+    /// `--mailbox` is one bare address: `Ann <ann@contoso.com>` or `<ann@contoso.com>` passed
+    /// the old check, and then matched neither the user's file nor the owner's address (the
+    /// personal blocklist and outbound-only were lost without a word).
+    static func validateMailbox(_ mailbox: String) throws {
+        let parsed = AddressParser.parse(Array(mailbox.utf8))
+        guard parsed.addresses.count == 1, let address = parsed.addresses.first, !address.local.isEmpty, !address.domain.isEmpty,
+              address.address == mailbox.trimmingSpaces() else {
+            let alone = parsed.addresses.count == 1 && !(parsed.addresses.first?.domain.isEmpty ?? true)
+                ? "; give the address alone: --mailbox \(parsed.addresses[0].address)" : ""
+            throw ValidationError("--mailbox must be one email address, not '\(visible(mailbox))'\(alone)")
+        }
     }
 
     var context: ProcessContext {
