@@ -163,8 +163,16 @@ public final class CompiledList: Sendable {
             guard let at = value.lastIndex(of: "@") else { return IDNA.normalize(value) }
             return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
         case .folders:
-            let lowered = value.utf8.allSatisfy({ $0 < 0x80 }) ? String(decoding: value.utf8.map(\.asciiLowercased), as: UTF8.self)
-                                                               : value.lowercased()
+            // Fast path, ASCII names with no space, no doubled slash and no `.` segment: only
+            // the surrounding slashes go.
+            let bytes = value.utf8
+            if bytes.allSatisfy({ $0 < 0x80 && $0 != 0x20 && $0 != 0x09 }) && !value.contains("//") && !value.hasPrefix(".") && !value.contains("/.") {
+                var trimmed = bytes.map(\.asciiLowercased)[...]
+                while trimmed.first == 0x2F { trimmed = trimmed.dropFirst() }
+                while trimmed.last == 0x2F { trimmed = trimmed.dropLast() }
+                return String(decoding: trimmed, as: UTF8.self)
+            }
+            let lowered = bytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: bytes.map(\.asciiLowercased), as: UTF8.self) : value.lowercased()
             // Empty and `.` segments and the spaces around a name are no folder: a caller that
             // joins paths loosely (`Inbox//Private`, `Inbox/./Private`, `Inbox/Private `) names
             // the excluded `Inbox/Private` all the same.
