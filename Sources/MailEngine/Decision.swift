@@ -219,8 +219,17 @@ public struct Engine {
         if case .string(let category)? = settings["category"], !category.isEmpty { decision.category = category }
         if outcome.createRecords && context.trigger == "auto" {
             // A Contact under the Account its domain matches (never for free mail), else a Lead.
+            let owner = CompiledList.normalize(context.mailbox, kind: .addresses)
             for participant in facts.participants where !participant.blocked && participant.contact == nil
                 && participant.lead == nil && participant.user == nil {
+                // Never a record for the mailbox owner (a mailbox outside the corporate domains
+                // is not internal), nor for an address Salesforce would refuse or cut: a cut
+                // Email made a new duplicate Lead with every message.
+                if CompiledList.normalize(participant.address.normalized, kind: .addresses) == owner { continue }
+                if let problem = Self.uncreatable(participant.address) {
+                    observations.append("No record is created for \(participant.address.normalized): \(problem)")
+                    continue
+                }
                 let account = participant.freeMail ? nil : FactsBuilder.account(domain: participant.address.domain, answers: facts.answers)
                 decision.toCreate.append(RecordToCreate(address: participant.address.normalized, object: account == nil ? "Lead" : "Contact",
                                                         accountID: account, freeMail: participant.freeMail))
@@ -301,12 +310,34 @@ public struct Engine {
         }
     }
 
+    /// Why no Lead or Contact can hold `address` as its Email, or nil: longer than the field
+    /// (80, counted in UTF-16 units as Salesforce counts), or not an address Salesforce takes
+    /// (no dot in the domain, an IP literal, an empty label, spaces or quotes in the local part).
+    static func uncreatable(_ address: Address) -> String? {
+        let email = address.normalized
+        let limit = SalesforceSchema.personFieldLimits["Email"] ?? 80
+        if email.utf16.count > limit { return "longer than the \(limit) characters of a Lead's or Contact's Email" }
+        let domain = address.domain
+        if address.local.isEmpty || domain.isEmpty || domain.hasPrefix("[") || !domain.contains(".") || domain.contains("..")
+            || domain.hasPrefix(".") || domain.hasSuffix(".") || address.local.contains(where: { $0 == " " || $0 == "\"" }) {
+            return "not an address a Lead's or Contact's Email can hold"
+        }
+        return nil
+    }
+
     /// The record's fields: the pack's mapping, then the links and ids mailsave owns, each cut
     /// to Salesforce's limit (and the cut reported).
     func record(saveAs: String, facts: EngineFacts, who: [String], what: String?, message: Message, neverSaveBody: Bool,
                 observations: inout [String]) -> (object: String, fields: [(name: String, value: Value)]) {
         var fields: [(name: String, value: Value)] = []
-        var evaluator = Evaluator(facts: facts.object, slots: pack.slots)
+        // `never_save_body`: the body fields are left out, and no other field of the mapping
+        // can carry the body either (an org's mapping of `message.subject + message.body` into
+        // the Subject saved it all the same): the mapping sees an empty body.
+        var mapped = facts.object
+        if neverSaveBody, case .object(let messageFacts)? = facts.object["message"] {
+            mapped = facts.object.replacing(["message": .object(messageFacts.replacing(["body": .string(""), "html": .string("")]))])
+        }
+        var evaluator = Evaluator(facts: mapped, slots: pack.slots)
         let bodyFields: Set<String> = ["Description", "TextBody", "HtmlBody"]
         for (field, expression) in pack.mapping[saveAs] ?? [] {
             guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
@@ -318,9 +349,9 @@ public struct Engine {
                     observations.append("\(saveAs).\(field.name): \(storable.removed) control character\(storable.removed == 1 ? "" : "s") removed (a CRM's text cannot hold them)")
                 }
             }
-            if case .string(let text) = value, let limit = field.maxLength, text.count > limit {
-                value = .string(String(text.prefix(limit)))
-                observations.append("\(saveAs).\(field.name) was truncated to \(limit) characters (from \(text.count))")
+            if case .string(let text) = value, let limit = field.maxLength, let cut = SalesforceField.truncated(text, toUTF16: limit) {
+                value = .string(cut)
+                observations.append("\(saveAs).\(field.name) was truncated to \(limit) characters (from \(text.utf16.count); Salesforce counts UTF-16 units)")
             }
             fields.append((field.name, value))
         }

@@ -226,10 +226,19 @@ public struct FactsBuilder {
     /// The subject and the start of the body: where Case numbers and thread tokens are looked for.
     static func threadText(_ message: Message) -> String { (message.subject ?? "") + "\n" + message.textBody.prefix(characters: 64 << 10) }
 
+    /// Whether `address` is the mailbox owner's: the mailbox itself, or its local part at
+    /// one of the corporate domains (an alias domain).
+    func isOwner(_ address: Address, mailbox: String, knownInternal: Bool? = nil) -> Bool {
+        if address.normalized == mailbox { return true }
+        let isInternal = knownInternal ?? (pack.list(setting: "corporate_domains")?.contains(address.domain) ?? false)
+        let mailboxLocal = mailbox.split(separator: "@").first.map(String.init) ?? mailbox
+        return isInternal && address.local.lowercased() == mailboxLocal
+    }
+
     /// Participants, each address once, with the first role it appears in, and the blocklist
     /// layer that blocks each.
+
     func participants(_ message: Message, mailbox: String) -> [ParticipantFacts] {
-        let mailboxLocal = mailbox.split(separator: "@").first.map(String.init) ?? mailbox
         let corporate = pack.list(setting: "corporate_domains")
         let freeMail = pack.list(setting: "free_mail_domains")
         var seen = Set<String>()
@@ -239,7 +248,7 @@ public struct FactsBuilder {
             for address in addresses where !address.domain.isEmpty && seen.insert(address.normalized).inserted {
                 let normalized = address.normalized
                 let isInternal = corporate?.contains(address.domain) ?? false
-                let owner = normalized == mailbox || (isInternal && address.local.lowercased() == mailboxLocal)
+                let owner = isOwner(address, mailbox: mailbox, knownInternal: isInternal)
                 let isFreeMail = freeMail?.contains(address.domain) ?? false
                 let block = blockStatus(address: normalized, domain: address.domain, mailbox: mailbox)
                 participants.append(ParticipantFacts(address: address, role: role, owner: owner, isInternal: isInternal, freeMail: isFreeMail,
@@ -382,7 +391,10 @@ public struct FactsBuilder {
 
         let ledgerKey = reading.ledgerKey
         let savedRecord = answers.savedRecord
-        let direction = participants.first(where: { $0.role == "from" })?.owner == true ? "outbound" : "inbound"
+        // Outbound: the owner wrote it (From), or sent it for a shared mailbox (`From:
+        // sales@contoso.com`, `Sender: ann@contoso.com`; RFC 5322 3.6.2: Sender names who sent it).
+        let direction = participants.first(where: { $0.role == "from" })?.owner == true
+            || message.sender.contains(where: { isOwner($0, mailbox: mailbox) }) ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
                                     anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey,
                                     direction: direction, mailbox: mailbox, known: known)
@@ -437,6 +449,10 @@ public struct FactsBuilder {
             guard let object = Self.selectionObjects[kind] else { throw refuse("'\(kind)' is not a kind of record that can be selected") }
             guard let record = answers.record(id: id) else { throw refuse("no such record in the CRM") }
             guard record.object == object else { throw refuse("\(record.id) is a \(record.object), not a \(object)") }
+            // A converted Lead is no one's record any more (the search never matches one).
+            if record.object == "Lead" && record.flag("IsConverted") {
+                throw refuse("Lead \(record.id) is converted; select the Contact it became")
+            }
             if let (what, layer, entry) = blocked(record, mailbox: mailbox, depth: 0) {
                 throw refuse(layer == "internal" ? "\(what) is internal (\(entry)); it is never linked"
                                                  : "\(what) is on the \(layer) blocklist (\(entry)); it is never linked")
@@ -477,10 +493,7 @@ public struct FactsBuilder {
     }
 
     /// An EmailMessage that came in (`Incoming` true, as the API or an export writes it).
-    static func isIncoming(_ email: CRMRecord) -> Bool {
-        guard let value = email["Incoming"]?.lowercased() else { return false }
-        return value == "true" || value == "1"
-    }
+    static func isIncoming(_ email: CRMRecord) -> Bool { email.flag("Incoming") }
 
     func blocked(_ record: CRMRecord, mailbox: String, depth: Int) -> (String, String, String)? {
         switch record.object {

@@ -123,6 +123,8 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(try refusal("contact", "0035e00000Car01") == nil)
         #expect(try refusal("case", "5005e00000Cas01") == nil)
         #expect(try refusal("user", "0055e00000Dan01") == nil) // the org's own people
+        // A converted Lead is nobody's record any more: the Contact it became is to be chosen.
+        #expect(try refusal("lead", "00Q5e00000Old01")?.contains("Lead 00Q5e00000Old01 is converted; select the Contact it became") == true)
     }
 
     @Test func internalAndBlocklistedRecordsAreRefused() throws {
@@ -231,5 +233,43 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(ProcessContext.folderRole(named: "archive") == "other")
         #expect(ProcessContext.folderRole(named: "\\All") == "other")
         #expect(ProcessContext.folderRole(named: "postbox") == nil)
+    }
+}
+
+/// `never_save_body` blanked the body fields only: an org's mapping that put the body into
+/// another field (`Subject: message.subject + " | " + message.body`) saved it all the same.
+@Suite struct NeverSaveBodyTests {
+    @Test func noFieldOfTheMappingCarriesTheBody() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("never-save-body-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: packageRoot.appendingPathComponent("rules"), to: folder)
+        let org = folder.appendingPathComponent("org.yaml")
+        var text = try String(contentsOf: org, encoding: .utf8)
+        text = text.replacingOccurrences(of: "  never_save_body: false", with: "  never_save_body: true")
+        let subject = "    Task:\n      Subject: message.subject\n"
+        #expect(text.contains(subject))
+        text = text.replacingOccurrences(of: subject, with: "    Task:\n      Subject: 'message.subject + \" | \" + message.body'\n")
+        try text.write(to: org, atomically: true, encoding: .utf8)
+        guard case .success(let pack) = try Linter.load(folder.path) else { Issue.record("the pack does not load"); return }
+        let engine = Engine(pack: pack, directory: InMemoryDirectory(records: try sampleRecords()))
+        let (decision, _, _) = try engine.decide(try sampleMessage("01-customer-question.eml"), context: ProcessContext(mailbox: "ann@contoso.com"))
+        let fields = Dictionary(uniqueKeysWithValues: (decision.record?.fields ?? []).map { ($0.name, $0.value) })
+        #expect(fields["Subject"] == .string("Quote for 20 licences | "))
+        #expect(fields["Description"] == nil || fields["Description"] == .absent)
+    }
+}
+
+/// Salesforce counts a field's length in UTF-16 units; the cut keeps whole characters, and
+/// cuts a character alone too long between its scalars.
+@Suite struct FieldLengthTests {
+    @Test func textIsCutToItsLimitInUTF16Units() {
+        let party = "Party! " + String(repeating: "\u{1F389}", count: 130)
+        let cut = SalesforceField.truncated(party, toUTF16: 255)
+        #expect(cut == "Party! " + String(repeating: "\u{1F389}", count: 124))
+        #expect(SalesforceField.truncated("short", toUTF16: 255) == nil)
+        let marks = "a" + String(repeating: "\u{301}", count: 5000)
+        #expect(SalesforceField.truncated(marks, toUTF16: 10)?.unicodeScalars.count == 10)
+        let family = String(repeating: "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", count: 40) // 8 units each
+        #expect(SalesforceField.truncated(family, toUTF16: 255)?.utf16.count == 248)
     }
 }

@@ -82,6 +82,19 @@ public final class FactObject: Sendable, Equatable {
         return values
     }
 
+    private init(type: ObjectType, fields: [Value]) {
+        self.type = type
+        self.fields = fields
+    }
+
+    /// The same object with the fields named given new values (names the type lacks are
+    /// ignored): a decision that must not save the body maps a message whose body is empty.
+    public func replacing(_ values: [String: Value]) -> FactObject {
+        var fields = self.fields
+        for (name, value) in values { if let index = type.index(of: name) { fields[index] = value } }
+        return FactObject(type: type, fields: fields)
+    }
+
     /// Every field at its type's empty value.
     public init(defaultsOf type: ObjectType) {
         self.type = type

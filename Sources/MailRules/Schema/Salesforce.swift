@@ -44,7 +44,8 @@ public struct SalesforceField: Sendable {
     public let name: String
     /// Bool fields take a bool expression; every other field a string expression.
     public let isBool: Bool
-    /// Maximum length in characters, or nil when the field has none that matters here.
+    /// Maximum length in Salesforce's characters (UTF-16 code units: an emoji counts two), or
+    /// nil when the field has none that matters here.
     public let maxLength: Int?
 
     init(_ name: String, bool: Bool = false, max: Int? = nil) {
@@ -71,6 +72,32 @@ public struct SalesforceField: Sendable {
     /// carriage return; U+FFFE and U+FFFF), which Salesforce's text fields cannot hold either
     /// (its SOAP API, reports and exports are XML), and the number removed. A NUL from a
     /// message's Subject saved as it was also made an export that cannot be imported again.
+    /// `text` cut to `limit` UTF-16 code units, as Salesforce counts a field's length (it refused
+    /// a Subject of 130 emoji cut to 255 Swift characters: 267 units), at the last whole
+    /// character that fits; a character longer than the limit alone (a letter with thousands
+    /// of combining marks) is cut between its scalars. Nil when it fits.
+    public static func truncated(_ text: String, toUTF16 limit: Int) -> String? {
+        guard text.utf16.count > limit else { return nil }
+        var units = 0
+        var end = text.startIndex
+        for character in text {
+            let size = character.utf16.count
+            if units + size > limit { break }
+            units += size
+            end = text.index(after: end)
+        }
+        guard end == text.startIndex else { return String(text[..<end]) }
+        // Not even the first character fits whole: as many of its scalars as do.
+        var result = ""
+        for scalar in text.unicodeScalars {
+            let size = scalar.utf16.count
+            if units + size > limit { break }
+            units += size
+            result.unicodeScalars.append(scalar)
+        }
+        return result
+    }
+
     public static func storable(_ text: String) -> (text: String, removed: Int) {
         func allowed(_ scalar: Unicode.Scalar) -> Bool {
             scalar.value >= 0x20 ? scalar.value != 0xFFFE && scalar.value != 0xFFFF : scalar == "\t" || scalar == "\n" || scalar == "\r"

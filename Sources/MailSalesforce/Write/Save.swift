@@ -187,7 +187,7 @@ extension SalesforceBackend {
         var body: [String: JSON] = [:]
         for (field, value) in fields where !value.isEmpty {
             let limit = SalesforceSchema.personFieldLimits[field] ?? 255
-            body[field] = .string(String(value.prefix(limit)))
+            body[field] = .string(SalesforceField.truncated(value, toUTF16: limit) ?? value)
         }
         return body
     }
