@@ -492,6 +492,14 @@ public struct FactsBuilder {
         return nil
     }
 
+    /// A list's or a bulk sender's message (`message.bulk`): a pack may leave it unsaved, or
+    /// create no record for its sender.
+    static func isBulk(_ message: Message) -> Bool {
+        if message.headers["list-id"] != nil || message.headers["list-unsubscribe"] != nil { return true }
+        let precedence = message.headers["precedence"]?.trimmingSpaces().lowercased()
+        return precedence == "bulk" || precedence == "list" || precedence == "junk"
+    }
+
     /// An EmailMessage that came in (`Incoming` true, as the API or an export writes it).
     static func isIncoming(_ email: CRMRecord) -> Bool { email.flag("Incoming") }
 
@@ -580,6 +588,7 @@ public struct FactsBuilder {
             "service_kind": .string(message.service.kind.rawValue),
             "service_signal": optional(message.service.signal),
             "auto_reply": .bool(message.autoReply != nil),
+            "bulk": .bool(Self.isBulk(message)),
             "attachment_count": .int(message.attachments.count),
             "size": .int(message.size),
             "in_reply_to": .list(message.inReplyTo.map(Value.string)),

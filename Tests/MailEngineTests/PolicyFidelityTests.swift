@@ -273,3 +273,21 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(SalesforceField.truncated(family, toUTF16: 255)?.utf16.count == 248)
     }
 }
+
+/// `message.bulk`: a list's or a bulk sender's message, for a pack to leave unsaved or to
+/// create no record for (the shipped pack has no rule on it: an org's choice).
+@Suite struct BulkFactTests {
+    @Test func listAndPrecedenceHeadersMakeBulkMail() throws {
+        func bulk(_ headers: String) throws -> Value? {
+            let facts = try engine().facts(try message("From: news@fabrikam.com\nTo: ann@contoso.com\nSubject: News\n\(headers)\n\nHi."),
+                                           context: ProcessContext(mailbox: "ann@contoso.com"))
+            guard case .object(let message)? = facts.object["message"] else { return nil }
+            return message["bulk"]
+        }
+        #expect(try bulk("List-Id: <news.fabrikam.com>") == .bool(true))
+        #expect(try bulk("List-Unsubscribe: <mailto:unsubscribe@fabrikam.com>") == .bool(true))
+        #expect(try bulk("Precedence: Bulk") == .bool(true))
+        #expect(try bulk("Precedence: first-class") == .bool(false))
+        #expect(try bulk("X-Mailer: Outlook") == .bool(false))
+    }
+}

@@ -23,6 +23,7 @@ public enum FactsSchema {
         FactField("service_kind", serviceKind, "Service email kind: none, delivery_failure, read_receipt, calendar_response, abuse_report."),
         FactField("service_signal", .optional(.string), "What decided the service kind."),
         FactField("auto_reply", .bool, "An automatic reply (out-of-office, RFC 3834)."),
+        FactField("bulk", .bool, "Mailing-list or bulk mail: a List-Id or List-Unsubscribe header (RFC 2919, 2369), or Precedence bulk, list or junk."),
         FactField("attachment_count", .int, "Number of attachments."),
         FactField("size", .int, "Size of the raw message in bytes."),
         FactField("in_reply_to", .list(.string), "In-Reply-To ids."),
