@@ -163,6 +163,8 @@ public struct SettingSpec: Sendable {
         SettingSpec("org_blocklist", .listName([.addressesAndDomains, .addresses, .domains]), "The org blocklist: addresses and domains."),
         SettingSpec("free_mail_domains", .listName([.domains]), "Free-mail domains: never matched to Accounts by domain."),
         SettingSpec("blocklist_free_mail", .bool(false), "Treat every free-mail domain as blocklisted."),
+        SettingSpec("no_record_local_parts", .listName([.strings]),
+                    "A strings list: local parts (before the @, without a +tag) of machine addresses no Lead or Contact is created for (`noreply`, `postmaster`...)."),
         SettingSpec("users_may_remove_org_entries", .bool(false), "Users may remove org blocklist entries (never internal domains)."),
         SettingSpec("auto_save_mode", .choice(autoSaveModes, "general"), "general, forced, smart, useful or flexible."),
         SettingSpec("require_people_record", .bool(false),
