@@ -219,14 +219,13 @@ public struct Engine {
         if case .string(let category)? = settings["category"], !category.isEmpty { decision.category = category }
         if outcome.createRecords && context.trigger == "auto" {
             // A Contact under the Account its domain matches (never for free mail), else a Lead.
-            let owner = CompiledList.normalize(context.mailbox, kind: .addresses)
             let machines = pack.list(setting: "no_record_local_parts")
             for participant in facts.participants where !participant.blocked && participant.contact == nil
                 && participant.lead == nil && participant.user == nil {
                 // Never a record for the mailbox owner (a mailbox outside the corporate domains
                 // is not internal), nor for an address Salesforce would refuse or cut: a cut
                 // Email made a new duplicate Lead with every message.
-                if CompiledList.normalize(participant.address.normalized, kind: .addresses) == owner { continue }
+                if participant.owner { continue }
                 let local = participant.address.local.split(separator: "+", maxSplits: 1).first.map(String.init) ?? participant.address.local
                 if let machines, machines.contains(local) {
                     observations.append("No record is created for \(participant.address.normalized): a machine's address (no_record_local_parts)")

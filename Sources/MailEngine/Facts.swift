@@ -237,7 +237,6 @@ public struct FactsBuilder {
 
     /// Participants, each address once, with the first role it appears in, and the blocklist
     /// layer that blocks each.
-
     func participants(_ message: Message, mailbox: String) -> [ParticipantFacts] {
         let corporate = pack.list(setting: "corporate_domains")
         let freeMail = pack.list(setting: "free_mail_domains")
@@ -337,14 +336,11 @@ public struct FactsBuilder {
         // record is blocklisted.
         var anchorEmail: String?
         var anchorWho: String?
-        for id in (message.inReplyTo + message.references.reversed()) {
-            guard let found = answers.emailMessage(messageIdentifier: id), !Self.isIncoming(found.record) else { continue }
-            anchorEmail = found.record.id
-            let people = Set(found.relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
-            if people.count == 1, let who = people.first {
+        if let anchor = threadAnchor(message) {
+            anchorEmail = anchor.email.id
+            if let who = anchor.who {
                 if let record = knownRecord(who), blocked(record, mailbox: mailbox, depth: 0) != nil {} else { anchorWho = who }
             }
-            break
         }
 
         // What the body and signature name: record links, addresses, phones, the website, the
@@ -460,7 +456,6 @@ public struct FactsBuilder {
         }
     }
 
-    /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
     /// The records a block decision on the thread's links needs that the answers lack: the
     /// Account and Contact of the Case the thread names, and the one Contact or Lead of the
     /// Magic Anchor. A backend may not bring them with the Case or the EmailMessage; without
@@ -471,13 +466,20 @@ public struct FactsBuilder {
         if let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
             ids += ["AccountId", "ContactId"].compactMap { found[$0] }
         }
-        for id in (message.inReplyTo + message.references.reversed()) {
-            guard let found = answers.emailMessage(messageIdentifier: id), !Self.isIncoming(found.record) else { continue }
-            let people = Set(found.relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
-            if people.count == 1, let who = people.first { ids.append(who) }
-            break
-        }
+        if let who = threadAnchor(message)?.who { ids.append(who) }
         return ids.filter { knownRecord($0) == nil }
+    }
+
+    /// The Magic Anchor the answers hold: the nearest EmailMessage the message replies to that
+    /// did not come in (an email sent from Salesforce, not one saved on its way in), and its
+    /// one Contact or Lead when it has exactly one.
+    func threadAnchor(_ message: Message) -> (email: CRMRecord, who: String?)? {
+        for id in (message.inReplyTo + message.references.reversed()) {
+            guard let found = answers.emailMessage(messageIdentifier: id), !found.record.flag("Incoming") else { continue }
+            let people = Set(found.relations.filter { ["Contact", "Lead"].contains(SalesforceID.object(of: $0) ?? "") })
+            return (found.record, people.count == 1 ? people.first : nil)
+        }
+        return nil
     }
 
     /// A record the answers hold under any question: named by id, or found as a participant's
@@ -500,9 +502,7 @@ public struct FactsBuilder {
         return precedence == "bulk" || precedence == "list" || precedence == "junk"
     }
 
-    /// An EmailMessage that came in (`Incoming` true, as the API or an export writes it).
-    static func isIncoming(_ email: CRMRecord) -> Bool { email.flag("Incoming") }
-
+    /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
     func blocked(_ record: CRMRecord, mailbox: String, depth: Int) -> (String, String, String)? {
         switch record.object {
         case "Contact", "Lead", "User":

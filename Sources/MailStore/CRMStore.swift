@@ -287,11 +287,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// A folder every user may write, without the sticky bit (which /tmp has), lets anyone
     /// replace the store between its checks and SQLite's open.
     static func checkFolder(of path: String) throws {
-        let folder = PathNames.folder(of: path)
+        let folder = PathNames.openableFolder(of: path)
         var info = stat()
-        guard stat(folder.isEmpty ? "." : folder, &info) == 0 else { return }
+        guard stat(folder, &info) == 0 else { return }
         if info.st_mode & 0o002 != 0 && info.st_mode & S_ISVTX == 0 {
-            throw StoreError(.failed, message: "\(path): its folder \(folder.isEmpty ? "." : folder) lets every user replace the store "
+            throw StoreError(.failed, message: "\(path): its folder \(folder) lets every user replace the store "
                              + "(mode \(String(info.st_mode & 0o7777, radix: 8)), no sticky bit); refused: keep the store in a folder of its owner's")
         }
     }
@@ -487,16 +487,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     static let growthErrors: [ResultCode] = [.SQLITE_IOERR_WRITE, .SQLITE_IOERR_FSYNC, .SQLITE_IOERR_TRUNCATE, .SQLITE_IOERR_SHMSIZE,
                                                 .SQLITE_IOERR_SHMOPEN, .SQLITE_IOERR_SHMMAP, .SQLITE_IOERR_DIR_FSYNC, .SQLITE_IOERR_SEEK]
 
-    static func folderIsWritable(_ path: String) -> Bool {
-        let folder = PathNames.folder(of: path)
-        return access(folder.isEmpty ? "." : folder, W_OK) == 0
-    }
+    static func folderIsWritable(_ path: String) -> Bool { access(PathNames.openableFolder(of: path), W_OK) == 0 }
 
     /// Bytes an unprivileged user may still write on the file system of `path`'s folder.
     static func freeBytes(_ path: String) -> Int? {
         var info = statvfs()
-        let folder = PathNames.folder(of: path)
-        guard statvfs(folder.isEmpty ? "." : folder, &info) == 0 else { return nil }
+        guard statvfs(PathNames.openableFolder(of: path), &info) == 0 else { return nil }
         // No inode left (where the file system counts them; btrfs reports none at all).
         if info.f_files > 0 && info.f_favail == 0 { return 0 }
         let (bytes, overflow) = Int(clamping: info.f_bavail).multipliedReportingOverflow(by: Int(clamping: info.f_frsize))

@@ -24,5 +24,7 @@ import Testing
     func splitsAsDirnameAndBasename(_ path: String, _ folder: String, _ name: String) {
         #expect(PathNames.folder(of: path) == folder, "folder of \(path.debugDescription)")
         #expect(PathNames.name(of: path) == name, "name of \(path.debugDescription)")
+        // The folder to open: the current one for a bare name.
+        #expect(PathNames.openableFolder(of: path) == (folder.isEmpty ? "." : folder), "openable folder of \(path.debugDescription)")
     }
 }

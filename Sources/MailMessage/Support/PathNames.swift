@@ -13,6 +13,13 @@ public enum PathNames {
         return end == 0 ? "/" : String(decoding: bytes[..<end], as: UTF8.self)
     }
 
+    /// The folder to stat or open for the file at `path`: its `folder(of:)`, or "." for a bare
+    /// name (in the current folder).
+    public static func openableFolder(of path: String) -> String {
+        let folder = folder(of: path)
+        return folder.isEmpty ? "." : folder
+    }
+
     /// The last name in the path ("b" for "a/b" and "a/b/"; "/" for "/"; "" for "").
     public static func name(of path: String) -> String {
         var bytes = Array(path.utf8)

@@ -68,10 +68,6 @@ public struct SalesforceField: Sendable {
         SalesforceField("ThreadIdentifier", max: 255), SalesforceField("Incoming", bool: true), SalesforceField("Status", max: 40),
     ]
 
-    /// `text` without the characters XML 1.0 cannot hold (C0 controls but tab, line feed and
-    /// carriage return; U+FFFE and U+FFFF), which Salesforce's text fields cannot hold either
-    /// (its SOAP API, reports and exports are XML), and the number removed. A NUL from a
-    /// message's Subject saved as it was also made an export that cannot be imported again.
     /// `text` cut to `limit` UTF-16 code units, as Salesforce counts a field's length (it refused
     /// a Subject of 130 emoji cut to 255 Swift characters: 267 units), at the last whole
     /// character that fits; a character longer than the limit alone (a letter with thousands
@@ -98,6 +94,10 @@ public struct SalesforceField: Sendable {
         return result
     }
 
+    /// `text` without the characters XML 1.0 cannot hold (C0 controls but tab, line feed and
+    /// carriage return; U+FFFE and U+FFFF), which Salesforce's text fields cannot hold either
+    /// (its SOAP API, reports and exports are XML), and the number removed. A NUL from a
+    /// message's Subject saved as it was also made an export that cannot be imported again.
     public static func storable(_ text: String) -> (text: String, removed: Int) {
         func allowed(_ scalar: Unicode.Scalar) -> Bool {
             scalar.value >= 0x20 ? scalar.value != 0xFFFE && scalar.value != 0xFFFF : scalar == "\t" || scalar == "\n" || scalar == "\r"

@@ -14,6 +14,12 @@ public struct SalesforceAPIError: Sendable, Equatable {
         self.fields = fields
     }
 
+    /// The errors of a composite answer's refused subrequests (status 300 or more), in order:
+    /// what `SalesforceConnection.call` inspects in an answer that succeeded as a whole.
+    public static func subrequestErrors(_ composite: JSON) -> [SalesforceAPIError] {
+        (composite["compositeResponse"]?.array ?? []).flatMap { sub in sub.httpStatus >= 300 ? parse(sub["body"]) : [] }
+    }
+
     /// The errors a body holds, in order; empty when it holds none.
     public static func parse(_ body: JSON?) -> [SalesforceAPIError] {
         guard let body else { return [] }

@@ -69,11 +69,8 @@ struct CompositeQueryRunner {
                 subrequests.append(.object(["method": .string("GET"), "url": .string(url), "referenceId": .string("r\(index)")]))
             }
             let body = JSON.object(["allOrNone": .bool(false), "compositeRequest": .array(subrequests)])
-            let response = try connection.call("POST", path: base + "/composite", body: body, kind: callKind, write: false) { json in
-                (json["compositeResponse"]?.array ?? []).flatMap { sub -> [SalesforceAPIError] in
-                    sub.httpStatus >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
-                }
-            }
+            let response = try connection.call("POST", path: base + "/composite", body: body, kind: callKind, write: false,
+                                               inspect: SalesforceAPIError.subrequestErrors)
             guard let results = response["compositeResponse"]?.array, results.count == batch.count + riding.count else {
                 throw connection.failure(.retryable, "Salesforce answered the look-ups with \(response["compositeResponse"]?.array?.count ?? 0) results for \(batch.count + riding.count) requests")
             }

@@ -70,11 +70,8 @@ extension SalesforceBackend {
         while true {
             attempt += 1
             do {
-                let response = try connection.call("POST", path: connection.dataPath + "/composite", body: body, kind: "edit", write: true) { json in
-                    (json["compositeResponse"]?.array ?? []).flatMap { sub in
-                        sub.httpStatus >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
-                    }
-                }
+                let response = try connection.call("POST", path: connection.dataPath + "/composite", body: body, kind: "edit", write: true,
+                                                     inspect: SalesforceAPIError.subrequestErrors)
                 let request = SaveRequest(body: body, references: [("old", "EmailMessage", nil), ("activity", "EmailMessage", nil)])
                 return try savedResult(response, request: request, key: key, taskField: nil).id
             } catch let failure as CallFailure {

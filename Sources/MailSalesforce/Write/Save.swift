@@ -35,11 +35,8 @@ extension SalesforceBackend {
             attempt += 1
             let response: JSON
             do {
-                response = try connection.call("POST", path: connection.dataPath + "/composite", body: request.body, kind: "save", write: true) { json in
-                    (json["compositeResponse"]?.array ?? []).flatMap { sub in
-                        sub.httpStatus >= 300 ? SalesforceAPIError.parse(sub["body"]) : []
-                    }
-                }
+                response = try connection.call("POST", path: connection.dataPath + "/composite", body: request.body, kind: "save", write: true,
+                                                inspect: SalesforceAPIError.subrequestErrors)
             } catch {
                 guard error.outcomeUnknown else { throw error.error }
                 // The org may hold the record: look before sending again (never two records).

@@ -84,8 +84,7 @@ final class LineOutput {
     static func mayFollow(link path: String, owner: uid_t) -> Bool {
         if owner == geteuid() { return true }
         var folder = stat()
-        let parent = PathNames.folder(of: path)
-        guard stat(parent.isEmpty ? "." : parent, &folder) == 0 else { return false }
+        guard stat(PathNames.openableFolder(of: path), &folder) == 0 else { return false }
         return folder.st_mode & S_ISVTX == 0 || folder.st_uid == owner
     }
 
