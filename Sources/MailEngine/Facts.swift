@@ -540,17 +540,28 @@ public struct FactsBuilder {
         return Ranking.accounts(answers.accounts(websiteDomain: domain), domain: domain).first?.id
     }
 
+    /// A Salesforce date ("2026-03-14", or a date-time's first ten characters) as midnight
+    /// UTC, by the proleptic Gregorian calendar's arithmetic: no Calendar, whose first use
+    /// loads ICU's calendar and time-zone data (a per-message run paid it for two dates).
+    /// Nil unless year 1-9999, month 1-12 and day 1-31 (a day past the month's end rolls
+    /// into the next month, as Calendar's lenient reading did).
     static func day(_ text: String?) -> Date? {
         guard let text, text.count >= 10 else { return nil }
         let parts = text.prefix(10).split(separator: "-").compactMap { Int($0) }
-        guard parts.count == 3 else { return nil }
-        var components = DateComponents()
-        components.year = parts[0]
-        components.month = parts[1]
-        components.day = parts[2]
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
-        return calendar.date(from: components)
+        guard parts.count == 3, (1...9999).contains(parts[0]), (1...12).contains(parts[1]), (1...31).contains(parts[2])
+        else { return nil }
+        return Date(timeIntervalSince1970: Double(daysSinceEpoch(year: parts[0], month: parts[1], day: parts[2])) * 86_400)
+    }
+
+    /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
+    /// days_from_civil): the year starts in March, so the leap day ends it.
+    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+        let marchYear = month <= 2 ? year - 1 : year
+        let era = (marchYear >= 0 ? marchYear : marchYear - 399) / 400
+        let yearOfEra = marchYear - era * 400
+        let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 
     /// Closed in the last 365 days, or open and closing within the next 180.
