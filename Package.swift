@@ -15,7 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        // SHA-256 for the compiled-pack cache (and, with the Salesforce backend, RS256).
+        // SHA-256 for the compiled-pack cache and over-long Message-IDs (and, with the
+        // Salesforce backend, RS256).
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
@@ -26,7 +27,7 @@ let package = Package(
         // compiled program; evaluator; diagnostics; the linter. No I/O but reading files.
         .target(name: "MailRules", dependencies: ["MailMessage", .product(name: "Yams", package: "Yams")]),
         // Facts from a message, its context and CRM look-ups; runs the pack; builds the Decision.
-        .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules"]),
+        .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules", .product(name: "Crypto", package: "swift-crypto")]),
         // The embedded CRM and the save-once ledger: SQLite through GRDB.
         .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift")]),
         // libcurl's easy API: the Salesforce backend's HTTP client. Its headers only (from

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import MailMessage
 import MailRules
@@ -240,7 +241,12 @@ public enum MessageIDKey {
         return "no-message-id:" + String(hash.value, radix: 16)
     }
 
-    public static func normalize(_ id: String) -> String {
+    /// The key of a Message-ID: without its angle brackets, its domain part in lower case
+    /// (`base`), then without control characters and short enough for the Salesforce fields
+    /// that hold it (`finish`).
+    public static func normalize(_ id: String) -> String { finish(base(id)) }
+
+    static func base(_ id: String) -> String {
         var text = id.trimmingHorizontalSpace()
         if text.hasPrefix("<") { text.removeFirst() }
         if text.hasSuffix(">") { text.removeLast() }
@@ -255,5 +261,43 @@ public enum MessageIDKey {
         }
         guard let at = text.lastIndex(of: "@") else { return text }
         return String(text[..<at]) + "@" + text[text.index(after: at)...].lowercased()
+    }
+
+    /// The longest key kept as it is, in UTF-16 units: Salesforce's `MessageIdentifier`,
+    /// `ThreadIdentifier` and the Task's Message-ID field hold 255, angle brackets included.
+    public static let longestKept = 253
+
+    /// A key without control characters (no Message-ID has them; an encoded word can put
+    /// them there) and, when longer than `longestKept`, shortened to the start of its local
+    /// part (letters, digits, `.`, `-`, `_`; at most 100) and the SHA-256 of the whole key:
+    /// `start.<64 hex digits>@long-id.mailsave.invalid`. Such an id is legal (RFC 5322 sets
+    /// no length) and was saved as it was, which Salesforce refuses; the same id always
+    /// gives the same key, and two ids one key only if their digests collide. Stores of
+    /// format 4 and older are upgraded with it (their keys were `base` alone).
+    public static func finish(_ key: String) -> String {
+        func control(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7F }
+        var text = key
+        if text.unicodeScalars.contains(where: control) {
+            text = String(String.UnicodeScalarView(text.unicodeScalars.filter { !control($0) }))
+        }
+        guard text.utf16.count > longestKept else { return text }
+        let start = text.unicodeScalars.prefix { $0 != "@" }.filter {
+            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "-" || $0 == "_"
+        }.prefix(100)
+        let digest = SHA256.hash(data: Array(text.utf8))
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(64)
+        for byte in digest { hex.append(digits[Int(byte >> 4)]); hex.append(digits[Int(byte & 0x0F)]) }
+        return String(String.UnicodeScalarView(start)) + "." + String(decoding: hex, as: UTF8.self) + "@long-id.mailsave.invalid"
+    }
+
+    /// A Message-ID as a Salesforce field (`MessageIdentifier`, `ThreadIdentifier`, the
+    /// Task's Message-ID field) holds it: the id itself when it fits and has no control
+    /// character, else its key in angle brackets. Either way `normalize` of the field's value
+    /// is the id's key, which the save-once check and the Magic Anchor compare.
+    public static func fieldValue(_ id: String) -> String {
+        if id.utf16.count <= longestKept + 2, !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return id }
+        return "<" + normalize(id) + ">"
     }
 }

@@ -367,12 +367,12 @@ public struct Engine {
             set("WhoId", who.first.map(Value.string) ?? .absent)
             set("WhatId", what.map(Value.string) ?? .absent)
             if let id = message.messageID, !fields.contains(where: { $0.name == SalesforceSchema.taskMessageIdentifierField }) {
-                set(SalesforceSchema.taskMessageIdentifierField, .string(id))
+                set(SalesforceSchema.taskMessageIdentifierField, .string(MessageIDKey.fieldValue(id)))
             }
         } else {
             set("RelatedToId", what.map(Value.string) ?? .absent)
-            if let id = message.messageID { set("MessageIdentifier", .string(id)) }
-            if let reply = message.inReplyTo.first ?? message.references.last { set("ThreadIdentifier", .string(reply)) }
+            if let id = message.messageID { set("MessageIdentifier", .string(MessageIDKey.fieldValue(id))) }
+            if let reply = message.inReplyTo.first ?? message.references.last { set("ThreadIdentifier", .string(MessageIDKey.fieldValue(reply))) }
             if let date = message.date { set("MessageDate", .string(date.iso8601)) }
         }
         return (saveAs, fields)

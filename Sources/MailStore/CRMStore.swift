@@ -65,8 +65,10 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// one string with 0x1E/0x1F separators, no application_id); 2 stores them as JSON; 3 adds
     /// the retry outbox (`outbox`); 4 indexes each Contact's email domains with its Account
     /// (`domain_account` rows of `lookup`: the Account by the Contacts of a domain is an index
-    /// seek). Older stores are upgraded in place when opened (`migrate`).
-    public static let formatVersion = 4
+    /// seek); 5 keys over-long Message-IDs and those with control characters as
+    /// `MessageIDKey.finish` does (Salesforce's fields hold 255 characters). Older stores are
+    /// upgraded in place when opened (`migrate`).
+    public static let formatVersion = 5
     /// Stores up to this size get `PRAGMA quick_check` at every open: it reads every page, 3 to
     /// 8 ms a MiB here (2 MiB: 2-8 ms; a 349 MiB store of 1,000,000 Contacts: 1.8-2.8 s).
     public static let quickCheckLimit: Int64 = 2 << 20
@@ -322,7 +324,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// The store's format version: 0 for an empty database (to be created), 1 for a store of
-    /// mailsave 0.2, 2 for a store without the outbox, `formatVersion` for a current one.
+    /// mailsave 0.2, 2 for a store without the outbox, 3 and 4 for older stores of the current
+    /// tables, `formatVersion` for a current one.
     /// Anything else throws.
     static func identify(_ db: Database, path: String) throws -> Int {
         let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
@@ -330,10 +333,10 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
         if application == applicationID {
             if version > formatVersion { throw newerError(path, version: version) }
-            // Format 2 is upgraded in place (the outbox is added), format 3 too (its Contacts
-            // are indexed by domain); anything else must match.
+            // Format 2 is upgraded in place (the outbox is added), formats 3 (its Contacts are
+            // indexed by domain) and 4 (its Message-ID keys finished) too; anything else must match.
             if version == 2 && tables == format2Tables { return 2 }
-            if version == 3 && tables == currentTables { return 3 }
+            if (version == 3 || version == 4) && tables == currentTables { return version }
             guard version == formatVersion, tables == currentTables else {
                 throw StoreError(.damaged, message: "\(path): the store's tables do not match its format \(version) (\(tables.sorted().joined(separator: ", ")))")
             }
@@ -380,17 +383,41 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     static func migrate(_ db: Database, from version: Int) throws {
         switch version {
         case 1:
-            // Format 1 rebuilds every table in the current shape: nothing is left to add.
+            // Format 1 rebuilds every table in the current shape, its keys as they were.
             try migrateFormat1(db)
         case 2:
             try db.execute(sql: outboxSchema)
             try indexContactDomains(db)
-            try db.execute(sql: "PRAGMA user_version = \(formatVersion)")
         case 3:
             try indexContactDomains(db)
-            try db.execute(sql: "PRAGMA user_version = \(formatVersion)")
+        case 4:
+            break
         default:
             throw StoreError(.failed, message: "no upgrade from store format \(version)")
+        }
+        try finishMessageIDKeys(db)
+        try db.execute(sql: "PRAGMA user_version = \(formatVersion)")
+    }
+
+    /// Formats 1 to 4 to 5: every key made from a Message-ID (the ledger's, the outbox's, the
+    /// remote ledger's, and the `message_identifier` look-ups) as `MessageIDKey.finish` makes
+    /// it now. Only a key over 253 bytes or with a byte outside printable ASCII can change;
+    /// SQL picks those (and more), Swift decides. Where the new key is already there (two
+    /// ids that differ only by control characters), the row already there stays.
+    static func finishMessageIDKeys(_ db: Database) throws {
+        let tables: [(table: String, column: String, filter: String)] = [
+            ("ledger", "message_key", ""), ("outbox", "message_key", ""), ("remote_ledger", "message_key", ""),
+            ("lookup", "key", "kind = 'message_identifier' AND "),
+        ]
+        for (table, column, filter) in tables {
+            let condition = filter + "(length(CAST(\(column) AS BLOB)) > 253 OR \(column) GLOB '*[^ -~]*' OR instr(hex(\(column)), '00') > 0)"
+            let keys = try String.fetchSet(db, sql: "SELECT DISTINCT \(column) FROM \(table) WHERE \(condition)")
+            for old in keys {
+                let new = MessageIDKey.finish(old)
+                guard new != old else { continue }
+                try db.execute(sql: "UPDATE OR IGNORE \(table) SET \(column) = ? WHERE \(filter)\(column) = ?", arguments: [new, old])
+                try db.execute(sql: "DELETE FROM \(table) WHERE \(filter)\(column) = ?", arguments: [old])
+            }
         }
     }
 

@@ -80,7 +80,7 @@ extension CRMStore: ActivityWriter {
         }
         if record.object == "Task" {
             fields["WhoId"] = who.first ?? ""
-            if fields[SalesforceSchema.taskMessageIdentifierField]?.isEmpty ?? true, let id = message.messageID { fields[SalesforceSchema.taskMessageIdentifierField] = id }
+            if fields[SalesforceSchema.taskMessageIdentifierField]?.isEmpty ?? true, let id = message.messageID { fields[SalesforceSchema.taskMessageIdentifierField] = MessageIDKey.fieldValue(id) }
         }
         let id = try nextID(object: record.object, db)
         try insert(CRMRecord(object: record.object, id: id, fields: fields), db)

@@ -66,8 +66,8 @@ extension Process {
                     let bytes = try readInput(file, limit: ParseLimits().maxMessageBytes)
                     messages.append(ThreadMessage(name: file, folder: folder(index), message: try MessageDecider.parse(bytes, name: file),
                                                   bytes: bytes, index: index))
-                } catch let failure as CommandFailure {
-                    failed(failure)
+                } catch {
+                    failed(error)
                 }
             }
         }

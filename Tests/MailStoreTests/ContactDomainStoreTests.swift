@@ -100,7 +100,7 @@ import ShippedFixtures
         try store.database.close()
         let reader = try CRMStore(path: path, access: .readOnly)
         for (domain, answer) in Self.expected { #expect(try reader.account(contactDomain: domain) == answer, "\(domain)") }
-        #expect(try reader.database.read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == 4)
+        #expect(try reader.database.read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == CRMStore.formatVersion)
         let writer = try CRMStore(path: path)
         #expect(try writer.account(contactDomain: "shared.example") == .several)
     }

@@ -144,7 +144,7 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
     @Test func aNewStoreIsStamped() throws {
         let store = try temporaryStore()
         #expect(try text(store, "PRAGMA application_id") == String(0x4D53_6176))
-        #expect(try text(store, "PRAGMA user_version") == "4")
+        #expect(try text(store, "PRAGMA user_version") == "5")
     }
 
     /// Opening `path` fails with `kind` and leaves the file as it was (and, unless SQLite had to

@@ -272,7 +272,7 @@ import Glibc
                                                "--store", store, "--mailbox", "ann@contoso.com",
                                                Binary.packageRoot.appendingPathComponent(Self.message).path], cache: cache)
         #expect(result.status == 3, "\(result.stderr)")
-        #expect(result.stderr.contains(store + ": the store has format 3 and must be upgraded once to format 4"), "\(result.stderr)")
+        #expect(result.stderr.contains(store + ": the store has format 3 and must be upgraded once to format 5"), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: store)) == before)
         #expect(try FileManager.default.contentsOfDirectory(atPath: readOnly.path) == ["crm.sqlite"])

@@ -82,7 +82,7 @@ public enum FactsSchema {
     public static let ledger = ObjectType("Ledger", "The save-once ledger.", [
         FactField("saved", .bool, "The message is already saved org-wide and its record still exists."),
         FactField("record", .optional(.string), "The saved record's id."),
-        FactField("key", .string, "The save-once key: the normalised Message-ID, or `no-message-id:<hash>` of sender, date, subject and body for a message without one."),
+        FactField("key", .string, "The save-once key: the normalised Message-ID (over 253 characters: the start of its local part and its SHA-256, `start.<hex>@long-id.mailsave.invalid`, as Salesforce's 255-character fields hold it), or `no-message-id:<hash>` of sender, date, subject and body for a message without one."),
     ])
 
     public static let selection = ObjectType("Selection", "What the user chose in the Save dialog (ForceSync).", [

@@ -123,7 +123,7 @@ struct LookupQueries {
 
     /// A Message-ID as Salesforce may store it: with and without angle brackets.
     static func messageIdentifierLiterals(_ key: String) -> [String] {
-        guard !key.isEmpty, key.count <= 250 else { return [] }
+        guard !key.isEmpty, key.utf16.count <= MessageIDKey.longestKept else { return [] }
         return ["<" + key + ">", key].compactMap(SOQL.literal)
     }
 

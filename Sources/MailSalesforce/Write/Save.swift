@@ -134,11 +134,11 @@ extension SalesforceBackend {
         if record.object == "Task" {
             let standard = SalesforceSchema.taskMessageIdentifierField
             let messageID = fields.removeValue(forKey: standard)?.string
-            if let taskField { fields[taskField] = .string(messageID ?? message.messageID ?? key) }
+            if let taskField { fields[taskField] = .string(messageID ?? message.messageID.map(MessageIDKey.fieldValue) ?? key) }
             if fields["TaskSubtype"] == nil { fields["TaskSubtype"] = .string("Email") }
             if fields["OwnerId"] == nil, let owner { fields["OwnerId"] = .string(owner) }
         } else {
-            if fields["MessageIdentifier"] == nil { fields["MessageIdentifier"] = .string(message.messageID ?? key) }
+            if fields["MessageIdentifier"] == nil { fields["MessageIdentifier"] = .string(message.messageID.map(MessageIDKey.fieldValue) ?? key) }
             // Each linked person by where their address stands in the message.
             var lists: [String: [JSON]] = ["ToIds": [], "CcIds": [], "BccIds": []]
             var senders: [(id: String, address: String)] = []
