@@ -1,6 +1,11 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+/// write(2): CRMStore has a `write` of its own.
+private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+import Darwin
+private let systemWrite = Darwin.write
 #endif
 import GRDB
 import MailEngine
@@ -488,14 +493,18 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         switch database.resultCode {
         case .SQLITE_FULL:
             return StoreError(.temporary, message: "\(path): \(doing): the disk is full (\(detail)); nothing was written, retry later")
-        case .SQLITE_IOERR where Self.growthErrors.contains(database.extendedResultCode) && (freeBytes(path) ?? Int.max) < Self.nearlyFull,
-             .SQLITE_CANTOPEN where Self.folderIsWritable(path) && (freeBytes(path) ?? Int.max) < Self.nearlyFull:
+        case .SQLITE_IOERR where Self.growthErrors.contains(database.extendedResultCode),
+             .SQLITE_CANTOPEN where Self.folderIsWritable(path):
             // SQLite says "disk I/O error" (or "unable to open") when the disk is too full for
-            // the WAL index or a journal, not SQLITE_FULL: a mail system must defer, not bounce.
-            // Only errors of growing a file (or creating one in a folder this user may
-            // write): a permission or a failing disk stays a failure.
-            return StoreError(.temporary, message: "\(path): \(doing): the disk is nearly full (\(detail); \(freeBytes(path) ?? 0) bytes free); "
-                              + "nothing was written, retry later")
+            // the WAL index or a journal, and when this user's quota is used up (EDQUOT), not
+            // SQLITE_FULL: a mail system must defer, not bounce. Only errors of growing a
+            // file (or creating one in a folder this user may write): a permission or a
+            // failing disk stays a failure.
+            if let room = freeBytes(path), room < Self.nearlyFull {
+                return StoreError(.temporary, message: "\(path): \(doing): the disk or this user's quota is nearly full (\(detail); \(room) bytes free); "
+                                  + "nothing was written, retry later")
+            }
+            return StoreError(.failed, message: "\(path): \(doing): \(detail)")
         case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_PROTOCOL:
             return StoreError(.temporary, message: "\(path): \(doing): the store is locked by another process (\(detail)); nothing was written, retry later")
         case .SQLITE_READONLY:
@@ -516,14 +525,41 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     static func folderIsWritable(_ path: String) -> Bool { access(PathNames.openableFolder(of: path), W_OK) == 0 }
 
-    /// Bytes an unprivileged user may still write on the file system of `path`'s folder.
+    /// Bytes this user may still write in `path`'s folder: what the file system has free for
+    /// an unprivileged user, or, when that is plenty, what a trial write there could write
+    /// (`writableBytes`), since statvfs cannot see a disk quota.
     static func freeBytes(_ path: String) -> Int? {
         var info = statvfs()
         guard statvfs(PathNames.openableFolder(of: path), &info) == 0 else { return nil }
         // No inode left (where the file system counts them; btrfs reports none at all).
         if info.f_files > 0 && info.f_favail == 0 { return 0 }
         let (bytes, overflow) = Int(clamping: info.f_bavail).multipliedReportingOverflow(by: Int(clamping: info.f_frsize))
-        return overflow ? Int.max : bytes
+        let free = overflow ? Int.max : bytes
+        guard free >= nearlyFull else { return free }
+        if let written = writableBytes(path, limit: nearlyFull), written < nearlyFull { return written }
+        return free
+    }
+
+    /// How many of `limit` bytes this user can write in `path`'s folder now: written to a new
+    /// file there, removed at once (unlinked before the first byte), stopping at the first
+    /// ENOSPC or EDQUOT. Nil when no file can be made there or another error stops it. Only
+    /// asked after a store failed to grow, so the megabyte it may write costs nothing else.
+    static func writableBytes(_ path: String, limit: Int) -> Int? {
+        var template = Array((PathNames.openableFolder(of: path) + "/.mailsave-space-XXXXXX").utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        let chunk = [UInt8](repeating: 0, count: 64 << 10)
+        var written = 0
+        while written < limit {
+            let count = chunk.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, min($0.count, limit - written)) }
+            if count > 0 { written += count; continue }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 && (errno == ENOSPC || errno == EDQUOT) { return written }
+            return count == 0 ? written : nil
+        }
+        return written
     }
 
     /// Runs `body`, turning any error into a `StoreError` naming the store (refusals and

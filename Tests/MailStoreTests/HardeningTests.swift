@@ -255,7 +255,7 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
             let error = DatabaseError(resultCode: code, message: "disk I/O error")
             let nearlyFull = CRMStore.classify(error, path: NSTemporaryDirectory() + "/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 8_192 })
             #expect(nearlyFull.kind == .temporary)
-            #expect(nearlyFull.message == NSTemporaryDirectory() + "/crm.sqlite: cannot open the store: the disk is nearly full (disk I/O error; 8192 bytes free); "
+            #expect(nearlyFull.message == NSTemporaryDirectory() + "/crm.sqlite: cannot open the store: the disk or this user's quota is nearly full (disk I/O error; 8192 bytes free); "
                     + "nothing was written, retry later")
             let roomy = CRMStore.classify(error, path: "/var/mail/crm.sqlite", doing: "cannot open the store", freeBytes: { _ in 50 << 20 })
             #expect(roomy.kind == .failed)

@@ -382,4 +382,77 @@ import Glibc
         #expect(errors.first == "mailsave: \(store): cannot import: the disk is full (database or disk is full); nothing was written, retry later")
         #expect(errors.last == "mailsave: \(store): cannot save: the disk is full (database or disk is full); nothing was written, retry later")
     }
+
+    // MARK: Disk quota
+
+    /// A stand-in for a user's disk quota, preloaded into the binary: every write, pwrite and
+    /// fallocate to a file under $QUOTA_TEST_DIR fails with EDQUOT, as the kernel fails them
+    /// for a user past a quota (file systems with quotas cannot be mounted here). statvfs
+    /// still reports the file system's free space, as it does under a real quota.
+    static let quotaShim = """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <errno.h>
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <unistd.h>
+        static int over_quota(int fd) {
+            const char *dir = getenv("QUOTA_TEST_DIR");
+            char link[64], target[4096];
+            if (dir == NULL) return 0;
+            snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+            ssize_t length = readlink(link, target, sizeof target - 1);
+            if (length < 0) return 0;
+            target[length] = 0;
+            return strncmp(target, dir, strlen(dir)) == 0;
+        }
+        #define REAL(name) static __typeof__(name) *real; if (real == NULL) real = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+        ssize_t write(int fd, const void *buffer, size_t count) { REAL(write); if (over_quota(fd)) { errno = EDQUOT; return -1; } return real(fd, buffer, count); }
+        ssize_t pwrite(int fd, const void *buffer, size_t count, off_t offset) { REAL(pwrite); if (over_quota(fd)) { errno = EDQUOT; return -1; } return real(fd, buffer, count, offset); }
+        ssize_t pwrite64(int fd, const void *buffer, size_t count, off64_t offset) { REAL(pwrite64); if (over_quota(fd)) { errno = EDQUOT; return -1; } return real(fd, buffer, count, offset); }
+        int fallocate(int fd, int mode, off_t offset, off_t length) { REAL(fallocate); if (over_quota(fd)) { errno = EDQUOT; return -1; } return real(fd, mode, offset, length); }
+        int posix_fallocate(int fd, off_t offset, off_t length) { REAL(posix_fallocate); if (over_quota(fd)) return EDQUOT; return real(fd, offset, length); }
+        """
+
+    /// A C compiler for the shim: the Swift toolchain's clang, else cc. The test needs one;
+    /// it fails (saying so) rather than pass without it.
+    static func compiler() -> String? {
+        let swiftBin = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent().path
+        let candidates = ["/opt/swift/usr/bin/clang", swiftBin + "/clang", "/usr/bin/clang", "/usr/bin/cc", "/usr/bin/gcc"]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Past a quota (EDQUOT) SQLite says "disk I/O error", and statvfs shows a roomy disk:
+    /// mailsave writes a trial file there, finds the quota, and exits 75 (defer, as for a
+    /// full disk) with nothing written; with room again the same save goes through once.
+    @Test func aUserPastADiskQuotaExits75AndWritesNothing() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let compiler = try #require(Self.compiler(), "no C compiler (clang or cc) to build the quota shim")
+        let source = folder.appendingPathComponent("quota.c"), shim = folder.appendingPathComponent("quota.so").path
+        try Self.quotaShim.write(to: source, atomically: true, encoding: .utf8)
+        let built = try Self.run(["-shared", "-fPIC", "-o", shim, source.path], executable: compiler)
+        try #require(built.status == 0, "\(built.stderr)")
+        let disk = folder.appendingPathComponent("home")
+        try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+        let store = try Self.sampleStore(in: disk)
+        let quota = ["LD_PRELOAD": shim, "QUOTA_TEST_DIR": disk.path]
+        let tasks = try Self.run(["crm", "export", "--store", store, "--object", "Task"]).stdout
+        let refused = try Self.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", Self.message], environment: quota)
+        #expect(refused.status == 75, "\(refused.stderr)")
+        #expect(refused.stderr.hasPrefix("mailsave: \(store): "), "\(refused.stderr)")
+        #expect(refused.stderr.contains("the disk or this user's quota is nearly full"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("nothing was written, retry later"), "\(refused.stderr)")
+        #expect(refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+        #expect(try Self.run(["crm", "export", "--store", store, "--object", "Task"]).stdout == tasks)
+        // The trial file is gone; the folder holds the store and its SQLite files only.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path).allSatisfy { $0.hasPrefix("crm.sqlite") })
+        let saved = try Self.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", Self.message])
+        #expect(saved.status == 0, "\(saved.stderr)")
+        let after = try Self.run(["crm", "export", "--store", store, "--object", "Task"]).stdout
+        #expect(tasks.components(separatedBy: "<CAB1234567@mail.fabrikam.com>").count == 1)
+        #expect(after.components(separatedBy: "<CAB1234567@mail.fabrikam.com>").count == 2)
+    }
 }
