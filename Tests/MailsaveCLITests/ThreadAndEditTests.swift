@@ -107,6 +107,13 @@ import Testing
         #expect(missing.stderr.hasPrefix("mailsave: no saved EmailMessage has the Message-ID"))
         #expect(try edit(["--set", "Subject=x"], as: "0055e00000Zzz01").status == 8)
         #expect(try edit(["--set", "Subject=x"], as: "0055e00000Dan01").status == 7)
+        // A value the org cannot hold: refused before anything is touched (usage, exit 2).
+        let long = try edit(["--set", "Subject=" + String(repeating: "😀", count: 1_501)])
+        #expect(long.status == 2)
+        #expect(long.stderr.contains("--set Subject: 3002 characters; EmailMessage.Subject holds 3000"), "\(long.stderr)")
+        let control = try edit(["--set", "TextBody=a\u{1}b"])
+        #expect(control.status == 2)
+        #expect(control.stderr.contains("--set TextBody: the value holds a control character"), "\(control.stderr)")
         let field = try edit(["--set", "FromAddress=x@y.example"])
         #expect(field.status == 9)
         #expect(field.stderr.contains("field 'FromAddress' cannot be edited"))

@@ -263,7 +263,7 @@ struct Edit: ParsableCommand {
     @Option(name: .customLong("as"), help: "The User id doing the edit (with --salesforce: whose blocklist applies to the links).")
     var user: String
 
-    @Option(name: .customLong("set"), help: "FIELD=VALUE for Subject, TextBody or HtmlBody; repeatable.")
+    @Option(name: .customLong("set"), help: "FIELD=VALUE for Subject, TextBody or HtmlBody; repeatable. A value longer than the field or holding a control character is refused (exit 2).")
     var sets: [String] = []
 
     @Option(name: .customLong("link"), help: "who=ID (repeatable: the new Who list) or what=ID.")
@@ -277,6 +277,19 @@ struct Edit: ParsableCommand {
 
     func validate() throws {
         for item in sets + links where !item.contains("=") { throw ValidationError("'\(item)' is not NAME=VALUE") }
+        // A value the org cannot hold is refused here, whole, not cut or cleaned: an edit is
+        // what the user typed (the org refused it after the record was deleted for the edit).
+        for item in sets {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]), value = String(parts[1])
+            guard let field = SalesforceField.fields(for: "EmailMessage")?.first(where: { $0.name == name }) else { continue }
+            if let limit = field.maxLength, value.utf16.count > limit {
+                throw ValidationError("--set \(name): \(value.utf16.count) characters; EmailMessage.\(name) holds \(limit) (UTF-16 units, as Salesforce counts)")
+            }
+            if SalesforceField.storable(value).removed > 0 {
+                throw ValidationError("--set \(name): the value holds a control character, which Salesforce's text fields cannot hold (tab, line feed and carriage return can be)")
+            }
+        }
         for link in links where !(link.hasPrefix("who=") || link.hasPrefix("what=")) {
             throw ValidationError("--link takes who=ID or what=ID, not '\(link)'")
         }
