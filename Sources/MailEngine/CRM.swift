@@ -200,10 +200,12 @@ public enum CRMDirectoryKeys {
     /// `https://www.Fabrikam.com/about` -> `fabrikam.com`.
     public static func domain(ofWebsite website: String) -> String? {
         var text = website.trimmingHorizontalSpace().lowercased()
-        if let scheme = text.range(of: "://") { text = String(text[scheme.upperBound...]) }
+        // The standard library's search, not Foundation's range(of:) (NSString's, which
+        // costs a per-message run its first use).
+        if let scheme = text.firstRange(of: "://") { text = String(text[scheme.upperBound...]) }
         text = String(text.prefix { $0 != "/" && $0 != "?" && $0 != "#" && $0 != ":" })
         if text.hasPrefix("www.") { text.removeFirst(4) }
-        return text.contains(".") ? IDNA.normalize(text) : nil
+        return text.utf8.contains(UInt8(ascii: ".")) ? IDNA.normalize(text) : nil
     }
 
     static let legalForms: Set<String> = ["inc", "incorporated", "ltd", "limited", "llc", "llp", "plc", "corp", "corporation", "co", "company",
@@ -241,15 +243,27 @@ public enum MessageIDKey {
         return "no-message-id:" + String(hash.value, radix: 16)
     }
 
-    /// The key of a Message-ID: without its angle brackets, its domain part in lower case
-    /// (`base`), then without control characters and short enough for the Salesforce fields
-    /// that hold it (`finish`).
-    public static func normalize(_ id: String) -> String { finish(base(id)) }
+    /// The key of a Message-ID: without control characters (no Message-ID has them; the
+    /// parser keeps a header's raw bytes, NUL and DEL included), without the space and angle
+    /// brackets around it, its domain part in lower case, and short enough for Salesforce's
+    /// fields (`shortened`). A key's key is itself, so a key may be normalised again anywhere
+    /// (before, `<<a@b>` and an id in spaces gave keys whose keys differed).
+    public static func normalize(_ id: String) -> String { shortened(base(withoutControls(id))) }
 
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7F }
+
+    static func withoutControls(_ id: String) -> String {
+        guard id.unicodeScalars.contains(where: isControl) else { return id }
+        return String(String.UnicodeScalarView(id.unicodeScalars.filter { !isControl($0) }))
+    }
+
+    /// Without the space and brackets around it, the domain part (after the last "@") in
+    /// lower case.
     static func base(_ id: String) -> String {
-        var text = id.trimmingHorizontalSpace()
-        if text.hasPrefix("<") { text.removeFirst() }
-        if text.hasSuffix(">") { text.removeLast() }
+        var scalars = Substring(id).unicodeScalars
+        while let first = scalars.first, first == "<" || String.isHorizontalSpace(first) { scalars.removeFirst() }
+        while let last = scalars.last, last == ">" || String.isHorizontalSpace(last) { scalars.removeLast() }
+        let text = String(scalars)
         // By Characters, as ever: ledgers hold keys made this way (an "@" with a combining
         // mark is not a separator). An ASCII id has no combining mark: its bytes say the same,
         // at a tenth of the cost.
@@ -267,24 +281,17 @@ public enum MessageIDKey {
     /// `ThreadIdentifier` and the Task's Message-ID field hold 255, angle brackets included.
     public static let longestKept = 253
 
-    /// A key without control characters (no Message-ID has them; an encoded word can put
-    /// them there) and, when longer than `longestKept`, shortened to the start of its local
-    /// part (letters, digits, `.`, `-`, `_`; at most 100) and the SHA-256 of the whole key:
+    /// A key longer than `longestKept`, shortened to the start of its local part (letters,
+    /// digits, `.`, `-`, `_`; at most 100) and the SHA-256 of the whole key:
     /// `start.<64 hex digits>@long-id.mailsave.invalid`. Such an id is legal (RFC 5322 sets
     /// no length) and was saved as it was, which Salesforce refuses; the same id always
-    /// gives the same key, and two ids one key only if their digests collide. Stores of
-    /// format 4 and older are upgraded with it (their keys were `base` alone).
-    public static func finish(_ key: String) -> String {
-        func control(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7F }
-        var text = key
-        if text.unicodeScalars.contains(where: control) {
-            text = String(String.UnicodeScalarView(text.unicodeScalars.filter { !control($0) }))
-        }
-        guard text.utf16.count > longestKept else { return text }
-        let start = text.unicodeScalars.prefix { $0 != "@" }.filter {
+    /// gives the same key, and two ids one key only if their digests collide.
+    static func shortened(_ key: String) -> String {
+        guard key.utf16.count > longestKept else { return key }
+        let start = key.unicodeScalars.prefix { $0 != "@" }.filter {
             ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "-" || $0 == "_"
         }.prefix(100)
-        let digest = SHA256.hash(data: Array(text.utf8))
+        let digest = SHA256.hash(data: Array(key.utf8))
         let digits = Array("0123456789abcdef".utf8)
         var hex: [UInt8] = []
         hex.reserveCapacity(64)
@@ -292,12 +299,9 @@ public enum MessageIDKey {
         return String(String.UnicodeScalarView(start)) + "." + String(decoding: hex, as: UTF8.self) + "@long-id.mailsave.invalid"
     }
 
-    /// A Message-ID as a Salesforce field (`MessageIdentifier`, `ThreadIdentifier`, the
-    /// Task's Message-ID field) holds it: the id itself when it fits and has no control
-    /// character, else its key in angle brackets. Either way `normalize` of the field's value
-    /// is the id's key, which the save-once check and the Magic Anchor compare.
-    public static func fieldValue(_ id: String) -> String {
-        if id.utf16.count <= longestKept + 2, !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return id }
-        return "<" + normalize(id) + ">"
-    }
+    /// A Message-ID as mailsave writes it into a Salesforce field (`MessageIdentifier`,
+    /// `ThreadIdentifier`, the Task's Message-ID field): its key in angle brackets. It fits
+    /// (at most 255 UTF-16 units), `normalize` reads it back to the key, and two ids of one
+    /// key are one value, which a Unique field then refuses twice.
+    public static func fieldValue(_ id: String) -> String { "<" + normalize(id) + ">" }
 }

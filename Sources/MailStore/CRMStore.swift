@@ -70,8 +70,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// one string with 0x1E/0x1F separators, no application_id); 2 stores them as JSON; 3 adds
     /// the retry outbox (`outbox`); 4 indexes each Contact's email domains with its Account
     /// (`domain_account` rows of `lookup`: the Account by the Contacts of a domain is an index
-    /// seek); 5 keys over-long Message-IDs and those with control characters as
-    /// `MessageIDKey.finish` does (Salesforce's fields hold 255 characters). Older stores are
+    /// seek); 5 keys Message-IDs as `MessageIDKey.normalize` does now (over-long ids
+    /// shortened for Salesforce's 255-character fields, no control characters). Older stores are
     /// upgraded in place when opened (`migrate`).
     public static let formatVersion = 5
     /// Stores up to this size get `PRAGMA quick_check` at every open: it reads every page, 3 to
@@ -405,21 +405,25 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// Formats 1 to 4 to 5: every key made from a Message-ID (the ledger's, the outbox's, the
-    /// remote ledger's, and the `message_identifier` look-ups) as `MessageIDKey.finish` makes
-    /// it now. Only a key over 253 bytes or with a byte outside printable ASCII can change;
-    /// SQL picks those (and more), Swift decides. Where the new key is already there (two
-    /// ids that differ only by control characters), the row already there stays.
+    /// remote ledger's, and the `message_identifier` look-ups) as `MessageIDKey.normalize`
+    /// makes it now (a key of format 4 normalised again is the key made now). Only a key over
+    /// 253 bytes, with a byte outside printable ASCII, or with space or a bracket at an end
+    /// can change; SQL picks those (and more), Swift decides. Keys are read and written as
+    /// SQLite holds them (byte for byte: a Swift Set would take NFC and NFD spellings for one
+    /// key). Where the new key is already there (two ids that differ only by control
+    /// characters), the row already there stays. A key with a NUL was stored cut at the NUL
+    /// (SQLite text binding) and cannot be made again; no real Message-ID holds one.
     static func finishMessageIDKeys(_ db: Database) throws {
         let tables: [(table: String, column: String, filter: String)] = [
             ("ledger", "message_key", ""), ("outbox", "message_key", ""), ("remote_ledger", "message_key", ""),
             ("lookup", "key", "kind = 'message_identifier' AND "),
         ]
         for (table, column, filter) in tables {
-            let condition = filter + "(length(CAST(\(column) AS BLOB)) > 253 OR \(column) GLOB '*[^ -~]*' OR instr(hex(\(column)), '00') > 0)"
-            let keys = try String.fetchSet(db, sql: "SELECT DISTINCT \(column) FROM \(table) WHERE \(condition)")
+            let condition = filter + "(length(CAST(\(column) AS BLOB)) > 253 OR \(column) GLOB '*[^ -~]*' OR \(column) GLOB '[< ]*' OR \(column) GLOB '*[> ]')"
+            let keys = try String.fetchAll(db, sql: "SELECT DISTINCT \(column) FROM \(table) WHERE \(condition)")
             for old in keys {
-                let new = MessageIDKey.finish(old)
-                guard new != old else { continue }
+                let new = MessageIDKey.normalize(old)
+                guard !new.utf8.elementsEqual(old.utf8) else { continue }
                 try db.execute(sql: "UPDATE OR IGNORE \(table) SET \(column) = ? WHERE \(filter)\(column) = ?", arguments: [new, old])
                 try db.execute(sql: "DELETE FROM \(table) WHERE \(filter)\(column) = ?", arguments: [old])
             }

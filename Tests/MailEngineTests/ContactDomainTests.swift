@@ -120,3 +120,16 @@ import ShippedFixtures
         #expect(decision.toCreate.first?.accountID == "0015e00000Tsp01")
     }
 }
+
+/// Account websites to the domain their Contacts' addresses are compared with.
+@Suite struct WebsiteDomainTests {
+    @Test func aWebsiteIsItsHostWithoutWww() {
+        #expect(CRMDirectoryKeys.domain(ofWebsite: "https://www.Fabrikam.com/about") == "fabrikam.com")
+        #expect(CRMDirectoryKeys.domain(ofWebsite: " HTTP://shop.Example.org:8080?x=1 ") == "shop.example.org")
+        #expect(CRMDirectoryKeys.domain(ofWebsite: "fabrikam.com#top") == "fabrikam.com")
+        #expect(CRMDirectoryKeys.domain(ofWebsite: "ftp://files.northwind.example/pub") == "files.northwind.example")
+        #expect(CRMDirectoryKeys.domain(ofWebsite: "www.bücher.de") == "xn--bcher-kva.de")
+        #expect(CRMDirectoryKeys.domain(ofWebsite: "fabrikam") == nil)
+        #expect(CRMDirectoryKeys.domain(ofWebsite: "https://") == nil)
+    }
+}

@@ -62,4 +62,22 @@ import Testing
         #expect(second.status == 0, "\(second.stderr)")
         #expect(try Self.saved(second)["created"] as? Bool == false)
     }
+
+    /// One key, one value: a Message-ID whose domain differs only in case is the same message,
+    /// and the org's Unique, case-sensitive Task field refuses it a second time (the fields
+    /// held the ids as written, so the org took both).
+    @Test func theOrgsUniqueFieldHoldsTheKeyNotTheSpelling() throws {
+        let (server, folder) = try SalesforceCommandTests.serverWithSampleOrg()
+        let sample = try String(contentsOf: Binary.packageRoot.appendingPathComponent("examples/messages/01-customer-question.eml"), encoding: .utf8)
+        var results: [Binary.Result] = []
+        for (index, id) in ["<Dup1@Mail.Fabrikam.com>", "<Dup1@mail.fabrikam.com>"].enumerated() {
+            let file = folder + "/dup-\(index).eml"
+            try sample.replacingOccurrences(of: "<CAB1234567@mail.fabrikam.com>", with: id).write(toFile: file, atomically: true, encoding: .utf8)
+            // A ledger each: only the org can tell that the second is the first.
+            results.append(try SalesforceCommandTests.run(server, ["process", "--mailbox", "ann@contoso.com", "--salesforce", "--store", folder + "/ledger-\(index).sqlite",
+                                                                   "--apply", file], extra: ["MAILSAVE_SF_TASK_MESSAGE_ID_FIELD": "Email_Message_ID__c"]))
+        }
+        #expect(results.map(\.status) == [0, 0], "\(results.map(\.stderr))")
+        #expect(try results.map { try Self.saved($0)["created"] as? Bool } == [true, false])
+    }
 }

@@ -52,7 +52,8 @@ extension StringProtocol {
         return utf8.withContiguousStorageIfAvailable(search) ?? Array(utf8).withUnsafeBufferPointer(search)
     }
 
-    private static func isHorizontalSpace(_ scalar: Unicode.Scalar) -> Bool {
+    /// A tab, a space separator (Zs) or a zero-width space: what `trimmingHorizontalSpace` trims.
+    public static func isHorizontalSpace(_ scalar: Unicode.Scalar) -> Bool {
         if scalar.value < 0x80 { return scalar == " " || scalar == "\t" }
         return scalar.value == 0x200B || scalar.properties.generalCategory == .spaceSeparator
     }

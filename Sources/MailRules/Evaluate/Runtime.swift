@@ -148,7 +148,7 @@ public final class CompiledList: Sendable {
         for entry in entries {
             switch kind {
             case .domains, .addressesAndDomains:
-                if entry.contains("@") {
+                if entry.utf8.contains(UInt8(ascii: "@")) {
                     exact.insert(entry)
                 } else if entry.hasPrefix("*.") {
                     subdomainsOnly.insert(String(entry.dropFirst(2)))
