@@ -61,9 +61,21 @@ extension CRMStore: ActivityWriter {
             WHERE kind = 'email' AND key = ? AND record.object = 'User' LIMIT 1
             """), arguments: [mailboxKey])
 
-        // The decision names created records by placeholder (new:Lead:address): the real ids replace them.
+        // The decision names created records by placeholder (new:Lead:address): the real ids
+        // replace them. The decision was made on a snapshot: a run that saved another message
+        // of the same person since (mail comes in bursts, one process per message) created
+        // that Lead or Contact, which is used, not made again.
         var created: [String: String] = [:]
+        var reused: Set<String> = []
         for target in decision.toCreate {
+            if let existing = try String.fetchOne(db.cachedStatement(sql: """
+                SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id
+                WHERE kind = 'email' AND key = ? AND record.object = ? ORDER BY lookup.id LIMIT 1
+                """), arguments: [CRMDirectoryKeys.address(target.address), target.object]) {
+                created[target.placeholder] = existing
+                reused.insert(target.placeholder)
+                continue
+            }
             let person = try newPerson(target, message: message, owner: owner, db)
             try insert(person, db)
             created[target.placeholder] = person.id
@@ -99,7 +111,7 @@ extension CRMStore: ActivityWriter {
         }
         try db.cachedStatement(sql: "UPDATE ledger SET record_id = ? WHERE message_key = ?").execute(arguments: [id, key])
         return SaveResult(id: id, created: true, createdRecords: decision.toCreate.compactMap { target in
-            created[target.placeholder].map { (target.placeholder, $0) } })
+            reused.contains(target.placeholder) ? nil : created[target.placeholder].map { (target.placeholder, $0) } })
     }
 
     /// A Contact (under the matched Account) or a Lead for an unknown address (forced and
@@ -114,9 +126,29 @@ extension CRMStore: ActivityWriter {
 
     /// A new 18-character id with the object's key prefix: numbers 1, 2, 3... per prefix, the
     /// row holding the next one. (An upsert with RETURNING is one statement but fills a
-    /// temporary table each time: slower than these two.)
+    /// temporary table each time: slower than these two.) Never an id a record holds (in its
+    /// 15- or 18-character form): records imported from an export of this or another store
+    /// hold ids of the same sequence, and the save that took one replaced that record.
+    /// After such an id the sequence moves past the highest id of the prefix, once.
     static func nextID(object: String, _ db: Database) throws -> String {
         let prefix = SalesforceID.prefix(of: object) ?? "a00"
+        let id = try takeNumber(prefix: prefix, db)
+        guard try idTaken(id, db) else { return id }
+        let lowest = prefix + "5e", highest = prefix + "5f"
+        let top = try String.fetchOne(db.cachedStatement(sql: "SELECT max(substr(id, 1, 15)) FROM record WHERE id >= ? AND id < ?"),
+                                      arguments: [lowest, highest]) ?? ""
+        let past = (SalesforceID.number(ofMade: top) ?? 0) + 1
+        try db.cachedStatement(sql: "UPDATE sequence SET next = max(next, ?) WHERE prefix = ?").execute(arguments: [past, prefix])
+        // Ids past the highest are free unless one is not of the made form; look on.
+        for _ in 0..<1_000 {
+            let next = try takeNumber(prefix: prefix, db)
+            if try !idTaken(next, db) { return next }
+        }
+        throw StoreError(.failed, message: "no free \(prefix) id after 1,000 tries: the store's records hold the ids of its own sequence")
+    }
+
+    /// The sequence's next number for `prefix`, taken.
+    static func takeNumber(prefix: String, _ db: Database) throws -> String {
         try db.cachedStatement(sql: "UPDATE sequence SET next = next + 1 WHERE prefix = ?").execute(arguments: [prefix])
         guard db.changesCount > 0 else {
             try db.cachedStatement(sql: "INSERT INTO sequence (prefix, next) VALUES (?, 2)").execute(arguments: [prefix])
@@ -126,6 +158,10 @@ extension CRMStore: ActivityWriter {
             throw StoreError(.failed, message: "the id sequence of \(prefix) has no row")
         }
         return SalesforceID.make(prefix: prefix, number: number)
+    }
+
+    static func idTaken(_ id: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM record WHERE id IN (?, ?)"), arguments: [id, String(id.prefix(15))]) == true
     }
 
     // MARK: Ledger
@@ -254,8 +290,16 @@ extension CRMStore: ActivityWriter {
                 newID = try Self.nextID(object: "EmailMessage", db)
                 try Self.insert(CRMRecord(object: "EmailMessage", id: newID, fields: fields), db)
                 for target in targets {
-                    try Self.insert(CRMRecord(object: "EmailMessageRelation", id: try Self.nextID(object: "EmailMessageRelation", db),
-                                              fields: ["EmailMessageId": newID, "RelationId": target, "RelationType": "OtherAddress"]), db)
+                    // A person linked before keeps the place of their address in the message
+                    // (FromAddress, ToAddress...); one linked now stands nowhere in it.
+                    var fields = ["EmailMessageId": newID, "RelationId": target, "RelationType": "OtherAddress"]
+                    if let before = relations.first(where: { $0["RelationId"] == target }) {
+                        fields["RelationType"] = before["RelationType"] ?? "OtherAddress"
+                        fields["RelationAddress"] = before["RelationAddress"]
+                    } else if let email = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? LIMIT 1"), arguments: [target]) {
+                        fields["RelationAddress"] = email
+                    }
+                    try Self.insert(CRMRecord(object: "EmailMessageRelation", id: try Self.nextID(object: "EmailMessageRelation", db), fields: fields), db)
                 }
                 try db.execute(sql: "UPDATE ledger SET record_id = ? WHERE record_id = ?", arguments: [newID, email.id])
                 return .commit

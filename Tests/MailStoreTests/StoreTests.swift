@@ -170,6 +170,46 @@ let storeRoot: URL = {
         #expect(try store.record(id: saved.id)?["WhoId"] == lead.id)
     }
 
+    /// Two messages of one unknown person decided at once (one process each, on the same
+    /// snapshot: both decide to create her Lead), saved one after the other: one Lead, both
+    /// activities on it, and only the first save reports it created.
+    @Test func twoDecisionsOfOneSnapshotCreateOnePerson() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let messages = try (1...2).map { number in
+            try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\(number)\r\nMessage-ID: <zed-\(number)@gmail.com>\r\n\r\nHello\r\n".utf8))
+        }
+        let decisions = try messages.map { try Engine(pack: pack, directory: store).decide($0, context: ProcessContext(mailbox: "ann@contoso.com")).0 }
+        #expect(decisions.map(\.createFor) == [["zed.newman@gmail.com"], ["zed.newman@gmail.com"]])
+        let saved = try zip(decisions, messages).map { try #require(try store.save($0, message: $1, mailbox: "ann@contoso.com")) }
+        let leads = try store.leads(email: "zed.newman@gmail.com")
+        #expect(leads.count == 1)
+        #expect(try saved.map { try store.record(id: $0.id)?["WhoId"] } == [leads.first?.id, leads.first?.id])
+        #expect(saved.map(\.createdRecords.count) == [1, 0])
+    }
+
+    /// A store holding records of its own id sequence (restored from its own export, or given
+    /// another store's records): a new save takes an id no record holds, and replaces nothing.
+    @Test func aNewRecordNeverTakesAnImportedId() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let first = SalesforceID.make(prefix: "00T", number: 1), third = SalesforceID.make(prefix: "00T", number: 3)
+        try store.add([CRMRecord(object: "Task", id: first, fields: ["Subject": "restored one"]),
+                       CRMRecord(object: "Task", id: String(third.prefix(15)), fields: ["Subject": "restored three"])])
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try Engine(pack: try shippedPack(), directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(![first, third, String(third.prefix(15))].contains(saved.id))
+        #expect(try store.record(id: first)?["Subject"] == "restored one")
+        #expect(try store.record(id: String(third.prefix(15)))?["Subject"] == "restored three")
+        #expect(try store.record(id: saved.id)?["Subject"] == "Quote for 20 licences")
+    }
+
     @Test func aFreeMailLeadNamesItsCreatedRecordAndGetsNoDomainAsCompany() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
@@ -232,5 +272,17 @@ let storeRoot: URL = {
         #expect(throws: CRMStore.EditRefusal.self) {
             try store.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", as: "0055e00000Ann01", set: ["OwnerId": "x"], who: nil, what: nil)
         }
+        // An edit of the Subject alone keeps each relation's place in the message (Carla was
+        // on Cc) and its address; a person linked anew gets her address, and no place.
+        func relations(_ id: String) throws -> [String] {
+            try store.records(object: "EmailMessageRelation").filter { $0["EmailMessageId"] == id }
+                .map { "\($0["RelationId"] ?? "") \($0["RelationType"] ?? "") \($0["RelationAddress"] ?? "")" }.sorted()
+        }
+        #expect(try relations(newID) == ["0035e00000Car01 CcAddress carla@northwind.example"])
+        let again = try store.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", as: "0055e00000Ann01", set: ["Subject": "Quote (final)"], who: nil, what: nil)
+        #expect(try relations(again) == ["0035e00000Car01 CcAddress carla@northwind.example"])
+        let linked = try store.editEmailMessage(messageID: "<CAB1234567@mail.fabrikam.com>", as: "0055e00000Ann01", set: [:],
+                                                who: ["0035e00000Car01", "0035e00000Bob01"], what: nil)
+        #expect(try relations(linked) == ["0035e00000Bob01 OtherAddress bob@fabrikam.com", "0035e00000Car01 CcAddress carla@northwind.example"])
     }
 }

@@ -159,6 +159,20 @@ public enum SalesforceID {
         return fifteen + caseSafeSuffix(fifteen)
     }
 
+    /// The number `make` made `id` from (its 15 or 18 characters), nil for an id of another
+    /// form. Capped at 62^8: far past any store's sequence, and no overflow.
+    public static func number(ofMade id: String) -> Int? {
+        let characters = Array(id.prefix(15))
+        guard characters.count == 15, String(characters[3..<5]) == "5e" else { return nil }
+        var number = 0
+        for character in characters[5..<15] {
+            guard let digit = base62.firstIndex(of: character) else { return nil }
+            number = number * 62 + digit
+            if number > 218_340_105_584_896 { return 218_340_105_584_896 }
+        }
+        return number
+    }
+
     /// Salesforce's 3-character suffix: one bit per upper-case letter in each 5-character chunk.
     public static func caseSafeSuffix(_ id: String) -> String {
         let characters = Array(id.prefix(15))
