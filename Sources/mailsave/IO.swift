@@ -109,10 +109,11 @@ enum Terminal {
 /// With `limit`, stops reading one byte past it and fails with `overLimit`'s status: an
 /// endless input (`/dev/zero`, a runaway pipe) costs the limit, never more memory.
 /// With `followLinks` false, a file that is a link is refused, in the open itself (no race).
-func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMessage, followLinks: Bool = true) throws(CommandFailure) -> [UInt8] {
+func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMessage, followLinks: Bool = true,
+               regularOnly: Bool = false) throws(CommandFailure) -> [UInt8] {
     let descriptor: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
     if descriptor < 0 && errno == ELOOP && !followLinks {
-        throw CommandFailure(status: .couldNotRun, message: "\(path): a link, not followed (a Maildir's messages are files; "
+        throw CommandFailure(status: .couldNotRun, message: "\(path): a link, not followed (a mailbox's messages are files in it; "
                              + "a link could bring in any file the run may read)")
     }
     if descriptor < 0 {
@@ -126,6 +127,9 @@ func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMe
     let type = info.st_mode & S_IFMT
     if type == S_IFDIR {
         throw CommandFailure(status: .couldNotRun, message: "\(path): is a directory, not a file")
+    }
+    if regularOnly && type != S_IFREG {
+        throw CommandFailure(status: .couldNotRun, message: "\(path): not a regular file (a FIFO, socket or device); not read")
     }
     if path != "-" {
         // Opened non-blocking so a FIFO cannot hang the open; reads block as usual.

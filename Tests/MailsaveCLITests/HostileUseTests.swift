@@ -256,7 +256,7 @@ import Testing
         close(descriptor)
         try FileManager.default.copyItem(atPath: Self.sample, toPath: folder.appendingPathComponent("ok.eml").path)
         let result = try Binary.run(Self.batch + ["--eml", folder.path])
-        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stderr.contains("the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it"), "\(result.stderr)")
         #expect(result.stdout.contains("\"messages\":2"), "\(result.stdout)")
         // A folder of that kind too (its messages cannot be listed by the decoded name), but
@@ -268,7 +268,7 @@ import Testing
         close(made)
         #expect(folderName.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o700) } } == 0)
         let again = try Binary.run(Self.batch + ["--eml", folder.path])
-        #expect(again.status == 3)
+        #expect(again.status == 4)
         #expect(again.stdout.contains("\"messages\":3"), "\(again.stdout)")
         #expect(again.stderr.contains("archiv\u{FFFD}: the file name is not UTF-8"), "\(again.stderr)")
         #expect(!again.stderr.contains("notes-"), "\(again.stderr)")
@@ -289,8 +289,9 @@ import Testing
         let other = secret.appendingPathComponent("other.eml").path
         try FileManager.default.copyItem(atPath: Self.sample, toPath: other)
         #expect(symlink(other, root.appendingPathComponent("cur/1001.b:2,S").path) == 0)
+        // One message that could not be read: exit 4, as for any unreadable message.
         let result = try Binary.run(Self.batch + ["--maildir", root.path])
-        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stderr.contains("cur/1001.b:2,S: a link, not followed"), "\(result.stderr)")
         #expect(result.stdout.contains("\"messages\":2") && result.stdout.contains("\"errors\":1"), "\(result.stdout)")
 
@@ -300,6 +301,92 @@ import Testing
         #expect(folders.status == 3)
         #expect(folders.stderr.contains("/.Stolen: the Maildir++ folder is a link; not followed"), "\(folders.stderr)")
     }
+    /// A name that is not UTF-8 is held with U+FFFD, which may be another file's real name:
+    /// that file was decided twice and this one never. Now each name is reported or read as
+    /// itself.
+    @Test func aNameThatIsNotUTF8NeverOpensAnotherFile() throws {
+        let root = try Mailboxes.temporaryFolder("maildir-fffd")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for sub in ["cur", "new"] { try FileManager.default.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true) }
+        let quote = try Data(contentsOf: URL(fileURLWithPath: Self.sample))
+        let prospect = try Data(contentsOf: Binary.packageRoot.appendingPathComponent("examples/messages/08-gmail-prospect.eml"))
+        let latin1 = Array(root.path.utf8) + Array("/cur/6.".utf8) + [0xFF, 0]
+        let descriptor = latin1.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o600) } }
+        #expect(descriptor >= 0)
+        _ = quote.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        try prospect.write(to: root.appendingPathComponent("cur/6.\u{FFFD}"))
+        let result = try Binary.run(Self.batch + ["--maildir", root.path])
+        #expect(result.status == 4, "\(result.stderr)")
+        let lines = try Mailboxes.objects(result.stdout)
+        #expect(lines.compactMap { $0["message_id"] as? String } == ["<CAGmail-998877@mail.gmail.com>"], "\(result.stdout)")
+        #expect(result.stderr.contains("the file name is not UTF-8"), "\(result.stderr)")
+    }
+
+    /// A mailbox's messages are regular files: a FIFO blocked the run for ever (Ctrl-C and
+    /// SIGTERM too), a device was read up to the message limit, and a --eml link brought in
+    /// a file from anywhere. Each is one message that could not be read (exit 4), at once.
+    @Test func fifosDevicesAndLinksInAMailboxAreReportedNotRead() throws {
+        let root = try Mailboxes.temporaryFolder("maildir-fifo")
+        let outside = try Mailboxes.temporaryFolder("eml-outside")
+        defer {
+            try? FileManager.default.removeItem(at: root)
+            try? FileManager.default.removeItem(at: outside)
+        }
+        for sub in ["cur", "new"] { try FileManager.default.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true) }
+        try FileManager.default.copyItem(atPath: Self.sample, toPath: root.appendingPathComponent("cur/1.a").path)
+        #expect(mkfifo(root.appendingPathComponent("cur/2.fifo").path, 0o600) == 0)
+        let started = Date()
+        let result = try Binary.run(Self.batch + ["--maildir", root.path])
+        #expect(Date().timeIntervalSince(started) < 30)
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("cur/2.fifo: not a regular file (a FIFO, socket or device); not read"), "\(result.stderr)")
+        #expect(result.stdout.contains("\"messages\":2") && result.stdout.contains("\"errors\":1"), "\(result.stdout)")
+
+        let eml = root.appendingPathComponent("eml")
+        try FileManager.default.createDirectory(at: eml, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.sample, toPath: outside.appendingPathComponent("private.eml").path)
+        #expect(symlink(outside.appendingPathComponent("private.eml").path, eml.appendingPathComponent("innocent.eml").path) == 0)
+        let linked = try Binary.run(Self.batch + ["--eml", eml.path])
+        #expect(linked.status == 4, "\(linked.stderr)")
+        #expect(linked.stderr.contains("innocent.eml: a link, not followed"), "\(linked.stderr)")
+        #expect(!linked.stdout.contains("CAB1234567"), "\(linked.stdout)")
+    }
+
+    /// `--out` naming the store, the mailbox or a file of the pack replaced it with the
+    /// decisions (the store and its ledger gone, exit 0): refused before anything is written.
+    /// A new output file is the user's alone; a replaced one keeps its mode.
+    @Test func outNeverReplacesTheRunsOwnFiles() throws {
+        let folder = try Mailboxes.temporaryFolder("out-own")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("crm.sqlite").path
+        for object in ["Account", "Contact", "User"] {
+            #expect(try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"]).status == 0)
+        }
+        let mbox = folder.appendingPathComponent("in.mbox").path
+        try FileManager.default.copyItem(atPath: Self.mbox, toPath: mbox)
+        let storeBefore = try Data(contentsOf: URL(fileURLWithPath: store)), mboxBefore = try Data(contentsOf: URL(fileURLWithPath: mbox))
+        let base = ["batch", "--mailbox", "ann@contoso.com", "--quiet"]
+        let overStore = try Binary.run(base + ["--store", store, "--apply", "--eml", "examples/messages", "--out", store])
+        #expect(overStore.status == 2, "\(overStore.stderr)")
+        #expect(overStore.stderr.contains("--out \(store): it is the store"), "\(overStore.stderr)")
+        #expect(symlink(mbox, folder.appendingPathComponent("link.jsonl").path) == 0)
+        let overMailbox = try Binary.run(base + ["--store", store, "--mbox", mbox, "--out", folder.appendingPathComponent("link.jsonl").path])
+        #expect(overMailbox.status == 2, "\(overMailbox.stderr)")
+        #expect(overMailbox.stderr.contains("it is the mailbox"), "\(overMailbox.stderr)")
+        let overPack = try Binary.run(base + ["--store", store, "--mbox", mbox, "--out", "rules/org.yaml"])
+        #expect(overPack.status == 2, "\(overPack.stderr)")
+        #expect(overPack.stderr.contains("it is a file of the rule pack"), "\(overPack.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: store)) == storeBefore)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: mbox)) == mboxBefore)
+        let fresh = folder.appendingPathComponent("fresh.jsonl").path
+        #expect(try Binary.run(base + ["--store", store, "--mbox", mbox, "--out", fresh]).status == 0)
+        #expect((try FileManager.default.attributesOfItem(atPath: fresh)[.posixPermissions] as? Int) == 0o600)
+        #expect(chmod(fresh, 0o640) == 0)
+        #expect(try Binary.run(base + ["--store", store, "--mbox", mbox, "--out", fresh]).status == 0)
+        #expect((try FileManager.default.attributesOfItem(atPath: fresh)[.posixPermissions] as? Int) == 0o640)
+    }
+
     /// A store path ending in "/" names a folder: refused, not created as a file named
     /// without the slash.
     @Test func aStorePathEndingInASlashIsRefused() throws {

@@ -82,6 +82,20 @@ struct Batch: ParsableCommand {
     @Argument(help: "- to read an mbox from standard input.")
     var input: [String] = []
 
+    /// The files this run reads, which `--out` must not replace.
+    func protectedFiles() -> [(path: String, what: String)] {
+        var files: [(path: String, what: String)] = []
+        if let store = options.storePath(applying: apply) {
+            files += [(store, "the store"), (store + "-wal", "the store's WAL"), (store + "-shm", "the store's WAL index")]
+        }
+        if let mbox = source.mbox { files.append((mbox, "the mailbox")) }
+        if let crm = options.crm { files += DecisionOptions.crmObjects.map { (crm + "/" + $0 + ".csv", "a CSV file of --crm") } }
+        for folder in [options.rules, options.rules + "/users"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] { files.append((folder + "/" + name, "a file of the rule pack")) }
+        }
+        return files
+    }
+
     func validate() throws {
         try options.validateSources()
         if input.contains(where: { $0 != "-" }) || input.count > 1 {
@@ -95,6 +109,7 @@ struct Batch: ParsableCommand {
     }
 
     func run() throws {
+        try LineOutput.refuseOwnFile(out, protecting: protectedFiles())
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1)
         try options.checkSelection(Engine(pack: pack, directory: directory))

@@ -22,6 +22,20 @@ final class LineOutput {
     private let destination: String?
     private var buffer: [UInt8] = []
 
+    /// Refuses `--out` naming one of the run's own files (the store, the mailbox, the CSV
+    /// folder's files, the pack's; or a link to one): it replaced the store or the mailbox
+    /// with the decisions. Called before the run opens anything.
+    static func refuseOwnFile(_ path: String?, protecting: [(path: String, what: String)]) throws(CommandFailure) {
+        var target = stat()
+        guard let path, stat(path, &target) == 0, target.st_mode & S_IFMT == S_IFREG else { return }
+        for file in protecting {
+            var other = stat()
+            if stat(file.path, &other) == 0 && other.st_dev == target.st_dev && other.st_ino == target.st_ino {
+                throw CommandFailure(status: .usage, message: "--out \(path): it is \(file.what) (\(file.path)); give another file for the decisions")
+            }
+        }
+    }
+
     init(path: String?) throws(CommandFailure) {
         self.path = path
         guard let path else {
@@ -33,6 +47,7 @@ final class LineOutput {
         func failure(_ code: Int32, _ what: String? = nil) -> CommandFailure { .writing(path, code: code, what: what) }
         if path.hasSuffix("/") { throw failure(EISDIR, "a folder; give a file name") }
         var target = path
+        var mode: mode_t = 0o600
         var info = stat()
         let isLink = lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
         if isLink && !Self.mayFollow(link: path, owner: info.st_uid) {
@@ -57,6 +72,7 @@ final class LineOutput {
                 return
             }
             close(existing)
+            mode = opened.st_mode & 0o777
             if isLink {
                 guard let real = realpath(path, nil) else { throw failure(errno) }
                 target = String(cString: real)
@@ -69,8 +85,11 @@ final class LineOutput {
         }
         let folder = PathNames.folder(of: target)
         let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(PathNames.name(of: target)).mailsave-\(getpid()).tmp"
-        descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        // The decisions hold senders, subjects and links: a new file is the user's alone
+        // (0600, as the store); a file replaced keeps its mode.
+        descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw failure(errno) }
+        if mode != 0o600 { _ = fchmod(descriptor, mode) }
         self.temporary = temporary
         destination = target
         buffer.reserveCapacity(1 << 16)

@@ -270,13 +270,15 @@ final class FileListSource: MailboxSource {
     private var bytesRead = 0
     private let sizes: [Int]
 
-    /// A Maildir's: message files that are links are reported, not read.
-    private let linksRefused: Bool
+    /// The positions of files whose name is not UTF-8: the name mailsave holds (with U+FFFD)
+    /// is not the file's, and may be another file's (one named with U+FFFD itself): reported,
+    /// never opened.
+    private let undecodable: Set<Int>
 
-    private init(name: String, files: [(path: String, folder: String)], linksRefused: Bool = false) {
+    private init(name: String, files: [(path: String, folder: String)], undecodable: Set<Int>) {
         self.name = name
         self.files = files
-        self.linksRefused = linksRefused
+        self.undecodable = undecodable
         var sizes: [Int] = []
         sizes.reserveCapacity(files.count)
         for file in files {
@@ -289,30 +291,31 @@ final class FileListSource: MailboxSource {
 
     var count: Int { files.count }
 
-    static func directoryEntries(_ path: String) throws(CommandFailure) -> [String] {
-        try typedDirectoryEntries(path).map(\.name)
+    /// A folder's entry: its name (bytes that are not UTF-8 shown as U+FFFD), whether readdir
+    /// says it is a folder, and whether the name was not UTF-8 (then the name held is not the
+    /// file's: it cannot be opened by it, and may name another file).
+    struct DirectoryEntry {
+        var name: String
+        var isFolder: Bool
+        var undecodable: Bool
     }
 
-    /// The folder's names, each with whether readdir says it is a folder (what a name that
-    /// is not UTF-8, which cannot be looked up again by its decoded name, is known by).
-    static func typedDirectoryEntries(_ path: String) throws(CommandFailure) -> [(name: String, isFolder: Bool)] {
+    static func directoryEntries(_ path: String) throws(CommandFailure) -> [DirectoryEntry] {
         guard let directory = opendir(path) else {
             throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read the folder: \(String(cString: strerror(errno)))")
         }
         defer { closedir(directory) }
-        var names: [(name: String, isFolder: Bool)] = []
+        var entries: [DirectoryEntry] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            let (name, undecodable) = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let bytes = raw.prefix { $0 != 0 }
+                let name = String(decoding: bytes, as: UTF8.self)
+                return (name, !name.utf8.elementsEqual(bytes))
             }
-            if name != "." && name != ".." { names.append((name, entry.pointee.d_type == UInt8(DT_DIR))) }
+            if name != "." && name != ".." { entries.append(DirectoryEntry(name: name, isFolder: entry.pointee.d_type == UInt8(DT_DIR), undecodable: undecodable)) }
         }
-        return names
+        return entries
     }
-
-    /// Whether a name read from a folder had bytes that are not UTF-8 (`directoryEntries`
-    /// replaces them with U+FFFD): such a file cannot be opened by the name mailsave holds.
-    static func lossyName(_ name: String) -> Bool { name.unicodeScalars.contains("\u{FFFD}") }
 
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
@@ -334,7 +337,7 @@ final class FileListSource: MailboxSource {
         }
         var folders: [(path: String, name: String)] = [(root, folder)]
         if subfolders {
-            let names = try directoryEntries(root).filter { $0.hasPrefix(".") && $0 != ".." && $0.count > 1 }.sorted()
+            let names = try directoryEntries(root).map(\.name).filter { $0.hasPrefix(".") && $0 != ".." && $0.count > 1 }.sorted()
             for name in names where isDirectory(root + "/" + name + "/cur") || isDirectory(root + "/" + name + "/new") {
                 var info = stat()
                 if lstat(root + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
@@ -345,17 +348,21 @@ final class FileListSource: MailboxSource {
             }
         }
         var files: [(path: String, folder: String)] = []
+        var undecodable: Set<Int> = []
         for (path, name) in folders {
-            var entries: [(file: String, path: String)] = []
+            var entries: [(file: String, path: String, undecodable: Bool)] = []
             for sub in ["cur", "new"] where isDirectory(path + "/" + sub) {
-                for file in try directoryEntries(path + "/" + sub) where !file.hasPrefix(".") {
-                    entries.append((file, path + "/" + sub + "/" + file))
+                for file in try directoryEntries(path + "/" + sub) where !file.name.hasPrefix(".") {
+                    entries.append((file.name, path + "/" + sub + "/" + file.name, file.undecodable))
                 }
             }
-            entries.sort { ($0.file.utf8.lexicographicallyPrecedes($1.file.utf8)) || ($0.file == $1.file && $0.path < $1.path) }
-            files += entries.map { ($0.path, name) }
+            entries.sort { ($0.file.utf8.lexicographicallyPrecedes($1.file.utf8)) || ($0.file == $1.file && ($0.path < $1.path || ($0.path == $1.path && $1.undecodable))) }
+            for entry in entries {
+                if entry.undecodable { undecodable.insert(files.count) }
+                files.append((entry.path, name))
+            }
         }
-        return FileListSource(name: root, files: files, linksRefused: true)
+        return FileListSource(name: root, files: files, undecodable: undecodable)
     }
 
     /// The folder a Maildir++ subfolder stands for: `.Sent` → `Sent`, `.INBOX.Deals` →
@@ -399,35 +406,41 @@ final class FileListSource: MailboxSource {
     /// `*.eml` under `root`, recursively, sorted by path.
     static func eml(_ root: String, folder: String) throws(CommandFailure) -> FileListSource {
         guard isDirectory(root) else { throw CommandFailure(status: .couldNotRun, message: "\(root): not a folder") }
-        var files: [String] = []
+        var files: [(path: String, undecodable: Bool)] = []
         var pending = [root]
         while let directory = pending.popLast() {
-            for (name, isFolder) in try typedDirectoryEntries(directory) where !name.hasPrefix(".") {
-                let path = directory + "/" + name
+            for entry in try directoryEntries(directory) where !entry.name.hasPrefix(".") {
+                let name = entry.name, path = directory + "/" + name
+                if entry.undecodable {
+                    // A .eml file or a folder (whose messages cannot be listed) named in bytes
+                    // that are not UTF-8: listed, so that reading it reports it (messages
+                    // skipped in silence would look processed), never opened by the name held.
+                    if name.lowercased().hasSuffix(".eml") || entry.isFolder { files.append((path, true)) }
+                    continue
+                }
                 var info = stat()
                 guard lstat(path, &info) == 0 else {
-                    // Gone since listed, or a name that is not UTF-8 (a .eml file, or a folder
-                    // whose messages cannot be listed): listed, so that reading it reports it
-                    // (messages skipped in silence would look processed).
-                    if name.lowercased().hasSuffix(".eml") || (isFolder && Self.lossyName(name)) { files.append(path) }
+                    // Gone since listed: listed, so that reading it reports it.
+                    if name.lowercased().hasSuffix(".eml") { files.append((path, false)) }
                     continue
                 }
                 let type = info.st_mode & S_IFMT
                 if type == S_IFDIR {
                     pending.append(path)
                 } else if name.lowercased().hasSuffix(".eml") {
-                    files.append(path)
+                    files.append((path, false))
                 }
             }
         }
         // By bytes, each path's bytes taken once (comparing UTF-8 views in the sort was a fiftieth
         // of a batch over 723 files, and grows with n log n).
-        let sorted = files.map { (bytes: Array($0.utf8), path: $0) }.sorted { left, right in
+        let sorted = files.map { (bytes: Array($0.path.utf8), file: $0) }.sorted { left, right in
             let common = min(left.bytes.count, right.bytes.count)
             let order = memcmp(left.bytes, right.bytes, common)
-            return order != 0 ? order < 0 : left.bytes.count < right.bytes.count
+            return order != 0 ? order < 0 : left.bytes.count != right.bytes.count ? left.bytes.count < right.bytes.count : right.file.undecodable && !left.file.undecodable
         }
-        return FileListSource(name: root, files: sorted.map { ($0.path, folder) })
+        let undecodable = Set(sorted.indices.filter { sorted[$0].file.undecodable })
+        return FileListSource(name: root, files: sorted.map { ($0.file.path, folder) }, undecodable: undecodable)
     }
 
     func next() throws(CommandFailure) -> MailboxItem? {
@@ -442,16 +455,23 @@ final class FileListSource: MailboxSource {
         return item
     }
 
+    /// The message file's bytes. A mailbox's messages are regular files in it: a link (which
+    /// could bring in any file the run may read), a FIFO (which would block the run for ever)
+    /// or a device is reported and skipped, as is a name that is not UTF-8. Each is one
+    /// message that could not be read: exit 4, the batch goes on.
     func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError> {
         guard case .file(let path) = item.locator else { return item.content }
+        if undecodable.contains(item.index) {
+            return .failure(MailboxItemError(kind: "unreadable", failure: CommandFailure(status: .badMessage, message:
+                "\(path): the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it")))
+        }
         do throws(CommandFailure) {
-            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes, followLinks: !linksRefused))
+            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes, followLinks: false, regularOnly: true))
         } catch {
+            let tooLarge = error.status == .badMessage
             var failure = error
-            if failure.status == .couldNotRun && Self.lossyName(path) {
-                failure.message = "\(path): the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it"
-            }
-            return .failure(MailboxItemError(kind: failure.status == .badMessage ? "too_large" : "unreadable", failure: failure))
+            failure.status = .badMessage
+            return .failure(MailboxItemError(kind: tooLarge ? "too_large" : "unreadable", failure: failure))
         }
     }
 }
