@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import mailsave
 
 /// `mailsave diff`: a policy preview of two packs over the sample mailbox.
 @Suite struct DiffCommandTests {
@@ -82,7 +83,7 @@ import Testing
             | message | subject | verdict | rule | save as | links | category |
             | --- | --- | --- | --- | --- | --- | --- |
             | `01-customer-question.eml` | Quote for 20 licences | save → **skip** | general-mode → outbound-only | Task → **-** | 0035e00000Bob01 0065e00000Opp01 → **-** | CRM → **-** |
-            | `04-case-thread.eml` | Re: Case 00001042: login fails [ ref:_00D5e0ABC._5005e0XY... | save → **skip** | case-thread → outbound-only | Task → **-** | 0035e00000Car01 5005e00000Cas01 → **-** | CRM → **-** |
+            | `04-case-thread.eml` | Re: Case 00001042: login fails \\[ ref:\\_00D5e0ABC.\\_5005e0XY... | save → **skip** | case-thread → outbound-only | Task → **-** | 0035e00000Car01 5005e00000Cas01 → **-** | CRM → **-** |
             | `08-gmail-prospect.eml` | Anfrage zu Lizenzen für München | save → **skip** | general-mode → outbound-only | Task → **-** | 00Q5e00000Kim01 → **-** | CRM → **-** |
             | `10-out-of-office.eml` | Automatic reply: Signed order form | save → **skip** | general-mode → outbound-only | Task → **-** | 0035e00000Bob01 0065e00000Opp01 → **-** | CRM → **-** |
             | `11-reply-to-salesforce-email.eml` | Re: Your trial licence | save → **skip** | magic-anchor → outbound-only | Task → **-** | 0035e00000Bob01 → **-** | CRM → **-** |
@@ -165,5 +166,14 @@ import Testing
                                 "--eml", "examples/messages", "--old", "rules", "--new", "rules"]).status == 3)
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("none.sqlite").path))
         #expect(try Binary.run(["diff", "--mailbox", "ann@contoso.com", "--eml", "examples/messages", "--new", "rules"]).status == 2)
+    }
+
+    /// A sender's Subject in the markdown for a pull request is text: it cannot open an HTML
+    /// comment (which hid every later change), make a link or an image, mention anyone or
+    /// end its cell.
+    @Test func aSubjectCannotInjectMarkdown() throws {
+        let cell = DiffReport.cell("<!-- hi [Approve now](https://evil.example/) ![x](y) @admins #12 | `code` </table>")
+        #expect(cell == "\\<\\!-- hi \\[Approve now\\]\\(https:\u{200B}//evil.example/\\) \\!\\[x\\]\\(y\\) @\u{200B}admins \\#\u{200B}12 \\| \\`code\\` \\</table\\>")
+        #expect(DiffReport.code("a`b|c.eml") == "a'b\\|c.eml")
     }
 }

@@ -317,13 +317,34 @@ struct DiffReport {
         ])
     }
 
-    /// A table cell: pipes and line breaks escaped, control characters shown.
+    /// A table cell of text a sender may have written (a Subject): shown as text, never read
+    /// as markup. Control characters shown; every ASCII punctuation mark Markdown or HTML
+    /// reads (`<!--` hid the rest of the comment, `[x](url)` made a link, `|` ended the
+    /// cell) escaped with a backslash; a zero-width space after `@`, `#` and `://`, so that
+    /// no one is mentioned, no issue referenced and no address made a link.
     static func cell(_ text: String) -> String {
-        visible(text).replacing("\\", with: "\\\\").replacing("|", with: "\\|").replacing("`", with: "'")
+        var output = ""
+        for character in visible(text) {
+            switch character {
+            case "\\", "`", "*", "_", "[", "]", "<", ">", "(", ")", "#", "!", "|", "~", "&":
+                output.append("\\")
+                output.append(character)
+            default:
+                output.append(character)
+            }
+            if character == "@" || character == "#" { output.append("\u{200B}") }
+        }
+        return output.replacing("://", with: ":\u{200B}//")
+    }
+
+    /// The text of a code span (a file name, a pack's name): literal there, so only its
+    /// backticks (which would end it) and pipes (which end a table cell) change.
+    static func code(_ text: String) -> String {
+        visible(text).replacing("`", with: "'").replacing("|", with: "\\|")
     }
 
     func markdown(old oldName: String, new newName: String) -> String {
-        var lines = ["### mailsave diff: \(headline)", "", "Old pack `\(Self.cell(oldName))`, new pack `\(Self.cell(newName))`.", ""]
+        var lines = ["### mailsave diff: \(headline)", "", "Old pack `\(Self.code(oldName))`, new pack `\(Self.code(newName))`.", ""]
         if !changes.isEmpty {
             lines.append("| message | subject | verdict | rule | save as | links | category |")
             lines.append("| --- | --- | --- | --- | --- | --- | --- |")
@@ -333,7 +354,7 @@ struct DiffReport {
                     change.changed.contains(field) ? "\(Self.cell(a)) → **\(Self.cell(b))**" : Self.cell(a)
                 }
                 let subject = change.subject.map { $0.count > 60 ? String($0.prefix(57)) + "..." : $0 } ?? ""
-                lines.append("| `\(Self.cell(change.position.short))` | \(Self.cell(subject)) | \(shown("verdict", old.verdict, new.verdict)) | "
+                lines.append("| `\(Self.code(change.position.short))` | \(Self.cell(subject)) | \(shown("verdict", old.verdict, new.verdict)) | "
                              + "\(old.rule == new.rule ? Self.cell(old.rule) : "\(Self.cell(old.rule)) → \(Self.cell(new.rule))") | "
                              + "\(shown("save_as", old.saveAs ?? "-", new.saveAs ?? "-")) | \(shown("links", old.links, new.links)) | "
                              + "\(shown("category", old.category ?? "-", new.category ?? "-")) |")
@@ -347,7 +368,7 @@ struct DiffReport {
         }
         if !errors.isEmpty {
             lines.append("")
-            lines.append("Not read: " + errors.map { "`\(Self.cell($0.position.short))` (\($0.error?.kind ?? ""))" }.joined(separator: ", "))
+            lines.append("Not read: " + errors.map { "`\(Self.code($0.position.short))` (\($0.error?.kind ?? ""))" }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }
