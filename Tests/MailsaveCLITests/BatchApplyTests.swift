@@ -95,6 +95,47 @@ import Glibc
         #expect(try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").count == ids.count)
     }
 
+    /// A mailbox newest first (each reply before its parent): parents are decided first, so
+    /// every line waits for the oldest message. Interrupted, the run wrote no line and said
+    /// "interrupted after 0 messages" while thousands were saved; now every save made has its
+    /// line (in input order, with gaps) and the count says so.
+    @Test func anInterruptedRunReportsEverySaveItMade() throws {
+        let folder = try Mailboxes.temporaryFolder("apply-int-newest")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try Mailboxes.store(in: folder)
+        let original = String(decoding: try Mailboxes.files(["examples/messages/01-customer-question.eml"])[0], as: UTF8.self)
+        let count = 4000
+        let messages = (0..<count).map { index in
+            let reply = index + 1 < count ? "In-Reply-To: <chain-\(index + 1)@mail.fabrikam.com>\n" : ""
+            return Data(original.replacing("Message-ID: <CAB1234567@mail.fabrikam.com>\n", with: "Message-ID: <chain-\(index)@mail.fabrikam.com>\n" + reply).utf8)
+        }
+        let mbox = folder.appendingPathComponent("newest-first.mbox").path
+        try Mailboxes.mbox(messages).write(to: URL(fileURLWithPath: mbox))
+        let before = try taskCounts((0..<count).map { "<chain-\($0)@mail.fabrikam.com>" }, store: store).reduce(0, +)
+        #expect(before == 0)
+        let process = Mailboxes.process(["batch", "--mailbox", "ann@contoso.com", "--store", store, "--mbox", mbox, "--apply", "--quiet"])
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        usleep(2_500_000)
+        kill(process.processIdentifier, SIGINT)
+        let stdout = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let saved = try taskCounts((0..<count).map { "<chain-\($0)@mail.fabrikam.com>" }, store: store)
+        #expect(saved.allSatisfy { $0 <= 1 })
+        let created = stdout.split(separator: "\n").filter { $0.contains("\"created\":true") }.count
+        #expect(created == saved.reduce(0, +), "\(stderr)")
+        #expect(created > 0, "nothing was saved in 2.5 s")
+        if process.terminationReason == .uncaughtSignal {
+            #expect(stderr.contains("interrupted after \(stdout.split(separator: "\n").count) message"), "\(stderr)")
+            // Lines in input order, though not every message has one.
+            let positions = try Mailboxes.objects(stdout).compactMap { $0["position"] as? Int }
+            #expect(positions == positions.sorted())
+        }
+    }
+
     /// A reply that comes before its parent in the mailbox: with --apply the parent is saved
     /// first (as an EmailMessage), so the reply is linked by Magic Anchor; the lines stay in
     /// input order.

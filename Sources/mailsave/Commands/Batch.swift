@@ -136,7 +136,7 @@ struct Batch: ParsableCommand {
         func stopped(_ failure: CommandFailure) -> CommandFailure {
             guard apply else { return failure }
             var stopped = failure
-            // Counted as lines leave (in input order), so a save committed ahead of its line is not.
+            // Counted as lines leave; every committed save's line leaves before a failure does.
             stopped.message += "; the run saved at least \(summary.created) message\(summary.created == 1 ? "" : "s") before it stopped"
                 + " (run the same command again to continue: nothing is saved twice)" + (out.map { "; \($0) was not written" } ?? "")
             return stopped
@@ -344,16 +344,23 @@ struct Batch: ParsableCommand {
             uncommitted.append(result)
             if session.isGroupDue { try commitGroup() }
         }
-        for index in order {
-            if Interruption.requested { break }
-            var item = items[index]
-            item.content = mailbox.reread(item)
-            let size = (try? item.content.get().count) ?? 0
-            try pipeline.submit(item, size: size, drain: drain)
+        do {
+            for index in order {
+                if Interruption.requested { break }
+                var item = items[index]
+                item.content = mailbox.reread(item)
+                let size = (try? item.content.get().count) ?? 0
+                try pipeline.submit(item, size: size, drain: drain)
+            }
+            try pipeline.finish(drain: drain)
+            try flushBatch()
+            try commitGroup()
+        } catch {
+            // Every line of a save that was made leaves before the error does.
+            try? reorder.release(emit)
+            throw error
         }
-        try pipeline.finish(drain: drain)
-        try flushBatch()
-        try commitGroup()
+        if Interruption.requested { try reorder.release(emit) }
     }
 
     /// A message and the bytes it was parsed from (what a parked save keeps).

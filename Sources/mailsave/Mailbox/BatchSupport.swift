@@ -188,6 +188,18 @@ final class ReorderBuffer {
         waiting[result.index] = result
     }
 
+    /// The run stops before every message was decided (Ctrl-C, a store error): what waits for
+    /// an earlier message that will not come leaves now, still in input order (with gaps), so
+    /// no save that was made goes unreported (thousands did when replies came before their
+    /// parents in the mailbox).
+    func release(_ emit: (RenderedResult) throws -> Void) throws {
+        for index in (Array(waiting.keys) + Array(spilled.keys)).sorted() where index >= next {
+            guard waiting[index] != nil || spilled[index] != nil else { continue }
+            next = index
+            try drain(emit)
+        }
+    }
+
     private func drain(_ emit: (RenderedResult) throws -> Void) throws {
         while true {
             if let result = waiting.removeValue(forKey: next) {
