@@ -353,6 +353,25 @@ import Testing
         #expect(!linked.stdout.contains("CAB1234567"), "\(linked.stdout)")
     }
 
+    /// `batch --apply -` keeps standard input in a temporary file (it is read twice): input
+    /// that is not an mbox was copied whole first (`cat /dev/zero` filled the disk), now it is
+    /// refused once its first MiB holds no `From ` line, and the copy goes.
+    @Test func applyFromStandardInputRefusesWhatIsNoMboxBeforeCopyingIt() throws {
+        let folder = try Mailboxes.temporaryFolder("spool-zero")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("crm.sqlite").path
+        #expect(try Binary.run(["crm", "import", "--store", store, "--object", "User", "examples/crm/User.csv"]).status == 0)
+        let spool = folder.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: spool, withIntermediateDirectories: true)
+        // Through a shell pipe: the run stops reading at 1 MiB, and a writer of the rest must
+        // not be this test (it would wait on the pipe).
+        let result = try Binary.launch("/bin/sh", ["-c", "head -c 3145728 /dev/zero | \"$0\" batch --mailbox ann@contoso.com --store \"$1\" --apply --quiet -",
+                                                   Binary.path, store], environment: ["TMPDIR": spool.path])
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("-:1: not an mbox: no 'From ' separator line in its first 1048576 bytes"), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.path).isEmpty)
+    }
+
     /// `--out` naming the store, the mailbox or a file of the pack replaced it with the
     /// decisions (the store and its ledger gone, exit 0): refused before anything is written.
     /// A new output file is the user's alone; a replaced one keeps its mode.

@@ -433,6 +433,10 @@ struct Batch: ParsableCommand {
         defer { close(descriptor) }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        // Input that is not an mbox is refused once its first MiB holds no separator, as when
+        // it is read directly: `cat /dev/zero | mailsave batch --apply -` filled the disk.
+        var preamble: MboxSplitter? = MboxSplitter(maxMessageBytes: ParseLimits().maxMessageBytes, keepBytes: false)
+        var events: [MboxSplitter.Event] = []
         while true {
             if Interruption.requested {
                 // Nothing was decided yet: the copy goes; the caller ends the run as the signal says.
@@ -443,6 +447,18 @@ struct Batch: ParsableCommand {
             if got < 0 && errno == EINTR { continue }
             if got < 0 { throw CommandFailure(status: .couldNotRun, message: "-: cannot read: \(String(cString: strerror(errno)))") }
             if got == 0 { break }
+            if var splitter = preamble {
+                chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<got]), into: &events) }
+                events.removeAll(keepingCapacity: true)
+                if splitter.hasStartedMessage {
+                    preamble = nil
+                } else if splitter.offset >= MboxSource.preambleLimit {
+                    unlink(path)
+                    throw CommandFailure(status: .badMessage, message: "-:1: not an mbox: no 'From ' separator line in its first \(MboxSource.preambleLimit) bytes")
+                } else {
+                    preamble = splitter
+                }
+            }
             var offset = 0
             while offset < got {
                 let written = chunk.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, got - offset) }
