@@ -275,6 +275,11 @@ enum Mailboxes {
         let written = try String(contentsOf: out, encoding: .utf8)
         #expect(written.split(separator: "\n").count == 12)
         #expect(!written.contains("summary"))
+        // The temporary file of a run killed with -9 (its process gone) goes with the next run.
+        let stale = folder.appendingPathComponent(".decisions.jsonl.mailsave-999999999.tmp")
+        try "half".write(to: stale, atomically: false, encoding: .utf8)
+        #expect(try Binary.run(Mailboxes.base + ["--eml", "examples/messages", "--out", out.path]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: stale.path))
         // A failed run leaves the previous file as it was, and no temporary file.
         try "previous\n".write(to: out, atomically: true, encoding: .utf8)
         let missing = try Binary.run(Mailboxes.base + ["--mbox", folder.appendingPathComponent("no-such.mbox").path, "--out", out.path])

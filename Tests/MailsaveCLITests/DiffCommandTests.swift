@@ -176,4 +176,66 @@ import Testing
         #expect(cell == "\\<\\!-- hi \\[Approve now\\]\\(https:\u{200B}//evil.example/\\) \\!\\[x\\]\\(y\\) @\u{200B}admins \\#\u{200B}12 \\| \\`code\\` \\</table\\>")
         #expect(DiffReport.code("a`b|c.eml") == "a'b\\|c.eml")
     }
+
+    /// --old-rev copies the pack's rule files only (its YAML and users/'s), through one git
+    /// process: 500 other files took one git each (24 s; 5,000 took 259 s), and a 1 GB file
+    /// in the folder was held in memory whole. A rule file over the loader's 32 MiB is refused
+    /// from git's listing, unread.
+    @Test func aRevisionsOtherFilesAreNotCopiedAndAHugeRuleFileIsRefused() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-many")
+        defer { try? FileManager.default.removeItem(at: repository) }
+        let git = try GitRepository.withShippedPack(in: repository)
+        let notes = repository.appendingPathComponent("r/notes")
+        try FileManager.default.createDirectory(at: notes, withIntermediateDirectories: true)
+        for index in 0..<500 { try "note \(index)\n".write(to: notes.appendingPathComponent("\(index).txt"), atomically: false, encoding: .utf8) }
+        try git.run(["add", "r"])
+        try git.run(["commit", "-q", "-m", "notes"])
+        let arguments = ["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com",
+                         "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", HostileUseTests.mbox]
+        let started = Date()
+        let same = try Binary.launch(Binary.path, arguments, directory: repository)
+        #expect(same.status == 0, "\(same.stderr)")
+        #expect(same.stdout.contains("0 of 12 messages change"), "\(same.stdout)")
+        #expect(Date().timeIntervalSince(started) < 20)
+        // A rule file over 32 MiB: refused by its size in the listing.
+        let big = repository.appendingPathComponent("r/big.yaml")
+        let handle = try #require(FileHandle(forWritingAtPath: { FileManager.default.createFile(atPath: big.path, contents: nil); return big.path }()))
+        try handle.truncate(atOffset: UInt64(33 << 20))
+        try handle.close()
+        try git.run(["add", "r"])
+        try git.run(["commit", "-q", "-m", "big"])
+        let huge = try Binary.launch(Binary.path, arguments, directory: repository)
+        #expect(huge.status == 5, "\(huge.stderr)")
+        #expect(huge.stderr.contains("r/big.yaml: 34603008 bytes at HEAD, over the 33554432 a rule file may have"), "\(huge.stderr)")
+    }
+
+    /// Ctrl-C during a diff of a revision ends the run by the signal, and the pack copied from
+    /// git is removed (it was left in the temporary folder).
+    @Test func anInterruptedDiffLeavesNoCopyOfThePack() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-int")
+        defer { try? FileManager.default.removeItem(at: repository) }
+        try GitRepository.withShippedPack(in: repository)
+        let original = String(decoding: try Mailboxes.files(["examples/messages/01-customer-question.eml"])[0], as: UTF8.self)
+        let mbox = repository.appendingPathComponent("big.mbox")
+        try Mailboxes.mbox((0..<6000).map { Data(original.replacing("<CAB1234567@mail.fabrikam.com>", with: "<m\($0)@fabrikam.com>").utf8) }).write(to: mbox)
+        let spool = repository.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: spool, withIntermediateDirectories: true)
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com", "--quiet",
+                             "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", mbox.path]
+        process.currentDirectoryURL = repository
+        process.environment = Binary.environment.merging(["TMPDIR": spool.path]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        usleep(1_500_000)
+        kill(process.processIdentifier, SIGINT)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")
+        #expect(stderr.contains("mailsave: interrupted after"), "\(stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.path).isEmpty)
+    }
 }

@@ -95,12 +95,16 @@ struct Diff: ParsableCommand {
     func run() throws {
         var temporary: String?
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary); TemporaryPaths.forget(temporary) } }
+        // Ctrl-C or SIGTERM ends the run by the signal, the pack copied from git removed first
+        // (dying of the signal at once left it in the temporary folder).
+        Interruption.install()
         let oldPath: String
         if let oldRevision {
             let checkout = try GitPack.checkout(revision: oldRevision, path: old ?? new)
             temporary = checkout.folder
             TemporaryPaths.remember(checkout.folder)
             oldPath = checkout.pack
+            if Interruption.requested { Interruption.reraise() }
         } else {
             oldPath = old!
         }
@@ -136,11 +140,15 @@ struct Diff: ParsableCommand {
             report.add(result)
             progress.update(messages: report.messages, bytes: result.bytesRead)
         }
-        while let item = try mailboxSource.next() {
+        while !Interruption.requested, let item = try mailboxSource.next() {
             pipeline.submit(item, size: (try? item.content.get().count) ?? 0, drain: collect)
         }
         pipeline.finish(drain: collect)
         progress.clear()
+        if Interruption.requested {
+            Terminal.err("mailsave: interrupted after \(report.messages) message\(report.messages == 1 ? "" : "s"); nothing compared is shown")
+            Interruption.reraise()
+        }
         let oldLabel = oldRevision.map { "\(old ?? new) at \($0)" } ?? oldPath
         switch format {
         case .text: Terminal.out(report.text(old: oldLabel, new: new))
@@ -433,7 +441,7 @@ enum GitPack {
             throw CommandFailure(status: .couldNotRun, message: "\(path): not inside the git repository \(root)")
         }
         let relative = String(standardized.dropFirst(resolvedRoot.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        let listing = try git(["ls-tree", "-r", "-z", "--full-tree", commit, "--", relative.isEmpty ? "." : relative], in: root)
+        let listing = try git(["ls-tree", "-r", "-z", "-l", "--full-tree", commit, "--", relative.isEmpty ? "." : relative], in: root)
         guard listing.status == 0 else {
             throw CommandFailure(status: .couldNotRun, message: "\(relative): cannot list it at \(revision): \(listing.stderr)")
         }
@@ -441,6 +449,10 @@ enum GitPack {
         guard !entries.isEmpty else {
             throw CommandFailure(status: .couldNotRun, message: "\(relative.isEmpty ? "." : relative): no such folder at revision \(revision)")
         }
+        // The pack's files only (its YAML files and users/'s, as the pack loader reads them):
+        // other files of the folder (tests, notes, anything large) are not copied.
+        let files = try packFiles(entries, relative: relative, revision: revision)
+        let blobs = try contents(of: Set(files.map(\.object)), in: root, revision: revision)
         let folder = NSTemporaryDirectory() + "/mailsave-diff-\(getpid())-\(UUID().uuidString.prefix(8))"
         let pack = folder + "/" + (relative.isEmpty ? "pack" : PathNames.name(of: relative))
         guard mkdir(folder, 0o700) == 0 else {
@@ -448,33 +460,23 @@ enum GitPack {
         }
         do {
             try Self.makeFolder(pack, for: relative, at: revision)
-            for entry in entries {
-                // "<mode> <type> <object>\t<path>"
-                guard let tab = entry.firstIndex(of: "\t") else { continue }
-                let fields = entry[..<tab].split(separator: " ")
-                let file = String(entry[entry.index(after: tab)...])
-                guard fields.count == 3, fields[1] == "blob" else { continue }
-                let inside = relative.isEmpty ? file : String(file.dropFirst(relative.count + 1))
+            for entry in files {
+                let file = entry.path
                 // Each entry is written where its path says and nowhere else: plain names only,
                 // folders made one by one (never through a link: a tree may hold a link and a
                 // folder of the same name), files and links created new, never followed.
-                let parts = inside.split(separator: "/", omittingEmptySubsequences: false)
-                guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
-                    throw CommandFailure(status: .couldNotRun, message: "\(file): not a plain path inside the pack at \(revision)")
-                }
                 var target = pack
-                for part in parts.dropLast() {
+                for part in entry.parts.dropLast() {
                     target += "/" + part
                     try Self.makeFolder(target, for: file, at: revision)
                 }
-                target += "/" + parts[parts.count - 1]
-                let blob = try git(["cat-file", "blob", String(fields[2])], in: root)
-                guard blob.status == 0 else {
-                    throw CommandFailure(status: .couldNotRun, message: "\(file): cannot read it at \(revision): \(blob.stderr)")
+                target += "/" + entry.parts[entry.parts.count - 1]
+                guard let blob = blobs[entry.object] else {
+                    throw CommandFailure(status: .couldNotRun, message: "\(file): cannot read it at \(revision): git gave no object \(entry.object)")
                 }
-                if fields[0] == "120000" {
+                if entry.isLink {
                     // A link stays a link: the pack loader refuses the ones that leave the pack.
-                    guard symlink(String(decoding: blob.stdout, as: UTF8.self), target) == 0 else {
+                    guard symlink(String(decoding: blob, as: UTF8.self), target) == 0 else {
                         throw Self.writeFailure(file, at: revision)
                     }
                 } else {
@@ -482,8 +484,8 @@ enum GitPack {
                     guard descriptor >= 0 else { throw Self.writeFailure(file, at: revision) }
                     defer { close(descriptor) }
                     var offset = 0
-                    while offset < blob.stdout.count {
-                        let written = blob.stdout.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                    while offset < blob.count {
+                        let written = blob.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
                         if written < 0 && errno == EINTR { continue }
                         guard written > 0 else { throw Self.writeFailure(file, at: revision) }
                         offset += written
@@ -498,6 +500,94 @@ enum GitPack {
             throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot write the pack at \(revision): \(error.localizedDescription)")
         }
         return (folder, pack)
+    }
+
+    /// A pack file at a revision: its path in the repository, its parts under the pack, its
+    /// blob, and whether it is a link.
+    struct PackFile {
+        var path: String
+        var parts: [Substring]
+        var object: String
+        var isLink: Bool
+    }
+
+    /// The most a revision's pack may hold, all files together: what the diff reads whole.
+    static let maxPackBytes = 256 << 20
+
+    /// The entries of `ls-tree -r -z -l` ("<mode> <type> <object> <size>\t<path>") that the
+    /// pack loader reads: `*.yaml` and `*.yml` in the pack and in its `users/`. Each within the
+    /// loader's limit of a rule file, all within `maxPackBytes`, each a plain path.
+    static func packFiles(_ entries: [String], relative: String, revision: String) throws(CommandFailure) -> [PackFile] {
+        var files: [PackFile] = []
+        var total = 0
+        for entry in entries {
+            guard let tab = entry.firstIndex(of: "\t") else { continue }
+            let fields = entry[..<tab].split(separator: " ", omittingEmptySubsequences: true)
+            let file = String(entry[entry.index(after: tab)...])
+            guard fields.count == 4, fields[1] == "blob" else { continue }
+            let inside = relative.isEmpty ? file : String(file.dropFirst(relative.count + 1))
+            let parts = inside.split(separator: "/", omittingEmptySubsequences: false)
+            guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+                throw CommandFailure(status: .couldNotRun, message: "\(file): not a plain path inside the pack at \(revision)")
+            }
+            let name = parts[parts.count - 1]
+            guard name.hasSuffix(".yaml") || name.hasSuffix(".yml"), !name.hasPrefix("."),
+                  parts.count == 1 || (parts.count == 2 && parts[0] == "users") else { continue }
+            let size = Int(fields[3]) ?? Int.max
+            if size > PackLoader.maxFileBytes {
+                throw CommandFailure(status: .badRules, message: "\(file): \(fields[3]) bytes at \(revision), over the \(PackLoader.maxFileBytes) a rule file may have")
+            }
+            total += size
+            if total > maxPackBytes {
+                throw CommandFailure(status: .badRules, message: "\(relative.isEmpty ? "." : relative): its rule files at \(revision) hold over \(maxPackBytes) bytes; not read")
+            }
+            files.append(PackFile(path: file, parts: parts, object: String(fields[2]), isLink: fields[0] == "120000"))
+        }
+        return files
+    }
+
+    /// The blobs `objects`, read by one `git cat-file --batch` (one process, not one a file:
+    /// 5,000 files took 259 s that way). The object names are written from another thread:
+    /// git answers while it reads, and a list longer than a pipe holds would wait on it.
+    static func contents(of objects: Set<String>, in root: String, revision: String) throws -> [String: Data] {
+        guard !objects.isEmpty else { return [:] }
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "cat-file", "--batch"]
+        process.currentDirectoryURL = URL(fileURLWithPath: root)
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        process.standardInput = input
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch {
+            throw CommandFailure(status: .couldNotRun, message: "cannot run git: \(error.localizedDescription)")
+        }
+        let names = Data(objects.sorted().map { $0 + "\n" }.joined().utf8)
+        let writer = Thread {
+            try? input.fileHandleForWriting.write(contentsOf: names)
+            try? input.fileHandleForWriting.close()
+        }
+        writer.start()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CommandFailure(status: .couldNotRun, message: "cannot read the pack at \(revision): git cat-file: \(errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        // "<object> blob <size>\n<content>\n" for each.
+        var blobs: [String: Data] = [:]
+        var index = data.startIndex
+        while index < data.endIndex, let newline = data[index...].firstIndex(of: 0x0A) {
+            let header = String(decoding: data[index..<newline], as: UTF8.self).split(separator: " ")
+            guard header.count == 3, header[1] == "blob", let size = Int(header[2]), size >= 0, data.distance(from: newline, to: data.endIndex) >= size + 2 else {
+                throw CommandFailure(status: .couldNotRun, message: "cannot read the pack at \(revision): git cat-file said '\(header.joined(separator: " "))'")
+            }
+            let start = data.index(after: newline)
+            let end = data.index(start, offsetBy: size)
+            blobs[String(header[0])] = Data(data[start..<end])
+            index = data.index(after: end)
+        }
+        return blobs
     }
 
     /// Makes a folder of a revision's pack; one that exists must be a real folder (an entry

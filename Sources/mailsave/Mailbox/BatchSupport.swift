@@ -84,6 +84,7 @@ final class LineOutput {
             throw failure(errno, isLink && errno == ENOENT ? "it is a link to nothing" : nil)
         }
         let folder = PathNames.folder(of: target)
+        Self.removeStaleTemporaries(of: target)
         let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(PathNames.name(of: target)).mailsave-\(getpid()).tmp"
         // The decisions hold senders, subjects and links: a new file is the user's alone
         // (0600, as the store); a file replaced keeps its mode.
@@ -96,6 +97,20 @@ final class LineOutput {
     }
 
     var isFile: Bool { path != nil }
+
+    /// The temporary files of earlier runs for the same FILE whose process is gone (killed
+    /// with -9: nothing removed them, and no run did after): this user's regular files only.
+    static func removeStaleTemporaries(of target: String) {
+        let folder = PathNames.folder(of: target), prefix = ".\(PathNames.name(of: target)).mailsave-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else { return }
+        for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
+            guard let pid = pid_t(name.dropFirst(prefix.count).dropLast(4)), pid > 0, pid != getpid() else { continue }
+            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            let path = (folder.isEmpty ? "" : folder + "/") + name
+            var info = stat()
+            if lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG && info.st_uid == geteuid() { unlink(path) }
+        }
+    }
 
     /// Whether a link may be followed, by the kernel's `fs.protected_symlinks` rule: it is
     /// ours, or its folder is not sticky (not a shared /tmp), or it belongs to the folder's
