@@ -68,9 +68,14 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
         public var reason: String
         public var description: String { "line \(line): \(reason)" }
 
+        public init(line: Int, reason: String) {
+            self.line = line
+            self.reason = reason
+        }
+
         /// A cell's value quoted in a reason: the first 60 characters of a long one (a 1 MB
         /// Id was echoed whole).
-        static func shown(_ value: String) -> String {
+        public static func shown(_ value: String) -> String {
             value.count <= 60 ? value : String(value.prefix(60)) + "… (\(value.utf8.count) bytes)"
         }
     }
@@ -91,15 +96,26 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
 
     /// The records with the line each starts on.
     public static func parseCSVRows(bytes: [UInt8], object: String) throws(CSVProblem) -> [(line: Int, record: CRMRecord)] {
-        let table = try DataExportCSV.parse(bytes)
-        let header = table.header
-        guard let idColumn = header.firstIndex(where: { $0.lowercased() == "id" }) else {
-            throw CSVProblem(line: 1, reason: "the header row has no Id column")
-        }
         var result: [(line: Int, record: CRMRecord)] = []
-        result.reserveCapacity(table.rows.count)
+        try forEachCSVRecord(bytes: bytes, object: object) { line, record throws(CSVProblem) in result.append((line, record)) }
+        return result
+    }
+
+    /// Each record of a Data Export CSV with the line it starts on, one at a time (a row
+    /// whose field count is not the header's, an empty Id, an Id given twice: an error naming
+    /// the line). Only the Ids seen are kept, to find one given twice.
+    public static func forEachCSVRecord(bytes: [UInt8], object: String,
+                                        _ body: (Int, CRMRecord) throws(CSVProblem) -> Void) throws(CSVProblem) {
+        var header: [String] = []
+        var idColumn = 0
         var lineOfID: [String: Int] = [:]
-        for (line, row) in table.rows {
+        try DataExportCSV.forEachRow(bytes, header: { names throws(CSVProblem) in
+            guard let column = names.firstIndex(where: { $0.lowercased() == "id" }) else {
+                throw CSVProblem(line: 1, reason: "the header row has no Id column")
+            }
+            header = names
+            idColumn = column
+        }, row: { line, row throws(CSVProblem) in
             guard row.count == header.count else {
                 throw CSVProblem(line: line, reason: "\(row.count) fields where the header has \(header.count)")
             }
@@ -110,9 +126,8 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
             if let earlier = lineOfID.updateValue(line, forKey: SalesforceID.canonical(id)) {
                 throw CSVProblem(line: line, reason: "the Id \(CSVProblem.shown(id)) is already on line \(earlier) (one row per record)")
             }
-            result.append((line, CRMRecord(object: object, id: id, fields: fields)))
-        }
-        return result
+            try body(line, CRMRecord(object: object, id: id, fields: fields))
+        })
     }
 
     public func contacts(email address: String) -> [CRMRecord] { byEmail[address, default: []].filter { $0.object == "Contact" } }

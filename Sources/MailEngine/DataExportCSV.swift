@@ -12,6 +12,21 @@ public enum DataExportCSV {
     }
 
     public static func parse(_ input: [UInt8]) throws(InMemoryDirectory.CSVProblem) -> Table {
+        var header: [String] = []
+        var rows: [(line: Int, cells: [String])] = []
+        try forEachRow(input, header: { header = $0 }, row: { line, cells in rows.append((line, cells)) })
+        return Table(header: header, rows: rows)
+    }
+
+    /// The most columns a file may have: Salesforce's widest objects have some 900 fields.
+    /// (A header of a million columns made every record of the file hold them all.)
+    public static let maxColumns = 2_000
+
+    /// The header, then each data row with the line it starts on, one at a time: what the
+    /// import stores row by row, so memory does not grow with the file (holding every row
+    /// first cost 9 to 34 times the file's size).
+    public static func forEachRow(_ input: [UInt8], header: ([String]) throws(InMemoryDirectory.CSVProblem) -> Void,
+                                  row: (Int, [String]) throws(InMemoryDirectory.CSVProblem) -> Void) throws(InMemoryDirectory.CSVProblem) {
         var start = 0
         if input.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
         if input.starts(with: [0xFF, 0xFE]) || input.starts(with: [0xFE, 0xFF]) {
@@ -19,7 +34,22 @@ public enum DataExportCSV {
         }
         try validate(input, from: start)
 
-        var rows: [(line: Int, cells: [String])] = []
+        var sawHeader = false
+        func emit(_ line: Int, _ cells: [String]) throws(InMemoryDirectory.CSVProblem) {
+            guard sawHeader else {
+                var seen: [String: Int] = [:]
+                for (position, name) in cells.enumerated() where !name.isEmpty {
+                    if let earlier = seen[name.lowercased()] {
+                        throw InMemoryDirectory.CSVProblem(line: line, reason: "the column '\(InMemoryDirectory.CSVProblem.shown(name))' appears twice in the header (columns \(earlier + 1) and \(position + 1))")
+                    }
+                    seen[name.lowercased()] = position
+                }
+                sawHeader = true
+                try header(cells)
+                return
+            }
+            try row(line, cells)
+        }
         var cells: [String] = []
         var cell: [UInt8] = []
         var line = 1
@@ -62,11 +92,14 @@ public enum DataExportCSV {
             // Validated above: every cell is UTF-8.
             cells.append(String(decoding: cell, as: UTF8.self))
             if index < end && input[index] == UInt8(ascii: ",") {
+                if cells.count >= maxColumns {
+                    throw InMemoryDirectory.CSVProblem(line: rowLine, reason: "more than \(maxColumns) columns; no Salesforce object has that many fields")
+                }
                 index += 1
                 continue
             }
             // A line end or the end of the input closes the row.
-            if !(cells.count == 1 && cells[0].isEmpty) { rows.append((rowLine, cells)) }
+            if !(cells.count == 1 && cells[0].isEmpty) { try emit(rowLine, cells) }
             cells.removeAll(keepingCapacity: true)
             if index >= end { break }
             if input[index] == 0x0D && index + 1 < end && input[index + 1] == 0x0A { index += 1 }
@@ -75,19 +108,9 @@ public enum DataExportCSV {
             rowLine = line
             if index >= end { break }
         }
-
-        guard let first = rows.first else {
+        guard sawHeader else {
             throw InMemoryDirectory.CSVProblem(line: 1, reason: "no header row")
         }
-        let header = first.cells
-        var seen: [String: Int] = [:]
-        for (position, name) in header.enumerated() where !name.isEmpty {
-            if let earlier = seen[name.lowercased()] {
-                throw InMemoryDirectory.CSVProblem(line: first.line, reason: "the column '\(InMemoryDirectory.CSVProblem.shown(name))' appears twice in the header (columns \(earlier + 1) and \(position + 1))")
-            }
-            seen[name.lowercased()] = position
-        }
-        return Table(header: header, rows: Array(rows.dropFirst()))
     }
 
     /// Throws at the first NUL byte or the first byte that is not well-formed UTF-8

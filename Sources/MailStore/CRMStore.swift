@@ -672,45 +672,56 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         try importCSV(bytes: Array(text.utf8), object: object).count
     }
 
-    /// The same from the file's bytes (not UTF-8, NUL bytes: an error naming the line).
+    /// The same from the file's bytes (not UTF-8, NUL bytes: an error naming the line). Row
+    /// by row inside the transaction: memory does not grow with the file, and a bad row
+    /// still leaves nothing of the file behind (the transaction is rolled back).
     public func importCSV(bytes: [UInt8], object: String) throws -> ImportSummary {
-        let rows: [(line: Int, record: CRMRecord)]
-        do {
-            rows = try InMemoryDirectory.parseCSVRows(bytes: bytes, object: object)
-        } catch {
-            throw ImportProblem(line: error.line, reason: error.reason)
-        }
-        for (line, record) in rows {
-            if let expected = SalesforceID.prefix(of: object), !record.id.hasPrefix(expected) || !(record.id.count == 15 || record.id.count == 18) {
-                throw ImportProblem(line: line, reason: "Id '\(record.id)' is not a \(object) id (15 or 18 characters starting with \(expected))")
-            }
-        }
-        let records = rows.map(\.record)
-        return try guarded("cannot import") {
+        try guarded("cannot import") {
             try database.writeWithoutTransaction { db in
-                var replaced = 0
+                var summary = ImportSummary(count: 0, replaced: 0)
                 try db.inTransaction(.immediate) {
                     let exists = try db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?")
                     let longForms = try db.cachedStatement(sql: "SELECT id FROM lookup WHERE kind = 'id15' AND key = ?")
-                    for record in records {
-                        // The same record under its other form of Id (a report exports 15
-                        // characters, Data Loader 18): replaced, not kept beside it with its
-                        // old addresses still matching.
-                        var previous = try Bool.fetchOne(exists, arguments: [record.id]) == true
-                        let others = record.id.count == 18 ? [String(record.id.prefix(15))] : try String.fetchAll(longForms, arguments: [record.id])
-                        for other in others where other != record.id {
-                            guard try other.count == 18 || Bool.fetchOne(exists, arguments: [other]) == true else { continue }
-                            try Self.delete(other, db)
-                            previous = true
+                    var failure: Error?
+                    do throws(InMemoryDirectory.CSVProblem) {
+                        try InMemoryDirectory.forEachCSVRecord(bytes: bytes, object: object) { line, record throws(InMemoryDirectory.CSVProblem) in
+                            do {
+                                try Self.importRecord(record, line: line, object: object, exists: exists, longForms: longForms, summary: &summary, db)
+                            } catch {
+                                // Out of the typed closure: the reason is kept and thrown below.
+                                failure = error
+                                throw InMemoryDirectory.CSVProblem(line: line, reason: "")
+                            }
                         }
-                        if previous { replaced += 1 }
-                        try Self.insert(record, db)
+                    } catch {
+                        if let failure { throw failure }
+                        throw ImportProblem(line: error.line, reason: error.reason)
                     }
                     return .commit
                 }
-                return ImportSummary(count: records.count, replaced: replaced)
+                return summary
             }
         }
+    }
+
+    /// One imported row: its Id checked, the same record under its other form of Id (a
+    /// report exports 15 characters, Data Loader 18) replaced, not kept beside it with its old
+    /// addresses still matching.
+    static func importRecord(_ record: CRMRecord, line: Int, object: String, exists: Statement, longForms: Statement,
+                             summary: inout ImportSummary, _ db: Database) throws {
+        if let expected = SalesforceID.prefix(of: object), !record.id.hasPrefix(expected) || !(record.id.count == 15 || record.id.count == 18) {
+            throw ImportProblem(line: line, reason: "Id '\(InMemoryDirectory.CSVProblem.shown(record.id))' is not a \(object) id (15 or 18 characters starting with \(expected))")
+        }
+        var previous = try Bool.fetchOne(exists, arguments: [record.id]) == true
+        let others = record.id.count == 18 ? [String(record.id.prefix(15))] : try String.fetchAll(longForms, arguments: [record.id])
+        for other in others where other != record.id {
+            guard try other.count == 18 || Bool.fetchOne(exists, arguments: [other]) == true else { continue }
+            try delete(other, db)
+            previous = true
+        }
+        if previous { summary.replaced += 1 }
+        try insert(record, db)
+        summary.count += 1
     }
 
     public func add(_ records: [CRMRecord]) throws {

@@ -355,12 +355,31 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         let found = problem(Array("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,Kim\n0035e00000Aaa01AAA,Lee again\n".utf8))
         #expect(found?.line == 4)
         #expect(found?.reason.contains("already on line 2") == true)
-        // A huge value is quoted by its start, not echoed whole.
+        // A huge value is quoted by its start, not echoed whole (rows are checked one by one:
+        // this one is no Contact id, on the first line that has it).
         let huge = String(repeating: "x", count: 1 << 20)
         let long = problem(Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8))
-        #expect(long?.line == 3)
+        #expect(long?.line == 2)
         #expect((long?.reason.count ?? .max) < 200, "\(long?.reason.prefix(200) ?? "")")
-        #expect(long?.reason.contains("… (1048576 bytes) is already on line 2") == true)
+        #expect(long?.reason.contains("… (1048576 bytes)' is not a Contact id") == true, "\(long?.reason.prefix(200) ?? "")")
+        let twice = try? InMemoryDirectory.parseCSVRows(bytes: Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8), object: "Contact")
+        #expect(twice == nil)
+        do {
+            _ = try InMemoryDirectory.parseCSVRows(bytes: Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8), object: "Contact")
+        } catch {
+            #expect(error.line == 3)
+            #expect(error.reason.count < 200)
+            #expect(error.reason.contains("… (1048576 bytes) is already on line 2"))
+        }
+    }
+
+    /// A header of more columns than any Salesforce object has fields: an error, not a
+    /// million fields on every record.
+    @Test func tooManyColumnsIsAnError() {
+        let header = "Id," + (1...2_100).map { "C\($0)" }.joined(separator: ",")
+        let found = problem(Array((header + "\n0035e00000Aaa01\n").utf8))
+        #expect(found?.line == 1)
+        #expect(found?.reason == "more than 2000 columns; no Salesforce object has that many fields")
     }
 
     @Test func aDuplicateColumnIsAnError() {
