@@ -37,3 +37,14 @@ import Testing
         #expect(largest <= 5)
     }
 }
+
+/// Maildir++ folder names in IMAP's modified UTF-7.
+@Suite struct MaildirFolderNameTests {
+    @Test func modifiedUTF7IsDecodedButNeverIntoALineBreakOrASlash() {
+        #expect(FileListSource.maildirFolderName(".Entw&APw-rfe") == "Entwürfe")
+        #expect(FileListSource.maildirFolderName(".INBOX.Deals") == "Inbox/Deals")
+        #expect(FileListSource.maildirFolderName(".a&-b") == "a&b")
+        // A line feed or a "/" from the decoding: the name stays as written there.
+        #expect(FileListSource.maildirFolderName(".&AAo-evil&AC8-x") == "&AAo-evil&AC8-x")
+    }
+}

@@ -391,9 +391,13 @@ final class FileListSource: MailboxSource {
             } else {
                 var base64 = encoded.replacingOccurrences(of: ",", with: "/")
                 while base64.count % 4 != 0 { base64 += "=" }
-                if let data = Data(base64Encoded: base64), data.count % 2 == 0 {
-                    let units = stride(from: 0, to: data.count, by: 2).map { UInt16(data[data.startIndex + $0]) << 8 | UInt16(data[data.startIndex + $0 + 1]) }
-                    output += String(decoding: units, as: UTF16.self)
+                // What decodes to a control character or a "/" (which would make one folder
+                // look like two, or put a line break in a folder's name) stays as written.
+                if let data = Data(base64Encoded: base64), data.count % 2 == 0,
+                   case let units = stride(from: 0, to: data.count, by: 2).map({ UInt16(data[data.startIndex + $0]) << 8 | UInt16(data[data.startIndex + $0 + 1]) }),
+                   case let decoded = String(decoding: units, as: UTF16.self),
+                   !decoded.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0 == "/" }) {
+                    output += decoded
                 } else {
                     output += "&" + encoded + "-"
                 }
