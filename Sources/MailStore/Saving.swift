@@ -68,11 +68,13 @@ extension CRMStore: ActivityWriter {
         var created: [String: String] = [:]
         var reused: Set<String> = []
         for target in decision.toCreate {
-            if let existing = try String.fetchOne(db.cachedStatement(sql: """
-                SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id
-                WHERE kind = 'email' AND key = ? AND record.object = ? ORDER BY lookup.id LIMIT 1
-                """), arguments: [CRMDirectoryKeys.address(target.address), target.object]) {
-                created[target.placeholder] = existing
+            // A converted Lead is no one to link (the decision's own look-up leaves it out).
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
+                WHERE kind = 'email' AND key = ? AND record.object = ? ORDER BY lookup.id
+                """), arguments: [CRMDirectoryKeys.address(target.address), target.object])
+            if let existing = try rows.map({ try Self.record($0) }).first(where: { !$0.flag("IsConverted") }) {
+                created[target.placeholder] = existing.id
                 reused.insert(target.placeholder)
                 continue
             }
@@ -134,9 +136,13 @@ extension CRMStore: ActivityWriter {
         let prefix = SalesforceID.prefix(of: object) ?? "a00"
         let id = try takeNumber(prefix: prefix, db)
         guard try idTaken(id, db) else { return id }
+        // The highest id of the form `make` gives (ten base-62 digits after prefix and "5e");
+        // an imported id of another form (any characters after "5e") is not counted.
         let lowest = prefix + "5e", highest = prefix + "5f"
-        let top = try String.fetchOne(db.cachedStatement(sql: "SELECT max(substr(id, 1, 15)) FROM record WHERE id >= ? AND id < ?"),
-                                      arguments: [lowest, highest]) ?? ""
+        let form = lowest + String(repeating: "[0-9A-Za-z]", count: 10) + "*"
+        let top = try String.fetchOne(db.cachedStatement(sql: """
+            SELECT max(substr(id, 1, 15)) FROM record WHERE id >= ? AND id < ? AND id GLOB ? AND length(id) IN (15, 18)
+            """), arguments: [lowest, highest, form]) ?? ""
         let past = (SalesforceID.number(ofMade: top) ?? 0) + 1
         try db.cachedStatement(sql: "UPDATE sequence SET next = max(next, ?) WHERE prefix = ?").execute(arguments: [past, prefix])
         // Ids past the highest are free unless one is not of the made form; look on.

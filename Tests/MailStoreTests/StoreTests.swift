@@ -192,6 +192,39 @@ let storeRoot: URL = {
         #expect(saved.map(\.createdRecords.count) == [1, 0])
     }
 
+    /// A converted Lead of the address is no one to link: the save creates the Lead the
+    /// decision asked for (reusing the converted one linked the Task to a record nobody sees).
+    @Test func aConvertedLeadIsNotReused() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords() + [CRMRecord(object: "Lead", id: "00Q5e00000Old01",
+                                                       fields: ["Email": "zed.newman@gmail.com", "LastName": "Newman", "IsConverted": "true"])])
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let message = try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-c@gmail.com>\r\n\r\nHello\r\n".utf8))
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.createFor == ["zed.newman@gmail.com"])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        let who = try store.record(id: saved.id)?["WhoId"]
+        #expect(who != nil && who != "00Q5e00000Old01")
+        #expect(saved.createdRecords.count == 1)
+    }
+
+    /// An imported id of another form after the prefix (any characters): the sequence's jump
+    /// counts only ids of its own form, so saves go on.
+    @Test func anOddImportedIdDoesNotStopTheSequence() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        try store.add([CRMRecord(object: "Task", id: SalesforceID.make(prefix: "00T", number: 1), fields: ["Subject": "one"]),
+                       CRMRecord(object: "Task", id: "00T5e~~~~~~~~~~", fields: ["Subject": "odd"])])
+        let message = try sampleMessage("01-customer-question.eml")
+        let decision = try Engine(pack: try shippedPack(), directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.created)
+        #expect(try store.record(id: "00T5e~~~~~~~~~~")?["Subject"] == "odd")
+    }
+
     /// A store holding records of its own id sequence (restored from its own export, or given
     /// another store's records): a new save takes an id no record holds, and replaces nothing.
     @Test func aNewRecordNeverTakesAnImportedId() throws {

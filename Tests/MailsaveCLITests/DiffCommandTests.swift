@@ -175,12 +175,13 @@ import Testing
         let cell = DiffReport.cell("<!-- hi [Approve now](https://evil.example/) ![x](y) @admins #12 | `code` </table>")
         #expect(cell == "\\<\\!-- hi \\[Approve now\\]\\(https:\u{200B}//evil.example/\\) \\!\\[x\\]\\(y\\) @\u{200B}admins \\#\u{200B}12 \\| \\`code\\` \\</table\\>")
         #expect(DiffReport.code("a`b|c.eml") == "a'b\\|c.eml")
+        #expect(DiffReport.cell("see www.evil.example") == "see www\u{200B}.evil.example")
     }
 
-    /// --old-rev copies the pack's rule files only (its YAML and users/'s), through one git
-    /// process: 500 other files took one git each (24 s; 5,000 took 259 s), and a 1 GB file
-    /// in the folder was held in memory whole. A rule file over the loader's 32 MiB is refused
-    /// from git's listing, unread.
+    /// --old-rev copies the pack folder through one git process: 500 other files took one git
+    /// each (24 s; 5,000 took 259 s), and a 1 GB file in the folder was held in memory whole.
+    /// A rule file over the loader's 32 MiB is refused from git's listing, unread (exit 3, as
+    /// the loader refuses it in a folder).
     @Test func aRevisionsOtherFilesAreNotCopiedAndAHugeRuleFileIsRefused() throws {
         let repository = try Mailboxes.temporaryFolder("diff-many")
         defer { try? FileManager.default.removeItem(at: repository) }
@@ -205,7 +206,7 @@ import Testing
         try git.run(["add", "r"])
         try git.run(["commit", "-q", "-m", "big"])
         let huge = try Binary.launch(Binary.path, arguments, directory: repository)
-        #expect(huge.status == 5, "\(huge.stderr)")
+        #expect(huge.status == 3, "\(huge.stderr)")
         #expect(huge.stderr.contains("r/big.yaml: 34603008 bytes at HEAD, over the 33554432 a rule file may have"), "\(huge.stderr)")
     }
 
@@ -237,5 +238,25 @@ import Testing
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")
         #expect(stderr.contains("mailsave: interrupted after"), "\(stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool.path).isEmpty)
+    }
+
+    /// A pack whose users/ is a link to another folder of it: the copy of the revision holds
+    /// the link and what it leads to, so the same commit on both sides changes nothing.
+    @Test func aRevisionsLinksAreCopiedWithWhatTheyLeadTo() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-users-link")
+        defer { try? FileManager.default.removeItem(at: repository) }
+        let git = GitRepository(folder: repository)
+        try git.run(["init", "-q", "-b", "main"])
+        let pack = repository.appendingPathComponent("pack")
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: pack)
+        try FileManager.default.moveItem(at: pack.appendingPathComponent("users"), to: pack.appendingPathComponent("people"))
+        #expect(symlink("people", pack.appendingPathComponent("users").path) == 0)
+        try git.run(["add", "pack"])
+        try git.run(["commit", "-q", "-m", "pack"])
+        let result = try Binary.launch(Binary.path, ["diff", "--old-rev", "HEAD", "--new", "pack", "--mailbox", "ann@contoso.com", "--fail-on", "any",
+                                                     "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", HostileUseTests.mbox],
+                                       directory: repository)
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        #expect(result.stdout.contains("0 of 12 messages change"), "\(result.stdout)")
     }
 }

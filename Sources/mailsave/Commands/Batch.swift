@@ -90,10 +90,19 @@ struct Batch: ParsableCommand {
         }
         if let mbox = source.mbox { files.append((mbox, "the mailbox")) }
         if let crm = options.crm { files += DecisionOptions.crmObjects.map { (crm + "/" + $0 + ".csv", "a CSV file of --crm") } }
+        if let config = options.salesforceOption.salesforceConfig { files.append((config, "the Salesforce configuration")) }
+        if (try? FileManager.default.contentsOfDirectory(atPath: options.rules)) == nil {
+            files.append((options.rules, "the rule pack"))
+        }
         for folder in [options.rules, options.rules + "/users"] {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] { files.append((folder + "/" + name, "a file of the rule pack")) }
         }
         return files
+    }
+
+    /// The folders whose files this run reads: `--out` inside one of them is refused.
+    func protectedFolders() -> [(path: String, what: String)] {
+        [(source.maildir, "the Maildir"), (source.eml, "the --eml folder")].compactMap { folder in folder.0.map { ($0, folder.1) } }
     }
 
     func validate() throws {
@@ -109,7 +118,7 @@ struct Batch: ParsableCommand {
     }
 
     func run() throws {
-        try LineOutput.refuseOwnFile(out, protecting: protectedFiles())
+        try LineOutput.refuseOwnFile(out, protecting: protectedFiles(), folders: protectedFolders())
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1)
         try options.checkSelection(Engine(pack: pack, directory: directory))
@@ -448,7 +457,9 @@ struct Batch: ParsableCommand {
             if got < 0 { throw CommandFailure(status: .couldNotRun, message: "-: cannot read: \(String(cString: strerror(errno)))") }
             if got == 0 { break }
             if var splitter = preamble {
-                chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<got]), into: &events) }
+                // Up to the limit's byte at most, as MboxSource checks it.
+                let fed = min(got, max(0, MboxSource.preambleLimit - splitter.offset))
+                chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<fed]), into: &events) }
                 events.removeAll(keepingCapacity: true)
                 if splitter.hasStartedMessage {
                     preamble = nil

@@ -328,8 +328,8 @@ struct DiffReport {
     /// A table cell of text a sender may have written (a Subject): shown as text, never read
     /// as markup. Control characters shown; every ASCII punctuation mark Markdown or HTML
     /// reads (`<!--` hid the rest of the comment, `[x](url)` made a link, `|` ended the
-    /// cell) escaped with a backslash; a zero-width space after `@`, `#` and `://`, so that
-    /// no one is mentioned, no issue referenced and no address made a link.
+    /// cell) escaped with a backslash; a zero-width space after `@`, `#`, `://` and `www`, so
+    /// that no one is mentioned, no issue referenced and no address made a link.
     static func cell(_ text: String) -> String {
         var output = ""
         for character in visible(text) {
@@ -342,7 +342,7 @@ struct DiffReport {
             }
             if character == "@" || character == "#" { output.append("\u{200B}") }
         }
-        return output.replacing("://", with: ":\u{200B}//")
+        return output.replacing("://", with: ":\u{200B}//").replacing("www.", with: "www\u{200B}.")
     }
 
     /// The text of a code span (a file name, a pack's name): literal there, so only its
@@ -449,8 +449,8 @@ enum GitPack {
         guard !entries.isEmpty else {
             throw CommandFailure(status: .couldNotRun, message: "\(relative.isEmpty ? "." : relative): no such folder at revision \(revision)")
         }
-        // The pack's files only (its YAML files and users/'s, as the pack loader reads them):
-        // other files of the folder (tests, notes, anything large) are not copied.
+        // The pack folder's files and links, read by one git process; files too large for
+        // any rule file are left out.
         let files = try packFiles(entries, relative: relative, revision: revision)
         let blobs = try contents(of: Set(files.map(\.object)), in: root, revision: revision)
         let folder = NSTemporaryDirectory() + "/mailsave-diff-\(getpid())-\(UUID().uuidString.prefix(8))"
@@ -514,9 +514,12 @@ enum GitPack {
     /// The most a revision's pack may hold, all files together: what the diff reads whole.
     static let maxPackBytes = 256 << 20
 
-    /// The entries of `ls-tree -r -z -l` ("<mode> <type> <object> <size>\t<path>") that the
-    /// pack loader reads: `*.yaml` and `*.yml` in the pack and in its `users/`. Each within the
-    /// loader's limit of a rule file, all within `maxPackBytes`, each a plain path.
+    /// The entries of `ls-tree -r -z -l` ("<mode> <type> <object> <size>\t<path>") to copy:
+    /// every file and link of the pack folder (a link may lead to another of its files, or be
+    /// `users` itself), each a plain path. A rule file (`*.yaml`, `*.yml`, in the pack or in
+    /// `users/`) over the loader's limit is refused, unread, as the loader refuses it; any other
+    /// file over it is not copied (the loader never reads it; a 1 GB file was held whole);
+    /// all together within `maxPackBytes`.
     static func packFiles(_ entries: [String], relative: String, revision: String) throws(CommandFailure) -> [PackFile] {
         var files: [PackFile] = []
         var total = 0
@@ -531,15 +534,15 @@ enum GitPack {
                 throw CommandFailure(status: .couldNotRun, message: "\(file): not a plain path inside the pack at \(revision)")
             }
             let name = parts[parts.count - 1]
-            guard name.hasSuffix(".yaml") || name.hasSuffix(".yml"), !name.hasPrefix("."),
-                  parts.count == 1 || (parts.count == 2 && parts[0] == "users") else { continue }
+            let ruleFile = (name.hasSuffix(".yaml") || name.hasSuffix(".yml")) && (parts.count == 1 || (parts.count == 2 && parts[0] == "users"))
             let size = Int(fields[3]) ?? Int.max
             if size > PackLoader.maxFileBytes {
-                throw CommandFailure(status: .badRules, message: "\(file): \(fields[3]) bytes at \(revision), over the \(PackLoader.maxFileBytes) a rule file may have")
+                guard ruleFile else { continue }
+                throw CommandFailure(status: .couldNotRun, message: "\(file): \(fields[3]) bytes at \(revision), over the \(PackLoader.maxFileBytes) a rule file may have")
             }
             total += size
             if total > maxPackBytes {
-                throw CommandFailure(status: .badRules, message: "\(relative.isEmpty ? "." : relative): its rule files at \(revision) hold over \(maxPackBytes) bytes; not read")
+                throw CommandFailure(status: .couldNotRun, message: "\(relative.isEmpty ? "." : relative): its files at \(revision) hold over \(maxPackBytes) bytes; not read")
             }
             files.append(PackFile(path: file, parts: parts, object: String(fields[2]), isLink: fields[0] == "120000"))
         }

@@ -25,15 +25,36 @@ final class LineOutput {
     /// Refuses `--out` naming one of the run's own files (the store, the mailbox, the CSV
     /// folder's files, the pack's; or a link to one): it replaced the store or the mailbox
     /// with the decisions. Called before the run opens anything.
-    static func refuseOwnFile(_ path: String?, protecting: [(path: String, what: String)]) throws(CommandFailure) {
+    static func refuseOwnFile(_ path: String?, protecting: [(path: String, what: String)], folders: [(path: String, what: String)] = []) throws(CommandFailure) {
+        guard let path else { return }
         var target = stat()
-        guard let path, stat(path, &target) == 0, target.st_mode & S_IFMT == S_IFREG else { return }
+        let exists = stat(path, &target) == 0
+        if exists && target.st_mode & S_IFMT != S_IFREG { return }
+        // The same file by inode (a link or a hard link to it), or, for a file not there yet
+        // (a store the run is about to create), by its canonical path.
+        let canonical = canonicalPath(path)
         for file in protecting {
             var other = stat()
-            if stat(file.path, &other) == 0 && other.st_dev == target.st_dev && other.st_ino == target.st_ino {
+            let sameFile = exists && stat(file.path, &other) == 0 && other.st_dev == target.st_dev && other.st_ino == target.st_ino
+            if sameFile || canonicalPath(file.path) == canonical {
                 throw CommandFailure(status: .usage, message: "--out \(path): it is \(file.what) (\(file.path)); give another file for the decisions")
             }
         }
+        for folder in folders {
+            let inside = canonicalPath(folder.path)
+            if canonical.hasPrefix(inside + "/") {
+                throw CommandFailure(status: .usage, message: "--out \(path): it is inside \(folder.what) (\(folder.path)); give a file outside it")
+            }
+        }
+    }
+
+    /// The path with its folder's links resolved (the file itself may not exist yet).
+    static func canonicalPath(_ path: String) -> String {
+        let folder = PathNames.openableFolder(of: path)
+        guard let real = realpath(folder, nil) else { return path }
+        defer { free(real) }
+        let name = PathNames.name(of: path)
+        return String(cString: real) + "/" + name
     }
 
     init(path: String?) throws(CommandFailure) {
@@ -90,6 +111,8 @@ final class LineOutput {
         // (0600, as the store); a file replaced keeps its mode.
         descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw failure(errno) }
+        // Held until the process ends: the file is this run's (`removeStaleTemporaries`).
+        _ = flock(descriptor, LOCK_EX | LOCK_NB)
         if mode != 0o600 { _ = fchmod(descriptor, mode) }
         self.temporary = temporary
         destination = target
@@ -98,17 +121,22 @@ final class LineOutput {
 
     var isFile: Bool { path != nil }
 
-    /// The temporary files of earlier runs for the same FILE whose process is gone (killed
-    /// with -9: nothing removed them, and no run did after): this user's regular files only.
+    /// The temporary files of earlier runs for the same FILE that no process holds (a run
+    /// killed with -9 left its file, and no run removed it): each run holds a lock on its own
+    /// (flock, which a process in another PID namespace holds too, where a PID says nothing);
+    /// a file whose lock can be taken is removed. This user's regular files only.
     static func removeStaleTemporaries(of target: String) {
         let folder = PathNames.folder(of: target), prefix = ".\(PathNames.name(of: target)).mailsave-"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else { return }
         for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
-            guard let pid = pid_t(name.dropFirst(prefix.count).dropLast(4)), pid > 0, pid != getpid() else { continue }
-            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
             let path = (folder.isEmpty ? "" : folder + "/") + name
+            let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            defer { close(descriptor) }
             var info = stat()
-            if lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG && info.st_uid == geteuid() { unlink(path) }
+            guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
+                  flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { continue }
+            unlink(path)
         }
     }
 

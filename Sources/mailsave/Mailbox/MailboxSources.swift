@@ -185,14 +185,21 @@ final class MboxSource: MailboxSource {
                 splitter.finish(into: &events)
                 finished = true
             } else {
-                chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<got]), into: &events) }
                 // Input that is not an mbox is said so once its first MiB holds no separator,
-                // rather than after reading all of it (which may never end).
-                if !sawAnything && !splitter.hasStartedMessage && splitter.offset >= Self.preambleLimit {
-                    sawAnything = true
-                    finished = true
-                    throw CommandFailure(status: .badMessage, message: "\(name):1: not an mbox: no 'From ' separator line in its first \(Self.preambleLimit) bytes")
+                // rather than after reading all of it (which may never end). The check is made
+                // at exactly that byte, whatever the reads' sizes (a From line across the
+                // boundary was accepted from a pipe and refused from a file).
+                var fed = 0
+                if !sawAnything && !splitter.hasStartedMessage && splitter.offset < Self.preambleLimit {
+                    fed = min(got, Self.preambleLimit - splitter.offset)
+                    chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<fed]), into: &events) }
+                    if !splitter.hasStartedMessage && splitter.offset >= Self.preambleLimit {
+                        sawAnything = true
+                        finished = true
+                        throw CommandFailure(status: .badMessage, message: "\(name):1: not an mbox: no 'From ' separator line in its first \(Self.preambleLimit) bytes")
+                    }
                 }
+                if fed < got { chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[fed..<got]), into: &events) } }
             }
         }
         let event = events[eventIndex]
