@@ -302,8 +302,19 @@ extension CRMStore: ActivityWriter {
                     if let before = relations.first(where: { $0["RelationId"] == target }) {
                         fields["RelationType"] = before["RelationType"] ?? "OtherAddress"
                         fields["RelationAddress"] = before["RelationAddress"]
-                    } else if let email = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? LIMIT 1"), arguments: [target]) {
-                        fields["RelationAddress"] = email
+                    } else {
+                        // Where one of the person's addresses stands in the EmailMessage's own
+                        // address fields, as a save places them; else nowhere (OtherAddress).
+                        let emails = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? ORDER BY key"), arguments: [target])
+                        fields["RelationAddress"] = emails.first
+                        for role in ["FromAddress", "ToAddress", "CcAddress", "BccAddress"] {
+                            let words = Set((email[role] ?? "").lowercased().split { " ;,<>\"'\t\r\n()".contains($0) }.map(String.init))
+                            if let found = emails.first(where: words.contains) {
+                                fields["RelationType"] = role
+                                fields["RelationAddress"] = found
+                                break
+                            }
+                        }
                     }
                     try Self.insert(CRMRecord(object: "EmailMessageRelation", id: try Self.nextID(object: "EmailMessageRelation", db), fields: fields), db)
                 }
