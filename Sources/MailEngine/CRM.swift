@@ -260,10 +260,17 @@ public enum MessageIDKey {
 
     /// The key of a Message-ID: without control characters (no Message-ID has them; the
     /// parser keeps a header's raw bytes, NUL and DEL included), without the space and angle
-    /// brackets around it, its domain part in lower case, and short enough for Salesforce's
-    /// fields (`shortened`). A key's key is itself, so a key may be normalised again anywhere
+    /// brackets around it, its domain part in lower case, in Unicode's composed form, and
+    /// short enough for Salesforce's fields (`shortened`). A key's key is itself, so a key may be normalised again anywhere
     /// (before, `<<a@b>` and an id in spaces gave keys whose keys differed).
-    public static func normalize(_ id: String) -> String { shortened(base(withoutControls(id))) }
+    public static func normalize(_ id: String) -> String { shortened(composed(base(withoutControls(id)))) }
+
+    /// Unicode's canonical composition (NFC): SQLite compares keys by their bytes, Swift by
+    /// canonical equivalence, so `café` written precomposed or decomposed was one message in
+    /// `process --thread` and two in the ledger. An ASCII key is composed already.
+    static func composed(_ key: String) -> String {
+        key.utf8.allSatisfy({ $0 < 0x80 }) ? key : key.precomposedStringWithCanonicalMapping
+    }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7F }
 

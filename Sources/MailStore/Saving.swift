@@ -308,8 +308,11 @@ extension CRMStore: ActivityWriter {
                         let emails = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? ORDER BY key"), arguments: [target])
                         fields["RelationAddress"] = emails.first
                         for role in ["FromAddress", "ToAddress", "CcAddress", "BccAddress"] {
-                            let words = Set((email[role] ?? "").lowercased().split { " ;,<>\"'\t\r\n()".contains($0) }.map(String.init))
-                            if let found = emails.first(where: words.contains) {
+                            // The field's addresses (a list as the pack maps it, "; " or ","
+                            // between them), not its words: a display name is no address.
+                            let list = Array((email[role] ?? "").replacingOccurrences(of: ";", with: ",").utf8)
+                            let addresses = Set(AddressParser.parse(list).addresses.map(\.normalized))
+                            if let found = emails.first(where: addresses.contains) {
                                 fields["RelationType"] = role
                                 fields["RelationAddress"] = found
                                 break

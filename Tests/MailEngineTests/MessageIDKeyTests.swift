@@ -1,3 +1,4 @@
+import Foundation
 import MailEngine
 import MailMessage
 import Testing
@@ -11,8 +12,8 @@ import Testing
         var text = Substring(String(String.UnicodeScalarView(id.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F })))
         while let first = text.unicodeScalars.first, first == "<" || String.isHorizontalSpace(first) { text.unicodeScalars.removeFirst() }
         while let last = text.unicodeScalars.last, last == ">" || String.isHorizontalSpace(last) { text.unicodeScalars.removeLast() }
-        guard let at = text.lastIndex(of: "@") else { return String(text) }
-        return String(text[..<at]) + "@" + text[text.index(after: at)...].lowercased()
+        guard let at = text.lastIndex(of: "@") else { return String(text).precomposedStringWithCanonicalMapping }
+        return (String(text[..<at]) + "@" + text[text.index(after: at)...].lowercased()).precomposedStringWithCanonicalMapping
     }
 
     @Test func keysAreTheLocalPartAsWrittenAndTheDomainLowerCased() {
@@ -69,6 +70,12 @@ import Testing
         }
         #expect(MessageIDKey.fieldValue("<CAB1234567@Mail.Fabrikam.COM>") == "<CAB1234567@mail.fabrikam.com>")
         #expect(MessageIDKey.normalize("<a\u{1}b\tc@example.com>") == "abc@example.com")
+        // Precomposed and decomposed spellings: one key, byte for byte (SQLite compares bytes).
+        let composed = MessageIDKey.normalize("<caf\u{E9}@a.com>"), decomposed = MessageIDKey.normalize("<cafe\u{301}@a.com>")
+        #expect(Array(composed.utf8) == Array(decomposed.utf8))
+        let longComposed = MessageIDKey.normalize("<" + String(repeating: "\u{E9}", count: 300) + "@a.com>")
+        let longDecomposed = MessageIDKey.normalize("<" + String(repeating: "e\u{301}", count: 300) + "@a.com>")
+        #expect(Array(longComposed.utf8) == Array(longDecomposed.utf8))
     }
 
     /// A key's key is itself and a field's key is the id's, whatever the id: control

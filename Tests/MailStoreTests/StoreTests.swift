@@ -192,6 +192,22 @@ let storeRoot: URL = {
         #expect(saved.map(\.createdRecords.count) == [1, 0])
     }
 
+    /// A person linked by an edit stands where their address is in the EmailMessage's address
+    /// fields, never where it is only in a display name.
+    @Test func anEditPlacesANewLinkByAddressNotByDisplayName() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords() + [CRMRecord(object: "EmailMessage", id: "02s5e00000Dsp01", fields: [
+            "MessageIdentifier": "<dsp@fabrikam.com>", "FromAddress": "bob@fabrikam.com", "Subject": "x",
+            "ToAddress": "\"kim.lee.consulting@gmail.com\" <ann@contoso.com>; Carla Gomez <carla@northwind.example>", "OwnerId": "0055e00000Ann01",
+        ])])
+        let id = try store.editEmailMessage(messageID: "<dsp@fabrikam.com>", as: "0055e00000Ann01", set: [:],
+                                            who: ["00Q5e00000Kim01"], what: "")
+        let relations = try store.records(object: "EmailMessageRelation").filter { $0["EmailMessageId"] == id }
+        #expect(relations.map { "\($0["RelationType"] ?? "") \($0["RelationAddress"] ?? "")" } == ["OtherAddress kim.lee.consulting@gmail.com"])
+        let carla = try store.editEmailMessage(messageID: "<dsp@fabrikam.com>", as: "0055e00000Ann01", set: [:], who: ["0035e00000Car01"], what: nil)
+        #expect(try store.records(object: "EmailMessageRelation").filter { $0["EmailMessageId"] == carla }.map { $0["RelationType"] ?? "" } == ["ToAddress"])
+    }
+
     /// A converted Lead of the address is no one to link: the save creates the Lead the
     /// decision asked for (reusing the converted one linked the Task to a record nobody sees).
     @Test func aConvertedLeadIsNotReused() throws {

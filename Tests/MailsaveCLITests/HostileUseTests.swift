@@ -427,6 +427,12 @@ import Testing
             #expect(refused.stderr.contains("--out \(out): it is the store"), "\(refused.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: newStore))
+        // A store named through a link: its real name's WAL (SQLite's) is protected too.
+        #expect(symlink("crm.sqlite", folder.appendingPathComponent("link.sqlite").path) == 0)
+        let realWAL = try Binary.run(base + ["--store", folder.appendingPathComponent("link.sqlite").path, "--apply", "--mbox", mbox,
+                                             "--out", store + "-wal"])
+        #expect(realWAL.status == 2, "\(realWAL.stderr)")
+        #expect(realWAL.stderr.contains("it is the store's WAL"), "\(realWAL.stderr)")
         // A file inside the --eml folder (an existing message, or a new one) is refused too.
         let inside = try Binary.run(base + ["--store", store, "--eml", "examples/messages", "--out", "examples/messages/01-customer-question.eml"])
         #expect(inside.status == 2, "\(inside.stderr)")

@@ -51,7 +51,7 @@ struct Batch: ParsableCommand {
     @Option(help: "Messages parsed and decided at once (default: the number of cores); the output is the same for any number.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Write the decisions to FILE (atomically: complete or not at all) and only the summary to standard output.")
+    @Option(help: "Write the decisions to FILE (atomically: complete or not at all; a new FILE is 0600) and only the summary to standard output. FILE may not be one of the run's own files (the store, the mailbox, the pack, a CSV of --crm).")
     var out: String?
 
     @Option(help: "jsonl (one JSON decision a line, then a summary object) or table.")
@@ -86,7 +86,12 @@ struct Batch: ParsableCommand {
     func protectedFiles() -> [(path: String, what: String)] {
         var files: [(path: String, what: String)] = []
         if let store = options.storePath(applying: apply) {
-            files += [(store, "the store"), (store + "-wal", "the store's WAL"), (store + "-shm", "the store's WAL index")]
+            // Under its name and, when that is a link, its real name (SQLite's -wal is the real one's).
+            let real = realpath(store, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) }
+            for name in Set([store, real].compactMap { $0 }) {
+                files += [(name, "the store"), (name + "-wal", "the store's WAL"), (name + "-shm", "the store's WAL index"),
+                          (name + "-journal", "the store's journal")]
+            }
         }
         if let mbox = source.mbox { files.append((mbox, "the mailbox")) }
         if let crm = options.crm { files += DecisionOptions.crmObjects.map { (crm + "/" + $0 + ".csv", "a CSV file of --crm") } }

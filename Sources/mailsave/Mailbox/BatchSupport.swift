@@ -31,30 +31,46 @@ final class LineOutput {
         let exists = stat(path, &target) == 0
         if exists && target.st_mode & S_IFMT != S_IFREG { return }
         // The same file by inode (a link or a hard link to it), or, for a file not there yet
-        // (a store the run is about to create), by its canonical path.
-        let canonical = canonicalPath(path)
+        // (a store the run is about to create, its WAL), by its folder's device and inode and
+        // its name: a path says nothing across bind mounts or a linked store's real name.
+        let identity = folderIdentity(path)
         for file in protecting {
             var other = stat()
             let sameFile = exists && stat(file.path, &other) == 0 && other.st_dev == target.st_dev && other.st_ino == target.st_ino
-            if sameFile || canonicalPath(file.path) == canonical {
+            if sameFile || (identity != nil && folderIdentity(file.path) == identity) {
                 throw CommandFailure(status: .usage, message: "--out \(path): it is \(file.what) (\(file.path)); give another file for the decisions")
             }
         }
         for folder in folders {
-            let inside = canonicalPath(folder.path)
-            if canonical.hasPrefix(inside + "/") {
-                throw CommandFailure(status: .usage, message: "--out \(path): it is inside \(folder.what) (\(folder.path)); give a file outside it")
+            var inside = stat()
+            guard stat(folder.path, &inside) == 0 else { continue }
+            // FILE's folder and each folder above it (its real path, links resolved), compared
+            // with the mailbox's folder by device and inode.
+            var current = realpath(PathNames.openableFolder(of: path), nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) } ?? ""
+            while !current.isEmpty {
+                var info = stat()
+                if stat(current, &info) == 0 && info.st_dev == inside.st_dev && info.st_ino == inside.st_ino {
+                    throw CommandFailure(status: .usage, message: "--out \(path): it is inside \(folder.what) (\(folder.path)); give a file outside it")
+                }
+                guard current != "/", let slash = current.lastIndex(of: "/") else { break }
+                current = slash == current.startIndex ? "/" : String(current[..<slash])
             }
         }
     }
 
-    /// The path with its folder's links resolved (the file itself may not exist yet).
-    static func canonicalPath(_ path: String) -> String {
-        let folder = PathNames.openableFolder(of: path)
-        guard let real = realpath(folder, nil) else { return path }
-        defer { free(real) }
-        let name = PathNames.name(of: path)
-        return String(cString: real) + "/" + name
+    /// Where a path points: its folder's device and inode, and its last name. The same for
+    /// every path to one place, through links and bind mounts.
+    struct FolderIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var name: String
+    }
+
+    /// Nil when the folder is not there.
+    static func folderIdentity(_ path: String) -> FolderIdentity? {
+        var folder = stat()
+        guard stat(PathNames.openableFolder(of: path), &folder) == 0 else { return nil }
+        return FolderIdentity(device: UInt64(folder.st_dev), inode: UInt64(folder.st_ino), name: PathNames.name(of: path))
     }
 
     init(path: String?) throws(CommandFailure) {
