@@ -563,6 +563,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             if count < 0 && (errno == ENOSPC || errno == EDQUOT) { return written }
             return count == 0 ? written : nil
         }
+        // NFS tells a quota at the flush, not at the write.
+        if fsync(descriptor) != 0 && (errno == ENOSPC || errno == EDQUOT) { return 0 }
         return written
     }
 

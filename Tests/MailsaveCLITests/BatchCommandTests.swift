@@ -278,6 +278,7 @@ enum Mailboxes {
         // The temporary file of a run killed with -9 (its process gone) goes with the next run.
         let stale = folder.appendingPathComponent(".decisions.jsonl.mailsave-999999999.tmp")
         try "half".write(to: stale, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: stale.path)
         #expect(try Binary.run(Mailboxes.base + ["--eml", "examples/messages", "--out", out.path]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: stale.path))
         // A failed run leaves the previous file as it was, and no temporary file.
