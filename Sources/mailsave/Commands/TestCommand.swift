@@ -64,7 +64,7 @@ struct TestCommand: ParsableCommand {
             }
             if !runner.diagnostics.isEmpty {
                 for diagnostic in runner.diagnostics {
-                    Terminal.out("\(diagnostic.location.description): \(diagnostic.severity.rawValue): \(diagnostic.message)")
+                    Terminal.out(visible("\(diagnostic.location.description): \(diagnostic.severity.rawValue): \(diagnostic.message)"))
                 }
                 failed += runner.diagnostics.filter { $0.severity == .error }.count
             }
@@ -74,21 +74,24 @@ struct TestCommand: ParsableCommand {
                 applied.formUnion(result.applied)
                 if result.passed {
                     passed += 1
-                    if verbose { Terminal.out("ok    \(test.location.path):\(test.location.line): \(test.name)") }
+                    if verbose { Terminal.out(visible("ok    \(test.location.path):\(test.location.line): \(test.name)")) }
                 } else {
                     failed += 1
-                    Terminal.out("FAIL  \(test.location.path):\(test.location.line): \(test.name)")
-                    for failure in result.failures { Terminal.out("        \(failure)") }
+                    // Names, paths and what a message held are shown escaped: a control character
+                    // or a line feed from a test file or a header cannot drive the terminal or
+                    // fake a line of the summary.
+                    Terminal.out(visible("FAIL  \(test.location.path):\(test.location.line): \(test.name)"))
+                    for failure in result.failures { Terminal.out(visible("        \(failure)")) }
                 }
             }
             let missing = pack.rules.map(\.id).filter { !applied.contains($0) }
             if !missing.isEmpty && !tests.isEmpty {
-                Terminal.out("rules no test applies in \(packPath): \(missing.joined(separator: ", "))")
+                Terminal.out(visible("rules no test applies in \(packPath): \(missing.joined(separator: ", "))"))
                 uncovered += missing
             }
         }
         if passed + failed == 0 {
-            Terminal.out("no rule tests found in \(paths.joined(separator: " ")) (tests live in <pack>/tests/*.yaml)")
+            Terminal.out(visible("no rule tests found in \(paths.joined(separator: " ")) (tests live in <pack>/tests/*.yaml)"))
             Terminal.out("0 passed, 0 failed")
             throw ExitCode(ExitStatus.problems.rawValue)
         }

@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+
+/// What `test` and `lint --format github` print from files and messages is escaped: a control
+/// character or a line feed in a test's name, a header, a file name or a rule id cannot drive
+/// the terminal or fake a line (a "119 passed, 0 failed" of its own).
+@Suite struct OutputEscapingTests {
+    @Test func ruleTestOutputEscapesControlCharacters() throws {
+        let folder = try Mailboxes.temporaryFolder("test-escape")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["rules", "examples"] {
+            try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+        }
+        let evil = """
+            crm: ../../examples/crm
+            tests:
+              - name: "evil\\e]0;OWNED\\a\\e[31mRED\\n119 passed, 0 failed"
+                message: ../../examples/messages/01-customer-question.eml
+                expect: {verdict: skip}
+            """
+        try evil.write(to: folder.appendingPathComponent("rules/tests/evil.yaml"), atomically: true, encoding: .utf8)
+        let result = try Binary.run(["test", folder.appendingPathComponent("rules").path])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(!result.stdout.contains("\u{1B}") && !result.stdout.contains("\u{7}"), "\(result.stdout)")
+        #expect(result.stdout.contains("evil\\u{1B}]0;OWNED\\u{7}\\u{1B}[31mRED\\u{A}119 passed, 0 failed"), "\(result.stdout)")
+        #expect(!result.stdout.split(separator: "\n").contains("119 passed, 0 failed"), "\(result.stdout)")
+    }
+
+    @Test func githubAnnotationsEscapeControlCharacters() throws {
+        let folder = try Mailboxes.temporaryFolder("github-escape")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rules = "rules:\n  - id: \"bad\\e[2Jid\"\n    description: d\n    when: \"true\"\n    then: save\n"
+        try rules.write(to: folder.appendingPathComponent("a\u{1B}[31mx.yaml"), atomically: true, encoding: .utf8)
+        let result = try Binary.run(["lint", "--format", "github", folder.path])
+        #expect(!result.stdout.contains("\u{1B}"), "\(result.stdout)")
+        #expect(result.stdout.contains("\\u{1B}[31mx.yaml"), "\(result.stdout)")
+    }
+}
