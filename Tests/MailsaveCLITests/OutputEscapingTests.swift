@@ -36,3 +36,31 @@ import Testing
         #expect(result.stdout.contains("\\u{1B}[31mx.yaml"), "\(result.stdout)")
     }
 }
+
+/// `mailsave test` over several packs, or from inside one.
+@Suite struct RuleTestPathsTests {
+    /// A pack without tests among several fails --require-coverage (the others' tests counted
+    /// for it); a tests/ that cannot be listed is an error, not "no tests".
+    @Test func eachPackIsCoveredOnItsOwn() throws {
+        let folder = try Mailboxes.temporaryFolder("test-packs")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bare = folder.appendingPathComponent("bare")
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: bare)
+        try FileManager.default.removeItem(at: bare.appendingPathComponent("tests"))
+        let covered = try Binary.run(["test", "--require-coverage", "rules", bare.path])
+        #expect(covered.status == 1, "\(covered.stdout)")
+        #expect(covered.stdout.contains("no rule tests found in \(bare.path)"), "\(covered.stdout)")
+        try "x\n".write(to: bare.appendingPathComponent("tests"), atomically: true, encoding: .utf8)
+        let unreadable = try Binary.run(["test", "rules", bare.path])
+        #expect(unreadable.status == 3, "\(unreadable.stderr)")
+        #expect(unreadable.stderr.contains("/tests: cannot list the rule tests"), "\(unreadable.stderr)")
+    }
+
+    /// Run from inside the pack, `mailsave test .` finds the project above it, as with the
+    /// pack's path (every test failed: "." was its own project).
+    @Test func aPackNamedDotIsItsRealFolder() throws {
+        let result = try Binary.launch(Binary.path, ["test", "."], directory: Binary.packageRoot.appendingPathComponent("rules"))
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.stdout.hasSuffix("119 passed, 0 failed\n"), "\(result.stdout)")
+    }
+}

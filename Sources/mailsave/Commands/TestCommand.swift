@@ -37,7 +37,11 @@ struct TestCommand: ParsableCommand {
         var passed = 0
         var failed = 0
         var uncovered: [String] = []
-        for path in paths {
+        for given in paths {
+            // "." or ".." (run from inside the pack): its real path, so that the folder above
+            // it, the project the tests read from, is not "." again.
+            let last = given.split(separator: "/").last.map(String.init) ?? given
+            let path = (last == "." || last == "..") ? (realpath(given, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) } ?? given) : given
             let isFile = path.hasSuffix(".yaml") || path.hasSuffix(".yml")
             let packPath = isFile ? parent(parent(path)) : path
             let testFiles: [String]
@@ -45,7 +49,18 @@ struct TestCommand: ParsableCommand {
                 testFiles = [path]
             } else {
                 let folder = (path.hasSuffix("/") ? String(path.dropLast()) : path) + "/tests"
-                testFiles = ((try? PackLoader.entries(of: folder)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { folder + "/" + $0 }
+                var entries: [String] = []
+                var info = stat()
+                if lstat(folder, &info) == 0 {
+                    // A tests/ that is there but cannot be listed (a file, no permission) is an
+                    // error, not a pack without tests.
+                    do {
+                        entries = try PackLoader.entries(of: folder)
+                    } catch {
+                        throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot list the rule tests: \(error.reason)")
+                    }
+                }
+                testFiles = entries.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { folder + "/" + $0 }
             }
             var options = try DecisionOptions.parse(["--mailbox", "x@x.example", "--rules", packPath])
             options.rules = packPath
@@ -88,6 +103,10 @@ struct TestCommand: ParsableCommand {
             if !missing.isEmpty && !tests.isEmpty {
                 Terminal.out(visible("rules no test applies in \(packPath): \(missing.joined(separator: ", "))"))
                 uncovered += missing
+            } else if tests.isEmpty && paths.count > 1 && requireCoverage {
+                // One pack of several without tests: the others' tests do not cover it.
+                Terminal.out(visible("no rule tests found in \(packPath) (tests live in <pack>/tests/*.yaml)"))
+                uncovered += pack.rules.map(\.id)
             }
         }
         if passed + failed == 0 {
