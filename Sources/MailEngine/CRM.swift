@@ -313,12 +313,8 @@ public enum MessageIDKey {
         let start = key.unicodeScalars.prefix { $0 != "@" }.filter {
             ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "-" || $0 == "_"
         }.prefix(100)
-        let digest = SHA256.hash(data: Array(key.utf8))
-        let digits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(64)
-        for byte in digest { hex.append(digits[Int(byte >> 4)]); hex.append(digits[Int(byte & 0x0F)]) }
-        return String(String.UnicodeScalarView(start)) + "." + String(decoding: hex, as: UTF8.self) + "@long-id.mailsave.invalid"
+        let digest = Hexadecimal.lowercase(SHA256.hash(data: Array(key.utf8)))
+        return String(String.UnicodeScalarView(start)) + "." + digest + "@long-id.mailsave.invalid"
     }
 
     /// A Message-ID as mailsave writes it into a Salesforce field (`MessageIdentifier`,

@@ -1,4 +1,5 @@
 import Crypto
+import MailMessage
 import MailRules
 #if canImport(Glibc)
 import Glibc
@@ -64,7 +65,7 @@ struct PackCache: CompiledPackCache {
         return Array(hash.finalize())
     }
 
-    func key(_ files: [SourceFile]) -> String { Self.hex(keyDigest(files)) }
+    func key(_ files: [SourceFile]) -> String { Hexadecimal.lowercase(keyDigest(files)) }
 
     /// Which compiler made an entry: the running executable's identity (device, inode, size,
     /// change and modification times of `/proc/self/exe`), which every rebuild or upgrade
@@ -89,22 +90,12 @@ struct PackCache: CompiledPackCache {
 
     func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
 
     /// The cached pack of `files`, or nil when there is none or the entry is not exactly one
     /// this version wrote for these files.
     func load(_ files: [SourceFile]) -> RulePack? {
         let key = keyDigest(files)
-        guard let bytes = readEntry(path(forKey: Self.hex(key))) else { return nil }
+        guard let bytes = readEntry(path(forKey: Hexadecimal.lowercase(key))) else { return nil }
         return Self.decode(bytes, key: key)
     }
 
@@ -142,7 +133,7 @@ struct PackCache: CompiledPackCache {
         let key = keyDigest(files)
         let bytes = Self.encode(pack, key: key)
         mkdirs(directory)
-        let final = path(forKey: Self.hex(key))
+        let final = path(forKey: Hexadecimal.lowercase(key))
         let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }

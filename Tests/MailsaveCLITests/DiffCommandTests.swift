@@ -221,12 +221,10 @@ import Testing
         try Mailboxes.mbox((0..<6000).map { Data(original.replacing("<CAB1234567@mail.fabrikam.com>", with: "<m\($0)@fabrikam.com>").utf8) }).write(to: mbox)
         let spool = repository.appendingPathComponent("tmp")
         try FileManager.default.createDirectory(at: spool, withIntermediateDirectories: true)
-        let process = Foundation.Process()
-        process.executableURL = URL(fileURLWithPath: Binary.path)
-        process.arguments = ["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com", "--quiet",
-                             "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", mbox.path]
+        let process = Mailboxes.process(["diff", "--old-rev", "HEAD", "--new", "r", "--mailbox", "ann@contoso.com", "--quiet",
+                                         "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path, "--mbox", mbox.path])
         process.currentDirectoryURL = repository
-        process.environment = Binary.environment.merging(["TMPDIR": spool.path]) { $1 }
+        process.environment?["TMPDIR"] = spool.path
         process.standardOutput = FileHandle.nullDevice
         let errors = Pipe()
         process.standardError = errors

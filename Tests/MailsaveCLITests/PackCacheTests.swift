@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 #endif
 @testable import mailsave
+import MailMessage
 import MailRules
 import Testing
 
@@ -47,7 +48,7 @@ import Testing
         // Moving a byte from a path to a text changes the key (no ambiguous concatenation).
         let moved = [SourceFile(path: "a.yam", text: "lrules: []\n")]
         #expect(cache.key(moved) != cache.key(files))
-        #expect(PackCache.hex(Array(SHA256.hash(data: Array("abc".utf8)))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Hexadecimal.lowercase(SHA256.hash(data: Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     @Test func everyFlippedByteIsRefused() throws {

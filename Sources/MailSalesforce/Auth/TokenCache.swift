@@ -50,7 +50,7 @@ public struct TokenCache: Sendable {
     /// file's path for JWT): two users of one app, or a changed secret, never share a token.
     public init(directory: String, loginURL: String, clientID: String, username: String?, credential: String = "") {
         let key = SHA256.hash(data: Array("\(loginURL)\n\(clientID)\n\(username ?? "")\n\(credential)".utf8))
-        let name = key.prefix(12).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let name = Hexadecimal.lowercase(key.prefix(12))
         path = directory + "/sf-token-" + name + ".json"
     }
 

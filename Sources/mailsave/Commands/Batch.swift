@@ -87,7 +87,7 @@ struct Batch: ParsableCommand {
         var files: [(path: String, what: String)] = []
         if let store = options.storePath(applying: apply) {
             // Under its name and, when that is a link, its real name (SQLite's -wal is the real one's).
-            let real = realpath(store, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) }
+            let real = PackLoader.realPath(store)
             for name in Set([store, real].compactMap { $0 }) {
                 files += [(name, "the store"), (name + "-wal", "the store's WAL"), (name + "-shm", "the store's WAL index"),
                           (name + "-journal", "the store's journal")]
@@ -96,11 +96,11 @@ struct Batch: ParsableCommand {
         if let mbox = source.mbox { files.append((mbox, "the mailbox")) }
         if let crm = options.crm { files += DecisionOptions.crmObjects.map { (crm + "/" + $0 + ".csv", "a CSV file of --crm") } }
         if let config = options.salesforceOption.salesforceConfig { files.append((config, "the Salesforce configuration")) }
-        if (try? FileManager.default.contentsOfDirectory(atPath: options.rules)) == nil {
-            files.append((options.rules, "the rule pack"))
-        }
-        for folder in [options.rules, options.rules + "/users"] {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] { files.append((folder + "/" + name, "a file of the rule pack")) }
+        let packNames = try? FileManager.default.contentsOfDirectory(atPath: options.rules)
+        if packNames == nil { files.append((options.rules, "the rule pack")) }
+        let usersFolder = options.rules + "/users"
+        for (folder, names) in [(options.rules, packNames), (usersFolder, try? FileManager.default.contentsOfDirectory(atPath: usersFolder))] {
+            for name in names ?? [] { files.append((folder + "/" + name, "a file of the rule pack")) }
         }
         return files
     }
@@ -462,18 +462,14 @@ struct Batch: ParsableCommand {
             if got < 0 { throw CommandFailure(status: .couldNotRun, message: "-: cannot read: \(String(cString: strerror(errno)))") }
             if got == 0 { break }
             if var splitter = preamble {
-                // Up to the limit's byte at most, as MboxSource checks it.
-                let fed = min(got, max(0, MboxSource.preambleLimit - splitter.offset))
-                chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<fed]), into: &events) }
-                events.removeAll(keepingCapacity: true)
-                if splitter.hasStartedMessage {
-                    preamble = nil
-                } else if splitter.offset >= MboxSource.preambleLimit {
+                do throws(CommandFailure) {
+                    _ = try MboxSource.feedPreamble(&splitter, chunk, count: got, name: "-", into: &events)
+                } catch {
                     unlink(path)
-                    throw CommandFailure(status: .badMessage, message: "-:1: not an mbox: no 'From ' separator line in its first \(MboxSource.preambleLimit) bytes")
-                } else {
-                    preamble = splitter
+                    throw error
                 }
+                events.removeAll(keepingCapacity: true)
+                preamble = splitter.hasStartedMessage ? nil : splitter
             }
             var offset = 0
             while offset < got {

@@ -133,11 +133,6 @@ enum LintReport {
         }
     }
 
-    static func excerpt(_ location: SourceLocation, length: Int, files: [String: SourceFile]) -> [String] {
-        var lines = SourceLines()
-        return excerpt(location, length: length, files: files, lines: &lines)
-    }
-
     static func excerpt(_ location: SourceLocation, length: Int, files: [String: SourceFile], lines: inout SourceLines) -> [String] {
         guard let file = files[location.path], location.line <= file.lines.count else { return [] }
         let number = String(location.line)

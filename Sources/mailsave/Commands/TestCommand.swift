@@ -41,7 +41,7 @@ struct TestCommand: ParsableCommand {
             // "." or ".." (run from inside the pack): its real path, so that the folder above
             // it, the project the tests read from, is not "." again.
             let last = given.split(separator: "/").last.map(String.init) ?? given
-            let path = (last == "." || last == "..") ? (realpath(given, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) } ?? given) : given
+            let path = (last == "." || last == "..") ? (PackLoader.realPath(given) ?? given) : given
             let isFile = path.hasSuffix(".yaml") || path.hasSuffix(".yml")
             let packPath = isFile ? parent(parent(path)) : path
             let testFiles: [String]

@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import MailEngine
 import MailMessage
+import MailRules
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -46,14 +47,14 @@ final class LineOutput {
             guard stat(folder.path, &inside) == 0 else { continue }
             // FILE's folder and each folder above it (its real path, links resolved), compared
             // with the mailbox's folder by device and inode.
-            var current = realpath(PathNames.openableFolder(of: path), nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) } ?? ""
+            var current = PackLoader.realPath(PathNames.openableFolder(of: path)) ?? ""
             while !current.isEmpty {
                 var info = stat()
                 if stat(current, &info) == 0 && info.st_dev == inside.st_dev && info.st_ino == inside.st_ino {
                     throw CommandFailure(status: .usage, message: "--out \(path): it is inside \(folder.what) (\(folder.path)); give a file outside it")
                 }
-                guard current != "/", let slash = current.lastIndex(of: "/") else { break }
-                current = slash == current.startIndex ? "/" : String(current[..<slash])
+                guard current != "/" else { break }
+                current = PathNames.folder(of: current)
             }
         }
     }

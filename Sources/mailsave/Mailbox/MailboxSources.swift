@@ -163,6 +163,22 @@ final class MboxSource: MailboxSource {
     /// How much may come before an mbox's first `From ` line before the input is refused.
     static let preambleLimit = 1 << 20
 
+    /// Feeds an mbox's first bytes (`count` of `chunk`) up to the preamble's last byte at
+    /// most, and refuses the input there when no From line has begun: input that is not an
+    /// mbox is said so after its first MiB, not after all of it (which may never end), and at
+    /// exactly that byte whatever the reads' sizes (a From line across it was accepted from
+    /// a pipe and refused from a file). How many bytes were fed: 0 once a message has begun.
+    static func feedPreamble(_ splitter: inout MboxSplitter, _ chunk: [UInt8], count: Int, name: String,
+                             into events: inout [MboxSplitter.Event]) throws(CommandFailure) -> Int {
+        guard !splitter.hasStartedMessage, splitter.offset < preambleLimit else { return 0 }
+        let fed = min(count, preambleLimit - splitter.offset)
+        chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<fed]), into: &events) }
+        if !splitter.hasStartedMessage && splitter.offset >= preambleLimit {
+            throw CommandFailure(status: .badMessage, message: "\(name):1: not an mbox: no 'From ' separator line in its first \(preambleLimit) bytes")
+        }
+        return fed
+    }
+
     func next() throws(CommandFailure) -> MailboxItem? {
         while eventIndex >= events.count {
             // Ctrl-C stops the reading too: one message may be endless input (a pipe).
@@ -185,18 +201,14 @@ final class MboxSource: MailboxSource {
                 splitter.finish(into: &events)
                 finished = true
             } else {
-                // Input that is not an mbox is said so once its first MiB holds no separator,
-                // rather than after reading all of it (which may never end). The check is made
-                // at exactly that byte, whatever the reads' sizes (a From line across the
-                // boundary was accepted from a pipe and refused from a file).
                 var fed = 0
-                if !sawAnything && !splitter.hasStartedMessage && splitter.offset < Self.preambleLimit {
-                    fed = min(got, Self.preambleLimit - splitter.offset)
-                    chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[0..<fed]), into: &events) }
-                    if !splitter.hasStartedMessage && splitter.offset >= Self.preambleLimit {
+                if !sawAnything {
+                    do throws(CommandFailure) {
+                        fed = try Self.feedPreamble(&splitter, chunk, count: got, name: name, into: &events)
+                    } catch {
                         sawAnything = true
                         finished = true
-                        throw CommandFailure(status: .badMessage, message: "\(name):1: not an mbox: no 'From ' separator line in its first \(Self.preambleLimit) bytes")
+                        throw error
                     }
                 }
                 if fed < got { chunk.withUnsafeBufferPointer { splitter.feed(UnsafeBufferPointer(rebasing: $0[fed..<got]), into: &events) } }
