@@ -83,7 +83,7 @@ let package = Package(
                                                                 .product(name: "Crypto", package: "swift-crypto"),
                                                                 .product(name: "_CryptoExtras", package: "swift-crypto")]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "ShippedFixtures", "SeededRandom", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", "SalesforceTestServer", "ScalingCheck", .product(name: "Crypto", package: "swift-crypto"),
+        .testTarget(name: "MailsaveCLITests", dependencies: ["mailsave", "MailRules", "SalesforceTestServer", "ScalingCheck", "SeededRandom", .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Reference"]),
     ],

@@ -34,6 +34,12 @@ struct Mailsave: ParsableCommand {
 enum Entry {
     static func main() {
         do {
+            // `process` once a message: its common command lines skip the parser's reflection.
+            let arguments = CommandLine.arguments.dropFirst()
+            if arguments.first == "process", var command = ProcessFastPath.parse(Array(arguments.dropFirst())) {
+                try command.run()
+                return
+            }
             var command = try Mailsave.parseAsRoot()
             try command.run()
         } catch let failure as CommandFailure {

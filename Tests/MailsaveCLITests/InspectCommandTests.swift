@@ -6,8 +6,11 @@ enum Binary {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// The binary next to the test bundle (the same build), else the package's debug build.
+    /// The binary next to the test bundle (the same build), else the package's debug build;
+    /// MAILSAVE_TEST_BINARY runs the command-line tests against another build (the installed,
+    /// statically linked one: `scripts/test-installed`).
     static var path: String {
+        if let chosen = ProcessInfo.processInfo.environment["MAILSAVE_TEST_BINARY"], !chosen.isEmpty { return chosen }
         let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [bundleDirectory.appendingPathComponent("mailsave"),
                           packageRoot.appendingPathComponent(".build/debug/mailsave")]
