@@ -165,9 +165,17 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             configuration.readonly = true
             var database: DatabaseQueue
             var immutable = false
+            // One read transaction identifies the store and checks it (`process` opens it
+            // once a message: each transaction is a round of locks on the -shm index).
+            func identifyAndCheck(_ db: Database) throws -> Int {
+                let version = try identify(db, path: path)
+                if version == formatVersion { try quickCheck(db, path: path, check: check) }
+                return version
+            }
+            let version: Int
             do {
                 database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
-                try database.read { db in _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+                version = try database.read(identifyAndCheck)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
                 // A WAL store in a folder we may not write: SQLite cannot create its -shm
                 // index. When no -wal file holds commits, the main file is the whole store and
@@ -177,8 +185,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 guard wal == 0 else { throw error }
                 database = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
                 immutable = true
+                version = try database.read(identifyAndCheck)
             }
-            let version = try database.read { db in try identify(db, path: path) }
             if version == 0 {
                 throw StoreError(.missing, message: "\(path): the file is empty, no store was created there yet")
             }
@@ -196,7 +204,6 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 return try open(path: path, access: .readOnly, createFolder: false, check: check, busyTimeout: busyTimeout,
                                 concurrentReads: concurrentReads)
             }
-            try database.read { db in try quickCheck(db, path: path, check: check) }
             if concurrentReads && !immutable, let pool = try? DatabasePool(path: sqlitePath, configuration: configuration),
                (try? pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }) != nil {
                 try database.close()

@@ -36,8 +36,8 @@ enum Entry {
         do {
             // `process` once a message: its common command lines skip the parser's reflection.
             let arguments = CommandLine.arguments.dropFirst()
-            if arguments.first == "process", var command = ProcessFastPath.parse(Array(arguments.dropFirst())) {
-                try command.run()
+            if arguments.first == "process", let command = ProcessFastPath.parse(Array(arguments.dropFirst())) {
+                try command.run(exitingWhenDone: true)
                 return
             }
             var command = try Mailsave.parseAsRoot()

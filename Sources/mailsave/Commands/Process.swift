@@ -301,15 +301,23 @@ struct Process: ParsableCommand {
         if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
     }
 
-    func run() throws {
+    func run() throws { try run(exitingWhenDone: false) }
+
+    /// `exitingWhenDone`: the process ends (status 0) as soon as the decisions are written,
+    /// with the pack, the store and the decider still held: releasing them object by object
+    /// took 0.45 ms of a 5 ms `process`, and the kernel frees it all at once. The store needs
+    /// no closing: every save was committed before its decision was written.
+    func run(exitingWhenDone: Bool) throws {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
         // Several messages: the selection is refused before any is decided. One message: its
         // decision checks the selection in the same look-up (for Salesforce, one call, not two).
         if thread || files.count != 1 { try options.checkSelection(Engine(pack: pack, directory: directory)) }
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
-        if thread { return try runThread(decider: decider) }
-        try runFiles(decider: decider)
+        try withExtendedLifetime((pack, directory, decider)) {
+            if thread { try runThread(decider: decider) } else { try runFiles(decider: decider) }
+            if exitingWhenDone { Glibc.exit(ExitStatus.ok.rawValue) }
+        }
     }
 
     /// Decides (and with `--apply` saves) each file, one decision a line; exits with the first
