@@ -306,6 +306,8 @@ struct PackEncoder {
 struct PackDecoder {
     var reader: BinaryReader
     var lists: [String: CompiledList] = [:]
+    /// The (textless) rule files the expressions name, by path.
+    var files: [String: SourceFile] = [:]
     /// The pack's macro variable slots: every variable and macro slot must be below it.
     var slots = 0
     /// The most slots a pack may declare (a compiled pack needs one per nested macro).
@@ -450,9 +452,18 @@ struct PackDecoder {
     mutating func source() -> ExprSource? {
         guard let text = reader.string(), let value = reader.string(), let location = location(), let style = reader.int(),
               (0..<5).contains(style) else { return nil }
-        let styles: [YScalar.Style] = [.plain, .singleQuoted, .doubleQuoted, .literal, .folded]
-        return ExprSource(text: text, scalar: YScalar(value: value, location: location, style: styles[style]),
-                          file: SourceFile(path: location.path, text: ""))
+        let scalarStyle: YScalar.Style
+        switch style {
+        case 0: scalarStyle = .plain
+        case 1: scalarStyle = .singleQuoted
+        case 2: scalarStyle = .doubleQuoted
+        case 3: scalarStyle = .literal
+        default: scalarStyle = .folded
+        }
+        // One file object a path (a pack's expressions come from a handful of files).
+        let file = files[location.path] ?? SourceFile(path: location.path, text: "")
+        files[location.path] = file
+        return ExprSource(text: text, scalar: YScalar(value: value, location: location, style: scalarStyle), file: file)
     }
 
     /// `.some(nil)` when no expression was stored, nil when the bytes are bad.

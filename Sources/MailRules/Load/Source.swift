@@ -1,23 +1,36 @@
+import MailMessage
+
 /// A rule file's text, kept so diagnostics can quote the line they point at.
 public final class SourceFile: Sendable {
     /// The path as the user gave it (relative paths stay relative in diagnostics).
     public let path: String
     public let text: String
-    public let lines: [Substring]
+    /// The lines, split when first asked for (diagnostics, YAML positions): a pack that comes
+    /// from the compiled cache only hashes its files, once a message.
+    private let splitLines = Locked<[Substring]?>(nil)
 
     public init(path: String, text: String) {
         self.path = path
         self.text = text
-        // Split on UTF-8 bytes: a 3 MB blocklist file has 100,000 lines.
-        self.lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
-            let substring = Substring(line)
-            return substring.utf8.last == 0x0D ? Substring(substring.utf8.dropLast()) : substring
+    }
+
+    public var lines: [Substring] {
+        splitLines.withLock { cached in
+            if let cached { return cached }
+            // Split on UTF-8 bytes: a 3 MB blocklist file has 100,000 lines.
+            let lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+                let substring = Substring(line)
+                return substring.utf8.last == 0x0D ? Substring(substring.utf8.dropLast()) : substring
+            }
+            cached = lines
+            return lines
         }
     }
 
     /// The 1-based line's text, or "" past the end.
     public func line(_ number: Int) -> Substring {
-        number >= 1 && number <= lines.count ? lines[number - 1] : ""
+        let lines = lines
+        return number >= 1 && number <= lines.count ? lines[number - 1] : ""
     }
 }
 
