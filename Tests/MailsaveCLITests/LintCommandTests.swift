@@ -71,6 +71,33 @@ import Testing
         }
     }
 
+    /// SARIF names files by URI: `#`, `%`, spaces and non-ASCII letters are percent-encoded
+    /// (GitHub read `a #1/org.yaml` as the file `a ` with a fragment); an absolute path is a
+    /// `file:` URI without `%SRCROOT%`.
+    @Test func sarifFileNamesAreURIs() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-sarif-\(UUID().uuidString)")
+        let folder = base.appendingPathComponent("a #1 100% é")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        for file in try FileManager.default.contentsOfDirectory(atPath: "Tests/LintExamples/bad/shadowed-rule") {
+            try FileManager.default.copyItem(atPath: "Tests/LintExamples/bad/shadowed-rule/" + file, toPath: folder.appendingPathComponent(file).path)
+        }
+        func artifact(_ argument: String, in directory: URL = Binary.packageRoot) throws -> [String: Any] {
+            let result = try Binary.launch(Binary.path, ["lint", "--format", "sarif", argument], directory: directory)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let finding = try #require(((object["runs"] as? [[String: Any]])?.first?["results"] as? [[String: Any]])?.first)
+            let physical = (finding["locations"] as? [[String: Any]])?.first?["physicalLocation"] as? [String: Any]
+            return try #require(physical?["artifactLocation"] as? [String: Any])
+        }
+        let relative = try artifact("a #1 100% é", in: base)
+        #expect(relative["uri"] as? String == "a%20%231%20100%25%20%C3%A9/org.yaml")
+        #expect(relative["uriBaseId"] as? String == "%SRCROOT%")
+        let absolute = try artifact(folder.path)
+        let encodedBase = base.path.replacingOccurrences(of: " ", with: "%20")
+        #expect(absolute["uri"] as? String == "file://" + encodedBase + "/a%20%231%20100%25%20%C3%A9/org.yaml")
+        #expect(absolute["uriBaseId"] == nil)
+    }
+
     @Test func githubAnnotations() throws {
         let result = try Binary.run(["lint", "--format", "github", "Tests/LintExamples/bad/expr-syntax"])
         #expect(result.stdout == "::error file=Tests/LintExamples/bad/expr-syntax/org.yaml,line=11,col=19,endColumn=20,"

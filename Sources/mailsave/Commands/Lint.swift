@@ -187,10 +187,30 @@ enum LintReport {
         }
     }
 
+    /// A file as SARIF names it: a URI reference, so a path is percent-encoded (a `#` began a
+    /// fragment, a `%` an escape, a space is not allowed); a relative path is relative to the
+    /// checkout (`%SRCROOT%`), an absolute one is a `file:` URI with no base.
+    static func sarifArtifact(_ path: String) -> JSON {
+        var encoded = ""
+        for byte in path.utf8 {
+            switch byte {
+            // RFC 3986's unreserved characters and the path separator stay as they are.
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let digits = Array("0123456789ABCDEF".unicodeScalars)
+                encoded.unicodeScalars.append(contentsOf: ["%", digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+            }
+        }
+        if path.hasPrefix("/") { return .object([("uri", .string("file://" + encoded))]) }
+        return .object([("uri", .string(encoded)), ("uriBaseId", .string("%SRCROOT%"))])
+    }
+
     static func sarifLocation(_ location: SourceLocation, length: Int, message: String? = nil) -> JSON {
         var members: [(String, JSON)] = [
             ("physicalLocation", .object([
-                ("artifactLocation", .object([("uri", .string(location.path)), ("uriBaseId", .string("%SRCROOT%"))])),
+                ("artifactLocation", sarifArtifact(location.path)),
                 ("region", .object([("startLine", .int(location.line)), ("startColumn", .int(location.column)),
                                     ("endColumn", .int(location.column + length))])),
             ])),
