@@ -370,6 +370,33 @@ import ShippedFixtures
         #expect(backend.statistics.retries == 1)
     }
 
+    /// A batch of three messages of one new person (each decision creates her Lead) and one of
+    /// a person another client created after the decisions: one Lead made, in the first
+    /// message's graph; the later messages link it, and the other person is linked, not made.
+    @Test func aBatchMakesANewPersonOnceAndLinksOneMadeMeanwhile() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        var saves: [PendingSave] = []
+        for (number, address) in ["sam@unknown.example", "sam@unknown.example", "kim@unknown.example", "sam@unknown.example"].enumerated() {
+            let message = try parse("From: Pat Doe <\(address)>\r\nTo: ann@contoso.com\r\nSubject: Order \(number)\r\n"
+                                    + "Message-ID: <batch-person-\(number)@unknown.example>\r\n\r\nPlease confirm.\r\n")
+            let decision = try decide(backend, message, settings: ["auto_save_mode": "forced"])
+            #expect(decision.createFor == [address])
+            saves.append(PendingSave(decision: decision, message: message, mailbox: "ann@contoso.com"))
+        }
+        try server.seed([CRMRecord(object: "Lead", id: "00Q5e00000Kim01", fields: ["Email": "kim@unknown.example", "LastName": "Doe", "Company": "Unknown"])])
+        let results = backend.write(batch: saves).map { try? $0.get() }
+        #expect(results.allSatisfy { $0?.created == true }, "\(results)")
+        let sams = try server.records("Lead").filter { $0["Email"]?.string == "sam@unknown.example" }
+        #expect(sams.count == 1)
+        #expect(try server.records("Lead").filter { $0["Email"]?.string == "kim@unknown.example" }.count == 1)
+        #expect(results.map { $0?.createdRecords.count } == [1, 0, 0, 0])
+        let tasks = try server.records("Task")
+        let whoIDs = results.map { result in tasks.first { $0["Id"]?.string == result?.id }?["WhoId"]?.string.map(SalesforceID.canonical) }
+        let sam = sams.first?["Id"]?.string.map(SalesforceID.canonical)
+        #expect(whoIDs == [sam, sam, SalesforceID.canonical("00Q5e00000Kim01"), sam])
+    }
+
     /// Rows locked on every attempt: the batch's messages are parked (retryable) once the
     /// attempts are used up, with nothing saved and no more calls than the attempts.
     @Test func rowsLockedOnEveryAttemptAreParked() throws {
@@ -524,6 +551,40 @@ import ShippedFixtures
         #expect(saved.createdRecords.map(\.placeholder) == ["new:Lead:sam@unknown.example"])
         #expect(saved.createdRecords.map(\.id) == [lead["Id"]?.string ?? ""])
         #expect(try server.records("Task").first { $0["Id"]?.string == saved.id }?["WhoId"]?.string == lead["Id"]?.string)
+    }
+
+    /// Two processes decide messages of one new person at once (one `process` a message):
+    /// both decisions create her Lead. The later save finds the Lead the first made and links
+    /// it instead of making a second; a converted Lead is no one to link.
+    @Test func aPersonMadeSinceTheDecisionIsLinkedNotMadeAgain() throws {
+        let server = try seeded()
+        let first = try server.backend()
+        let second = try server.backend()
+        let third = try server.backend()
+        func message(_ number: Int, from address: String = "sam@unknown.example") throws -> Message {
+            try parse("From: Sam Lee <\(address)>\r\nTo: ann@contoso.com\r\nSubject: Hi \(number)\r\nMessage-ID: <race-\(number)@unknown.example>\r\n\r\nHello\r\n")
+        }
+        let messages = [try message(1), try message(2)]
+        let decisions = try [decide(first, messages[0], settings: ["auto_save_mode": "forced"]),
+                             decide(second, messages[1], settings: ["auto_save_mode": "forced"])]
+        #expect(decisions.map(\.createFor) == [["sam@unknown.example"], ["sam@unknown.example"]])
+        let saved = try [#require(try first.write(decisions[0], message: messages[0], mailbox: "ann@contoso.com")),
+                         #require(try second.write(decisions[1], message: messages[1], mailbox: "ann@contoso.com"))]
+        let leads = try server.records("Lead").filter { $0["Email"]?.string == "sam@unknown.example" }
+        #expect(leads.count == 1)
+        let lead = try #require(leads.first?["Id"]?.string)
+        #expect(saved[0].createdRecords.map(\.id) == [lead])
+        #expect(saved[1].createdRecords.isEmpty)
+        #expect(try server.records("Task").filter { [saved[0].id, saved[1].id].contains($0["Id"]?.string ?? "") }.map { $0["WhoId"]?.string } == [lead, lead])
+
+        // A converted Lead of the address, made after the decision: a new Lead is made.
+        let other = try message(3, from: "kim@unknown.example")
+        let decision = try decide(third, other, settings: ["auto_save_mode": "forced"])
+        try server.seed([CRMRecord(object: "Lead", id: "00Q5e00000Kim01", fields: ["Email": "kim@unknown.example", "LastName": "Kim",
+                                                                                   "Company": "Unknown", "IsConverted": "true"])])
+        let kept = try #require(try third.write(decision, message: other, mailbox: "ann@contoso.com"))
+        #expect(kept.createdRecords.count == 1)
+        #expect(try server.records("Lead").filter { $0["Email"]?.string == "kim@unknown.example" }.count == 2)
     }
 
     @Test func aRefusedFieldIsNamedAndNothingIsSaved() throws {

@@ -16,7 +16,10 @@ extension SalesforceBackend: BatchActivityWriter {
         var key: String
         var object: String
         var taskField: String?
+        var save: PendingSave
         var request: SaveRequest
+        /// The Leads and Contacts it creates, by placeholder.
+        var creates: Set<String> { Set(save.decision.toCreate.map(\.placeholder)) }
         /// The subrequests of its `/composite` form: one record alone, or several that depend on
         /// each other (new Leads or Contacts, then the activity, then relations).
         var subrequests: [JSON] { request.body["compositeRequest"]?.array ?? [] }
@@ -59,13 +62,20 @@ extension SalesforceBackend: BatchActivityWriter {
             }
             let key = save.key
             let taskField = record.object == "Task" ? taskMessageIDField() : nil
-            entries.append(BatchEntry(index: index, key: key, object: record.object, taskField: taskField,
+            entries.append(BatchEntry(index: index, key: key, object: record.object, taskField: taskField, save: save,
                                       request: saveRequest(save.decision, message: save.message, mailbox: save.mailbox, key: key, taskField: taskField)))
         }
-        // A message twice in one batch is saved once, and the repeat finds it after.
+        // A message twice in one batch is saved once, and the repeat finds it after; so are
+        // messages that create the same new person: the later one links the person the
+        // earlier one made (its round's check finds it).
         var rounds: [[BatchEntry]] = []
         for entry in entries {
-            if let round = rounds.firstIndex(where: { !$0.contains { $0.key == entry.key } }) { rounds[round].append(entry) } else { rounds.append([entry]) }
+            let creates = entry.creates
+            if let round = rounds.firstIndex(where: { !$0.contains { $0.key == entry.key || !$0.creates.isDisjoint(with: creates) } }) {
+                rounds[round].append(entry)
+            } else {
+                rounds.append([entry])
+            }
         }
         for round in rounds {
             for (index, outcome) in save(round) { outcomes[index] = outcome.map { $0 } }
@@ -83,12 +93,22 @@ extension SalesforceBackend: BatchActivityWriter {
     private func save(_ round: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
         var results: [(Int, Result<SaveResult, CRMError>)] = []
         var toSend: [BatchEntry] = []
-        // Every message of the round is looked for first (see `write(batch:)`).
+        // Every message of the round is looked for first (see `write(batch:)`), and so is every
+        // person it would create: one another client (or an earlier round) made is linked.
         if !round.isEmpty {
             do {
-                let found = try existing(keys: round.map(\.key), taskField: taskMessageIDField())
-                for entry in round {
-                    if let id = found[MessageIDKey.normalize(entry.key)] { results.append((entry.index, .success(SaveResult(id: id, created: false)))) } else { toSend.append(entry) }
+                let found = try check(keys: round.map(\.key), taskField: taskMessageIDField(), people: round.flatMap(\.save.decision.toCreate))
+                for var entry in round {
+                    if let id = found.activities[MessageIDKey.normalize(entry.key)] {
+                        results.append((entry.index, .success(SaveResult(id: id, created: false))))
+                        continue
+                    }
+                    let made = found.people.filter { entry.creates.contains($0.key) }
+                    if !made.isEmpty {
+                        entry.request = saveRequest(entry.save.decision, message: entry.save.message, mailbox: entry.save.mailbox, key: entry.key,
+                                                    taskField: entry.taskField, madeMeanwhile: made)
+                    }
+                    toSend.append(entry)
                 }
             } catch {
                 results += round.map { ($0.index, .failure(error)) }

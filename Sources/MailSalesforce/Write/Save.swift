@@ -26,10 +26,17 @@ extension SalesforceBackend {
         }
         let taskField = object == "Task" ? taskMessageIDField() : nil
         let refusedTwice = taskField.map { taskFieldFacts($0).unique } ?? false
-        if !isKnownAbsent(key, object: object), !refusedTwice, let id = try existing(key, taskField: taskField) {
-            return SaveResult(id: id, created: false)
+        let checksActivity = !isKnownAbsent(key, object: object) && !refusedTwice
+        // The people the decision creates are looked for again, in the same call as the
+        // message when that is checked: messages of one new person decided at once (one
+        // `process` a message) made that Lead or Contact once each.
+        var madeMeanwhile: [String: String] = [:]
+        if checksActivity || !decision.toCreate.isEmpty {
+            let found = try check(keys: checksActivity ? [key] : [], taskField: taskField, people: decision.toCreate)
+            if let id = found.activities[MessageIDKey.normalize(key)] { return SaveResult(id: id, created: false) }
+            madeMeanwhile = found.people
         }
-        let request = saveRequest(decision, message: message, mailbox: mailbox, key: key, taskField: taskField)
+        let request = saveRequest(decision, message: message, mailbox: mailbox, key: key, taskField: taskField, madeMeanwhile: madeMeanwhile)
         var attempt = 0
         while true {
             attempt += 1
@@ -70,14 +77,33 @@ extension SalesforceBackend {
     /// `MessageIdentifier` and Tasks by `taskField`, every key in one `IN` list per object
     /// (split under SOQL's length limit), so a whole batch is one call.
     func existing(keys: [String], taskField: String?) throws(CRMError) -> [String: String] {
-        guard !keys.isEmpty else { return [:] }
+        try check(keys: keys, taskField: taskField, people: []).activities
+    }
+
+    /// In one call: the activities the org holds for these messages, by normalised key, and
+    /// the `people` to create that it holds by now (another client created them since the
+    /// decision looked), by placeholder. A person is a Contact, or a Lead not converted, with
+    /// exactly that Email; of several, the lowest id, as the store picks.
+    func check(keys: [String], taskField: String?, people: [RecordToCreate]) throws(CRMError)
+        -> (activities: [String: String], people: [String: String]) {
+        var list: [LookupQueries.Query] = []
         let literals = keys.flatMap(LookupQueries.messageIdentifierLiterals)
-        var list = SOQL.Statement(head: "SELECT Id, MessageIdentifier FROM EmailMessage", groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), literals)])
-            .split(limit: queries.limit).map { LookupQueries.Query(kind: .emailMessages, soql: $0) }
-        if let taskField {
-            list += SOQL.Statement(head: "SELECT Id, \(taskField) FROM Task", groups: [.init(.within(fields: [taskField], and: nil), literals)])
-                .split(limit: queries.limit).map { LookupQueries.Query(kind: .tasks, soql: $0) }
+        if !literals.isEmpty {
+            list += SOQL.Statement(head: "SELECT Id, MessageIdentifier FROM EmailMessage", groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), literals)])
+                .split(limit: queries.limit).map { LookupQueries.Query(kind: .emailMessages, soql: $0) }
+            if let taskField {
+                list += SOQL.Statement(head: "SELECT Id, \(taskField) FROM Task", groups: [.init(.within(fields: [taskField], and: nil), literals)])
+                    .split(limit: queries.limit).map { LookupQueries.Query(kind: .tasks, soql: $0) }
+            }
         }
+        for (object, kind, condition) in [("Contact", LookupQueries.Kind.contacts, nil), ("Lead", .leads, "IsConverted = false")] {
+            var seen = Set<String>()
+            let addresses = people.filter { $0.object == object }.compactMap { LookupQueries.addressLiteral($0.address) }.filter { seen.insert($0).inserted }
+            guard !addresses.isEmpty else { continue }
+            list += SOQL.Statement(head: "SELECT Id, Email FROM \(object)", groups: [.init(.within(fields: ["Email"], and: condition), addresses)])
+                .split(limit: queries.limit).map { LookupQueries.Query(kind: kind, soql: $0) }
+        }
+        guard !list.isEmpty else { return ([:], [:]) }
         let rows: [LookupQueries.Kind: [Row]]
         do {
             rows = try CompositeQueryRunner(connection: connection).run(list, kind: "save-check")
@@ -95,7 +121,14 @@ extension SalesforceBackend {
             let key = MessageIDKey.normalize(row.record["MessageIdentifier"] ?? "")
             if wanted.contains(key) { found[key] = row.record.id }
         }
-        return found
+        var made: [String: String] = [:]
+        for person in people {
+            let address = CRMDirectoryKeys.address(person.address)
+            let holders = (rows[person.object == "Contact" ? .contacts : .leads] ?? [])
+                .filter { CRMDirectoryKeys.address($0.record["Email"] ?? "") == address }.map(\.record.id)
+            if let id = holders.min(by: { SalesforceID.canonical($0) < SalesforceID.canonical($1) }) { made[person.placeholder] = id }
+        }
+        return (found, made)
     }
 
     struct SaveRequest {
@@ -104,13 +137,16 @@ extension SalesforceBackend {
         var references: [(reference: String, object: String, placeholder: String?)]
     }
 
-    func saveRequest(_ decision: Decision, message: Message, mailbox: String, key: String, taskField: String?) -> SaveRequest {
+    /// `madeMeanwhile`: people of `decision.toCreate` the org holds by now (placeholder -> id),
+    /// linked instead of created.
+    func saveRequest(_ decision: Decision, message: Message, mailbox: String, key: String, taskField: String?,
+                     madeMeanwhile: [String: String] = [:]) -> SaveRequest {
         let base = connection.dataPath + "/sobjects/"
         var subrequests: [JSON] = []
         var references: [(reference: String, object: String, placeholder: String?)] = []
-        var substitute: [String: String] = [:]
+        var substitute: [String: String] = madeMeanwhile
         let owner = user(address: CRMDirectoryKeys.address(mailbox))
-        for (index, target) in decision.toCreate.enumerated() {
+        for (index, target) in decision.toCreate.enumerated() where madeMeanwhile[target.placeholder] == nil {
             let reference = "new\(index)"
             substitute[target.placeholder] = "@{\(reference).id}"
             subrequests.append(.object(["method": .string("POST"), "url": .string(base + target.object), "referenceId": .string(reference),
