@@ -96,7 +96,7 @@ struct PackCache: CompiledPackCache {
     func load(_ files: [SourceFile]) -> RulePack? {
         let key = keyDigest(files)
         guard let bytes = readEntry(path(forKey: Hexadecimal.lowercase(key))) else { return nil }
-        return Self.decode(bytes, key: key)
+        return Self.decode(bytes, key: key, files: files)
     }
 
     /// An entry's bytes: a regular file (never a link, FIFO or device), owned by this user,
@@ -113,13 +113,13 @@ struct PackCache: CompiledPackCache {
 
     /// The pack in an entry, or nil unless magic, format, key and checksum all match and the
     /// payload decodes to a valid pack using every byte.
-    static func decode(_ bytes: [UInt8], key: [UInt8]) -> RulePack? {
+    static func decode(_ bytes: [UInt8], key: [UInt8], files: [SourceFile] = []) -> RulePack? {
         let header = magic.count + 1 + digestSize
         guard bytes.count >= header + digestSize, bytes.starts(with: magic), bytes[magic.count] == CompiledPackFormat.version,
               Array(bytes[(magic.count + 1)..<header]) == key else { return nil }
         let body = bytes.count - digestSize
         guard Array(SHA256.hash(data: bytes[0..<body])) == Array(bytes[body...]) else { return nil }
-        return CompiledPackFormat.decode(Array(bytes[header..<body]))
+        return CompiledPackFormat.decode(Array(bytes[header..<body]), files: files)
     }
 
     /// The bytes of an entry for `pack` under `key`.

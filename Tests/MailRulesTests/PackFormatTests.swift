@@ -10,7 +10,7 @@ import Testing
 final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
     var entries: [[String]: [UInt8]] = [:]
     func key(_ files: [SourceFile]) -> [String] { files.flatMap { [$0.path, $0.text] } }
-    func load(_ files: [SourceFile]) -> RulePack? { entries[key(files)].flatMap(CompiledPackFormat.decode) }
+    func load(_ files: [SourceFile]) -> RulePack? { entries[key(files)].flatMap { CompiledPackFormat.decode($0, files: files) } }
     func store(_ pack: RulePack, for files: [SourceFile]) { entries[key(files)] = CompiledPackFormat.encode(pack) }
 }
 

@@ -131,4 +131,35 @@ import Testing
         if case .success = try Linter.load(bad, cache: cache) { Issue.record("a bad pack loaded") }
         #expect(cache.load(try sources(bad)) == nil)
     }
+
+    /// A rule over its evaluation budget is named at the same place from a cached pack as
+    /// from YAML: a plain scalar over two lines, the costly part on the second (the cached
+    /// pack's expressions had files without text and named line 7, column 1176, for line 8).
+    @Test func anErrorFromACachedPackIsNamedWhereTheYAMLIs() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-budget-\(UUID().uuidString)")
+        try FileManager.default.copyItem(atPath: Self.rules, toPath: folder.path)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let list = "[" + (1...119).map(String.init).joined(separator: ",") + "]"
+        let heavy = """
+          - id: heavy-check
+            description: heavy
+            when: message.subject != "" and
+              \(list).all(a, \(list).all(b, \(list).all(c, a + b + c > 0)))
+            observe: '"heavy"'
+
+        """
+        let policy = folder.appendingPathComponent("policy.yaml")
+        let text = try String(contentsOf: policy, encoding: .utf8)
+        try text.replacingOccurrences(of: "rules:\n", with: "rules:\n" + heavy).write(to: policy, atomically: true, encoding: .utf8)
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-budget-cache-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let arguments = ["process", "--rules", folder.path, "--mailbox", "ann@contoso.com", "--crm", "examples/crm", "examples/messages/01-customer-question.eml"]
+        let cold = try Binary.launch(Binary.path, arguments, environment: ["MAILSAVE_CACHE_DIR": cache])
+        let warm = try Binary.launch(Binary.path, arguments, environment: ["MAILSAVE_CACHE_DIR": cache])
+        #expect(cold.status == 5 && warm.status == 5)
+        #expect(cold.stderr.contains("policy.yaml:8:"), "\(cold.stderr)")
+        #expect(warm.stderr == cold.stderr)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).contains { $0.hasSuffix(".pack") }, "the second run read a cached pack")
+    }
+
 }

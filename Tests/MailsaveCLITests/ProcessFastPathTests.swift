@@ -96,4 +96,24 @@ struct ProcessFastPathTests {
         }
         #expect(taken > 300, "only \(taken) of 3,000 lines took the fast path: the test no longer compares much")
     }
+
+    /// A run of the fast path that saves closes its store: closing checkpoints the WAL into the
+    /// store and syncs it (ending without it left the save in the -wal file only: deleting that
+    /// file between runs, which the README allows, lost the save, and a copy of the store
+    /// missed it). A run that only reads ends without closing and leaves nothing new.
+    @Test func aSavingRunClosesItsStore() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-fast-close-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try StoreHardeningTests.sampleStore(in: folder)
+        let line = ["process", "--store", store, "--mailbox", "ann@contoso.com", "examples/messages/01-customer-question.eml"]
+        #expect(ProcessFastPath.parse(Array(line.dropFirst()) + ["--apply"]) != nil, "the line takes the fast path")
+        let saved = try Binary.run(line + ["--apply"])
+        #expect(saved.status == 0, "\(saved.stderr)")
+        #expect(saved.stdout.contains("\"created\": true"))
+        #expect(!FileManager.default.fileExists(atPath: store + "-wal"), "the save is in the store's file, not only in its WAL")
+        let read = try Binary.run(line)
+        #expect(read.status == 0 && read.stdout.contains("already-saved"), "\(read.stdout)")
+    }
+
 }

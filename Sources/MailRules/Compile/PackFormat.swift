@@ -36,8 +36,12 @@ public enum CompiledPackFormat {
     }
 
     /// The pack in `bytes`, or nil unless they decode to a valid pack using every byte.
-    public static func decode(_ bytes: [UInt8]) -> RulePack? {
+    /// `files`: the rule files it was compiled from, read again (a cache keys entries by their
+    /// paths and text): an expression's errors are placed by its file's lines (a rule over its
+    /// evaluation budget named line 7 for line 8 of a plain scalar over two lines).
+    public static func decode(_ bytes: [UInt8], files: [SourceFile] = []) -> RulePack? {
         var decoder = PackDecoder(reader: BinaryReader(bytes: bytes, position: 0))
+        for file in files { decoder.files[file.path] = file }
         guard let pack = decoder.pack(), decoder.reader.position == decoder.reader.bytes.count else { return nil }
         return pack
     }
@@ -306,7 +310,7 @@ struct PackEncoder {
 struct PackDecoder {
     var reader: BinaryReader
     var lists: [String: CompiledList] = [:]
-    /// The (textless) rule files the expressions name, by path.
+    /// The rule files the expressions name, by path (without text when the caller gave none).
     var files: [String: SourceFile] = [:]
     /// The pack's macro variable slots: every variable and macro slot must be below it.
     var slots = 0
