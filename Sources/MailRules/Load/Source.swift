@@ -17,14 +17,49 @@ public final class SourceFile: Sendable {
     public var lines: [Substring] {
         splitLines.withLock { cached in
             if let cached { return cached }
-            // Split on UTF-8 bytes: a 3 MB blocklist file has 100,000 lines.
-            let lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
-                let substring = Substring(line)
-                return substring.utf8.last == 0x0D ? Substring(substring.utf8.dropLast()) : substring
-            }
+            let lines = Self.split(text)
             cached = lines
             return lines
         }
+    }
+
+    /// The lines as libyaml counts them (its marks name them): a line ends at LF, CR, CR LF,
+    /// NEL, LS or PS (a file of CR endings was one line, and its diagnostics quoted nothing).
+    /// Split on UTF-8 bytes: a 3 MB blocklist file has 100,000 lines.
+    static func split(_ text: String) -> [Substring] {
+        let bytes = text.utf8
+        var lines: [Substring] = []
+        var start = bytes.startIndex
+        var index = start
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            var width = 0
+            switch byte {
+            case 0x0A: width = 1
+            case 0x0D:
+                let next = bytes.index(after: index)
+                width = next < bytes.endIndex && bytes[next] == 0x0A ? 2 : 1
+            case 0xC2:
+                let next = bytes.index(after: index)
+                if next < bytes.endIndex && bytes[next] == 0x85 { width = 2 }
+            case 0xE2:
+                let second = bytes.index(after: index)
+                if second < bytes.endIndex, bytes[second] == 0x80 {
+                    let third = bytes.index(after: second)
+                    if third < bytes.endIndex, bytes[third] == 0xA8 || bytes[third] == 0xA9 { width = 3 }
+                }
+            default: break
+            }
+            if width == 0 {
+                index = bytes.index(after: index)
+                continue
+            }
+            lines.append(Substring(bytes[start..<index]))
+            index = bytes.index(index, offsetBy: width)
+            start = index
+        }
+        lines.append(Substring(bytes[start...]))
+        return lines
     }
 
     /// The 1-based line's text, or "" past the end.
