@@ -585,6 +585,18 @@ import ShippedFixtures
         let kept = try #require(try third.write(decision, message: other, mailbox: "ann@contoso.com"))
         #expect(kept.createdRecords.count == 1)
         #expect(try server.records("Lead").filter { $0["Email"]?.string == "kim@unknown.example" }.count == 2)
+
+        // A Contact of the address made meanwhile is linked, as the decision's own look-up
+        // would have linked it, though the decision meant to create a Lead.
+        let fourth = try message(4, from: "LOU@Unknown.example")
+        let leadDecision = try decide(third, fourth, settings: ["auto_save_mode": "forced"])
+        #expect(leadDecision.toCreate.map(\.object) == ["Lead"])
+        try server.seed([CRMRecord(object: "Contact", id: "0035e00000Lou01", fields: ["Email": "lou@unknown.example", "LastName": "Lou"])])
+        let linked = try #require(try third.write(leadDecision, message: fourth, mailbox: "ann@contoso.com"))
+        #expect(linked.createdRecords.isEmpty)
+        #expect(try server.records("Lead").filter { ($0["Email"]?.string ?? "").lowercased() == "lou@unknown.example" }.isEmpty)
+        #expect(try server.records("Task").first { $0["Id"]?.string == linked.id }?["WhoId"]?.string.map(SalesforceID.canonical)
+                == SalesforceID.canonical("0035e00000Lou01"))
     }
 
     @Test func aRefusedFieldIsNamedAndNothingIsSaved() throws {

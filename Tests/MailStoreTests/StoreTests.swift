@@ -227,6 +227,26 @@ let storeRoot: URL = {
         #expect(saved.createdRecords.count == 1)
     }
 
+    /// A Contact of the address made after the decision (another process saved mail of the
+    /// same person, or an import): linked, as the decision's own look-up would have, though the
+    /// decision meant to create a Lead.
+    @Test func aContactMadeSinceTheDecisionIsLinkedNotALeadMade() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let message = try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-m@gmail.com>\r\n\r\nHello\r\n".utf8))
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.toCreate.map(\.object) == ["Lead"])
+        try store.add([CRMRecord(object: "Contact", id: "0035e00000Zed01", fields: ["Email": "Zed.Newman@gmail.com", "LastName": "Newman"])])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(try store.record(id: saved.id)?["WhoId"] == "0035e00000Zed01")
+        #expect(saved.createdRecords.isEmpty)
+        #expect(try store.leads(email: "zed.newman@gmail.com").isEmpty)
+    }
+
     /// An imported id of another form after the prefix (any characters): the sequence's jump
     /// counts only ids of its own form, so saves go on.
     @Test func anOddImportedIdDoesNotStopTheSequence() throws {

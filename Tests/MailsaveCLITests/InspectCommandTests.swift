@@ -7,8 +7,9 @@ enum Binary {
         .deletingLastPathComponent()
 
     /// The binary next to the test bundle (the same build), else the package's debug build;
-    /// MAILSAVE_TEST_BINARY runs the command-line tests against another build (the installed,
-    /// statically linked one: `scripts/test-installed`).
+    /// MAILSAVE_TEST_BINARY runs the command-line tests against another build (the release
+    /// binary of `scripts/release-build`, as installed; a few tests time a debug build's
+    /// speed, such as a kill in the middle of a batch, and can finish first in release).
     static var path: String {
         if let chosen = ProcessInfo.processInfo.environment["MAILSAVE_TEST_BINARY"], !chosen.isEmpty { return chosen }
         let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()

@@ -18,8 +18,6 @@ extension SalesforceBackend: BatchActivityWriter {
         var taskField: String?
         var save: PendingSave
         var request: SaveRequest
-        /// The Leads and Contacts it creates, by placeholder.
-        var creates: Set<String> { Set(save.decision.toCreate.map(\.placeholder)) }
         /// The subrequests of its `/composite` form: one record alone, or several that depend on
         /// each other (new Leads or Contacts, then the activity, then relations).
         var subrequests: [JSON] { request.body["compositeRequest"]?.array ?? [] }
@@ -65,20 +63,20 @@ extension SalesforceBackend: BatchActivityWriter {
             entries.append(BatchEntry(index: index, key: key, object: record.object, taskField: taskField, save: save,
                                       request: saveRequest(save.decision, message: save.message, mailbox: save.mailbox, key: key, taskField: taskField)))
         }
-        // A message twice in one batch is saved once, and the repeat finds it after; so are
-        // messages that create the same new person: the later one links the person the
-        // earlier one made (its round's check finds it).
-        var rounds: [[BatchEntry]] = []
-        for entry in entries {
-            let creates = entry.creates
-            if let round = rounds.firstIndex(where: { !$0.contains { $0.key == entry.key || !$0.creates.isDisjoint(with: creates) } }) {
-                rounds[round].append(entry)
-            } else {
-                rounds.append([entry])
+        // Rounds: a message twice in one batch is saved once, and the repeat finds it in the
+        // next round's check; messages that would create the same new person wait for the
+        // first of them (`save(_:)` defers them), and the next round's check finds the person
+        // it made, so they link her. Each round settles at least its first message.
+        var pending = entries
+        while !pending.isEmpty {
+            var round: [BatchEntry] = []
+            var later: [BatchEntry] = []
+            for entry in pending {
+                if round.contains(where: { $0.key == entry.key }) { later.append(entry) } else { round.append(entry) }
             }
-        }
-        for round in rounds {
-            for (index, outcome) in save(round) { outcomes[index] = outcome.map { $0 } }
+            let (settled, deferred) = save(round)
+            for (index, outcome) in settled { outcomes[index] = outcome.map { $0 } }
+            pending = (deferred + later).sorted { $0.index < $1.index }
         }
         return outcomes.map { $0 ?? .failure(CRMError(.retryable, "Salesforce: the save was not made (no outcome); it is looked for before the next attempt")) }
     }
@@ -89,21 +87,31 @@ extension SalesforceBackend: BatchActivityWriter {
         return saves.map { found[MessageIDKey.normalize($0.key)] }
     }
 
-    /// One round: the messages of distinct keys.
-    private func save(_ round: [BatchEntry]) -> [(Int, Result<SaveResult, CRMError>)] {
+    /// One round: the messages of distinct keys. Returns their outcomes, and the messages that
+    /// would create a person an earlier message of the round creates (for the next round).
+    private func save(_ round: [BatchEntry]) -> (settled: [(Int, Result<SaveResult, CRMError>)], deferred: [BatchEntry]) {
         var results: [(Int, Result<SaveResult, CRMError>)] = []
         var toSend: [BatchEntry] = []
+        var deferred: [BatchEntry] = []
         // Every message of the round is looked for first (see `write(batch:)`), and so is every
         // person it would create: one another client (or an earlier round) made is linked.
         if !round.isEmpty {
             do {
                 let found = try check(keys: round.map(\.key), taskField: taskMessageIDField(), people: round.flatMap(\.save.decision.toCreate))
+                var creating = Set<String>()
                 for var entry in round {
                     if let id = found.activities[MessageIDKey.normalize(entry.key)] {
                         results.append((entry.index, .success(SaveResult(id: id, created: false))))
                         continue
                     }
-                    let made = found.people.filter { entry.creates.contains($0.key) }
+                    let targets = entry.save.decision.toCreate
+                    let made = found.people.filter { placeholder, _ in targets.contains { $0.placeholder == placeholder } }
+                    let making = Set(targets.filter { made[$0.placeholder] == nil }.map { CRMDirectoryKeys.address($0.address) })
+                    guard creating.isDisjoint(with: making) else {
+                        deferred.append(entry)
+                        continue
+                    }
+                    creating.formUnion(making)
                     if !made.isEmpty {
                         entry.request = saveRequest(entry.save.decision, message: entry.save.message, mailbox: entry.save.mailbox, key: entry.key,
                                                     taskField: entry.taskField, madeMeanwhile: made)
@@ -134,7 +142,7 @@ extension SalesforceBackend: BatchActivityWriter {
             nodes += entry.subrequests.count
         }
         if !graphs.isEmpty { results += send(graphs, graph: true) }
-        return results
+        return (results, deferred)
     }
 
     /// One call for `chunk` (retried while its outcome is unknown and nothing was found).

@@ -82,8 +82,9 @@ extension SalesforceBackend {
 
     /// In one call: the activities the org holds for these messages, by normalised key, and
     /// the `people` to create that it holds by now (another client created them since the
-    /// decision looked), by placeholder. A person is a Contact, or a Lead not converted, with
-    /// exactly that Email; of several, the lowest id, as the store picks.
+    /// decision looked), by placeholder. A person is found as the decision's look-up finds
+    /// people: by any of the email fields, a Contact before a Lead not converted (whichever the
+    /// decision meant to create); of several, the lowest id, as the store picks.
     func check(keys: [String], taskField: String?, people: [RecordToCreate]) throws(CRMError)
         -> (activities: [String: String], people: [String: String]) {
         var list: [LookupQueries.Query] = []
@@ -96,12 +97,15 @@ extension SalesforceBackend {
                     .split(limit: queries.limit).map { LookupQueries.Query(kind: .tasks, soql: $0) }
             }
         }
-        for (object, kind, condition) in [("Contact", LookupQueries.Kind.contacts, nil), ("Lead", .leads, "IsConverted = false")] {
-            var seen = Set<String>()
-            let addresses = people.filter { $0.object == object }.compactMap { LookupQueries.addressLiteral($0.address) }.filter { seen.insert($0).inserted }
-            guard !addresses.isEmpty else { continue }
-            list += SOQL.Statement(head: "SELECT Id, Email FROM \(object)", groups: [.init(.within(fields: ["Email"], and: condition), addresses)])
-                .split(limit: queries.limit).map { LookupQueries.Query(kind: kind, soql: $0) }
+        var seen = Set<String>()
+        let addresses = people.compactMap { LookupQueries.addressLiteral($0.address) }.filter { seen.insert($0).inserted }
+        let emailFields = queries.emailFields
+        if !addresses.isEmpty {
+            let head = "SELECT Id, " + emailFields.joined(separator: ", ")
+            for (object, kind, condition) in [("Contact", LookupQueries.Kind.contacts, nil), ("Lead", .leads, "IsConverted = false")] {
+                list += SOQL.Statement(head: head + " FROM " + object, groups: [.init(.within(fields: emailFields, and: condition), addresses)])
+                    .split(limit: queries.limit).map { LookupQueries.Query(kind: kind, soql: $0) }
+            }
         }
         guard !list.isEmpty else { return ([:], [:]) }
         let rows: [LookupQueries.Kind: [Row]]
@@ -124,9 +128,13 @@ extension SalesforceBackend {
         var made: [String: String] = [:]
         for person in people {
             let address = CRMDirectoryKeys.address(person.address)
-            let holders = (rows[person.object == "Contact" ? .contacts : .leads] ?? [])
-                .filter { CRMDirectoryKeys.address($0.record["Email"] ?? "") == address }.map(\.record.id)
-            if let id = holders.min(by: { SalesforceID.canonical($0) < SalesforceID.canonical($1) }) { made[person.placeholder] = id }
+            for kind in [LookupQueries.Kind.contacts, .leads] {
+                let holders = (rows[kind] ?? []).map(\.record).filter { Self.emailMatches($0, address, fields: emailFields) }.map(\.id)
+                if let id = holders.min(by: { SalesforceID.canonical($0) < SalesforceID.canonical($1) }) {
+                    made[person.placeholder] = id
+                    break
+                }
+            }
         }
         return (found, made)
     }

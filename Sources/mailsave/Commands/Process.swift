@@ -318,7 +318,7 @@ struct Process: ParsableCommand {
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         try withExtendedLifetime((pack, directory, decider)) {
             if thread { try runThread(decider: decider) } else { try runFiles(decider: decider) }
-            if exitingWhenDone && !apply { Glibc.exit(ExitStatus.ok.rawValue) }
+            if exitingWhenDone && !apply { endProcess(.ok) }
         }
     }
 
@@ -451,4 +451,9 @@ enum DecisionText {
             row.enumerated().map { index, cell in index == row.count - 1 ? cell : cell.padding(widths[index] + 1) }.joined()
         }.joined(separator: "\n")
     }
+}
+
+/// Ends the process now (`exit` inside a command is swift-argument-parser's `exit(withError:)`).
+private func endProcess(_ status: ExitStatus) -> Never {
+    exit(status.rawValue)
 }
