@@ -17,15 +17,21 @@ public struct SaveResult: Sendable, Equatable {
     public var created: Bool
     /// The records created for unknown addresses, placeholder (`new:Lead:address`) → id.
     public var createdRecords: [(placeholder: String, id: String)]
+    /// The people the decision would have created that another save had made since it was
+    /// decided, linked instead: placeholder → the existing record's id.
+    public var linkedRecords: [(placeholder: String, id: String)]
 
-    public init(id: String, created: Bool, createdRecords: [(placeholder: String, id: String)] = []) {
+    public init(id: String, created: Bool, createdRecords: [(placeholder: String, id: String)] = [],
+                linkedRecords: [(placeholder: String, id: String)] = []) {
         self.id = id
         self.created = created
         self.createdRecords = createdRecords
+        self.linkedRecords = linkedRecords
     }
 
     public static func == (a: SaveResult, b: SaveResult) -> Bool {
         a.id == b.id && a.created == b.created && a.createdRecords.elementsEqual(b.createdRecords) { $0 == $1 }
+            && a.linkedRecords.elementsEqual(b.linkedRecords) { $0 == $1 }
     }
 }
 

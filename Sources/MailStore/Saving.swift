@@ -114,8 +114,11 @@ extension CRMStore: ActivityWriter {
             }
         }
         try db.cachedStatement(sql: "UPDATE ledger SET record_id = ? WHERE message_key = ?").execute(arguments: [id, key])
-        return SaveResult(id: id, created: true, createdRecords: decision.toCreate.compactMap { target in
-            reused.contains(target.placeholder) ? nil : created[target.placeholder].map { (target.placeholder, $0) } })
+        return SaveResult(id: id, created: true,
+                          createdRecords: decision.toCreate.compactMap { target in
+                              reused.contains(target.placeholder) ? nil : created[target.placeholder].map { (target.placeholder, $0) } },
+                          linkedRecords: decision.toCreate.compactMap { target in
+                              reused.contains(target.placeholder) ? created[target.placeholder].map { (target.placeholder, $0) } : nil })
     }
 
     /// A Contact (under the matched Account) or a Lead for an unknown address (forced and

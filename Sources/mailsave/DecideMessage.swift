@@ -71,6 +71,7 @@ struct MessageDecider: Sendable {
                 var fields: [(String, JSON)] = [("id", .string(saved.id)), ("created", .bool(saved.created))]
                 // The placeholders of links.who and the record's WhoId, and the records they became.
                 if !saved.createdRecords.isEmpty { fields.append(("created_records", .object(saved.createdRecords.map { ($0.placeholder, .string($0.id)) }))) }
+                if !saved.linkedRecords.isEmpty { fields.append(("linked_records", .object(saved.linkedRecords.map { ($0.placeholder, .string($0.id)) }))) }
                 return .object(fields)
             } ?? .null
         }

@@ -391,6 +391,7 @@ import ShippedFixtures
         #expect(sams.count == 1)
         #expect(try server.records("Lead").filter { $0["Email"]?.string == "kim@unknown.example" }.count == 1)
         #expect(results.map { $0?.createdRecords.count } == [1, 0, 0, 0])
+        #expect(results.map { $0?.linkedRecords.count } == [0, 1, 1, 1])
         let tasks = try server.records("Task")
         let whoIDs = results.map { result in tasks.first { $0["Id"]?.string == result?.id }?["WhoId"]?.string.map(SalesforceID.canonical) }
         let sam = sams.first?["Id"]?.string.map(SalesforceID.canonical)
@@ -575,6 +576,8 @@ import ShippedFixtures
         let lead = try #require(leads.first?["Id"]?.string)
         #expect(saved[0].createdRecords.map(\.id) == [lead])
         #expect(saved[1].createdRecords.isEmpty)
+        #expect(saved[1].linkedRecords.map(\.placeholder) == ["new:Lead:sam@unknown.example"])
+        #expect(saved[1].linkedRecords.map { SalesforceID.canonical($0.id) } == [SalesforceID.canonical(lead)])
         #expect(try server.records("Task").filter { [saved[0].id, saved[1].id].contains($0["Id"]?.string ?? "") }.map { $0["WhoId"]?.string } == [lead, lead])
 
         // A converted Lead of the address, made after the decision: a new Lead is made.
@@ -594,6 +597,7 @@ import ShippedFixtures
         try server.seed([CRMRecord(object: "Contact", id: "0035e00000Lou01", fields: ["Email": "lou@unknown.example", "LastName": "Lou"])])
         let linked = try #require(try third.write(leadDecision, message: fourth, mailbox: "ann@contoso.com"))
         #expect(linked.createdRecords.isEmpty)
+        #expect(linked.linkedRecords.map { SalesforceID.canonical($0.id) } == [SalesforceID.canonical("0035e00000Lou01")])
         #expect(try server.records("Lead").filter { ($0["Email"]?.string ?? "").lowercased() == "lou@unknown.example" }.isEmpty)
         #expect(try server.records("Task").first { $0["Id"]?.string == linked.id }?["WhoId"]?.string.map(SalesforceID.canonical)
                 == SalesforceID.canonical("0035e00000Lou01"))

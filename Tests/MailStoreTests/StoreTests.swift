@@ -190,6 +190,7 @@ let storeRoot: URL = {
         #expect(leads.count == 1)
         #expect(try saved.map { try store.record(id: $0.id)?["WhoId"] } == [leads.first?.id, leads.first?.id])
         #expect(saved.map(\.createdRecords.count) == [1, 0])
+        #expect(saved.map(\.linkedRecords.count) == [0, 1])
     }
 
     /// A person linked by an edit stands where their address is in the EmailMessage's address
@@ -244,6 +245,8 @@ let storeRoot: URL = {
         let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
         #expect(try store.record(id: saved.id)?["WhoId"] == "0035e00000Zed01")
         #expect(saved.createdRecords.isEmpty)
+        #expect(saved.linkedRecords.map(\.placeholder) == ["new:Lead:zed.newman@gmail.com"])
+        #expect(saved.linkedRecords.map(\.id) == ["0035e00000Zed01"])
         #expect(try store.leads(email: "zed.newman@gmail.com").isEmpty)
     }
 

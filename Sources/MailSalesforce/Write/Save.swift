@@ -143,6 +143,8 @@ extension SalesforceBackend {
         var body: JSON
         /// referenceId -> what it creates, for errors and results.
         var references: [(reference: String, object: String, placeholder: String?)]
+        /// People of the decision's to-create list the org held by now, linked: placeholder -> id.
+        var linked: [(placeholder: String, id: String)] = []
     }
 
     /// `madeMeanwhile`: people of `decision.toCreate` the org holds by now (placeholder -> id),
@@ -217,7 +219,8 @@ extension SalesforceBackend {
                                         "body": relation]))
             references.append((reference, "EmailMessageRelation", nil))
         }
-        return SaveRequest(body: .object(["allOrNone": .bool(true), "compositeRequest": .array(subrequests)]), references: references)
+        let linked = decision.toCreate.compactMap { target in madeMeanwhile[target.placeholder].map { (target.placeholder, $0) } }
+        return SaveRequest(body: .object(["allOrNone": .bool(true), "compositeRequest": .array(subrequests)]), references: references, linked: linked)
     }
 
     /// A Lead or Contact for an unknown address (`RecordToCreate.fields`, as every backend
@@ -276,7 +279,7 @@ extension SalesforceBackend {
             guard let placeholder = reference.placeholder, let id = ids[reference.reference] else { return nil }
             return (placeholder, id)
         }
-        return SaveResult(id: id, created: true, createdRecords: created)
+        return SaveResult(id: id, created: true, createdRecords: created, linkedRecords: request.linked)
     }
 
     /// The subrequests of a composite answer that Salesforce refused, each with its object.
