@@ -243,8 +243,10 @@ public struct Engine {
                 observations.append("A \(record.object) will be created for \(record.address)" + (record.accountID.map { " (Account \($0))" } ?? ""))
             }
             // Linking a Business record (flexible mode, link best_match): the one found, else the new Contact's Account.
-            // Link `people` (forced mode) links People records only.
-            if what == nil, let account = decision.toCreate.compactMap(\.accountID).first, outcome.link == .bestMatch {
+            // Link `people` (forced mode) links People records only. A Lead linked excludes it
+            // (a Task with a Lead's WhoId and a WhatId is refused by the org).
+            if what == nil, let account = decision.toCreate.compactMap(\.accountID).first, outcome.link == .bestMatch,
+               !who.contains(where: { SalesforceID.object(of: $0) == "Lead" }) {
                 what = account
             }
             // The created records are linked like found ones, named by placeholder: a Task's WhoId
@@ -326,6 +328,12 @@ public struct Engine {
         if address.local.isEmpty || domain.isEmpty || domain.hasPrefix("[") || !domain.contains(".") || domain.contains("..")
             || domain.hasPrefix(".") || domain.hasSuffix(".") || address.local.contains(where: { $0 == " " || $0 == "\"" }) {
             return "not an address a Lead's or Contact's Email can hold"
+        }
+        // Any space (a no-break or em space, a line or paragraph separator, NEL) or control
+        // character: no mailbox has one, and no search can find the record again (every
+        // message made another Lead).
+        if email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control }) {
+            return "not an address a Lead's or Contact's Email can hold (a space or control character)"
         }
         return nil
     }

@@ -64,17 +64,18 @@ extension CRMStore: ActivityWriter {
         // The decision names created records by placeholder (new:Lead:address): the real ids
         // replace them. The decision was made on a snapshot: a run that saved another message
         // of the same person since (mail comes in bursts, one process per message) created
-        // that Lead or Contact, which is used, not made again; as the decision's look-up
-        // would, a Contact of the address before a Lead, whichever the decision meant to make.
+        // that Lead or Contact, which is used, not made again: a record of the kind the
+        // decision meant to make, else (for a Lead) a Contact of the address. Never a Lead for
+        // a Contact: the new Contact's Account may be the activity's WhatId, which a Lead excludes.
         var created: [String: String] = [:]
         var reused: Set<String> = []
         for target in decision.toCreate {
             // A converted Lead is no one to link (the decision's own look-up leaves it out).
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
-                WHERE kind = 'email' AND key = ? AND record.object IN ('Contact', 'Lead')
-                ORDER BY record.object = 'Contact' DESC, lookup.id
-                """), arguments: [CRMDirectoryKeys.address(target.address)])
+                WHERE kind = 'email' AND key = ? AND record.object IN ('Contact', ?)
+                ORDER BY record.object = ? DESC, lookup.id
+                """), arguments: [CRMDirectoryKeys.address(target.address), target.object, target.object])
             if let existing = try rows.map({ try Self.record($0) }).first(where: { !$0.flag("IsConverted") }) {
                 created[target.placeholder] = existing.id
                 reused.insert(target.placeholder)

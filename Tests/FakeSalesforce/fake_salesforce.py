@@ -129,7 +129,7 @@ SCHEMA = {
     "Contact": _fields(*SYSTEM(), F("FirstName", 40), F("LastName", 80), RO("Name", "string", 121),
                        F("Email", 80, "email"), F("Phone", 40, "phone"), F("MobilePhone", 40, "phone"),
                        F("Title", 128), R("AccountId", "Account"), R("OwnerId", "User"),
-                       F("Description", 32000, "textarea")),
+                       F("LeadSource", 40, "picklist"), F("Description", 32000, "textarea")),
     "Lead": _fields(*SYSTEM(), F("FirstName", 40), F("LastName", 80), RO("Name", "string", 121), F("Company", 255),
                     F("Email", 80, "email"), F("Phone", 40, "phone"), F("MobilePhone", 40, "phone"), F("Title", 128),
                     F("Website", 255, "url"), F("Status", 40, "picklist"), F("LeadSource", 40, "picklist"),
@@ -765,6 +765,11 @@ class Store:
             if missing:
                 raise ApiError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [%s]" % ", ".join(missing),
                                missing)
+            # A Lead has no Account: an activity on a Lead relates to nothing else.
+            if obj in ("Task", "Event") and fields.get("WhatId") and fields.get("WhoId") \
+                    and self.object_of(fields["WhoId"]) == "Lead":
+                raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "Related To ID: an activity whose Name is a Lead cannot "
+                               "be related to a record", ["WhatId"])
         return fields
 
     def check_value(self, obj, spec, value, seeding):

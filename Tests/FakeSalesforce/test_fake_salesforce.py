@@ -604,6 +604,19 @@ class UniqueFieldTests(ServerTest):
                 {"name": self.FIELD, "unique": True, "externalId": True, "caseSensitive": True}]})
 
 
+class ActivityRuleTests(ServerTest):
+    def test_an_activity_on_a_lead_relates_to_nothing_else(self):
+        lead = self.request("POST", V + "/sobjects/Lead", {"LastName": "L", "Company": "C", "Email": "l@x.example"}).json["id"]
+        account = self.request("POST", V + "/sobjects/Account", {"Name": "A"}).json["id"]
+        contact = self.request("POST", V + "/sobjects/Contact", {"LastName": "C", "LeadSource": "Email", "AccountId": account})
+        self.assertEqual(contact.status, 201)
+        self.assertError(self.request("POST", V + "/sobjects/Task", {"Subject": "t", "WhoId": lead, "WhatId": account}),
+                         400, "FIELD_INTEGRITY_EXCEPTION")
+        self.assertEqual(self.request("POST", V + "/sobjects/Task", {"Subject": "t", "WhoId": lead}).status, 201)
+        self.assertEqual(self.request("POST", V + "/sobjects/Task",
+                                      {"Subject": "t", "WhoId": contact.json["id"], "WhatId": account}).status, 201)
+
+
 class FaultTests(ServerTest):
     def create_task(self, subject="t"):
         return self.request("POST", V + "/sobjects/Task", {"Subject": subject})

@@ -603,6 +603,25 @@ import ShippedFixtures
                 == SalesforceID.canonical("0035e00000Lou01"))
     }
 
+    /// A Contact planned under the Account its domain matches (flexible mode: the Account is
+    /// the WhatId) is made as planned when only a Lead of the address appeared meanwhile: a
+    /// Task on a Lead relates to nothing else, so linking the Lead had the org refuse the save.
+    @Test func aLeadMadeMeanwhileIsNotLinkedInPlaceOfAPlannedContact() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try parse("From: Nina Park <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Hello\r\nMessage-ID: <nina-1@northwind.example>\r\n\r\nHi\r\n")
+        let decision = try decide(backend, message, settings: ["auto_save_mode": "flexible"])
+        #expect(decision.toCreate.map(\.object) == ["Contact"])
+        #expect(decision.what.map(SalesforceID.canonical) == SalesforceID.canonical("0015e00000Nor01"))
+        try server.seed([CRMRecord(object: "Lead", id: "00Q5e00000Nin01", fields: ["Email": "nina@northwind.example", "LastName": "Park", "Company": "Northwind"])])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.linkedRecords.isEmpty)
+        let contact = try #require(saved.createdRecords.first?.id)
+        let task = try #require(try server.records("Task").first { $0["Id"]?.string == saved.id })
+        #expect(task["WhoId"]?.string.map(SalesforceID.canonical) == SalesforceID.canonical(contact))
+        #expect(task["WhatId"]?.string.map(SalesforceID.canonical) == SalesforceID.canonical("0015e00000Nor01"))
+    }
+
     @Test func aRefusedFieldIsNamedAndNothingIsSaved() throws {
         let server = try seeded()
         let backend = try server.backend()

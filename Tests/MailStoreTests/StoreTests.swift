@@ -250,6 +250,27 @@ let storeRoot: URL = {
         #expect(try store.leads(email: "zed.newman@gmail.com").isEmpty)
     }
 
+    /// A Contact planned under the Account its domain matches (flexible mode, the Account as
+    /// WhatId): a Lead of the address made meanwhile is not linked in its place (a Task on a
+    /// Lead relates to nothing else); the Contact is made as planned.
+    @Test func aLeadMadeSinceTheDecisionDoesNotReplaceAPlannedContact() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "flexible", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let message = try MessageParser.parse(Array("From: Nina Park <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <nina-m@northwind.example>\r\n\r\nHello\r\n".utf8))
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.toCreate.map(\.object) == ["Contact"])
+        try store.add([CRMRecord(object: "Lead", id: "00Q5e00000Nin01", fields: ["Email": "nina@northwind.example", "LastName": "Park", "Company": "Northwind"])])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(saved.linkedRecords.isEmpty)
+        let contact = try #require(saved.createdRecords.first?.id)
+        #expect(try store.record(id: saved.id)?["WhoId"] == contact)
+        #expect(try store.record(id: saved.id)?["WhatId"] == "0015e00000Nor01")
+    }
+
     /// An imported id of another form after the prefix (any characters): the sequence's jump
     /// counts only ids of its own form, so saves go on.
     @Test func anOddImportedIdDoesNotStopTheSequence() throws {

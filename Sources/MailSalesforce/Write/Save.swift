@@ -82,9 +82,10 @@ extension SalesforceBackend {
 
     /// In one call: the activities the org holds for these messages, by normalised key, and
     /// the `people` to create that it holds by now (another client created them since the
-    /// decision looked), by placeholder. A person is found as the decision's look-up finds
-    /// people: by any of the email fields, a Contact before a Lead not converted (whichever the
-    /// decision meant to create); of several, the lowest id, as the store picks.
+    /// decision looked), by placeholder. A person is found by any of the email fields: a
+    /// record of the kind the decision meant to create (a Lead not converted), else, for a
+    /// Lead, a Contact; never a Lead for a Contact, whose Account may be the activity's
+    /// WhatId, which a Lead excludes. Of several, the lowest id, as the store picks.
     func check(keys: [String], taskField: String?, people: [RecordToCreate]) throws(CRMError)
         -> (activities: [String: String], people: [String: String]) {
         var list: [LookupQueries.Query] = []
@@ -128,7 +129,7 @@ extension SalesforceBackend {
         var made: [String: String] = [:]
         for person in people {
             let address = CRMDirectoryKeys.address(person.address)
-            for kind in [LookupQueries.Kind.contacts, .leads] {
+            for kind in person.object == "Lead" ? [LookupQueries.Kind.leads, .contacts] : [.contacts] {
                 let holders = (rows[kind] ?? []).map(\.record).filter { Self.emailMatches($0, address, fields: emailFields) }.map(\.id)
                 if let id = holders.min(by: { SalesforceID.canonical($0) < SalesforceID.canonical($1) }) {
                     made[person.placeholder] = id
