@@ -63,7 +63,11 @@ public struct RecordToCreate: Sendable, Equatable {
             last = String(name[name.index(after: space)...])
         }
         if last.isEmpty { last = local.isEmpty ? "unknown" : local }
-        var fields = ["FirstName": first, "LastName": last, "Email": address, "Title": signature?.title ?? "",
+        // The Email as the message spells it (`GapS05@x.example`, not `gaps05@x.example`): the
+        // org matches emails without case. Lower-cased only where case changes its length.
+        let spelled = participant.map { $0.local + "@" + $0.domain } ?? address
+        let email = spelled.utf16.count == address.utf16.count ? spelled : address
+        var fields = ["FirstName": first, "LastName": last, "Email": email, "Title": signature?.title ?? "",
                       "Phone": signature?.phones.first ?? "", "LeadSource": "Email"]
         if object == "Contact" {
             fields["AccountId"] = accountID ?? ""

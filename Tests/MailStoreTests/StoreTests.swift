@@ -250,6 +250,24 @@ let storeRoot: URL = {
         #expect(try store.leads(email: "zed.newman@gmail.com").isEmpty)
     }
 
+    /// A new Lead's Email is spelled as the message spells it (its local part's case kept); it
+    /// is found again whatever the case.
+    @Test func aNewLeadKeepsTheSpellingOfItsAddress() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords())
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
+                                                file: SourceFile(path: "t", text: "")).0
+        let message = try MessageParser.parse(Array("From: Gap Sun <GapS05@Unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <gap-1@unknown.example>\r\n\r\nHello\r\n".utf8))
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.createFor == ["gaps05@unknown.example"])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        let lead = try #require(saved.createdRecords.first?.id)
+        #expect(try store.record(id: lead)?["Email"] == "GapS05@unknown.example")
+        #expect(try store.leads(email: "gaps05@unknown.example").map(\.id) == [lead])
+    }
+
     /// A Contact planned under the Account its domain matches (flexible mode, the Account as
     /// WhatId): a Lead of the address made meanwhile is not linked in its place (a Task on a
     /// Lead relates to nothing else); the Contact is made as planned.
