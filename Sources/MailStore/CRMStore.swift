@@ -60,6 +60,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// `concurrentReads`; one read-only connection otherwise.
     let database: any DatabaseWriter
     public let path: String
+    /// How long a write (and the lock on making people) waits for another process's.
+    public let busyTimeout: Double
     /// Whether the store was opened without write access (`process` without `--apply`,
     /// `crm export`): nothing is written, no WAL file is created where it cannot be.
     public let readOnly: Bool
@@ -97,6 +99,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     public init(path: String, access: Access = .readWrite, createFolder: Bool = false, check: IntegrityCheck = .ifSmall,
                 busyTimeout: Double = 30, concurrentReads: Bool = false) throws(StoreError) {
         self.path = path
+        self.busyTimeout = busyTimeout
         do {
             let (database, readOnly) = try Self.open(path: path, access: access, createFolder: createFolder, check: check, busyTimeout: busyTimeout,
                                                      concurrentReads: concurrentReads)

@@ -36,7 +36,9 @@ struct LedgeredWriter: BatchActivityWriter {
         }
         let result: SaveResult?
         do {
-            result = try remote.write(decision, message: message, mailbox: mailbox)
+            result = try writeMakingPeopleOnce(creating: !decision.toCreate.isEmpty) {
+                () throws(CRMError) -> SaveResult? in try remote.write(decision, message: message, mailbox: mailbox)
+            }
         } catch {
             release(key)
             throw error
@@ -97,13 +99,20 @@ struct LedgeredWriter: BatchActivityWriter {
             // each call, a slow batch (timeouts, retries) never loses them while in flight.
             let keys = sent.map(\.key)
             let store = store, backend = backend
-            results = batched.write(batch: sent, beforeEachCall: {
-                do {
-                    try store.refreshRemoteClaims(backend: backend, messageKeys: keys)
-                } catch {
-                    Terminal.err("mailsave: \(store.path): the claims of a batch could not be renewed: \(error)")
-                }
-            })
+            let send = {
+                batched.write(batch: sent, beforeEachCall: {
+                    do {
+                        try store.refreshRemoteClaims(backend: backend, messageKeys: keys)
+                    } catch {
+                        Terminal.err("mailsave: \(store.path): the claims of a batch could not be renewed: \(error)")
+                    }
+                })
+            }
+            do {
+                results = try writeMakingPeopleOnce(creating: sent.contains { !$0.decision.toCreate.isEmpty }) { () throws(CRMError) in send() }
+            } catch {
+                results = sent.map { _ in .failure(error) }
+            }
         } else {
             results = sent.map { save in Result { () throws(CRMError) -> SaveResult? in try remote.write(save.decision, message: save.message, mailbox: save.mailbox) } }
         }
@@ -127,6 +136,29 @@ struct LedgeredWriter: BatchActivityWriter {
     func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?] {
         guard let batched = remote as? BatchActivityWriter else { return saves.map { _ in nil } }
         return try batched.saved(saves)
+    }
+
+    /// Runs a remote save that makes people (`creating`) holding the store's lock on making
+    /// people (`CRMStore.holdingPersonLock`), so that the remote writer's look-up of those
+    /// people and its save are one step among this machine's processes; a save that makes no
+    /// one runs at once. The lock held past the store's busy timeout by another process: the
+    /// save is parked (retryable), as a message another process is saving is.
+    private func writeMakingPeopleOnce<T>(creating: Bool, _ body: () throws(CRMError) -> T) throws(CRMError) -> T {
+        guard creating else { return try body() }
+        let outcome: Result<T, CRMError>?
+        do {
+            outcome = try store.holdingPersonLock { () -> Result<T, CRMError> in
+                do throws(CRMError) { return .success(try body()) } catch { return .failure(error) }
+            }
+        } catch let error as StoreError {
+            throw error.crmError
+        } catch {
+            throw CRMError(.permanent, "\(store.path): \(error)")
+        }
+        guard let outcome else {
+            throw CRMError(.retryable, "another mailsave process is creating people in Salesforce right now (the lock on making people was held past the busy timeout)")
+        }
+        return try outcome.get()
     }
 
     /// Gives the claim back after a save that was not made; if even that fails, the claim

@@ -182,6 +182,49 @@ import Testing
         #expect(try server.records("EmailMessage").first?["Subject"]?.string == "Your trial licence (extended)")
     }
 
+    /// Messages of one new sender delivered at once, one `process --apply` each (forced mode):
+    /// the org cannot tell a run that another is making her, so each run made her Lead (four
+    /// runs, four Leads). The runs share the store: its lock on making people makes the
+    /// look-up and the save one step, and the later runs link the Lead the first made.
+    @Test func messagesOfOneNewSenderDeliveredAtOnceMakeOneLead() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        let pack = folder + "/rules"
+        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: pack)
+        let org = pack + "/org.yaml"
+        try (try String(contentsOfFile: org, encoding: .utf8)).replacingOccurrences(of: "auto_save_mode: general", with: "auto_save_mode: forced")
+            .write(toFile: org, atomically: true, encoding: .utf8)
+        let files = try (0..<4).map { number -> String in
+            let file = folder + "/new-sender-\(number).eml"
+            try "From: Sam Lee <sam@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Order \(number)\r\nMessage-ID: <burst-\(number)@unknown.example>\r\n\r\nHello\r\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            return file
+        }
+        // The org's answer to the people check is slow: every run has decided before any saves.
+        try server.fault(["kind": .string("slow"), "seconds": .number(0.4), "times": .number(0), "match": .string("SELECT Id, Email")])
+        let environment = try server.environment("jwt")
+        let results = try files.map { file in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binary.path)
+            process.arguments = ["process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply", file]
+            process.currentDirectoryURL = Binary.packageRoot
+            process.environment = Binary.environment.merging(environment) { $1 }
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            return process
+        }.map { process -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(results == [0, 0, 0, 0], "\(results)")
+        let leads = try server.records("Lead").filter { $0["Email"]?.string == "sam@unknown.example" }
+        #expect(leads.count == 1)
+        let tasks = try server.records("Task").filter { ($0["Subject"]?.string ?? "").hasPrefix("Order ") }
+        #expect(tasks.count == 4)
+        #expect(Set(tasks.compactMap { $0["WhoId"]?.string }) == Set(leads.compactMap { $0["Id"]?.string }))
+    }
+
     @Test func concurrentSavesOfOneMessageMakeOneRecord() throws {
         let (server, folder) = try Self.serverWithSampleOrg()
         let store = folder + "/ledger.sqlite"

@@ -90,7 +90,7 @@ struct Batch: ParsableCommand {
             let real = PackLoader.realPath(store)
             for name in Set([store, real].compactMap { $0 }) {
                 files += [(name, "the store"), (name + "-wal", "the store's WAL"), (name + "-shm", "the store's WAL index"),
-                          (name + "-journal", "the store's journal")]
+                          (name + "-journal", "the store's journal"), (name + ".people-lock", "the store's lock on making people")]
             }
         }
         if let mbox = source.mbox { files.append((mbox, "the mailbox")) }
