@@ -380,6 +380,8 @@ import Testing
         let lines = try Self.lines(refused.stdout)
         let errors = lines.compactMap { $0["error"] as? [String: Any] }
         #expect(errors.count == 1 && (errors.first?["message"] as? String ?? "").contains("STRING_TOO_LONG"), "\(refused.stdout)")
+        // A save's error line names its message (it was parsed and decided).
+        #expect((lines.first { $0["error"] != nil }?["message_id"] as? String)?.hasPrefix("<") == true, "\(refused.stdout)")
         #expect(lines.compactMap { $0["saved"] as? [String: Any] }.filter { $0["created"] as? Bool == true }.count == 5)
         #expect(lines.count == 12, "every message has its line, in input order")
         // The rest again, the answer lost after the org committed: one look-up of its keys, nothing resent.

@@ -308,7 +308,8 @@ struct Batch: ParsableCommand {
                 let result: RenderedResult
                 switch outcome {
                 case .saved(let outcome): result = Self.render(entry.item, outcome, applying: applying, includeFolder: includeFolder, table: table)
-                case .failed(let error): result = Self.failed(entry.item, error)
+                // A save that failed: its message was parsed and decided, so its line names it.
+                case .failed(let error): result = Self.failed(entry.item, error, messageID: entry.message.messageID)
                 }
                 try reorder.add(result, emit: emit)
             }
@@ -413,9 +414,9 @@ struct Batch: ParsableCommand {
         }
     }
 
-    static func failed(_ item: MailboxItem, _ error: MailboxItemError) -> RenderedResult {
-        let json = JSON.object([("position", item.position.json),
-                                ("error", .object([("kind", .string(error.kind)), ("message", .string(error.failure.message))]))])
+    static func failed(_ item: MailboxItem, _ error: MailboxItemError, messageID: String? = nil) -> RenderedResult {
+        let json = JSON.object([("position", item.position.json)] + (messageID.map { [("message_id", JSON.string($0))] } ?? [])
+                               + [("error", .object([("kind", .string(error.kind)), ("message", .string(error.failure.message))]))])
         return RenderedResult(index: item.index, line: json.serialized(pretty: false), error: error, bytesRead: item.bytesRead)
     }
 
