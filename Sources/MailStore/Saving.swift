@@ -102,12 +102,21 @@ extension CRMStore: ActivityWriter {
         let id = try nextID(object: record.object, db)
         try insert(CRMRecord(object: record.object, id: id, fields: fields), db)
         if record.object == "EmailMessage" {
+            let roles: [(String, [Address])] = [("FromAddress", message.from), ("ToAddress", message.to),
+                                                ("CcAddress", message.cc), ("BccAddress", message.bcc)]
             for relation in who {
-                // The relation's type is where the person's address stands in the message.
-                let email = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? LIMIT 1"), arguments: [relation])
-                let roles: [(String, [Address])] = [("FromAddress", message.from), ("ToAddress", message.to),
-                                                    ("CcAddress", message.cc), ("BccAddress", message.bcc)]
-                let role = roles.first { $0.1.contains { $0.normalized == email } }?.0 ?? "OtherAddress"
+                // The relation's type is where the person's address stands in the message: of
+                // a person's email addresses (Email and the extra email fields), the one the
+                // message names (the first in key order was another of hers: OtherAddress).
+                let emails = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? ORDER BY key"), arguments: [relation])
+                var role = "OtherAddress", email = emails.first
+                search: for (type, addresses) in roles {
+                    for address in addresses where emails.contains(address.normalized) {
+                        role = type
+                        email = address.normalized
+                        break search
+                    }
+                }
                 let relationID = try nextID(object: "EmailMessageRelation", db)
                 try insert(CRMRecord(object: "EmailMessageRelation", id: relationID, fields: [
                     "EmailMessageId": id, "RelationId": relation, "RelationType": role, "RelationAddress": email ?? "",

@@ -93,28 +93,20 @@ struct LedgeredWriter: BatchActivityWriter {
         }
         guard !claimed.isEmpty else { return outcomes }
         let sent = claimed.map { saves[$0] }
-        let results: [Result<SaveResult?, CRMError>]
-        if let batched = remote as? BatchActivityWriter {
-            // Claims older than 15 minutes are taken over as a dead process's: refreshed before
-            // each call, a slow batch (timeouts, retries) never loses them while in flight.
-            let keys = sent.map(\.key)
-            let store = store, backend = backend
-            let send = {
-                batched.write(batch: sent, beforeEachCall: {
-                    do {
-                        try store.refreshRemoteClaims(backend: backend, messageKeys: keys)
-                    } catch {
-                        Terminal.err("mailsave: \(store.path): the claims of a batch could not be renewed: \(error)")
-                    }
-                })
-            }
+        var results = [Result<SaveResult?, CRMError>](repeating: .success(nil), count: sent.count)
+        // The saves that make people go together holding the store's lock on making people
+        // (and are parked alone if another process holds it too long); the others never wait.
+        let making = sent.indices.filter { !sent[$0].decision.toCreate.isEmpty }
+        let plain = sent.indices.filter { sent[$0].decision.toCreate.isEmpty }
+        for (group, locked) in [(plain, false), (making, true)] where !group.isEmpty {
+            let part = group.map { sent[$0] }
+            let answers: [Result<SaveResult?, CRMError>]
             do {
-                results = try writeMakingPeopleOnce(creating: sent.contains { !$0.decision.toCreate.isEmpty }) { () throws(CRMError) in send() }
+                answers = try writeMakingPeopleOnce(creating: locked) { () throws(CRMError) in send(part) }
             } catch {
-                results = sent.map { _ in .failure(error) }
+                answers = part.map { _ in .failure(error) }
             }
-        } else {
-            results = sent.map { save in Result { () throws(CRMError) -> SaveResult? in try remote.write(save.decision, message: save.message, mailbox: save.mailbox) } }
+            for (index, answer) in zip(group, answers) { results[index] = answer }
         }
         for (index, result) in zip(claimed, results) {
             let save = saves[index]
@@ -132,6 +124,24 @@ struct LedgeredWriter: BatchActivityWriter {
         return outcomes
     }
 
+    /// Sends claimed saves to the remote writer: a batch writer's calls, the claims renewed
+    /// before each (claims older than 15 minutes are taken over as a dead process's, so a
+    /// slow batch never loses them while in flight), else one save at a time.
+    private func send(_ part: [PendingSave]) -> [Result<SaveResult?, CRMError>] {
+        guard let batched = remote as? BatchActivityWriter else {
+            return part.map { save in Result { () throws(CRMError) -> SaveResult? in try remote.write(save.decision, message: save.message, mailbox: save.mailbox) } }
+        }
+        let keys = part.map(\.key)
+        let store = store, backend = backend
+        return batched.write(batch: part, beforeEachCall: {
+            do {
+                try store.refreshRemoteClaims(backend: backend, messageKeys: keys)
+            } catch {
+                Terminal.err("mailsave: \(store.path): the claims of a batch could not be renewed: \(error)")
+            }
+        })
+    }
+
     /// What the remote CRM holds for these messages (the ledger is asked by `write` itself).
     func saved(_ saves: [PendingSave]) throws(CRMError) -> [String?] {
         guard let batched = remote as? BatchActivityWriter else { return saves.map { _ in nil } }
@@ -145,20 +155,24 @@ struct LedgeredWriter: BatchActivityWriter {
     /// save is parked (retryable), as a message another process is saving is.
     private func writeMakingPeopleOnce<T>(creating: Bool, _ body: () throws(CRMError) -> T) throws(CRMError) -> T {
         guard creating else { return try body() }
-        let outcome: Result<T, CRMError>?
+        let outcome: CRMStore.PersonLockOutcome<Result<T, CRMError>>
         do {
             outcome = try store.holdingPersonLock { () -> Result<T, CRMError> in
                 do throws(CRMError) { return .success(try body()) } catch { return .failure(error) }
             }
-        } catch let error as StoreError {
-            throw error.crmError
         } catch {
             throw CRMError(.permanent, "\(store.path): \(error)")
         }
-        guard let outcome else {
-            throw CRMError(.retryable, "another mailsave process is creating people in Salesforce right now (the lock on making people was held past the busy timeout)")
+        switch outcome {
+        case .ran(let result):
+            return try result.get()
+        case .ranUnlocked(let result, let reason):
+            // Saved as before the lock existed: the org's look-up right before the save stands.
+            Terminal.err("mailsave: the lock on making people could not be taken (\(reason)); saved without it")
+            return try result.get()
+        case .busy:
+            throw CRMError(.retryable, "another mailsave process is creating people in Salesforce right now (the lock on making people was held past the wait)")
         }
-        return try outcome.get()
     }
 
     /// Gives the claim back after a save that was not made; if even that fails, the claim

@@ -137,6 +137,24 @@ let storeRoot: URL = {
         #expect(try store.reconcile(remove: false).isEmpty)
     }
 
+    /// A person with two email addresses is related by the one the message names, at its
+    /// place (the first of hers in key order made her OtherAddress with her other address).
+    @Test func aRelationNamesTheAddressTheMessageUses() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords().map { record in
+            guard record.id == "0035e00000Bob01" else { return record }
+            var bob = record
+            bob.fields["Secondary_Email__c"] = "aaa.bob@fabrikam.com"
+            return bob
+        })
+        let (decision, message) = try decide(store, "01-customer-question.eml", settings: ["save_as": "EmailMessage"])
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        let relations = try store.records(object: "EmailMessageRelation").filter { $0["EmailMessageId"] == saved.id }
+        let bob = try #require(relations.first { $0["RelationId"] == "0035e00000Bob01" })
+        #expect(bob["RelationType"] == "FromAddress")
+        #expect(bob["RelationAddress"] == "bob@fabrikam.com")
+    }
+
     @Test func anEmailMessageGetsOneRelationPerLinkedPerson() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())

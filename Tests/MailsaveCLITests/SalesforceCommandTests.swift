@@ -225,6 +225,31 @@ import Testing
         #expect(Set(tasks.compactMap { $0["WhoId"]?.string }) == Set(leads.compactMap { $0["Id"]?.string }))
     }
 
+    /// A lock on making people that cannot be opened (another user's, a folder in its place)
+    /// does not stop the save: it is made without the lock, as before there was one, and the
+    /// run says so (it failed for good, neither saved nor parked).
+    @Test func aLockThatCannotBeTakenStopsNoSave() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        let pack = folder + "/rules"
+        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: pack)
+        let org = pack + "/org.yaml"
+        try (try String(contentsOfFile: org, encoding: .utf8)).replacingOccurrences(of: "auto_save_mode: general", with: "auto_save_mode: forced")
+            .write(toFile: org, atomically: true, encoding: .utf8)
+        let file = folder + "/lockless.eml"
+        try "From: Lou Lock <lou@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <lockless@unknown.example>\r\n\r\nHello\r\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        // The store first (the lock sits beside it), then a folder where the lock file goes.
+        let first = try Self.run(server, ["process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply",
+                                          "examples/messages/01-customer-question.eml"])
+        #expect(first.status == 0, "\(first.stderr)")
+        try FileManager.default.createDirectory(atPath: store + ".people-lock", withIntermediateDirectories: false)
+        let result = try Self.run(server, ["process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply", file])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("the lock on making people could not be taken"), "\(result.stderr)")
+        #expect(try server.records("Lead").filter { $0["Email"]?.string == "lou@unknown.example" }.count == 1)
+    }
+
     @Test func concurrentSavesOfOneMessageMakeOneRecord() throws {
         let (server, folder) = try Self.serverWithSampleOrg()
         let store = folder + "/ledger.sqlite"
