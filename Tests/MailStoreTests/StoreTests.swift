@@ -104,6 +104,14 @@ let storeRoot: URL = {
         #expect(try store.contacts(email: "a@x.example").count == 1)
     }
 
+    /// The shipped pack in another auto-save mode (forced, flexible, ...).
+    func modePack(_ mode: String) throws -> RulePack {
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        return try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
+                                              .scalar(YScalar(value: mode, location: location, style: .plain)))],
+                                            file: SourceFile(path: "t", text: "")).0
+    }
+
     func decide(_ store: CRMStore, _ file: String, mailbox: String = "ann@contoso.com", settings: [String: String] = [:]) throws -> (Decision, Message) {
         var pack = try shippedPack()
         if !settings.isEmpty {
@@ -194,10 +202,7 @@ let storeRoot: URL = {
     @Test func twoDecisionsOfOneSnapshotCreateOnePerson() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("forced")
         let messages = try (1...2).map { number in
             try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\(number)\r\nMessage-ID: <zed-\(number)@gmail.com>\r\n\r\nHello\r\n".utf8))
         }
@@ -233,10 +238,7 @@ let storeRoot: URL = {
         let store = try temporaryStore()
         try store.add(try sampleRecords() + [CRMRecord(object: "Lead", id: "00Q5e00000Old01",
                                                        fields: ["Email": "zed.newman@gmail.com", "LastName": "Newman", "IsConverted": "true"])])
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("forced")
         let message = try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-c@gmail.com>\r\n\r\nHello\r\n".utf8))
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         #expect(decision.createFor == ["zed.newman@gmail.com"])
@@ -252,10 +254,7 @@ let storeRoot: URL = {
     @Test func aContactMadeSinceTheDecisionIsLinkedNotALeadMade() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("forced")
         let message = try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-m@gmail.com>\r\n\r\nHello\r\n".utf8))
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         #expect(decision.toCreate.map(\.object) == ["Lead"])
@@ -273,10 +272,7 @@ let storeRoot: URL = {
     @Test func aNewLeadKeepsTheSpellingOfItsAddress() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("forced")
         let message = try MessageParser.parse(Array("From: Gap Sun <GapS05@Unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <gap-1@unknown.example>\r\n\r\nHello\r\n".utf8))
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         #expect(decision.createFor == ["gaps05@unknown.example"])
@@ -292,10 +288,7 @@ let storeRoot: URL = {
     @Test func aLeadMadeSinceTheDecisionDoesNotReplaceAPlannedContact() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "flexible", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("flexible")
         let message = try MessageParser.parse(Array("From: Nina Park <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <nina-m@northwind.example>\r\n\r\nHello\r\n".utf8))
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         #expect(decision.toCreate.map(\.object) == ["Contact"])
@@ -343,10 +336,7 @@ let storeRoot: URL = {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
         let message = try MessageParser.parse(Array("From: Sam Lee <sam.lee@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <forced-2@gmail.com>\r\n\r\nHello\r\n".utf8))
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "forced", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("forced")
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         // The decision names the record it creates, in the links and in the record.
         #expect(decision.who == ["new:Lead:sam.lee@gmail.com"])
@@ -363,10 +353,7 @@ let storeRoot: URL = {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
         let message = try MessageParser.parse(Array("From: Nina New <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <flex-1@northwind.example>\r\n\r\nHello\r\n".utf8))
-        let location = SourceLocation(path: "t", line: 1, column: 1)
-        let pack = try shippedPack().overriding([(YScalar(value: "auto_save_mode", location: location, style: .plain),
-                                                  .scalar(YScalar(value: "flexible", location: location, style: .plain)))],
-                                                file: SourceFile(path: "t", text: "")).0
+        let pack = try modePack("flexible")
         let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
         #expect(decision.toCreate == [RecordToCreate(address: "nina@northwind.example", object: "Contact", accountID: "0015e00000Nor01")])
         #expect(decision.what == "0015e00000Nor01")

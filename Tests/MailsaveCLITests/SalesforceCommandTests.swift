@@ -19,6 +19,36 @@ import Testing
         try Binary.launch(Binary.path, arguments, environment: try server.environment(flow).merging(extra) { $1 })
     }
 
+    /// Starts one run of the binary per argument list, all at once (the JWT flow), and gives
+    /// their exit statuses in order.
+    static func runAtOnce(_ server: FakeServer, _ runs: [[String]]) throws -> [Int32] {
+        let environment = try server.environment("jwt")
+        return try runs.map { arguments in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binary.path)
+            process.arguments = arguments
+            process.currentDirectoryURL = Binary.packageRoot
+            process.environment = Binary.environment.merging(environment) { $1 }
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            return process
+        }.map { process -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    /// A copy of the shipped pack in forced mode (a record made for each unknown sender).
+    static func forcedPack(in folder: String) throws -> String {
+        let pack = folder + "/rules"
+        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: pack)
+        let org = pack + "/org.yaml"
+        try (try String(contentsOfFile: org, encoding: .utf8)).replacingOccurrences(of: "auto_save_mode: general", with: "auto_save_mode: forced")
+            .write(toFile: org, atomically: true, encoding: .utf8)
+        return pack
+    }
+
     static func exampleFiles() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: Binary.packageRoot.appendingPathComponent("examples/messages").path)
             .filter { $0.hasSuffix(".eml") }.sorted().map { "examples/messages/" + $0 }
@@ -189,11 +219,7 @@ import Testing
     @Test func messagesOfOneNewSenderDeliveredAtOnceMakeOneLead() throws {
         let (server, folder) = try Self.serverWithSampleOrg()
         let store = folder + "/ledger.sqlite"
-        let pack = folder + "/rules"
-        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: pack)
-        let org = pack + "/org.yaml"
-        try (try String(contentsOfFile: org, encoding: .utf8)).replacingOccurrences(of: "auto_save_mode: general", with: "auto_save_mode: forced")
-            .write(toFile: org, atomically: true, encoding: .utf8)
+        let pack = try Self.forcedPack(in: folder)
         let files = try (0..<4).map { number -> String in
             let file = folder + "/new-sender-\(number).eml"
             try "From: Sam Lee <sam@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Order \(number)\r\nMessage-ID: <burst-\(number)@unknown.example>\r\n\r\nHello\r\n"
@@ -202,21 +228,7 @@ import Testing
         }
         // The org's answer to the people check is slow: every run has decided before any saves.
         try server.fault(["kind": .string("slow"), "seconds": .number(0.4), "times": .number(0), "match": .string("SELECT Id, Email")])
-        let environment = try server.environment("jwt")
-        let results = try files.map { file in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Binary.path)
-            process.arguments = ["process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply", file]
-            process.currentDirectoryURL = Binary.packageRoot
-            process.environment = Binary.environment.merging(environment) { $1 }
-            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try process.run()
-            return process
-        }.map { process -> Int32 in
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
+        let results = try Self.runAtOnce(server, files.map { ["process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply", $0] })
         #expect(results == [0, 0, 0, 0], "\(results)")
         let leads = try server.records("Lead").filter { $0["Email"]?.string == "sam@unknown.example" }
         #expect(leads.count == 1)
@@ -231,11 +243,7 @@ import Testing
     @Test func aLockThatCannotBeTakenStopsNoSave() throws {
         let (server, folder) = try Self.serverWithSampleOrg()
         let store = folder + "/ledger.sqlite"
-        let pack = folder + "/rules"
-        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: pack)
-        let org = pack + "/org.yaml"
-        try (try String(contentsOfFile: org, encoding: .utf8)).replacingOccurrences(of: "auto_save_mode: general", with: "auto_save_mode: forced")
-            .write(toFile: org, atomically: true, encoding: .utf8)
+        let pack = try Self.forcedPack(in: folder)
         let file = folder + "/lockless.eml"
         try "From: Lou Lock <lou@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <lockless@unknown.example>\r\n\r\nHello\r\n"
             .write(toFile: file, atomically: true, encoding: .utf8)
@@ -257,21 +265,7 @@ import Testing
         try server.fault(["kind": .string("slow"), "seconds": .number(1), "times": .number(0), "match": .string("FROM Task")])
         let arguments = ["process", "--rules", "rules", "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply",
                          "examples/messages/01-customer-question.eml"]
-        let environment = try server.environment("jwt")
-        let results = try (0..<3).map { _ in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Binary.path)
-            process.arguments = arguments
-            process.currentDirectoryURL = Binary.packageRoot
-            process.environment = Binary.environment.merging(environment) { $1 }
-            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try process.run()
-            return process
-        }.map { process -> Int32 in
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
+        let results = try Self.runAtOnce(server, Array(repeating: arguments, count: 3))
         // Each run saved it, found it saved, or (another run was saving it) parked it.
         #expect(results.allSatisfy { $0 == 0 || $0 == 11 }, "\(results)")
         try server.call("POST", "/__control/fault/clear")
