@@ -208,6 +208,10 @@ public struct Engine {
         var saveAs = outcome.saveAs ?? (settings["save_as"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } ?? "Task")
         if outcome.link == .caseAndContact { saveAs = "Task" }
         var (who, what) = links(facts: facts, context: context, link: outcome.link, saveAs: saveAs)
+        // A person the message names by two of her addresses (Email and a second email field)
+        // is one link: twice, she got two identical EmailMessage relations.
+        var linked = Set<String>()
+        who = who.filter { linked.insert($0).inserted }
         // A Task on a Contact and a Case at once needs Email-to-Case and Email Drafts for Cases,
         // whichever rule chose the links: without both, the Contact is linked, the Case named.
         if saveAs == "Task", let caseID = what, SalesforceID.object(of: caseID) == "Case",

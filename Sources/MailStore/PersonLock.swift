@@ -68,10 +68,17 @@ extension CRMStore {
 }
 
 /// At file scope: inside `CRMStore`, `open` is the store's own. The lock file is opened
-/// read-only (`flock` needs no more) and made with the store's read and write bits for its
-/// owner and group, so that users who share a store share its lock.
+/// read-only (`flock` needs no more) and without waiting (a FIFO put in its place would block
+/// `open` for ever; the caller then finds it is no regular file), and given the store's read
+/// and write bits for its owner and group whatever the umask (procmail's is 077), so that
+/// users who share a store share its lock. Another user's lock file keeps its mode.
 private func openLockFile(_ path: String, like store: String) -> Int32 {
     var status = stat()
-    let mode = stat(store, &status) == 0 ? mode_t(status.st_mode) & 0o660 : 0o600
-    return open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode | 0o400)
+    let mode = (stat(store, &status) == 0 ? mode_t(status.st_mode) & 0o660 : 0o600) | 0o400
+    let descriptor = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode)
+    if descriptor >= 0, fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+       status.st_uid == geteuid(), mode_t(status.st_mode) & 0o7777 != mode {
+        _ = fchmod(descriptor, mode)
+    }
+    return descriptor
 }

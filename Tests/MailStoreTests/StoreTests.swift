@@ -163,6 +163,25 @@ let storeRoot: URL = {
         #expect(bob["RelationAddress"] == "bob@fabrikam.com")
     }
 
+    /// A person the message names by two of her addresses is linked once (twice, she got two
+    /// identical relations).
+    @Test func aPersonNamedByTwoAddressesIsLinkedOnce() throws {
+        let store = try temporaryStore()
+        try store.add(try sampleRecords() + [CRMRecord(object: "Contact", id: "0035e00000Mul01", fields: [
+            "FirstName": "Zoe", "LastName": "Mul", "Email": "zoe@fabrikam.com", "Secondary_Email__c": "alice@fabrikam.com", "AccountId": "0015e00000Fab01",
+        ])])
+        var pack = try shippedPack()
+        let location = SourceLocation(path: "t", line: 1, column: 1)
+        pack = pack.overriding([(YScalar(value: "save_as", location: location, style: .plain),
+                                 .scalar(YScalar(value: "EmailMessage", location: location, style: .plain)))], file: SourceFile(path: "t", text: "")).0
+        let message = try MessageParser.parse(Array("From: Ann <ann@contoso.com>\r\nTo: zoe@fabrikam.com\r\nCc: alice@fabrikam.com\r\nSubject: Q\r\nMessage-ID: <two-addresses@contoso.com>\r\n\r\nHello\r\n".utf8))
+        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        #expect(decision.who.filter { $0 == "0035e00000Mul01" }.count == 1, "\(decision.who)")
+        let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
+        let relations = try store.records(object: "EmailMessageRelation").filter { $0["EmailMessageId"] == saved.id && $0["RelationId"] == "0035e00000Mul01" }
+        #expect(relations.map { "\($0["RelationType"] ?? "") \($0["RelationAddress"] ?? "")" } == ["ToAddress zoe@fabrikam.com"])
+    }
+
     @Test func anEmailMessageGetsOneRelationPerLinkedPerson() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())

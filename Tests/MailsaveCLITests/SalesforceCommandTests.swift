@@ -256,6 +256,39 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("the lock on making people could not be taken"), "\(result.stderr)")
         #expect(try server.records("Lead").filter { $0["Email"]?.string == "lou@unknown.example" }.count == 1)
+
+        // A FIFO in its place: opening it waited for a writer for ever (bounded here by timeout).
+        try FileManager.default.removeItem(atPath: store + ".people-lock")
+        #expect(mkfifo(store + ".people-lock", 0o600) == 0)
+        let fifoFile = folder + "/fifo.eml"
+        try "From: Fay Fifo <fay@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <fifo@unknown.example>\r\n\r\nHello\r\n"
+            .write(toFile: fifoFile, atomically: true, encoding: .utf8)
+        let fifo = try Binary.launch("/usr/bin/timeout", ["-s", "KILL", "30", Binary.path, "process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce",
+                                                           "--store", store, "--apply", fifoFile], environment: try server.environment("jwt"))
+        #expect(fifo.status == 0, "\(fifo.status) \(fifo.stderr)")
+        #expect(fifo.stderr.contains("not a regular file"), "\(fifo.stderr)")
+    }
+
+    /// Users who share a store share its lock: the lock file gets the store's read and write
+    /// bits whatever the creating run's umask (procmail's is 077; the file was 0600 and every
+    /// other user's saves went without the lock).
+    @Test func theLockFileHasTheStoresModeWhateverTheUmask() throws {
+        let (server, folder) = try Self.serverWithSampleOrg()
+        let store = folder + "/ledger.sqlite"
+        let pack = try Self.forcedPack(in: folder)
+        let first = try Self.run(server, ["process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply",
+                                          "examples/messages/01-customer-question.eml"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(chmod(store, 0o660) == 0)
+        let file = folder + "/umask.eml"
+        try "From: Uma Mask <uma@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <umask@unknown.example>\r\n\r\nHello\r\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let command = ([Binary.path, "process", "--rules", pack, "--mailbox", "ann@contoso.com", "--salesforce", "--store", store, "--apply", file])
+            .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let result = try Binary.launch("/bin/sh", ["-c", "umask 077; exec " + command], environment: try server.environment("jwt"))
+        #expect(result.status == 0, "\(result.stderr)")
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: store + ".people-lock")[.posixPermissions] as? Int)
+        #expect(mode == 0o660, "\(String(mode, radix: 8))")
     }
 
     @Test func concurrentSavesOfOneMessageMakeOneRecord() throws {
