@@ -30,7 +30,7 @@ extension CRMStore {
     /// (opened read-only, created with the store's mode, never through a link): the kernel
     /// releases it when its process ends, even killed. `timeout` (default: the store's busy
     /// timeout, at most 10 minutes) bounds the wait.
-    public func holdingPersonLock<T>(timeout: Double? = nil, _ body: () throws -> T) throws -> PersonLockOutcome<T> {
+    public func holdingPersonLock<T>(timeout: Double? = nil, _ body: () throws -> T) rethrows -> PersonLockOutcome<T> {
         let lockPath = (PackLoader.realPath(path) ?? path) + ".people-lock"
         let timeout = timeout ?? busyTimeout
         let wait = min(timeout.isFinite ? max(timeout, 0) : 30, Self.personLockLongestWait)

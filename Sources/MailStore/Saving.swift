@@ -108,7 +108,7 @@ extension CRMStore: ActivityWriter {
                 // The relation's type is where the person's address stands in the message: of
                 // a person's email addresses (Email and the extra email fields), the one the
                 // message names (the first in key order was another of hers: OtherAddress).
-                let emails = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? ORDER BY key"), arguments: [relation])
+                let emails = try emailKeys(of: relation, db)
                 var role = "OtherAddress", email = emails.first
                 search: for (type, addresses) in roles {
                     for address in addresses where emails.contains(address.normalized) {
@@ -129,6 +129,11 @@ extension CRMStore: ActivityWriter {
                               reused.contains(target.placeholder) ? nil : created[target.placeholder].map { (target.placeholder, $0) } },
                           linkedRecords: decision.toCreate.compactMap { target in
                               reused.contains(target.placeholder) ? created[target.placeholder].map { (target.placeholder, $0) } : nil })
+    }
+
+    /// A person's email addresses (Email and the extra email fields), normalised, in key order.
+    static func emailKeys(of id: String, _ db: Database) throws -> [String] {
+        try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? ORDER BY key"), arguments: [id])
     }
 
     /// A Contact (under the matched Account) or a Lead for an unknown address (forced and
@@ -320,7 +325,7 @@ extension CRMStore: ActivityWriter {
                     } else {
                         // Where one of the person's addresses stands in the EmailMessage's own
                         // address fields, as a save places them; else nowhere (OtherAddress).
-                        let emails = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM lookup WHERE kind = 'email' AND id = ? ORDER BY key"), arguments: [target])
+                        let emails = try Self.emailKeys(of: target, db)
                         fields["RelationAddress"] = emails.first
                         for role in ["FromAddress", "ToAddress", "CcAddress", "BccAddress"] {
                             // The field's addresses (a list as the pack maps it, "; " or ","

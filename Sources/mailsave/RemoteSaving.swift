@@ -155,13 +155,8 @@ struct LedgeredWriter: BatchActivityWriter {
     /// save is parked (retryable), as a message another process is saving is.
     private func writeMakingPeopleOnce<T>(creating: Bool, _ body: () throws(CRMError) -> T) throws(CRMError) -> T {
         guard creating else { return try body() }
-        let outcome: CRMStore.PersonLockOutcome<Result<T, CRMError>>
-        do {
-            outcome = try store.holdingPersonLock { () -> Result<T, CRMError> in
-                do throws(CRMError) { return .success(try body()) } catch { return .failure(error) }
-            }
-        } catch {
-            throw CRMError(.permanent, "\(store.path): \(error)")
+        let outcome = store.holdingPersonLock { () -> Result<T, CRMError> in
+            do throws(CRMError) { return .success(try body()) } catch { return .failure(error) }
         }
         switch outcome {
         case .ran(let result):

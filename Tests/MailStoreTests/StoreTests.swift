@@ -104,6 +104,12 @@ let storeRoot: URL = {
         #expect(try store.contacts(email: "a@x.example").count == 1)
     }
 
+    /// The decision on a message given as text, in an auto-save mode, for ann@contoso.com.
+    func decide(_ store: CRMStore, text: String, mode: String) throws -> (Decision, Message) {
+        let message = try MessageParser.parse(Array(text.utf8))
+        return (try Engine(pack: try modePack(mode), directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0, message)
+    }
+
     /// The shipped pack in another auto-save mode (forced, flexible, ...).
     func modePack(_ mode: String) throws -> RulePack {
         let location = SourceLocation(path: "t", line: 1, column: 1)
@@ -257,9 +263,7 @@ let storeRoot: URL = {
         let store = try temporaryStore()
         try store.add(try sampleRecords() + [CRMRecord(object: "Lead", id: "00Q5e00000Old01",
                                                        fields: ["Email": "zed.newman@gmail.com", "LastName": "Newman", "IsConverted": "true"])])
-        let pack = try modePack("forced")
-        let message = try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-c@gmail.com>\r\n\r\nHello\r\n".utf8))
-        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let (decision, message) = try decide(store, text: "From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-c@gmail.com>\r\n\r\nHello\r\n", mode: "forced")
         #expect(decision.createFor == ["zed.newman@gmail.com"])
         let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
         let who = try store.record(id: saved.id)?["WhoId"]
@@ -273,9 +277,7 @@ let storeRoot: URL = {
     @Test func aContactMadeSinceTheDecisionIsLinkedNotALeadMade() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let pack = try modePack("forced")
-        let message = try MessageParser.parse(Array("From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-m@gmail.com>\r\n\r\nHello\r\n".utf8))
-        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let (decision, message) = try decide(store, text: "From: Zed Newman <zed.newman@gmail.com>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <zed-m@gmail.com>\r\n\r\nHello\r\n", mode: "forced")
         #expect(decision.toCreate.map(\.object) == ["Lead"])
         try store.add([CRMRecord(object: "Contact", id: "0035e00000Zed01", fields: ["Email": "Zed.Newman@gmail.com", "LastName": "Newman"])])
         let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
@@ -291,9 +293,7 @@ let storeRoot: URL = {
     @Test func aNewLeadKeepsTheSpellingOfItsAddress() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let pack = try modePack("forced")
-        let message = try MessageParser.parse(Array("From: Gap Sun <GapS05@Unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <gap-1@unknown.example>\r\n\r\nHello\r\n".utf8))
-        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let (decision, message) = try decide(store, text: "From: Gap Sun <GapS05@Unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <gap-1@unknown.example>\r\n\r\nHello\r\n", mode: "forced")
         #expect(decision.createFor == ["gaps05@unknown.example"])
         let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))
         let lead = try #require(saved.createdRecords.first?.id)
@@ -307,9 +307,7 @@ let storeRoot: URL = {
     @Test func aLeadMadeSinceTheDecisionDoesNotReplaceAPlannedContact() throws {
         let store = try temporaryStore()
         try store.add(try sampleRecords())
-        let pack = try modePack("flexible")
-        let message = try MessageParser.parse(Array("From: Nina Park <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <nina-m@northwind.example>\r\n\r\nHello\r\n".utf8))
-        let decision = try Engine(pack: pack, directory: store).decide(message, context: ProcessContext(mailbox: "ann@contoso.com")).0
+        let (decision, message) = try decide(store, text: "From: Nina Park <nina@northwind.example>\r\nTo: ann@contoso.com\r\nSubject: Q\r\nMessage-ID: <nina-m@northwind.example>\r\n\r\nHello\r\n", mode: "flexible")
         #expect(decision.toCreate.map(\.object) == ["Contact"])
         try store.add([CRMRecord(object: "Lead", id: "00Q5e00000Nin01", fields: ["Email": "nina@northwind.example", "LastName": "Park", "Company": "Northwind"])])
         let saved = try #require(try store.save(decision, message: message, mailbox: "ann@contoso.com"))

@@ -139,8 +139,8 @@ struct LookupQueries {
         func add(_ kind: Kind, _ statement: SOQL.Statement) {
             result += statement.split(limit: limit).map { Query(kind: kind, soql: $0) }
         }
-        let addresses = unique(plan.addresses.compactMap(Self.addressLiteral))
-        let phones = unique(plan.phones.compactMap(Self.phonePattern))
+        let addresses = Self.unique(plan.addresses.compactMap(Self.addressLiteral))
+        let phones = Self.unique(plan.phones.compactMap(Self.phonePattern))
         let phoneFields = SalesforceSchema.personPhoneFields
         // Record ids of people (a Save dialog's selection, a link in the body) ride in the
         // people's own queries (`OR Id IN (...)`) instead of queries of their own: the answers
@@ -159,8 +159,8 @@ struct LookupQueries {
         if !addresses.isEmpty || !ids("User").isEmpty {
             add(.users, SOQL.Statement(head: select("User"), groups: [.init(.within(fields: ["Email"], and: nil), addresses)] + byID("User")))
         }
-        let domains = unique(plan.websiteDomains.filter(Self.isDomain).flatMap(Self.domainAndParents))
-        let names = unique(plan.companyNames.compactMap { name -> String? in
+        let domains = Self.unique(plan.websiteDomains.filter(Self.isDomain).flatMap(Self.domainAndParents))
+        let names = Self.unique(plan.companyNames.compactMap { name -> String? in
             // Name is indexed: its first word as a prefix, compared exactly afterwards.
             guard let first = CRMDirectoryKeys.companyName(name).split(separator: " ").first, first.count >= 2 else { return nil }
             return SOQL.likeLiteral(prefix: String(first))
@@ -171,7 +171,7 @@ struct LookupQueries {
         }
         var identifiers = plan.messageIdentifiers
         if !plan.ledgerKey.isEmpty { identifiers.append(plan.ledgerKey) }
-        let identifierLiterals = unique(identifiers.flatMap(Self.messageIdentifierLiterals))
+        let identifierLiterals = Self.unique(identifiers.flatMap(Self.messageIdentifierLiterals))
         if !identifierLiterals.isEmpty {
             add(.emailMessages, SOQL.Statement(head: select("EmailMessage", children: true),
                                                groups: [.init(.within(fields: ["MessageIdentifier"], and: nil), identifierLiterals)]))
@@ -179,7 +179,7 @@ struct LookupQueries {
         if let taskField, !plan.ledgerKey.isEmpty {
             add(.tasks, taskCheck(field: taskField, key: plan.ledgerKey))
         }
-        let numbers = unique(plan.caseNumbers.flatMap(Self.caseNumberLiterals))
+        let numbers = Self.unique(plan.caseNumbers.flatMap(Self.caseNumberLiterals))
         if !numbers.isEmpty {
             add(.cases, SOQL.Statement(head: select("Case", parents: true), groups: [.init(.within(fields: ["CaseNumber"], and: nil), numbers)]))
         }
@@ -229,13 +229,14 @@ struct LookupQueries {
 
     /// Opportunities of Accounts the Account query did not return.
     func opportunities(accountIDs: [String]) -> [Query] {
-        let literals = unique(accountIDs.filter(Self.isRecordID).compactMap(SOQL.literal))
+        let literals = Self.unique(accountIDs.filter(Self.isRecordID).compactMap(SOQL.literal))
         guard !literals.isEmpty else { return [] }
         return SOQL.Statement(head: select("Opportunity"), groups: [.init(.within(fields: ["AccountId"], and: nil), literals)])
             .split(limit: limit).map { Query(kind: .opportunities, soql: $0) }
     }
 
-    private func unique(_ values: [String]) -> [String] {
+    /// The values without repeats, in their first order.
+    static func unique(_ values: [String]) -> [String] {
         var seen = Set<String>()
         return values.filter { seen.insert($0).inserted }
     }

@@ -98,8 +98,7 @@ extension SalesforceBackend {
                     .split(limit: queries.limit).map { LookupQueries.Query(kind: .tasks, soql: $0) }
             }
         }
-        var seen = Set<String>()
-        let addresses = people.compactMap { LookupQueries.addressLiteral($0.address) }.filter { seen.insert($0).inserted }
+        let addresses = LookupQueries.unique(people.compactMap { LookupQueries.addressLiteral($0.address) })
         let emailFields = queries.emailFields
         if !addresses.isEmpty {
             let head = "SELECT Id, " + emailFields.joined(separator: ", ")
