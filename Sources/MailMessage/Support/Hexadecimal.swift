@@ -1,8 +1,13 @@
-/// Bytes as lower-case hexadecimal, two digits each: the one spelling of a digest in a name
-/// (the pack cache's entries, the token cache's files, long Message-ID keys).
+/// Bytes as hexadecimal, two digits each: lower case is the one spelling of a digest in a
+/// name (the pack cache's entries, the token cache's files, long Message-ID keys); upper case
+/// is a URI's percent-encoding (RFC 3986 2.1).
 public enum Hexadecimal {
-    public static func lowercase(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
+    public static func lowercase(_ bytes: some Sequence<UInt8>) -> String { spelled(bytes, digits: "0123456789abcdef") }
+
+    public static func uppercase(_ bytes: some Sequence<UInt8>) -> String { spelled(bytes, digits: "0123456789ABCDEF") }
+
+    private static func spelled(_ bytes: some Sequence<UInt8>, digits alphabet: String) -> String {
+        let digits = Array(alphabet.utf8)
         var text: [UInt8] = []
         text.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MailMessage
 import MailRules
 
 /// Prints the reference tables generated from the declarations (the README embeds them).
@@ -199,8 +200,7 @@ enum LintReport {
                  UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
                 encoded.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                let digits = Array("0123456789ABCDEF".unicodeScalars)
-                encoded.unicodeScalars.append(contentsOf: ["%", digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+                encoded += "%" + Hexadecimal.uppercase([byte])
             }
         }
         if path.hasPrefix("/") { return .object([("uri", .string("file://" + encoded))]) }
