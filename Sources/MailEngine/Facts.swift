@@ -224,7 +224,7 @@ public struct FactsBuilder {
     }
 
     /// The subject and the start of the body: where Case numbers and thread tokens are looked for.
-    static func threadText(_ message: Message) -> String { (message.subject ?? "") + "\n" + message.textBody.prefix(characters: 64 << 10) }
+    static func threadText(_ message: Message) -> String { (message.subject ?? "") + "\n" + String(message.textBody.prefix(characters: 64 << 10)) }
 
     /// Whether `address` is the mailbox owner's: the mailbox itself, or its local part at
     /// one of the corporate domains (an alias domain).

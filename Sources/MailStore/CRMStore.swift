@@ -594,12 +594,17 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     // MARK: Records
 
-    /// The fields of a record row (`RecordFields`); anything but a JSON object of strings is a
-    /// damaged store.
-    static func decode(_ data: Data?, id: String) throws -> [String: String] {
-        guard let fields = data?.withUnsafeBytes({ RecordFields.decode($0) }) else {
-            throw StoreError(.damaged, message: "the fields of record \(id) are not a JSON object of strings")
+    /// The fields of a record row (`RecordFields`, a text column read as its bytes: GRDB's
+    /// `withUnsafeData` would copy it into a `Data` through casts whose first use scans every
+    /// conformance in the binary); anything but a JSON object of strings is a damaged store.
+    static func decode(_ value: DatabaseValue, id: String) throws -> [String: String] {
+        let fields: [String: String]?
+        switch value.storage {
+        case .string(var text): fields = text.withUTF8 { RecordFields.decode(UnsafeRawBufferPointer($0)) }
+        case .blob(let data): fields = data.withUnsafeBytes { RecordFields.decode($0) }
+        default: fields = nil
         }
+        guard let fields else { throw StoreError(.damaged, message: "the fields of record \(id) are not a JSON object of strings") }
         return fields
     }
 
@@ -764,7 +769,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         guard let id = String.fromDatabaseValue(row[0] as DatabaseValue), let object = String.fromDatabaseValue(row[1] as DatabaseValue) else {
             throw StoreError(.damaged, message: "a record row is not text")
         }
-        return CRMRecord(object: object, id: id, fields: try row.withUnsafeData(atIndex: 2) { try decode($0, id: id) })
+        return CRMRecord(object: object, id: id, fields: try decode(row[2], id: id))
     }
 
     /// The read transaction of the `snapshot` running on each thread (decisions on several

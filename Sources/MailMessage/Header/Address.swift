@@ -180,7 +180,7 @@ public enum AddressParser {
     static func mailbox(from items: [Item], name: String) -> Address? {
         guard !items.isEmpty else { return nil }
         guard let at = items.lastIndex(where: { $0.token == .special(0x40) }) else {
-            let local = items.map(text(of:)).joined()
+            let local = items.reduce(into: "") { $0 += text(of: $1) }
             return Address(name: name, address: local, local: local, domain: "")
         }
         let localItems = items[..<at]
@@ -195,7 +195,7 @@ public enum AddressParser {
                 local += text(of: item)
             }
         }
-        let domainWritten = items[(at + 1)...].map(text(of:)).joined()
+        let domainWritten = items[(at + 1)...].reduce(into: "") { $0 += text(of: $1) }
         let written = (needsQuotes ? quote(local) : local) + "@" + domainWritten
         return Address(name: name, address: written, local: local, domain: IDNA.normalize(domainWritten))
     }
