@@ -164,6 +164,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // SQLite takes milliseconds in an Int32: a longer wait (or no number) would trap.
         configuration.busyMode = .timeout(busyTimeout.isFinite ? min(max(busyTimeout, 0), 86_400) : 30)
         configuration.label = "mailsave.store"
+        // No table has a foreign key: no PRAGMA at every open.
+        configuration.foreignKeysEnabled = false
         if access == .readOnly {
             configuration.readonly = true
             var database: DatabaseQueue
@@ -343,9 +345,17 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// tables, `formatVersion` for a current one.
     /// Anything else throws.
     static func identify(_ db: Database, path: String) throws -> Int {
-        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-        let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+        // One statement, not three (`process` opens the store once a message): a row per table,
+        // or one row with no name when there is none.
+        var application: Int32 = 0
+        var version = 0
+        var tables = Set<String>()
+        for row in try Row.fetchAll(db, sql: "SELECT a.application_id, v.user_version, m.name FROM pragma_application_id AS a CROSS JOIN pragma_user_version AS v "
+                                        + "LEFT JOIN sqlite_master AS m ON m.type = 'table' AND m.name NOT LIKE 'sqlite_%'") {
+            application = Int32.fromDatabaseValue(row[0] as DatabaseValue) ?? 0
+            version = Int.fromDatabaseValue(row[1] as DatabaseValue) ?? 0
+            if let name = String.fromDatabaseValue(row[2] as DatabaseValue) { tables.insert(name) }
+        }
         if application == applicationID {
             if version > formatVersion { throw newerError(path, version: version) }
             // Format 2 is upgraded in place (the outbox is added), formats 3 (its Contacts are
@@ -474,7 +484,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// The file type bits of `path` (S_IFREG, S_IFDIR, ...), following links; nil when there is nothing there.
-    static func fileKind(_ path: String) -> mode_t? {
+    public static func fileKind(_ path: String) -> mode_t? {
         var info = stat()
         return stat(path, &info) == 0 ? info.st_mode & S_IFMT : nil
     }

@@ -37,6 +37,30 @@ import Glibc
 
     // MARK: Identity
 
+    /// The store opens on a thread of its own while the pack loads: a broken pack is still
+    /// reported first and alone (exit 5, as when one followed the other), a broken store once
+    /// the pack is good (exit 3), and a pack that fails leaves no store --apply would create.
+    @Test func aBrokenPackIsReportedBeforeABrokenStoreAndCreatesNoStore() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let foreign = folder.appendingPathComponent("notes.txt").path
+        try "Id,Email\n".write(toFile: foreign, atomically: true, encoding: .utf8)
+        let brokenPack = ["--rules", "Tests/LintExamples/bad/expr-syntax"]
+        for apply in [[], ["--apply"]] {
+            let both = try Self.run(["process", "--store", foreign, "--mailbox", "ann@contoso.com"] + brokenPack + apply + [Self.message])
+            #expect(both.status == 5, "\(both.stderr)")
+            #expect(both.stderr.contains("the rule pack has 1 error"), "\(both.stderr)")
+            #expect(!both.stderr.contains("not a mailsave store"), "\(both.stderr)")
+            let storeOnly = try Self.run(["process", "--store", foreign, "--mailbox", "ann@contoso.com"] + apply + [Self.message])
+            #expect(storeOnly.status == 3, "\(storeOnly.stderr)")
+            #expect(storeOnly.stderr == "mailsave: \(foreign): not a mailsave store (not an SQLite database)\n", "\(storeOnly.stderr)")
+        }
+        let missing = folder.appendingPathComponent("new.sqlite").path
+        let created = try Self.run(["process", "--store", missing, "--mailbox", "ann@contoso.com", "--apply"] + brokenPack + [Self.message])
+        #expect(created.status == 5, "\(created.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+
     @Test func foreignNewerDamagedAndNonSQLiteFilesExit3() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
