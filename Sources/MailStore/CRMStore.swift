@@ -484,7 +484,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// The file type bits of `path` (S_IFREG, S_IFDIR, ...), following links; nil when there is nothing there.
-    public static func fileKind(_ path: String) -> mode_t? {
+    static func fileKind(_ path: String) -> mode_t? {
         var info = stat()
         return stat(path, &info) == 0 ? info.st_mode & S_IFMT : nil
     }

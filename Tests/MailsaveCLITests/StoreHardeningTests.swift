@@ -37,9 +37,9 @@ import Glibc
 
     // MARK: Identity
 
-    /// The store opens on a thread of its own while the pack loads: a broken pack is still
-    /// reported first and alone (exit 5, as when one followed the other), a broken store once
-    /// the pack is good (exit 3), and a pack that fails leaves no store --apply would create.
+    /// The pack loads before the store opens: a broken pack is reported first and alone
+    /// (exit 5), a broken store once the pack is good (exit 3), and a pack that fails leaves
+    /// no store --apply would create.
     @Test func aBrokenPackIsReportedBeforeABrokenStoreAndCreatesNoStore() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -129,13 +129,6 @@ struct DecisionOptions: ParsableArguments {
         return applying || FileManager.default.fileExists(atPath: fallback) ? fallback : nil
     }
 
-    /// The store `loadDirectory` opens when it is a file that exists (not Salesforce, not a
-    /// CSV folder, not one to create).
-    func storeToOpen(applying: Bool) -> String? {
-        guard !salesforceOption.enabled, let path = storePath(applying: applying), CRMStore.fileKind(path) == S_IFREG else { return nil }
-        return path
-    }
-
     /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
     /// Without `--apply` the store is opened read-only (a store we may not write still
     /// serves decisions); only the default store's own folder is ever created.
@@ -317,18 +310,8 @@ struct Process: ParsableCommand {
     /// to disk (a save reported before that could be lost to a power cut, and the store's file
     /// alone, copied or shared read-only, would not hold it).
     func run(exitingWhenDone: Bool) throws {
-        // A store that exists opens on a thread of its own while the pack loads (together a
-        // third of a per-message run). Its errors come after the pack's, as when one followed
-        // the other; a store --apply would create is created only once the pack has loaded.
-        let opening = options.storeToOpen(applying: apply) != nil ? Background.start { [options, apply] in try options.loadDirectory(applying: apply) } : nil
-        let pack: RulePack
-        do {
-            pack = try options.loadPack()
-        } catch {
-            _ = try? opening?.value()
-            throw error
-        }
-        let directory = try opening?.value() ?? options.loadDirectory(applying: apply)
+        let pack = try options.loadPack()
+        let directory = try options.loadDirectory(applying: apply)
         // Several messages: the selection is refused before any is decided. One message: its
         // decision checks the selection in the same look-up (for Salesforce, one call, not two).
         if thread || files.count != 1 { try options.checkSelection(Engine(pack: pack, directory: directory)) }
