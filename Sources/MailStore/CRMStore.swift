@@ -345,17 +345,9 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// tables, `formatVersion` for a current one.
     /// Anything else throws.
     static func identify(_ db: Database, path: String) throws -> Int {
-        // One statement, not three (`process` opens the store once a message): a row per table,
-        // or one row with no name when there is none.
-        var application: Int32 = 0
-        var version = 0
-        var tables = Set<String>()
-        for row in try Row.fetchAll(db, sql: "SELECT a.application_id, v.user_version, m.name FROM pragma_application_id AS a CROSS JOIN pragma_user_version AS v "
-                                        + "LEFT JOIN sqlite_master AS m ON m.type = 'table' AND m.name NOT LIKE 'sqlite_%'") {
-            application = Int32.fromDatabaseValue(row[0] as DatabaseValue) ?? 0
-            version = Int.fromDatabaseValue(row[1] as DatabaseValue) ?? 0
-            if let name = String.fromDatabaseValue(row[2] as DatabaseValue) { tables.insert(name) }
-        }
+        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
         if application == applicationID {
             if version > formatVersion { throw newerError(path, version: version) }
             // Format 2 is upgraded in place (the outbox is added), formats 3 (its Contacts are
