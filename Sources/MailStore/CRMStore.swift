@@ -56,9 +56,11 @@ extension StoreError: CRMErrorConvertible {
 /// and runs `PRAGMA quick_check` when the store is small enough for it to be cheap (or always,
 /// when asked); a foreign, newer or damaged file is refused and never written to.
 public final class CRMStore: RecordLookups, @unchecked Sendable {
-    /// A pool (concurrent readers beside the writer) when writable, or read-only with
-    /// `concurrentReads`; one read-only connection otherwise.
+    /// A pool (concurrent readers beside the writer) when writable; one read-only connection
+    /// otherwise (with `concurrentReads`, `threadReaders` add one for each thread).
     let database: any DatabaseWriter
+    /// With `concurrentReads`: a read-only connection for each thread that decides.
+    let threadReaders: ThreadReaders?
     public let path: String
     /// How long a write (and the lock on making people) waits for another process's.
     public let busyTimeout: Double
@@ -92,19 +94,21 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// Opens the store at `path`, creating it (with `.readWrite`) when the file does not exist.
     /// Its folder must exist unless `createFolder` (only for the default store, whose folder
     /// is mailsave's own). `busyTimeout` is how long a write waits for another process's.
-    /// `concurrentReads` (read-only, for `batch --jobs N`): a pool of readers, so decisions on
-    /// several threads read at once instead of taking turns on one connection (which held
-    /// two-core decisions to 1.74x one core); one connection when a pool cannot be opened
-    /// (a store in a folder this user may not write).
+    /// `concurrentReads` (read-only, for `batch --jobs N`): a connection for each thread that
+    /// reads (`ThreadReaders`), so decisions on several threads read at once instead of taking
+    /// turns on one connection (which held two-core decisions to 1.74x one core) or on a pool's
+    /// locks (1.33x); one connection for a store read as immutable (in a folder this user may
+    /// not write).
     public init(path: String, access: Access = .readWrite, createFolder: Bool = false, check: IntegrityCheck = .ifSmall,
                 busyTimeout: Double = 30, concurrentReads: Bool = false) throws(StoreError) {
         self.path = path
         self.busyTimeout = busyTimeout
         do {
-            let (database, readOnly) = try Self.open(path: path, access: access, createFolder: createFolder, check: check, busyTimeout: busyTimeout,
-                                                     concurrentReads: concurrentReads)
+            let (database, readOnly, threadReaders) = try Self.open(path: path, access: access, createFolder: createFolder, check: check,
+                                                                    busyTimeout: busyTimeout, concurrentReads: concurrentReads)
             self.database = database
             self.readOnly = readOnly
+            self.threadReaders = threadReaders
         } catch {
             throw Self.classify(error, path: path, doing: "cannot open the store")
         }
@@ -120,7 +124,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     // MARK: Opening
 
     static func open(path: String, access: Access, createFolder: Bool, check: IntegrityCheck,
-                     busyTimeout: Double, concurrentReads: Bool = false) throws -> (any DatabaseWriter, Bool) {
+                     busyTimeout: Double, concurrentReads: Bool = false) throws -> (any DatabaseWriter, Bool, ThreadReaders?) {
         // stat, not FileManager: `process` opens the store once per message.
         let kind = fileKind(path)
         let exists = kind != nil
@@ -209,12 +213,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 return try open(path: path, access: .readOnly, createFolder: false, check: check, busyTimeout: busyTimeout,
                                 concurrentReads: concurrentReads)
             }
-            if concurrentReads && !immutable, let pool = try? DatabasePool(path: sqlitePath, configuration: configuration),
-               (try? pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }) != nil {
-                try database.close()
-                return (pool, true)
+            if concurrentReads && !immutable {
+                let readerConfiguration = configuration
+                return (database, true, ThreadReaders { try DatabaseQueue(path: sqlitePath, configuration: readerConfiguration) })
             }
-            return (database, true)
+            return (database, true, nil)
         }
 
         // WAL with synchronous NORMAL: a commit survives a killed process (kill -9), and is
@@ -232,7 +235,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 // file not yet known to be ours would have switched a foreign database to WAL).
                 let pool = try DatabasePool(path: sqlitePath, configuration: configuration)
                 try database.close()
-                return (pool, false)
+                return (pool, false, nil)
             } catch let error as DatabaseError where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && Date() < deadline {
                 usleep(UInt32.random(in: 5_000...40_000))
             }
@@ -784,7 +787,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // The body's own errors (a selection that does not exist, a rule's budget) pass
         // through as they are; only the store's are classified.
         let outcome: Result<T, any Error> = try guarded("cannot read") {
-            try database.read { db in
+            try reader().read { db in
                 snapshots.with(db) {
                     do { return .success(try body()) } catch { return .failure(error) }
                 }
@@ -809,8 +812,14 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         let current = snapshots.current
         return try guarded("cannot read") {
             if let current { return try body(current) }
-            return try database.unsafeReentrantRead(body)
+            return try reader().unsafeReentrantRead(body)
         }
+    }
+
+    /// The connection this thread reads through: its own with `concurrentReads`, else the store's.
+    func reader() throws -> any DatabaseReader {
+        if let threadReaders { return try threadReaders.current() }
+        return database
     }
 
     /// The look-up's statements, made once (not concatenated on each of a decision's look-ups).

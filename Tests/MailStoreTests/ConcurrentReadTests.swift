@@ -5,8 +5,8 @@ import MailRules
 @testable import MailStore
 import Testing
 
-/// A read-only store opened for several deciding threads (`batch --jobs N`): a pool of
-/// readers, each thread's snapshot its own, every answer the one connection would give.
+/// A read-only store opened for several deciding threads (`batch --jobs N`): a connection for
+/// each thread, each thread's snapshot its own, every answer the one connection would give.
 @Suite struct ConcurrentReadTests {
     @Test func threadsReadAtOnceEachInItsOwnSnapshot() throws {
         let writer = try temporaryStore()
@@ -17,7 +17,9 @@ import Testing
         let serial = try CRMStore(path: path, access: .readOnly)
         let shared = try CRMStore(path: path, access: .readOnly, concurrentReads: true)
         #expect(serial.database is DatabaseQueue)
-        #expect(shared.database is DatabasePool)
+        #expect(shared.database is DatabaseQueue)
+        #expect(serial.threadReaders == nil)
+        #expect(shared.threadReaders != nil)
         let addresses = records.compactMap { $0["Email"] }
         #expect(addresses.count >= 5)
         let expected = try addresses.map { address in try serial.snapshot { try serial.people(email: address) } }
@@ -40,5 +42,34 @@ import Testing
             }
         }
         #expect(lock.withLock { mismatches } == 0)
+        #expect((shared.threadReaders?.count ?? 0) >= 1)
+    }
+
+    /// A thread reads through the same connection every time, and never through another
+    /// thread's.
+    @Test func eachThreadHasItsOwnConnection() throws {
+        let writer = try temporaryStore()
+        try writer.add(try sampleRecords())
+        let path = writer.path
+        try writer.database.close()
+        let shared = try CRMStore(path: path, access: .readOnly, concurrentReads: true)
+        let readers = try #require(shared.threadReaders)
+        let mine = try readers.current()
+        #expect(try readers.current() === mine)
+        final class Box: @unchecked Sendable { var connection: DatabaseQueue?; var again: DatabaseQueue? }
+        let other = Box()
+        let thread = Thread {
+            other.connection = try? readers.current()
+            other.again = try? readers.current()
+        }
+        thread.start()
+        while !thread.isFinished { usleep(1_000) }
+        let theirs = try #require(other.connection)
+        #expect(theirs !== mine)
+        #expect(other.again === theirs)
+        #expect(readers.count == 2)
+        // Both answer as the store does.
+        let address = try #require(try sampleRecords().compactMap { $0["Email"] }.first)
+        #expect(try theirs.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM lookup WHERE kind = 'email' AND key = ?", arguments: [address.lowercased()]) } ?? 0 > 0)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 #if canImport(Glibc)
@@ -28,6 +29,26 @@ import Glibc
         return ids.map { counts[$0] ?? 0 }
     }
 
+    /// The Tasks in the store, read beside a running batch (SQLite's WAL lets a reader in).
+    func taskTotal(_ store: String) -> Int? {
+        var configuration = Configuration()
+        configuration.readonly = true
+        guard let database = try? DatabaseQueue(path: store, configuration: configuration) else { return nil }
+        return try? database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM record WHERE object = 'Task'") }
+    }
+
+    /// Waits until the running `process` has saved at least `saved` Tasks beyond the store's
+    /// first `before`, so that a signal lands while the run is saving whatever the binary's
+    /// speed (a fixed sleep let a fast build finish first); false when it ended or 60 s passed.
+    func waitForSaves(_ saved: Int, after before: Int, store: String, process: Foundation.Process) -> Bool {
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline {
+            if let total = taskTotal(store), total - before >= saved { return true }
+            usleep(1_000)
+        }
+        return false
+    }
+
     @Test func killedRunsAndARerunSaveEveryMessageExactlyOnce() throws {
         let folder = try Mailboxes.temporaryFolder("apply-kill")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -35,15 +56,16 @@ import Glibc
         var generator = SystemRandomNumberGenerator()
         var cutShort = 0
         for round in 0..<3 {
-            // Enough messages that the kill, 0.3 to 0.9 s in, lands while the run is saving
-            // (150 were all saved before it once decisions got faster).
+            // Killed once it has saved 1 to 300 of the 600 (groups of up to 256 commit at once),
+            // wherever in a group's work that finds it.
             let (mbox, ids) = try mailbox(folder, count: 600, label: "kill\(round)")
             let arguments = ["batch", "--mailbox", "ann@contoso.com", "--store", store, "--mbox", mbox, "--apply", "--jobs", "2"]
+            let before = try #require(taskTotal(store))
             let process = Mailboxes.process(arguments)
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            usleep(UInt32.random(in: 300_000...900_000, using: &generator))
+            _ = waitForSaves(Int.random(in: 1...300, using: &generator), after: before, store: store, process: process)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             let afterKill = try taskCounts(ids, store: store)
@@ -67,15 +89,17 @@ import Glibc
         let folder = try Mailboxes.temporaryFolder("apply-int")
         defer { try? FileManager.default.removeItem(at: folder) }
         let store = try Mailboxes.store(in: folder)
-        let (mbox, ids) = try mailbox(folder, count: 300, label: "int")
+        let (mbox, ids) = try mailbox(folder, count: 600, label: "int")
         let out = folder.appendingPathComponent("decisions.jsonl").path
         let arguments = ["batch", "--mailbox", "ann@contoso.com", "--store", store, "--mbox", mbox, "--apply", "--out", out]
+        let before = try #require(taskTotal(store))
         let process = Mailboxes.process(arguments)
         let errors = Pipe()
         process.standardOutput = FileHandle.nullDevice
         process.standardError = errors
         try process.run()
-        usleep(700_000)
+        // Interrupted once the first group is saved, so the run is under way and not over.
+        #expect(waitForSaves(1, after: before, store: store, process: process))
         kill(process.processIdentifier, SIGINT)
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()

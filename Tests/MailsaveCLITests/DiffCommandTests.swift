@@ -229,7 +229,13 @@ import Testing
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        usleep(1_500_000)
+        // Interrupted once the old revision's pack is copied out and the copy is whole (a
+        // tenth of a second later), while the messages are compared: a fixed sleep from the
+        // start let a fast build finish the 6,000 messages first.
+        let deadline = Date().addingTimeInterval(60)
+        while try process.isRunning && Date() < deadline && FileManager.default.contentsOfDirectory(atPath: spool.path).isEmpty { usleep(1_000) }
+        usleep(100_000)
+        #expect(process.isRunning)
         kill(process.processIdentifier, SIGINT)
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
