@@ -599,17 +599,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     // MARK: Records
 
-    /// The fields of a record row (`RecordFields`, a text column read as its bytes: GRDB's
-    /// `withUnsafeData` would copy it into a `Data` through casts whose first use scans every
-    /// conformance in the binary); anything but a JSON object of strings is a damaged store.
-    static func decode(_ value: DatabaseValue, id: String) throws -> [String: String] {
-        let fields: [String: String]?
-        switch value.storage {
-        case .string(var text): fields = text.withUTF8 { RecordFields.decode(UnsafeRawBufferPointer($0)) }
-        case .blob(let data): fields = data.withUnsafeBytes { RecordFields.decode($0) }
-        default: fields = nil
+    /// The fields of a record row (`RecordFields`); anything but a JSON object of strings is a
+    /// damaged store.
+    static func decode(_ data: Data?, id: String) throws -> [String: String] {
+        guard let fields = data?.withUnsafeBytes({ RecordFields.decode($0) }) else {
+            throw StoreError(.damaged, message: "the fields of record \(id) are not a JSON object of strings")
         }
-        guard let fields else { throw StoreError(.damaged, message: "the fields of record \(id) are not a JSON object of strings") }
         return fields
     }
 
@@ -760,10 +755,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     public func records(object: String) throws -> [CRMRecord] {
         try guarded("cannot read") {
             try database.read { db in
-                let cursor = try Row.fetchCursor(db, sql: "SELECT id, object, fields FROM record WHERE object = ? ORDER BY id", arguments: [object])
-                var records: [CRMRecord] = []
-                while let row = try cursor.next() { records.append(try Self.record(row)) }
-                return records
+                try Self.allRecords(db.makeStatement(sql: "SELECT id, object, fields FROM record WHERE object = ? ORDER BY id"), arguments: [object])
             }
         }
     }
@@ -774,7 +766,25 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         guard let id = String.fromDatabaseValue(row[0] as DatabaseValue), let object = String.fromDatabaseValue(row[1] as DatabaseValue) else {
             throw StoreError(.damaged, message: "a record row is not text")
         }
-        return CRMRecord(object: object, id: id, fields: try decode(row[2], id: id))
+        return CRMRecord(object: object, id: id, fields: try row.withUnsafeData(atIndex: 2) { try decode($0, id: id) })
+    }
+
+    /// The first record `statement` finds, read from the statement's row as it stands: the
+    /// fields' bytes exactly as stored, checked as UTF-8 by their decoder (`Row.fetchOne` copies
+    /// the row, turning text into a `String` first, which replaces bad bytes and stops at a NUL,
+    /// and its bytes back into `Data` through casts whose first use scans every conformance).
+    static func firstRecord(_ statement: Statement, arguments: StatementArguments) throws -> CRMRecord? {
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        return try cursor.next().map(record)
+    }
+
+    /// Every record `statement` finds, each read as `firstRecord` reads one (a cursor also
+    /// reuses one row buffer: no Row copies on the hot path).
+    static func allRecords(_ statement: Statement, arguments: StatementArguments = StatementArguments()) throws -> [CRMRecord] {
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        var records: [CRMRecord] = []
+        while let row = try cursor.next() { records.append(try record(row)) }
+        return records
     }
 
     /// The read transaction of the `snapshot` running on each thread (decisions on several
@@ -833,11 +843,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     func lookup(_ kind: String, _ key: String, object: String? = nil) throws -> [CRMRecord] {
         try reading { db in
             let arguments: StatementArguments = object.map { [kind, key, $0] } ?? [kind, key]
-            // A cursor reuses one row buffer: no Row copies on the hot path.
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: object == nil ? Self.lookupSQL : Self.lookupOfObjectSQL), arguments: arguments)
-            var records: [CRMRecord] = []
-            while let row = try cursor.next() { records.append(try Self.record(row)) }
-            return records
+            return try Self.allRecords(db.cachedStatement(sql: object == nil ? Self.lookupSQL : Self.lookupOfObjectSQL), arguments: arguments)
         }
     }
 
@@ -914,12 +920,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     public func record(id: String) throws -> CRMRecord? {
         try reading { db in
-            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) {
-                return try Self.record(row)
+            if let found = try Self.firstRecord(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) {
+                return found
             }
             let short = String(id.prefix(15))
             let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
-            return try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [short]).map { try Self.record($0) }
+            return try Self.firstRecord(db.cachedStatement(sql: sql), arguments: [short])
         }
     }
 

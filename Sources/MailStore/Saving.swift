@@ -71,12 +71,12 @@ extension CRMStore: ActivityWriter {
         var reused: Set<String> = []
         for target in decision.toCreate {
             // A converted Lead is no one to link (the decision's own look-up leaves it out).
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            let people = try Self.allRecords(db.cachedStatement(sql: """
                 SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
                 WHERE kind = 'email' AND key = ? AND record.object IN ('Contact', ?)
                 ORDER BY record.object = ? DESC, lookup.id
                 """), arguments: [CRMDirectoryKeys.address(target.address), target.object, target.object])
-            if let existing = try rows.map({ try Self.record($0) }).first(where: { !$0.flag("IsConverted") }) {
+            if let existing = people.first(where: { !$0.flag("IsConverted") }) {
                 created[target.placeholder] = existing.id
                 reused.insert(target.placeholder)
                 continue
@@ -271,14 +271,12 @@ extension CRMStore: ActivityWriter {
             try db.inTransaction(.immediate) {
                 let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? AND record.object = 'EmailMessage'"
                 guard let id = try String.fetchOne(db, sql: sql, arguments: [key]),
-                      let row = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ?", arguments: [id]) else {
+                      let email = try Self.firstRecord(db.makeStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) else {
                     throw EditRefusal(.notFound, message: "no saved EmailMessage has the Message-ID \(messageID)")
                 }
-                let email = try Self.record(row)
-                guard let userRow = try Row.fetchOne(db, sql: "SELECT id, object, fields FROM record WHERE id = ? AND object = 'User'", arguments: [userID]) else {
+                guard let user = try Self.firstRecord(db.makeStatement(sql: "SELECT id, object, fields FROM record WHERE id = ? AND object = 'User'"), arguments: [userID]) else {
                     throw EditRefusal(.notFound, message: "no User \(userID)")
                 }
-                let user = try Self.record(userRow)
                 guard email["OwnerId"] == user.id else {
                     throw EditRefusal(.permission, message: "User \(userID) does not own EmailMessage \(email.id) (its owner is \(email["OwnerId"] ?? "nobody")); nothing changed")
                 }
@@ -303,10 +301,10 @@ extension CRMStore: ActivityWriter {
                         throw EditRefusal(.link, message: "cannot link \(id): it is a \(object), and \(who?.contains(id) == true ? "who= takes a Contact, Lead or User" : "what= takes an Account, Opportunity or Case"); nothing changed")
                     }
                 }
-                let relations = try Row.fetchAll(db, sql: """
+                let relations = try Self.allRecords(db.makeStatement(sql: """
                     SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id
                     WHERE kind = 'relation' AND key = ? AND record.object = 'EmailMessageRelation'
-                    """, arguments: [email.id]).map { try Self.record($0) }
+                    """), arguments: [email.id])
                 let targets = who ?? relations.compactMap { $0["RelationId"] }
                 if let lead = targets.first(where: { SalesforceID.object(of: $0) == "Lead" }), let related = fields["RelatedToId"], !related.isEmpty {
                     throw EditRefusal(.link, message: "cannot relate Lead \(lead) and link RelatedToId \(related): on an EmailMessage a Lead excludes every other link (give --link what= to clear RelatedToId); nothing changed")

@@ -72,4 +72,31 @@ import Testing
         let address = try #require(try sampleRecords().compactMap { $0["Email"] }.first)
         #expect(try theirs.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM lookup WHERE kind = 'email' AND key = ?", arguments: [address.lowercased()]) } ?? 0 > 0)
     }
+
+    /// A thread that read through one store's connection and then through another store's
+    /// (the first one gone) reads the second store: its slot never hands back the first
+    /// store's connection, whatever reuses its memory or key.
+    @Test func aThreadThatOutlivesAStoreReadsTheNextOne() throws {
+        func store(with id: String) throws -> String {
+            let writer = try temporaryStore()
+            try writer.add([CRMRecord(object: "Account", id: id, fields: ["Name": id])])
+            try writer.database.close()
+            return writer.path
+        }
+        let first = try store(with: "0015e00000One01")
+        let second = try store(with: "0015e00000Two01")
+        func names(_ connection: DatabaseQueue) throws -> [String] {
+            try connection.read { db in try String.fetchAll(db, sql: "SELECT id FROM record WHERE object = 'Account' ORDER BY id") }
+        }
+        do {
+            let one = try CRMStore(path: first, access: .readOnly, concurrentReads: true)
+            #expect(try names(try #require(one.threadReaders).current()) == ["0015e00000One01"])
+        }
+        for _ in 0..<3 {
+            let two = try CRMStore(path: second, access: .readOnly, concurrentReads: true)
+            #expect(try names(try #require(two.threadReaders).current()) == ["0015e00000Two01"])
+            #expect(try two.record(id: "0015e00000Two01") != nil)
+            #expect(try two.record(id: "0015e00000One01") == nil)
+        }
+    }
 }

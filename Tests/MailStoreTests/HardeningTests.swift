@@ -43,6 +43,26 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         #expect(try store.records(object: "Task").first?.fields == fields)
     }
 
+    /// A record's stored fields that are not what the store writes (bytes that are not UTF-8
+    /// inside a value, a NUL with more after it) are a damaged store, whether the record is
+    /// read by id, found by a look-up or listed, never read as something else.
+    @Test func fieldsThatAreNotUTF8OrGoOnAfterANULAreDamaged() throws {
+        let store = try temporaryStore()
+        try store.add([CRMRecord(object: "Contact", id: "0035e00000Bad01", fields: ["Email": "bad@fabrikam.com", "LastName": "Bad"])])
+        // {"Email":"bad@fabrikam.com","LastName":"B\xffd"} and {"Email":"bad@fabrikam.com"} NUL "junk".
+        let invalid = Array(#"{"Email":"bad@fabrikam.com","LastName":"B"#.utf8) + [0xFF] + Array(#"d"}"#.utf8)
+        let trailing = Array(#"{"Email":"bad@fabrikam.com"}"#.utf8) + [0] + Array("junk".utf8)
+        for bytes in [invalid, trailing] {
+            let hex = bytes.map { String(format: "%02x", $0) }.joined()
+            try store.database.write { db in
+                try db.execute(sql: "UPDATE record SET fields = CAST(x'\(hex)' AS TEXT) WHERE id = '0035e00000Bad01'")
+            }
+            #expect(storeError { _ = try store.record(id: "0035e00000Bad01") }?.kind == .damaged)
+            #expect(storeError { _ = try store.contacts(email: "bad@fabrikam.com") }?.kind == .damaged)
+            #expect(storeError { _ = try store.records(object: "Contact") }?.kind == .damaged)
+        }
+    }
+
     func message(subject: String, body: String) throws -> Message {
         let text = "From: Bob Buyer <bob@fabrikam.com>\r\nTo: Ann Seller <ann@contoso.com>\r\nSubject: \(subject)\r\n"
             + "Date: Mon, 2 Mar 2026 09:15:00 +0000\r\nMessage-ID: <inject-\(UUID().uuidString)@fabrikam.com>\r\n"

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 @_spi(RecordFormat) @testable import MailStore
 import Testing
 import SeededRandom
@@ -27,7 +26,7 @@ import SeededRandom
             let expected = String(decoding: try encoder.encode(fields.filter { !$0.value.isEmpty }), as: UTF8.self)
             #expect(RecordFields.encode(fields) == expected)
             #expect(Self.decode(Array(RecordFields.encode(fields).utf8)) == fields.filter { !$0.value.isEmpty })
-            #expect(try CRMStore.decode(RecordFields.encode(fields).databaseValue, id: "x") == fields.filter { !$0.value.isEmpty })
+            #expect(try CRMStore.decode(Data(RecordFields.encode(fields).utf8), id: "x") == fields.filter { !$0.value.isEmpty })
         }
     }
 
