@@ -518,6 +518,28 @@ import ShippedFixtures
         #expect(backend.statistics.byKind == ["lookup": 1, "save": 1, "save-check": 1])
     }
 
+    /// The call that made a new person's Lead and the Task is lost after the org committed
+    /// it: the check finds the Task and the Lead in one call, nothing is sent again, and the
+    /// result names the Lead the Task points to (linked: this run cannot know which call made
+    /// it), not just "not created".
+    @Test func aLostSaveThatMadeAPersonReportsThePersonItFinds() throws {
+        let server = try seeded()
+        let backend = try server.backend()
+        let message = try parse("From: \"Lee, Sam\" <sam@unknown.example>\r\nTo: ann@contoso.com\r\nSubject: Hi\r\nMessage-ID: <lost-lead@unknown.example>\r\n\r\nHello\r\n\r\nBest regards,\r\nSam Lee\r\nBuyer\r\nAcme Widgets Ltd\r\n")
+        let decision = try decide(backend, message, settings: ["auto_save_mode": "forced"])
+        #expect(decision.toCreate.map(\.placeholder) == ["new:Lead:sam@unknown.example"])
+        try server.fault(["kind": .string("drop_after_commit"), "match": .string("POST /services/data/v66.0/sobjects/Task"), "times": .number(1)])
+        let saved = try #require(try backend.write(decision, message: message, mailbox: "ann@contoso.com"))
+        #expect(!saved.created)
+        let leads = try server.records("Lead").filter { $0["Email"]?.string == "sam@unknown.example" }
+        #expect(leads.count == 1)
+        let lead = try #require(leads.first?["Id"]?.string)
+        #expect(try server.records("Task").filter { $0["WhoId"]?.string == lead }.map { $0["Id"]?.string } == [saved.id])
+        #expect(saved.createdRecords.isEmpty)
+        #expect(saved.linkedRecords.map(\.placeholder) == ["new:Lead:sam@unknown.example"])
+        #expect(saved.linkedRecords.map { SalesforceID.canonical($0.id) } == [SalesforceID.canonical(lead)])
+    }
+
     @Test func anEmailMessageGetsItsRelationsAndNoSecondTask() throws {
         let server = try seeded()
         let backend = try server.backend()

@@ -101,7 +101,7 @@ extension SalesforceBackend: BatchActivityWriter {
                 var creating = Set<String>()
                 for var entry in round {
                     if let id = found.activities[MessageIDKey.normalize(entry.key)] {
-                        results.append((entry.index, .success(SaveResult(id: id, created: false))))
+                        results.append((entry.index, .success(Self.alreadySaved(id, decision: entry.save.decision, people: found.people))))
                         continue
                     }
                     let targets = entry.save.decision.toCreate
@@ -170,16 +170,16 @@ extension SalesforceBackend: BatchActivityWriter {
                 guard error.outcomeUnknown else { return results + pending.map { ($0.index, .failure(error.error)) } }
                 // The org may hold some: one look-up of every key before anything is resent.
                 for entry in pending { forgetAbsent(entry.key) }
-                let found: [String: String]
+                let found: (activities: [String: String], people: [String: String])
                 do {
-                    found = try existing(keys: pending.map(\.key), taskField: taskMessageIDField())
+                    found = try check(keys: pending.map(\.key), taskField: taskMessageIDField(), people: pending.flatMap(\.save.decision.toCreate))
                 } catch {
                     let failure = CRMError(.retryable, "\(error.message); the previous save's outcome is unknown, so it is looked for again before the next attempt")
                     return results + pending.map { ($0.index, .failure(failure)) }
                 }
                 pending = pending.filter { entry in
-                    guard let id = found[MessageIDKey.normalize(entry.key)] else { return true }
-                    results.append((entry.index, .success(SaveResult(id: id, created: false))))
+                    guard let id = found.activities[MessageIDKey.normalize(entry.key)] else { return true }
+                    results.append((entry.index, .success(Self.alreadySaved(id, decision: entry.save.decision, people: found.people))))
                     return false
                 }
                 guard !pending.isEmpty else { return results }
@@ -266,14 +266,16 @@ extension SalesforceBackend: BatchActivityWriter {
     /// (never resent now, since they may exist).
     private func checkedAfterAnUnclearAnswer(_ entries: [BatchEntry], _ reason: String) -> [Answer] {
         guard !entries.isEmpty else { return [] }
-        let found: [String: String]
+        let found: (activities: [String: String], people: [String: String])
         do {
-            found = try existing(keys: entries.map(\.key), taskField: taskMessageIDField())
+            found = try check(keys: entries.map(\.key), taskField: taskMessageIDField(), people: entries.flatMap(\.save.decision.toCreate))
         } catch {
             return entries.map { Answer(index: $0.index, result: .failure(CRMError(.retryable, "\(reason); \(error.message)"))) }
         }
         return entries.map { entry in
-            if let id = found[MessageIDKey.normalize(entry.key)] { return Answer(index: entry.index, result: .success(SaveResult(id: id, created: false))) }
+            if let id = found.activities[MessageIDKey.normalize(entry.key)] {
+                return Answer(index: entry.index, result: .success(Self.alreadySaved(id, decision: entry.save.decision, people: found.people)))
+            }
             return Answer(index: entry.index, result: .failure(CRMError(.retryable, "\(reason); it is looked for before the next attempt")))
         }
     }

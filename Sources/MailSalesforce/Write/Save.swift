@@ -33,7 +33,7 @@ extension SalesforceBackend {
         var madeMeanwhile: [String: String] = [:]
         if checksActivity || !decision.toCreate.isEmpty {
             let found = try check(keys: checksActivity ? [key] : [], taskField: taskField, people: decision.toCreate)
-            if let id = found.activities[MessageIDKey.normalize(key)] { return SaveResult(id: id, created: false) }
+            if let id = found.activities[MessageIDKey.normalize(key)] { return Self.alreadySaved(id, decision: decision, people: found.people) }
             madeMeanwhile = found.people
         }
         let request = saveRequest(decision, message: message, mailbox: mailbox, key: key, taskField: taskField, madeMeanwhile: madeMeanwhile)
@@ -46,21 +46,31 @@ extension SalesforceBackend {
                                                 inspect: SalesforceAPIError.subrequestErrors)
             } catch {
                 guard error.outcomeUnknown else { throw error.error }
-                // The org may hold the record: look before sending again (never two records).
+                // The org may hold the record: look before sending again (never two records),
+                // and for the people the call was to create, in the same call.
                 forgetAbsent(key)
-                let found: String?
+                let found: (activities: [String: String], people: [String: String])
                 do {
-                    found = try existing(key, taskField: taskField)
+                    found = try check(keys: [key], taskField: taskField, people: decision.toCreate)
                 } catch {
                     throw CRMError(.retryable, "\(error.message); the previous save's outcome is unknown, so it is looked for again before the next attempt")
                 }
-                if let found { return SaveResult(id: found, created: false) }
+                if let id = found.activities[MessageIDKey.normalize(key)] { return Self.alreadySaved(id, decision: decision, people: found.people) }
                 guard attempt < configuration.attempts else { throw error.error }
                 connection.backOff(after: attempt)
                 continue
             }
             return try savedResult(response, request: request, key: key, taskField: taskField)
         }
+    }
+
+    /// A message the org already holds (saved by an earlier run, or by this one's call whose
+    /// answer was lost): not created now, and the people the decision would have created,
+    /// which the org holds by now (that call made them, or another save did), reported as
+    /// linked, by placeholder, so the output names the records the activity points to.
+    static func alreadySaved(_ id: String, decision: Decision, people: [String: String]) -> SaveResult {
+        let linked = decision.toCreate.compactMap { target in people[target.placeholder].map { (placeholder: target.placeholder, id: $0) } }
+        return SaveResult(id: id, created: false, linkedRecords: linked)
     }
 
     /// The Task field that carries the Message-ID: the configured one, else the pack's; nil when configured `none`.
