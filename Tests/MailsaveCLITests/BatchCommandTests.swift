@@ -366,6 +366,18 @@ enum Mailboxes {
         let quiet = try run(" --quiet")
         #expect(!quiet.contains("\u{1B}[K"))
         #expect(quiet.contains("{\"summary\""))
+        // A folder's total (the percentage and ETA) is taken only when the bar is drawn.
+        let folderCommand = ([Binary.path] + Mailboxes.base + ["--eml", "examples/messages", "--out", "/dev/null"]).joined(separator: " ")
+        let process = Mailboxes.process([])
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", folderCommand, "/dev/null"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let folder = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(folder.contains("%  "), "\(folder)")
     }
 
     @Test func usageErrors() throws {

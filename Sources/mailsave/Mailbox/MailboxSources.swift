@@ -282,12 +282,16 @@ final class MboxSource: MailboxSource {
 /// the files one at a time.
 final class FileListSource: MailboxSource {
     let name: String
-    let totalBytes: Int?
     let canReread = true
     private let files: [(path: String, folder: String)]
     private var position = 0
     private var bytesRead = 0
-    private let sizes: [Int]
+    /// Every file's size, asked only by a progress bar (its ETA): a `stat` of each file
+    /// before the first was read delayed every run, by seconds a million files.
+    lazy var totalBytes: Int? = files.reduce(0) { total, file in
+        var info = stat()
+        return total + (stat(file.path, &info) == 0 ? Int(info.st_size) : 0)
+    }
 
     /// The positions of files whose name is not UTF-8: the name mailsave holds (with U+FFFD)
     /// is not the file's, and may be another file's (one named with U+FFFD itself): reported,
@@ -298,14 +302,6 @@ final class FileListSource: MailboxSource {
         self.name = name
         self.files = files
         self.undecodable = undecodable
-        var sizes: [Int] = []
-        sizes.reserveCapacity(files.count)
-        for file in files {
-            var info = stat()
-            sizes.append(stat(file.path, &info) == 0 ? Int(info.st_size) : 0)
-        }
-        self.sizes = sizes
-        totalBytes = sizes.reduce(0, +)
     }
 
     var count: Int { files.count }
@@ -469,12 +465,13 @@ final class FileListSource: MailboxSource {
     func next() throws(CommandFailure) -> MailboxItem? {
         guard position < files.count else { return nil }
         let file = files[position]
-        bytesRead += sizes[position]
         defer { position += 1 }
         let shown = file.path.hasPrefix(name + "/") ? String(file.path.dropFirst(name.count + 1)) : file.path
         var item = MailboxItem(index: position, position: .file(file.path, underSource: shown), locator: .file(file.path), folder: file.folder,
                                content: .success([]), bytesRead: bytesRead)
         item.content = reread(item)
+        bytesRead += (try? item.content.get().count) ?? 0
+        item.bytesRead = bytesRead
         return item
     }
 

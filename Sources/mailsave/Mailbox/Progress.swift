@@ -15,9 +15,10 @@ final class ProgressBar {
     private var lastDraw = Date.distantPast
     private var drawn = false
 
-    init(totalBytes: Int?, quiet: Bool) {
-        total = totalBytes
+    /// `totalBytes` is asked only when the bar is drawn (a folder's total is a `stat` a file).
+    init(totalBytes: @autoclosure () -> Int?, quiet: Bool) {
         enabled = !quiet && isatty(2) == 1
+        total = enabled ? totalBytes() : nil
     }
 
     func update(messages: Int, bytes: Int, force: Bool = false) {
