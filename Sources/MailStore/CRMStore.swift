@@ -780,7 +780,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     /// Every record `statement` finds, each read as `firstRecord` reads one (a cursor also
     /// reuses one row buffer: no Row copies on the hot path).
-    static func allRecords(_ statement: Statement, arguments: StatementArguments = StatementArguments()) throws -> [CRMRecord] {
+    static func allRecords(_ statement: Statement, arguments: StatementArguments) throws -> [CRMRecord] {
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         var records: [CRMRecord] = []
         while let row = try cursor.next() { records.append(try record(row)) }

@@ -97,7 +97,7 @@ extension SalesforceBackend: BatchActivityWriter {
         // person it would create: one another client (or an earlier round) made is linked.
         if !round.isEmpty {
             do {
-                let found = try check(keys: round.map(\.key), taskField: taskMessageIDField(), people: round.flatMap(\.save.decision.toCreate))
+                let found = try check(round)
                 var creating = Set<String>()
                 for var entry in round {
                     if let id = found.activities[MessageIDKey.normalize(entry.key)] {
@@ -172,7 +172,7 @@ extension SalesforceBackend: BatchActivityWriter {
                 for entry in pending { forgetAbsent(entry.key) }
                 let found: (activities: [String: String], people: [String: String])
                 do {
-                    found = try check(keys: pending.map(\.key), taskField: taskMessageIDField(), people: pending.flatMap(\.save.decision.toCreate))
+                    found = try check(pending)
                 } catch {
                     let failure = CRMError(.retryable, "\(error.message); the previous save's outcome is unknown, so it is looked for again before the next attempt")
                     return results + pending.map { ($0.index, .failure(failure)) }
@@ -262,13 +262,19 @@ extension SalesforceBackend: BatchActivityWriter {
         }
     }
 
+    /// The org's activities for these messages, and the people their decisions create that
+    /// it holds by now, in one call (`check(keys:taskField:people:)`).
+    private func check(_ entries: [BatchEntry]) throws(CRMError) -> (activities: [String: String], people: [String: String]) {
+        try check(keys: entries.map(\.key), taskField: taskMessageIDField(), people: entries.flatMap(\.save.decision.toCreate))
+    }
+
     /// Saves an answer does not account for: looked for; those not found are retried later
     /// (never resent now, since they may exist).
     private func checkedAfterAnUnclearAnswer(_ entries: [BatchEntry], _ reason: String) -> [Answer] {
         guard !entries.isEmpty else { return [] }
         let found: (activities: [String: String], people: [String: String])
         do {
-            found = try check(keys: entries.map(\.key), taskField: taskMessageIDField(), people: entries.flatMap(\.save.decision.toCreate))
+            found = try check(entries)
         } catch {
             return entries.map { Answer(index: $0.index, result: .failure(CRMError(.retryable, "\(reason); \(error.message)"))) }
         }
