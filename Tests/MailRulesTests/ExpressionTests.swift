@@ -163,6 +163,21 @@ import Testing
         #expect(wildcard.match("mail.exact.example") == "exact.example")
     }
 
+    /// A folder name is normalised the same on its fast path (plain ASCII) and its slow one:
+    /// doubled slashes, `.` segments, surrounding slashes and spaces go; a name that only
+    /// starts with a dot stays.
+    @Test func folderNamesNormaliseAlike() {
+        let cases: [(String, String)] = [
+            ("Inbox/Private", "inbox/private"), ("/Inbox/Private/", "inbox/private"), ("Inbox//Private", "inbox/private"),
+            ("Inbox/./Private", "inbox/private"), ("./Inbox", "inbox"), ("Inbox/.Private", "inbox/.private"),
+            (".Hidden", ".hidden"), (" Inbox / Private ", "inbox/private"), ("Inbox\t/Deals", "inbox/deals"),
+            ("Boîte/Privé", "boîte/privé"), ("//", ""), ("Inbox/.", "inbox"),
+        ]
+        for (name, expected) in cases {
+            #expect(CompiledList.normalize(name, kind: .folders) == expected, "\(name)")
+        }
+    }
+
     @Test func macrosOverParticipants() throws {
         var builder = FactsBuilder()
         builder.participants = [

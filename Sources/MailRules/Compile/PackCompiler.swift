@@ -10,6 +10,8 @@ public final class CompiledRule: Sendable {
     /// The compiled nodes, kept apart so the hot loop touches nothing else.
     public let conditionNode: ExprNode?
     public let observeNode: ExprNode?
+    /// `conditionNode` unretained, for the evaluator's loop (see `ExprNode.first`).
+    let conditionRoot: Unmanaged<ExprNode>?
     public let decides: Bool
     /// What the facts its condition and observation read cost: the engine analyses the body
     /// or searches the CRM before running it (`RulePack.evaluate(_:within:)`).
@@ -21,6 +23,7 @@ public final class CompiledRule: Sendable {
         self.observe = observe
         self.conditionNode = condition?.node
         self.observeNode = observe?.node
+        self.conditionRoot = conditionNode.map { Unmanaged.passUnretained($0) }
         self.decides = definition.then != nil
         // An expression without a compiled node (never in a pack that checked) costs everything.
         self.cost = [condition, observe].reduce(into: FactCost()) { cost, expression in
@@ -45,6 +48,9 @@ public struct UserLayer: Sendable {
 /// A checked, compiled rule pack: what the engine runs.
 public final class RulePack: Sendable {
     public let rules: [CompiledRule]
+    /// `rules` unretained, for the evaluator's loop: reading a rule from the array retained
+    /// and released it, a tenth of an evaluation.
+    let unretainedRules: [Unmanaged<CompiledRule>]
     public let lists: [String: CompiledList]
     /// Org settings with defaults filled in, by name.
     public let orgSettings: [String: Value]
@@ -65,6 +71,7 @@ public final class RulePack: Sendable {
          mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]], users: [String: UserLayer], slots: Int,
          brokenUsers: [String: [String]] = [:]) {
         self.rules = rules
+        self.unretainedRules = rules.map { Unmanaged.passUnretained($0) }
         self.lists = lists
         self.orgSettings = orgSettings
         self.mapping = mapping

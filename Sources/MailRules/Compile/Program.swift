@@ -27,6 +27,11 @@ public final class ExprNode: Sendable {
 
     public let op: Op
     public let children: [ExprNode]
+    /// The first two children, unretained (`children` keeps them alive), so the evaluator
+    /// visits them without retaining and releasing each: through the array or a strong field,
+    /// those two atomic operations per node visited were most of evaluation's time.
+    let first: Unmanaged<ExprNode>?
+    let second: Unmanaged<ExprNode>?
     public let span: Range<Int>
     public let type: FactType
     /// Reads no fact and no variable: its value is known at compile time. Computed once, from
@@ -40,6 +45,8 @@ public final class ExprNode: Sendable {
     init(_ op: Op, _ children: [ExprNode] = [], span: Range<Int>, type: FactType) {
         self.op = op
         self.children = children
+        first = children.first.map { Unmanaged.passUnretained($0) }
+        second = children.count > 1 ? Unmanaged.passUnretained(children[1]) : nil
         self.span = span
         self.type = type
         switch op {
@@ -183,24 +190,58 @@ public struct Evaluator {
 
     static let missing = ExprNode(.constant(.absent), span: 0..<0, type: .error)
 
+    // A node's first and second children, read from their own fields: through `??` or the
+    // children array each read retained and released the child, most of evaluation's time.
+    // A damaged node without the child reads it as absent.
+    @inline(__always) private mutating func first(_ node: ExprNode) throws(EvaluationError) -> Value {
+        guard let child = node.first else { return .absent }
+        return try evaluate(unretained: child)
+    }
+
+    @inline(__always) private mutating func second(_ node: ExprNode) throws(EvaluationError) -> Value {
+        guard let child = node.second else { return .absent }
+        return try evaluate(unretained: child)
+    }
+
+    /// Evaluates a node held unretained, borrowing it for the call (the value and the error
+    /// are moved out of the closure, which cannot throw a typed error itself).
+    @inline(__always) mutating func evaluate(unretained child: Unmanaged<ExprNode>) throws(EvaluationError) -> Value {
+        var value = Value.absent
+        var failure: EvaluationError?
+        child._withUnsafeGuaranteedRef { node in
+            do throws(EvaluationError) { value = try evaluate(node) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return value
+    }
+
+    @inline(__always) private mutating func firstHolds(_ node: ExprNode) throws(EvaluationError) -> Bool {
+        if case .bool(let value) = try first(node) { return value }
+        return false
+    }
+
+    @inline(__always) private mutating func secondHolds(_ node: ExprNode) throws(EvaluationError) -> Bool {
+        if case .bool(let value) = try second(node) { return value }
+        return false
+    }
+
     private mutating func compute(_ node: ExprNode) throws(EvaluationError) -> Value {
-        let children = node.children
         switch node.op {
         case .constant(let value): return value
         case .root(let index): return root.fields.indices.contains(index) ? root.fields[index] : .absent
         case .variable(let slot): return slots.indices.contains(slot) ? slots[slot] : .absent
         case .field(let index):
-            if case .object(let object) = try evaluate(child(children, 0)), object.fields.indices.contains(index) {
+            if case .object(let object) = try first(node), object.fields.indices.contains(index) {
                 return object.fields[index]
             }
             return .absent
-        case .not: return .bool(!(try bool(child(children, 0))))
-        case .and: return .bool(try bool(child(children, 0)) ? try bool(child(children, 1)) : false)
-        case .or: return .bool(try bool(child(children, 0)) ? true : try bool(child(children, 1)))
-        case .equal: return .bool(try evaluate(child(children, 0)) == (try evaluate(child(children, 1))))
-        case .notEqual: return .bool(try evaluate(child(children, 0)) != (try evaluate(child(children, 1))))
+        case .not: return .bool(!(try firstHolds(node)))
+        case .and: return .bool(try firstHolds(node) ? try secondHolds(node) : false)
+        case .or: return .bool(try firstHolds(node) ? true : try secondHolds(node))
+        case .equal: return .bool(try first(node) == (try second(node)))
+        case .notEqual: return .bool(try first(node) != (try second(node)))
         case .less, .lessEqual, .greater, .greaterEqual:
-            guard case .int(let left) = try evaluate(child(children, 0)), case .int(let right) = try evaluate(child(children, 1)) else {
+            guard case .int(let left) = try first(node), case .int(let right) = try second(node) else {
                 return .bool(false)
             }
             switch node.op {
@@ -210,21 +251,21 @@ public struct Evaluator {
             default: return .bool(left >= right)
             }
         case .add, .subtract:
-            guard case .int(let left) = try evaluate(child(children, 0)), case .int(let right) = try evaluate(child(children, 1)) else { return .absent }
+            guard case .int(let left) = try first(node), case .int(let right) = try second(node) else { return .absent }
             let (result, overflow) = node.op.isAdd ? left.addingReportingOverflow(right) : left.subtractingReportingOverflow(right)
             return overflow ? .absent : .int(result)
         case .negate:
-            guard case .int(let value) = try evaluate(child(children, 0)), value != Int.min else { return .absent }
+            guard case .int(let value) = try first(node), value != Int.min else { return .absent }
             return .int(-value)
         case .concat:
-            guard case .string(let left) = try evaluate(child(children, 0)), case .string(let right) = try evaluate(child(children, 1)) else {
+            guard case .string(let left) = try first(node), case .string(let right) = try second(node) else {
                 return .absent
             }
             try charge(left.utf8.count + right.utf8.count, node)
             return .string(left + right)
         case .inList, .notInList:
-            let needle = try evaluate(child(children, 0))
-            guard case .list(let values) = try evaluate(child(children, 1)) else { return .bool(false) }
+            let needle = try first(node)
+            guard case .list(let values) = try second(node) else { return .bool(false) }
             var found = false
             if case .string(let text) = needle {
                 // Strings compare case-insensitively in membership, as addresses and domains do.
@@ -236,15 +277,16 @@ public struct Evaluator {
             if case .notInList = node.op { found.toggle() }
             return .bool(found)
         case .inNamed, .notInNamed:
-            guard case .string(let text) = try evaluate(child(children, 0)), case .namedList(let list) = try evaluate(child(children, 1)) else {
+            guard case .string(let text) = try first(node), case .namedList(let list) = try second(node) else {
                 return .bool(false)
             }
             var found = list.contains(text)
             if case .notInNamed = node.op { found.toggle() }
             return .bool(found)
-        case .call(let builtin): return try call(builtin, children, node)
-        case .macro(let macro, let slot): return try runMacro(macro, slot: slot, children, node)
+        case .call(let builtin): return try call(builtin, node.children, node)
+        case .macro(let macro, let slot): return try runMacro(macro, slot: slot, node)
         case .list:
+            let children = node.children
             try charge(children.count * Self.elementBytes, node)
             var values: [Value] = []
             values.reserveCapacity(children.count)
@@ -309,9 +351,8 @@ public struct Evaluator {
         }
     }
 
-    private mutating func runMacro(_ macro: Macro, slot: Int, _ children: [ExprNode], _ node: ExprNode) throws(EvaluationError) -> Value {
-        guard case .list(let items) = try evaluate(child(children, 0)), slots.indices.contains(slot) else { return .absent }
-        let body = child(children, 1)
+    private mutating func runMacro(_ macro: Macro, slot: Int, _ node: ExprNode) throws(EvaluationError) -> Value {
+        guard case .list(let items) = try first(node), let body = node.second?.takeUnretainedValue(), slots.indices.contains(slot) else { return .absent }
         let saved = slots[slot]
         defer { slots[slot] = saved }
         switch macro {

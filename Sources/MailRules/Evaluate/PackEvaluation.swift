@@ -44,32 +44,52 @@ extension RulePack {
     private func run(_ facts: FactObject, traces: inout [RuleTrace]?, within budget: FactCost?) throws(EvaluationError) -> RuleOutcome? {
         var outcome = RuleOutcome()
         var evaluator = Evaluator(facts: facts, slots: slots, tracing: traces != nil)
-        for rule in rules {
-            if rule.decides && outcome.deciding != nil {
-                traces?.append(RuleTrace(rule: rule, held: nil, steps: []))
-                continue
-            }
-            if let budget, !budget.isSuperset(of: rule.cost) { return nil }
-            evaluator.trace = traces != nil ? [] : nil
-            var held = true
-            if let node = rule.conditionNode {
-                do { held = try evaluator.bool(node) } catch { throw Self.located(error, rule: rule, in: rule.condition) }
-            }
-            if held {
-                outcome.applied.append(rule)
-                if let link = rule.definition.link { outcome.link = link }
-                if let saveAs = rule.definition.saveAs { outcome.saveAs = saveAs }
-                if let create = rule.definition.createRecords { outcome.createRecords = create }
-                if let node = rule.observeNode {
-                    let value: Value
-                    do { value = try evaluator.evaluate(node) } catch { throw Self.located(error, rule: rule, in: rule.observe) }
-                    if case .string(let text) = value, !text.isEmpty { outcome.observations.append(text) }
+        var failure: EvaluationError?
+        for unretained in unretainedRules {
+            var goOn = true
+            // The rule borrowed, not retained (`rules` keeps it alive).
+            unretained._withUnsafeGuaranteedRef { rule in
+                do throws(EvaluationError) {
+                    goOn = try Self.run(rule, &evaluator, &outcome, traces: &traces, within: budget)
+                } catch {
+                    failure = error
                 }
-                if rule.decides { outcome.deciding = rule }
             }
-            traces?.append(RuleTrace(rule: rule, held: held, steps: evaluator.trace ?? []))
+            if let failure { throw failure }
+            if !goOn { return nil }
         }
         return outcome
+    }
+
+    /// One rule of `run`: false when the budget does not pay for it (the run stops there).
+    private static func run(_ rule: CompiledRule, _ evaluator: inout Evaluator, _ outcome: inout RuleOutcome,
+                            traces: inout [RuleTrace]?, within budget: FactCost?) throws(EvaluationError) -> Bool {
+        if rule.decides && outcome.deciding != nil {
+            traces?.append(RuleTrace(rule: rule, held: nil, steps: []))
+            return true
+        }
+        if let budget, !budget.isSuperset(of: rule.cost) { return false }
+        evaluator.trace = traces != nil ? [] : nil
+        var held = true
+        if let node = rule.conditionRoot {
+            do {
+                if case .bool(let value) = try evaluator.evaluate(unretained: node) { held = value } else { held = false }
+            } catch { throw Self.located(error, rule: rule, in: rule.condition) }
+        }
+        if held {
+            outcome.applied.append(rule)
+            if let link = rule.definition.link { outcome.link = link }
+            if let saveAs = rule.definition.saveAs { outcome.saveAs = saveAs }
+            if let create = rule.definition.createRecords { outcome.createRecords = create }
+            if let node = rule.observeNode {
+                let value: Value
+                do { value = try evaluator.evaluate(node) } catch { throw Self.located(error, rule: rule, in: rule.observe) }
+                if case .string(let text) = value, !text.isEmpty { outcome.observations.append(text) }
+            }
+            if rule.decides { outcome.deciding = rule }
+        }
+        traces?.append(RuleTrace(rule: rule, held: held, steps: evaluator.trace ?? []))
+        return true
     }
 
     /// The error with the rule's id and the file position of the sub-expression that went over.

@@ -178,8 +178,18 @@ public final class CompiledList: Sendable {
         case .folders:
             // Fast path, ASCII names with no space, no doubled slash and no `.` segment: only
             // the surrounding slashes go.
+            // One pass over the bytes (String.contains(String) went through Foundation's search).
             let bytes = value.utf8
-            if bytes.allSatisfy({ $0 < 0x80 && $0 != 0x20 && $0 != 0x09 }) && !value.contains("//") && !value.hasPrefix(".") && !value.contains("/.") {
+            var plain = bytes.first != 0x2E
+            var previous: UInt8 = 0
+            for byte in bytes {
+                if byte >= 0x80 || byte == 0x20 || byte == 0x09 || (previous == 0x2F && (byte == 0x2F || byte == 0x2E)) {
+                    plain = false
+                    break
+                }
+                previous = byte
+            }
+            if plain {
                 var trimmed = bytes.map(\.asciiLowercased)[...]
                 while trimmed.first == 0x2F { trimmed = trimmed.dropFirst() }
                 while trimmed.last == 0x2F { trimmed = trimmed.dropLast() }
