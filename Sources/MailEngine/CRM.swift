@@ -231,7 +231,7 @@ public enum CRMDirectoryKeys {
     public static func companyName(_ name: String) -> String {
         var words = name.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
         while words.count > 1, let last = words.last, legalForms.contains(last) { words.removeLast() }
-        return words.joined(separator: " ")
+        return words.joined(between: " ")
     }
 
     public static func phoneDigits(_ phone: String) -> String { phone.filter { $0.isASCII && $0.isNumber } }

@@ -184,7 +184,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             let version: Int
             do {
                 database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
-                version = try database.read(identifyAndCheck)
+                version = try database.unsafeRead { db in try Self.inReadTransaction(db) { try identifyAndCheck(db) } }
             } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
                 // A WAL store in a folder we may not write: SQLite cannot create its -shm
                 // index. When no -wal file holds commits, the main file is the whole store and
@@ -194,7 +194,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 guard wal == 0 else { throw error }
                 database = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
                 immutable = true
-                version = try database.read(identifyAndCheck)
+                version = try database.unsafeRead { db in try Self.inReadTransaction(db) { try identifyAndCheck(db) } }
             }
             if version == 0 {
                 throw StoreError(.missing, message: "\(path): the file is empty, no store was created there yet")
@@ -348,9 +348,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     /// tables, `formatVersion` for a current one.
     /// Anything else throws.
     static func identify(_ db: Database, path: String) throws -> Int {
-        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-        let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+        // Through prepared statements: `fetchOne(db, sql:)` builds an SQL literal, whose first
+        // use in a process scans every protocol conformance of the binary (see `inReadTransaction`).
+        let application = try Int32.fetchOne(db.makeStatement(sql: "PRAGMA application_id")) ?? 0
+        let version = try Int.fetchOne(db.makeStatement(sql: "PRAGMA user_version")) ?? 0
+        let tables = Set(try String.fetchAll(db.makeStatement(sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")))
         if application == applicationID {
             if version > formatVersion { throw newerError(path, version: version) }
             // Format 2 is upgraded in place (the outbox is added), formats 3 (its Contacts are
@@ -496,7 +498,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             let size = fileSize(path)
             if size > quickCheckLimit { return }
         }
-        let problems = try String.fetchAll(db, sql: "PRAGMA quick_check(3)")
+        let problems = try String.fetchAll(db.makeStatement(sql: "PRAGMA quick_check(3)"))
         if problems != ["ok"] {
             throw StoreError(.damaged, message: "\(path): the store is damaged (quick_check: \(problems.joined(separator: "; "))); restore it from a backup")
         }
@@ -797,13 +799,35 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // The body's own errors (a selection that does not exist, a rule's budget) pass
         // through as they are; only the store's are classified.
         let outcome: Result<T, any Error> = try guarded("cannot read") {
-            try reader().read { db in
-                snapshots.with(db) {
-                    do { return .success(try body()) } catch { return .failure(error) }
+            try reader().unsafeReentrantRead { db in
+                try Self.inReadTransaction(db) {
+                    snapshots.with(db) {
+                        do { return .success(try body()) } catch { return .failure(error) }
+                    }
                 }
             }
         }
         return try outcome.get()
+    }
+
+    /// Runs `body` in a read transaction (or in the one `db` is already in), begun and ended
+    /// through statements prepared once per connection. GRDB's `read` begins its transaction
+    /// through its SQL-literal path, whose first use in a process resolves a generic type by
+    /// its mangled name and so scans every protocol conformance of the binary (a twentieth of
+    /// a per-message `process`), and prepares BEGIN and COMMIT again for every decision.
+    static func inReadTransaction<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        if db.isInsideTransaction { return try body() }
+        try db.cachedStatement(sql: "BEGIN DEFERRED TRANSACTION").execute()
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            // A read has nothing to keep: end it, and report what the body threw.
+            if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK TRANSACTION").execute() }
+            throw error
+        }
+        try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+        return result
     }
 
     /// The ledger's question is one read (`savedRecord` runs its statements in one `reading`):

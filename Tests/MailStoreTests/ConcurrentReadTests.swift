@@ -45,6 +45,29 @@ import Testing
         #expect((shared.threadReaders?.count ?? 0) >= 1)
     }
 
+    /// A decision's snapshot is one read transaction, begun and ended by the store itself
+    /// (not through GRDB's `read`): what another connection saves meanwhile is seen by the next
+    /// snapshot, not this one; a body that throws ends it all the same, its error unchanged.
+    @Test func aSnapshotIsOneViewAndEndsWhenItsBodyThrows() throws {
+        let writer = try temporaryStore()
+        let records = try sampleRecords()
+        let contact = try #require(records.first { $0.object == "Contact" && $0["Email"] != nil })
+        let address = try #require(contact["Email"])
+        try writer.add(records.filter { $0.object == "Account" })
+        let reader = try CRMStore(path: writer.path, access: .readOnly)
+        let (before, during) = try reader.snapshot { () -> (Int, Int) in
+            let before = try reader.contacts(email: address).count
+            try writer.add([contact])
+            return (before, try reader.contacts(email: address).count)
+        }
+        #expect(before == 0 && during == 0, "the snapshot's view stays the one it began with")
+        #expect(try reader.snapshot { try reader.contacts(email: address).map(\.id) } == [contact.id])
+        struct Failure: Error, Equatable { let code: Int }
+        #expect(throws: Failure(code: 7)) { try reader.snapshot { () -> Int in _ = try reader.contacts(email: address); throw Failure(code: 7) } }
+        #expect(try reader.database.unsafeRead { $0.isInsideTransaction } == false)
+        #expect(try reader.snapshot { try reader.contacts(email: address).count } == 1)
+    }
+
     /// A thread reads through the same connection every time, and never through another
     /// thread's.
     @Test func eachThreadHasItsOwnConnection() throws {

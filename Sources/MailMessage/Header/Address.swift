@@ -96,7 +96,7 @@ public enum AddressParser {
         while position < content.count {
             guard let at = content[position...].firstIndex(where: { $0.token == .special(0x40) }) else {
                 // No '@' at all: a bare local part, e.g. `To: undisclosed recipients` without the group syntax.
-                let local = content[position...].map(text(of:)).joined(separator: " ")
+                let local = content[position...].map(text(of:)).joined(between: " ")
                 problems.append("address without a domain: \(local)")
                 results.append(Address(name: "", address: local, local: local, domain: ""))
                 return results

@@ -28,7 +28,7 @@ public enum IDNA {
             // never encoded (Punycode's time grows with the square of a label's length).
             if label.unicodeScalars.count > 63 { return String(label) }
             return "xn--" + punycodeEncode(Array(label.unicodeScalars))
-        }.joined(separator: ".")
+        }.joined(between: ".")
     }
 
     /// `value` lower-cased when it is ASCII without tabs, does not start with a space or `[` (an

@@ -346,7 +346,7 @@ public struct Evaluator {
             }
             let separators = max(strings - 1, 0).multipliedReportingOverflow(by: separator.utf8.count)
             try charge(separators.overflow ? Int.max : total.addingReportingOverflow(separators.partialValue).partialValue, node)
-            return .string(list.compactMap { if case .string(let text) = $0 { return text } else { return nil } }.joined(separator: separator))
+            return .string(list.compactMap { if case .string(let text) = $0 { return text } else { return nil } }.joined(between: separator))
         default: return .absent
         }
     }

@@ -202,7 +202,7 @@ public final class CompiledList: Sendable {
             return lowered.split(separator: "/", omittingEmptySubsequences: true)
                 .map { String($0).trimmingSpaces() }
                 .filter { !$0.isEmpty && $0 != "." }
-                .joined(separator: "/")
+                .joined(between: "/")
         case .strings: return value.lowercased()
         }
     }
