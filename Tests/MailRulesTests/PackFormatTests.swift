@@ -139,6 +139,22 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
         #expect(try evaluator.evaluate(ExprNode(.and, [], span: 0..<1, type: .bool)) == .bool(false))
     }
 
+    /// A string of an entry is its exact UTF-8: ASCII and other text read back as written, and
+    /// bytes that are not UTF-8 (a stray byte, a cut sequence, a surrogate) refuse the entry.
+    @Test func entryStringsAreExactUTF8() {
+        func read(_ bytes: [UInt8]) -> (String?, Int) {
+            // The length is a zig-zag varint: n is written as 2n (one byte below 64).
+            var reader = BinaryReader(bytes: [UInt8(bytes.count * 2)] + bytes + [0x2A], position: 0)
+            return (reader.string(), reader.position)
+        }
+        #expect(read(Array("inbox".utf8)) == ("inbox", 6))
+        #expect(read(Array("Boîte/Privé €".utf8)).0 == "Boîte/Privé €")
+        #expect(read([]) == ("", 1))
+        for bad: [UInt8] in [[0xFF], [0x62, 0xC3], [0xED, 0xA0, 0x80], [0xF0, 0x90, 0x80], [0x41, 0x80, 0x41], [0xC0, 0xAF]] {
+            #expect(read(bad).0 == nil, "\(bad)")
+        }
+    }
+
     @Test func aTruncatedOrExtendedPayloadIsRefused() throws {
         let (bytes, _) = try entry()
         #expect(CompiledPackFormat.decode(bytes) != nil)

@@ -104,9 +104,24 @@ struct BinaryReader {
         return value
     }
 
+    /// A length-prefixed UTF-8 string; bytes that are not UTF-8 make the entry invalid. Read
+    /// from the contiguous bytes: `String(validating:)` over an array slice went through the
+    /// generic sequence path, a thousand instructions for a short name (a cached pack has about
+    /// 800 strings, read once a message).
     mutating func string() -> String? {
-        guard let length = count(), length <= bytes.count - position,
-              let text = String(validating: bytes[position..<position + length], as: UTF8.self) else { return nil }
+        guard let length = count(), length <= bytes.count - position else { return nil }
+        let start = position
+        let text: String? = bytes.withUnsafeBufferPointer { buffer in
+            let piece = UnsafeBufferPointer(rebasing: buffer[start..<start + length])
+            var ascii = true
+            for byte in piece where byte >= 0x80 {
+                ascii = false
+                break
+            }
+            // ASCII is valid UTF-8 as it stands: decoding it repairs nothing.
+            return ascii ? String(decoding: piece, as: UTF8.self) : String(validating: piece, as: UTF8.self)
+        }
+        guard let text else { return nil }
         position += length
         return text
     }
