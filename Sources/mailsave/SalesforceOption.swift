@@ -14,6 +14,29 @@ struct SalesforceOption: ParsableArguments {
     @Option(name: .customLong("salesforce-config"), help: "A file of MAILSAVE_SF_*=VALUE lines (mode 0600 or stricter: it holds secrets); its values win over the environment's. Implies --salesforce.")
     var salesforceConfig: String?
 
+    /// The two options as plain values (`ProcessFastPath` builds them directly).
+    var settings: SalesforceSettings { SalesforceSettings(salesforce: salesforce, salesforceConfig: salesforceConfig) }
+    var enabled: Bool { settings.enabled }
+    func configuration() throws(CommandFailure) -> SalesforceConfiguration { try settings.configuration() }
+    func backend() throws(CommandFailure) -> SalesforceBackend { try settings.backend() }
+
+    /// The name the store's ledger keeps this org's saves under: a sandbox and production,
+    /// or two integration users, never answer for each other.
+    static func ledgerName(_ configuration: SalesforceConfiguration) -> String {
+        "salesforce \(configuration.loginURL) \(configuration.clientID) \(configuration.username ?? "")"
+    }
+
+    /// A Salesforce writer behind the store's ledger, parking into the store's outbox.
+    static func writer(_ backend: SalesforceBackend, store: CRMStore) -> ActivityWriter {
+        LedgeredWriter(store: store, remote: backend, backend: ledgerName(backend.configuration))
+    }
+}
+
+/// `--salesforce` and `--salesforce-config` as plain values.
+struct SalesforceSettings {
+    var salesforce = false
+    var salesforceConfig: String?
+
     var enabled: Bool { salesforce || salesforceConfig != nil }
 
     /// The configuration, or exit 12 naming what is missing or unsafe (never a secret).
@@ -29,16 +52,5 @@ struct SalesforceOption: ParsableArguments {
 
     func backend() throws(CommandFailure) -> SalesforceBackend {
         SalesforceBackend(configuration: try configuration())
-    }
-
-    /// The name the store's ledger keeps this org's saves under: a sandbox and production,
-    /// or two integration users, never answer for each other.
-    static func ledgerName(_ configuration: SalesforceConfiguration) -> String {
-        "salesforce \(configuration.loginURL) \(configuration.clientID) \(configuration.username ?? "")"
-    }
-
-    /// A Salesforce writer behind the store's ledger, parking into the store's outbox.
-    static func writer(_ backend: SalesforceBackend, store: CRMStore) -> ActivityWriter {
-        LedgeredWriter(store: store, remote: backend, backend: ledgerName(backend.configuration))
     }
 }

@@ -36,7 +36,7 @@ extension ThreadOrder {
     }
 }
 
-extension Process {
+extension ProcessJob {
     /// The thread's messages, read and parsed: files (with `--message-folder` per file) or
     /// `--mbox`. A message that cannot be read is reported and left out (exit code kept).
     func readThread(firstFailure: inout ExitStatus?) throws -> [ThreadMessage] {

@@ -388,17 +388,17 @@ struct FullOutbox: SaveOutbox {
         let file = folder + "/parked.eml"
         try Data(try customerQuestion("<exit11@mail.fabrikam.com>")).write(to: URL(fileURLWithPath: file))
         let process = try mailsave.Process.parse(["--mailbox", "ann@contoso.com", "--store", store.path, "--apply", "--format", "table", file])
-        #expect(exitStatus { try process.runFiles(decider: try parkingDecider(store, failures: 1)) } == ExitStatus.parked.rawValue)
+        #expect(exitStatus { try process.job.runFiles(decider: try parkingDecider(store, failures: 1)) } == ExitStatus.parked.rawValue)
         #expect(try store.outboxCounts() == (1, 0))
         // The same message again, now saved: exit 0.
-        #expect(exitStatus { try process.runFiles(decider: try parkingDecider(store, failures: 0)) } == 0)
+        #expect(exitStatus { try process.job.runFiles(decider: try parkingDecider(store, failures: 0)) } == 0)
         let savedThread = try mailsave.Process.parse(["--mailbox", "ann@contoso.com", "--store", store.path, "--apply", "--thread", "--format", "table", file,
                                                  "examples/messages/02-internal-only.eml"])
         let other = folder + "/other.eml"
         try Data(try customerQuestion("<exit11-thread@mail.fabrikam.com>")).write(to: URL(fileURLWithPath: other))
         let threadOfNew = try mailsave.Process.parse(["--mailbox", "ann@contoso.com", "--store", store.path, "--apply", "--thread", "--format", "table", other])
-        #expect(exitStatus { try savedThread.runThread(decider: try parkingDecider(store, failures: 0)) } == 0)
-        #expect(exitStatus { try threadOfNew.runThread(decider: try parkingDecider(store, failures: 1)) } == ExitStatus.parked.rawValue)
+        #expect(exitStatus { try savedThread.job.runThread(decider: try parkingDecider(store, failures: 0)) } == 0)
+        #expect(exitStatus { try threadOfNew.job.runThread(decider: try parkingDecider(store, failures: 1)) } == ExitStatus.parked.rawValue)
         #expect(try store.outboxEntries().last?.messageKey == "exit11-thread@mail.fabrikam.com")
         #expect(try store.outboxEntries().last?.context().wholeThread == true)
     }

@@ -10,7 +10,7 @@ struct ProcessFastPathTests {
     static func parserReading(_ arguments: [String]) -> String? {
         guard let command = try? Mailsave.parseAsRoot(["process"] + arguments) as? mailsave.Process else { return nil }
         var text = ""
-        dump(command, to: &text)
+        dump(command.job, to: &text)
         return text
     }
 

@@ -37,20 +37,24 @@ struct DecisionOptions: ParsableArguments {
 
     @OptionGroup var salesforceOption: SalesforceOption
 
-    func validate() throws {
-        guard ProcessContext.triggers.contains(trigger) else {
-            throw ValidationError("--trigger must be one of \(ProcessContext.triggers.joined(separator: ", ")), not '\(trigger)'")
-        }
-        for selection in selections {
-            let parts = selection.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, ProcessContext.selectionKinds.contains(String(parts[0])), !parts[1].isEmpty else {
-                throw ValidationError("--select takes KIND=ID with KIND one of \(ProcessContext.selectionKinds.joined(separator: ", ")); got '\(selection)'")
-            }
-        }
-        if let folderRole, ProcessContext.folderRole(named: folderRole) == nil {
-            throw ValidationError("--folder-role must be one of \(ProcessContext.folderRoles.joined(separator: ", ")) (or Graph's, Gmail's or IMAP's name for one), not '\(folderRole)'")
-        }
-        try Self.validateMailbox(mailbox)
+    /// The options as plain values, which the decision is made of (`ProcessFastPath` builds
+    /// them directly: a struct of property wrappers costs their set-up on every `process`).
+    var settings: DecisionSettings {
+        DecisionSettings(rules: rules, mailbox: mailbox, folder: folder, folderRole: folderRole, categories: categories, trigger: trigger,
+                         selections: selections, crm: crm, store: store, salesforceOption: salesforceOption.settings)
+    }
+
+    func validate() throws { try settings.validate() }
+    var context: ProcessContext { settings.context }
+    func loadPack(checkingMailbox: Bool = true) throws -> RulePack { try settings.loadPack(checkingMailbox: checkingMailbox) }
+    func storePath(applying: Bool) -> String? { settings.storePath(applying: applying) }
+    func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
+        try settings.loadDirectory(applying: applying, concurrentReads: concurrentReads)
+    }
+    func checkSelection(_ engine: Engine) throws { try settings.checkSelection(engine) }
+    func validateSources() throws { try settings.validateSources() }
+    func decider(pack: RulePack, directory: CRMDirectory, applying: Bool) throws -> MessageDecider {
+        try settings.decider(pack: pack, directory: directory, applying: applying)
     }
 
     /// `--mailbox` is one bare address: `Ann <ann@contoso.com>` or `<ann@contoso.com>` passed
@@ -64,26 +68,6 @@ struct DecisionOptions: ParsableArguments {
                 ? "; give the address alone: --mailbox \(parsed.addresses[0].address)" : ""
             throw ValidationError("--mailbox must be one email address, not '\(visible(mailbox))'\(alone)")
         }
-    }
-
-    var context: ProcessContext {
-        ProcessContext(mailbox: mailbox, folder: folder, categories: categories, trigger: trigger,
-                       selection: selections.map { selection in
-                           let parts = selection.split(separator: "=", maxSplits: 1)
-                           return (String(parts[0]), String(parts[1]))
-                       },
-                       folderRole: folderRole.flatMap(ProcessContext.folderRole(named:)))
-    }
-
-    /// The compiled pack, or exit 5 with its diagnostics. Errors in the user file of
-    /// `--mailbox` also exit 5, naming the file (no decision without the user's own
-    /// exclusions); errors in other users' files do not stop this mailbox.
-    func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
-        let pack = try Self.loadPack(rules: rules)
-        if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
-            throw Self.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
-        }
-        return pack
     }
 
     /// The compiled pack of `rules`, or exit 5 with its diagnostics (3 when it cannot be read).
@@ -119,78 +103,6 @@ struct DecisionOptions: ParsableArguments {
     }
 
     static let crmObjects = ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"]
-
-    /// The store to use: `--store`, else the user's default store when saving or when it exists.
-    func storePath(applying: Bool) -> String? {
-        if let store { return store }
-        if salesforceOption.enabled { return applying ? CRMStore.defaultPath() : nil }
-        if crm != nil { return nil }
-        let fallback = CRMStore.defaultPath()
-        return applying || FileManager.default.fileExists(atPath: fallback) ? fallback : nil
-    }
-
-    /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
-    /// Without `--apply` the store is opened read-only (a store we may not write still
-    /// serves decisions); only the default store's own folder is ever created.
-    /// The CRM the decisions read. `concurrentReads`: decisions on several threads (`batch
-    /// --jobs N` without `--apply`) read the store at once.
-    func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
-        if salesforceOption.enabled { return try salesforceOption.backend() }
-        if let path = storePath(applying: applying) {
-            let busyTimeout = try StoreOption.busyTimeout
-            do {
-                return try CRMStore(path: path, access: applying ? .readWrite : .readOnly, createFolder: store == nil,
-                                    busyTimeout: busyTimeout, concurrentReads: concurrentReads && !applying)
-            } catch {
-                throw CommandFailure(error)
-            }
-        }
-        return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
-    }
-
-    /// The Save dialog's selection, checked against the CRM and the blocklists before any
-    /// message is decided: an id that does not exist, is of another kind, or is internal or
-    /// blocklisted is a usage error (exit 2) naming it, and nothing is saved.
-    func checkSelection(_ engine: Engine) throws {
-        do {
-            try engine.validateSelection(context)
-        } catch let error as SelectionError {
-            throw CommandFailure(status: .usage, message: error.description)
-        }
-    }
-
-    func validateSources() throws {
-        if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
-        if salesforceOption.enabled && crm != nil { throw ValidationError("give --salesforce or --crm, not both") }
-    }
-
-    /// The per-message path, and with `--apply` where it saves and parks. The store saves into
-    /// itself and has no outbox: a save the store cannot take now (disk full, locked), it could
-    /// not park either, so that stays exit 75 and the caller delivers the message again. A
-    /// backend of its own (Salesforce) saves through its writer and parks into the store:
-    /// `MessageDecider(..., writer: salesforce, outbox: store, backend: .salesforce)`.
-    /// With `--salesforce --apply` the store (`--store`, else the default) keeps the ledger of
-    /// what was saved in the org and the outbox of saves to retry.
-    func decider(pack: RulePack, directory: CRMDirectory, applying: Bool) throws -> MessageDecider {
-        // The flag first: the cast alone cost a scan of the binary's protocol conformances
-        // (0.8M instructions) on every `process` with the store.
-        if salesforceOption.enabled, let salesforce = directory as? SalesforceBackend {
-            guard applying, let path = storePath(applying: true) else {
-                return MessageDecider(pack: pack, directory: directory, context: context, writer: nil, outbox: nil, backend: .salesforce)
-            }
-            let ledger: CRMStore
-            let busyTimeout = try StoreOption.busyTimeout
-            do {
-                ledger = try CRMStore(path: path, access: .readWrite, createFolder: store == nil, busyTimeout: busyTimeout)
-            } catch {
-                throw CommandFailure(error)
-            }
-            return MessageDecider(pack: pack, directory: directory, context: context, writer: SalesforceOption.writer(salesforce, store: ledger),
-                                  outbox: ledger, backend: .salesforce)
-        }
-        return MessageDecider(pack: pack, directory: directory, context: context, writer: applying ? directory as? ActivityWriter : nil,
-                              outbox: nil, backend: .store)
-    }
 }
 
 /// Every record of the Data Export CSVs (`Contact.csv`, ...) in a folder.
@@ -293,6 +205,26 @@ struct Process: ParsableCommand {
     @Argument(help: "Message files, or - for standard input.")
     var files: [String] = []
 
+    /// The command as plain values (`ProcessFastPath` builds them directly).
+    var job: ProcessJob {
+        ProcessJob(options: options.settings, format: format, apply: apply, thread: thread, mbox: mbox, messageFolders: messageFolders, files: files)
+    }
+
+    func validate() throws { try job.validate() }
+
+    func run() throws { try job.run(exitingWhenDone: false) }
+}
+
+/// One `process` run: what the command line asked for, as plain values.
+struct ProcessJob {
+    var options = DecisionSettings()
+    var format = ProcessFormat.json
+    var apply = false
+    var thread = false
+    var mbox: String?
+    var messageFolders: [String] = []
+    var files: [String] = []
+
     func validate() throws {
         if mbox != nil || !messageFolders.isEmpty, !thread { throw ValidationError("--mbox and --message-folder go with --thread") }
         if mbox != nil && !files.isEmpty { throw ValidationError("give the thread as files or as --mbox, not both") }
@@ -300,8 +232,6 @@ struct Process: ParsableCommand {
         try options.validateSources()
         if apply && options.crm != nil { throw ValidationError("--apply saves into a store, not into --crm's CSV folder: give --store PATH or neither") }
     }
-
-    func run() throws { try run(exitingWhenDone: false) }
 
     /// `exitingWhenDone`: a run that saves nothing ends (status 0) as soon as its decisions
     /// are written, with the pack, the store and the decider still held: releasing them object

@@ -22,7 +22,7 @@ enum ProcessFastPath {
     private static let dash = UInt8(ascii: "-")
 
     /// The command `arguments` (after `process`) make, validated; nil when the parser must read them.
-    static func parse(_ arguments: [String]) -> Process? {
+    static func parse(_ arguments: [String]) -> ProcessJob? {
         var singles: [String: String] = [:]
         var repeated: [String: [String]] = [:]
         var flags: Set<String> = []
@@ -72,10 +72,12 @@ enum ProcessFastPath {
             format = chosen
         }
 
-        var salesforce = SalesforceOption()
+        // Plain values, not the parser's structs of property wrappers (their set-up was a
+        // twentieth of a per-message run).
+        var salesforce = SalesforceSettings()
         salesforce.salesforce = flags.contains("salesforce")
         salesforce.salesforceConfig = singles["salesforce-config"]
-        var options = DecisionOptions()
+        var options = DecisionSettings()
         options.rules = singles["rules"] ?? "rules"
         options.mailbox = mailbox
         options.folder = singles["folder"] ?? "Inbox"
@@ -86,7 +88,7 @@ enum ProcessFastPath {
         options.crm = singles["crm"]
         options.store = singles["store"]
         options.salesforceOption = salesforce
-        var command = Process()
+        var command = ProcessJob()
         command.options = options
         command.format = format
         command.apply = flags.contains("apply")
@@ -95,7 +97,7 @@ enum ProcessFastPath {
         command.messageFolders = repeated["message-folder"] ?? []
         command.files = files
         do {
-            try salesforce.validate()
+            // What the parser would run: the option group's validation, then the command's.
             try options.validate()
             try command.validate()
         } catch {

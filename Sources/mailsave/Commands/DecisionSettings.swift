@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import MailEngine
+import MailRules
+import MailSalesforce
+import MailStore
+
+/// What a decision is made of, as plain values: the pack, the mailbox context, the CRM
+/// (`DecisionOptions` read from a command line, or `ProcessFastPath`'s reading).
+struct DecisionSettings {
+    var rules = "rules"
+    var mailbox = ""
+    var folder = "Inbox"
+    var folderRole: String?
+    var categories: [String] = []
+    var trigger = "auto"
+    var selections: [String] = []
+    var crm: String?
+    var store: String?
+    var salesforceOption = SalesforceSettings()
+
+    func validate() throws {
+        guard ProcessContext.triggers.contains(trigger) else {
+            throw ValidationError("--trigger must be one of \(ProcessContext.triggers.joined(separator: ", ")), not '\(trigger)'")
+        }
+        for selection in selections {
+            let parts = selection.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, ProcessContext.selectionKinds.contains(String(parts[0])), !parts[1].isEmpty else {
+                throw ValidationError("--select takes KIND=ID with KIND one of \(ProcessContext.selectionKinds.joined(separator: ", ")); got '\(selection)'")
+            }
+        }
+        if let folderRole, ProcessContext.folderRole(named: folderRole) == nil {
+            throw ValidationError("--folder-role must be one of \(ProcessContext.folderRoles.joined(separator: ", ")) (or Graph's, Gmail's or IMAP's name for one), not '\(folderRole)'")
+        }
+        try DecisionOptions.validateMailbox(mailbox)
+    }
+
+    var context: ProcessContext {
+        ProcessContext(mailbox: mailbox, folder: folder, categories: categories, trigger: trigger,
+                       selection: selections.map { selection in
+                           let parts = selection.split(separator: "=", maxSplits: 1)
+                           return (String(parts[0]), String(parts[1]))
+                       },
+                       folderRole: folderRole.flatMap(ProcessContext.folderRole(named:)))
+    }
+
+    /// The compiled pack, or exit 5 with its diagnostics. Errors in the user file of
+    /// `--mailbox` also exit 5, naming the file (no decision without the user's own
+    /// exclusions); errors in other users' files do not stop this mailbox.
+    func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
+        let pack = try DecisionOptions.loadPack(rules: rules)
+        if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
+            throw DecisionOptions.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
+        }
+        return pack
+    }
+
+    /// The store to use: `--store`, else the user's default store when saving or when it exists.
+    func storePath(applying: Bool) -> String? {
+        if let store { return store }
+        if salesforceOption.enabled { return applying ? CRMStore.defaultPath() : nil }
+        if crm != nil { return nil }
+        let fallback = CRMStore.defaultPath()
+        return applying || FileManager.default.fileExists(atPath: fallback) ? fallback : nil
+    }
+
+    /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
+    /// Without `--apply` the store is opened read-only (a store we may not write still
+    /// serves decisions); only the default store's own folder is ever created.
+    /// The CRM the decisions read. `concurrentReads`: decisions on several threads (`batch
+    /// --jobs N` without `--apply`) read the store at once.
+    func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
+        if salesforceOption.enabled { return try salesforceOption.backend() }
+        if let path = storePath(applying: applying) {
+            let busyTimeout = try StoreOption.busyTimeout
+            do {
+                return try CRMStore(path: path, access: applying ? .readWrite : .readOnly, createFolder: store == nil,
+                                    busyTimeout: busyTimeout, concurrentReads: concurrentReads && !applying)
+            } catch {
+                throw CommandFailure(error)
+            }
+        }
+        return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
+    }
+
+    /// The Save dialog's selection, checked against the CRM and the blocklists before any
+    /// message is decided: an id that does not exist, is of another kind, or is internal or
+    /// blocklisted is a usage error (exit 2) naming it, and nothing is saved.
+    func checkSelection(_ engine: Engine) throws {
+        do {
+            try engine.validateSelection(context)
+        } catch let error as SelectionError {
+            throw CommandFailure(status: .usage, message: error.description)
+        }
+    }
+
+    func validateSources() throws {
+        if store != nil && crm != nil { throw ValidationError("give --store or --crm, not both") }
+        if salesforceOption.enabled && crm != nil { throw ValidationError("give --salesforce or --crm, not both") }
+    }
+
+    /// The per-message path, and with `--apply` where it saves and parks. The store saves into
+    /// itself and has no outbox: a save the store cannot take now (disk full, locked), it could
+    /// not park either, so that stays exit 75 and the caller delivers the message again. A
+    /// backend of its own (Salesforce) saves through its writer and parks into the store:
+    /// `MessageDecider(..., writer: salesforce, outbox: store, backend: .salesforce)`.
+    /// With `--salesforce --apply` the store (`--store`, else the default) keeps the ledger of
+    /// what was saved in the org and the outbox of saves to retry.
+    func decider(pack: RulePack, directory: CRMDirectory, applying: Bool) throws -> MessageDecider {
+        // The flag first: the cast alone cost a scan of the binary's protocol conformances
+        // (0.8M instructions) on every `process` with the store.
+        if salesforceOption.enabled, let salesforce = directory as? SalesforceBackend {
+            guard applying, let path = storePath(applying: true) else {
+                return MessageDecider(pack: pack, directory: directory, context: context, writer: nil, outbox: nil, backend: .salesforce)
+            }
+            let ledger: CRMStore
+            let busyTimeout = try StoreOption.busyTimeout
+            do {
+                ledger = try CRMStore(path: path, access: .readWrite, createFolder: store == nil, busyTimeout: busyTimeout)
+            } catch {
+                throw CommandFailure(error)
+            }
+            return MessageDecider(pack: pack, directory: directory, context: context, writer: SalesforceOption.writer(salesforce, store: ledger),
+                                  outbox: ledger, backend: .salesforce)
+        }
+        return MessageDecider(pack: pack, directory: directory, context: context, writer: applying ? directory as? ActivityWriter : nil,
+                              outbox: nil, backend: .store)
+    }
+}
