@@ -857,10 +857,13 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// The look-up's statements, made once (not concatenated on each of a decision's look-ups).
+    /// Ordered by `lookup.id`, which the join makes `record.id`: the lookup table's primary key
+    /// already yields that order, where `ORDER BY record.id` made SQLite sort every answer in
+    /// a temporary B-tree.
     static let lookupSQL = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
-        + "WHERE lookup.kind = ? AND lookup.key = ? ORDER BY record.id"
+        + "WHERE lookup.kind = ? AND lookup.key = ? ORDER BY lookup.id"
     static let lookupOfObjectSQL = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
-        + "WHERE lookup.kind = ? AND lookup.key = ? AND record.object = ? ORDER BY record.id"
+        + "WHERE lookup.kind = ? AND lookup.key = ? AND record.object = ? ORDER BY lookup.id"
 
     /// One indexed query. Single statements read a consistent snapshot on their own, so no
     /// explicit transaction is opened (it would double the cost of a look-up).

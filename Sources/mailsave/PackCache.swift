@@ -145,8 +145,59 @@ struct PackCache: CompiledPackCache {
             if written <= 0 { failed = true } else { offset += written }
         }
         if close(descriptor) != 0 { failed = true }
-        if failed || rename(temporary, final) != 0 { unlink(temporary) }
+        if failed || rename(temporary, final) != 0 {
+            unlink(temporary)
+            return
+        }
+        prune()
     }
+
+    /// The entries kept in the folder. Every change of a rule file and every new build of
+    /// mailsave makes a new entry, and an entry is never read again once its files changed:
+    /// without a bound the folder would grow by a pack a change, for ever.
+    static let entriesKept = 16
+    /// A temporary file older than this is one a writer left when it was killed.
+    static let temporaryLifetime: Int = 3600
+
+    /// After an entry is written (a cache miss, never on the per-message path of a hit):
+    /// removes all but the `entriesKept` most recently written entries, and temporary files
+    /// older than `temporaryLifetime` seconds. Only names this cache writes (64 hexadecimal
+    /// digits and `.pack`, or that followed by `.PID.N.tmp`) and only regular files owned by
+    /// this user are touched; a link is never followed, nor removed.
+    func prune(now: Int = Int(time(nil))) {
+        guard let names = try? PackLoader.entries(of: directory) else { return }
+        var entries: [(name: String, seconds: Int, nanoseconds: Int)] = []
+        for name in names {
+            let isEntry = Self.isEntryName(name)
+            guard isEntry || Self.isTemporaryName(name) else { continue }
+            var info = stat()
+            guard lstat(directory + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else { continue }
+            let seconds = Int(info.st_mtim.tv_sec)
+            if isEntry {
+                entries.append((name, seconds, Int(info.st_mtim.tv_nsec)))
+            } else if now - seconds > Self.temporaryLifetime {
+                unlink(directory + "/" + name)
+            }
+        }
+        guard entries.count > Self.entriesKept else { return }
+        entries.sort { ($0.seconds, $0.nanoseconds, $0.name) > ($1.seconds, $1.nanoseconds, $1.name) }
+        for entry in entries.dropFirst(Self.entriesKept) { unlink(directory + "/" + entry.name) }
+    }
+
+    /// `<64 hexadecimal digits>.pack`: the name of an entry.
+    static func isEntryName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return bytes.count == 69 && name.hasSuffix(".pack") && bytes[0..<64].allSatisfy(isLowerHexadecimal)
+    }
+
+    /// `<entry name>.<digits>.<digits>.tmp`: a temporary file of `store`.
+    static func isTemporaryName(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 5 && isEntryName(parts[0] + ".pack") && parts[1] == "pack"
+            && [parts[2], parts[3]].allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } } && parts[4] == "tmp"
+    }
+
+    private static func isLowerHexadecimal(_ byte: UInt8) -> Bool { (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) }
 
     /// Creates the cache folder and its parents (0700: compiled packs are the user's).
     private func mkdirs(_ path: String) {

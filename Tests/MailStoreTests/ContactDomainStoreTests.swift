@@ -88,6 +88,21 @@ import ShippedFixtures
         #expect(big < small * 5 + 0.0002, "big \(big * 1000) ms, small \(small * 1000) ms")
     }
 
+    /// A decision's look-up is two primary-key seeks and sorts nothing: the lookup key's own
+    /// order is the records' id order (`ORDER BY record.id` had SQLite sort each answer).
+    @Test func theLookUpStatementsSortNothing() throws {
+        let store = try temporaryStore()
+        let ids = ["0035e00000Ccc01", "0035e00000Aaa01", "0035e00000Bbb01"]
+        try store.add(ids.map { CRMRecord(object: "Contact", id: $0, fields: ["Email": "shared@one.example", "LastName": "S"]) })
+        for (sql, arguments) in [(CRMStore.lookupSQL, ["email", "shared@one.example"]), (CRMStore.lookupOfObjectSQL, ["email", "shared@one.example", "Contact"])] {
+            let plan = try store.database.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(arguments)).map { $0["detail"] as String? ?? "" }
+            }
+            #expect(plan.count == 2 && plan.allSatisfy { $0.contains("USING PRIMARY KEY") } && !plan.contains { $0.contains("B-TREE") }, "\(plan)")
+        }
+        #expect(try store.contacts(email: "shared@one.example").map(\.id) == ids.sorted())
+    }
+
     /// A format 3 store (no domain index) opened by a command that only reads is upgraded once,
     /// then answers; a newer store is still refused.
     @Test func aFormat3StoreIsUpgradedAndIndexed() throws {

@@ -125,6 +125,42 @@ import Testing
         #expect(cache.load(files) == nil)
     }
 
+    /// The folder stays bounded: writing an entry keeps the `entriesKept` most recently
+    /// written ones (the new one among them) and removes temporary files a killed writer left
+    /// an hour ago; names it does not write, links and fresh temporary files are left alone.
+    @Test func writingAnEntryKeepsTheNewestAndRemovesLeftovers() throws {
+        let cache = temporaryCache()
+        try FileManager.default.createDirectory(atPath: cache.directory, withIntermediateDirectories: true)
+        let now = Int(time(nil))
+        func name(_ n: Int) -> String { String(repeating: "0", count: 60) + String(format: "%04x", n) + ".pack" }
+        func write(_ file: String, age: Int) throws {
+            let path = cache.directory + "/" + file
+            try Data("old".utf8).write(to: URL(fileURLWithPath: path))
+            var times = [timespec(tv_sec: now - age, tv_nsec: 0), timespec(tv_sec: now - age, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        // 20 old entries, a day to 20 days old: entry n is n days old.
+        for n in 1...20 { try write(name(n), age: n * 86_400) }
+        try write(name(99) + ".123.456.tmp", age: 7_200)
+        try write(name(98) + ".123.457.tmp", age: 60)
+        try write("notes.txt", age: 30 * 86_400)
+        try write("ABCDEF" + String(repeating: "0", count: 58) + ".pack", age: 30 * 86_400)
+        symlink(cache.directory + "/notes.txt", cache.directory + "/" + name(500))
+        let pack = try Linter.load(Self.rules, cache: cache).get()
+        let files = try sources(Self.rules)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: cache.directory))
+        // The new entry and the 15 youngest old ones.
+        let kept = Set([cache.key(files) + ".pack"] + (1...15).map(name))
+        #expect(left.filter(PackCache.isEntryName) == kept.union([name(500)]))
+        #expect(!left.contains(name(16)) && !left.contains(name(20)))
+        #expect(!left.contains(name(99) + ".123.456.tmp"), "a temporary file of two hours ago is a leftover")
+        #expect(left.contains(name(98) + ".123.457.tmp"), "a writer may still be writing this one")
+        #expect(left.contains("notes.txt") && left.contains("ABCDEF" + String(repeating: "0", count: 58) + ".pack"))
+        #expect(cache.load(files).map { CompiledPackFormat.encode($0) } == CompiledPackFormat.encode(pack))
+        #expect(PackCache.isTemporaryName(name(1) + ".1.2.tmp") && !PackCache.isTemporaryName(name(1) + "..2.tmp")
+                && !PackCache.isTemporaryName(name(1) + ".1.x.tmp") && !PackCache.isEntryName(name(1) + "x"))
+    }
+
     @Test func aPackWithErrorsIsNeverCached() throws {
         let cache = temporaryCache()
         let bad = Binary.packageRoot.appendingPathComponent("Tests/LintExamples/bad/expr-syntax").path
