@@ -799,7 +799,9 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // The body's own errors (a selection that does not exist, a rule's budget) pass
         // through as they are; only the store's are classified.
         let outcome: Result<T, any Error> = try guarded("cannot read") {
-            try reader().unsafeReentrantRead { db in
+            // Not reentrant, as GRDB's `read` was: a pool hands out a reader connection, never
+            // its writer, and a snapshot inside another access of the same connection stops.
+            try reader().unsafeRead { db in
                 try Self.inReadTransaction(db) {
                     snapshots.with(db) {
                         do { return .success(try body()) } catch { return .failure(error) }
@@ -821,12 +823,14 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         let result: T
         do {
             result = try body()
+            // SQLite may have ended the transaction itself (an I/O error, an interrupt).
+            if db.isInsideTransaction { try db.cachedStatement(sql: "COMMIT TRANSACTION").execute() }
         } catch {
-            // A read has nothing to keep: end it, and report what the body threw.
+            // A read has nothing to keep: end it whatever failed (GRDB stops the process when
+            // an access leaves a transaction open), and report the first error.
             if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK TRANSACTION").execute() }
             throw error
         }
-        try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
         return result
     }
 

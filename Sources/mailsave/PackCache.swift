@@ -52,7 +52,11 @@ struct PackCache: CompiledPackCache {
         func part<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
             var length = UInt64(bytes.count).littleEndian
             withUnsafeBytes(of: &length) { hash.update(bufferPointer: $0) }
-            hash.update(data: Array(bytes))
+            // Hashed where the bytes are (a rule file's text is contiguous UTF-8): copying each
+            // file into an array first touched as many fresh heap pages as the pack has text.
+            if bytes.withContiguousStorageIfAvailable({ hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
+                hash.update(data: Array(bytes))
+            }
         }
         part(Self.magic + [CompiledPackFormat.version])
         part(Array(toolVersion.utf8))
@@ -108,6 +112,8 @@ struct PackCache: CompiledPackCache {
         var info = stat()
         guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(),
               (info.st_mode & 0o022) == 0 else { return nil }
+        // In use: kept by `prune` before entries written more recently but not read since.
+        if Int(time(nil)) - Int(info.st_mtim.tv_sec) > Self.usedRefresh { futimens(descriptor, nil) }
         return try? PackLoader.readAll(descriptor, path: path, limit: Self.maxEntryBytes, sizeHint: Int(info.st_size))
     }
 
@@ -149,39 +155,46 @@ struct PackCache: CompiledPackCache {
             unlink(temporary)
             return
         }
-        prune()
+        prune(keep: Hexadecimal.lowercase(key) + ".pack")
     }
 
-    /// The entries kept in the folder. Every change of a rule file and every new build of
-    /// mailsave makes a new entry, and an entry is never read again once its files changed:
-    /// without a bound the folder would grow by a pack a change, for ever.
+    /// The entries kept in the folder, the one just written among them. Every change of a
+    /// rule file and every new build of mailsave makes a new entry, and an entry is never read
+    /// again once its files changed: without a bound the folder would grow by a pack a change.
     static let entriesKept = 16
     /// A temporary file older than this is one a writer left when it was killed.
-    static let temporaryLifetime: Int = 3600
+    static let temporaryLifetime = 3600
+    /// An entry read is marked used (its modification time set to now) when it is older than
+    /// this: entries in use are the newest, and at most one `futimens` a day each.
+    static let usedRefresh = 86_400
 
     /// After an entry is written (a cache miss, never on the per-message path of a hit):
-    /// removes all but the `entriesKept` most recently written entries, and temporary files
-    /// older than `temporaryLifetime` seconds. Only names this cache writes (64 hexadecimal
-    /// digits and `.pack`, or that followed by `.PID.N.tmp`) and only regular files owned by
-    /// this user are touched; a link is never followed, nor removed.
-    func prune(now: Int = Int(time(nil))) {
+    /// keeps `keep` and the `entriesKept - 1` other entries most recently written or used,
+    /// removes the rest, and temporary files older than `temporaryLifetime` seconds. Only
+    /// names this cache writes (64 hexadecimal digits and `.pack`, or that followed by
+    /// `.PID.N.tmp`) and only regular files owned by this user are removed, each checked and
+    /// removed through one descriptor of the folder; a link is never followed, nor removed.
+    func prune(keep: String, now: Int = Int(time(nil))) {
+        let folder = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard folder >= 0 else { return }
+        defer { close(folder) }
         guard let names = try? PackLoader.entries(of: directory) else { return }
         var entries: [(name: String, seconds: Int, nanoseconds: Int)] = []
-        for name in names {
+        for name in names where name != keep {
             let isEntry = Self.isEntryName(name)
             guard isEntry || Self.isTemporaryName(name) else { continue }
             var info = stat()
-            guard lstat(directory + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else { continue }
+            guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else { continue }
             let seconds = Int(info.st_mtim.tv_sec)
             if isEntry {
                 entries.append((name, seconds, Int(info.st_mtim.tv_nsec)))
             } else if now - seconds > Self.temporaryLifetime {
-                unlink(directory + "/" + name)
+                unlinkat(folder, name, 0)
             }
         }
-        guard entries.count > Self.entriesKept else { return }
+        guard entries.count > Self.entriesKept - 1 else { return }
         entries.sort { ($0.seconds, $0.nanoseconds, $0.name) > ($1.seconds, $1.nanoseconds, $1.name) }
-        for entry in entries.dropFirst(Self.entriesKept) { unlink(directory + "/" + entry.name) }
+        for entry in entries.dropFirst(Self.entriesKept - 1) { unlinkat(folder, entry.name, 0) }
     }
 
     /// `<64 hexadecimal digits>.pack`: the name of an entry.

@@ -66,6 +66,18 @@ import Testing
         #expect(throws: Failure(code: 7)) { try reader.snapshot { () -> Int in _ = try reader.contacts(email: address); throw Failure(code: 7) } }
         #expect(try reader.database.unsafeRead { $0.isInsideTransaction } == false)
         #expect(try reader.snapshot { try reader.contacts(email: address).count } == 1)
+        // The transaction itself: a body that throws is rolled back and its error comes out;
+        // inside a transaction already open, it joins it and ends nothing.
+        try reader.database.unsafeRead { db in
+            #expect(throws: Failure(code: 8)) { try CRMStore.inReadTransaction(db) { () -> Int in #expect(db.isInsideTransaction); throw Failure(code: 8) } }
+            #expect(!db.isInsideTransaction)
+            #expect(try CRMStore.inReadTransaction(db) { db.isInsideTransaction } == true)
+            #expect(!db.isInsideTransaction)
+            try db.execute(sql: "BEGIN DEFERRED TRANSACTION")
+            _ = try CRMStore.inReadTransaction(db) { try reader.contacts(email: address) }
+            #expect(db.isInsideTransaction, "a transaction the caller opened stays the caller's")
+            try db.execute(sql: "COMMIT")
+        }
     }
 
     /// A thread reads through the same connection every time, and never through another

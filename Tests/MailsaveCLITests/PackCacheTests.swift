@@ -146,17 +146,31 @@ import Testing
         try write("notes.txt", age: 30 * 86_400)
         try write("ABCDEF" + String(repeating: "0", count: 58) + ".pack", age: 30 * 86_400)
         symlink(cache.directory + "/notes.txt", cache.directory + "/" + name(500))
+        // Entry 20 is read (a hit would read it): it counts as used now.
+        #expect(cache.readEntry(cache.directory + "/" + name(20)) != nil)
         let pack = try Linter.load(Self.rules, cache: cache).get()
         let files = try sources(Self.rules)
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: cache.directory))
-        // The new entry and the 15 youngest old ones.
-        let kept = Set([cache.key(files) + ".pack"] + (1...15).map(name))
+        // The new entry, the one just used, and the 14 youngest others.
+        let kept = Set([cache.key(files) + ".pack", name(20)] + (1...14).map(name))
         #expect(left.filter(PackCache.isEntryName) == kept.union([name(500)]))
-        #expect(!left.contains(name(16)) && !left.contains(name(20)))
+        #expect(!left.contains(name(15)) && !left.contains(name(19)))
         #expect(!left.contains(name(99) + ".123.456.tmp"), "a temporary file of two hours ago is a leftover")
         #expect(left.contains(name(98) + ".123.457.tmp"), "a writer may still be writing this one")
         #expect(left.contains("notes.txt") && left.contains("ABCDEF" + String(repeating: "0", count: 58) + ".pack"))
         #expect(cache.load(files).map { CompiledPackFormat.encode($0) } == CompiledPackFormat.encode(pack))
+        // Entries dated in the future (a clock set back) never push out the one just written.
+        let later = temporaryCache()
+        try FileManager.default.createDirectory(atPath: later.directory, withIntermediateDirectories: true)
+        for n in 1...20 {
+            let path = later.directory + "/" + name(n)
+            try Data("old".utf8).write(to: URL(fileURLWithPath: path))
+            var times = [timespec(tv_sec: now + 86_400 * n, tv_nsec: 0), timespec(tv_sec: now + 86_400 * n, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        _ = try Linter.load(Self.rules, cache: later).get()
+        #expect(later.load(files) != nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: later.directory).filter(PackCache.isEntryName).count == PackCache.entriesKept)
         #expect(PackCache.isTemporaryName(name(1) + ".1.2.tmp") && !PackCache.isTemporaryName(name(1) + "..2.tmp")
                 && !PackCache.isTemporaryName(name(1) + ".1.x.tmp") && !PackCache.isEntryName(name(1) + "x"))
     }

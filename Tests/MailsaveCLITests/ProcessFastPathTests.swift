@@ -38,6 +38,18 @@ struct ProcessFastPathTests {
         #expect(parsers == ProcessFastPath.options, "the fast path's options differ from swift-argument-parser's for process")
     }
 
+    /// Every option of the parser's command reaches the plain values both paths run: a
+    /// property added to `Process` or `DecisionOptions` but not to `ProcessJob` or
+    /// `DecisionSettings` would be read and then dropped.
+    @Test func everyOptionReachesThePlainValues() {
+        func labels(_ value: Any) -> Set<String> {
+            Set(Mirror(reflecting: value).children.compactMap { $0.label.map { $0.hasPrefix("_") ? String($0.dropFirst()) : $0 } })
+        }
+        #expect(labels(mailsave.Process()) == labels(ProcessJob()))
+        #expect(labels(DecisionOptions()) == labels(DecisionSettings()))
+        #expect(labels(SalesforceOption()) == labels(SalesforceSettings()))
+    }
+
     @Test func theLinesMailServersRunTakeTheFastPathAndReadAsTheParserReadsThem() throws {
         let lines: [[String]] = [
             ["--store", "/var/lib/mailsave/crm.sqlite", "--mailbox", "ann@contoso.com", "-"],
