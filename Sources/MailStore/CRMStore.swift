@@ -176,15 +176,19 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             var immutable = false
             // One read transaction identifies the store and checks it (`process` opens it
             // once a message: each transaction is a round of locks on the -shm index).
-            func identifyAndCheck(_ db: Database) throws -> Int {
-                let version = try identify(db, path: path)
-                if version == formatVersion { try quickCheck(db, path: path, check: check) }
-                return version
+            func identifyAndCheck(_ database: DatabaseQueue) throws -> Int {
+                try database.unsafeRead { db in
+                    try Self.inReadTransaction(db) {
+                        let version = try identify(db, path: path)
+                        if version == formatVersion { try quickCheck(db, path: path, check: check) }
+                        return version
+                    }
+                }
             }
             let version: Int
             do {
                 database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
-                version = try database.unsafeRead { db in try Self.inReadTransaction(db) { try identifyAndCheck(db) } }
+                version = try identifyAndCheck(database)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
                 // A WAL store in a folder we may not write: SQLite cannot create its -shm
                 // index. When no -wal file holds commits, the main file is the whole store and
@@ -194,7 +198,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 guard wal == 0 else { throw error }
                 database = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
                 immutable = true
-                version = try database.unsafeRead { db in try Self.inReadTransaction(db) { try identifyAndCheck(db) } }
+                version = try identifyAndCheck(database)
             }
             if version == 0 {
                 throw StoreError(.missing, message: "\(path): the file is empty, no store was created there yet")

@@ -178,8 +178,11 @@ public struct Evaluator {
         bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
     }
 
-    mutating func bool(_ node: ExprNode) throws(EvaluationError) -> Bool {
-        if case .bool(let value) = try evaluate(node) { return value }
+    mutating func bool(_ node: ExprNode) throws(EvaluationError) -> Bool { Self.holds(try evaluate(node)) }
+
+    /// Whether a condition's value holds: `true` does; `false`, absent and any other value do not.
+    static func holds(_ value: Value) -> Bool {
+        if case .bool(let held) = value { return held }
         return false
     }
 
@@ -215,15 +218,9 @@ public struct Evaluator {
         return value
     }
 
-    @inline(__always) private mutating func firstHolds(_ node: ExprNode) throws(EvaluationError) -> Bool {
-        if case .bool(let value) = try first(node) { return value }
-        return false
-    }
+    @inline(__always) private mutating func firstHolds(_ node: ExprNode) throws(EvaluationError) -> Bool { Self.holds(try first(node)) }
 
-    @inline(__always) private mutating func secondHolds(_ node: ExprNode) throws(EvaluationError) -> Bool {
-        if case .bool(let value) = try second(node) { return value }
-        return false
-    }
+    @inline(__always) private mutating func secondHolds(_ node: ExprNode) throws(EvaluationError) -> Bool { Self.holds(try second(node)) }
 
     private mutating func compute(_ node: ExprNode) throws(EvaluationError) -> Value {
         switch node.op {

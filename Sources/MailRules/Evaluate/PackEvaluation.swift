@@ -72,9 +72,7 @@ extension RulePack {
         evaluator.trace = traces != nil ? [] : nil
         var held = true
         if let node = rule.conditionRoot {
-            do {
-                if case .bool(let value) = try evaluator.evaluate(unretained: node) { held = value } else { held = false }
-            } catch { throw Self.located(error, rule: rule, in: rule.condition) }
+            do { held = Evaluator.holds(try evaluator.evaluate(unretained: node)) } catch { throw Self.located(error, rule: rule, in: rule.condition) }
         }
         if held {
             outcome.applied.append(rule)
