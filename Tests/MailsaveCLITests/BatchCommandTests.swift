@@ -96,6 +96,26 @@ enum Mailboxes {
 }
 
 @Suite struct BatchCommandTests {
+    /// `--eml` lists `*.eml` in any case, in folders at any depth (a folder named `x.eml`
+    /// is searched, not read), sorted by path; other names are not messages. The listing
+    /// takes each entry's type from the folder itself where the file system gives it.
+    @Test func emlListsMessageFilesByNameAtAnyDepth() throws {
+        let folder = try Mailboxes.temporaryFolder("eml-listing")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let message = try Mailboxes.files(["examples/messages/01-customer-question.eml"])[0]
+        for path in ["b.EML", "a.eml", "deep/x.eml/c.Eml", "deep/x.eml/notes.txt", "d\u{0E}eml", "eml", "e.emlx", ".hidden.eml"] {
+            let url = folder.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try message.write(to: url)
+        }
+        let result = try Binary.run(Mailboxes.base + ["--eml", folder.path, "--jobs", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        var lines = try Mailboxes.objects(result.stdout)
+        _ = lines.popLast()
+        #expect(lines.map { $0["position"] as? String } == ["a.eml", "b.EML", "deep/x.eml/c.Eml"].map { Optional(folder.path + "/" + $0) })
+        #expect(lines.allSatisfy { $0["verdict"] as? String == "save" })
+    }
+
     @Test func theSampleMailboxIsDecidedAsProcessDecidesIt() throws {
         let process = try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm"] + Mailboxes.samples)
         #expect(process.status == 0, "\(process.stderr)")
