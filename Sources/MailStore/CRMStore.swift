@@ -799,7 +799,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     /// Runs `body` with every look-up in one read transaction: one consistent view of the CRM
     /// for a whole decision, and no per-query locking (the engine's look-ups cost half).
+    ///
+    /// Inside another snapshot on this thread, it joins it: `batch` holds one across a run of
+    /// decisions (each read transaction took a shared lock on the database file and on the
+    /// WAL index, through SQLite's process-wide mutex, which two jobs then queued on).
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
+        if snapshots.current != nil { return try body() }
         // The body's own errors (a selection that does not exist, a rule's budget) pass
         // through as they are; only the store's are classified.
         let outcome: Result<T, any Error> = try guarded("cannot read") {

@@ -80,6 +80,30 @@ import Testing
         }
     }
 
+    /// A snapshot inside another on the same thread joins it (`batch` holds one across a run
+    /// of decisions): what another connection saves during the outer one is seen by no
+    /// snapshot inside it, and by the first one after it; an inner body that throws leaves
+    /// the outer one open.
+    @Test func aSnapshotInsideAnotherJoinsIt() throws {
+        let writer = try temporaryStore()
+        let records = try sampleRecords()
+        let contact = try #require(records.first { $0.object == "Contact" && $0["Email"] != nil })
+        let address = try #require(contact["Email"])
+        try writer.add(records.filter { $0.object == "Account" })
+        let reader = try CRMStore(path: writer.path, access: .readOnly, concurrentReads: true)
+        let seen = try reader.snapshot { () -> [Int] in
+            let first = try reader.snapshot { try reader.contacts(email: address).count }
+            try writer.add([contact])
+            let second = try reader.snapshot { try reader.contacts(email: address).count }
+            let failed = (try? reader.snapshot { () -> Int in throw CancellationError() }) == nil
+            let third = try reader.snapshot { try reader.contacts(email: address).count }
+            return [first, second, failed ? -1 : 99, third]
+        }
+        #expect(seen == [0, 0, -1, 0])
+        #expect(try reader.snapshot { try reader.contacts(email: address).count } == 1)
+        #expect(try reader.reader().unsafeRead { $0.isInsideTransaction } == false)
+    }
+
     /// A thread reads through the same connection every time, and never through another
     /// thread's.
     @Test func eachThreadHasItsOwnConnection() throws {

@@ -96,6 +96,36 @@ enum Mailboxes {
 }
 
 @Suite struct BatchCommandTests {
+    /// One job decides a run of messages in one snapshot of the store, but a snapshot is
+    /// never more than 50 ms old when a decision begins: a message that arrives on a pipe
+    /// after a wait is decided against the CRM as it is then (a Contact imported meanwhile
+    /// makes it a save), not as it was when the run began.
+    @Test func aMessageReadAfterAWaitIsDecidedAgainstTheCRMAsItIsThen() throws {
+        let folder = try Mailboxes.temporaryFolder("fresh-snapshot")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("crm.sqlite").path
+        for object in ["User", "Account", "Contact"] {
+            #expect(try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"]).status == 0)
+        }
+        let newcomer = folder.appendingPathComponent("newcomer.csv")
+        try Data("Id,FirstName,LastName,Email\n0035e00000New01,Nia,Newcomer,nia@newcomer.example\n".utf8).write(to: newcomer)
+        func message(_ from: String, _ id: String) -> Data {
+            Data("From: \(from)\nTo: Ann <ann@contoso.com>\nSubject: Order\nDate: Mon, 2 Mar 2026 09:15:00 +0000\nMessage-ID: <\(id)@x.example>\n\nPlease confirm.\n".utf8)
+        }
+        let first = folder.appendingPathComponent("first.mbox"), last = folder.appendingPathComponent("last.mbox")
+        try Mailboxes.mbox([message("bob@fabrikam.com", "one"), message("bob@fabrikam.com", "two")]).write(to: first)
+        try Mailboxes.mbox([message("nia@newcomer.example", "three")]).write(to: last)
+        // The second message is handed over only when the third's From line arrives, after the import.
+        let script = "(cat \"$2\"; sleep 0.3; \"$0\" crm import --store \"$1\" --object Contact \"$4\" >/dev/null; cat \"$3\") "
+            + "| \"$0\" batch --mailbox ann@contoso.com --store \"$1\" --jobs 1 -"
+        let result = try Binary.launch("/bin/sh", ["-c", script, Binary.path, store, first.path, last.path, newcomer.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        var lines = try Mailboxes.objects(result.stdout)
+        _ = lines.popLast()
+        #expect(lines.map { $0["verdict"] as? String } == ["save", "save", "save"], "\(result.stdout)")
+        #expect((lines.last?["links"] as? [String: Any]).map { "\($0)" }?.contains("0035e00000New01") == true, "\(result.stdout)")
+    }
+
     /// `--eml` lists `*.eml` in any case, in folders at any depth (a folder named `x.eml`
     /// is searched, not read), sorted by path; other names are not messages. The listing
     /// takes each entry's type from the folder itself where the file system gives it.

@@ -19,6 +19,58 @@ import Testing
         #expect(outputs == (0..<2_000).map { $0 * 2 })
     }
 
+    /// Each job runs its inputs inside `around`, a run at a time (a batch's shared snapshot):
+    /// every input is transformed inside one, once; and where `around` does not run its body
+    /// (the snapshot could not begin), every input is still transformed, without it.
+    @Test(arguments: [2, 3])
+    func runsOfInputsAreWrappedAndNoneIsLost(jobs: Int) {
+        final class Runs: @unchecked Sendable {
+            let lock = NSLock()
+            var inside = Set<Int>()   // threads inside `around` now
+            var wrapped = 0, outside = 0, runs = 0
+        }
+        for refuse in [false, true] {
+            let runs = Runs()
+            let pipeline = OrderedPipeline<Int, Int>(jobs: jobs, around: { body in
+                runs.lock.withLock { runs.runs += 1 }
+                guard !refuse else { return }
+                let me = Int(bitPattern: UInt(pthread_self()))
+                runs.lock.withLock { _ = runs.inside.insert(me) }
+                body()
+                runs.lock.withLock { _ = runs.inside.remove(me) }
+            }) { input in
+                let me = Int(bitPattern: UInt(pthread_self()))
+                runs.lock.withLock { if runs.inside.contains(me) { runs.wrapped += 1 } else { runs.outside += 1 } }
+                return input + 1
+            }
+            var outputs: [Int] = []
+            for input in 0..<1_000 { pipeline.submit(input, size: 1) { outputs.append($0) } }
+            pipeline.finish { outputs.append($0) }
+            pipeline.close()
+            #expect(outputs == Array(1...1_000))
+            if refuse {
+                #expect(runs.wrapped == 0 && runs.outside == 1_000)
+            } else {
+                #expect(runs.wrapped == 1_000 && runs.outside == 0)
+                // In runs, not one by one (at most SharedRun.maxRun inputs each).
+                #expect(runs.runs >= 1_000 / SharedRun.maxRun && runs.runs < 1_000)
+            }
+        }
+    }
+
+    /// A run ends at `maxRun` inputs, or once `maxSeconds` have passed since it began.
+    @Test func aSharedRunIsBoundedInCountAndTime() {
+        var run = SharedRun()
+        var room = 1   // the run's first input needs no room
+        while run.hasRoom { room += 1 }
+        #expect(room == SharedRun.maxRun)
+        var slow = SharedRun()
+        let early = slow.hasRoom
+        usleep(useconds_t(SharedRun.maxSeconds * 1.2e6))
+        let late = slow.hasRoom
+        #expect(early && !late)
+    }
+
     /// The window holds the reader back: never more inputs in flight than it allows.
     @Test func theWindowBoundsTheInputsInFlight() {
         let pipeline = OrderedPipeline<Int, Int>(jobs: 2, window: 5) { input in

@@ -229,15 +229,61 @@ struct Batch: ParsableCommand {
         let applying = apply
         let includeFolder = source.folderFromMaildir
         let table = format == .table
-        let pipeline = OrderedPipeline<MailboxItem, RenderedResult>(jobs: jobs) { item in
+        let around = Self.sharedSnapshot(decider.directory)
+        let pipeline = OrderedPipeline<MailboxItem, RenderedResult>(jobs: jobs, around: around) { item in
             Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder, table: table)
         }
         defer { pipeline.close() }
-        while !Interruption.requested, let item = try mailbox.next() {
-            let size = (try? item.content.get().count) ?? 0
-            try pipeline.submit(item, size: size, drain: emit)
+        func submit(_ item: MailboxItem) throws {
+            try pipeline.submit(item, size: (try? item.content.get().count) ?? 0, drain: emit)
+        }
+        guard pipeline.jobs == 1 else {
+            while !Interruption.requested, let item = try mailbox.next() { try submit(item) }
+            try pipeline.finish(drain: emit)
+            return
+        }
+        // One job decides on this thread, a run of messages in one snapshot. A message read
+        // after the run is full (a pipe can keep the reader waiting) begins the next run.
+        var next = Interruption.requested ? nil : try mailbox.next()
+        var ended = next == nil
+        while let first = next {
+            next = nil
+            var failure: (any Error)?
+            var ran = false
+            around {
+                ran = true
+                do {
+                    var run = SharedRun()
+                    try submit(first)
+                    while !Interruption.requested {
+                        guard let item = try mailbox.next() else { ended = true; return }
+                        guard run.hasRoom else { next = item; return }
+                        try submit(item)
+                    }
+                } catch { failure = error }
+            }
+            if !ran { try submit(first) }
+            if let failure { throw failure }
+            if next == nil && !ended && !Interruption.requested {
+                next = try mailbox.next()
+                ended = next == nil
+            }
         }
         try pipeline.finish(drain: emit)
+    }
+
+    /// Runs a run of decisions in one read snapshot of the store (each decision's own joins
+    /// it): one shared lock taken and let go per run, not per message. Decisions without
+    /// --apply write nothing, so a run sees what one decision would; a run is short (64
+    /// messages at most), so the WAL can still be checkpointed behind it. Where the snapshot
+    /// cannot begin, the decisions run without it (each then reports what it cannot read).
+    static func sharedSnapshot(_ directory: CRMDirectory) -> @Sendable (() -> Void) -> Void {
+        guard let store = directory as? CRMStore else { return { $0() } }
+        return { body in
+            var ran = false
+            try? store.snapshot { ran = true; body() }
+            if !ran { body() }
+        }
     }
 
     /// With --apply: a first pass reads each message's Message-ID and parents; then messages
