@@ -131,8 +131,9 @@ func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMe
     if regularOnly && type != S_IFREG {
         throw CommandFailure(status: .couldNotRun, message: "\(path): not a regular file (a FIFO, socket or device); not read")
     }
-    if path != "-" {
-        // Opened non-blocking so a FIFO cannot hang the open; reads block as usual.
+    if path != "-" && type != S_IFREG {
+        // Opened non-blocking so a FIFO cannot hang the open; reads block as usual. (A
+        // regular file's reads ignore the flag: no two calls for each of a batch's files.)
         let flags = fcntl(descriptor, F_GETFL)
         if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
     }
