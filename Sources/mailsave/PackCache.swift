@@ -1,4 +1,3 @@
-import Crypto
 import MailMessage
 import MailRules
 #if canImport(Glibc)
@@ -10,15 +9,22 @@ import Darwin
 /// The compiled-pack cache, so `process`, invoked once per message, neither parses nor
 /// checks the same YAML again. Only a pack that compiled without errors is stored.
 ///
-/// An entry is `MSPK`, the format version, the 32-byte key, the encoded pack
-/// (`CompiledPackFormat`), and a SHA-256 checksum over everything before it. The key is a
-/// SHA-256 over the format version, the mailsave version, the compiler's identity and
-/// the path and exact text of every rule file, so an upgraded binary or a changed file never
-/// reads an entry made for something else. On load the entry must be a regular file owned by
-/// this user and not writable by others, its key and checksum must match, and the decoder
-/// checks every index; anything else is compiled again, never trusted, and never traps.
-/// Entries are written 0600 through an exclusively created temporary file and a rename; a
-/// cache that cannot be written is not an error.
+/// An entry is `MSPK`, the format version, the length (8 bytes, little-endian) and the bytes
+/// of the key, the encoded pack (`CompiledPackFormat`), and a checksum over everything
+/// before it. The key is every byte the pack depends on: the format version, the mailsave
+/// version, the compiler's identity and the path and exact text of every rule file, each
+/// length-prefixed, so an upgraded binary or a changed file never reads an entry made for
+/// something else. The entry is named by a 128-bit hash of the key, and used only when the
+/// key inside it equals the current one byte for byte: a name two keys share (by chance or
+/// made on purpose) only makes one entry replace the other, it never makes a pack serve
+/// other files. So no cryptographic hash runs per message (SHA-256 and its library's set-up,
+/// whose CPUID calls trap to the hypervisor in a VM, were 1.4% of a per-message `process`).
+///
+/// On load the entry must be a regular file owned by this user and not writable by others,
+/// its key and checksum must match, and the decoder checks every index; anything else is
+/// compiled again, never trusted, and never traps. Entries are written 0600 through an
+/// exclusively created temporary file and a rename; a cache that cannot be written is not an
+/// error.
 ///
 /// The checksum guards against corruption (the folder is the user's own: whoever can write
 /// there can already run code as the user), not against forgery.
@@ -27,7 +33,7 @@ struct PackCache: CompiledPackCache {
     /// The mailsave version, part of every key.
     let toolVersion: String
     static let magic: [UInt8] = Array("MSPK".utf8)
-    static let digestSize = SHA256.byteCount
+    static let checksumSize = 8
     /// The largest entry read back.
     static let maxEntryBytes = 256 << 20
 
@@ -46,17 +52,14 @@ struct PackCache: CompiledPackCache {
     }
 
     /// The key of the pack made of `files` (their paths and exact texts) by this version:
-    /// every piece length-prefixed, so no two different inputs hash the same bytes.
-    func keyDigest(_ files: [SourceFile]) -> [UInt8] {
-        var hash = SHA256()
+    /// every piece length-prefixed, so no two different inputs give the same bytes.
+    func keyBytes(_ files: [SourceFile]) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(files.reduce(256) { $0 + 16 + $1.path.utf8.count + $1.text.utf8.count })
         func part<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
-            var length = UInt64(bytes.count).littleEndian
-            withUnsafeBytes(of: &length) { hash.update(bufferPointer: $0) }
-            // Hashed where the bytes are (a rule file's text is contiguous UTF-8): copying each
-            // file into an array first touched as many fresh heap pages as the pack has text.
-            if bytes.withContiguousStorageIfAvailable({ hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
-                hash.update(data: Array(bytes))
-            }
+            withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { key.append(contentsOf: $0) }
+            // Copied from where the bytes are (a rule file's text is contiguous UTF-8).
+            if bytes.withContiguousStorageIfAvailable({ key.append(contentsOf: $0) }) == nil { key.append(contentsOf: bytes) }
         }
         part(Self.magic + [CompiledPackFormat.version])
         part(Array(toolVersion.utf8))
@@ -66,10 +69,51 @@ struct PackCache: CompiledPackCache {
             part(Array(file.path.utf8))
             part(file.text.utf8)
         }
-        return Array(hash.finalize())
+        return key
     }
 
-    func key(_ files: [SourceFile]) -> String { Hexadecimal.lowercase(keyDigest(files)) }
+    /// The entry name of a key: 32 hexadecimal digits of two 64-bit hashes of it.
+    static func name(ofKey key: [UInt8]) -> String {
+        key.withUnsafeBytes { bytes in
+            Hexadecimal.lowercase(withUnsafeBytes(of: (hash(bytes, seed: 0x243F_6A88_85A3_08D3).bigEndian,
+                                                       hash(bytes, seed: 0x1319_8A2E_0370_7344).bigEndian)) { Array($0) })
+        }
+    }
+
+    func key(_ files: [SourceFile]) -> String { Self.name(ofKey: keyBytes(files)) }
+
+    /// A 64-bit hash of `bytes`, eight at a time. Each step is a bijection of the state for a
+    /// given word, so a change confined to one word (any flipped byte) always changes the
+    /// result; the length is mixed in first, so a truncated entry does not match either.
+    /// Not a cryptographic hash: it names entries and checks them for corruption only.
+    static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        var state = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
+        func mix(_ word: UInt64) {
+            state = (state ^ word) &* 0xFF51_AFD7_ED55_8CCD
+            state ^= state >> 32
+        }
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            mix(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+            offset += 8
+        }
+        if offset < bytes.count {
+            var tail: UInt64 = 0
+            for index in offset..<bytes.count { tail |= UInt64(bytes[index]) << (8 * UInt64(index - offset)) }
+            mix(tail)
+        }
+        // MurmurHash3's finaliser: every bit of the state reaches every bit of the result.
+        state ^= state >> 33
+        state &*= 0xFF51_AFD7_ED55_8CCD
+        state ^= state >> 33
+        state &*= 0xC4CE_B9FE_1A85_EC53
+        return state ^ (state >> 33)
+    }
+
+    static func checksum(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        let value = bytes.withUnsafeBytes { hash($0, seed: 0x4528_21E6_38D0_1377) }
+        return withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
 
     /// Which compiler made an entry: the running executable's identity (device, inode, size,
     /// change and modification times of `/proc/self/exe`), which every rebuild or upgrade
@@ -98,8 +142,8 @@ struct PackCache: CompiledPackCache {
     /// The cached pack of `files`, or nil when there is none or the entry is not exactly one
     /// this version wrote for these files.
     func load(_ files: [SourceFile]) -> RulePack? {
-        let key = keyDigest(files)
-        guard let bytes = readEntry(path(forKey: Hexadecimal.lowercase(key))) else { return nil }
+        let key = keyBytes(files)
+        guard let bytes = readEntry(path(forKey: Self.name(ofKey: key))) else { return nil }
         return Self.decode(bytes, key: key, files: files)
     }
 
@@ -120,26 +164,32 @@ struct PackCache: CompiledPackCache {
     /// The pack in an entry, or nil unless magic, format, key and checksum all match and the
     /// payload decodes to a valid pack using every byte.
     static func decode(_ bytes: [UInt8], key: [UInt8], files: [SourceFile] = []) -> RulePack? {
-        let header = magic.count + 1 + digestSize
-        guard bytes.count >= header + digestSize, bytes.starts(with: magic), bytes[magic.count] == CompiledPackFormat.version,
-              Array(bytes[(magic.count + 1)..<header]) == key else { return nil }
-        let body = bytes.count - digestSize
-        guard Array(SHA256.hash(data: bytes[0..<body])) == Array(bytes[body...]) else { return nil }
-        return CompiledPackFormat.decode(Array(bytes[header..<body]), files: files)
+        let keyStart = magic.count + 1 + 8
+        guard bytes.count >= keyStart + checksumSize, bytes.starts(with: magic), bytes[magic.count] == CompiledPackFormat.version else { return nil }
+        let keyLength = bytes[(magic.count + 1)..<keyStart].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let body = bytes.count - checksumSize
+        guard keyLength == UInt64(key.count), key.count <= body - keyStart,
+              bytes[keyStart..<(keyStart + key.count)].elementsEqual(key),
+              checksum(bytes[0..<body]).elementsEqual(bytes[body...]) else { return nil }
+        return CompiledPackFormat.decode(Array(bytes[(keyStart + key.count)..<body]), files: files)
     }
 
     /// The bytes of an entry for `pack` under `key`.
     static func encode(_ pack: RulePack, key: [UInt8]) -> [UInt8] {
-        var bytes = magic + [CompiledPackFormat.version] + key + CompiledPackFormat.encode(pack)
-        bytes += Array(SHA256.hash(data: bytes))
+        var bytes = magic + [CompiledPackFormat.version]
+        withUnsafeBytes(of: UInt64(key.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes += key
+        bytes += CompiledPackFormat.encode(pack)
+        bytes += checksum(bytes[...])
         return bytes
     }
 
     func store(_ pack: RulePack, for files: [SourceFile]) {
-        let key = keyDigest(files)
+        let key = keyBytes(files)
         let bytes = Self.encode(pack, key: key)
         mkdirs(directory)
-        let final = path(forKey: Hexadecimal.lowercase(key))
+        let name = Self.name(ofKey: key)
+        let final = path(forKey: name)
         let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
@@ -155,7 +205,7 @@ struct PackCache: CompiledPackCache {
             unlink(temporary)
             return
         }
-        prune(keep: Hexadecimal.lowercase(key) + ".pack")
+        prune(keep: name + ".pack")
     }
 
     /// The entries kept in the folder, the one just written among them. Every change of a
@@ -197,10 +247,11 @@ struct PackCache: CompiledPackCache {
         for entry in entries.dropFirst(Self.entriesKept - 1) { unlinkat(folder, entry.name, 0) }
     }
 
-    /// `<64 hexadecimal digits>.pack`: the name of an entry.
+    /// `<32 hexadecimal digits>.pack`: the name of an entry (64 digits: an entry of earlier
+    /// versions, named by SHA-256, which is never read again and so pruned first).
     static func isEntryName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
-        return bytes.count == 69 && name.hasSuffix(".pack") && bytes[0..<64].allSatisfy(isLowerHexadecimal)
+        return (bytes.count == 37 || bytes.count == 69) && name.hasSuffix(".pack") && bytes.dropLast(5).allSatisfy(isLowerHexadecimal)
     }
 
     /// `<entry name>.<digits>.<digits>.tmp`: a temporary file of `store`.

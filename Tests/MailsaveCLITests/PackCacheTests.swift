@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +26,7 @@ import Testing
         let cache = temporaryCache()
         let pack = try Linter.load(Self.rules, cache: cache).get()
         let files = try sources(Self.rules)
-        let key = cache.keyDigest(files)
+        let key = cache.keyBytes(files)
         let path = cache.path(forKey: cache.key(files))
         let bytes = try PackLoader.bytes(of: path)
         #expect(bytes == PackCache.encode(pack, key: key))
@@ -41,14 +40,44 @@ import Testing
         #expect(loaded.rules.map(\.id) == pack.rules.map(\.id))
     }
 
-    @Test func theKeyIsSHA256OfLengthPrefixedParts() throws {
+    /// The key is every byte the pack depends on, each part length-prefixed; the entry is
+    /// named by 32 hexadecimal digits of its hashes, and holds the key itself.
+    @Test func theKeyIsEveryByteOfItsPartsAndTheEntryHoldsIt() throws {
         let cache = temporaryCache()
         let files = [SourceFile(path: "a.yaml", text: "rules: []\n")]
-        #expect(cache.key(files).count == 64)
+        let key = cache.keyBytes(files)
+        #expect(cache.key(files).count == 32 && cache.key(files).utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+        #expect(PackCache.isEntryName(cache.key(files) + ".pack"))
+        // The text itself is in the key, after its length.
+        let text = Array("rules: []\n".utf8)
+        let framed = withUnsafeBytes(of: UInt64(text.count).littleEndian) { Array($0) } + text
+        #expect(key.count >= framed.count && Array(key.suffix(framed.count)) == framed)
         // Moving a byte from a path to a text changes the key (no ambiguous concatenation).
         let moved = [SourceFile(path: "a.yam", text: "lrules: []\n")]
+        #expect(cache.keyBytes(moved) != key)
         #expect(cache.key(moved) != cache.key(files))
-        #expect(Hexadecimal.lowercase(SHA256.hash(data: Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // The hash sees every byte, the length and the seed.
+        let bytes: [UInt8] = Array(0..<200).map { UInt8($0) }
+        let base = bytes.withUnsafeBytes { PackCache.hash($0, seed: 1) }
+        for index in bytes.indices {
+            var changed = bytes
+            changed[index] ^= 0x01
+            #expect(changed.withUnsafeBytes { PackCache.hash($0, seed: 1) } != base, "byte \(index)")
+        }
+        #expect((bytes + [0]).withUnsafeBytes { PackCache.hash($0, seed: 1) } != base)
+        #expect(bytes.withUnsafeBytes { PackCache.hash($0, seed: 2) } != base)
+    }
+
+    /// Two keys that share an entry name (a hash collision, by chance or made): the entry of
+    /// one is never used for the other, whose pack is compiled and replaces it.
+    @Test func anEntryUnderTheSameNameForOtherFilesIsNeverUsed() throws {
+        let (cache, files, _, bytes, _, _) = try entry()
+        var other = files
+        other[0] = SourceFile(path: files[0].path, text: files[0].text.replacingOccurrences(of: "#", with: "##"))
+        let otherPath = cache.path(forKey: cache.key(other))
+        try Data(bytes).write(to: URL(fileURLWithPath: otherPath))
+        #expect(cache.load(other) == nil)
+        #expect(PackCache.decode(bytes, key: cache.keyBytes(other)) == nil)
     }
 
     @Test func everyFlippedByteIsRefused() throws {
@@ -57,18 +86,25 @@ import Testing
         #expect(PackCache.decode(bytes, key: key) != nil)
         var accepted = 0
         let masks: [UInt8] = [0x01, 0x80, 0xFF, 0x5A, 0x02, 0x40]
-        // Every byte position, each flipped with one of several masks in turn.
-        for position in bytes.indices {
+        // Every byte of the header and of the checksum, every 97th of the key (which is compared
+        // byte for byte) and every 7th of the pack (a flipped byte changes one word of the
+        // checksum's input, which always changes its result), each flipped with one of several
+        // masks in turn (the debug build's checksum is slow: every position would take minutes).
+        let keyStart = PackCache.magic.count + 1 + 8, packStart = keyStart + key.count, checksumStart = bytes.count - PackCache.checksumSize
+        let positions = bytes.indices.filter {
+            $0 < keyStart || $0 >= checksumStart || ($0 < packStart && ($0 - keyStart) % 97 == 0) || ($0 >= packStart && ($0 - packStart) % 7 == 0)
+        } + [packStart - 1, checksumStart - 1]
+        for position in positions {
             var damaged = bytes
             damaged[position] ^= masks[position % masks.count]
             if PackCache.decode(damaged, key: key) != nil { accepted += 1 }
         }
-        #expect(accepted == 0) // the checksum catches every one
+        #expect(accepted == 0) // the key comparison and the checksum catch every one
     }
 
     @Test func aTruncatedOrExtendedEntryIsRefusedAndCompiledAgain() throws {
         let (cache, files, path, bytes, key, _) = try entry()
-        let header = PackCache.magic.count + 1 + PackCache.digestSize
+        let header = PackCache.magic.count + 1 + 8 + key.count
         let lengths = Array(0...header) + Array(stride(from: header, to: bytes.count, by: 5)) + Array((bytes.count - 64)..<bytes.count)
         for length in lengths {
             #expect(PackCache.decode(Array(bytes[0..<length]), key: key) == nil, "truncated to \(length)")
