@@ -1,3 +1,4 @@
+import MailMessage
 /// A record's fields as the store keeps them: one JSON object of strings (keys sorted, empty
 /// values left out), so any text, control characters and NUL included, goes in and comes back
 /// byte for byte, and any JSON tool can read a store.
@@ -111,7 +112,7 @@
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     defer { index += 1 }
-                    return String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                    return UTF8Text.valid(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { return nil }
@@ -123,7 +124,7 @@
                 index += 1
                 switch byte {
                 case UInt8(ascii: "\""):
-                    return String(validating: text, as: UTF8.self)
+                    return UTF8Text.valid(text)
                 case UInt8(ascii: "\\"):
                     guard index < bytes.count else { return nil }
                     let escape = bytes[index]

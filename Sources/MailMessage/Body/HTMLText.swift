@@ -109,7 +109,7 @@ public enum HTMLText {
                     continue
                 }
                 let selfClosing = !tag.isEmpty && bytes[tag.upperBound - 1] == 0x2F
-                if !closing && !selfClosing, let text = String(validating: name, as: UTF8.self), hiddenTags.contains(text) {
+                if !closing && !selfClosing, let text = UTF8Text.valid(name), hiddenTags.contains(text) {
                     hiddenUntil = name
                     continue
                 }

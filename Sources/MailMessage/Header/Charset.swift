@@ -85,8 +85,7 @@ public enum Charset {
     }
 
     static func validUTF8<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
-        // Fast path: pure ASCII is valid UTF-8.
-        String(validating: bytes, as: UTF8.self)
+        UTF8Text.valid(bytes)
     }
 
     /// Windows-1252's 0x80–0x9F row; the rest of the code page equals Latin-1.

@@ -50,7 +50,7 @@ public enum EncodedWords {
 
     /// Header bytes that are not encoded words: UTF-8 when valid (RFC 6532), else Windows-1252.
     static func plain(_ bytes: ArraySlice<UInt8>) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        if let text = UTF8Text.valid(bytes) { return text }
         return Charset.windows1252(bytes)
     }
 

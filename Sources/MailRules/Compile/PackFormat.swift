@@ -1,3 +1,4 @@
+import MailMessage
 /// Where `Linter.load` keeps compiled packs between runs. Caching is the command line's
 /// concern (where entries live, how they are keyed and checked); the rule language only
 /// turns a pack into bytes and back (`CompiledPackFormat`).
@@ -119,7 +120,7 @@ struct BinaryReader {
                 break
             }
             // ASCII is valid UTF-8 as it stands: decoding it repairs nothing.
-            return ascii ? String(decoding: piece, as: UTF8.self) : String(validating: piece, as: UTF8.self)
+            return ascii ? String(decoding: piece, as: UTF8.self) : UTF8Text.valid(UnsafeRawBufferPointer(piece))
         }
         guard let text else { return nil }
         position += length

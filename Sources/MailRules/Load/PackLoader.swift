@@ -1,3 +1,4 @@
+import MailMessage
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -317,7 +318,7 @@ public struct PackLoader {
     public static func read(_ path: String, inside root: String? = nil) throws(PackReadError) -> SourceFile {
         var bytes = try bytes(of: path, inside: root)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard let text = UTF8Text.valid(bytes) else {
             let (line, column, byte) = firstInvalidUTF8(bytes)
             throw PackReadError(path: "\(path):\(line):\(column)",
                                 reason: "not UTF-8 text (byte 0x\(String(byte, radix: 16, uppercase: true)) here); rule files are UTF-8")

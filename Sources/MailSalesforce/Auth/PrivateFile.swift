@@ -1,3 +1,4 @@
+import MailMessage
 import Foundation
 
 /// A file that holds secrets (the configuration file, the JWT private key): read only when it
@@ -32,7 +33,7 @@ enum PrivateFile {
             guard got > 0 else { break }
             filled += got
         }
-        guard filled == bytes.count, let text = String(validating: bytes, as: UTF8.self) else {
+        guard filled == bytes.count, let text = UTF8Text.valid(bytes) else {
             throw Refusal(message: "\(path): cannot read \(what) (not UTF-8 text?)")
         }
         return text
