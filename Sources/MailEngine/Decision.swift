@@ -125,7 +125,7 @@ public struct Engine {
         guard !context.effectiveSelection.isEmpty else { return }
         var builder = FactsBuilder(pack: pack)
         var plan = LookupPlan()
-        for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
+        for (_, id) in context.effectiveSelection { plan.ask(id, in: .recordIDs) }
         builder.answers = try directory.resolve(plan)
         try builder.validateSelection(context)
     }
@@ -182,7 +182,7 @@ public struct Engine {
         let missing = builder.threadFollowUps(message)
         guard !missing.isEmpty else { return }
         var plan = LookupPlan()
-        for id in missing { plan.ask(id, in: \.recordIDs) }
+        for id in missing { plan.ask(id, in: .recordIDs) }
         for record in try directory.resolve(plan).records.values { builder.answers.remember(record) }
     }
 

@@ -186,39 +186,39 @@ public struct FactsBuilder {
         var plan = LookupPlan()
         let mailbox = CRMDirectoryKeys.address(context.mailbox)
         let freeMail = pack.list(setting: "free_mail_domains")
-        for (_, id) in context.effectiveSelection { plan.ask(id, in: \.recordIDs) }
+        for (_, id) in context.effectiveSelection { plan.ask(id, in: .recordIDs) }
         // Read once for plan and build when the engine set `reading`, else here.
         let reading = self.reading ?? read(message, context: context)
         assert(reading.threadScanned, "plan needs the thread scanned (MessageReading.scanThread)")
         for participant in reading.participants where !participant.blocked {
-            plan.ask(participant.address.normalized, in: \.addresses)
+            plan.ask(participant.address.normalized, in: .addresses)
             // Free mail is never matched to an Account by domain; internal participants are
             // blocked, so the org's own domains never are either.
             if !participant.freeMail {
-                plan.ask(participant.address.domain, in: \.websiteDomains)
+                plan.ask(participant.address.domain, in: .websiteDomains)
                 plan.ask(contactDomain: participant.address.domain, for: participant.address.normalized)
             }
         }
-        for token in reading.threadTokens { plan.ask(token, in: \.recordIDs) }
-        for number in reading.caseNumbers { plan.ask(number, in: \.caseNumbers) }
-        for id in message.inReplyTo + message.references.reversed() { plan.ask(MessageIDKey.normalize(id), in: \.messageIdentifiers) }
+        for token in reading.threadTokens { plan.ask(token, in: .recordIDs) }
+        for number in reading.caseNumbers { plan.ask(number, in: .caseNumbers) }
+        for id in message.inReplyTo + message.references.reversed() { plan.ask(MessageIDKey.normalize(id), in: .messageIdentifiers) }
         for link in message.bodyLinks {
-            if let id = ThreadReferences.recordID(inLink: link) { plan.ask(id, in: \.recordIDs) }
+            if let id = ThreadReferences.recordID(inLink: link) { plan.ask(id, in: .recordIDs) }
         }
         for email in message.bodyEmails {
             let key = CRMDirectoryKeys.address(email)
             let domain = String(key.split(separator: "@").last ?? "")
-            if blockStatus(address: key, domain: domain, mailbox: mailbox) == nil { plan.ask(key, in: \.addresses) }
+            if blockStatus(address: key, domain: domain, mailbox: mailbox) == nil { plan.ask(key, in: .addresses) }
         }
         if let signature = message.signature, let sender = reading.participants.first(where: { $0.role == "from" }), !sender.blocked {
-            for phone in signature.phones where phone.hasPrefix("+") { plan.ask(phone, in: \.phones) }
+            for phone in signature.phones where phone.hasPrefix("+") { plan.ask(phone, in: .phones) }
             if let website = signature.website.flatMap({ CRMDirectoryKeys.domain(ofWebsite: $0) }), !(freeMail?.contains(website) ?? false),
                blockStatus(address: "", domain: website, mailbox: mailbox) == nil {
-                plan.ask(website, in: \.websiteDomains)
+                plan.ask(website, in: .websiteDomains)
             }
-            if let company = signature.company { plan.ask(company, in: \.companyNames) }
+            if let company = signature.company { plan.ask(company, in: .companyNames) }
         }
-        plan.ask(mailbox, in: \.addresses)
+        plan.ask(mailbox, in: .addresses)
         plan.ledgerKey = reading.ledgerKey
         return plan
     }

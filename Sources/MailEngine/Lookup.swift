@@ -42,16 +42,37 @@ public struct LookupPlan: Sendable, Equatable {
             && recordIDs.isEmpty && messageIdentifiers.isEmpty
     }
 
+    /// The plan's lists of keys, by name (not by key path: a key path literal is made at run
+    /// time on its first use in a process, a hundredth of a per-message `process`).
+    enum List: Hashable {
+        case addresses, websiteDomains, companyNames, phones, caseNumbers, recordIDs, messageIdentifiers
+    }
+
+    /// Runs `body` on the list `list` names, in place.
+    private mutating func with<T>(_ list: List, _ body: (inout [String], inout AskedIndex) -> T) -> T {
+        switch list {
+        case .addresses: return body(&addresses, &asked)
+        case .websiteDomains: return body(&websiteDomains, &asked)
+        case .companyNames: return body(&companyNames, &asked)
+        case .phones: return body(&phones, &asked)
+        case .caseNumbers: return body(&caseNumbers, &asked)
+        case .recordIDs: return body(&recordIDs, &asked)
+        case .messageIdentifiers: return body(&messageIdentifiers, &asked)
+        }
+    }
+
     /// Appends a key once, keeping the order keys were first asked in (answers do not depend
     /// on it, but the requests a backend sends are then the same on every run).
-    mutating func ask(_ key: String, in list: WritableKeyPath<LookupPlan, [String]>) {
+    mutating func ask(_ key: String, in list: List) {
         guard !key.isEmpty else { return }
-        if self[keyPath: list].count < AskedIndex.scanLimit {
-            guard !self[keyPath: list].contains(key) else { return }
-        } else {
-            guard asked.insert(key, in: list, of: self[keyPath: list]) else { return }
+        with(list) { keys, asked in
+            if keys.count < AskedIndex.scanLimit {
+                guard !keys.contains(key) else { return }
+            } else {
+                guard asked.insert(key, in: list, of: keys) else { return }
+            }
+            keys.append(key)
         }
-        self[keyPath: list].append(key)
     }
 
     /// Asks for the Account of the Contacts at `domain` on behalf of `address`.
@@ -67,7 +88,7 @@ public struct LookupPlan: Sendable, Equatable {
             asked.noteDomain(domain, at: contactDomains.count)
             contactDomains.append(ContactDomainQuestion(domain: domain, addresses: [address]))
         }
-        ask(address, in: \.addresses)
+        ask(address, in: .addresses)
     }
 
     /// What the plan's lists hold, hashed, once a list is too long to scan for each new key (a
@@ -80,8 +101,8 @@ struct AskedIndex: @unchecked Sendable, Equatable {
     /// Lists shorter than this are scanned: cheaper than hashing for a message's few keys.
     static let scanLimit = 32
 
-    /// The keys of each long list (the key path names the list; key paths are immutable).
-    private var keys: [AnyKeyPath: Set<String>] = [:]
+    /// The keys of each long list.
+    private var keys: [LookupPlan.List: Set<String>] = [:]
     /// `contactDomains`: each domain's index, and the addresses of each long question.
     private var domains: [String: Int] = [:]
     private var domainAddresses: [String: Set<String>] = [:]
@@ -90,7 +111,7 @@ struct AskedIndex: @unchecked Sendable, Equatable {
 
     /// Adds `key` to the index of `list` (built from `current` the first time, or when the
     /// list was changed behind the index); false when it was there already.
-    mutating func insert(_ key: String, in list: AnyKeyPath, of current: [String]) -> Bool {
+    mutating func insert(_ key: String, in list: LookupPlan.List, of current: [String]) -> Bool {
         if keys[list]?.count != current.count { keys[list] = Set(current) }
         return keys[list, default: []].insert(key).inserted
     }
