@@ -793,6 +793,12 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         return records
     }
 
+    /// Closes the store's connection (`batch` before it forks its jobs: a connection must
+    /// not cross a fork); any use after this fails.
+    public func closeConnection() throws {
+        try database.close()
+    }
+
     /// The read transaction of the `snapshot` running on each thread (decisions on several
     /// threads each read in their own).
     private let snapshots = PerThread<Database>()

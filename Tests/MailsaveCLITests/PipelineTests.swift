@@ -100,3 +100,38 @@ import Testing
         #expect(FileListSource.maildirFolderName(".&AAo-evil&AC8-x") == "&AAo-evil&AC8-x")
     }
 }
+
+/// The frames a forked job sends its results in (`batch --jobs N` over message files).
+@Suite struct ResultFrameTests {
+    @Test func resultsComeBackAsTheyWereSentAndDamagedFramesAreRefused() throws {
+        let results = [
+            RenderedResult(index: 0, line: "{\"verdict\":\"save\"}", verdict: "save", rule: "general-mode", linkKind: "Contact", saved: .created, error: nil, bytesRead: 1_234,
+                           table: ["a.eml", "save", "Task", "0035e00000Bob01", "general-mode"]),
+            RenderedResult(index: 1, line: "", verdict: nil, rule: nil, linkKind: nil, saved: nil,
+                           error: MailboxItemError(kind: "not_a_message", failure: CommandFailure(status: .badMessage, message: "x.eml:1: not an RFC 5322 message — «é»")),
+                           bytesRead: 0, table: nil),
+            RenderedResult(index: 2, line: "{}", verdict: "skip", rule: "r", linkKind: nil, saved: .parked, error: nil, bytesRead: Int(Int32.max) + 5, table: []),
+        ]
+        var bytes: [UInt8] = []
+        for result in results { ResultFrames.append(result, to: &bytes) }
+        var frames: [ArraySlice<UInt8>] = []
+        var offset = 0
+        while offset < bytes.count {
+            let length = Int(bytes[offset..<(offset + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            frames.append(bytes[(offset + 4)..<(offset + 4 + length)])
+            offset += 4 + length
+        }
+        #expect(frames.count == 3)
+        for (frame, sent) in zip(frames, results) {
+            let back = try #require(ResultFrames.read(frame))
+            #expect(back.index == sent.index && back.line == sent.line && back.verdict == sent.verdict && back.rule == sent.rule)
+            #expect(back.linkKind == sent.linkKind && back.saved == sent.saved && back.bytesRead == sent.bytesRead && back.table == sent.table)
+            #expect(back.error?.kind == sent.error?.kind && back.error?.failure.message == sent.error?.failure.message
+                    && back.error?.failure.status == sent.error?.failure.status)
+        }
+        // Cut short, or with a byte more, a frame is not a result.
+        let first = frames[0]
+        for length in 0..<first.count { #expect(ResultFrames.read(first.prefix(length)) == nil) }
+        #expect(ResultFrames.read(first + [0]) == nil)
+    }
+}

@@ -125,7 +125,9 @@ struct Batch: ParsableCommand {
     func run() throws {
         try LineOutput.refuseOwnFile(out, protecting: protectedFiles(), folders: protectedFolders())
         let pack = try options.loadPack()
-        let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1)
+        // Several jobs over message files, deciding only: forked processes (`JobProcesses`).
+        let forking = jobs > 1 && !apply && !options.salesforceOption.enabled && input.isEmpty && (source.eml != nil || source.maildir != nil)
+        let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1 && !forking)
         try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)
@@ -169,6 +171,8 @@ struct Batch: ParsableCommand {
                 }
                 // A group's lines leave as soon as it commits: what standard output shows is saved.
                 if !Interruption.requested { try runApplying(mailbox, decider: decider, emit: emit, committed: { try output.flush() }) }
+            } else if forking, let files = mailbox as? FileListSource, JobProcesses.canFork {
+                try runForked(files, pack: pack, directory: directory, emit: emit)
             } else {
                 try runDeciding(mailbox, decider: decider, emit: emit)
             }
@@ -270,6 +274,103 @@ struct Batch: ParsableCommand {
             }
         }
         try pipeline.finish(drain: emit)
+    }
+
+    /// Without --apply, `jobs` processes over message files: each decides every `jobs`-th
+    /// file as one job would, and this process writes their results in input order.
+    func runForked(_ files: FileListSource, pack: RulePack, directory: CRMDirectory, emit: (RenderedResult) throws -> Void) throws {
+        let count = jobs, name = files.name, includeFolder = source.folderFromMaildir, table = format == .table
+        // The store this process opened is closed, and each job opens its own.
+        let store = directory as? CRMStore
+        do { try store?.closeConnection() } catch { throw CommandFailure(status: .couldNotRun, message: "\(store?.path ?? name): cannot close the store: \(error)") }
+        let started = try JobProcesses.start(count: count) { share, output in
+            do {
+                let own = store == nil ? directory : try options.loadDirectory(applying: false, concurrentReads: false)
+                let decider = try options.decider(pack: pack, directory: own, applying: false)
+                let around = Self.sharedSnapshot(own)
+                var position = 0, ended = false
+                var frames: [UInt8] = []
+                var failure: (any Error)?
+                while !ended && !Interruption.requested {
+                    // A run of this job's messages in one snapshot, as one job decides them.
+                    around {
+                        var run = SharedRun()
+                        var first = true
+                        while !Interruption.requested {
+                            while position % count != share {
+                                guard files.skip() else { ended = true; return }
+                                position += 1
+                            }
+                            if !first && !run.hasRoom { return }
+                            first = false
+                            do {
+                                guard let item = try files.next() else { ended = true; return }
+                                position += 1
+                                var result = Self.decide(item, decider: decider, source: name, applying: false, includeFolder: includeFolder, table: table)
+                                result.bytesRead = (try? item.content.get().count) ?? 0
+                                ResultFrames.append(result, to: &frames)
+                            } catch {
+                                failure = error
+                                ended = true
+                                return
+                            }
+                        }
+                    }
+                    if let failure { throw failure }
+                    guard Self.writeAll(output, frames) else { return .couldNotRun }
+                    frames.removeAll(keepingCapacity: true)
+                }
+                return .ok
+            } catch let failure as CommandFailure {
+                Terminal.err("mailsave: " + failure.message)
+                return failure.status
+            } catch {
+                Terminal.err("mailsave: \(name): \(error)")
+                return .couldNotRun
+            }
+        }
+        let readers = started.map { FrameReader($0.pipe) }
+        var failure: (any Error)?
+        do {
+            var index = 0, read = 0
+            while !Interruption.requested {
+                guard let frame = try readers[index % count].next() else { break }
+                guard var result = ResultFrames.read(frame), result.index == index else {
+                    throw CommandFailure(status: .couldNotRun, message: "\(name): a batch job sent a result out of order")
+                }
+                // Each result has its own size; the progress bar counts them in order.
+                read += result.bytesRead
+                result.bytesRead = read
+                try emit(result)
+                index += 1
+            }
+            // Every job has ended with the list (or stopped): none may have more.
+            if !Interruption.requested {
+                for reader in readers where try reader.next() != nil {
+                    throw CommandFailure(status: .couldNotRun, message: "\(name): a batch job sent more results than the list has")
+                }
+            }
+        } catch {
+            failure = error
+        }
+        if failure != nil || Interruption.requested { for job in started { kill(job.pid, SIGTERM) } }
+        let worst = JobProcesses.finish(started)
+        if let failure { throw failure }
+        if !Interruption.requested && worst != .ok {
+            throw CommandFailure(status: worst, message: "\(name): a batch job stopped (exit \(worst.rawValue)); its error is above")
+        }
+    }
+
+    /// Writes every byte to `descriptor`; false when it cannot (the reader is gone).
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return false }
+            offset += written
+        }
+        return true
     }
 
     /// Runs a run of decisions in one read snapshot of the store (each decision's own joins

@@ -492,6 +492,14 @@ final class FileListSource: MailboxSource {
         return item
     }
 
+    /// Passes over the next file without reading it (a forked job's files are every Nth);
+    /// false at the end of the list.
+    func skip() -> Bool {
+        guard position < files.count else { return false }
+        position += 1
+        return true
+    }
+
     /// The message file's bytes. A mailbox's messages are regular files in it: a link (which
     /// could bring in any file the run may read), a FIFO (which would block the run for ever)
     /// or a device is reported and skipped, as is a name that is not UTF-8. Each is one
