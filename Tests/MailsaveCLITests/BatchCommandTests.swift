@@ -126,6 +126,40 @@ enum Mailboxes {
         #expect((lines.last?["links"] as? [String: Any]).map { "\($0)" }?.contains("0035e00000New01") == true, "\(result.stdout)")
     }
 
+    /// `--jobs 2` over message files forks its jobs: Ctrl-C (to the run alone, as `kill`
+    /// sends it) stops them too, the run ends by the signal and says how far it got, `--out`
+    /// is not written, and no job is left running.
+    @Test func anInterruptedRunOfForkedJobsLeavesNoJobBehind() throws {
+        let folder = try Mailboxes.temporaryFolder("forked-int")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let eml = folder.appendingPathComponent("eml")
+        try FileManager.default.createDirectory(at: eml, withIntermediateDirectories: true)
+        let samples = try Mailboxes.files(Mailboxes.samples)
+        for copy in 0..<4_000 { try samples[copy % samples.count].write(to: eml.appendingPathComponent("m\(copy).eml")) }
+        let out = folder.appendingPathComponent("decisions.jsonl").path
+        let process = Mailboxes.process(Mailboxes.base + ["--eml", eml.path, "--jobs", "2", "--out", out])
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        // The jobs are forked once the folder is listed: wait until the run has two children.
+        func children() -> [String] {
+            ((try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").map(String.init)
+        }
+        let started = Date()
+        while children().count < 2 && process.isRunning && Date().timeIntervalSince(started) < 30 { usleep(2_000) }
+        let jobs = children()
+        #expect(jobs.count == 2)
+        kill(process.processIdentifier, SIGINT)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")
+        #expect(stderr.contains("interrupted after"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        for job in jobs { #expect(kill(pid_t(job) ?? 0, 0) != 0, "job \(job) is still running") }
+    }
+
     /// `--eml` lists `*.eml` in any case, in folders at any depth (a folder named `x.eml`
     /// is searched, not read), sorted by path; other names are not messages. The listing
     /// takes each entry's type from the folder itself where the file system gives it.
