@@ -344,21 +344,27 @@ struct Batch: ParsableCommand {
                 try emit(result)
                 index += 1
             }
-            // Every job has ended with the list (or stopped): none may have more.
-            if !Interruption.requested {
-                for reader in readers where try reader.next() != nil {
-                    throw CommandFailure(status: .couldNotRun, message: "\(name): a batch job sent more results than the list has")
-                }
-            }
         } catch {
             failure = error
         }
-        if failure != nil || Interruption.requested { for job in started { kill(job.pid, SIGTERM) } }
-        let worst = JobProcesses.finish(started)
-        if let failure { throw failure }
+        // Every job ends with the list; one that has more means another stopped early (its
+        // status below says why) or the jobs disagree.
+        var more = false
+        if failure == nil && !Interruption.requested {
+            do {
+                for reader in readers where try reader.next() != nil { more = true }
+            } catch {
+                failure = error
+            }
+        }
+        let stopping = failure != nil || more || Interruption.requested
+        if stopping { for job in started { kill(job.pid, SIGTERM) } }
+        let worst = JobProcesses.finish(started, stopped: stopping)
         if !Interruption.requested && worst != .ok {
             throw CommandFailure(status: worst, message: "\(name): a batch job stopped (exit \(worst.rawValue)); its error is above")
         }
+        if let failure { throw failure }
+        if more { throw CommandFailure(status: .couldNotRun, message: "\(name): the batch jobs sent different numbers of results") }
     }
 
     /// Writes every byte to `descriptor`; false when it cannot (the reader is gone).

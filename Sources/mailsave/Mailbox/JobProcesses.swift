@@ -53,18 +53,22 @@ enum JobProcesses {
     /// Stops the jobs that are still running and waits for them.
     static func stop(_ jobs: [(pid: pid_t, pipe: Int32)]) {
         for job in jobs { kill(job.pid, SIGTERM) }
-        _ = finish(jobs)
+        _ = finish(jobs, stopped: true)
     }
 
-    /// Waits for every job; the worst status any of them ended with (a signal counts as 3).
-    static func finish(_ jobs: [(pid: pid_t, pipe: Int32)]) -> ExitStatus {
+    /// Waits for every job; the first failing status one of them ended with (a signal counts
+    /// as 3, except SIGTERM, or SIGPIPE from writing to the pipe closed here, when the caller
+    /// `stopped` the jobs itself).
+    static func finish(_ jobs: [(pid: pid_t, pipe: Int32)], stopped: Bool) -> ExitStatus {
         var worst = ExitStatus.ok
         for job in jobs {
+            // Closed first: a job still writing to a full pipe gets EPIPE instead of waiting.
             close(job.pipe)
             var status: Int32 = 0
             while waitpid(job.pid, &status, 0) < 0 && errno == EINTR {}
-            let exited = status & 0x7F == 0
-            let code = exited ? (status >> 8) & 0xFF : Int32(ExitStatus.couldNotRun.rawValue)
+            let signal = status & 0x7F
+            if stopped && (signal == SIGTERM || signal == SIGPIPE) { continue }
+            let code = signal == 0 ? (status >> 8) & 0xFF : Int32(ExitStatus.couldNotRun.rawValue)
             if code != 0 && worst == .ok { worst = ExitStatus(rawValue: code) ?? .couldNotRun }
         }
         return worst
