@@ -325,10 +325,13 @@ final class FileListSource: MailboxSource {
         defer { closedir(directory) }
         var entries: [DirectoryEntry] = []
         while let entry = readdir(directory) {
-            let (name, undecodable) = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                let bytes = raw.prefix { $0 != 0 }
-                let name = String(decoding: bytes, as: UTF8.self)
-                return (name, !name.utf8.elementsEqual(bytes))
+            let (name, undecodable) = withUnsafeBytes(of: entry.pointee.d_name) { raw -> (String, Bool) in
+                // The name's bytes up to its NUL, checked as UTF-8 in one pass (a generic
+                // comparison of the decoded name with them was a ninth of listing 35,000 files).
+                let length = raw.firstIndex(of: 0) ?? raw.count
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+                if let name = UTF8Text.valid(bytes) { return (name, false) }
+                return (String(decoding: bytes, as: UTF8.self), true)
             }
             if name != "." && name != ".." { entries.append(DirectoryEntry(name: name, isFolder: entry.pointee.d_type == UInt8(DT_DIR), undecodable: undecodable,
                                                                             typeKnown: entry.pointee.d_type != UInt8(DT_UNKNOWN))) }
