@@ -221,7 +221,7 @@ struct PackCache: CompiledPackCache {
     /// After an entry is written (a cache miss, never on the per-message path of a hit):
     /// keeps `keep` and the `entriesKept - 1` other entries most recently written or used,
     /// removes the rest, and temporary files older than `temporaryLifetime` seconds. Only
-    /// names this cache writes (64 hexadecimal digits and `.pack`, or that followed by
+    /// names this cache writes (32 or 64 hexadecimal digits and `.pack`, or that followed by
     /// `.PID.N.tmp`) and only regular files owned by this user are removed, each checked and
     /// removed through one descriptor of the folder; a link is never followed, nor removed.
     func prune(keep: String, now: Int = Int(time(nil))) {
@@ -248,7 +248,8 @@ struct PackCache: CompiledPackCache {
     }
 
     /// `<32 hexadecimal digits>.pack`: the name of an entry (64 digits: an entry of earlier
-    /// versions, named by SHA-256, which is never read again and so pruned first).
+    /// versions, named by SHA-256, which is never read again, so it ages out like any entry
+    /// not used).
     static func isEntryName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         return (bytes.count == 37 || bytes.count == 69) && name.hasSuffix(".pack") && bytes.dropLast(5).allSatisfy(isLowerHexadecimal)

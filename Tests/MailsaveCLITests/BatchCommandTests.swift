@@ -96,10 +96,10 @@ enum Mailboxes {
 }
 
 @Suite struct BatchCommandTests {
-    /// One job decides a run of messages in one snapshot of the store, but a snapshot is
-    /// never more than 50 ms old when a decision begins: a message that arrives on a pipe
-    /// after a wait is decided against the CRM as it is then (a Contact imported meanwhile
-    /// makes it a save), not as it was when the run began.
+    /// A message that arrives on standard input after a wait is decided against the CRM as
+    /// it is then (a Contact imported meanwhile makes it a save): standard input can keep the
+    /// reader waiting, so its messages never share a snapshot, which would also hold the
+    /// store's read lock through the wait. (Runs from files: `PipelineTests`.)
     @Test func aMessageReadAfterAWaitIsDecidedAgainstTheCRMAsItIsThen() throws {
         let folder = try Mailboxes.temporaryFolder("fresh-snapshot")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -158,6 +158,36 @@ enum Mailboxes {
         #expect(stderr.contains("interrupted after"), "\(stderr)")
         #expect(!FileManager.default.fileExists(atPath: out))
         for job in jobs { #expect(kill(pid_t(job) ?? 0, 0) != 0, "job \(job) is still running") }
+    }
+
+    /// A forked job that stops on its own (a signal to it alone) fails the run (exit 3, saying
+    /// so): its messages are never silently missing from a run that exits 0.
+    @Test func aForkedJobStoppedOnItsOwnFailsTheRun() throws {
+        let folder = try Mailboxes.temporaryFolder("forked-job-stop")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let eml = folder.appendingPathComponent("eml")
+        try FileManager.default.createDirectory(at: eml, withIntermediateDirectories: true)
+        let samples = try Mailboxes.files(Mailboxes.samples)
+        for copy in 0..<4_000 { try samples[copy % samples.count].write(to: eml.appendingPathComponent("m\(copy).eml")) }
+        let out = folder.appendingPathComponent("decisions.jsonl").path
+        let process = Mailboxes.process(Mailboxes.base + ["--eml", eml.path, "--jobs", "2", "--out", out])
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        func children() -> [String] {
+            ((try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").map(String.init)
+        }
+        let started = Date()
+        while children().count < 2 && process.isRunning && Date().timeIntervalSince(started) < 30 { usleep(2_000) }
+        let job = try #require(children().first.flatMap { pid_t($0) })
+        kill(job, SIGTERM)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 3, "\(stderr)")
+        #expect(stderr.contains("batch job"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 
     /// `--eml` lists `*.eml` in any case, in folders at any depth (a folder named `x.eml`

@@ -127,6 +127,7 @@ struct Batch: ParsableCommand {
         let pack = try options.loadPack()
         // Several jobs over message files, deciding only: forked processes (`JobProcesses`).
         let forking = jobs > 1 && !apply && !options.salesforceOption.enabled && input.isEmpty && (source.eml != nil || source.maildir != nil)
+            && JobProcesses.canFork
         let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1 && !forking)
         try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
@@ -171,7 +172,7 @@ struct Batch: ParsableCommand {
                 }
                 // A group's lines leave as soon as it commits: what standard output shows is saved.
                 if !Interruption.requested { try runApplying(mailbox, decider: decider, emit: emit, committed: { try output.flush() }) }
-            } else if forking, let files = mailbox as? FileListSource, JobProcesses.canFork {
+            } else if forking, let files = mailbox as? FileListSource {
                 try runForked(files, pack: pack, directory: directory, emit: emit)
             } else {
                 try runDeciding(mailbox, decider: decider, emit: emit)
@@ -246,27 +247,38 @@ struct Batch: ParsableCommand {
             try pipeline.finish(drain: emit)
             return
         }
-        // One job decides on this thread, a run of messages in one snapshot. A message read
-        // after the run is full (a pipe can keep the reader waiting) begins the next run.
+        // One job decides on this thread. From a file or a folder, a run of messages is decided
+        // in one snapshot, and their lines are written once it has ended (a slow reader of the
+        // output never holds the store's read lock). Standard input can keep the reader waiting
+        // for ever: each of its messages is decided and written on its own.
+        func decide(_ item: MailboxItem) -> RenderedResult {
+            Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder, table: table)
+        }
+        guard mailbox.canReread else {
+            while !Interruption.requested, let item = try mailbox.next() { try emit(decide(item)) }
+            return
+        }
         var next = Interruption.requested ? nil : try mailbox.next()
         var ended = next == nil
         while let first = next {
             next = nil
             var failure: (any Error)?
             var ran = false
+            var results: [RenderedResult] = []
             around {
                 ran = true
                 do {
                     var run = SharedRun()
-                    try submit(first)
+                    results.append(decide(first))
                     while !Interruption.requested {
                         guard let item = try mailbox.next() else { ended = true; return }
                         guard run.hasRoom else { next = item; return }
-                        try submit(item)
+                        results.append(decide(item))
                     }
                 } catch { failure = error }
             }
-            if !ran { try submit(first) }
+            if !ran { results.append(decide(first)) }
+            for result in results { try emit(result) }
             if let failure { throw failure }
             if next == nil && !ended && !Interruption.requested {
                 next = try mailbox.next()
@@ -331,6 +343,7 @@ struct Batch: ParsableCommand {
         }
         let readers = started.map { FrameReader($0.pipe) }
         var failure: (any Error)?
+        var emitted = 0
         do {
             var index = 0, read = 0
             while !Interruption.requested {
@@ -343,6 +356,7 @@ struct Batch: ParsableCommand {
                 result.bytesRead = read
                 try emit(result)
                 index += 1
+                emitted = index
             }
         } catch {
             failure = error
@@ -360,11 +374,14 @@ struct Batch: ParsableCommand {
         let stopping = failure != nil || more || Interruption.requested
         if stopping { for job in started { kill(job.pid, SIGTERM) } }
         let worst = JobProcesses.finish(started, stopped: stopping)
-        if !Interruption.requested && worst != .ok {
-            throw CommandFailure(status: worst, message: "\(name): a batch job stopped (exit \(worst.rawValue)); its error is above")
-        }
+        // This process's own failure first (a full disk under --out is 75, whatever the jobs
+        // it stopped said), then a job's, then results missing or extra.
         if let failure { throw failure }
-        if more { throw CommandFailure(status: .couldNotRun, message: "\(name): the batch jobs sent different numbers of results") }
+        if Interruption.requested { return }
+        if let worst { throw CommandFailure(status: worst.status, message: "\(name): a batch job \(worst.how)") }
+        if more || emitted != files.count {
+            throw CommandFailure(status: .couldNotRun, message: "\(name): the batch jobs sent \(emitted) results for \(files.count) messages")
+        }
     }
 
     /// Writes every byte to `descriptor`; false when it cannot (the reader is gone).
@@ -382,8 +399,9 @@ struct Batch: ParsableCommand {
     /// Runs a run of decisions in one read snapshot of the store (each decision's own joins
     /// it): one shared lock taken and let go per run, not per message. Decisions without
     /// --apply write nothing, so a run sees what one decision would; a run is short (64
-    /// messages at most), so the WAL can still be checkpointed behind it. Where the snapshot
-    /// cannot begin, the decisions run without it (each then reports what it cannot read).
+    /// messages at most, begun within 50 ms: `SharedRun`) and never waits on input or output
+    /// inside it, so the WAL can still be checkpointed behind it. Where the snapshot cannot
+    /// begin, the decisions run without it (each then reports what it cannot read).
     static func sharedSnapshot(_ directory: CRMDirectory) -> @Sendable (() -> Void) -> Void {
         guard let store = directory as? CRMStore else { return { $0() } }
         return { body in

@@ -35,9 +35,15 @@ enum JobProcesses {
             }
             let pid = fork()
             if pid == 0 {
+                // A job whose reader is gone dies of SIGPIPE (a shell may have left it ignored).
+                signal(SIGPIPE, SIG_DFL)
                 close(ends[0])
                 for job in jobs { close(job.pipe) }
-                _exit(work(share, ends[1]).rawValue)
+                let status = work(share, ends[1])
+                // Stopped by a signal: the job ends by it, so that the run can tell a job it
+                // stopped itself from one that stopped on its own.
+                if Interruption.requested { Interruption.endBySignal() }
+                _exit(status.rawValue)
             }
             close(ends[1])
             guard pid > 0 else {
@@ -56,11 +62,11 @@ enum JobProcesses {
         _ = finish(jobs, stopped: true)
     }
 
-    /// Waits for every job; the first failing status one of them ended with (a signal counts
-    /// as 3, except SIGTERM, or SIGPIPE from writing to the pipe closed here, when the caller
-    /// `stopped` the jobs itself).
-    static func finish(_ jobs: [(pid: pid_t, pipe: Int32)], stopped: Bool) -> ExitStatus {
-        var worst = ExitStatus.ok
+    /// Waits for every job; the first failure one of them ended with, and how (a signal
+    /// counts as 3, except SIGTERM, or SIGPIPE from writing to the pipe closed here, when the
+    /// caller `stopped` the jobs itself).
+    static func finish(_ jobs: [(pid: pid_t, pipe: Int32)], stopped: Bool) -> (status: ExitStatus, how: String)? {
+        var worst: (status: ExitStatus, how: String)?
         for job in jobs {
             // Closed first: a job still writing to a full pipe gets EPIPE instead of waiting.
             close(job.pipe)
@@ -68,8 +74,11 @@ enum JobProcesses {
             while waitpid(job.pid, &status, 0) < 0 && errno == EINTR {}
             let signal = status & 0x7F
             if stopped && (signal == SIGTERM || signal == SIGPIPE) { continue }
-            let code = signal == 0 ? (status >> 8) & 0xFF : Int32(ExitStatus.couldNotRun.rawValue)
-            if code != 0 && worst == .ok { worst = ExitStatus(rawValue: code) ?? .couldNotRun }
+            if signal != 0 {
+                if worst == nil { worst = (.couldNotRun, "was ended by signal \(signal)") }
+            } else if case let code = (status >> 8) & 0xFF, code != 0, worst == nil {
+                worst = (ExitStatus(rawValue: code) ?? .couldNotRun, "stopped (exit \(code)); its error is above")
+            }
         }
         return worst
     }
@@ -125,7 +134,8 @@ struct ResultFrames {
             defer { offset += count }
             return body[offset..<(offset + count)]
         }
-        func int() -> Int? { bytes(8).map { Int(Int64(littleEndian: $0.reversed().reduce(0) { $0 << 8 | Int64($1) })) } }
+        // Little-endian bytes, assembled into the value (so the same on any machine).
+        func int() -> Int? { bytes(8).map { Int($0.reversed().reduce(Int64(0)) { $0 << 8 | Int64($1) }) } }
         func count() -> UInt32? { bytes(4).map { $0.reversed().reduce(0) { $0 << 8 | UInt32($1) } } }
         func string() -> String?? {
             guard let length = count() else { return nil }

@@ -160,9 +160,10 @@ final class OrderedPipeline<Input: Sendable, Output: Sendable>: @unchecked Senda
 }
 
 /// How long work may share one `around` (a read snapshot of the store): at most `maxRun`
-/// inputs, begun within `maxSeconds` of the first. A snapshot is older than that at no
-/// decision, so a batch sees another process's saves as a decision of its own would, and
-/// the WAL can be checkpointed behind it.
+/// inputs, each begun within `maxSeconds` of the first. A decision then reads a snapshot at
+/// most that old when it begins (plus the time its own message takes to parse), so a batch
+/// sees another process's saves about as a decision of its own would, and the WAL can be
+/// checkpointed behind it.
 struct SharedRun {
     static var maxSeconds: Double { 0.05 }
     static var maxRun: Int { 64 }

@@ -91,6 +91,15 @@ enum Interruption {
 
     static var requested: Bool { signalNumber != 0 }
 
+    /// Dies of the signal that was received, and nothing else: a forked job, whose
+    /// temporary files are its parent's.
+    static func endBySignal() -> Never {
+        let number = signalNumber
+        signal(number, SIG_DFL)
+        raise(number)
+        _exit(128 + number)
+    }
+
     /// Dies of the signal that was received, with its default action.
     /// Dying of the signal skips every deferred clean-up: the run's temporary files go first.
     static func reraise() -> Never {
