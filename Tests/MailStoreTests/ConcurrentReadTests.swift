@@ -45,15 +45,22 @@ import Testing
         #expect((shared.threadReaders?.count ?? 0) >= 1)
     }
 
-    /// A decision's snapshot is one read transaction, begun and ended by the store itself
-    /// (not through GRDB's `read`): what another connection saves meanwhile is seen by the next
-    /// snapshot, not this one; a body that throws ends it all the same, its error unchanged.
-    @Test func aSnapshotIsOneViewAndEndsWhenItsBodyThrows() throws {
+    /// A store holding the sample Accounts, and a sample Contact (with its address) that it
+    /// does not hold yet: a test adds it while a snapshot is open.
+    func storeWithoutAContact() throws -> (writer: CRMStore, contact: CRMRecord, address: String) {
         let writer = try temporaryStore()
         let records = try sampleRecords()
         let contact = try #require(records.first { $0.object == "Contact" && $0["Email"] != nil })
         let address = try #require(contact["Email"])
         try writer.add(records.filter { $0.object == "Account" })
+        return (writer, contact, address)
+    }
+
+    /// A decision's snapshot is one read transaction, begun and ended by the store itself
+    /// (not through GRDB's `read`): what another connection saves meanwhile is seen by the next
+    /// snapshot, not this one; a body that throws ends it all the same, its error unchanged.
+    @Test func aSnapshotIsOneViewAndEndsWhenItsBodyThrows() throws {
+        let (writer, contact, address) = try storeWithoutAContact()
         let reader = try CRMStore(path: writer.path, access: .readOnly)
         let (before, during) = try reader.snapshot { () -> (Int, Int) in
             let before = try reader.contacts(email: address).count
@@ -85,11 +92,7 @@ import Testing
     /// snapshot inside it, and by the first one after it; an inner body that throws leaves
     /// the outer one open.
     @Test func aSnapshotInsideAnotherJoinsIt() throws {
-        let writer = try temporaryStore()
-        let records = try sampleRecords()
-        let contact = try #require(records.first { $0.object == "Contact" && $0["Email"] != nil })
-        let address = try #require(contact["Email"])
-        try writer.add(records.filter { $0.object == "Account" })
+        let (writer, contact, address) = try storeWithoutAContact()
         let reader = try CRMStore(path: writer.path, access: .readOnly, concurrentReads: true)
         let seen = try reader.snapshot { () -> [Int] in
             let first = try reader.snapshot { try reader.contacts(email: address).count }

@@ -126,12 +126,9 @@ enum Mailboxes {
         #expect((lines.last?["links"] as? [String: Any]).map { "\($0)" }?.contains("0035e00000New01") == true, "\(result.stdout)")
     }
 
-    /// `--jobs 2` over message files forks its jobs: Ctrl-C (to the run alone, as `kill`
-    /// sends it) stops them too, the run ends by the signal and says how far it got, `--out`
-    /// is not written, and no job is left running.
-    @Test func anInterruptedRunOfForkedJobsLeavesNoJobBehind() throws {
-        let folder = try Mailboxes.temporaryFolder("forked-int")
-        defer { try? FileManager.default.removeItem(at: folder) }
+    /// A `batch --jobs 2` over a folder of 4,000 messages, started and waited on until it has
+    /// forked its two jobs: the run, its standard error, its `--out` path and the jobs' ids.
+    static func startForkedRun(_ folder: URL) throws -> (process: Foundation.Process, errors: Pipe, out: String, jobs: [pid_t]) {
         let eml = folder.appendingPathComponent("eml")
         try FileManager.default.createDirectory(at: eml, withIntermediateDirectories: true)
         let samples = try Mailboxes.files(Mailboxes.samples)
@@ -143,13 +140,22 @@ enum Mailboxes {
         process.standardError = errors
         try process.run()
         // The jobs are forked once the folder is listed: wait until the run has two children.
-        func children() -> [String] {
+        func children() -> [pid_t] {
             ((try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)) ?? "")
-                .split(separator: " ").map(String.init)
+                .split(separator: " ").compactMap { pid_t($0) }
         }
         let started = Date()
         while children().count < 2 && process.isRunning && Date().timeIntervalSince(started) < 30 { usleep(2_000) }
-        let jobs = children()
+        return (process, errors, out, children())
+    }
+
+    /// `--jobs 2` over message files forks its jobs: Ctrl-C (to the run alone, as `kill`
+    /// sends it) stops them too, the run ends by the signal and says how far it got, `--out`
+    /// is not written, and no job is left running.
+    @Test func anInterruptedRunOfForkedJobsLeavesNoJobBehind() throws {
+        let folder = try Mailboxes.temporaryFolder("forked-int")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (process, errors, out, jobs) = try Self.startForkedRun(folder)
         #expect(jobs.count == 2)
         kill(process.processIdentifier, SIGINT)
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -157,7 +163,7 @@ enum Mailboxes {
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")
         #expect(stderr.contains("interrupted after"), "\(stderr)")
         #expect(!FileManager.default.fileExists(atPath: out))
-        for job in jobs { #expect(kill(pid_t(job) ?? 0, 0) != 0, "job \(job) is still running") }
+        for job in jobs { #expect(kill(job, 0) != 0, "job \(job) is still running") }
     }
 
     /// A forked job that stops on its own (a signal to it alone) fails the run (exit 3, saying
@@ -165,23 +171,8 @@ enum Mailboxes {
     @Test func aForkedJobStoppedOnItsOwnFailsTheRun() throws {
         let folder = try Mailboxes.temporaryFolder("forked-job-stop")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let eml = folder.appendingPathComponent("eml")
-        try FileManager.default.createDirectory(at: eml, withIntermediateDirectories: true)
-        let samples = try Mailboxes.files(Mailboxes.samples)
-        for copy in 0..<4_000 { try samples[copy % samples.count].write(to: eml.appendingPathComponent("m\(copy).eml")) }
-        let out = folder.appendingPathComponent("decisions.jsonl").path
-        let process = Mailboxes.process(Mailboxes.base + ["--eml", eml.path, "--jobs", "2", "--out", out])
-        let errors = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
-        func children() -> [String] {
-            ((try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)) ?? "")
-                .split(separator: " ").map(String.init)
-        }
-        let started = Date()
-        while children().count < 2 && process.isRunning && Date().timeIntervalSince(started) < 30 { usleep(2_000) }
-        let job = try #require(children().first.flatMap { pid_t($0) })
+        let (process, errors, out, jobs) = try Self.startForkedRun(folder)
+        let job = try #require(jobs.first)
         kill(job, SIGTERM)
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
