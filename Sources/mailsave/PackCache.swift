@@ -193,13 +193,7 @@ struct PackCache: CompiledPackCache {
         let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
-        var offset = 0
-        var failed = false
-        while offset < bytes.count && !failed {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { failed = true } else { offset += written }
-        }
+        var failed = bytes.withUnsafeBytes { writeFully(descriptor, $0) } != nil
         if close(descriptor) != 0 { failed = true }
         if failed || rename(temporary, final) != 0 {
             unlink(temporary)

@@ -235,15 +235,15 @@ struct Batch: ParsableCommand {
         let includeFolder = source.folderFromMaildir
         let table = format == .table
         let around = Self.sharedSnapshot(decider.directory)
-        let pipeline = OrderedPipeline<MailboxItem, RenderedResult>(jobs: jobs, around: around) { item in
+        @Sendable func decide(_ item: MailboxItem) -> RenderedResult {
             Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder, table: table)
         }
-        defer { pipeline.close() }
-        func submit(_ item: MailboxItem) throws {
-            try pipeline.submit(item, size: (try? item.content.get().count) ?? 0, drain: emit)
-        }
-        guard pipeline.jobs == 1 else {
-            while !Interruption.requested, let item = try mailbox.next() { try submit(item) }
+        guard jobs == 1 else {
+            let pipeline = OrderedPipeline<MailboxItem, RenderedResult>(jobs: jobs, around: around, transform: decide)
+            defer { pipeline.close() }
+            while !Interruption.requested, let item = try mailbox.next() {
+                try pipeline.submit(item, size: (try? item.content.get().count) ?? 0, drain: emit)
+            }
             try pipeline.finish(drain: emit)
             return
         }
@@ -251,9 +251,6 @@ struct Batch: ParsableCommand {
         // in one snapshot, and their lines are written once it has ended (a slow reader of the
         // output never holds the store's read lock). Standard input can keep the reader waiting
         // for ever: each of its messages is decided and written on its own.
-        func decide(_ item: MailboxItem) -> RenderedResult {
-            Self.decide(item, decider: decider, source: name, applying: applying, includeFolder: includeFolder, table: table)
-        }
         guard mailbox.canReread else {
             while !Interruption.requested, let item = try mailbox.next() { try emit(decide(item)) }
             return
@@ -263,10 +260,8 @@ struct Batch: ParsableCommand {
         while let first = next {
             next = nil
             var failure: (any Error)?
-            var ran = false
             var results: [RenderedResult] = []
             around {
-                ran = true
                 do {
                     var run = SharedRun()
                     results.append(decide(first))
@@ -277,7 +272,6 @@ struct Batch: ParsableCommand {
                     }
                 } catch { failure = error }
             }
-            if !ran { results.append(decide(first)) }
             for result in results { try emit(result) }
             if let failure { throw failure }
             if next == nil && !ended && !Interruption.requested {
@@ -285,7 +279,6 @@ struct Batch: ParsableCommand {
                 ended = next == nil
             }
         }
-        try pipeline.finish(drain: emit)
     }
 
     /// Without --apply, `jobs` processes over message files: each decides every `jobs`-th
@@ -329,7 +322,7 @@ struct Batch: ParsableCommand {
                         }
                     }
                     if let failure { throw failure }
-                    guard Self.writeAll(output, frames) else { return .couldNotRun }
+                    guard frames.withUnsafeBytes({ writeFully(output, $0) }) == nil else { return .couldNotRun }
                     frames.removeAll(keepingCapacity: true)
                 }
                 return .ok
@@ -343,9 +336,9 @@ struct Batch: ParsableCommand {
         }
         let readers = started.map { FrameReader($0.pipe) }
         var failure: (any Error)?
-        var emitted = 0
+        var index = 0
         do {
-            var index = 0, read = 0
+            var read = 0
             while !Interruption.requested {
                 guard let frame = try readers[index % count].next() else { break }
                 guard var result = ResultFrames.read(frame), result.index == index else {
@@ -356,7 +349,6 @@ struct Batch: ParsableCommand {
                 result.bytesRead = read
                 try emit(result)
                 index += 1
-                emitted = index
             }
         } catch {
             failure = error
@@ -379,29 +371,18 @@ struct Batch: ParsableCommand {
         if let failure { throw failure }
         if Interruption.requested { return }
         if let worst { throw CommandFailure(status: worst.status, message: "\(name): a batch job \(worst.how)") }
-        if more || emitted != files.count {
-            throw CommandFailure(status: .couldNotRun, message: "\(name): the batch jobs sent \(emitted) results for \(files.count) messages")
+        if more || index != files.count {
+            throw CommandFailure(status: .couldNotRun, message: "\(name): the batch jobs sent \(index) results for \(files.count) messages")
         }
-    }
-
-    /// Writes every byte to `descriptor`; false when it cannot (the reader is gone).
-    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return false }
-            offset += written
-        }
-        return true
     }
 
     /// Runs a run of decisions in one read snapshot of the store (each decision's own joins
     /// it): one shared lock taken and let go per run, not per message. Decisions without
     /// --apply write nothing, so a run sees what one decision would; a run is short (64
     /// messages at most, begun within 50 ms: `SharedRun`) and never waits on input or output
-    /// inside it, so the WAL can still be checkpointed behind it. Where the snapshot cannot
-    /// begin, the decisions run without it (each then reports what it cannot read).
+    /// inside it, so the WAL can still be checkpointed behind it. The body runs exactly once:
+    /// where the snapshot cannot begin, without it (each decision then reports what it cannot
+    /// read).
     static func sharedSnapshot(_ directory: CRMDirectory) -> @Sendable (() -> Void) -> Void {
         guard let store = directory as? CRMStore else { return { $0() } }
         return { body in
