@@ -168,10 +168,23 @@ struct PackCache: CompiledPackCache {
         guard bytes.count >= keyStart + checksumSize, bytes.starts(with: magic), bytes[magic.count] == CompiledPackFormat.version else { return nil }
         let keyLength = bytes[(magic.count + 1)..<keyStart].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let body = bytes.count - checksumSize
+        // The key (every byte of every rule file) compared with memcmp: the generic
+        // `elementsEqual` over an array slice took a byte at a time, 4% of a per-message `process`.
         guard keyLength == UInt64(key.count), key.count <= body - keyStart,
-              bytes[keyStart..<(keyStart + key.count)].elementsEqual(key),
+              Self.bytes(bytes, at: keyStart, equal: key),
               checksum(bytes[0..<body]).elementsEqual(bytes[body...]) else { return nil }
         return CompiledPackFormat.decode(Array(bytes[(keyStart + key.count)..<body]), files: files)
+    }
+
+    /// Whether `bytes` holds `expected` from `offset` on (compared by memcmp).
+    static func bytes(_ bytes: [UInt8], at offset: Int, equal expected: [UInt8]) -> Bool {
+        guard offset >= 0, expected.count <= bytes.count - offset else { return false }
+        return bytes.withUnsafeBytes { entry in
+            expected.withUnsafeBytes { wanted in
+                guard let start = entry.baseAddress, let other = wanted.baseAddress else { return expected.isEmpty }
+                return memcmp(start + offset, other, expected.count) == 0
+            }
+        }
     }
 
     /// The bytes of an entry for `pack` under `key`.

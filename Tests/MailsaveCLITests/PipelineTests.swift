@@ -1,5 +1,6 @@
 import Foundation
 @testable import mailsave
+import SeededRandom
 import Testing
 
 /// `batch` and `diff` hand messages to jobs in runs and read the outputs back in order.
@@ -133,5 +134,36 @@ import Testing
         let first = frames[0]
         for length in 0..<first.count { #expect(ResultFrames.read(first.prefix(length)) == nil) }
         #expect(ResultFrames.read(first + [0]) == nil)
+    }
+}
+
+/// A run's message files are listed into one buffer and sorted there (`PathList`).
+@Suite struct PathListTests {
+    /// The order is the paths' bytes (a path before the longer ones it begins), the same as
+    /// sorting the byte arrays; of two equal paths, the one whose name is UTF-8 comes first;
+    /// every path reads back as it went in.
+    @Test func sortsByBytesAndReadsPathsBack() {
+        var random = SplitMix(state: 7)
+        let pieces = ["a", "b", "A", "é", "ü", "z", "日", "/", ".eml", "0", "9", "\u{FFFD}"]
+        var list = PathList()
+        let folder = list.addFolder("Inbox")
+        var expected: [(bytes: [UInt8], undecodable: Bool)] = []
+        for _ in 0..<3_000 {
+            let path = (0..<(1 + random.below(6))).map { _ in pieces[random.below(pieces.count)] }.joined()
+            let undecodable = random.below(10) == 0
+            list.append(path: path, folder: folder, undecodable: undecodable)
+            expected.append((Array(path.utf8), undecodable))
+        }
+        let prefix = Array("/mail/".utf8)
+        "x.eml".utf8.withContiguousStorageIfAvailable { list.append(prefix: prefix, name: UnsafeRawBufferPointer($0), folder: folder) }
+        expected.append((prefix + Array("x.eml".utf8), false))
+        list.sortByPath()
+        expected.sort { left, right in
+            left.bytes.lexicographicallyPrecedes(right.bytes) || (left.bytes == right.bytes && !left.undecodable && right.undecodable)
+        }
+        #expect(list.entries.count == expected.count)
+        #expect(list.entries.indices.map { Array(list.path(at: $0).utf8) } == expected.map(\.bytes))
+        #expect(list.entries.map(\.undecodable) == expected.map(\.undecodable))
+        #expect(list.folders[list.entries[0].folder] == "Inbox")
     }
 }
