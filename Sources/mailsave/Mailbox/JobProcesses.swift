@@ -23,6 +23,11 @@ enum JobProcesses {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task"))?.count ?? 0) == 1
     }
 
+    static let pipeBytes: Int32 = 1 << 20
+    /// F_SETPIPE_SZ (Linux's fcntl.h defines it only under _GNU_SOURCE, which Glibc's module
+    /// does not import).
+    static let setPipeSize: Int32 = 1031
+
     /// Forks `count` jobs; job `share` runs `work(share, output)` and ends with its status.
     /// Returns the read end of each job's pipe and its process id.
     static func start(count: Int, work: (Int, Int32) -> ExitStatus) throws -> [(pid: pid_t, pipe: Int32)] {
@@ -33,6 +38,13 @@ enum JobProcesses {
                 stop(jobs)
                 throw CommandFailure(status: .couldNotRun, message: "cannot start the jobs: \(String(cString: strerror(errno)))")
             }
+            // A larger pipe (1 MiB where the system allows it; 64 KiB otherwise) lets a job run
+            // ahead of the other by a few thousand results instead of about 150: the results
+            // are read in input order, and a job whose pipe is full waits, its core idle,
+            // until the other has caught up.
+            #if os(Linux)
+            _ = fcntl(ends[1], Self.setPipeSize, Self.pipeBytes)
+            #endif
             let pid = fork()
             if pid == 0 {
                 // A job whose reader is gone dies of SIGPIPE (a shell may have left it ignored).
