@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 @testable import MailRules
+import SeededRandom
 import Testing
 
 /// A cache in memory, for `Linter.load`'s side of the protocol: what it stores, and what
@@ -152,6 +153,62 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
         #expect(read([]) == ("", 1))
         for bad: [UInt8] in [[0xFF], [0x62, 0xC3], [0xED, 0xA0, 0x80], [0xF0, 0x90, 0x80], [0x41, 0x80, 0x41], [0xC0, 0xAF]] {
             #expect(read(bad).0 == nil, "\(bad)")
+        }
+    }
+
+    /// A list is read back as bytes into sorted buffers: each entry must be UTF-8 and in the
+    /// order the encoder writes (by bytes, each part of the list on its own), else the entry
+    /// is refused; what is read matches as the list compiled from the same entries does.
+    @Test func listEntriesAreReadInOrderOrRefused() {
+        func list(_ entries: [String], kind: ListKind = .addressesAndDomains) -> CompiledList? {
+            var writer = BinaryWriter()
+            writer.string("block")
+            writer.string(kind.rawValue)
+            writer.strings(entries)
+            var decoder = PackDecoder(reader: BinaryReader(bytes: writer.bytes, position: 0))
+            let list = decoder.list()
+            return decoder.reader.position == writer.bytes.count ? list : nil
+        }
+        let entries = ["*.partner.example", "ceo@fabrikam.com", "spam.example", "zz.example"]
+        let compiled = CompiledList(name: "block", kind: .addressesAndDomains, entries: entries)
+        #expect(compiled.allEntries() == entries)
+        guard let read = list(compiled.allEntries()) else {
+            Issue.record("a list in the encoder's order was refused")
+            return
+        }
+        #expect(read.allEntries() == entries)
+        for value in ["ceo@fabrikam.com", "x@spam.example", "a.partner.example", "partner.example", "other.example", "Spam.Example"] {
+            #expect(read.match(value) == compiled.match(value), "\(value)")
+        }
+        #expect(read.match("x@mail.spam.example") == "spam.example")
+        #expect(read.match("partner.example") == nil)
+        // Out of order, repeated, or not UTF-8: refused.
+        #expect(list(["spam.example", "ceo@fabrikam.com", "a.example"]) == nil)
+        #expect(list(["a.example", "a.example"]) == nil)
+        var bad = BinaryWriter()
+        bad.string("block")
+        bad.string(ListKind.domains.rawValue)
+        bad.int(1)
+        bad.int(2)
+        bad.bytes += [0xC3, 0x28]
+        var decoder = PackDecoder(reader: BinaryReader(bytes: bad.bytes, position: 0))
+        #expect(decoder.list() == nil)
+        // Each part on its own: an address after a domain that sorts after it is in order.
+        #expect(list(["c.example", "b@a.example"]) != nil)
+    }
+
+    /// The sorted buffer finds what a set of the same strings finds.
+    @Test func sortedEntriesFindWhatASetFinds() {
+        var random = SplitMix(state: 11)
+        let pieces = ["a", "b", "é", "z", ".", "@", "-", "日", "0"]
+        func word() -> String { (0..<(1 + random.below(5))).map { _ in pieces[random.below(pieces.count)] }.joined() }
+        let words = (0..<2_000).map { _ in word() }
+        let entries = SortedEntries(words)
+        let set = Set(words)
+        #expect(entries.count == set.count)
+        #expect(entries.entries == set.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        for probe in words + (0..<2_000).map({ _ in word() }) + [""] {
+            #expect(entries.contains(probe) == set.contains(probe), "\(probe)")
         }
     }
 

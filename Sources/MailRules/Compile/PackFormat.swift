@@ -85,15 +85,23 @@ struct BinaryReader {
     var position: Int
 
     mutating func int() -> Int? {
+        guard let (value, next) = bytes.withUnsafeBytes({ Self.varint(in: $0, at: position) }) else { return nil }
+        position = next
+        return value
+    }
+
+    /// The zig-zag varint at `start`, and the position after it.
+    static func varint(in buffer: UnsafeRawBufferPointer, at start: Int) -> (value: Int, next: Int)? {
         var value: UInt64 = 0
         var shift: UInt64 = 0
-        while position < bytes.count, shift < 64 {
-            let byte = bytes[position]
+        var position = start
+        while position >= 0, position < buffer.count, shift < 64 {
+            let byte = buffer[position]
             position += 1
             value |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 {
                 let decoded = Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
-                return Int(decoded)
+                return (Int(decoded), position)
             }
             shift += 7
         }
@@ -341,10 +349,33 @@ struct PackDecoder {
         return SourceLocation(path: path, line: line, column: column)
     }
 
+    /// A list's entries are read as bytes into its sorted buffers (`SortedEntries`), no string
+    /// made or hashed per entry; they must be UTF-8 and in the order the encoder wrote them.
     mutating func list() -> CompiledList? {
         guard let name = reader.string(), let kindName = reader.string(), let kind = ListKind(rawValue: kindName),
-              let entries = reader.strings() else { return nil }
-        return CompiledList(name: name, kind: kind, entries: entries)
+              let count = reader.count() else { return nil }
+        var exact = SortedEntries(), domains = SortedEntries(), subdomainsOnly = SortedEntries()
+        let position = reader.position
+        let end: Int? = reader.bytes.withUnsafeBytes { buffer in
+            var position = position
+            for _ in 0..<count {
+                guard let (length, after) = BinaryReader.varint(in: buffer, at: position), length >= 0, length <= buffer.count - after else { return nil }
+                let entry = UnsafeRawBufferPointer(rebasing: buffer[after..<(after + length)])
+                guard entry.allSatisfy({ $0 < 0x80 }) || UTF8Text.valid(entry) != nil else { return nil }
+                let added: Bool
+                switch CompiledList.part(of: entry, kind: kind) {
+                case .exact: added = exact.append(inOrder: entry)
+                case .domain: added = domains.append(inOrder: entry)
+                case .subdomains: added = subdomainsOnly.append(inOrder: UnsafeRawBufferPointer(rebasing: entry[2...]))
+                }
+                guard added else { return nil }
+                position = after + length
+            }
+            return position
+        }
+        guard let end else { return nil }
+        reader.position = end
+        return CompiledList(name: name, kind: kind, exact: exact, domains: domains, subdomainsOnly: subdomainsOnly)
     }
 
     mutating func value(depth: Int = 0) -> Value? {

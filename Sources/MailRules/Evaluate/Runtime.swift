@@ -131,37 +131,45 @@ public struct FactError: Error, Sendable, CustomStringConvertible {
 public final class CompiledList: Sendable {
     public let name: String
     public let kind: ListKind
-    private let exact: Set<String>
-    private let domains: Set<String>
+    private let exact: SortedEntries
+    private let domains: SortedEntries
     /// `*.example.com` entries: subdomains only, not the domain itself.
-    private let subdomainsOnly: Set<String>
-    public let count: Int
+    private let subdomainsOnly: SortedEntries
+    public var count: Int { exact.count + domains.count + subdomainsOnly.count }
 
     /// Entries must already be normalised with `normalize(_:kind:)`.
-    public init(name: String, kind: ListKind, entries: [String]) {
-        self.name = name
-        self.kind = kind
-        var exact = Set<String>()
-        var domains = Set<String>()
-        var subdomainsOnly = Set<String>()
-        exact.reserveCapacity(entries.count)
+    public convenience init(name: String, kind: ListKind, entries: [String]) {
+        var exact: [String] = [], domains: [String] = [], subdomainsOnly: [String] = []
         for entry in entries {
-            switch kind {
-            case .domains, .addressesAndDomains:
-                if entry.utf8.contains(UInt8(ascii: "@")) {
-                    exact.insert(entry)
-                } else if entry.hasPrefix("*.") {
-                    subdomainsOnly.insert(String(entry.dropFirst(2)))
-                } else {
-                    domains.insert(entry)
-                }
-            case .addresses, .folders, .strings: exact.insert(entry)
+            switch Self.part(of: entry.utf8, kind: kind) {
+            case .exact: exact.append(entry)
+            case .domain: domains.append(entry)
+            case .subdomains: subdomainsOnly.append(String(entry.dropFirst(2)))
             }
         }
+        self.init(name: name, kind: kind, exact: SortedEntries(exact), domains: SortedEntries(domains), subdomainsOnly: SortedEntries(subdomainsOnly))
+    }
+
+    init(name: String, kind: ListKind, exact: SortedEntries, domains: SortedEntries, subdomainsOnly: SortedEntries) {
+        self.name = name
+        self.kind = kind
         self.exact = exact
         self.domains = domains
         self.subdomainsOnly = subdomainsOnly
-        self.count = entries.count
+    }
+
+    enum Part { case exact, domain, subdomains }
+
+    /// Where an entry goes: an address is matched whole; a domain also matches its
+    /// subdomains; `*.example.com` matches only the subdomains (kept without the `*.`).
+    static func part<Bytes: Collection>(of entry: Bytes, kind: ListKind) -> Part where Bytes.Element == UInt8 {
+        switch kind {
+        case .domains, .addressesAndDomains:
+            if entry.contains(UInt8(ascii: "@")) { return .exact }
+            if entry.starts(with: [UInt8(ascii: "*"), UInt8(ascii: ".")]) { return .subdomains }
+            return .domain
+        case .addresses, .folders, .strings: return .exact
+        }
     }
 
     /// The canonical form of an entry or a looked-up value: lower-cased, domains IDNA-encoded,
@@ -210,8 +218,9 @@ public final class CompiledList: Sendable {
     public func contains(_ value: String) -> Bool { match(value) != nil }
 
     /// The normalised entries, as given to `init` (for the compiled-pack cache).
+    /// Sorted by their bytes, the order `CompiledPackFormat` keeps them in.
     public func allEntries() -> [String] {
-        (Array(exact) + Array(domains) + subdomainsOnly.map { "*." + $0 }).sorted()
+        (exact.entries + domains.entries + subdomainsOnly.entries.map { "*." + $0 }).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// The entry that matches `value`, if one does.
