@@ -102,6 +102,58 @@ import Testing
     }
 }
 
+/// The forked jobs' results taken back in input order (`ForkedResults`), whichever job sent
+/// each run.
+@Suite struct ForkedResultsTests {
+    /// Pipes holding each job's results (indexes), closed after them.
+    func merge(_ jobs: [[Int]]) -> ForkedResults {
+        let readers = jobs.map { indexes -> FrameReader in
+            var ends: [Int32] = [-1, -1]
+            _ = pipe(&ends)
+            var bytes: [UInt8] = []
+            for index in indexes {
+                ResultFrames.append(RenderedResult(index: index, line: "{\"n\":\(index)}", error: nil, bytesRead: index), to: &bytes)
+            }
+            _ = bytes.withUnsafeBytes { write(ends[1], $0.baseAddress, $0.count) }
+            close(ends[1])
+            return FrameReader(ends[0])
+        }
+        return ForkedResults(readers: readers)
+    }
+
+    @Test func resultsComeInInputOrderWhicheverJobTookEachRun() throws {
+        let results = merge([[0, 1, 2, 6, 7, 11], [3, 4, 5, 8, 9, 10]])
+        for index in 0..<12 {
+            let result = try #require(try results.take(index))
+            #expect(result.index == index && result.line == "{\"n\":\(index)}")
+        }
+        #expect(try results.take(12) == nil)
+        #expect(try !results.anyLeft())
+    }
+
+    /// A result no job sends (its job stopped, or sent a later one first) ends the taking; one
+    /// sent twice is refused; one left over after the last is seen.
+    @Test func missingRepeatedOrExtraResultsAreCaught() throws {
+        let missing = merge([[0, 1], [3, 4]])
+        #expect(try missing.take(0)?.index == 0)
+        #expect(try missing.take(1)?.index == 1)
+        #expect(try missing.take(2) == nil)
+        let repeated = merge([[0, 1], [1, 2]])
+        #expect(try repeated.take(0)?.index == 0)
+        #expect(throws: CommandFailure.self) {
+            _ = try repeated.take(1)
+            _ = try repeated.take(2)
+        }
+        let backwards = merge([[0, 2, 1]])
+        #expect(try backwards.take(0)?.index == 0)
+        #expect(try backwards.take(1) == nil)
+        let extra = merge([[0], [1, 5]])
+        #expect(try extra.take(0)?.index == 0)
+        #expect(try extra.take(1)?.index == 1)
+        #expect(try extra.anyLeft())
+    }
+}
+
 /// The frames a forked job sends its results in (`batch --jobs N` over message files).
 @Suite struct ResultFrameTests {
     @Test func resultsComeBackAsTheyWereSentAndDamagedFramesAreRefused() throws {

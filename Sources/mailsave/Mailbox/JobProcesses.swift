@@ -1,14 +1,16 @@
 import Foundation
 import MailEngine
 import MailStore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// `batch --jobs N` over message files without `--apply`: N processes forked from this one
-/// once the pack is loaded and the folder listed, each deciding every Nth file (with
-/// `Batch.decide`, as one job does) and sending its results through a pipe; this process
-/// writes them in input order.
+/// once the pack is loaded and the folder listed, each taking runs of files from a counter
+/// they share (`SharedCounter`), deciding them with `Batch.decide` as one job does, and
+/// sending its results through a pipe; this process writes them in input order
+/// (`ForkedResults`).
 ///
 /// Processes, not threads: threads share reference counts, the allocator and the messages
 /// handed between them, and on this VM a two-thread run reached 1.61x–1.85x of one job as
@@ -93,6 +95,87 @@ enum JobProcesses {
             }
         }
         return worst
+    }
+}
+
+/// A counter the forked jobs share: an atomic integer in a shared anonymous mapping, made
+/// before the fork. Each job takes the next number from it (the next run of files), so the
+/// job on the faster core takes more runs and the jobs end together.
+final class SharedCounter: @unchecked Sendable {
+    private let counter: UnsafeMutablePointer<Atomic<Int>>
+
+    init() throws {
+        let raw = mmap(nil, MemoryLayout<Atomic<Int>>.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        guard let raw, Int(bitPattern: raw) != -1 else {
+            throw CommandFailure(status: .couldNotRun, message: "cannot start the jobs: \(String(cString: strerror(errno)))")
+        }
+        counter = raw.bindMemory(to: Atomic<Int>.self, capacity: 1)
+        counter.initialize(to: Atomic(0))
+    }
+
+    deinit { munmap(counter, MemoryLayout<Atomic<Int>>.size) }
+
+    /// 0, 1, 2, ... across all the processes that share it, each number once.
+    func next() -> Int { counter.pointee.wrappingAdd(1, ordering: .relaxed).oldValue }
+}
+
+/// The forked jobs' results, taken in input order. A job's results come in increasing order
+/// (it takes runs in increasing order), so this holds at most one result read ahead per job;
+/// a job whose next result is not yet wanted is not read, and waits once its pipe is full.
+final class ForkedResults {
+    private let readers: [FrameReader]
+    private var ahead: [RenderedResult?]
+    private var ended: [Bool]
+
+    init(readers: [FrameReader]) {
+        self.readers = readers
+        ahead = Array(repeating: nil, count: readers.count)
+        ended = Array(repeating: false, count: readers.count)
+    }
+
+    /// The result of message `index`; nil when no job can send it any more (a job stopped
+    /// early: its exit status says why) or the run is interrupted.
+    func take(_ index: Int) throws -> RenderedResult? {
+        while true {
+            if let job = ahead.firstIndex(where: { $0?.index == index }), let result = ahead[job] {
+                ahead[job] = nil
+                return result
+            }
+            if ahead.contains(where: { ($0?.index ?? Int.max) < index }) {
+                throw CommandFailure(status: .couldNotRun, message: "a batch job sent a result out of order")
+            }
+            // The jobs that may send it: those with nothing read ahead that have not ended.
+            let waiting = readers.indices.filter { ahead[$0] == nil && !ended[$0] }
+            guard !waiting.isEmpty, !Interruption.requested else { return nil }
+            var ready = waiting.filter { readers[$0].hasFrame }
+            if ready.isEmpty {
+                var polled = waiting.map { pollfd(fd: readers[$0].descriptor, events: Int16(POLLIN), revents: 0) }
+                if poll(&polled, nfds_t(polled.count), -1) < 0 {
+                    if errno == EINTR { continue }
+                    throw CommandFailure(status: .couldNotRun, message: "cannot read a batch job's results: \(String(cString: strerror(errno)))")
+                }
+                ready = zip(waiting, polled).filter { $0.1.revents != 0 }.map(\.0)
+            }
+            for job in ready {
+                guard let frame = try readers[job].next() else {
+                    ended[job] = true
+                    continue
+                }
+                guard let result = ResultFrames.read(frame), result.index >= index else {
+                    throw CommandFailure(status: .couldNotRun, message: "a batch job sent a result out of order")
+                }
+                ahead[job] = result
+            }
+        }
+    }
+
+    /// Whether any job has a result left after the last message's.
+    func anyLeft() throws -> Bool {
+        if ahead.contains(where: { $0 != nil }) { return true }
+        for (job, reader) in readers.enumerated() where !ended[job] {
+            if try reader.next() != nil { return true }
+        }
+        return false
     }
 }
 
@@ -188,12 +271,19 @@ struct ResultFrames {
 
 /// Reads a job's frames from its pipe, in order.
 final class FrameReader {
-    private let descriptor: Int32
+    let descriptor: Int32
     private var buffer: [UInt8] = []
     private var start = 0
     private var ended = false
 
     init(_ descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Whether `next()` returns without reading the pipe: a whole frame is already read.
+    var hasFrame: Bool {
+        guard buffer.count - start >= 4 else { return ended }
+        let length = Int(buffer[start..<(start + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        return buffer.count - start >= 4 + length || ended
+    }
 
     /// The next frame's body; nil at the end of the pipe (or when the run is interrupted).
     func next() throws -> ArraySlice<UInt8>? {

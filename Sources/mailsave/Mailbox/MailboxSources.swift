@@ -485,23 +485,23 @@ final class FileListSource: MailboxSource {
 
     func next() throws(CommandFailure) -> MailboxItem? {
         guard position < paths.entries.count else { return nil }
-        let path = paths.path(at: position), folder = paths.folders[paths.entries[position].folder]
-        defer { position += 1 }
-        let shown = path.hasPrefix(name + "/") ? String(path.dropFirst(name.count + 1)) : path
-        var item = MailboxItem(index: position, position: .file(path, underSource: shown), locator: .file(path), folder: folder,
-                               content: .success([]), bytesRead: bytesRead)
-        item.content = reread(item)
+        var item = item(at: position)
+        position += 1
         bytesRead += (try? item.content.get().count) ?? 0
         item.bytesRead = bytesRead
         return item
     }
 
-    /// Passes over the next file without reading it (a forked job's files are every Nth);
-    /// false at the end of the list.
-    func skip() -> Bool {
-        guard position < paths.entries.count else { return false }
-        position += 1
-        return true
+    /// The file at `index` of the list, read (a forked job takes runs of files by index);
+    /// its `bytesRead` is its own size.
+    func item(at index: Int) -> MailboxItem {
+        let path = paths.path(at: index), folder = paths.folders[paths.entries[index].folder]
+        let shown = path.hasPrefix(name + "/") ? String(path.dropFirst(name.count + 1)) : path
+        var item = MailboxItem(index: index, position: .file(path, underSource: shown), locator: .file(path), folder: folder,
+                               content: .success([]), bytesRead: 0)
+        item.content = reread(item)
+        item.bytesRead = (try? item.content.get().count) ?? 0
+        return item
     }
 
     /// The message file's bytes. A mailbox's messages are regular files in it: a link (which
