@@ -40,7 +40,9 @@ struct SortedEntries: Sendable {
             let ordered = bytes.withUnsafeBytes { Self.compare(UnsafeRawBufferPointer(rebasing: $0[lastStart..<lastEnd]), entry) < 0 }
             guard ordered else { return false }
         }
-        bytes.append(contentsOf: entry)
+        // As typed bytes: appending a raw buffer went a byte at a time (140 instructions an
+        // entry of a 100,000-entry list).
+        bytes.append(contentsOf: entry.bindMemory(to: UInt8.self))
         ends.append(bytes.count)
         return true
     }
