@@ -163,6 +163,23 @@ import Testing
         #expect(wildcard.match("mail.exact.example") == "exact.example")
     }
 
+    /// Entries are compared by their bytes in composed form (NFC): "é" written as one character
+    /// or as "e" and a combining accent is the same entry, as Swift holds the two strings equal,
+    /// in an address, a folder and a string, whichever form the entry or the value is in.
+    @Test func composedAndDecomposedTextMatchAlike() {
+        let composed = "Priv\u{E9}", decomposed = "Prive\u{301}"
+        #expect(composed == decomposed)
+        for (entryForm, valueForm) in [(composed, decomposed), (decomposed, composed)] {
+            let folders = CompiledList(name: "f", kind: .folders, entries: [CompiledList.normalize(entryForm, kind: .folders)])
+            #expect(folders.match("Inbox") == nil)
+            #expect(folders.match(valueForm + "/2026") != nil)
+            let addresses = CompiledList(name: "a", kind: .addresses, entries: [CompiledList.normalize(entryForm + "@x.example", kind: .addresses)])
+            #expect(addresses.match(valueForm + "@X.example") != nil)
+            let strings = CompiledList(name: "s", kind: .strings, entries: [CompiledList.normalize(entryForm, kind: .strings)])
+            #expect(strings.match(valueForm.uppercased()) != nil)
+        }
+    }
+
     /// A folder name is normalised the same on its fast path (plain ASCII) and its slow one:
     /// doubled slashes, `.` segments, surrounding slashes and spaces go; a name that only
     /// starts with a dot stays.

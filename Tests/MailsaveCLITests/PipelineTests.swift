@@ -118,7 +118,7 @@ import Testing
             close(ends[1])
             return FrameReader(ends[0])
         }
-        return ForkedResults(readers: readers)
+        return ForkedResults(readers: readers, name: "mail")
     }
 
     @Test func resultsComeInInputOrderWhicheverJobTookEachRun() throws {

@@ -23,6 +23,22 @@ public enum UTF8Text {
         return same ? text : nil
     }
 
+    /// Whether the bytes are UTF-8, ASCII checked first (most names and list entries are).
+    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.allSatisfy({ $0 < 0x80 }) || valid(bytes) != nil
+    }
+
+    /// The order of two byte strings: memcmp's over the bytes they share, then the shorter
+    /// first. UTF-8 sorted this way is in code point order. Negative, zero or positive.
+    public static func compare(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Int {
+        let common = min(left.count, right.count)
+        if common > 0, let a = left.baseAddress, let b = right.baseAddress {
+            let order = memcmp(a, b, common)
+            if order != 0 { return Int(order) }
+        }
+        return left.count - right.count
+    }
+
     @inlinable
     public static func valid<Bytes: Collection>(_ bytes: Bytes) -> String? where Bytes.Element == UInt8 {
         if let text = bytes.withContiguousStorageIfAvailable({ valid(UnsafeRawBufferPointer($0)) }) { return text }

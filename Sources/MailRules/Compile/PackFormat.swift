@@ -350,7 +350,8 @@ struct PackDecoder {
     }
 
     /// A list's entries are read as bytes into its sorted buffers (`SortedEntries`), no string
-    /// made or hashed per entry; they must be UTF-8 and in the order the encoder wrote them.
+    /// made or hashed per entry; they must be UTF-8, and each part of the list (addresses,
+    /// domains, `*.` entries) in increasing order, as the encoder writes them.
     mutating func list() -> CompiledList? {
         guard let name = reader.string(), let kindName = reader.string(), let kind = ListKind(rawValue: kindName),
               let count = reader.count() else { return nil }
@@ -361,7 +362,7 @@ struct PackDecoder {
             for _ in 0..<count {
                 guard let (length, after) = BinaryReader.varint(in: buffer, at: position), length >= 0, length <= buffer.count - after else { return nil }
                 let entry = UnsafeRawBufferPointer(rebasing: buffer[after..<(after + length)])
-                guard entry.allSatisfy({ $0 < 0x80 }) || UTF8Text.valid(entry) != nil else { return nil }
+                guard UTF8Text.isValid(entry) else { return nil }
                 let added: Bool
                 switch CompiledList.part(of: entry, kind: kind) {
                 case .exact: added = exact.append(inOrder: entry)

@@ -137,10 +137,11 @@ public final class CompiledList: Sendable {
     private let subdomainsOnly: SortedEntries
     public var count: Int { exact.count + domains.count + subdomainsOnly.count }
 
-    /// Entries must already be normalised with `normalize(_:kind:)`.
+    /// Entries must already be normalised with `normalize(_:kind:)` (they are composed here
+    /// again, which costs an ASCII entry one pass over its bytes).
     public convenience init(name: String, kind: ListKind, entries: [String]) {
         var exact: [String] = [], domains: [String] = [], subdomainsOnly: [String] = []
-        for entry in entries {
+        for entry in entries.map(Self.composed) {
             switch Self.part(of: entry.utf8, kind: kind) {
             case .exact: exact.append(entry)
             case .domain: domains.append(entry)
@@ -182,7 +183,7 @@ public final class CompiledList: Sendable {
         case .domains: return IDNA.normalize(value)
         case .addresses, .addressesAndDomains:
             guard let at = value.lastIndex(of: "@") else { return IDNA.normalize(value) }
-            return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
+            return composed(value[..<at].lowercased()) + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
         case .folders:
             // Fast path, ASCII names with no space, no doubled slash and no `.` segment: only
             // the surrounding slashes go.
@@ -203,7 +204,7 @@ public final class CompiledList: Sendable {
                 while trimmed.last == 0x2F { trimmed = trimmed.dropLast() }
                 return String(decoding: trimmed, as: UTF8.self)
             }
-            let lowered = bytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: bytes.map(\.asciiLowercased), as: UTF8.self) : value.lowercased()
+            let lowered = bytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: bytes.map(\.asciiLowercased), as: UTF8.self) : composed(value.lowercased())
             // Empty and `.` segments and the spaces around a name are no folder: a caller that
             // joins paths loosely (`Inbox//Private`, `Inbox/./Private`, `Inbox/Private `) names
             // the excluded `Inbox/Private` all the same.
@@ -211,8 +212,15 @@ public final class CompiledList: Sendable {
                 .map { String($0).trimmingSpaces() }
                 .filter { !$0.isEmpty && $0 != "." }
                 .joined(between: "/")
-        case .strings: return value.lowercased()
+        case .strings: return composed(value.lowercased())
         }
+    }
+
+    /// Text in Unicode's composed form (NFC): entries are compared by their bytes, so a name
+    /// written with "e" and a combining accent must read as the one written with "é" (as two
+    /// strings that Swift holds equal).
+    static func composed(_ text: String) -> String {
+        text.utf8.allSatisfy({ $0 < 0x80 }) ? text : String(decoding: text._nfcCodeUnits, as: UTF8.self)
     }
 
     public func contains(_ value: String) -> Bool { match(value) != nil }

@@ -1,9 +1,4 @@
 import MailMessage
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A list's entries as their UTF-8 bytes, sorted, in one buffer, looked up by binary search
 /// with memcmp. A cached pack's list is read into it without hashing or allocating anything
@@ -18,17 +13,15 @@ struct SortedEntries: Sendable {
 
     /// From entries in any order; duplicates are kept once.
     init(_ entries: [String]) {
-        let sorted = entries.map { Array($0.utf8) }.sorted { Self.precedes($0, $1) }
-        for entry in sorted where ends.isEmpty || Self.precedes(last, entry) {
-            bytes.append(contentsOf: entry)
-            ends.append(bytes.count)
+        let sorted = entries.map { Array($0.utf8) }.sorted { left, right in
+            left.withUnsafeBytes { a in right.withUnsafeBytes { b in UTF8Text.compare(a, b) < 0 } }
         }
+        // A repeated entry is not after the one before it: left out.
+        for entry in sorted { _ = entry.withUnsafeBytes { append(inOrder: $0) } }
     }
 
     var count: Int { ends.count }
     var isEmpty: Bool { ends.isEmpty }
-
-    private var last: [UInt8] { ends.isEmpty ? [] : Array(bytes[start(ends.count - 1)..<ends[ends.count - 1]]) }
 
     private func start(_ index: Int) -> Int { index == 0 ? 0 : ends[index - 1] }
 
@@ -37,7 +30,7 @@ struct SortedEntries: Sendable {
     mutating func append(inOrder entry: UnsafeRawBufferPointer) -> Bool {
         if let lastEnd = ends.last {
             let lastStart = start(ends.count - 1)
-            let ordered = bytes.withUnsafeBytes { Self.compare(UnsafeRawBufferPointer(rebasing: $0[lastStart..<lastEnd]), entry) < 0 }
+            let ordered = bytes.withUnsafeBytes { UTF8Text.compare(UnsafeRawBufferPointer(rebasing: $0[lastStart..<lastEnd]), entry) < 0 }
             guard ordered else { return false }
         }
         // As typed bytes: appending a raw buffer went a byte at a time (140 instructions an
@@ -57,7 +50,7 @@ struct SortedEntries: Sendable {
             var low = 0, high = ends.count
             while low < high {
                 let middle = low + (high - low) / 2
-                let order = Self.compare(UnsafeRawBufferPointer(rebasing: buffer[start(middle)..<ends[middle]]), key)
+                let order = UTF8Text.compare(UnsafeRawBufferPointer(rebasing: buffer[start(middle)..<ends[middle]]), key)
                 if order == 0 { return true }
                 if order < 0 { low = middle + 1 } else { high = middle }
             }
@@ -68,19 +61,5 @@ struct SortedEntries: Sendable {
     /// The entries, in their order (by bytes).
     var entries: [String] {
         ends.indices.map { String(decoding: bytes[start($0)..<ends[$0]], as: UTF8.self) }
-    }
-
-    /// By bytes; a string before the longer strings it begins.
-    static func compare(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Int {
-        let common = min(left.count, right.count)
-        if common > 0, let a = left.baseAddress, let b = right.baseAddress {
-            let order = memcmp(a, b, common)
-            if order != 0 { return Int(order) }
-        }
-        return left.count - right.count
-    }
-
-    static func precedes(_ left: [UInt8], _ right: [UInt8]) -> Bool {
-        left.withUnsafeBytes { a in right.withUnsafeBytes { b in compare(a, b) < 0 } }
     }
 }

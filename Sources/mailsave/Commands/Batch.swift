@@ -173,7 +173,11 @@ struct Batch: ParsableCommand {
                 // A group's lines leave as soon as it commits: what standard output shows is saved.
                 if !Interruption.requested { try runApplying(mailbox, decider: decider, emit: emit, committed: { try output.flush() }) }
             } else if forking, let files = mailbox as? FileListSource {
+                #if os(Linux)
                 try runForked(files, pack: pack, directory: directory, emit: emit)
+                #else
+                try runDeciding(files, decider: decider, emit: emit)
+                #endif
             } else {
                 try runDeciding(mailbox, decider: decider, emit: emit)
             }
@@ -281,6 +285,7 @@ struct Batch: ParsableCommand {
         }
     }
 
+    #if os(Linux)
     /// Without --apply, `jobs` processes over message files. Each takes the next run of files
     /// (`SharedRun.maxRun` of them) from a counter they share, decides them as one job would,
     /// and sends the results through its pipe; this process writes them in input order. Runs
@@ -294,7 +299,7 @@ struct Batch: ParsableCommand {
         // The store this process opened is closed, and each job opens its own.
         let store = directory as? CRMStore
         do { try store?.closeConnection() } catch { throw CommandFailure(status: .couldNotRun, message: "\(store?.path ?? name): cannot close the store: \(error)") }
-        let started = try JobProcesses.start(count: count) { _, output in
+        let started = try JobProcesses.start(count: count) { output in
             do {
                 let own = store == nil ? directory : try options.loadDirectory(applying: false, concurrentReads: false)
                 let decider = try options.decider(pack: pack, directory: own, applying: false)
@@ -329,7 +334,7 @@ struct Batch: ParsableCommand {
                 return .couldNotRun
             }
         }
-        let merge = ForkedResults(readers: started.map { FrameReader($0.pipe) })
+        let merge = ForkedResults(readers: started.map { FrameReader($0.pipe) }, name: name)
         var failure: (any Error)?
         var index = 0
         do {
@@ -362,6 +367,8 @@ struct Batch: ParsableCommand {
             throw CommandFailure(status: .couldNotRun, message: "\(name): the batch jobs sent \(index) results for \(files.count) messages")
         }
     }
+
+    #endif
 
     /// Runs a run of decisions in one read snapshot of the store (each decision's own joins
     /// it): one shared lock taken and let go per run, not per message. Decisions without

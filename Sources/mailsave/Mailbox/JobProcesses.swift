@@ -1,7 +1,9 @@
 import Foundation
 import MailEngine
 import MailStore
+#if os(Linux)
 import Synchronization
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,37 +17,43 @@ import Glibc
 /// Processes, not threads: threads share reference counts, the allocator and the messages
 /// handed between them, and on this VM a two-thread run reached 1.61x–1.85x of one job as
 /// its two cores drifted apart, where two processes reached 1.93–1.99x in the same minutes.
-/// Nothing is shared after the fork but the pack's pages (copied on write): each process
-/// opens the store itself (an SQLite connection must not cross a fork), and the store this
-/// process opened is closed first.
+/// Nothing is shared after the fork but the pack's pages (copied on write) and the counter
+/// the jobs take runs of files from: each process opens the store itself (an SQLite
+/// connection must not cross a fork), and the store this process opened is closed first.
+/// Linux only (the counter is an atomic of the Synchronization module, which needs macOS 15
+/// where the package builds for macOS 13); elsewhere `batch --jobs` uses threads.
 enum JobProcesses {
     /// Whether a run can fork its jobs: only while this process has a single thread (a fork
     /// copies only the thread that calls it).
     static var canFork: Bool {
+        #if os(Linux)
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task"))?.count ?? 0) == 1
+        #else
+        false
+        #endif
     }
 
-    static let pipeBytes: Int32 = 1 << 20
     /// F_SETPIPE_SZ (Linux's fcntl.h defines it only under _GNU_SOURCE, which Glibc's module
     /// does not import).
     static let setPipeSize: Int32 = 1031
 
-    /// Forks `count` jobs; job `share` runs `work(share, output)` and ends with its status.
-    /// Returns the read end of each job's pipe and its process id.
-    static func start(count: Int, work: (Int, Int32) -> ExitStatus) throws -> [(pid: pid_t, pipe: Int32)] {
+    /// Forks `count` jobs; each runs `work(output)`, its pipe's write end, and ends with its
+    /// status. Returns the read end of each job's pipe and its process id.
+    static func start(count: Int, work: (Int32) -> ExitStatus) throws -> [(pid: pid_t, pipe: Int32)] {
         var jobs: [(pid: pid_t, pipe: Int32)] = []
-        for share in 0..<count {
+        for _ in 0..<count {
             var ends: [Int32] = [-1, -1]
             guard pipe(&ends) == 0 else {
                 stop(jobs)
                 throw CommandFailure(status: .couldNotRun, message: "cannot start the jobs: \(String(cString: strerror(errno)))")
             }
-            // A larger pipe (1 MiB where the system allows it; 64 KiB otherwise) lets a job run
-            // ahead of the other by a few thousand results instead of about 150: the results
-            // are read in input order, and a job whose pipe is full waits, its core idle,
-            // until the other has caught up.
+            // A larger pipe lets a job run ahead of the others by a few thousand results instead
+            // of about 150: the results are read in input order, and a job whose pipe is full
+            // waits, its core idle, until the others have caught up. 1 MiB each, 16 MiB in all
+            // (a user's pipes past 64 MiB are cut to one page each, other programs' too), never
+            // below the default 64 KiB; where the system refuses, the pipe keeps its size.
             #if os(Linux)
-            _ = fcntl(ends[1], Self.setPipeSize, Self.pipeBytes)
+            _ = fcntl(ends[1], Self.setPipeSize, Int32(clamping: max(1 << 16, min(1 << 20, (16 << 20) / max(count, 1)))))
             #endif
             let pid = fork()
             if pid == 0 {
@@ -53,7 +61,7 @@ enum JobProcesses {
                 signal(SIGPIPE, SIG_DFL)
                 close(ends[0])
                 for job in jobs { close(job.pipe) }
-                let status = work(share, ends[1])
+                let status = work(ends[1])
                 // Stopped by a signal: the job ends by it, so that the run can tell a job it
                 // stopped itself from one that stopped on its own.
                 if Interruption.requested { Interruption.endBySignal() }
@@ -98,6 +106,7 @@ enum JobProcesses {
     }
 }
 
+#if os(Linux)
 /// A counter the forked jobs share: an atomic integer in a shared anonymous mapping, made
 /// before the fork. Each job takes the next number from it (the next run of files), so the
 /// job on the faster core takes more runs and the jobs end together.
@@ -118,6 +127,7 @@ final class SharedCounter: @unchecked Sendable {
     /// 0, 1, 2, ... across all the processes that share it, each number once.
     func next() -> Int { counter.pointee.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
+#endif
 
 /// The forked jobs' results, taken in input order. A job's results come in increasing order
 /// (it takes runs in increasing order), so this holds at most one result read ahead per job;
@@ -126,9 +136,12 @@ final class ForkedResults {
     private let readers: [FrameReader]
     private var ahead: [RenderedResult?]
     private var ended: [Bool]
+    /// The mailbox, which every error names.
+    private let name: String
 
-    init(readers: [FrameReader]) {
+    init(readers: [FrameReader], name: String) {
         self.readers = readers
+        self.name = name
         ahead = Array(repeating: nil, count: readers.count)
         ended = Array(repeating: false, count: readers.count)
     }
@@ -142,7 +155,7 @@ final class ForkedResults {
                 return result
             }
             if ahead.contains(where: { ($0?.index ?? Int.max) < index }) {
-                throw CommandFailure(status: .couldNotRun, message: "a batch job sent a result out of order")
+                throw CommandFailure(status: .couldNotRun, message: "\(name): two batch jobs sent the result of the same message")
             }
             // The jobs that may send it: those with nothing read ahead that have not ended.
             let waiting = readers.indices.filter { ahead[$0] == nil && !ended[$0] }
@@ -152,7 +165,7 @@ final class ForkedResults {
                 var polled = waiting.map { pollfd(fd: readers[$0].descriptor, events: Int16(POLLIN), revents: 0) }
                 if poll(&polled, nfds_t(polled.count), -1) < 0 {
                     if errno == EINTR { continue }
-                    throw CommandFailure(status: .couldNotRun, message: "cannot read a batch job's results: \(String(cString: strerror(errno)))")
+                    throw CommandFailure(status: .couldNotRun, message: "\(name): cannot read a batch job's results: \(String(cString: strerror(errno)))")
                 }
                 ready = zip(waiting, polled).filter { $0.1.revents != 0 }.map(\.0)
             }
@@ -161,8 +174,11 @@ final class ForkedResults {
                     ended[job] = true
                     continue
                 }
-                guard let result = ResultFrames.read(frame), result.index >= index else {
-                    throw CommandFailure(status: .couldNotRun, message: "a batch job sent a result out of order")
+                guard let result = ResultFrames.read(frame) else {
+                    throw CommandFailure(status: .couldNotRun, message: "\(name): a batch job sent a result that cannot be read")
+                }
+                guard result.index >= index else {
+                    throw CommandFailure(status: .couldNotRun, message: "\(name): a batch job sent the result of a message already written")
                 }
                 ahead[job] = result
             }
@@ -280,16 +296,20 @@ final class FrameReader {
 
     /// Whether `next()` returns without reading the pipe: a whole frame is already read.
     var hasFrame: Bool {
-        guard buffer.count - start >= 4 else { return ended }
-        let length = Int(buffer[start..<(start + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        guard let length = frameLength else { return ended }
         return buffer.count - start >= 4 + length || ended
+    }
+
+    /// The length of the frame at `start`, when its 4 bytes are read.
+    private var frameLength: Int? {
+        guard buffer.count - start >= 4 else { return nil }
+        return Int(buffer[start..<(start + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
     }
 
     /// The next frame's body; nil at the end of the pipe (or when the run is interrupted).
     func next() throws -> ArraySlice<UInt8>? {
         while true {
-            if buffer.count - start >= 4 {
-                let length = Int(buffer[start..<(start + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            if let length = frameLength {
                 if buffer.count - start >= 4 + length {
                     defer { start += 4 + length }
                     return buffer[(start + 4)..<(start + 4 + length)]

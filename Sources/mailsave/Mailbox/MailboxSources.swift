@@ -313,24 +313,32 @@ final class FileListSource: MailboxSource {
     }
 
     static func directoryEntries(_ path: String) throws(CommandFailure) -> [DirectoryEntry] {
+        var entries: [DirectoryEntry] = []
+        try forEachEntry(of: path) { bytes, type in
+            // The name's bytes checked as UTF-8 in one pass (a generic comparison of the decoded
+            // name with them was a ninth of listing 35,000 files).
+            let undecodable = !UTF8Text.isValid(bytes)
+            entries.append(DirectoryEntry(name: String(decoding: bytes, as: UTF8.self), isFolder: type == UInt8(DT_DIR), undecodable: undecodable,
+                                          typeKnown: type != UInt8(DT_UNKNOWN)))
+        }
+        return entries
+    }
+
+    /// Each entry of a folder but "." and "..": its name's bytes (valid until `body` returns)
+    /// and the type the file system gives (`d_type`).
+    static func forEachEntry(of path: String, _ body: (UnsafeRawBufferPointer, UInt8) -> Void) throws(CommandFailure) {
         guard let directory = opendir(path) else {
             throw CommandFailure(status: .couldNotRun, message: "\(path): cannot read the folder: \(String(cString: strerror(errno)))")
         }
         defer { closedir(directory) }
-        var entries: [DirectoryEntry] = []
         while let entry = readdir(directory) {
-            let (name, undecodable) = withUnsafeBytes(of: entry.pointee.d_name) { raw -> (String, Bool) in
-                // The name's bytes up to its NUL, checked as UTF-8 in one pass (a generic
-                // comparison of the decoded name with them was a ninth of listing 35,000 files).
-                let length = raw.firstIndex(of: 0) ?? raw.count
-                let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<length])
-                if let name = UTF8Text.valid(bytes) { return (name, false) }
-                return (String(decoding: bytes, as: UTF8.self), true)
+            let type = entry.pointee.d_type
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let name = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.firstIndex(of: 0) ?? raw.count)])
+                if name.elementsEqual(".".utf8) || name.elementsEqual("..".utf8) { return }
+                body(name, type)
             }
-            if name != "." && name != ".." { entries.append(DirectoryEntry(name: name, isFolder: entry.pointee.d_type == UInt8(DT_DIR), undecodable: undecodable,
-                                                                            typeKnown: entry.pointee.d_type != UInt8(DT_UNKNOWN))) }
         }
-        return entries
     }
 
     /// `.eml` in any case, compared as bytes (no lowercased copy of each of 35,000 names).
@@ -375,7 +383,7 @@ final class FileListSource: MailboxSource {
             let folder = list.addFolder(name)
             var entries: [(file: String, path: String, undecodable: Bool)] = []
             for sub in ["cur", "new"] where isDirectory(path + "/" + sub) {
-                for file in try directoryEntries(path + "/" + sub) where !file.name.hasPrefix(".") {
+                for file in try directoryEntries(path + "/" + sub) where file.name.utf8.first != UInt8(ascii: ".") {
                     entries.append((file.name, path + "/" + sub + "/" + file.name, file.undecodable))
                 }
             }
@@ -427,57 +435,50 @@ final class FileListSource: MailboxSource {
         return output
     }
 
-    /// `*.eml` under `root`, recursively, sorted by path. Names are read as bytes from the
-    /// listing into one buffer (`PathList`): no string, path or array is made per file, and
-    /// the sort compares bytes with memcmp. (A list of strings sorted by their bytes was most
-    /// of the 40 ms a batch over 35,000 files spent on one core before its jobs began.)
+    /// `*.eml` under `root`, recursively, sorted by path; hidden files and folders (a name whose
+    /// first byte is a dot, as for `--maildir`) skipped. Names are read as bytes from the
+    /// listing into one buffer (`PathList`): where the file system gives each entry's type, no
+    /// string, path or array is made per file, and the sort compares bytes with memcmp. (A list
+    /// of strings sorted by their bytes was most of the 40 ms a batch over 35,000 files spent
+    /// on one core before its jobs began.)
     static func eml(_ root: String, folder: String) throws(CommandFailure) -> FileListSource {
         guard isDirectory(root) else { throw CommandFailure(status: .couldNotRun, message: "\(root): not a folder") }
         var list = PathList()
         let folderIndex = list.addFolder(folder)
         var pending = [root]
         while let directory = pending.popLast() {
-            guard let handle = opendir(directory) else {
-                throw CommandFailure(status: .couldNotRun, message: "\(directory): cannot read the folder: \(String(cString: strerror(errno)))")
-            }
             let prefix = Array((directory + "/").utf8)
-            while let entry = readdir(handle) {
-                let type = entry.pointee.d_type
-                withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    let name = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.firstIndex(of: 0) ?? raw.count)])
-                    // ".", ".." and hidden files and folders are skipped.
-                    guard let first = name.first, first != UInt8(ascii: ".") else { return }
-                    let isEml = hasEmlSuffix(name)
-                    if !name.allSatisfy({ $0 < 0x80 }) && UTF8Text.valid(name) == nil {
-                        // A .eml file or a folder (whose messages cannot be listed) named in bytes
-                        // that are not UTF-8: listed, so that reading it reports it (messages
-                        // skipped in silence would look processed), never opened by the name held.
-                        if isEml || type == UInt8(DT_DIR) {
-                            list.append(path: directory + "/" + String(decoding: name, as: UTF8.self), folder: folderIndex, undecodable: true)
-                        }
+            try forEachEntry(of: directory) { name, type in
+                // Hidden files and folders (a name whose first byte is a dot) are skipped.
+                guard name.first != UInt8(ascii: ".") else { return }
+                let isEml = hasEmlSuffix(name)
+                if !UTF8Text.isValid(name) {
+                    // A .eml file or a folder (whose messages cannot be listed) named in bytes
+                    // that are not UTF-8: listed, so that reading it reports it (messages
+                    // skipped in silence would look processed), never opened by the name held.
+                    if isEml || type == UInt8(DT_DIR) {
+                        list.append(path: directory + "/" + String(decoding: name, as: UTF8.self), folder: folderIndex, undecodable: true)
+                    }
+                    return
+                }
+                // The entry's type from the listing where the file system gives it: an lstat of
+                // each of 35,000 files was nine tenths of a batch's start, before any job began.
+                var isFolder = type == UInt8(DT_DIR)
+                if type == UInt8(DT_UNKNOWN) {
+                    var info = stat()
+                    let path = directory + "/" + String(decoding: name, as: UTF8.self)
+                    guard lstat(path, &info) == 0 else {
+                        // Gone since listed: listed, so that reading it reports it.
+                        if isEml { list.append(path: path, folder: folderIndex, undecodable: false) }
                         return
                     }
-                    // The entry's type from the listing where the file system gives it: an lstat of
-                    // each of 35,000 files was nine tenths of a batch's start, before any job began.
-                    var isFolder = type == UInt8(DT_DIR)
-                    if type == UInt8(DT_UNKNOWN) {
-                        var info = stat()
-                        let path = directory + "/" + String(decoding: name, as: UTF8.self)
-                        guard lstat(path, &info) == 0 else {
-                            // Gone since listed: listed, so that reading it reports it.
-                            if isEml { list.append(path: path, folder: folderIndex, undecodable: false) }
-                            return
-                        }
-                        isFolder = info.st_mode & S_IFMT == S_IFDIR
-                    }
-                    if isFolder {
-                        pending.append(directory + "/" + String(decoding: name, as: UTF8.self))
-                    } else if isEml {
-                        list.append(prefix: prefix, name: name, folder: folderIndex)
-                    }
+                    isFolder = info.st_mode & S_IFMT == S_IFDIR
+                    if isFolder { pending.append(path) }
+                } else if isFolder {
+                    pending.append(directory + "/" + String(decoding: name, as: UTF8.self))
                 }
+                if !isFolder && isEml { list.append(prefix: prefix, name: name, folder: folderIndex) }
             }
-            closedir(handle)
         }
         list.sortByPath()
         return FileListSource(name: root, paths: list)

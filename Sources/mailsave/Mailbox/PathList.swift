@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MailMessage
 
 /// The paths of a run's message files as one buffer of UTF-8 bytes and, for each file, where
 /// its path lies in it. A folder of 35,000 files is then a few allocations instead of 100,000
@@ -52,13 +48,11 @@ struct PathList {
     /// By the paths' bytes (a path before the longer paths it begins); of two equal paths, the
     /// file whose name is UTF-8 first.
     mutating func sortByPath() {
-        bytes.withUnsafeBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return }
+        bytes.withUnsafeBytes { buffer in
             entries.sort { left, right in
-                let order = memcmp(base + left.start, base + right.start, min(left.count, right.count))
-                if order != 0 { return order < 0 }
-                if left.count != right.count { return left.count < right.count }
-                return !left.undecodable && right.undecodable
+                let order = UTF8Text.compare(UnsafeRawBufferPointer(rebasing: buffer[left.start..<(left.start + left.count)]),
+                                             UnsafeRawBufferPointer(rebasing: buffer[right.start..<(right.start + right.count)]))
+                return order != 0 ? order < 0 : !left.undecodable && right.undecodable
             }
         }
     }
