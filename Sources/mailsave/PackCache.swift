@@ -191,7 +191,7 @@ struct PackCache: CompiledPackCache {
         guard keyLength == UInt64(key.count), key.count <= body - keyStart,
               Self.bytes(bytes, at: keyStart, equal: key),
               checksum(bytes[0..<body]).elementsEqual(bytes[body...]) else { return nil }
-        return CompiledPackFormat.decode(Array(bytes[(keyStart + key.count)..<body]), files: files)
+        return CompiledPackFormat.decode(bytes, range: (keyStart + key.count)..<body, files: files)
     }
 
     /// Whether `bytes` holds `expected` from `offset` on (compared by memcmp).

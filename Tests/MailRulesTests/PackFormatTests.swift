@@ -220,6 +220,16 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
             #expect(CompiledPackFormat.decode(Array(bytes[0..<length])) == nil, "truncated to \(length)")
         }
         #expect(CompiledPackFormat.decode(bytes + [0]) == nil)
+        // Read in place from a larger buffer (a cache entry): the range is the whole pack; one
+        // that ends a byte short, or one that takes a byte more, is refused as above.
+        let framed = [0x4D, 0x53] + bytes + [0x00, 0x2A]
+        #expect(CompiledPackFormat.decode(framed, range: 2..<(2 + bytes.count)) != nil)
+        #expect(CompiledPackFormat.decode(framed, range: 2..<(1 + bytes.count)) == nil)
+        #expect(CompiledPackFormat.decode(framed, range: 2..<(3 + bytes.count)) == nil)
+        for length in stride(from: 0, to: bytes.count, by: 7) {
+            #expect(CompiledPackFormat.decode(framed, range: 2..<(2 + length)) == nil, "cut to \(length)")
+        }
+        #expect(CompiledPackFormat.decode(framed, range: 2..<(framed.count + 1)) == nil)
     }
 
     @Test func theFingerprintNamesTheCompiler() {

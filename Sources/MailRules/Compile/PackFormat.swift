@@ -40,10 +40,14 @@ public enum CompiledPackFormat {
     /// `files`: the rule files it was compiled from, read again (a cache keys entries by their
     /// paths and text): an expression's errors are placed by its file's lines (a rule over its
     /// evaluation budget named line 7 for line 8 of a plain scalar over two lines).
-    public static func decode(_ bytes: [UInt8], files: [SourceFile] = []) -> RulePack? {
-        var decoder = PackDecoder(reader: BinaryReader(bytes: bytes, position: 0))
+    /// `range`: where in `bytes` the encoded pack is (a cache entry holds more), all of it
+    /// when nil; read in place, not copied out.
+    public static func decode(_ bytes: [UInt8], range: Range<Int>? = nil, files: [SourceFile] = []) -> RulePack? {
+        let range = range ?? 0..<bytes.count
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        var decoder = PackDecoder(reader: BinaryReader(bytes: bytes, position: range.lowerBound, end: range.upperBound))
         for file in files { decoder.files[file.path] = file }
-        guard let pack = decoder.pack(), decoder.reader.position == decoder.reader.bytes.count else { return nil }
+        guard let pack = decoder.pack(), decoder.reader.position == decoder.reader.end else { return nil }
         return pack
     }
 }
@@ -83,9 +87,17 @@ struct BinaryWriter {
 struct BinaryReader {
     let bytes: [UInt8]
     var position: Int
+    /// Where the reader's bytes end (the rest of `bytes` is not read).
+    let end: Int
+
+    init(bytes: [UInt8], position: Int, end: Int? = nil) {
+        self.bytes = bytes
+        self.position = position
+        self.end = max(0, min(end ?? bytes.count, bytes.count))
+    }
 
     mutating func int() -> Int? {
-        guard let (value, next) = bytes.withUnsafeBytes({ Self.varint(in: $0, at: position) }) else { return nil }
+        guard let (value, next) = bytes.withUnsafeBytes({ Self.varint(in: UnsafeRawBufferPointer(rebasing: $0[..<end]), at: position) }) else { return nil }
         position = next
         return value
     }
@@ -109,7 +121,7 @@ struct BinaryReader {
     }
 
     mutating func count() -> Int? {
-        guard let value = int(), value >= 0, value <= bytes.count - position + 1 else { return nil }
+        guard let value = int(), value >= 0, value <= end - position + 1 else { return nil }
         return value
     }
 
@@ -118,7 +130,7 @@ struct BinaryReader {
     /// generic sequence path, a thousand instructions for a short name (a cached pack has about
     /// 800 strings, read once a message).
     mutating func string() -> String? {
-        guard let length = count(), length <= bytes.count - position else { return nil }
+        guard let length = count(), length <= end - position else { return nil }
         let start = position
         let text: String? = bytes.withUnsafeBufferPointer { buffer in
             let piece = UnsafeBufferPointer(rebasing: buffer[start..<start + length])
@@ -147,7 +159,7 @@ struct BinaryReader {
     }
 
     mutating func bool() -> Bool? {
-        guard position < bytes.count, bytes[position] <= 1 else { return nil }
+        guard position >= 0, position < end, bytes[position] <= 1 else { return nil }
         position += 1
         return bytes[position - 1] == 1
     }
@@ -357,7 +369,9 @@ struct PackDecoder {
               let count = reader.count() else { return nil }
         var exact = SortedEntries(), domains = SortedEntries(), subdomainsOnly = SortedEntries()
         let position = reader.position
-        let end: Int? = reader.bytes.withUnsafeBytes { buffer in
+        let limit = reader.end
+        let end: Int? = reader.bytes.withUnsafeBytes { whole in
+            let buffer = UnsafeRawBufferPointer(rebasing: whole[..<limit])
             var position = position
             for _ in 0..<count {
                 guard let (length, after) = BinaryReader.varint(in: buffer, at: position), length >= 0, length <= buffer.count - after else { return nil }
