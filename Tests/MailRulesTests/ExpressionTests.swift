@@ -177,7 +177,17 @@ import Testing
             #expect(addresses.match(valueForm + "@X.example") != nil)
             let strings = CompiledList(name: "s", kind: .strings, entries: [CompiledList.normalize(entryForm, kind: .strings)])
             #expect(strings.match(valueForm.uppercased()) != nil)
+            // Through the compiled-pack cache's encoding and back.
+            var writer = BinaryWriter()
+            writer.string("f")
+            writer.string(ListKind.folders.rawValue)
+            writer.strings(folders.allEntries())
+            var decoder = PackDecoder(reader: BinaryReader(bytes: writer.bytes, position: 0))
+            #expect(decoder.list()?.match(valueForm + "/2026") != nil)
         }
+        // The store's look-up keys are not composed: they compare as written, as before.
+        #expect(CompiledList.normalize(decomposed + "@x.example", kind: .addresses) == "prive\u{301}@x.example")
+        #expect(Array(CompiledList.normalize(decomposed + "@x.example", kind: .addresses).utf8) != Array("priv\u{E9}@x.example".utf8))
     }
 
     /// A folder name is normalised the same on its fast path (plain ASCII) and its slow one:

@@ -66,6 +66,20 @@ import Testing
         }
         #expect((bytes + [0]).withUnsafeBytes { PackCache.hash($0, seed: 1) } != base)
         #expect(bytes.withUnsafeBytes { PackCache.hash($0, seed: 2) } != base)
+        // Every lane, the 8-byte steps after them and a tail: a byte changed anywhere in 203
+        // bytes, or a whole 8-byte word changed, changes the hash.
+        let odd: [UInt8] = (0..<203).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        let oddBase = odd.withUnsafeBytes { PackCache.hash($0, seed: 1) }
+        for index in odd.indices {
+            var changed = odd
+            changed[index] &+= 1
+            #expect(changed.withUnsafeBytes { PackCache.hash($0, seed: 1) } != oddBase, "byte \(index) of 203")
+        }
+        for word in stride(from: 0, to: 200, by: 8) {
+            var changed = odd
+            for index in word..<(word + 8) { changed[index] ^= 0xA5 }
+            #expect(changed.withUnsafeBytes { PackCache.hash($0, seed: 1) } != oddBase, "word at \(word)")
+        }
     }
 
     /// Two keys that share an entry name (a hash collision, by chance or made): the entry of

@@ -14,8 +14,9 @@ public protocol CompiledPackCache {
 /// out of place gives nil, never a trap. It does not detect a change that still decodes (a
 /// letter of a message): the cache's checksum is for that.
 public enum CompiledPackFormat {
-    /// Bumped whenever the encoding changes shape.
-    public static let version: UInt8 = 2
+    /// Bumped whenever the encoding changes shape or meaning (3: lists' entries in NFC and
+    /// in byte order, read into sorted buffers).
+    public static let version: UInt8 = 3
 
     /// What the compiler is, as far as a compiled pack depends on it: the facts schema, the
     /// settings, the functions, macros and checks, as length-prefixed pieces. A cache keys

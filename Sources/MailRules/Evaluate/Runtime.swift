@@ -126,8 +126,9 @@ public struct FactError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A named list compiled for look-up in O(1) (addresses, strings) or O(labels) (domains,
-/// folders), whatever its size.
+/// A named list compiled for look-up by binary search over its sorted entries (addresses,
+/// strings; once a label or folder level for domains and folders): 17 comparisons for
+/// 100,000 entries.
 public final class CompiledList: Sendable {
     public let name: String
     public let kind: ListKind
@@ -137,8 +138,8 @@ public final class CompiledList: Sendable {
     private let subdomainsOnly: SortedEntries
     public var count: Int { exact.count + domains.count + subdomainsOnly.count }
 
-    /// Entries must already be normalised with `normalize(_:kind:)` (they are composed here
-    /// again, which costs an ASCII entry one pass over its bytes).
+    /// Entries must already be normalised with `normalize(_:kind:)`; they are composed here
+    /// (`composed`: one pass over an ASCII entry's bytes).
     public convenience init(name: String, kind: ListKind, entries: [String]) {
         var exact: [String] = [], domains: [String] = [], subdomainsOnly: [String] = []
         for entry in entries.map(Self.composed) {
@@ -183,7 +184,7 @@ public final class CompiledList: Sendable {
         case .domains: return IDNA.normalize(value)
         case .addresses, .addressesAndDomains:
             guard let at = value.lastIndex(of: "@") else { return IDNA.normalize(value) }
-            return composed(value[..<at].lowercased()) + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
+            return value[..<at].lowercased() + "@" + IDNA.normalize(String(value[value.index(after: at)...]))
         case .folders:
             // Fast path, ASCII names with no space, no doubled slash and no `.` segment: only
             // the surrounding slashes go.
@@ -204,7 +205,7 @@ public final class CompiledList: Sendable {
                 while trimmed.last == 0x2F { trimmed = trimmed.dropLast() }
                 return String(decoding: trimmed, as: UTF8.self)
             }
-            let lowered = bytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: bytes.map(\.asciiLowercased), as: UTF8.self) : composed(value.lowercased())
+            let lowered = bytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: bytes.map(\.asciiLowercased), as: UTF8.self) : value.lowercased()
             // Empty and `.` segments and the spaces around a name are no folder: a caller that
             // joins paths loosely (`Inbox//Private`, `Inbox/./Private`, `Inbox/Private `) names
             // the excluded `Inbox/Private` all the same.
@@ -212,13 +213,15 @@ public final class CompiledList: Sendable {
                 .map { String($0).trimmingSpaces() }
                 .filter { !$0.isEmpty && $0 != "." }
                 .joined(between: "/")
-        case .strings: return composed(value.lowercased())
+        case .strings: return value.lowercased()
         }
     }
 
-    /// Text in Unicode's composed form (NFC): entries are compared by their bytes, so a name
-    /// written with "e" and a combining accent must read as the one written with "é" (as two
-    /// strings that Swift holds equal).
+    /// Text in Unicode's composed form (NFC). A list compares its entries by their bytes, so
+    /// both its entries (`init`) and the values it is asked about (`match`) are composed: a
+    /// name written with "e" and a combining accent reads as the one written with "é", as the
+    /// two strings Swift holds equal. Not part of `normalize`, whose results are also the
+    /// store's look-up keys (compared as written, as they always were).
     static func composed(_ text: String) -> String {
         text.utf8.allSatisfy({ $0 < 0x80 }) ? text : String(decoding: text._nfcCodeUnits, as: UTF8.self)
     }
@@ -233,7 +236,7 @@ public final class CompiledList: Sendable {
 
     /// The entry that matches `value`, if one does.
     public func match(_ value: String) -> String? {
-        let key = Self.normalize(value, kind: kind)
+        let key = Self.composed(Self.normalize(value, kind: kind))
         switch kind {
         case .strings, .addresses:
             return exact.contains(key) ? key : nil

@@ -170,7 +170,7 @@ final class ForkedResults {
                 ready = zip(waiting, polled).filter { $0.1.revents != 0 }.map(\.0)
             }
             for job in ready {
-                guard let frame = try readers[job].next() else {
+                guard let frame = try read(job) else {
                     ended[job] = true
                     continue
                 }
@@ -188,10 +188,19 @@ final class ForkedResults {
     /// Whether any job has a result left after the last message's.
     func anyLeft() throws -> Bool {
         if ahead.contains(where: { $0 != nil }) { return true }
-        for (job, reader) in readers.enumerated() where !ended[job] {
-            if try reader.next() != nil { return true }
+        for job in readers.indices where !ended[job] {
+            if try read(job) != nil { return true }
         }
         return false
+    }
+
+    /// A job's next frame; its errors name the mailbox.
+    private func read(_ job: Int) throws -> ArraySlice<UInt8>? {
+        do {
+            return try readers[job].next()
+        } catch let failure as CommandFailure {
+            throw CommandFailure(status: failure.status, message: "\(name): " + failure.message)
+        }
     }
 }
 
