@@ -1,3 +1,4 @@
+import MailMessage
 import MailRules
 #if canImport(Glibc)
 import Glibc
@@ -134,21 +135,6 @@ func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMe
     } catch {
         throw CommandFailure(status: .couldNotRun, message: "\(path): \(error.reason)")
     }
-}
-
-/// Writes every byte to `descriptor` (again after EINTR and short writes); the errno of the
-/// write that failed, or nil. One loop for every caller, each of which says what a failure
-/// means to it (the run stops, a cache entry is not kept, a forked job ends).
-func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
-    guard let base = bytes.baseAddress else { return nil }
-    var offset = 0
-    while offset < bytes.count {
-        let written = write(descriptor, base + offset, bytes.count - offset)
-        if written < 0 && errno == EINTR { continue }
-        if written <= 0 { return written < 0 ? errno : EIO }
-        offset += written
-    }
-    return nil
 }
 
 /// `MAILSAVE_NO_CACHE=1` turns the compiled-pack cache off.

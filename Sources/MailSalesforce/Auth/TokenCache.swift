@@ -79,11 +79,11 @@ public struct TokenCache: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let bytes = (try? Array(encoder.encode(token))) ?? []
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let failed = bytes.withUnsafeBytes { writeFully(descriptor, $0) } != nil
         fchmod(descriptor, 0o600)
         let synced = fsync(descriptor) == 0
         close(descriptor)
-        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+        guard !failed, synced, rename(temporary, path) == 0 else {
             unlink(temporary)
             return
         }
