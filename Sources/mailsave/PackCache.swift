@@ -149,8 +149,8 @@ struct PackCache: CompiledPackCache {
             return CompiledPackFormat.compilerFingerprint
         }
         let fields: [UInt64] = [UInt64(truncatingIfNeeded: info.st_dev), UInt64(truncatingIfNeeded: info.st_ino), UInt64(truncatingIfNeeded: info.st_size),
-                                UInt64(truncatingIfNeeded: info.st_mtim.tv_sec), UInt64(truncatingIfNeeded: info.st_mtim.tv_nsec),
-                                UInt64(truncatingIfNeeded: info.st_ctim.tv_sec), UInt64(truncatingIfNeeded: info.st_ctim.tv_nsec)]
+                                UInt64(truncatingIfNeeded: info.modified.tv_sec), UInt64(truncatingIfNeeded: info.modified.tv_nsec),
+                                UInt64(truncatingIfNeeded: info.statusChanged.tv_sec), UInt64(truncatingIfNeeded: info.statusChanged.tv_nsec)]
         return Array("executable".utf8) + fields.flatMap { field in withUnsafeBytes(of: field.littleEndian) { Array($0) } }
     }()
 
@@ -175,7 +175,7 @@ struct PackCache: CompiledPackCache {
         guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(),
               (info.st_mode & 0o022) == 0 else { return nil }
         // In use: kept by `prune` before entries written more recently but not read since.
-        if Int(time(nil)) - Int(info.st_mtim.tv_sec) > Self.usedRefresh { futimens(descriptor, nil) }
+        if Int(time(nil)) - Int(info.modified.tv_sec) > Self.usedRefresh { futimens(descriptor, nil) }
         return try? PackLoader.readAll(descriptor, path: path, limit: Self.maxEntryBytes, sizeHint: Int(info.st_size))
     }
 
@@ -260,9 +260,9 @@ struct PackCache: CompiledPackCache {
             guard isEntry || Self.isTemporaryName(name) else { continue }
             var info = stat()
             guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else { continue }
-            let seconds = Int(info.st_mtim.tv_sec)
+            let seconds = Int(info.modified.tv_sec)
             if isEntry {
-                entries.append((name, seconds, Int(info.st_mtim.tv_nsec)))
+                entries.append((name, seconds, Int(info.modified.tv_nsec)))
             } else if now - seconds > Self.temporaryLifetime {
                 unlinkat(folder, name, 0)
             }

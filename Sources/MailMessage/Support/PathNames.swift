@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The folder and the name of a file path, as POSIX `dirname` and `basename` split it, for
 /// every string a user can type: Foundation's `NSString.deletingLastPathComponent` traps on a
 /// one-character path ("x"), which crashed `--out x` and `--store x`.
@@ -26,5 +32,26 @@ public enum PathNames {
         while bytes.count > 1 && bytes.last == UInt8(ascii: "/") { bytes.removeLast() }
         guard bytes.count > 1, let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return String(decoding: bytes, as: UTF8.self) }
         return String(decoding: bytes[(slash + 1)...], as: UTF8.self)
+    }
+}
+
+extension stat {
+    /// When the file's content last changed (`st_mtim` here, `st_mtimespec` on Darwin): one
+    /// place for the platforms' two names.
+    public var modified: timespec {
+        #if canImport(Darwin)
+        st_mtimespec
+        #else
+        st_mtim
+        #endif
+    }
+
+    /// When the file's status last changed (`st_ctim`, `st_ctimespec` on Darwin).
+    public var statusChanged: timespec {
+        #if canImport(Darwin)
+        st_ctimespec
+        #else
+        st_ctim
+        #endif
     }
 }

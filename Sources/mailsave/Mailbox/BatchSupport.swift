@@ -152,11 +152,7 @@ final class LineOutput {
             defer { close(descriptor) }
             var info = stat()
             guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid() else { continue }
-            #if canImport(Darwin)
-            let modified = Int(info.st_mtimespec.tv_sec)
-            #else
-            let modified = Int(info.st_mtim.tv_sec)
-            #endif
+            let modified = Int(info.modified.tv_sec)
             // A minute old at least: a run that has just created its file may not hold its lock yet.
             guard modified < Int(time(nil)) - 60, flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { continue }
             unlink(path)
