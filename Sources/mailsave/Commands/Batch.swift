@@ -291,7 +291,7 @@ struct Batch: ParsableCommand {
     /// and sends the results through its pipe; this process writes them in input order. Runs
     /// taken as the jobs go, not every Nth file dealt out at the start: on this VM one core is
     /// often slower than the other for seconds, and a job dealt half the files then ended
-    /// 30 to 110 ms after the other, its core idle (a tenth of a two-job run).
+    /// 30 to 116 ms after the other, its core idle (up to a tenth of a two-job run).
     func runForked(_ files: FileListSource, pack: RulePack, directory: CRMDirectory, emit: (RenderedResult) throws -> Void) throws {
         let count = jobs, name = files.name, includeFolder = source.folderFromMaildir, table = format == .table
         let runLength = SharedRun.maxRun
