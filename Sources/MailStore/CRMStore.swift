@@ -786,10 +786,15 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 
     /// Every record `statement` finds, each read as `firstRecord` reads one (a cursor also
     /// reuses one row buffer: no Row copies on the hot path).
-    static func allRecords(_ statement: Statement, arguments: StatementArguments) throws -> [CRMRecord] {
+    /// Every record `statement` finds; with `object`, only those of that object, skipped
+    /// before their fields are decoded.
+    static func allRecords(_ statement: Statement, arguments: StatementArguments, object: String? = nil) throws -> [CRMRecord] {
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         var records: [CRMRecord] = []
-        while let row = try cursor.next() { records.append(try record(row)) }
+        while let row = try cursor.next() {
+            if let object, String.fromDatabaseValue(row[1] as DatabaseValue) != object { continue }
+            records.append(try record(row))
+        }
         return records
     }
 
@@ -875,21 +880,21 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         return database
     }
 
-    /// The look-up's statements, made once (not concatenated on each of a decision's look-ups).
+    /// The look-up's statement, made once (not concatenated on each of a decision's look-ups).
     /// Ordered by `lookup.id`, which the join makes `record.id`: the lookup table's primary key
     /// already yields that order, where `ORDER BY record.id` made SQLite sort every answer in
-    /// a temporary B-tree.
+    /// a temporary B-tree. One statement for every look-up, of one object or of all: a second
+    /// one (`AND record.object = ?`) cost each process its own prepare, 150,000 instructions
+    /// with GRDB's authorizer, to leave out rows a key seldom has (a Lead and a Contact of one
+    /// address), which are now skipped before their fields are decoded.
     static let lookupSQL = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
         + "WHERE lookup.kind = ? AND lookup.key = ? ORDER BY lookup.id"
-    static let lookupOfObjectSQL = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id "
-        + "WHERE lookup.kind = ? AND lookup.key = ? AND record.object = ? ORDER BY lookup.id"
 
     /// One indexed query. Single statements read a consistent snapshot on their own, so no
     /// explicit transaction is opened (it would double the cost of a look-up).
     func lookup(_ kind: String, _ key: String, object: String? = nil) throws -> [CRMRecord] {
         try reading { db in
-            let arguments: StatementArguments = object.map { [kind, key, $0] } ?? [kind, key]
-            return try Self.allRecords(db.cachedStatement(sql: object == nil ? Self.lookupSQL : Self.lookupOfObjectSQL), arguments: arguments)
+            try Self.allRecords(db.cachedStatement(sql: Self.lookupSQL), arguments: [kind, key], object: object)
         }
     }
 
