@@ -48,6 +48,7 @@ import Testing
         for bytes in cases {
             #expect(UTF8Text.valid(bytes) == String(validating: bytes, as: UTF8.self), "\(bytes)")
             #expect(UTF8Text.valid(bytes[...]) == String(validating: bytes, as: UTF8.self), "\(bytes)")
+            #expect(UTF8Text.isValid(bytes) == (String(validating: bytes, as: UTF8.self) != nil), "\(bytes)")
         }
         let alphabet: [UInt8] = [0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xBD, 0xF0, 0xF4, 0xF5, 0x9F, 0xA0, 0x90, 0xFF, 0x00]
         var random = SplitMix(state: 0x5EED)
@@ -57,6 +58,7 @@ import Testing
             let expected = String(validating: bytes, as: UTF8.self)
             if expected != nil { valid += 1 }
             #expect(UTF8Text.valid(bytes) == expected, "\(bytes)")
+            #expect(UTF8Text.isValid(bytes) == (expected != nil), "\(bytes)")
         }
         #expect(valid > 1_000 && valid < 49_000) // both outcomes are exercised
     }

@@ -57,13 +57,6 @@ public enum Charset {
         }
     }
 
-    /// UTF-8 validation without building a String: large bodies are checked before the one copy.
-    static func isValidUTF8<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
-        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
-        let failed = transcode(bytes.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true) { _ in }
-        return !failed
-    }
-
     static func normalize(_ label: String) -> String {
         var name = label.lowercased()
         name = String(name.drop(while: { $0 == " " || $0 == "\"" || $0 == "'" }))

@@ -270,7 +270,7 @@ struct BodyExtractor {
         if part.transferEncoding.isIdentity {
             // 7bit, 8bit, binary: decode the charset straight from the message, no copy.
             let body = bytes[part.bodyRange]
-            if part.contentType == "text/plain", Charset.readsAsUTF8(label), Charset.isValidUTF8(body) {
+            if part.contentType == "text/plain", Charset.readsAsUTF8(label), UTF8Text.isValid(body) {
                 // The common case, made in one copy: trailing blank lines dropped and CRLF
                 // turned into LF while the bytes are copied into the String.
                 return Self.normalizedText(body)

@@ -23,9 +23,13 @@ public enum UTF8Text {
         return same ? text : nil
     }
 
-    /// Whether the bytes are UTF-8, ASCII checked first (most names and list entries are).
-    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        bytes.allSatisfy({ $0 < 0x80 }) || valid(bytes) != nil
+    /// Whether the bytes are UTF-8, without building a string (a large body is checked before
+    /// its one copy); ASCII, which most names, list entries and bodies are, checked first.
+    /// Inlinable, so each caller's collection is scanned by code specialised for it.
+    @inlinable
+    public static func isValid<Bytes: Collection>(_ bytes: Bytes) -> Bool where Bytes.Element == UInt8 {
+        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+        return !transcode(bytes.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true) { _ in }
     }
 
     /// The order of two byte strings: memcmp's over the bytes they share, then the shorter
