@@ -246,6 +246,9 @@ struct ResultFrames {
         bytes.append(contentsOf: body)
     }
 
+    /// A little-endian 4-byte integer (a frame's length, a string's), the same on any machine.
+    static func uint32(_ bytes: ArraySlice<UInt8>) -> UInt32 { bytes.reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+
     /// The result in `body`, or nil when the frame is not one `append` wrote.
     static func read(_ body: ArraySlice<UInt8>) -> RenderedResult? {
         var offset = body.startIndex
@@ -256,7 +259,7 @@ struct ResultFrames {
         }
         // Little-endian bytes, assembled into the value (so the same on any machine).
         func int() -> Int? { bytes(8).map { Int($0.reversed().reduce(Int64(0)) { $0 << 8 | Int64($1) }) } }
-        func count() -> UInt32? { bytes(4).map { $0.reversed().reduce(0) { $0 << 8 | UInt32($1) } } }
+        func count() -> UInt32? { bytes(4).map(Self.uint32) }
         func string() -> String?? {
             guard let length = count() else { return nil }
             if length == .max { return .some(nil) }
@@ -300,6 +303,9 @@ final class FrameReader {
     private var buffer: [UInt8] = []
     private var start = 0
     private var ended = false
+    /// What one read takes from the pipe, kept between reads (made and zeroed for every read,
+    /// 64 KiB, it was the merge's own work as often as a job's pipe was read).
+    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
 
     init(_ descriptor: Int32) { self.descriptor = descriptor }
 
@@ -312,7 +318,7 @@ final class FrameReader {
     /// The length of the frame at `start`, when its 4 bytes are read.
     private var frameLength: Int? {
         guard buffer.count - start >= 4 else { return nil }
-        return Int(buffer[start..<(start + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        return Int(ResultFrames.uint32(buffer[start..<(start + 4)]))
     }
 
     /// The next frame's body; nil at the end of the pipe (or when the run is interrupted).
@@ -332,7 +338,6 @@ final class FrameReader {
                 buffer.removeFirst(start)
                 start = 0
             }
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR {
