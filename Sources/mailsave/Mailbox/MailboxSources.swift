@@ -452,13 +452,20 @@ final class FileListSource: MailboxSource {
                 // Hidden files and folders (a name whose first byte is a dot) are skipped.
                 guard name.first != UInt8(ascii: ".") else { return }
                 let isEml = hasEmlSuffix(name)
+                // The entry's path as a string, made once and only for a folder, a name that is
+                // not UTF-8 or a type the listing does not give, never for a plain message file.
+                var made: String?
+                func path() -> String {
+                    if let made { return made }
+                    let path = directory + "/" + String(decoding: name, as: UTF8.self)
+                    made = path
+                    return path
+                }
                 if !UTF8Text.isValid(name) {
                     // A .eml file or a folder (whose messages cannot be listed) named in bytes
                     // that are not UTF-8: listed, so that reading it reports it (messages
                     // skipped in silence would look processed), never opened by the name held.
-                    if isEml || type == UInt8(DT_DIR) {
-                        list.append(path: directory + "/" + String(decoding: name, as: UTF8.self), folder: folderIndex, undecodable: true)
-                    }
+                    if isEml || type == UInt8(DT_DIR) { list.append(path: path(), folder: folderIndex, undecodable: true) }
                     return
                 }
                 // The entry's type from the listing where the file system gives it: an lstat of
@@ -466,18 +473,18 @@ final class FileListSource: MailboxSource {
                 var isFolder = type == UInt8(DT_DIR)
                 if type == UInt8(DT_UNKNOWN) {
                     var info = stat()
-                    let path = directory + "/" + String(decoding: name, as: UTF8.self)
-                    guard lstat(path, &info) == 0 else {
+                    guard lstat(path(), &info) == 0 else {
                         // Gone since listed: listed, so that reading it reports it.
-                        if isEml { list.append(path: path, folder: folderIndex, undecodable: false) }
+                        if isEml { list.append(path: path(), folder: folderIndex, undecodable: false) }
                         return
                     }
                     isFolder = info.st_mode & S_IFMT == S_IFDIR
-                    if isFolder { pending.append(path) }
-                } else if isFolder {
-                    pending.append(directory + "/" + String(decoding: name, as: UTF8.self))
                 }
-                if !isFolder && isEml { list.append(prefix: prefix, name: name, folder: folderIndex) }
+                if isFolder {
+                    pending.append(path())
+                } else if isEml {
+                    list.append(prefix: prefix, name: name, folder: folderIndex)
+                }
             }
         }
         list.sortByPath()
