@@ -785,9 +785,8 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     }
 
     /// Every record `statement` finds, each read as `firstRecord` reads one (a cursor also
-    /// reuses one row buffer: no Row copies on the hot path).
-    /// Every record `statement` finds; with `object`, only those of that object, skipped
-    /// before their fields are decoded.
+    /// reuses one row buffer: no Row copies on the hot path); with `object`, only those of
+    /// that object, the others skipped before their fields are decoded.
     static func allRecords(_ statement: Statement, arguments: StatementArguments, object: String? = nil) throws -> [CRMRecord] {
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         var records: [CRMRecord] = []
