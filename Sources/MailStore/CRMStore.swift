@@ -994,9 +994,10 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM record WHERE id = ?"), arguments: [id]) == true {
                 return id
             }
-            // Saved before mailsave, or from another client: an activity with this Message-ID.
-            let sql = "SELECT lookup.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'message_identifier' AND key = ? LIMIT 1"
-            return try String.fetchOne(db.cachedStatement(sql: sql), arguments: [key])
+            // Saved before mailsave, or from another client: an activity with this Message-ID
+            // (the first of them by id; through the look-up statement the decision prepares
+            // anyway, whose first column is the id).
+            return try String.fetchOne(db.cachedStatement(sql: Self.lookupSQL), arguments: ["message_identifier", key])
         }
     }
 }
