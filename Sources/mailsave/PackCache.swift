@@ -28,11 +28,23 @@ import Darwin
 ///
 /// The checksum guards against corruption (the folder is the user's own: whoever can write
 /// there can already run code as the user), not against forgery.
+///
+/// User files are cached apart (`<name>.user`, magic `MSPU`), so that `process` reads only
+/// its mailbox's file: their layers are compiled against one org entry, and that entry holds
+/// 16 random bytes drawn when it was written (its nonce), which begin the key of every user
+/// entry made against it. A user entry is thus used only with the very org entry it was
+/// compiled against (its key compared byte for byte like any other), without the org files'
+/// text in each user entry: a changed org file makes a new org entry, a new nonce, and every
+/// user layer is compiled again.
 struct PackCache: CompiledPackCache {
     let directory: String
     /// The mailsave version, part of every key.
     let toolVersion: String
+    /// The org entry this cache last read or wrote: its pack and nonce.
+    let lastOrg = OrgEntryMemory()
     static let magic: [UInt8] = Array("MSPK".utf8)
+    static let userMagic: [UInt8] = Array("MSPU".utf8)
+    static let nonceSize = 16
     static let checksumSize = 8
     /// The largest entry read back.
     static let maxEntryBytes = 256 << 20
@@ -52,8 +64,9 @@ struct PackCache: CompiledPackCache {
     }
 
     /// The key of the pack made of `files` (their paths and exact texts) by this version:
-    /// every piece length-prefixed, so no two different inputs give the same bytes.
-    func keyBytes(_ files: [SourceFile]) -> [UInt8] {
+    /// every piece length-prefixed, so no two different inputs give the same bytes. `first`:
+    /// a piece before the files (a user entry's org nonce).
+    func keyBytes(_ files: [SourceFile], first: [UInt8]? = nil) -> [UInt8] {
         var key: [UInt8] = []
         key.reserveCapacity(files.reduce(256) { $0 + 16 + $1.path.utf8.count + $1.text.utf8.count })
         func part<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -61,7 +74,8 @@ struct PackCache: CompiledPackCache {
             // Copied from where the bytes are (a rule file's text is contiguous UTF-8).
             if bytes.withContiguousStorageIfAvailable({ key.append(contentsOf: $0) }) == nil { key.append(contentsOf: bytes) }
         }
-        part(Self.magic + [CompiledPackFormat.version])
+        part((first == nil ? Self.magic : Self.userMagic) + [CompiledPackFormat.version])
+        if let first { part(first) }
         part(Array(toolVersion.utf8))
         part(Self.compilerIdentity)
         part(Array(String(files.count).utf8))
@@ -155,14 +169,37 @@ struct PackCache: CompiledPackCache {
     }()
 
     func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
+    func path(forUserKey key: String) -> String { directory + "/" + key + ".user" }
 
+    /// The key of user layers compiled from `files` against the org entry of `nonce`.
+    func userKeyBytes(_ files: [SourceFile], nonce: [UInt8]) -> [UInt8] { keyBytes(files, first: nonce) }
 
     /// The cached pack of `files`, or nil when there is none or the entry is not exactly one
     /// this version wrote for these files.
     func load(_ files: [SourceFile]) -> RulePack? {
         let key = keyBytes(files)
-        guard let bytes = readEntry(path(forKey: Self.name(ofKey: key))) else { return nil }
-        return Self.decode(bytes, key: key, files: files)
+        guard let bytes = readEntry(path(forKey: Self.name(ofKey: key))), let (pack, nonce) = Self.decode(bytes, key: key, files: files) else {
+            return nil
+        }
+        lastOrg.remember(pack, nonce: nonce)
+        return pack
+    }
+
+    /// The user layers of `files` compiled against `pack`, when `pack` is the org entry this
+    /// cache last read or wrote and an entry made against it for exactly these files exists.
+    func loadUsers(_ files: [SourceFile], org: [SourceFile], pack: RulePack) -> [String: UserLayer]? {
+        guard let nonce = lastOrg.nonce(of: pack) else { return nil }
+        let key = userKeyBytes(files, nonce: nonce)
+        guard let bytes = readEntry(path(forUserKey: Self.name(ofKey: key))),
+              let range = Self.payload(of: bytes, magic: Self.userMagic, key: key) else { return nil }
+        return CompiledPackFormat.decodeUsers(bytes, range: range, for: pack)
+    }
+
+    func storeUsers(_ users: [String: UserLayer], for files: [SourceFile], org: [SourceFile], pack: RulePack) {
+        guard let nonce = lastOrg.nonce(of: pack) else { return }
+        let key = userKeyBytes(files, nonce: nonce)
+        write(Self.entry(magic: Self.userMagic, key: key, payload: CompiledPackFormat.encodeUsers(users, of: pack)),
+              name: Self.name(ofKey: key) + ".user")
     }
 
     /// An entry's bytes: a regular file (never a link, FIFO or device), owned by this user,
@@ -179,9 +216,18 @@ struct PackCache: CompiledPackCache {
         return try? PackLoader.readAll(descriptor, path: path, limit: Self.maxEntryBytes, sizeHint: Int(info.st_size))
     }
 
-    /// The pack in an entry, or nil unless magic, format, key and checksum all match and the
-    /// payload decodes to a valid pack using every byte.
-    static func decode(_ bytes: [UInt8], key: [UInt8], files: [SourceFile] = []) -> RulePack? {
+    /// The pack in an entry and the entry's nonce, or nil unless magic, format, key and
+    /// checksum all match and the payload decodes to a valid pack using every byte.
+    static func decode(_ bytes: [UInt8], key: [UInt8], files: [SourceFile] = []) -> (RulePack, nonce: [UInt8])? {
+        guard let range = payload(of: bytes, magic: magic, key: key), range.count >= nonceSize,
+              let pack = CompiledPackFormat.decode(bytes, range: (range.lowerBound + nonceSize)..<range.upperBound, files: files) else {
+            return nil
+        }
+        return (pack, Array(bytes[range.prefix(nonceSize)]))
+    }
+
+    /// Where an entry's payload is, or nil unless its magic, format, key and checksum all match.
+    static func payload(of bytes: [UInt8], magic: [UInt8], key: [UInt8]) -> Range<Int>? {
         let keyStart = magic.count + 1 + 8
         guard bytes.count >= keyStart + checksumSize, bytes.starts(with: magic), bytes[magic.count] == CompiledPackFormat.version else { return nil }
         let keyLength = bytes[(magic.count + 1)..<keyStart].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
@@ -191,7 +237,7 @@ struct PackCache: CompiledPackCache {
         guard keyLength == UInt64(key.count), key.count <= body - keyStart,
               Self.bytes(bytes, at: keyStart, equal: key),
               checksum(bytes[0..<body]).elementsEqual(bytes[body...]) else { return nil }
-        return CompiledPackFormat.decode(bytes, range: (keyStart + key.count)..<body, files: files)
+        return (keyStart + key.count)..<body
     }
 
     /// Whether `bytes` holds `expected` from `offset` on (compared by memcmp).
@@ -205,22 +251,41 @@ struct PackCache: CompiledPackCache {
         }
     }
 
-    /// The bytes of an entry for `pack` under `key`.
-    static func encode(_ pack: RulePack, key: [UInt8]) -> [UInt8] {
+    /// The bytes of an entry for `pack` under `key`, with `nonce` (random when not given).
+    static func encode(_ pack: RulePack, key: [UInt8], nonce: [UInt8]? = nil) -> [UInt8] {
+        let nonce = nonce ?? newNonce()
+        return entry(magic: magic, key: key, payload: nonce + CompiledPackFormat.encode(pack))
+    }
+
+    /// 16 bytes from the system's random source.
+    static func newNonce() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return [generator.next() as UInt64, generator.next() as UInt64].flatMap { word in withUnsafeBytes(of: word) { Array($0) } }
+    }
+
+    /// Magic, format, the key's length and bytes, the payload, and a checksum of them all.
+    static func entry(magic: [UInt8], key: [UInt8], payload: [UInt8]) -> [UInt8] {
         var bytes = magic + [CompiledPackFormat.version]
         withUnsafeBytes(of: UInt64(key.count).littleEndian) { bytes.append(contentsOf: $0) }
         bytes += key
-        bytes += CompiledPackFormat.encode(pack)
+        bytes += payload
         bytes += checksum(bytes[...])
         return bytes
     }
 
     func store(_ pack: RulePack, for files: [SourceFile]) {
         let key = keyBytes(files)
-        let bytes = Self.encode(pack, key: key)
+        let nonce = Self.newNonce()
+        // Remembered even when the entry cannot be written: user entries made against a
+        // nonce no org entry holds are never read back, and age out.
+        lastOrg.remember(pack, nonce: nonce)
+        write(Self.encode(pack, key: key, nonce: nonce), name: Self.name(ofKey: key) + ".pack")
+    }
+
+    /// Writes an entry through an exclusively created temporary file and a rename, then prunes.
+    func write(_ bytes: [UInt8], name: String) {
         mkdirs(directory)
-        let name = Self.name(ofKey: key)
-        let final = path(forKey: name)
+        let final = directory + "/" + name
         let temporary = final + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
@@ -230,7 +295,7 @@ struct PackCache: CompiledPackCache {
             unlink(temporary)
             return
         }
-        prune(keep: name + ".pack")
+        prune(keep: name)
     }
 
     /// The entries kept in the folder, the one just written among them. Every change of a
@@ -243,33 +308,45 @@ struct PackCache: CompiledPackCache {
     /// this: entries in use are the newest, and at most one `futimens` a day each.
     static let usedRefresh = 86_400
 
+    /// The user entries kept: one per mailbox with a user file, for as many mailboxes as a
+    /// large org has (each is small: a blocklist and a few settings).
+    static let userEntriesKept = 4_096
+
     /// After an entry is written (a cache miss, never on the per-message path of a hit):
-    /// keeps `keep` and the `entriesKept - 1` other entries most recently written or used,
-    /// removes the rest, and temporary files older than `temporaryLifetime` seconds. Only
-    /// names this cache writes (32 or 64 hexadecimal digits and `.pack`, or that followed by
-    /// `.PID.N.tmp`) and only regular files owned by this user are removed, each checked and
-    /// removed through one descriptor of the folder; a link is never followed, nor removed.
+    /// keeps `keep` and the `entriesKept - 1` other pack entries (`userEntriesKept - 1` other
+    /// user entries, when `keep` is one) most recently written or used, removes the rest of
+    /// that kind, and temporary files
+    /// older than `temporaryLifetime` seconds. Only names this cache writes (32 or 64
+    /// hexadecimal digits and `.pack`, 32 and `.user`, or either followed by `.PID.N.tmp`) and
+    /// only regular files owned by this user are removed, each checked and removed through
+    /// one descriptor of the folder; a link is never followed, nor removed.
     func prune(keep: String, now: Int = Int(time(nil))) {
         let folder = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard folder >= 0 else { return }
         defer { close(folder) }
         guard let names = try? PackLoader.entries(of: directory) else { return }
-        var entries: [(name: String, seconds: Int, nanoseconds: Int)] = []
+        var packs: [(name: String, seconds: Int, nanoseconds: Int)] = []
+        var users: [(name: String, seconds: Int, nanoseconds: Int)] = []
         for name in names where name != keep {
-            let isEntry = Self.isEntryName(name)
-            guard isEntry || Self.isTemporaryName(name) else { continue }
+            let isPack = Self.isEntryName(name), isUser = Self.isUserEntryName(name)
+            guard isPack || isUser || Self.isTemporaryName(name) else { continue }
             var info = stat()
             guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else { continue }
             let seconds = Int(info.modified.tv_sec)
-            if isEntry {
-                entries.append((name, seconds, Int(info.modified.tv_nsec)))
+            if isPack {
+                packs.append((name, seconds, Int(info.modified.tv_nsec)))
+            } else if isUser {
+                users.append((name, seconds, Int(info.modified.tv_nsec)))
             } else if now - seconds > Self.temporaryLifetime {
                 unlinkat(folder, name, 0)
             }
         }
-        guard entries.count > Self.entriesKept - 1 else { return }
-        entries.sort { ($0.seconds, $0.nanoseconds, $0.name) > ($1.seconds, $1.nanoseconds, $1.name) }
-        for entry in entries.dropFirst(Self.entriesKept - 1) { unlinkat(folder, entry.name, 0) }
+        // Only entries of the kind just written: the other kind's newest could otherwise be
+        // pushed out by entries dated in the future (a clock set back).
+        let (entries, kept) = Self.isUserEntryName(keep) ? (users, Self.userEntriesKept) : (packs, Self.entriesKept)
+        guard entries.count > kept - 1 else { return }
+        let newestFirst = entries.sorted { ($0.seconds, $0.nanoseconds, $0.name) > ($1.seconds, $1.nanoseconds, $1.name) }
+        for entry in newestFirst.dropFirst(kept - 1) { unlinkat(folder, entry.name, 0) }
     }
 
     /// `<32 hexadecimal digits>.pack`: the name of an entry (64 digits: an entry of earlier
@@ -280,10 +357,16 @@ struct PackCache: CompiledPackCache {
         return (bytes.count == 37 || bytes.count == 69) && name.hasSuffix(".pack") && bytes.dropLast(5).allSatisfy(isLowerHexadecimal)
     }
 
-    /// `<entry name>.<digits>.<digits>.tmp`: a temporary file of `store`.
+    /// `<32 hexadecimal digits>.user`: the name of a user entry.
+    static func isUserEntryName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return bytes.count == 37 && name.hasSuffix(".user") && bytes.dropLast(5).allSatisfy(isLowerHexadecimal)
+    }
+
+    /// `<entry name>.<digits>.<digits>.tmp`: a temporary file of `write`.
     static func isTemporaryName(_ name: String) -> Bool {
         let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 5 && isEntryName(parts[0] + ".pack") && parts[1] == "pack"
+        return parts.count == 5 && (isEntryName(parts[0] + ".pack") && parts[1] == "pack" || isUserEntryName(parts[0] + ".user") && parts[1] == "user")
             && [parts[2], parts[3]].allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } } && parts[4] == "tmp"
     }
 
@@ -297,4 +380,15 @@ struct PackCache: CompiledPackCache {
             mkdir(current, 0o700)
         }
     }
+}
+
+/// The org entry a `PackCache` last read or wrote, and its nonce: user entries are looked up
+/// only for that very pack (a process loads one pack; `batch` and `diff` load theirs once).
+final class OrgEntryMemory: Sendable {
+    private let entry = Locked<(pack: RulePack?, nonce: [UInt8])>((nil, []))
+
+    func remember(_ pack: RulePack, nonce: [UInt8]) { entry.withLock { $0 = (pack, nonce) } }
+
+    /// The nonce of `pack`'s entry, when `pack` is the one remembered.
+    func nonce(of pack: RulePack) -> [UInt8]? { entry.withLock { $0.pack === pack ? $0.nonce : nil } }
 }

@@ -10,9 +10,30 @@ import Testing
 /// it is asked for.
 final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
     var entries: [[String]: [UInt8]] = [:]
+    /// User layers by their org files' key and their own.
+    var userEntries: [[[String]]: [UInt8]] = [:]
+    /// The org pack last loaded or stored: user layers are only for it.
+    var lastPack: RulePack?
+    var orgHits = 0, userHits = 0
     func key(_ files: [SourceFile]) -> [String] { files.flatMap { [$0.path, $0.text] } }
-    func load(_ files: [SourceFile]) -> RulePack? { entries[key(files)].flatMap { CompiledPackFormat.decode($0, files: files) } }
-    func store(_ pack: RulePack, for files: [SourceFile]) { entries[key(files)] = CompiledPackFormat.encode(pack) }
+    func load(_ files: [SourceFile]) -> RulePack? {
+        lastPack = entries[key(files)].flatMap { CompiledPackFormat.decode($0, files: files) }
+        if lastPack != nil { orgHits += 1 }
+        return lastPack
+    }
+    func store(_ pack: RulePack, for files: [SourceFile]) {
+        entries[key(files)] = CompiledPackFormat.encode(pack)
+        lastPack = pack
+    }
+    func loadUsers(_ files: [SourceFile], org: [SourceFile], pack: RulePack) -> [String: UserLayer]? {
+        guard pack === lastPack, let bytes = userEntries[[key(org), key(files)]] else { return nil }
+        userHits += 1
+        return CompiledPackFormat.decodeUsers(bytes, range: 0..<bytes.count, for: pack)
+    }
+    func storeUsers(_ users: [String: UserLayer], for files: [SourceFile], org: [SourceFile], pack: RulePack) {
+        guard pack === lastPack else { return }
+        userEntries[[key(org), key(files)]] = CompiledPackFormat.encodeUsers(users, of: pack)
+    }
 }
 
 /// The compiled-pack format: a pack survives encoding exactly, and the decoder trusts nothing.
@@ -23,6 +44,11 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
     func sources(_ path: String) throws -> [SourceFile] {
         let (org, users) = try PackLoader.files(at: path)
         return try (org + users).map { try PackLoader.read($0) }
+    }
+
+    /// The org files of a pack (the key of its org entry).
+    func orgSources(_ path: String) throws -> [SourceFile] {
+        try PackLoader.files(at: path).org.map { try PackLoader.read($0) }
     }
 
     /// Everything a decision depends on, printed.
@@ -81,9 +107,12 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
     @Test func aCachedPackIsTheCompiledPack() throws {
         let cache = temporaryCache()
         let first = try Linter.load(Paths.rules, cache: cache).get()
-        let files = try sources(Paths.rules)
-        let cached = try #require(cache.load(files))
-        #expect(describe(cached) == describe(first))
+        #expect(cache.orgHits == 0 && cache.entries.count == 1 && cache.userEntries.count == 1)
+        // Read back: the org layer from its entry, Ann's layer from hers.
+        let cached = try Linter.load(Paths.rules, cache: cache).get()
+        #expect(cache.orgHits == 1 && cache.userHits == 1)
+        #expect(!first.users.isEmpty && describe(cached) == describe(first))
+        #expect(try #require(cache.load(try orgSources(Paths.rules))).users.isEmpty)
         // It evaluates the same, on messages decided late in the pack.
         let facts = try samples(first)
         let expected = try outcomes(first, facts)
@@ -95,8 +124,8 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
         #expect(expected[0].contains("general-mode") && expected[0].contains("Some not important emails were filtered: news@spam.example"))
         let everyFeature = Paths.examples.appendingPathComponent("good/every-feature").path
         let fresh = try Linter.load(everyFeature, cache: cache).get()
-        let reloaded = try #require(cache.load(try sources(everyFeature)))
-        #expect(describe(reloaded) == describe(fresh))
+        let reloaded = try Linter.load(everyFeature, cache: cache).get()
+        #expect(cache.orgHits == 3 && describe(reloaded) == describe(fresh))
     }
 
     /// The encoded shipped pack and the pack it was made from.
@@ -241,6 +270,6 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
         let cache = temporaryCache()
         let bad = Paths.examples.appendingPathComponent("bad/expr-syntax").path
         if case .success = try Linter.load(bad, cache: cache) { Issue.record("a bad pack loaded") }
-        #expect(cache.load(try sources(bad)) == nil)
+        #expect(cache.load(try orgSources(bad)) == nil && cache.entries.isEmpty)
     }
 }

@@ -123,6 +123,60 @@ struct TemporaryPack {
         #expect(try Linter.load(temporary.pack).get().user("dan@contoso.com") == nil)
     }
 
+    // MARK: One mailbox reads its own user file only
+
+    /// The user files that speak for a mailbox: its name in any case, `.yaml` or `.yml`, an
+    /// internationalised domain in either form; never another mailbox's, nor a name that is
+    /// no address.
+    @Test func theUserFilesOfAMailboxAreTheOnesNamedAfterIt() {
+        let paths = ["p/users/ann@contoso.com.yaml", "p/users/Ann@Contoso.COM.yml", "p/users/anna@contoso.com.yaml",
+                     "p/users/bob@contoso.com.yaml", "p/users/ann@contoso.co.yaml", "p/users/ann.yaml", "p/users/ann@contoso.com",
+                     "p/users/jo@bücher.example.yaml", "p/users/jo@xn--bcher-kva.example.yaml", "p/users/JO@BÜCHER.example.yaml"]
+        #expect(PackLoader.userFiles(paths, of: "ann@contoso.com") == ["p/users/ann@contoso.com.yaml", "p/users/Ann@Contoso.COM.yml", "p/users/ann@contoso.com"])
+        #expect(PackLoader.userFiles(paths, of: "ANN@contoso.com") == PackLoader.userFiles(paths, of: "ann@contoso.com"))
+        #expect(PackLoader.userFiles(paths, of: "bob@contoso.com") == ["p/users/bob@contoso.com.yaml"])
+        #expect(PackLoader.userFiles(paths, of: "carl@contoso.com").isEmpty)
+        #expect(PackLoader.userFiles(paths, of: "Jo@Bücher.example")
+                == ["p/users/jo@bücher.example.yaml", "p/users/jo@xn--bcher-kva.example.yaml", "p/users/JO@BÜCHER.example.yaml"])
+        // Each file chosen is one the full load would apply to that mailbox.
+        for path in paths {
+            guard let owner = PackLoader.mailbox(ofUserFile: path) else { continue }
+            #expect(PackLoader.userFiles(paths, of: owner).contains(path), "\(path)")
+        }
+    }
+
+    /// Loading for one mailbox gives that mailbox what loading every user file gives it: its
+    /// layer, or its problems (a broken file, two files, a file claiming another mailbox), from
+    /// YAML and from the cache; another mailbox's broken or unreadable file is not read.
+    @Test func loadingForOneMailboxGivesItWhatTheWholePackGives() throws {
+        let temporary = try TemporaryPack()
+        try temporary.write("users/bob@contoso.com.yaml", "mailbox: bob@contoso.com\nblocklist:\n  add:\n    - fabrikam.com\nsettings:\n  category: Sales\n")
+        try temporary.write("users/carl@contoso.com.yaml", "mailbox: carl@contoso.com\nblocklist:\n  remove:\n    - spam.example\n")
+        try temporary.write("users/dan@contoso.com.yaml", "mailbox: dan@contoso.com\n")
+        try temporary.write("users/Dan@Contoso.com.yml", "mailbox: dan@contoso.com\nblocklist:\n  add:\n    - x.example\n")
+        try temporary.write("users/erin@contoso.com.yaml", "mailbox: fred@contoso.com\n")
+        let whole = try Linter.load(temporary.pack).get()
+        let cache = MemoryPackCache()
+        for mailbox in ["ann@contoso.com", "Bob@contoso.com", "carl@contoso.com", "dan@contoso.com", "erin@contoso.com", "fred@contoso.com", "gail@contoso.com"] {
+            for round in 0..<2 {
+                let one = try Linter.load(temporary.pack, cache: cache, mailbox: mailbox).get()
+                #expect(one.userFileProblems(for: mailbox) == whole.userFileProblems(for: mailbox), "\(mailbox) \(round)")
+                #expect(one.user(mailbox).map { CompiledPackFormat.encodeUsers(["m": $0], of: one) }
+                        == whole.user(mailbox).map { CompiledPackFormat.encodeUsers(["m": $0], of: whole) }, "\(mailbox) \(round)")
+                #expect(one.users.count <= 1 && one.brokenUsers.count <= 1, "\(mailbox): no other mailbox's file")
+            }
+        }
+        #expect(whole.user("bob@contoso.com") != nil && whole.userFileProblems(for: "carl@contoso.com") != nil
+                && whole.userFileProblems(for: "dan@contoso.com") != nil && whole.userFileProblems(for: "erin@contoso.com") != nil)
+        // Ann's and Bob's layers were each compiled once and then read back.
+        #expect(cache.userEntries.count == 2 && cache.userHits == 2)
+        // Another mailbox's file that cannot be read at all (a FIFO) does not stop Ann.
+        mkfifo(temporary.pack + "/users/hal@contoso.com.yaml", 0o600)
+        let ann = try Linter.load(temporary.pack, cache: cache, mailbox: "ann@contoso.com").get()
+        #expect(ann.user("ann@contoso.com") != nil && ann.brokenUsers.isEmpty)
+        #expect(try Linter.load(temporary.pack, mailbox: "hal@contoso.com").get().userFileProblems(for: "hal@contoso.com") != nil)
+    }
+
     // MARK: One bad user file does not stop the org
 
     @Test func aBrokenUserFileStopsOnlyItsMailbox() throws {
@@ -138,9 +192,17 @@ struct TemporaryPack {
         #expect(pack.userFileProblems(for: "ann@contoso.com") == nil)
         let problems = try #require(pack.userFileProblems(for: "Carl@Contoso.com"))
         #expect(problems.count == 1 && problems[0].contains("carl@contoso.com.yaml:4:7") && problems[0].contains("[user-overstep]"))
-        // A pack with a broken user file is never cached.
-        let files = try (PackLoader.files(at: temporary.pack).org + PackLoader.files(at: temporary.pack).users).map { try PackLoader.read($0) }
-        #expect(cache.load(files) == nil)
+        // The org layer is cached; the user files' layers are not, while one of them is broken.
+        #expect(cache.entries.count == 1 && cache.userEntries.isEmpty)
+        let again = try Linter.load(temporary.pack, cache: cache).get()
+        #expect(cache.orgHits == 1 && cache.userHits == 0)
+        #expect(again.user("ann@contoso.com") != nil && again.userFileProblems(for: "carl@contoso.com") == problems)
+        // Loaded for Ann alone, Carl's file is not even read; for Carl, it stops him.
+        let annOnly = try Linter.load(temporary.pack, cache: cache, mailbox: "Ann@Contoso.com").get()
+        #expect(annOnly.user("ann@contoso.com") != nil && annOnly.userFileProblems(for: "carl@contoso.com") == nil)
+        #expect(cache.userEntries.count == 1, "Ann's layer alone is whole, and cached")
+        let carlOnly = try Linter.load(temporary.pack, cache: cache, mailbox: "carl@contoso.com").get()
+        #expect(carlOnly.userFileProblems(for: "carl@contoso.com") == problems && carlOnly.users.isEmpty)
         // An error in an org file still stops the whole pack.
         try temporary.write("lists.yaml", "lists: [")
         if case .success = try Linter.load(temporary.pack) { Issue.record("a broken org file loaded") }

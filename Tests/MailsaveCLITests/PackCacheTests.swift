@@ -16,20 +16,21 @@ import Testing
         PackCache(directory: FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-pack-cache-\(UUID().uuidString)/nested").path)
     }
 
+    /// The org files of a pack: the key of its org entry (user files have entries of their own).
     func sources(_ path: String) throws -> [SourceFile] {
-        let (org, users) = try PackLoader.files(at: path)
-        return try (org + users).map { try PackLoader.read($0) }
+        try PackLoader.files(at: path).org.map { try PackLoader.read($0) }
     }
 
-    /// The entry of the shipped pack, its key, and the pack it was made from.
+    /// The org entry of the shipped pack, its key, and the org layer it was made from.
     func entry() throws -> (cache: PackCache, files: [SourceFile], path: String, bytes: [UInt8], key: [UInt8], pack: RulePack) {
         let cache = temporaryCache()
-        let pack = try Linter.load(Self.rules, cache: cache).get()
+        let pack = try Linter.load(Self.rules, cache: cache).get().orgLayer
         let files = try sources(Self.rules)
         let key = cache.keyBytes(files)
         let path = cache.path(forKey: cache.key(files))
         let bytes = try PackLoader.bytes(of: path)
-        #expect(bytes == PackCache.encode(pack, key: key))
+        let nonceStart = PackCache.magic.count + 1 + 8 + key.count
+        #expect(bytes == PackCache.encode(pack, key: key, nonce: Array(bytes[nonceStart..<(nonceStart + PackCache.nonceSize)])))
         return (cache, files, path, bytes, key, pack)
     }
 
@@ -94,6 +95,45 @@ import Testing
         #expect(PackCache.decode(bytes, key: cache.keyBytes(other)) == nil)
     }
 
+    /// A user file's layer is kept apart under the org entry's nonce: read back with that org
+    /// entry only, for exactly that file, and refused when damaged.
+    @Test func aUserLayerIsReadBackOnlyWithTheOrgEntryItWasCompiledAgainst() throws {
+        let cache = temporaryCache()
+        let first = try Linter.load(Self.rules, cache: cache, mailbox: "ann@contoso.com").get()
+        let org = try sources(Self.rules)
+        let users = try PackLoader.files(at: Self.rules).users.map { try PackLoader.read($0) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: cache.directory)
+        #expect(names.filter(PackCache.isEntryName).count == 1)
+        let userEntry = try #require(names.first(where: PackCache.isUserEntryName))
+        // Read back: the org entry, then Ann's layer made against it.
+        let orgPack = try #require(cache.load(org))
+        let layers = try #require(cache.loadUsers(users, org: org, pack: orgPack))
+        #expect(!layers.isEmpty && CompiledPackFormat.encodeUsers(layers, of: orgPack) == CompiledPackFormat.encodeUsers(first.users, of: first))
+        // Not for a pack this cache did not give (the same files, compiled apart)...
+        #expect(cache.loadUsers(users, org: org, pack: try Linter.load(Self.rules).get().orgLayer) == nil)
+        // ...nor for another text of the user file.
+        #expect(cache.loadUsers([SourceFile(path: users[0].path, text: users[0].text + "\n")], org: org, pack: orgPack) == nil)
+        // Every flipped byte (the key holds the nonce and the file; the checksum the rest) is refused.
+        let path = cache.directory + "/" + userEntry
+        let bytes = try PackLoader.bytes(of: path)
+        for position in bytes.indices {
+            var damaged = bytes
+            damaged[position] ^= 0x20
+            try Data(damaged).write(to: URL(fileURLWithPath: path))
+            #expect(cache.loadUsers(users, org: org, pack: orgPack) == nil, "byte \(position)")
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(cache.loadUsers(users, org: org, pack: orgPack) != nil)
+        // The org entry written again has a new nonce: the old user entry is never used with it.
+        cache.store(orgPack, for: org)
+        let rewritten = try #require(cache.load(org))
+        #expect(cache.loadUsers(users, org: org, pack: rewritten) == nil)
+        // Loaded again, Ann's layer is compiled against the new org entry and kept.
+        let again = try Linter.load(Self.rules, cache: cache, mailbox: "ann@contoso.com").get()
+        #expect(CompiledPackFormat.encodeUsers(again.users, of: again) == CompiledPackFormat.encodeUsers(first.users, of: first))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory).filter(PackCache.isUserEntryName).count == 2)
+    }
+
     @Test func everyFlippedByteIsRefused() throws {
         let (_, _, _, bytes, key, _) = try entry()
         #expect(bytes.count > 4_000)
@@ -124,11 +164,15 @@ import Testing
             #expect(PackCache.decode(Array(bytes[0..<length]), key: key) == nil, "truncated to \(length)")
         }
         #expect(PackCache.decode(bytes + [0], key: key) == nil)
-        // Through the file: a truncated entry is compiled again and stored whole.
+        // Through the file: a truncated entry is compiled again and stored whole (with a new nonce).
         try Data(bytes.dropLast(7)).write(to: URL(fileURLWithPath: path))
         #expect(cache.load(files) == nil)
         #expect(throws: Never.self) { try Linter.load(Self.rules, cache: cache).get() }
-        #expect(try PackLoader.bytes(of: path) == bytes)
+        let rewritten = try PackLoader.bytes(of: path)
+        let nonce = header..<(header + PackCache.nonceSize)
+        #expect(rewritten.count == bytes.count && rewritten[..<header] == bytes[..<header]
+                && rewritten[nonce] != bytes[nonce] && rewritten[nonce.upperBound..<(bytes.count - PackCache.checksumSize)] == bytes[nonce.upperBound..<(bytes.count - PackCache.checksumSize)])
+        #expect(cache.load(files) != nil)
     }
 
     @Test func anEntryOfAnotherVersionOrOtherFilesIsNeverUsed() throws {
@@ -157,7 +201,7 @@ import Testing
         #expect(stat(cache.directory, &info) == 0)
         #expect(info.st_mode & 0o077 == 0)
         // No temporary file is left behind.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory).allSatisfy { $0.hasSuffix(".pack") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory).allSatisfy { $0.hasSuffix(".pack") || $0.hasSuffix(".user") })
         // Writable by others: refused.
         chmod(path, 0o666)
         #expect(cache.load(files) == nil)
@@ -204,11 +248,12 @@ import Testing
         // The new entry, the one just used, and the 14 youngest others.
         let kept = Set([cache.key(files) + ".pack", name(20)] + (1...14).map(name))
         #expect(left.filter(PackCache.isEntryName) == kept.union([name(500)]))
+        #expect(left.filter(PackCache.isUserEntryName).count == 1, "Ann's layer is not counted among the packs")
         #expect(!left.contains(name(15)) && !left.contains(name(19)))
         #expect(!left.contains(name(99) + ".123.456.tmp"), "a temporary file of two hours ago is a leftover")
         #expect(left.contains(name(98) + ".123.457.tmp"), "a writer may still be writing this one")
         #expect(left.contains("notes.txt") && left.contains("ABCDEF" + String(repeating: "0", count: 58) + ".pack"))
-        #expect(cache.load(files).map { CompiledPackFormat.encode($0) } == CompiledPackFormat.encode(pack))
+        #expect(cache.load(files).map { CompiledPackFormat.encode($0) } == CompiledPackFormat.encode(pack.orgLayer))
         // Entries dated in the future (a clock set back) never push out the one just written.
         let later = temporaryCache()
         try FileManager.default.createDirectory(atPath: later.directory, withIntermediateDirectories: true)
@@ -223,6 +268,9 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: later.directory).filter(PackCache.isEntryName).count == PackCache.entriesKept)
         #expect(PackCache.isTemporaryName(name(1) + ".1.2.tmp") && !PackCache.isTemporaryName(name(1) + "..2.tmp")
                 && !PackCache.isTemporaryName(name(1) + ".1.x.tmp") && !PackCache.isEntryName(name(1) + "x"))
+        let user = String(repeating: "a", count: 32) + ".user"
+        #expect(PackCache.isUserEntryName(user) && PackCache.isTemporaryName(user + ".1.2.tmp") && !PackCache.isEntryName(user)
+                && !PackCache.isUserEntryName("A" + user.dropFirst()) && !PackCache.isTemporaryName(user + ".1.2.tmp.x"))
     }
 
     @Test func aPackWithErrorsIsNeverCached() throws {

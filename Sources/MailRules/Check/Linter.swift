@@ -52,13 +52,19 @@ public enum Linter {
 
     /// Loads one pack for running it: the pack, or the diagnostics that stop it. Each file is
     /// read once; the cache key is computed from, and the pack compiled from, those same bytes.
-    /// With a cache, a pack whose files are unchanged is read back compiled.
+    /// With a cache, a pack whose files are unchanged is read back compiled: the org layer
+    /// under the org files, each set of user layers under its user files.
+    ///
+    /// With `mailbox`, only the user files named after it are read (`users/ann@contoso.com.yaml`,
+    /// in any case): a user file changes no other mailbox's decision, so a pack of a thousand
+    /// users costs a message what a pack of one does. Without it, every user file is read.
     ///
     /// Errors in a user file (`users/X.yaml`, including one that cannot be read) stop only
-    /// mailbox X: the pack loads with that mailbox in `brokenUsers` (and is not cached), and
-    /// every other mailbox is decided normally. Errors anywhere else stop the pack.
-    public static func load(_ path: String, cache: (any CompiledPackCache)? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
-        let (orgPaths, userPaths) = try PackLoader.files(at: path)
+    /// mailbox X: the pack loads with that mailbox in `brokenUsers` (and its layer is not
+    /// cached), and every other mailbox is decided normally. Errors anywhere else stop the pack.
+    public static func load(_ path: String, cache: (any CompiledPackCache)? = nil,
+                            mailbox: String? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
+        let (orgPaths, userPaths) = try PackLoader.files(at: path, mailbox: mailbox)
         if orgPaths.isEmpty && userPaths.isEmpty {
             throw PackReadError(path: path, reason: "no rule files (*.yaml, *.yml) found")
         }
@@ -74,29 +80,48 @@ public enum Linter {
                 if let mailbox = PackLoader.mailbox(ofUserFile: file) { broken[mailbox, default: []].append(error.description) }
             }
         }
-        if broken.isEmpty, let cache, let pack = cache.load(org + users) { return .success(pack) }
+        if let cache, let orgLayer = cache.load(org) {
+            return .success(layering(users, broken: broken, onto: orgLayer, org: org, cache: cache))
+        }
         let (pack, diagnostics, files) = check(org: org, users: users)
         let userFiles = Set(users.map(\.path))
-        var orgErrors = false
-        var userErrors = false
-        for diagnostic in diagnostics where diagnostic.severity == .error {
-            let path = diagnostic.location.path
-            guard userFiles.contains(path) else { orgErrors = true; continue }
-            userErrors = true
-            // A user file not named after a mailbox applies to none: lint reports it, process ignores it.
-            if let mailbox = PackLoader.mailbox(ofUserFile: path) {
-                broken[mailbox, default: []].append("\(diagnostic.location.description): \(diagnostic.message) [\(diagnostic.check)]")
-            }
-        }
-        if orgErrors {
+        if diagnostics.contains(where: { $0.severity == .error && !userFiles.contains($0.location.path) }) {
             return .failure(LintResult(diagnostics: sorted(diagnostics), files: Dictionary(files.map { ($0.path, $0) }) { first, _ in first },
                                        packs: []))
         }
-        if broken.isEmpty && !userErrors {
-            cache?.store(pack, for: org + users)
-            return .success(pack)
+        let orgLayer = pack.orgLayer
+        cache?.store(orgLayer, for: org)
+        return .success(keeping(pack, diagnostics: diagnostics, broken: broken, users: users, org: org, orgLayer: orgLayer, cache: cache))
+    }
+
+    /// `users` over an org layer read back from the cache: their layers from the cache too,
+    /// or compiled against it.
+    static func layering(_ users: [SourceFile], broken: [String: [String]], onto orgLayer: RulePack, org: [SourceFile],
+                         cache: any CompiledPackCache) -> RulePack {
+        if users.isEmpty { return broken.isEmpty ? orgLayer : orgLayer.quarantining(broken) }
+        if broken.isEmpty, let layers = cache.loadUsers(users, org: org, pack: orgLayer) { return orgLayer.withUsers(layers) }
+        let (pack, diagnostics) = orgLayer.compilingUsers(users)
+        return keeping(pack, diagnostics: diagnostics, broken: broken, users: users, org: org, orgLayer: orgLayer, cache: cache)
+    }
+
+    /// The pack with the mailboxes whose user file has errors quarantined; its user layers
+    /// cached when none has.
+    static func keeping(_ pack: RulePack, diagnostics: [Diagnostic], broken: [String: [String]], users: [SourceFile],
+                        org: [SourceFile], orgLayer: RulePack, cache: (any CompiledPackCache)?) -> RulePack {
+        var broken = broken
+        var userErrors = false
+        for diagnostic in diagnostics where diagnostic.severity == .error {
+            userErrors = true
+            // A user file not named after a mailbox applies to none: lint reports it, process ignores it.
+            if let mailbox = PackLoader.mailbox(ofUserFile: diagnostic.location.path) {
+                broken[mailbox, default: []].append("\(diagnostic.location.description): \(diagnostic.message) [\(diagnostic.check)]")
+            }
         }
-        return .success(pack.quarantining(broken))
+        if broken.isEmpty && !userErrors {
+            if !users.isEmpty { cache?.storeUsers(pack.users, for: users, org: org, pack: orgLayer) }
+            return pack
+        }
+        return pack.quarantining(broken)
     }
 
     static func sorted(_ diagnostics: [Diagnostic]) -> [Diagnostic] {

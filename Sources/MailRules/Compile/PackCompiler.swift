@@ -58,6 +58,9 @@ public final class RulePack: Sendable {
     public let users: [String: UserLayer]
     /// Macro variable slots the largest expression needs.
     public let slots: Int
+    /// The settings a user file may choose (`settings.personal`): kept so that user files
+    /// can be compiled against a pack read back from a cache (`compilingUsers`).
+    public let personalSettings: Set<String>
     /// Mailboxes whose user file has errors (or cannot be read), by normalised address, with
     /// one line per problem: no decision is made for them (see `userFileProblems(for:)`), while
     /// every other mailbox is decided normally.
@@ -69,8 +72,9 @@ public final class RulePack: Sendable {
 
     init(rules: [CompiledRule], lists: [String: CompiledList], orgSettings: [String: Value],
          mapping: [String: [(field: SalesforceField, expression: CompiledExpression)]], users: [String: UserLayer], slots: Int,
-         brokenUsers: [String: [String]] = [:]) {
+         personalSettings: Set<String>, brokenUsers: [String: [String]] = [:]) {
         self.rules = rules
+        self.personalSettings = personalSettings
         self.unretainedRules = rules.map { Unmanaged.passUnretained($0) }
         self.lists = lists
         self.orgSettings = orgSettings
@@ -82,9 +86,28 @@ public final class RulePack: Sendable {
 
     /// The same pack with the user layers of `broken` mailboxes taken out and their problems kept.
     func quarantining(_ broken: [String: [String]]) -> RulePack {
-        RulePack(rules: rules, lists: lists, orgSettings: orgSettings, mapping: mapping,
-                 users: users.filter { broken[$0.key] == nil }, slots: slots,
-                 brokenUsers: brokenUsers.merging(broken) { $0 + $1 })
+        withUsers(users.filter { broken[$0.key] == nil }, brokenUsers: brokenUsers.merging(broken) { $0 + $1 })
+    }
+
+    /// The same org layer with these user layers (and problems) instead of its own.
+    func withUsers(_ users: [String: UserLayer], brokenUsers: [String: [String]] = [:]) -> RulePack {
+        RulePack(rules: rules, lists: lists, orgSettings: orgSettings, mapping: mapping, users: users, slots: slots,
+                 personalSettings: personalSettings, brokenUsers: brokenUsers)
+    }
+
+    /// The org layer alone: what a cache keeps under the org files (user files are kept apart,
+    /// so that `process` reads only the file of the mailbox it decides for).
+    public var orgLayer: RulePack { users.isEmpty && brokenUsers.isEmpty ? self : withUsers([:]) }
+
+    /// This org layer with `files` as its user files, loaded and compiled exactly as
+    /// `Linter.check` does with the org files beside them (a user file's checks read only the
+    /// org's lists and settings): the pack, and the user files' diagnostics.
+    func compilingUsers(_ files: [SourceFile]) -> (RulePack, [Diagnostic]) {
+        var loader = PackLoader()
+        for file in files { loader.loadUserFile(file) }
+        var compiler = PackCompiler()
+        let users = compiler.compileUsers(loader.definition.users, lists: lists, settings: orgSettings, personal: personalSettings)
+        return (withUsers(users), loader.diagnostics + compiler.diagnostics)
     }
 
     /// The problems of the user file of `mailbox`, or nil when it has none (or no file). A
@@ -117,7 +140,7 @@ public final class RulePack: Sendable {
             values[spec.name] = compiler.settingValue(spec, node, lists: lists, usedLists: &used)
         }
         let pack = RulePack(rules: rules, lists: lists, orgSettings: values, mapping: mapping, users: users, slots: slots,
-                            brokenUsers: brokenUsers)
+                            personalSettings: personalSettings, brokenUsers: brokenUsers)
         return (pack, loader.diagnostics + compiler.diagnostics)
     }
 
@@ -268,7 +291,8 @@ public struct PackCompiler {
                 report(.unusedSetting, key.location, length: key.value.count, "setting '\(key.value)' is set but no rule reads settings.\(key.value)")
             }
         }
-        return RulePack(rules: rules, lists: lists, orgSettings: orgSettings, mapping: mapping, users: users, slots: slots)
+        return RulePack(rules: rules, lists: lists, orgSettings: orgSettings, mapping: mapping, users: users, slots: slots,
+                        personalSettings: personal)
     }
 
     // MARK: Values

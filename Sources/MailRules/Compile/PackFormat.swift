@@ -2,11 +2,20 @@ import MailMessage
 /// Where `Linter.load` keeps compiled packs between runs. Caching is the command line's
 /// concern (where entries live, how they are keyed and checked); the rule language only
 /// turns a pack into bytes and back (`CompiledPackFormat`).
+///
+/// The org files and the user files are kept apart: a user file's layer is compiled against
+/// the org layer alone, so `process` reads the org files and the one user file of its
+/// mailbox, not every user's.
 public protocol CompiledPackCache {
     /// The pack compiled from exactly these files, or nil.
     func load(_ files: [SourceFile]) -> RulePack?
     /// Keeps `pack`, compiled from exactly these files.
     func store(_ pack: RulePack, for files: [SourceFile])
+    /// The user layers compiled from exactly the user files `files` against `pack`, the org
+    /// layer this cache's `load` or `store` last gave or took for the org files `org`; or nil.
+    func loadUsers(_ files: [SourceFile], org: [SourceFile], pack: RulePack) -> [String: UserLayer]?
+    /// Keeps `users`, compiled from exactly `files` against `pack` (as for `loadUsers`).
+    func storeUsers(_ users: [String: UserLayer], for files: [SourceFile], org: [SourceFile], pack: RulePack)
 }
 
 /// A compiled pack as bytes and back, so a cache can skip YAML, checks and compilation.
@@ -15,8 +24,9 @@ public protocol CompiledPackCache {
 /// letter of a message): the cache's checksum is for that.
 public enum CompiledPackFormat {
     /// Bumped whenever the encoding changes shape or meaning (3: lists' entries in NFC and
-    /// in byte order, read into sorted buffers).
-    public static let version: UInt8 = 3
+    /// in byte order, read into sorted buffers; 4: the settings users may choose, and user
+    /// layers encoded on their own).
+    public static let version: UInt8 = 4
 
     /// What the compiler is, as far as a compiled pack depends on it: the facts schema, the
     /// settings, the functions, macros and checks, as length-prefixed pieces. A cache keys
@@ -35,6 +45,24 @@ public enum CompiledPackFormat {
         var encoder = PackEncoder(pack: pack)
         encoder.encodePack()
         return encoder.writer.bytes
+    }
+
+    /// A pack's user layers alone, for a cache that keeps each user file apart from the org's.
+    public static func encodeUsers(_ users: [String: UserLayer], of pack: RulePack) -> [UInt8] {
+        var encoder = PackEncoder(pack: pack)
+        encoder.encodeUsers(users)
+        return encoder.writer.bytes
+    }
+
+    /// User layers written by `encodeUsers` for `pack` (whose lists a personal setting may
+    /// name), or nil unless `bytes[range]` decode to valid layers using every byte.
+    public static func decodeUsers(_ bytes: [UInt8], range: Range<Int>, for pack: RulePack) -> [String: UserLayer]? {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        var decoder = PackDecoder(reader: BinaryReader(bytes: bytes, position: range.lowerBound, end: range.upperBound))
+        decoder.lists = pack.lists
+        decoder.slots = pack.slots
+        guard let users = decoder.users(), decoder.reader.position == decoder.reader.end else { return nil }
+        return users
     }
 
     /// The pack in `bytes`, or nil unless they decode to a valid pack using every byte.
@@ -299,6 +327,7 @@ struct PackEncoder {
             writer.string(name)
             value(pack.orgSettings[name] ?? .absent)
         }
+        writer.strings(pack.personalSettings.sorted())
         writer.int(pack.rules.count)
         for rule in pack.rules {
             let definition = rule.definition
@@ -325,10 +354,15 @@ struct PackEncoder {
                 expression(compiled)
             }
         }
-        let mailboxes = pack.users.keys.sorted()
+        encodeUsers(pack.users)
+    }
+
+    /// The user layers, by mailbox (also a cache entry of their own: see `CompiledPackFormat.encodeUsers`).
+    mutating func encodeUsers(_ users: [String: UserLayer]) {
+        let mailboxes = users.keys.sorted()
         writer.int(mailboxes.count)
         for mailbox in mailboxes {
-            guard let user = pack.users[mailbox] else { continue }
+            guard let user = users[mailbox] else { continue }
             writer.string(user.mailbox)
             list(user.blocklist)
             writer.strings(user.removed.sorted())
@@ -557,6 +591,7 @@ struct PackDecoder {
             guard let name = reader.string(), let setting = value() else { return nil }
             settings[name] = setting
         }
+        guard let personal = reader.strings() else { return nil }
         guard let ruleCount = reader.count() else { return nil }
         var rules: [CompiledRule] = []
         for _ in 0..<ruleCount {
@@ -586,6 +621,14 @@ struct PackDecoder {
             }
             mapping[object] = fields
         }
+        guard let users = users() else { return nil }
+        return RulePack(rules: rules, lists: lists, orgSettings: settings, mapping: mapping, users: users, slots: slots,
+                        personalSettings: Set(personal))
+    }
+
+    /// The user layers written by `PackEncoder.encodeUsers`; `lists` must hold the org's lists
+    /// first (a personal setting may name one).
+    mutating func users() -> [String: UserLayer]? {
         guard let userCount = reader.count() else { return nil }
         var users: [String: UserLayer] = [:]
         for _ in 0..<userCount {
@@ -599,6 +642,6 @@ struct PackDecoder {
             }
             users[mailbox] = UserLayer(mailbox: mailbox, blocklist: blocklist, removed: Set(removed), settings: values)
         }
-        return RulePack(rules: rules, lists: lists, orgSettings: settings, mapping: mapping, users: users, slots: slots)
+        return users
     }
 }

@@ -120,20 +120,24 @@ public struct PackLoader {
 
     /// The rule files of `path`: a pack folder (its YAML files, and `users/*.yaml` as the
     /// individual layer; `tests/` is for rule tests), or a single file.
-    public static func files(at path: String) throws(PackReadError) -> (org: [String], users: [String]) {
+    /// With `mailbox`, only the user files that speak for it (`userFiles(_:of:)`), chosen by
+    /// name as the folder is read: no string is made nor sorted for the others.
+    public static func files(at path: String, mailbox: String? = nil) throws(PackReadError) -> (org: [String], users: [String]) {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw PackReadError(path: path, reason: String(cString: strerror(errno)))
         }
         if (info.st_mode & S_IFMT) != S_IFDIR {
-            return path.split(separator: "/").dropLast().last == "users" ? ([], [path]) : ([path], [])
+            guard path.split(separator: "/").dropLast().last == "users" else { return ([path], []) }
+            return ([], mailbox.map { userFiles([path], of: $0) } ?? [path])
         }
         let base = path.hasSuffix("/") ? String(path.dropLast()) : path
         let org = try yamlFiles(in: base)
         var users: [String] = []
         var usersInfo = stat()
         if stat(base + "/users", &usersInfo) == 0 && (usersInfo.st_mode & S_IFMT) == S_IFDIR {
-            users = try yamlFiles(in: base + "/users")
+            let wanted = mailbox.map { Array(CompiledList.normalize($0, kind: .addresses).utf8) }
+            users = try yamlFiles(in: base + "/users") { name in wanted.map { userFile(named: name, speaksFor: $0) } ?? true }
         }
         return (org, users)
     }
@@ -155,22 +159,56 @@ public struct PackLoader {
         return CompiledList.normalize(stem, kind: .addresses)
     }
 
-    static func yamlFiles(in directory: String) throws(PackReadError) -> [String] {
-        try entries(of: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
+    /// The user files of `paths` that speak for `mailbox` (normally one; two when a mailbox
+    /// has a `.yaml` and a `.yml`, or names differing in case, which `compileUsers` reports).
+    /// A name is normalised only when its ASCII letters, lower-cased, could give the mailbox:
+    /// a pack of thousands of user files costs one comparison a file.
+    public static func userFiles(_ paths: [String], of mailbox: String) -> [String] {
+        let wanted = Array(CompiledList.normalize(mailbox, kind: .addresses).utf8)
+        return paths.filter { path in
+            let bytes = Array(path.utf8)
+            let name = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? bytes[...]
+            return name.withUnsafeBufferPointer { userFile(named: $0, speaksFor: wanted) }
+        }
     }
 
-    /// The names in a folder, dot-files left out, sorted.
-    public static func entries(of directory: String) throws(PackReadError) -> [String] {
+    /// Whether the user file named `name` (the file name's bytes) speaks for the mailbox whose
+    /// normal form is `wanted`. ASCII names normalise to their lower-case letters: a different
+    /// length or letter rules the file out at once; any other name is normalised.
+    static func userFile(named name: UnsafeBufferPointer<UInt8>, speaksFor wanted: [UInt8]) -> Bool {
+        let stem = name.count > 5 && name.suffix(5).elementsEqual(".yaml".utf8) ? name.dropLast(5)
+            : name.count > 4 && name.suffix(4).elementsEqual(".yml".utf8) ? name.dropLast(4) : name[...]
+        if stem.allSatisfy({ $0 < 0x80 }), stem.count != wanted.count || !zip(stem, wanted).allSatisfy({ $0.asciiLowercased == $1 }) {
+            return false
+        }
+        return mailbox(ofUserFile: String(decoding: name, as: UTF8.self)).map { Array($0.utf8) == wanted } ?? false
+    }
+
+    /// The YAML files of a folder, sorted; with `including`, only the names it accepts.
+    static func yamlFiles(in directory: String, including: ((UnsafeBufferPointer<UInt8>) -> Bool)? = nil) throws(PackReadError) -> [String] {
+        try entries(of: directory) { name in
+            (name.count > 5 && name.suffix(5).elementsEqual(".yaml".utf8) || name.count > 4 && name.suffix(4).elementsEqual(".yml".utf8))
+                && including?(name) ?? true
+        }.map { directory + "/" + $0 }
+    }
+
+    /// The names in a folder, dot-files left out, sorted; with `including`, only the names it
+    /// accepts, tested on the entry's bytes before a string is made of them.
+    public static func entries(of directory: String, including: ((UnsafeBufferPointer<UInt8>) -> Bool)? = nil) throws(PackReadError) -> [String] {
         guard let handle = opendir(directory) else {
             throw PackReadError(path: directory, reason: String(cString: strerror(errno)))
         }
         defer { closedir(handle) }
         var names: [String] = []
         while let entry = readdir(handle) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            let name: String? = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: UInt8.self, capacity: 256) { start in
+                    let bytes = UnsafeBufferPointer(start: start, count: strlen(UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)))
+                    guard bytes.first != UInt8(ascii: "."), including?(bytes) ?? true else { return nil }
+                    return String(decoding: bytes, as: UTF8.self)
+                }
             }
-            if !name.hasPrefix(".") { names.append(name) }
+            if let name { names.append(name) }
         }
         return names.sorted()
     }

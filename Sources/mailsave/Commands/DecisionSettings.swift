@@ -48,7 +48,8 @@ struct DecisionSettings {
     /// `--mailbox` also exit 5, naming the file (no decision without the user's own
     /// exclusions); errors in other users' files do not stop this mailbox.
     func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
-        let pack = try DecisionOptions.loadPack(rules: rules)
+        // Only this mailbox's user file is read (a user file decides for no other mailbox).
+        let pack = try DecisionOptions.loadPack(rules: rules, mailbox: checkingMailbox ? mailbox : nil)
         if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
             throw DecisionOptions.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
         }

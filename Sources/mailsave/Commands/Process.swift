@@ -71,10 +71,11 @@ struct DecisionOptions: ParsableArguments {
     }
 
     /// The compiled pack of `rules`, or exit 5 with its diagnostics (3 when it cannot be read).
-    static func loadPack(rules: String) throws -> RulePack {
+    /// With `mailbox`, of its user files only that mailbox's are read.
+    static func loadPack(rules: String, mailbox: String? = nil) throws -> RulePack {
         do {
             // Compiled packs are cached by the content of the rule files: process runs once per message.
-            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil) {
+            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil, mailbox: mailbox) {
             case .success(let pack):
                 return pack
             case .failure(let result):
