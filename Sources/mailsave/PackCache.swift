@@ -7,7 +7,8 @@ import Darwin
 #endif
 
 /// The compiled-pack cache, so `process`, invoked once per message, neither parses nor
-/// checks the same YAML again. Only a pack that compiled without errors is stored.
+/// checks the same YAML again. Only an org layer whose files have no errors is stored, and
+/// only user layers whose files have none.
 ///
 /// An entry is `MSPK`, the format version, the length (8 bytes, little-endian) and the bytes
 /// of the key, the encoded pack (`CompiledPackFormat`), and a checksum over everything
@@ -308,8 +309,9 @@ struct PackCache: CompiledPackCache {
     /// this: entries in use are the newest, and at most one `futimens` a day each.
     static let usedRefresh = 86_400
 
-    /// The user entries kept: one per mailbox with a user file, for as many mailboxes as a
-    /// large org has (each is small: a blocklist and a few settings).
+    /// The user entries kept: one per mailbox with a user file (`Linter.load` caches the user
+    /// layers of one mailbox's files only), for as many mailboxes as a large org has; each is
+    /// as small as its user file.
     static let userEntriesKept = 4_096
 
     /// After an entry is written (a cache miss, never on the per-message path of a hit):

@@ -107,10 +107,16 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
     @Test func aCachedPackIsTheCompiledPack() throws {
         let cache = temporaryCache()
         let first = try Linter.load(Paths.rules, cache: cache).get()
-        #expect(cache.orgHits == 0 && cache.entries.count == 1 && cache.userEntries.count == 1)
-        // Read back: the org layer from its entry, Ann's layer from hers.
-        let cached = try Linter.load(Paths.rules, cache: cache).get()
-        #expect(cache.orgHits == 1 && cache.userHits == 1)
+        // Loaded for every mailbox, the user layers are compiled each time, never kept (a key of
+        // every user file would make an entry at each change of any of them).
+        #expect(cache.orgHits == 0 && cache.entries.count == 1 && cache.userEntries.isEmpty)
+        #expect(describe(try Linter.load(Paths.rules, cache: cache).get()) == describe(first))
+        #expect(cache.orgHits == 1 && cache.userEntries.isEmpty)
+        // Loaded for Ann: her layer is kept, then read back.
+        _ = try Linter.load(Paths.rules, cache: cache, mailbox: "ann@contoso.com").get()
+        #expect(cache.orgHits == 2 && cache.userEntries.count == 1 && cache.userHits == 0)
+        let cached = try Linter.load(Paths.rules, cache: cache, mailbox: "ann@contoso.com").get()
+        #expect(cache.orgHits == 3 && cache.userHits == 1)
         #expect(!first.users.isEmpty && describe(cached) == describe(first))
         #expect(try #require(cache.load(try orgSources(Paths.rules))).users.isEmpty)
         // It evaluates the same, on messages decided late in the pack.
@@ -125,7 +131,7 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
         let everyFeature = Paths.examples.appendingPathComponent("good/every-feature").path
         let fresh = try Linter.load(everyFeature, cache: cache).get()
         let reloaded = try Linter.load(everyFeature, cache: cache).get()
-        #expect(cache.orgHits == 3 && describe(reloaded) == describe(fresh))
+        #expect(cache.orgHits == 5 && describe(reloaded) == describe(fresh))
     }
 
     /// The encoded shipped pack and the pack it was made from.

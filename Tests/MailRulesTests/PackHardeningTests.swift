@@ -138,11 +138,32 @@ struct TemporaryPack {
         #expect(PackLoader.userFiles(paths, of: "carl@contoso.com").isEmpty)
         #expect(PackLoader.userFiles(paths, of: "Jo@Bücher.example")
                 == ["p/users/jo@bücher.example.yaml", "p/users/jo@xn--bcher-kva.example.yaml", "p/users/JO@BÜCHER.example.yaml"])
-        // Each file chosen is one the full load would apply to that mailbox.
-        for path in paths {
-            guard let owner = PackLoader.mailbox(ofUserFile: path) else { continue }
-            #expect(PackLoader.userFiles(paths, of: owner).contains(path), "\(path)")
+        // A file is chosen exactly when the full load would apply it to that mailbox: names
+        // that normalise by more than lower-casing (a trailing dot or space, a tab, a bracket),
+        // and non-ASCII names in NFC or NFD, included.
+        let tricky = paths + ["p/users/ann@contoso.com..yaml", "p/users/ann@contoso.com .yaml", "p/users/ann@contoso.com\t.yaml",
+                              "p/users/ANN@CONTOSO.COM.yaml", "p/users/[ann@contoso.com].yaml", "p/users/ann@contoso.com.",
+                              "p/users/j\u{00F6}@x.example.yaml", "p/users/jo\u{0308}@x.example.yaml", "p/users/j\u{00D6}@x.example.yaml",
+                              "p/users/\u{FF41}nn@contoso.com.yaml", "p/users/ann@\u{FF43}ontoso.com.yaml", "p/users/.yaml", "p/users/@.yaml"]
+        let mailboxes = ["ann@contoso.com", "Ann@Contoso.com", "j\u{00F6}@x.example", "jo\u{0308}@X.example", "jo@bücher.example", "bob@contoso.com"]
+        for mailbox in mailboxes {
+            let wanted = CompiledList.normalize(mailbox, kind: .addresses)
+            let chosen = PackLoader.userFiles(tricky, of: mailbox)
+            for path in tricky {
+                #expect(chosen.contains(path) == (PackLoader.mailbox(ofUserFile: path) == wanted), "\(mailbox): \(path)")
+            }
         }
+    }
+
+    /// A pack of user files alone still loads for a mailbox without one (the org defaults),
+    /// as it did when every user file was read.
+    @Test func aPackOfUserFilesAloneLoadsForAnyMailbox() throws {
+        let temporary = try TemporaryPack()
+        for file in ["org.yaml", "policy.yaml", "lists.yaml"] { try FileManager.default.removeItem(atPath: temporary.pack + "/" + file) }
+        #expect(throws: Never.self) { try Linter.load(temporary.pack, mailbox: "bob@contoso.com") }
+        #expect(throws: Never.self) { try Linter.load(temporary.pack) }
+        try FileManager.default.removeItem(atPath: temporary.pack + "/users/ann@contoso.com.yaml")
+        #expect(throws: PackReadError.self) { try Linter.load(temporary.pack, mailbox: "bob@contoso.com") }
     }
 
     /// Loading for one mailbox gives that mailbox what loading every user file gives it: its

@@ -242,7 +242,7 @@ import Testing
         symlink(cache.directory + "/notes.txt", cache.directory + "/" + name(500))
         // Entry 20 is read (a hit would read it): it counts as used now.
         #expect(cache.readEntry(cache.directory + "/" + name(20)) != nil)
-        let pack = try Linter.load(Self.rules, cache: cache).get()
+        let pack = try Linter.load(Self.rules, cache: cache, mailbox: "ann@contoso.com").get()
         let files = try sources(Self.rules)
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: cache.directory))
         // The new entry, the one just used, and the 14 youngest others.

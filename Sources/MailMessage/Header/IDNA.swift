@@ -37,19 +37,23 @@ public enum IDNA {
     /// address: `CompiledList.normalize`); nil otherwise. One pass over the bytes: every
     /// look-up of every participant comes through here.
     public static func asciiLowered(_ value: String) -> String? {
-        func qualifies(_ bytes: UnsafeBufferPointer<UInt8>) -> (ascii: Bool, upper: Bool) {
-            guard let last = bytes.last, last != 0x2E, last != 0x20, bytes[0] != 0x20, bytes[0] != 0x5B else { return (false, false) }
-            var upper = false
-            for byte in bytes {
-                if byte >= 0x80 || byte == 0x09 { return (false, false) }
-                if byte >= 0x41 && byte <= 0x5A { upper = true }
-            }
-            return (true, upper)
-        }
-        let found = value.utf8.withContiguousStorageIfAvailable(qualifies) ?? Array(value.utf8).withUnsafeBufferPointer(qualifies)
+        let found = value.utf8.withContiguousStorageIfAvailable(lowersToASCII) ?? Array(value.utf8).withUnsafeBufferPointer(lowersToASCII)
         guard found.ascii else { return nil }
         guard found.upper else { return value }
         return String(decoding: value.utf8.map(\.asciiLowercased), as: UTF8.self)
+    }
+
+    /// Whether `asciiLowered` takes these bytes (ASCII, no tab, no leading space or `[`, no
+    /// trailing dot or space), so that lower-casing them is their whole normalisation; and
+    /// whether they have upper-case letters.
+    public static func lowersToASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> (ascii: Bool, upper: Bool) {
+        guard let last = bytes.last, last != 0x2E, last != 0x20, bytes[0] != 0x20, bytes[0] != 0x5B else { return (false, false) }
+        var upper = false
+        for byte in bytes {
+            if byte >= 0x80 || byte == 0x09 { return (false, false) }
+            if byte >= 0x41 && byte <= 0x5A { upper = true }
+        }
+        return (true, upper)
     }
 
     /// RFC 3492 6.3.

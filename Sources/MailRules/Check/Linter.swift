@@ -60,14 +60,21 @@ public enum Linter {
     /// users costs a message what a pack of one does. Without it, every user file is read.
     ///
     /// Errors in a user file (`users/X.yaml`, including one that cannot be read) stop only
-    /// mailbox X: the pack loads with that mailbox in `brokenUsers` (and its layer is not
-    /// cached), and every other mailbox is decided normally. Errors anywhere else stop the pack.
+    /// mailbox X: the pack loads with that mailbox in `brokenUsers` (and the user files read
+    /// with it are not cached, the org layer is), and every other mailbox is decided
+    /// normally. Errors anywhere else stop the pack: then, with `mailbox`, the diagnostics
+    /// are those of the org files and that mailbox's files only.
     public static func load(_ path: String, cache: (any CompiledPackCache)? = nil,
                             mailbox: String? = nil) throws(PackReadError) -> Result<RulePack, LintResult> {
         let (orgPaths, userPaths) = try PackLoader.files(at: path, mailbox: mailbox)
+        // Other mailboxes' files count (a pack of user files alone decides with the defaults).
         if orgPaths.isEmpty && userPaths.isEmpty {
-            throw PackReadError(path: path, reason: "no rule files (*.yaml, *.yml) found")
+            let others = mailbox == nil ? [] : try PackLoader.files(at: path).users
+            if others.isEmpty { throw PackReadError(path: path, reason: "no rule files (*.yaml, *.yml) found") }
         }
+        // User layers are cached for one mailbox's files only: a key of every user file's text
+        // would make a new entry at each change of any of them.
+        let userCache = mailbox == nil ? nil : cache
         let root = PackLoader.packRoot(of: path)
         var org: [SourceFile] = []
         for file in orgPaths { org.append(try PackLoader.read(file, inside: root)) }
@@ -81,7 +88,7 @@ public enum Linter {
             }
         }
         if let cache, let orgLayer = cache.load(org) {
-            return .success(layering(users, broken: broken, onto: orgLayer, org: org, cache: cache))
+            return .success(layering(users, broken: broken, onto: orgLayer, org: org, cache: userCache))
         }
         let (pack, diagnostics, files) = check(org: org, users: users)
         let userFiles = Set(users.map(\.path))
@@ -91,15 +98,15 @@ public enum Linter {
         }
         let orgLayer = pack.orgLayer
         cache?.store(orgLayer, for: org)
-        return .success(keeping(pack, diagnostics: diagnostics, broken: broken, users: users, org: org, orgLayer: orgLayer, cache: cache))
+        return .success(keeping(pack, diagnostics: diagnostics, broken: broken, users: users, org: org, orgLayer: orgLayer, cache: userCache))
     }
 
     /// `users` over an org layer read back from the cache: their layers from the cache too,
     /// or compiled against it.
     static func layering(_ users: [SourceFile], broken: [String: [String]], onto orgLayer: RulePack, org: [SourceFile],
-                         cache: any CompiledPackCache) -> RulePack {
+                         cache: (any CompiledPackCache)?) -> RulePack {
         if users.isEmpty { return broken.isEmpty ? orgLayer : orgLayer.quarantining(broken) }
-        if broken.isEmpty, let layers = cache.loadUsers(users, org: org, pack: orgLayer) { return orgLayer.withUsers(layers) }
+        if broken.isEmpty, let layers = cache?.loadUsers(users, org: org, pack: orgLayer) { return orgLayer.withUsers(layers) }
         let (pack, diagnostics) = orgLayer.compilingUsers(users)
         return keeping(pack, diagnostics: diagnostics, broken: broken, users: users, org: org, orgLayer: orgLayer, cache: cache)
     }

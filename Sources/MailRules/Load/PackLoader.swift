@@ -136,7 +136,7 @@ public struct PackLoader {
         var users: [String] = []
         var usersInfo = stat()
         if stat(base + "/users", &usersInfo) == 0 && (usersInfo.st_mode & S_IFMT) == S_IFDIR {
-            let wanted = mailbox.map { Array(CompiledList.normalize($0, kind: .addresses).utf8) }
+            let wanted = mailbox.map { CompiledList.normalize($0, kind: .addresses) }
             users = try yamlFiles(in: base + "/users") { name in wanted.map { userFile(named: name, speaksFor: $0) } ?? true }
         }
         return (org, users)
@@ -164,7 +164,7 @@ public struct PackLoader {
     /// A name is normalised only when its ASCII letters, lower-cased, could give the mailbox:
     /// a pack of thousands of user files costs one comparison a file.
     public static func userFiles(_ paths: [String], of mailbox: String) -> [String] {
-        let wanted = Array(CompiledList.normalize(mailbox, kind: .addresses).utf8)
+        let wanted = CompiledList.normalize(mailbox, kind: .addresses)
         return paths.filter { path in
             let bytes = Array(path.utf8)
             let name = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? bytes[...]
@@ -173,15 +173,18 @@ public struct PackLoader {
     }
 
     /// Whether the user file named `name` (the file name's bytes) speaks for the mailbox whose
-    /// normal form is `wanted`. ASCII names normalise to their lower-case letters: a different
-    /// length or letter rules the file out at once; any other name is normalised.
-    static func userFile(named name: UnsafeBufferPointer<UInt8>, speaksFor wanted: [UInt8]) -> Bool {
+    /// normal form is `wanted`, as `mailbox(ofUserFile:)` and the full load decide it (strings
+    /// equal as Swift compares them: an NFD name is an NFC mailbox's). A name whose whole
+    /// normalisation is lower-casing its ASCII (`IDNA.lowersToASCII`) is ruled out at once by
+    /// a different length or letter; any other name is normalised.
+    static func userFile(named name: UnsafeBufferPointer<UInt8>, speaksFor wanted: String) -> Bool {
         let stem = name.count > 5 && name.suffix(5).elementsEqual(".yaml".utf8) ? name.dropLast(5)
             : name.count > 4 && name.suffix(4).elementsEqual(".yml".utf8) ? name.dropLast(4) : name[...]
-        if stem.allSatisfy({ $0 < 0x80 }), stem.count != wanted.count || !zip(stem, wanted).allSatisfy({ $0.asciiLowercased == $1 }) {
+        if IDNA.lowersToASCII(UnsafeBufferPointer(rebasing: stem)).ascii,
+           stem.count != wanted.utf8.count || !zip(stem, wanted.utf8).allSatisfy({ $0.asciiLowercased == $1 }) {
             return false
         }
-        return mailbox(ofUserFile: String(decoding: name, as: UTF8.self)).map { Array($0.utf8) == wanted } ?? false
+        return mailbox(ofUserFile: String(decoding: name, as: UTF8.self)) == wanted
     }
 
     /// The YAML files of a folder, sorted; with `including`, only the names it accepts.
