@@ -212,6 +212,11 @@ public struct Engine {
         // is one link: twice, she got two identical EmailMessage relations.
         var linked = Set<String>()
         who = who.filter { linked.insert($0).inserted }
+        // Another customer's Case the thread names is not linked (FactsBuilder.isForeign): said
+        // on every saved decision, whichever rule saved it.
+        if let foreign = facts.foreignCase, what != foreign {
+            observations.append("Case \(foreign) named in the email is not linked: it is another customer's (its Contact and Account are none of the message's Contacts')")
+        }
         // A Task on a Contact and a Case at once needs Email-to-Case and Email Drafts for Cases,
         // whichever rule chose the links: without both, the Contact is linked, the Case named.
         if saveAs == "Task", let caseID = what, SalesforceID.object(of: caseID) == "Case",

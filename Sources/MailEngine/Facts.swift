@@ -122,6 +122,8 @@ public struct EngineFacts: Sendable {
     public var participants: [ParticipantFacts]
     public var related: RelatedRecords
     public var threadCase: String?
+    /// A Case the thread names that is another customer's, not linked (`thread.foreign_case`).
+    public var foreignCase: String?
     public var anchorEmail: String?
     public var anchorWho: String?
     public var savedRecord: String?
@@ -324,12 +326,19 @@ public struct FactsBuilder {
         // The thread: a Case named in subject or body, and the Magic Anchor.
         // A Case whose Account or Contact is blocklisted is never linked (point 8), however
         // the thread names it: the Save dialog refused it, the thread linked it.
+        // Nor one of another customer (`link_foreign_cases` off): anyone can write a Case number
+        // or forward a thread token, and a Contact's email on someone else's Case shows there.
         var threadCase: String?
+        var foreignCase: String?
         if known.contains(.crmSearch),
            let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers),
            blocked(found, mailbox: mailbox, depth: 0) == nil {
-            threadCase = found.id
-            if !related.cases.contains(found.id) { related.cases.append(found.id) }
+            if pack.orgSettings["link_foreign_cases"] != .bool(true), Self.isForeign(found, participants: participants) {
+                foreignCase = found.id
+            } else {
+                threadCase = found.id
+                if !related.cases.contains(found.id) { related.cases.append(found.id) }
+            }
         }
         // Magic Anchor: an email sent from Salesforce (not one saved on its way in: any saved
         // inbound email would anchor its replies), and its one Contact or Lead unless that
@@ -392,9 +401,9 @@ public struct FactsBuilder {
         let direction = participants.first(where: { $0.role == "from" })?.owner == true
             || message.sender.contains(where: { isOwner($0, mailbox: mailbox) }) ? "outbound" : "inbound"
         let object = try factObject(message, context: context, participants: participants, related: related, threadCase: threadCase,
-                                    anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey,
+                                    foreignCase: foreignCase, anchorEmail: anchorEmail, anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey,
                                     direction: direction, mailbox: mailbox, known: known)
-        return EngineFacts(participants: participants, related: related, threadCase: threadCase, anchorEmail: anchorEmail,
+        return EngineFacts(participants: participants, related: related, threadCase: threadCase, foreignCase: foreignCase, anchorEmail: anchorEmail,
                            anchorWho: anchorWho, savedRecord: savedRecord, ledgerKey: ledgerKey, direction: direction, object: object,
                            answers: answers)
     }
@@ -503,6 +512,19 @@ public struct FactsBuilder {
     }
 
     /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
+    /// Whether a Case the thread names is another customer's: the message's Contacts (those
+    /// not blocked) are known, and none is the Case's Contact or of the Case's Account. With
+    /// no known Contact (a new address, a Lead) nothing says so: the Case is linked, as
+    /// Email-to-Case links a thread token from any sender.
+    static func isForeign(_ found: CRMRecord, participants: [ParticipantFacts]) -> Bool {
+        let contacts = participants.filter { !$0.blocked }.compactMap(\.contact)
+        guard !contacts.isEmpty else { return false }
+        let caseContact = found["ContactId"].map(SalesforceID.canonical), caseAccount = found["AccountId"].map(SalesforceID.canonical)
+        return !contacts.contains { contact in
+            SalesforceID.canonical(contact.id) == caseContact || (caseAccount != nil && contact["AccountId"].map(SalesforceID.canonical) == caseAccount)
+        }
+    }
+
     func blocked(_ record: CRMRecord, mailbox: String, depth: Int) -> (String, String, String)? {
         switch record.object {
         case "Contact", "Lead", "User":
@@ -580,8 +602,8 @@ public struct FactsBuilder {
     }
 
     func factObject(_ message: Message, context: ProcessContext, participants: [ParticipantFacts], related: RelatedRecords,
-                    threadCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?, ledgerKey: String,
-                    direction: String, mailbox: String, known: FactCost) throws -> FactObject {
+                    threadCase: String?, foreignCase: String? = nil, anchorEmail: String?, anchorWho: String?, savedRecord: String?,
+                    ledgerKey: String, direction: String, mailbox: String, known: FactCost) throws -> FactObject {
         func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
         func formatted(_ addresses: [Address]) -> Value {
             .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })
@@ -645,7 +667,8 @@ public struct FactsBuilder {
                 "body_references": .int(related.bodyReferences.count), "candidates": strings(related.bodyReferences),
             ])),
             "thread": .object(try FactObject(FactsSchema.thread, fields: [
-                "case": optional(threadCase), "anchor_email": optional(anchorEmail), "anchor_who": optional(anchorWho),
+                "case": optional(threadCase), "foreign_case": optional(foreignCase), "anchor_email": optional(anchorEmail),
+                "anchor_who": optional(anchorWho),
                 "whole": .bool(context.wholeThread),
             ])),
             "ledger": .object(try FactObject(FactsSchema.ledger, fields: [

@@ -96,6 +96,57 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
     }
 }
 
+/// A Case the thread names that is another customer's is not linked (`thread.foreign_case`):
+/// anyone can type a Case number or forward a thread token.
+@Suite struct ForeignCaseTests {
+    static let foreignNote = "Case 5005e00000Cas01 named in the email is not linked: it is another customer's (its Contact and Account are none of the message's Contacts')"
+
+    func contact(_ id: String, account: String?) -> ParticipantFacts {
+        var participant = ParticipantFacts(address: Address(name: "", address: "x@x.example", local: "x", domain: "x.example"), role: "from", owner: false,
+                                           isInternal: false, freeMail: false)
+        participant.contact = CRMRecord(object: "Contact", id: id, fields: account.map { ["AccountId": $0] } ?? [:])
+        return participant
+    }
+
+    /// Ids compare in their 15-character form; the Case's Contact or its Account is enough;
+    /// with no known Contact (or only blocked ones) nothing says the Case is someone else's.
+    @Test func aCaseIsForeignOnlyWhenKnownContactsAreNeitherItsContactNorOfItsAccount() {
+        let found = CRMRecord(object: "Case", id: "5005e00000Cas01", fields: ["ContactId": "0035e00000Car01AAA", "AccountId": "0015e00000Nor01"])
+        #expect(!FactsBuilder.isForeign(found, participants: [contact("0035e00000Car01", account: nil)]))
+        #expect(!FactsBuilder.isForeign(found, participants: [contact("0035e00000Oth01", account: "0015e00000Nor01AAA")]))
+        #expect(FactsBuilder.isForeign(found, participants: [contact("0035e00000Bob01", account: "0015e00000Fab01")]))
+        #expect(!FactsBuilder.isForeign(found, participants: [contact("0035e00000Bob01", account: "0015e00000Fab01"),
+                                                              contact("0035e00000Car01AAA", account: "0015e00000Nor01")]))
+        #expect(!FactsBuilder.isForeign(found, participants: []))
+        var blocked = contact("0035e00000Bob01", account: "0015e00000Fab01")
+        blocked.blockedBy = "org"
+        #expect(!FactsBuilder.isForeign(found, participants: [blocked]))
+        let orphan = CRMRecord(object: "Case", id: "5005e00000Cas09", fields: [:])
+        #expect(FactsBuilder.isForeign(orphan, participants: [contact("0035e00000Bob01", account: nil)]))
+    }
+
+    /// Bob (Fabrikam) names Carla's Case (Northwind) by number and by thread token: neither
+    /// links it, and the decision says so; Carla's own email and a stranger's still do.
+    @Test func anotherCustomersCaseIsNotLinkedHoweverTheEmailNamesIt() throws {
+        let engine = try engine()
+        let context = ProcessContext(mailbox: "ann@contoso.com")
+        for subject in ["Re: Case 00001042", "Re: Login fails [ ref:_00D5e0ABCD._5005e00000Cas01:ref ]"] {
+            let (decision, facts, _) = try engine.decide(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: \(subject)\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
+                                                         context: context)
+            #expect(decision.verdict == .save, "\(subject)")
+            #expect(decision.who == ["0035e00000Bob01"] && decision.what != "5005e00000Cas01", "\(subject)")
+            #expect(facts.threadCase == nil && !facts.related.cases.contains("5005e00000Cas01"), "\(subject)")
+            #expect(decision.observations.contains(Self.foreignNote), "\(subject)")
+        }
+        for from in ["carla@northwind.example", "stranger@unknown.example"] {
+            let (decision, facts, _) = try engine.decide(try message("From: \(from)\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
+                                                         context: context)
+            #expect(decision.what == "5005e00000Cas01" && facts.threadCase == "5005e00000Cas01", "\(from)")
+            #expect(!decision.observations.contains(Self.foreignNote), "\(from)")
+        }
+    }
+}
+
 @Suite struct SelectionTests {
     static let extra = [
         CRMRecord(object: "Contact", id: "0035e00000Dan01", fields: ["Email": "dan@contoso.com", "LastName": "Manager"]),

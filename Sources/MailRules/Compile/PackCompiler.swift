@@ -187,7 +187,7 @@ public struct PackCompiler {
     static let engineSettings: Set<String> = [
         "corporate_domains", "org_blocklist", "free_mail_domains", "blocklist_free_mail", "users_may_remove_org_entries", "no_record_local_parts",
         "save_as", "category", "never_save_body", "personal", "mapping", "capabilities",
-        "inbox_folders", "sent_folders", "salesforce_folders",
+        "inbox_folders", "sent_folders", "salesforce_folders", "link_foreign_cases",
     ]
 
     public mutating func compile(_ definition: PackDefinition) -> RulePack {

@@ -73,7 +73,9 @@ public enum FactsSchema {
     ])
 
     public static let thread = ObjectType("Thread", "What the message's thread points at.", [
-        FactField("case", .optional(.string), "Case named in subject or body by a thread token, or by a Case number written as one (with its zeros, or after #, No. or Number).", cost: .crmSearch),
+        FactField("case", .optional(.string), "Case named in subject or body by a thread token, or by a Case number written as one (with its zeros, or after #, No. or Number); not another customer's (`foreign_case`).", cost: .crmSearch),
+        FactField("foreign_case", .optional(.string),
+                  "Case the thread names that is another customer's: the message's Contacts are known and none is its Contact or of its Account. Not linked, unless settings.link_foreign_cases.", cost: .crmSearch),
         FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References).", cost: .crmSearch),
         FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor.", cost: .crmSearch),
         FactField("whole", .bool, "The message is saved with its whole thread (`process --thread`)."),
@@ -167,6 +169,8 @@ public struct SettingSpec: Sendable {
                     "A strings list: local parts (before the @, without a +tag) of machine addresses no Lead or Contact is created for (`noreply`, `postmaster`...)."),
         SettingSpec("users_may_remove_org_entries", .bool(false), "Users may remove org blocklist entries (never internal domains)."),
         SettingSpec("auto_save_mode", .choice(autoSaveModes, "general"), "general, forced, smart, useful or flexible."),
+        SettingSpec("link_foreign_cases", .bool(false),
+                    "Link a Case the email names even when it is another customer's (`thread.foreign_case`): its Contact and Account are none of the message's known Contacts'."),
         SettingSpec("require_people_record", .bool(false),
                     "General mode saves only when a participant is a Contact or Lead: a Business record alone (an Account by website, a Case or Opportunity named in the email) is not enough."),
         SettingSpec("synchronized_folders", .folders(["Inbox", "Sent", "Salesforce Emails"]),

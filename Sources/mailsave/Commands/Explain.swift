@@ -84,7 +84,8 @@ enum ExplainText {
         let related = facts.related
         lines.append("related   contacts \(related.contacts), leads \(related.leads), accounts \(related.accounts), "
                      + "opportunities \(related.opportunities), cases \(related.cases), body references \(related.bodyReferences)")
-        lines.append("thread    case \(facts.threadCase ?? "-"), anchor email \(facts.anchorEmail ?? "-"), anchor who \(facts.anchorWho ?? "-")")
+        lines.append("thread    case \(facts.threadCase ?? "-")\(facts.foreignCase.map { ", another customer's case \($0) (not linked)" } ?? ""), "
+                     + "anchor email \(facts.anchorEmail ?? "-"), anchor who \(facts.anchorWho ?? "-")")
         lines.append("ledger    \(facts.savedRecord.map { "saved as \($0)" } ?? "not saved")\(decision.messageID == nil ? " (key \(facts.ledgerKey))" : "")")
         lines.append("")
         lines.append("rules")
@@ -153,7 +154,8 @@ enum ExplainText {
                                      ("candidates", .strings(related.bodyReferences)),
                                      ("people", .int(related.contacts.count + related.leads.count)),
                                      ("business", .int(related.accounts.count + related.opportunities.count + related.cases.count))])),
-                ("thread", .object([("case", .optional(facts.threadCase)), ("anchor_email", .optional(facts.anchorEmail)),
+                ("thread", .object([("case", .optional(facts.threadCase)), ("foreign_case", .optional(facts.foreignCase)),
+                                    ("anchor_email", .optional(facts.anchorEmail)),
                                     ("anchor_who", .optional(facts.anchorWho)),
                                     ("whole", facts.object["thread"].flatMap { if case .object(let thread) = $0 { return thread["whole"] } else { return nil } } == .bool(true) ? .bool(true) : .bool(false))])),
                 ("ledger", .object([("saved", .bool(facts.savedRecord != nil)), ("record", .optional(facts.savedRecord)),
