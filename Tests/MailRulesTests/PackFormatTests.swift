@@ -267,6 +267,32 @@ final class MemoryPackCache: CompiledPackCache, @unchecked Sendable {
         #expect(CompiledPackFormat.decode(framed, range: 2..<(framed.count + 1)) == nil)
     }
 
+    /// User layers encoded on their own (a cache's user entry) read back exactly against their
+    /// org layer; beneath the checksum, no flipped byte or cut makes the decoder trap, and what
+    /// it accepts still answers for its mailbox.
+    @Test func userLayersDecodeAloneAndNeverTrap() throws {
+        let everyFeature = Paths.examples.appendingPathComponent("good/every-feature").path
+        let pack = try Linter.load(everyFeature).get()
+        let org = pack.orgLayer
+        #expect(!pack.users.isEmpty && org.users.isEmpty)
+        let bytes = CompiledPackFormat.encodeUsers(pack.users, of: org)
+        let layers = try #require(CompiledPackFormat.decodeUsers(bytes, range: 0..<bytes.count, for: org))
+        #expect(describe(org.withUsers(layers)) == describe(pack))
+        #expect(CompiledPackFormat.encodeUsers(layers, of: org) == bytes)
+        let masks: [UInt8] = [0x01, 0x80, 0xFF, 0x5A, 0x02, 0x40]
+        for position in bytes.indices {
+            var damaged = bytes
+            damaged[position] ^= masks[position % masks.count]
+            if let read = CompiledPackFormat.decodeUsers(damaged, range: 0..<damaged.count, for: org) {
+                for mailbox in read.keys { _ = org.withUsers(read).settings(for: mailbox) }
+            }
+        }
+        for length in 0..<bytes.count {
+            #expect(CompiledPackFormat.decodeUsers(bytes, range: 0..<length, for: org) == nil, "cut to \(length)")
+        }
+        #expect(CompiledPackFormat.decodeUsers(bytes, range: 0..<(bytes.count + 1), for: org) == nil)
+    }
+
     @Test func theFingerprintNamesTheCompiler() {
         let text = String(decoding: CompiledPackFormat.compilerFingerprint, as: UTF8.self)
         #expect(text.contains("message.subject") && text.contains("auto_save_mode") && text.contains("expr-unknown-name"))
