@@ -514,6 +514,7 @@ struct PackDecoder {
             return nil
         }
         var children: [ExprNode] = []
+        children.reserveCapacity(count) // `count` is at most the bytes left
         for _ in 0..<count {
             guard let child = node(depth: depth + 1) else { return nil }
             children.append(child)
