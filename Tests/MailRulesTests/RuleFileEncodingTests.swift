@@ -26,6 +26,18 @@ import Testing
         #expect(first?.message.contains("control characters are not allowed (U+0000)") == true, "\(first?.message ?? "")")
     }
 
+    /// An error at the very end of a file that ends with a line feed (libyaml's mark is a line
+    /// past the last) is placed after the last line's text, inside the file.
+    @Test func anErrorAtTheEndIsPlacedOnTheLastLine() {
+        for text in ["settings:\n  a: [b,\n", "settings:\n  a: \"b\n", "rules:\n  - id: a\n    when: {x\n"] {
+            let file = SourceFile(path: "r.yaml", text: text)
+            let (_, diagnostics) = YAMLLoader.load(file)
+            let location = diagnostics.first?.location
+            #expect(diagnostics.first?.check == "yaml-syntax", "\(text)")
+            #expect(location?.line == file.lines.count && location?.column == file.lines.last.map { $0.unicodeScalars.count + 1 }, "\(text): \(String(describing: location))")
+        }
+    }
+
     @Test func nestingPastTheParsersLimitIsALimit() {
         let text = "rules: " + String(repeating: "[", count: 1_200) + String(repeating: "]", count: 1_200) + "\n"
         let (_, diagnostics) = YAMLLoader.load(SourceFile(path: "r.yaml", text: text))

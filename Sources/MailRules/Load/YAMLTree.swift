@@ -188,7 +188,13 @@ public enum YAMLLoader {
 
     static func diagnostic(for error: YamlError, file: SourceFile) -> Diagnostic {
         let path = file.path
-        func at(_ mark: Mark) -> SourceLocation { SourceLocation(path: path, line: max(1, mark.line), column: max(1, mark.column)) }
+        func at(_ mark: Mark) -> SourceLocation {
+            // The end of a file that ends with a line feed is a line past its last: the error is
+            // placed after the last line's text, where an editor can show it.
+            let last = max(1, file.lines.count)
+            if mark.line > last { return SourceLocation(path: path, line: last, column: file.line(last).unicodeScalars.count + 1) }
+            return SourceLocation(path: path, line: max(1, mark.line), column: max(1, mark.column))
+        }
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             let detail = context.map { " \($0.text)" } ?? ""
