@@ -213,8 +213,10 @@ public struct Engine {
         var linked = Set<String>()
         who = who.filter { linked.insert($0).inserted }
         // Another customer's Case the thread names is not linked (FactsBuilder.isForeign): said
-        // on every saved decision, whichever rule saved it.
-        if let foreign = facts.foreignCase, what != foreign {
+        // on a saved decision whose links could have held it (not with `link: none`, `people`
+        // or `magic_anchor`), unless the user chose it (ids in either length).
+        if let foreign = facts.foreignCase, outcome.link == .bestMatch || outcome.link == .caseAndContact,
+           what.map(SalesforceID.canonical) != SalesforceID.canonical(foreign) {
             observations.append("Case \(foreign) named in the email is not linked: it is another customer's (its Contact and Account are none of the message's Contacts')")
         }
         // A Task on a Contact and a Case at once needs Email-to-Case and Email Drafts for Cases,

@@ -333,7 +333,10 @@ public struct FactsBuilder {
         if known.contains(.crmSearch),
            let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers),
            blocked(found, mailbox: mailbox, depth: 0) == nil {
-            if pack.orgSettings["link_foreign_cases"] != .bool(true), Self.isForeign(found, participants: participants) {
+            // Every Contact of the participants' addresses, not only the one each was matched
+            // to: two Contacts may share an address, and the Case be on the other.
+            let contacts = participants.filter { !$0.blocked }.flatMap { answers.contacts(email: $0.address.normalized) }
+            if pack.orgSettings["link_foreign_cases"] != .bool(true), Self.isForeign(found, contacts: contacts) {
                 foreignCase = found.id
             } else {
                 threadCase = found.id
@@ -511,20 +514,20 @@ public struct FactsBuilder {
         return precedence == "bulk" || precedence == "list" || precedence == "junk"
     }
 
-    /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
-    /// Whether a Case the thread names is another customer's: the message's Contacts (those
-    /// not blocked) are known, and none is the Case's Contact or of the Case's Account. With
-    /// no known Contact (a new address, a Lead) nothing says so: the Case is linked, as
-    /// Email-to-Case links a thread token from any sender.
-    static func isForeign(_ found: CRMRecord, participants: [ParticipantFacts]) -> Bool {
-        let contacts = participants.filter { !$0.blocked }.compactMap(\.contact)
-        guard !contacts.isEmpty else { return false }
+    /// Whether a Case the thread names is another customer's: `contacts` (every Contact of
+    /// the message's participants not blocked) are known, and none is the Case's Contact or of
+    /// the Case's Account. Nothing says so with no known Contact (a new address, a Lead: the
+    /// Case is linked, as Email-to-Case links a thread token from any sender), nor for a Case
+    /// with neither Contact nor Account (Email-to-Case from an address then unknown).
+    static func isForeign(_ found: CRMRecord, contacts: [CRMRecord]) -> Bool {
         let caseContact = found["ContactId"].map(SalesforceID.canonical), caseAccount = found["AccountId"].map(SalesforceID.canonical)
+        guard !contacts.isEmpty, caseContact != nil || caseAccount != nil else { return false }
         return !contacts.contains { contact in
             SalesforceID.canonical(contact.id) == caseContact || (caseAccount != nil && contact["AccountId"].map(SalesforceID.canonical) == caseAccount)
         }
     }
 
+    /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
     func blocked(_ record: CRMRecord, mailbox: String, depth: Int) -> (String, String, String)? {
         switch record.object {
         case "Contact", "Lead", "User":

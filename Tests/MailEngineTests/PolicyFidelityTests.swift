@@ -101,28 +101,39 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
 @Suite struct ForeignCaseTests {
     static let foreignNote = "Case 5005e00000Cas01 named in the email is not linked: it is another customer's (its Contact and Account are none of the message's Contacts')"
 
-    func contact(_ id: String, account: String?) -> ParticipantFacts {
-        var participant = ParticipantFacts(address: Address(name: "", address: "x@x.example", local: "x", domain: "x.example"), role: "from", owner: false,
-                                           isInternal: false, freeMail: false)
-        participant.contact = CRMRecord(object: "Contact", id: id, fields: account.map { ["AccountId": $0] } ?? [:])
-        return participant
+    func contact(_ id: String, account: String?) -> CRMRecord {
+        CRMRecord(object: "Contact", id: id, fields: account.map { ["AccountId": $0] } ?? [:])
     }
 
     /// Ids compare in their 15-character form; the Case's Contact or its Account is enough;
-    /// with no known Contact (or only blocked ones) nothing says the Case is someone else's.
+    /// with no known Contact nothing says the Case is someone else's, nor for a Case with
+    /// neither Contact nor Account (Email-to-Case from an address then unknown).
     @Test func aCaseIsForeignOnlyWhenKnownContactsAreNeitherItsContactNorOfItsAccount() {
         let found = CRMRecord(object: "Case", id: "5005e00000Cas01", fields: ["ContactId": "0035e00000Car01AAA", "AccountId": "0015e00000Nor01"])
-        #expect(!FactsBuilder.isForeign(found, participants: [contact("0035e00000Car01", account: nil)]))
-        #expect(!FactsBuilder.isForeign(found, participants: [contact("0035e00000Oth01", account: "0015e00000Nor01AAA")]))
-        #expect(FactsBuilder.isForeign(found, participants: [contact("0035e00000Bob01", account: "0015e00000Fab01")]))
-        #expect(!FactsBuilder.isForeign(found, participants: [contact("0035e00000Bob01", account: "0015e00000Fab01"),
-                                                              contact("0035e00000Car01AAA", account: "0015e00000Nor01")]))
-        #expect(!FactsBuilder.isForeign(found, participants: []))
-        var blocked = contact("0035e00000Bob01", account: "0015e00000Fab01")
-        blocked.blockedBy = "org"
-        #expect(!FactsBuilder.isForeign(found, participants: [blocked]))
+        #expect(!FactsBuilder.isForeign(found, contacts: [contact("0035e00000Car01", account: nil)]))
+        #expect(!FactsBuilder.isForeign(found, contacts: [contact("0035e00000Oth01", account: "0015e00000Nor01AAA")]))
+        #expect(FactsBuilder.isForeign(found, contacts: [contact("0035e00000Bob01", account: "0015e00000Fab01")]))
+        #expect(!FactsBuilder.isForeign(found, contacts: [contact("0035e00000Bob01", account: "0015e00000Fab01"),
+                                                          contact("0035e00000Car01AAA", account: "0015e00000Nor01")]))
+        #expect(!FactsBuilder.isForeign(found, contacts: []))
         let orphan = CRMRecord(object: "Case", id: "5005e00000Cas09", fields: [:])
-        #expect(FactsBuilder.isForeign(orphan, participants: [contact("0035e00000Bob01", account: nil)]))
+        #expect(!FactsBuilder.isForeign(orphan, contacts: [contact("0035e00000Bob01", account: "0015e00000Fab01")]))
+        let accountOnly = CRMRecord(object: "Case", id: "5005e00000Cas08", fields: ["AccountId": "0015e00000Nor01"])
+        #expect(FactsBuilder.isForeign(accountOnly, contacts: [contact("0035e00000Bob01", account: nil)]))
+    }
+
+    /// Two Contacts share Carla's address; the search links the one it ranks first, and her
+    /// Case is on the other: still her Case.
+    @Test func aCaseOnAnotherContactOfTheSameAddressIsNotForeign() throws {
+        let twin = CRMRecord(object: "Contact", id: "0035e00000Car00", fields: ["Email": "carla@northwind.example", "LastName": "Gómez",
+                                                                               "AccountId": "0015e00000Aaa01"])
+        let elsewhere = CRMRecord(object: "Case", id: "5005e00000Cas07", fields: ["CaseNumber": "00001077", "ContactId": "0035e00000Car01",
+                                                                                 "AccountId": "0015e00000Nor01", "Status": "Working"])
+        let (decision, facts, _) = try engine([twin, elsewhere]).decide(
+            try message("From: carla@northwind.example\nTo: ann@contoso.com\nSubject: Re: Case 00001077\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
+            context: ProcessContext(mailbox: "ann@contoso.com"))
+        #expect(facts.foreignCase == nil && facts.threadCase == "5005e00000Cas07")
+        #expect(decision.what == "5005e00000Cas07")
     }
 
     /// Bob (Fabrikam) names Carla's Case (Northwind) by number and by thread token: neither
@@ -144,6 +155,13 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
             #expect(decision.what == "5005e00000Cas01" && facts.threadCase == "5005e00000Cas01", "\(from)")
             #expect(!decision.observations.contains(Self.foreignNote), "\(from)")
         }
+        // The user chose the Case in the Save dialog (by its 18-character id): linked, and no
+        // word about another customer.
+        let chosen = ProcessContext(mailbox: "ann@contoso.com", trigger: "button", selection: [("case", "5005e00000Cas01AAA")])
+        let (decision, facts, _) = try engine.decide(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
+                                                     context: chosen)
+        #expect(facts.foreignCase == "5005e00000Cas01" && decision.what.map(SalesforceID.canonical) == "5005e00000Cas01")
+        #expect(!decision.observations.contains(Self.foreignNote))
     }
 }
 

@@ -75,7 +75,7 @@ public enum FactsSchema {
     public static let thread = ObjectType("Thread", "What the message's thread points at.", [
         FactField("case", .optional(.string), "Case named in subject or body by a thread token, or by a Case number written as one (with its zeros, or after #, No. or Number); not another customer's (`foreign_case`).", cost: .crmSearch),
         FactField("foreign_case", .optional(.string),
-                  "Case the thread names that is another customer's: the message's Contacts are known and none is its Contact or of its Account. Not linked, unless settings.link_foreign_cases.", cost: .crmSearch),
+                  "Case the thread names that is another customer's: the participants' Contacts are known and none is its Contact or of its Account. Never linked; with settings.link_foreign_cases it is `case` instead.", cost: .crmSearch),
         FactField("anchor_email", .optional(.string), "EmailMessage this replies to (In-Reply-To / References).", cost: .crmSearch),
         FactField("anchor_who", .optional(.string), "The single Contact or Lead that email was linked to: the Magic Anchor.", cost: .crmSearch),
         FactField("whole", .bool, "The message is saved with its whole thread (`process --thread`)."),
