@@ -144,8 +144,10 @@ struct TemporaryPack {
         let tricky = paths + ["p/users/ann@contoso.com..yaml", "p/users/ann@contoso.com .yaml", "p/users/ann@contoso.com\t.yaml",
                               "p/users/ANN@CONTOSO.COM.yaml", "p/users/[ann@contoso.com].yaml", "p/users/ann@contoso.com.",
                               "p/users/j\u{00F6}@x.example.yaml", "p/users/jo\u{0308}@x.example.yaml", "p/users/j\u{00D6}@x.example.yaml",
-                              "p/users/\u{FF41}nn@contoso.com.yaml", "p/users/ann@\u{FF43}ontoso.com.yaml", "p/users/.yaml", "p/users/@.yaml"]
-        let mailboxes = ["ann@contoso.com", "Ann@Contoso.com", "j\u{00F6}@x.example", "jo\u{0308}@X.example", "jo@bücher.example", "bob@contoso.com"]
+                              "p/users/\u{FF41}nn@contoso.com.yaml", "p/users/ann@\u{FF43}ontoso.com.yaml", "p/users/.yaml", "p/users/@.yaml",
+                              "p/users/a`b@x.example.yaml", "p/users/\u{212A}en@contoso.com.yaml"]
+        let mailboxes = ["ann@contoso.com", "Ann@Contoso.com", "j\u{00F6}@x.example", "jo\u{0308}@X.example", "jo@bücher.example", "bob@contoso.com",
+                         "a\u{1FEF}b@x.example"]
         for mailbox in mailboxes {
             let wanted = CompiledList.normalize(mailbox, kind: .addresses)
             let chosen = PackLoader.userFiles(tricky, of: mailbox)

@@ -181,15 +181,19 @@ public struct PackLoader {
     struct UserFileMatcher {
         let wanted: String
         let bytes: [UInt8]
+        /// An ASCII name can equal a mailbox with other characters (U+1FEF is "`" in NFC): the
+        /// shortcut only for an ASCII mailbox.
+        let asciiMailbox: Bool
 
         init(_ wanted: String) {
             self.wanted = wanted
             bytes = Array(wanted.utf8)
+            asciiMailbox = bytes.allSatisfy { $0 < 0x80 }
         }
 
         func matches(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
             let stem = UnsafeBufferPointer(rebasing: name[..<(PackLoader.yamlStemLength(name) ?? name.count)])
-            if IDNA.lowersToASCII(stem).ascii {
+            if asciiMailbox && IDNA.lowersToASCII(stem).ascii {
                 guard stem.count == bytes.count else { return false }
                 for index in 0..<stem.count where stem[index].asciiLowercased != bytes[index] { return false }
             }
