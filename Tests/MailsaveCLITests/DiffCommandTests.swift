@@ -114,14 +114,19 @@ import Testing
         let org = policy.appendingPathComponent("rules/org.yaml")
         try String(contentsOf: org, encoding: .utf8).replacing("outbound_only: false", with: "outbound_only: true")
             .write(to: org, atomically: true, encoding: .utf8)
+        let cache = repository.appendingPathComponent("cache").path
         func diff(_ arguments: [String], in folder: URL) throws -> Binary.Result {
             try Binary.launch(Binary.path, ["diff", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
                                             "--eml", Binary.packageRoot.appendingPathComponent("examples/messages").path] + arguments,
-                              directory: folder)
+                              directory: folder, environment: ["MAILSAVE_CACHE_DIR": cache])
         }
         // From the repository's top and from a subfolder: the same pack at main.
         let top = try diff(["--old-rev", "main", "--new", "policy/rules", "--fail-on", "verdict"], in: repository)
         #expect(top.status == 1, "\(top.stderr)")
+        // The pack checked out for the run is compiled, not cached (its folder is gone after
+        // the run): the cache holds the new pack's org entry and Ann's entry only.
+        let entries = try FileManager.default.contentsOfDirectory(atPath: cache)
+        #expect(entries.filter { $0.hasSuffix(".pack") }.count == 1 && entries.filter { $0.hasSuffix(".user") }.count == 1, "\(entries)")
         #expect(top.stdout.contains("old  policy/rules at main"))
         #expect(top.stdout.contains("5 of 12 messages change (5 verdicts)"))
         let inside = try diff(["--old-rev", "main", "--new", "rules"], in: policy)

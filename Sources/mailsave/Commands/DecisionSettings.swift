@@ -47,9 +47,11 @@ struct DecisionSettings {
     /// The compiled pack, or exit 5 with its diagnostics. Errors in the user file of
     /// `--mailbox` also exit 5, naming the file (no decision without the user's own
     /// exclusions); errors in other users' files do not stop this mailbox.
-    func loadPack(checkingMailbox: Bool = true) throws -> RulePack {
+    /// `caching: false` for a pack read once from a temporary folder (`diff --old-rev`): its
+    /// entries, keyed by a path no later run has, would only push useful ones out.
+    func loadPack(checkingMailbox: Bool = true, caching: Bool = true) throws -> RulePack {
         // Only this mailbox's user file is read (a user file decides for no other mailbox).
-        let pack = try DecisionOptions.loadPack(rules: rules, mailbox: checkingMailbox ? mailbox : nil)
+        let pack = try DecisionOptions.loadPack(rules: rules, mailbox: checkingMailbox ? mailbox : nil, caching: caching)
         if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
             throw DecisionOptions.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
         }

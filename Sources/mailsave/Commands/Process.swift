@@ -46,7 +46,9 @@ struct DecisionOptions: ParsableArguments {
 
     func validate() throws { try settings.validate() }
     var context: ProcessContext { settings.context }
-    func loadPack(checkingMailbox: Bool = true) throws -> RulePack { try settings.loadPack(checkingMailbox: checkingMailbox) }
+    func loadPack(checkingMailbox: Bool = true, caching: Bool = true) throws -> RulePack {
+        try settings.loadPack(checkingMailbox: checkingMailbox, caching: caching)
+    }
     func storePath(applying: Bool) -> String? { settings.storePath(applying: applying) }
     func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
         try settings.loadDirectory(applying: applying, concurrentReads: concurrentReads)
@@ -72,10 +74,10 @@ struct DecisionOptions: ParsableArguments {
 
     /// The compiled pack of `rules`, or exit 5 with its diagnostics (3 when it cannot be read).
     /// With `mailbox`, of its user files only that mailbox's are read.
-    static func loadPack(rules: String, mailbox: String? = nil) throws -> RulePack {
+    static func loadPack(rules: String, mailbox: String? = nil, caching: Bool = true) throws -> RulePack {
         do {
             // Compiled packs are cached by the content of the rule files: process runs once per message.
-            switch try Linter.load(rules, cache: ProcessInfoCache.enabled ? PackCache.standard() : nil, mailbox: mailbox) {
+            switch try Linter.load(rules, cache: caching && ProcessInfoCache.enabled ? PackCache.standard() : nil, mailbox: mailbox) {
             case .success(let pack):
                 return pack
             case .failure(let result):
