@@ -105,7 +105,7 @@ func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMe
     let descriptor: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
     if descriptor < 0 && errno == ELOOP && !followLinks {
         throw CommandFailure(status: .couldNotRun, message: "\(path): a link, not followed (a mailbox's messages are files in it; "
-                             + "a link could bring in any file the run may read)")
+                             + "a link could bring in any file the run may read; --follow-links reads it)")
     }
     if descriptor < 0 {
         throw CommandFailure(status: .couldNotRun, message: "\(path): cannot open: \(String(cString: strerror(errno)))")

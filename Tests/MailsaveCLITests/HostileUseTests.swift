@@ -294,7 +294,13 @@ import Testing
         let result = try Binary.run(Self.batch + ["--maildir", root.path])
         #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stderr.contains("cur/1001.b:2,S: a link, not followed"), "\(result.stderr)")
+        #expect(result.stderr.contains("--follow-links reads it"), "\(result.stderr)")
         #expect(result.stdout.contains("\"messages\":2") && result.stdout.contains("\"errors\":1"), "\(result.stdout)")
+        // Asked for (a mu or notmuch search folder is links): followed to the regular file.
+        let followed = try Binary.run(Self.batch + ["--maildir", root.path, "--follow-links"])
+        #expect(followed.status == 0, "\(followed.stderr)")
+        #expect(followed.stdout.contains("\"messages\":2") && followed.stdout.contains("\"errors\":0"), "\(followed.stdout)")
+        #expect(try Binary.run(Self.batch + ["--mbox", Self.sample, "--follow-links"]).status == 2, "--follow-links goes with a folder")
 
         try FileManager.default.createDirectory(at: secret.appendingPathComponent("cur"), withIntermediateDirectories: true)
         #expect(symlink(secret.path, root.appendingPathComponent(".Stolen").path) == 0)
@@ -352,6 +358,16 @@ import Testing
         #expect(linked.status == 4, "\(linked.stderr)")
         #expect(linked.stderr.contains("innocent.eml: a link, not followed"), "\(linked.stderr)")
         #expect(!linked.stdout.contains("CAB1234567"), "\(linked.stdout)")
+        // With --follow-links a link is followed to a regular file only: one to a FIFO or a
+        // folder is still reported and not read, and nothing waits on the FIFO.
+        #expect(symlink(root.appendingPathComponent("cur/2.fifo").path, eml.appendingPathComponent("fifo.eml").path) == 0)
+        #expect(symlink(root.path, eml.appendingPathComponent("folder.eml").path) == 0)
+        let start = Date()
+        let following = try Binary.run(Self.batch + ["--eml", eml.path, "--follow-links"])
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(following.status == 4, "\(following.stderr)")
+        #expect(following.stdout.contains("CAB1234567"), "\(following.stdout)")
+        #expect(following.stderr.contains("fifo.eml: not a regular file") && following.stderr.contains("folder.eml: is a directory"), "\(following.stderr)")
     }
 
     /// `batch --apply -` keeps standard input in a temporary file (it is read twice): input

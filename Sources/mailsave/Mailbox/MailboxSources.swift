@@ -99,19 +99,23 @@ struct MailboxOptions: ParsableArguments {
     @Flag(help: "With --maildir: also read the Maildir++ subfolders (.Sent, .INBOX.Deals), each message in its folder (Sent, Inbox/Deals); the top folder is --folder.")
     var folderFromMaildir = false
 
+    @Flag(help: "With --maildir or --eml: read message files that are symbolic links (a mu or notmuch search folder), each followed to a regular file. Without it a link is reported and not read: it could bring any file the run may read into the CRM.")
+    var followLinks = false
+
     func validate(stdin: Bool) throws {
         let given = [mbox, maildir, eml].compactMap { $0 }.count + (stdin ? 1 : 0)
         if given == 0 { throw ValidationError("give the mailbox: --mbox FILE, --maildir DIR or --eml DIR") }
         if given > 1 { throw ValidationError("give one mailbox: --mbox, --maildir, --eml or -, not several") }
         if folderFromMaildir && maildir == nil { throw ValidationError("--folder-from-maildir goes with --maildir") }
+        if followLinks && maildir == nil && eml == nil { throw ValidationError("--follow-links goes with --maildir or --eml") }
     }
 
     /// The source; `stdin` is the `-` argument (an mbox on standard input).
     func open(folder: String, stdin: Bool) throws(CommandFailure) -> MailboxSource {
         if stdin { return try MboxSource(path: "-", folder: folder) }
         if let mbox { return try MboxSource(path: mbox, folder: folder) }
-        if let maildir { return try FileListSource.maildir(maildir, folder: folder, subfolders: folderFromMaildir) }
-        if let eml { return try FileListSource.eml(eml, folder: folder) }
+        if let maildir { return try FileListSource.maildir(maildir, folder: folder, subfolders: folderFromMaildir).following(links: followLinks) }
+        if let eml { return try FileListSource.eml(eml, folder: folder).following(links: followLinks) }
         throw CommandFailure(status: .usage, message: "no mailbox given")
     }
 }
@@ -293,9 +297,19 @@ final class FileListSource: MailboxSource {
         return total + (stat(paths.path(at: index), &info) == 0 ? Int(info.st_size) : 0)
     }
 
+    /// Message files that are links are read, followed to a regular file (`--follow-links`).
+    private(set) var followsLinks = false
+
     private init(name: String, paths: PathList) {
         self.name = name
         self.paths = paths
+    }
+
+    /// This source, reading message files that are links when `links` (a search folder of mu
+    /// or notmuch is links into the real Maildir).
+    func following(links: Bool) -> FileListSource {
+        followsLinks = links
+        return self
     }
 
     var count: Int { paths.entries.count }
@@ -513,9 +527,10 @@ final class FileListSource: MailboxSource {
     }
 
     /// The message file's bytes. A mailbox's messages are regular files in it: a link (which
-    /// could bring in any file the run may read), a FIFO (which would block the run for ever)
-    /// or a device is reported and skipped, as is a name that is not UTF-8. Each is one
-    /// message that could not be read: exit 4, the batch goes on.
+    /// could bring in any file the run may read; followed to a regular file with
+    /// `--follow-links`), a FIFO (which would block the run for ever) or a device is reported
+    /// and skipped, as is a name that is not UTF-8. Each is one message that could not be
+    /// read: exit 4, the batch goes on.
     func reread(_ item: MailboxItem) -> Result<[UInt8], MailboxItemError> {
         guard case .file(let path) = item.locator else { return item.content }
         if paths.entries.indices.contains(item.index) && paths.entries[item.index].undecodable {
@@ -523,7 +538,7 @@ final class FileListSource: MailboxSource {
                 "\(path): the file name is not UTF-8 (shown with \u{FFFD}); mailsave cannot open it by that name: rename it")))
         }
         do throws(CommandFailure) {
-            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes, followLinks: false, regularOnly: true))
+            return .success(try readInput(path, limit: ParseLimits().maxMessageBytes, followLinks: followsLinks, regularOnly: true))
         } catch {
             let tooLarge = error.status == .badMessage
             var failure = error
