@@ -157,6 +157,27 @@ struct TemporaryPack {
         }
     }
 
+    /// A rule file whose name is not UTF-8 is an error naming it (with U+FFFD), never a file
+    /// skipped in silence nor one opened by another name; another mailbox's such file is not
+    /// even listed for Ann.
+    @Test func aRuleFileNamedInBytesThatAreNotUTF8IsNamed() throws {
+        let temporary = try TemporaryPack()
+        let bad = temporary.pack + "/users/b\u{FFFD}b@contoso.com.yaml"
+        let name = (Array((temporary.pack + "/users/b").utf8) + [0xFF] + Array("b@contoso.com.yaml".utf8)).map { CChar(bitPattern: $0) } + [0]
+        let descriptor = open(name, O_WRONLY | O_CREAT, 0o644)
+        #expect(descriptor >= 0)
+        close(descriptor)
+        for load in [{ _ = try Linter.lint(paths: [temporary.pack]) }, { _ = try Linter.load(temporary.pack) }] as [() throws -> Void] {
+            do {
+                try load()
+                Issue.record("a file named in bytes that are not UTF-8 went unnoticed")
+            } catch let error as PackReadError {
+                #expect(error.path == bad && error.reason.contains("not UTF-8"), "\(error)")
+            }
+        }
+        #expect(try Linter.load(temporary.pack, mailbox: "ann@contoso.com").get().user("ann@contoso.com") != nil)
+    }
+
     /// A pack of user files alone still loads for a mailbox without one (the org defaults),
     /// as it did when every user file was read.
     @Test func aPackOfUserFilesAloneLoadsForAnyMailbox() throws {

@@ -216,9 +216,20 @@ public struct PackLoader {
         return nil
     }
 
-    /// The YAML files of a folder, sorted; with `including`, only the names it accepts.
+    /// The YAML files of a folder, sorted; with `including`, only the names it accepts. A name
+    /// that is not UTF-8 is an error naming it: it could only be opened by its U+FFFD spelling,
+    /// another name, and a rule file is never skipped in silence.
     static func yamlFiles(in directory: String, including: ((UnsafeBufferPointer<UInt8>) -> Bool)? = nil) throws(PackReadError) -> [String] {
-        try entries(of: directory) { name in yamlStemLength(name) != nil && including?(name) ?? true }.map { directory + "/" + $0 }
+        var undecodable: String?
+        let names = try entries(of: directory) { name in
+            guard yamlStemLength(name) != nil && including?(name) ?? true else { return false }
+            if undecodable == nil && !UTF8Text.isValid(name) { undecodable = String(decoding: name, as: UTF8.self) }
+            return true
+        }
+        if let undecodable {
+            throw PackReadError(path: directory + "/" + undecodable, reason: "the file name is not UTF-8 (shown with U+FFFD); rename it")
+        }
+        return names.map { directory + "/" + $0 }
     }
 
     /// The names in a folder, dot-files left out, sorted; with `including`, only the names it
@@ -307,6 +318,12 @@ public struct PackLoader {
                 if read >= 0 { return read }
                 if errno == EINTR { continue }
                 if errno == EAGAIN {
+                    // A "regular file" that would block (/proc/kmsg, opened O_NONBLOCK) is a
+                    // kernel interface, not a file of data: refused, never waited on.
+                    var info = stat()
+                    if fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG {
+                        throw PackReadError(path: path, reason: "the file would block (a special file such as /proc/kmsg, not a file of data); not read")
+                    }
                     // A non-blocking input (a pipe its writer set so): wait for it, never spin.
                     var waiting = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
                     _ = poll(&waiting, 1, -1)
