@@ -328,19 +328,25 @@ public struct FactsBuilder {
         // the thread names it: the Save dialog refused it, the thread linked it.
         // Nor one of another customer (`link_foreign_cases` off): anyone can write a Case number
         // or forward a thread token, and a Contact's email on someone else's Case shows there.
+        // Of several named, the first that may be linked: naming another customer's Case
+        // first does not hide the sender's own.
         var threadCase: String?
         var foreignCase: String?
-        if known.contains(.crmSearch),
-           let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers),
-           blocked(found, mailbox: mailbox, depth: 0) == nil {
+        if known.contains(.crmSearch) {
+            let named = ThreadReferences.caseRecords(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers)
+                .filter { blocked($0, mailbox: mailbox, depth: 0) == nil }
             // Every Contact of the participants' addresses, not only the one each was matched
-            // to: two Contacts may share an address, and the Case be on the other.
-            let contacts = participants.filter { !$0.blocked }.flatMap { answers.contacts(email: $0.address.normalized) }
-            if pack.orgSettings["link_foreign_cases"] != .bool(true), Self.isForeign(found, contacts: contacts) {
-                foreignCase = found.id
+            // to (two Contacts may share an address, and the Case be on the other), and the
+            // Accounts found for them (by Contact, website or the domain's other Contacts).
+            let people = participants.filter { !$0.blocked }
+            let contacts = people.flatMap { answers.contacts(email: $0.address.normalized) }
+            let accounts = people.compactMap(\.account)
+            let linksForeign = pack.orgSettings["link_foreign_cases"] == .bool(true)
+            if let own = named.first(where: { linksForeign || !Self.isForeign($0, contacts: contacts, accounts: accounts) }) {
+                threadCase = own.id
+                if !related.cases.contains(own.id) { related.cases.append(own.id) }
             } else {
-                threadCase = found.id
-                if !related.cases.contains(found.id) { related.cases.append(found.id) }
+                foreignCase = named.first?.id
             }
         }
         // Magic Anchor: an email sent from Salesforce (not one saved on its way in: any saved
@@ -475,7 +481,7 @@ public struct FactsBuilder {
     public func threadFollowUps(_ message: Message) -> [String] {
         guard let reading else { return [] }
         var ids: [String] = []
-        if let found = ThreadReferences.caseRecord(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
+        for found in ThreadReferences.caseRecords(tokens: reading.threadTokens, numbers: reading.caseNumbers, answers: answers) {
             ids += ["AccountId", "ContactId"].compactMap { found[$0] }
         }
         if let who = threadAnchor(message)?.who { ids.append(who) }
@@ -514,17 +520,19 @@ public struct FactsBuilder {
         return precedence == "bulk" || precedence == "list" || precedence == "junk"
     }
 
-    /// Whether a Case the thread names is another customer's: `contacts` (every Contact of
-    /// the message's participants not blocked) are known, and none is the Case's Contact or of
-    /// the Case's Account. Nothing says so with no known Contact (a new address, a Lead: the
-    /// Case is linked, as Email-to-Case links a thread token from any sender), nor for a Case
-    /// with neither Contact nor Account (Email-to-Case from an address then unknown).
-    static func isForeign(_ found: CRMRecord, contacts: [CRMRecord]) -> Bool {
+    /// Whether a Case the thread names is another customer's: the participants' Contacts
+    /// (`contacts`, every Contact of their addresses) or Accounts (`accounts`) are known, and
+    /// none is the Case's Contact or its Account. Nothing says so with neither known (a new
+    /// address, a Lead: the Case is linked, as Email-to-Case links a thread token from any
+    /// sender), nor for a Case with neither Contact nor Account (Email-to-Case from an
+    /// address then unknown).
+    static func isForeign(_ found: CRMRecord, contacts: [CRMRecord], accounts: [String] = []) -> Bool {
         let caseContact = found["ContactId"].map(SalesforceID.canonical), caseAccount = found["AccountId"].map(SalesforceID.canonical)
-        guard !contacts.isEmpty, caseContact != nil || caseAccount != nil else { return false }
-        return !contacts.contains { contact in
+        guard !contacts.isEmpty || !accounts.isEmpty, caseContact != nil || caseAccount != nil else { return false }
+        if contacts.contains(where: { contact in
             SalesforceID.canonical(contact.id) == caseContact || (caseAccount != nil && contact["AccountId"].map(SalesforceID.canonical) == caseAccount)
-        }
+        }) { return false }
+        return caseAccount == nil || !accounts.contains { SalesforceID.canonical($0) == caseAccount }
     }
 
     /// Why a record may not be linked: the record (or the one it belongs to), the layer, the entry.
@@ -688,17 +696,22 @@ public struct FactsBuilder {
 
 /// Case numbers, Salesforce thread tokens and record links in subjects and bodies.
 public enum ThreadReferences {
-    /// The Case a text names: a thread token `ref:_00D…._500…:ref` or `thread::…::`, else a
-    /// Case number after the word "Case" (`Case 00001042`, `Case #1042`; see `caseNumbers`).
-    /// `tokens` and `numbers` are the text's `threadTokens(in:)` and `caseNumbers(in:)`.
-    public static func caseRecord(tokens: [String], numbers: [String], answers: CRMAnswers) -> CRMRecord? {
+    /// The Cases a text names, each once: those of its thread tokens `ref:_00D…._500…:ref` or
+    /// `thread::…::` first, then those of Case numbers after the word "Case" (`Case 00001042`,
+    /// `Case #1042`; see `caseNumbers`), in the text's order. `tokens` and `numbers` are the
+    /// text's `threadTokens(in:)` and `caseNumbers(in:)`. The first that may be linked is the
+    /// thread's Case (a blocklisted or another customer's one is passed over).
+    public static func caseRecords(tokens: [String], numbers: [String], answers: CRMAnswers) -> [CRMRecord] {
+        var found: [CRMRecord] = []
+        var seen = Set<String>()
         for token in tokens {
-            if let record = answers.record(id: token), SalesforceID.object(of: record.id) == "Case" { return record }
+            if let record = answers.record(id: token), SalesforceID.object(of: record.id) == "Case",
+               seen.insert(SalesforceID.canonical(record.id)).inserted { found.append(record) }
         }
         for number in numbers {
-            if let record = answers.caseRecord(number: number) { return record }
+            if let record = answers.caseRecord(number: number), seen.insert(SalesforceID.canonical(record.id)).inserted { found.append(record) }
         }
-        return nil
+        return found
     }
 
     /// Case ids from legacy thread tokens (`ref:_00D5e0ABC._5005e0XYZ:ref`), expanded to 15

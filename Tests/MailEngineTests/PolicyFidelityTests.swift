@@ -120,6 +120,27 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(!FactsBuilder.isForeign(orphan, contacts: [contact("0035e00000Bob01", account: "0015e00000Fab01")]))
         let accountOnly = CRMRecord(object: "Case", id: "5005e00000Cas08", fields: ["AccountId": "0015e00000Nor01"])
         #expect(FactsBuilder.isForeign(accountOnly, contacts: [contact("0035e00000Bob01", account: nil)]))
+        // A participant's Account (found by website) counts as a Contact's does.
+        #expect(FactsBuilder.isForeign(found, contacts: [], accounts: ["0015e00000Fab01"]))
+        #expect(!FactsBuilder.isForeign(found, contacts: [], accounts: ["0015e00000Nor01AAA"]))
+        #expect(!FactsBuilder.isForeign(found, contacts: [contact("0035e00000Bob01", account: "0015e00000Fab01")], accounts: ["0015e00000Nor01"]))
+    }
+
+    /// Naming another customer's Case first does not hide the sender's own; an unknown sender
+    /// at another customer's domain (its Account found by website) does not get a Case either.
+    @Test func theFirstCaseThatMayBeLinkedIsTheThreadsAndAnAccountByDomainCounts() throws {
+        let engine = try engine()
+        let context = ProcessContext(mailbox: "ann@contoso.com")
+        for subject in ["Re: Case 00000977 and Case 00001042", "Re: Case 00001042 and Case 00000977"] {
+            let (decision, facts, _) = try engine.decide(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: \(subject)\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
+                                                         context: context)
+            #expect(facts.threadCase == "5005e00000Cas02" && facts.foreignCase == nil, "\(subject)")
+            #expect(decision.what == "5005e00000Cas02" && !decision.observations.contains(Self.foreignNote), "\(subject)")
+        }
+        let (decision, facts, _) = try engine.decide(try message("From: someone@fabrikam.com\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
+                                                     context: context)
+        #expect(facts.participants.first?.account == "0015e00000Fab01")
+        #expect(facts.foreignCase == "5005e00000Cas01" && facts.threadCase == nil && decision.what != "5005e00000Cas01")
     }
 
     /// Two Contacts share Carla's address; the search links the one it ranks first, and her
