@@ -301,6 +301,13 @@ import Testing
         #expect(followed.status == 0, "\(followed.stderr)")
         #expect(followed.stdout.contains("\"messages\":2") && followed.stdout.contains("\"errors\":0"), "\(followed.stdout)")
         #expect(try Binary.run(Self.batch + ["--mbox", Self.sample, "--follow-links"]).status == 2, "--follow-links goes with a folder")
+        // A Maildir whose new/ is a file (or a FIFO) is no Maildir: said, not read as empty.
+        let odd = try Mailboxes.temporaryFolder("maildir-odd")
+        defer { try? FileManager.default.removeItem(at: odd) }
+        try FileManager.default.createDirectory(at: odd.appendingPathComponent("cur"), withIntermediateDirectories: true)
+        #expect(mkfifo(odd.appendingPathComponent("new").path, 0o600) == 0)
+        let fifo = try Binary.run(Self.batch + ["--maildir", odd.path])
+        #expect(fifo.status == 3 && fifo.stderr.contains("/new: not a folder"), "\(fifo.stderr)")
 
         try FileManager.default.createDirectory(at: secret.appendingPathComponent("cur"), withIntermediateDirectories: true)
         #expect(symlink(secret.path, root.appendingPathComponent(".Stolen").path) == 0)

@@ -34,6 +34,18 @@ import Testing
         ])
     }
 
+    /// Spaces around --mailbox are trimmed, as its check trims them: a leading space made
+    /// another mailbox, which Ann's user file (category CRM) did not apply to. Both parsers.
+    @Test func aMailboxWithSpacesAroundIsTheMailbox() throws {
+        for mailbox in ["ann@contoso.com", " ann@contoso.com", "ann@contoso.com ", "  ann@contoso.com\t"] {
+            for extra in [[], ["--format", "json"]] {
+                let result = try Binary.run(["process", "--mailbox", mailbox, "--crm", "examples/crm"] + extra + ["examples/messages/01-customer-question.eml"])
+                #expect(result.status == 0, "\(result.stderr)")
+                #expect(result.stdout.contains("\"category\": \"CRM\"") || result.stdout.contains("\"category\":\"CRM\""), "'\(mailbox)' \(extra): \(result.stdout)")
+            }
+        }
+    }
+
     @Test func theDecisionHasTheContractFields() throws {
         let object = try decision(["examples/messages/01-customer-question.eml"])
         #expect(object["verdict"] as? String == "save")

@@ -40,7 +40,7 @@ struct Diff: ParsableCommand {
     @Option(help: "The new rule pack folder.")
     var new: String
 
-    @Option(help: "The mailbox owner's address.")
+    @Option(help: "The mailbox owner's address.", transform: { $0.trimmingSpaces() })
     var mailbox: String
 
     @Option(help: "The folder the messages are in (with --folder-from-maildir: the top folder's).")

@@ -11,7 +11,9 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "The rule pack folder.")
     var rules: String = "rules"
 
-    @Option(help: "The mailbox owner's address.")
+    // Spaces around it trimmed, as --mailbox is checked (a leading space kept made another
+    // mailbox, whose user file it then was not).
+    @Option(help: "The mailbox owner's address.", transform: { $0.trimmingSpaces() })
     var mailbox: String
 
     @Option(help: "The folder the message is in, '/'-separated (Inbox/Deals).")

@@ -79,7 +79,7 @@ enum ProcessFastPath {
         salesforce.salesforceConfig = singles["salesforce-config"]
         var options = DecisionSettings()
         options.rules = singles["rules"] ?? "rules"
-        options.mailbox = mailbox
+        options.mailbox = mailbox.trimmingSpaces()
         options.folder = singles["folder"] ?? "Inbox"
         options.folderRole = singles["folder-role"]
         options.categories = repeated["category"] ?? []

@@ -376,8 +376,13 @@ final class FileListSource: MailboxSource {
         }
         for sub in ["cur", "new"] {
             var info = stat()
-            if lstat(root + "/" + sub, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
+            guard lstat(root + "/" + sub, &info) == 0 else { continue }
+            if info.st_mode & S_IFMT == S_IFLNK {
                 throw CommandFailure(status: .couldNotRun, message: "\(root)/\(sub): a link; not followed (it could bring in another mailbox)")
+            }
+            // A file where a Maildir has a folder: not a Maildir (its messages were read as none).
+            if info.st_mode & S_IFMT != S_IFDIR {
+                throw CommandFailure(status: .couldNotRun, message: "\(root)/\(sub): not a folder; a Maildir's cur and new are folders")
             }
         }
         var folders: [(path: String, name: String)] = [(root, folder)]
