@@ -1,3 +1,4 @@
+import Foundation
 @testable import MailRules
 import ScalingCheck
 import Testing
@@ -27,6 +28,23 @@ import Testing
             text += "  - id: rule-\(index)\n    when: message.subject == \"s\(index)\" and trigger == \"auto\"\n    then: skip\n    message: m\(index)\n"
         }
         return text
+    }
+
+    /// Choosing one mailbox's user files reads `users/` once: twice the files, about twice
+    /// the time (a `process` in an org of many users).
+    @Test func choosingAMailboxsUserFilesIsLinearInTheFolder() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-users-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for (pack, count) in [("small", 2_000), ("large", 4_000)] {
+            try FileManager.default.createDirectory(atPath: base + "/" + pack + "/users", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: base + "/" + pack + "/org.yaml", contents: Data("rules: []\n".utf8))
+            for index in 0..<count {
+                FileManager.default.createFile(atPath: base + "/\(pack)/users/u\(index)@contoso.com.yaml", contents: Data())
+            }
+        }
+        #expect(try PackLoader.files(at: base + "/large", mailbox: "U17@Contoso.com").users == [base + "/large/users/u17@contoso.com.yaml"])
+        let ratio = Scaling.ratio(small: base + "/small", large: base + "/large") { pack in _ = try? PackLoader.files(at: pack, mailbox: "u17@contoso.com") }
+        #expect(ratio < Scaling.limit, "doubling users/ multiplied the time by \(ratio)")
     }
 
     @Test func aBlocklistLintsInLinearTime() {
