@@ -101,6 +101,14 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
 @Suite struct ForeignCaseTests {
     static let foreignNote = "Case 5005e00000Cas01 named in the email is not linked: it is another customer's (its Contact and Account are none of the message's Contacts')"
 
+    /// The decision on a short reply from `from` to Ann with `subject`.
+    func decide(from: String, subject: String, engine: Engine,
+                context: ProcessContext = ProcessContext(mailbox: "ann@contoso.com")) throws -> (Decision, EngineFacts) {
+        let text = "From: \(from)\nTo: ann@contoso.com\nSubject: \(subject)\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"
+        let (decision, facts, _) = try engine.decide(try message(text), context: context)
+        return (decision, facts)
+    }
+
     func contact(_ id: String, account: String?) -> CRMRecord {
         CRMRecord(object: "Contact", id: id, fields: account.map { ["AccountId": $0] } ?? [:])
     }
@@ -130,15 +138,12 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
     /// at another customer's domain (its Account found by website) does not get a Case either.
     @Test func theFirstCaseThatMayBeLinkedIsTheThreadsAndAnAccountByDomainCounts() throws {
         let engine = try engine()
-        let context = ProcessContext(mailbox: "ann@contoso.com")
         for subject in ["Re: Case 00000977 and Case 00001042", "Re: Case 00001042 and Case 00000977"] {
-            let (decision, facts, _) = try engine.decide(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: \(subject)\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
-                                                         context: context)
+            let (decision, facts) = try decide(from: "bob@fabrikam.com", subject: subject, engine: engine)
             #expect(facts.threadCase == "5005e00000Cas02" && facts.foreignCase == nil, "\(subject)")
             #expect(decision.what == "5005e00000Cas02" && !decision.observations.contains(Self.foreignNote), "\(subject)")
         }
-        let (decision, facts, _) = try engine.decide(try message("From: someone@fabrikam.com\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
-                                                     context: context)
+        let (decision, facts) = try decide(from: "someone@fabrikam.com", subject: "Re: Case 00001042", engine: engine)
         #expect(facts.participants.first?.account == "0015e00000Fab01")
         #expect(facts.foreignCase == "5005e00000Cas01" && facts.threadCase == nil && decision.what != "5005e00000Cas01")
     }
@@ -150,9 +155,7 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
                                                                                "AccountId": "0015e00000Aaa01"])
         let elsewhere = CRMRecord(object: "Case", id: "5005e00000Cas07", fields: ["CaseNumber": "00001077", "ContactId": "0035e00000Car01",
                                                                                  "AccountId": "0015e00000Nor01", "Status": "Working"])
-        let (decision, facts, _) = try engine([twin, elsewhere]).decide(
-            try message("From: carla@northwind.example\nTo: ann@contoso.com\nSubject: Re: Case 00001077\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
-            context: ProcessContext(mailbox: "ann@contoso.com"))
+        let (decision, facts) = try decide(from: "carla@northwind.example", subject: "Re: Case 00001077", engine: engine([twin, elsewhere]))
         #expect(facts.foreignCase == nil && facts.threadCase == "5005e00000Cas07")
         #expect(decision.what == "5005e00000Cas07")
     }
@@ -161,26 +164,22 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
     /// links it, and the decision says so; Carla's own email and a stranger's still do.
     @Test func anotherCustomersCaseIsNotLinkedHoweverTheEmailNamesIt() throws {
         let engine = try engine()
-        let context = ProcessContext(mailbox: "ann@contoso.com")
         for subject in ["Re: Case 00001042", "Re: Login fails [ ref:_00D5e0ABCD._5005e00000Cas01:ref ]"] {
-            let (decision, facts, _) = try engine.decide(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: \(subject)\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
-                                                         context: context)
+            let (decision, facts) = try decide(from: "bob@fabrikam.com", subject: subject, engine: engine)
             #expect(decision.verdict == .save, "\(subject)")
             #expect(decision.who == ["0035e00000Bob01"] && decision.what != "5005e00000Cas01", "\(subject)")
             #expect(facts.threadCase == nil && !facts.related.cases.contains("5005e00000Cas01"), "\(subject)")
             #expect(decision.observations.contains(Self.foreignNote), "\(subject)")
         }
         for from in ["carla@northwind.example", "stranger@unknown.example"] {
-            let (decision, facts, _) = try engine.decide(try message("From: \(from)\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
-                                                         context: context)
+            let (decision, facts) = try decide(from: from, subject: "Re: Case 00001042", engine: engine)
             #expect(decision.what == "5005e00000Cas01" && facts.threadCase == "5005e00000Cas01", "\(from)")
             #expect(!decision.observations.contains(Self.foreignNote), "\(from)")
         }
         // The user chose the Case in the Save dialog (by its 18-character id): linked, and no
         // word about another customer.
         let chosen = ProcessContext(mailbox: "ann@contoso.com", trigger: "button", selection: [("case", "5005e00000Cas01AAA")])
-        let (decision, facts, _) = try engine.decide(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: Re: Case 00001042\nDate: Tue, 3 Mar 2026 08:05:00 -0800\n\nAny news?"),
-                                                     context: chosen)
+        let (decision, facts) = try decide(from: "bob@fabrikam.com", subject: "Re: Case 00001042", engine: engine, context: chosen)
         #expect(facts.foreignCase == "5005e00000Cas01" && decision.what.map(SalesforceID.canonical) == "5005e00000Cas01")
         #expect(!decision.observations.contains(Self.foreignNote))
     }
