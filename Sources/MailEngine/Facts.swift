@@ -613,7 +613,7 @@ public struct FactsBuilder {
     }
 
     func factObject(_ message: Message, context: ProcessContext, participants: [ParticipantFacts], related: RelatedRecords,
-                    threadCase: String?, foreignCase: String? = nil, anchorEmail: String?, anchorWho: String?, savedRecord: String?,
+                    threadCase: String?, foreignCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?,
                     ledgerKey: String, direction: String, mailbox: String, known: FactCost) throws -> FactObject {
         func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
         func formatted(_ addresses: [Address]) -> Value {

@@ -169,8 +169,10 @@ struct PackCache: CompiledPackCache {
         return Array("executable".utf8) + fields.flatMap { field in withUnsafeBytes(of: field.littleEndian) { Array($0) } }
     }()
 
-    func path(forKey key: String) -> String { directory + "/" + key + ".pack" }
-    func path(forUserKey key: String) -> String { directory + "/" + key + ".user" }
+    /// An entry's file name: its key's name and `.pack` (the org layer) or `.user`.
+    static func fileName(ofKey key: String, user: Bool = false) -> String { key + (user ? ".user" : ".pack") }
+    func path(forKey key: String) -> String { directory + "/" + Self.fileName(ofKey: key) }
+    func path(forUserKey key: String) -> String { directory + "/" + Self.fileName(ofKey: key, user: true) }
 
     /// The key of user layers compiled from `files` against the org entry of `nonce`.
     func userKeyBytes(_ files: [SourceFile], nonce: [UInt8]) -> [UInt8] { keyBytes(files, first: nonce) }
@@ -200,7 +202,7 @@ struct PackCache: CompiledPackCache {
         guard let nonce = lastOrg.nonce(of: pack) else { return }
         let key = userKeyBytes(files, nonce: nonce)
         write(Self.entry(magic: Self.userMagic, key: key, payload: CompiledPackFormat.encodeUsers(users, of: pack)),
-              name: Self.name(ofKey: key) + ".user")
+              name: Self.fileName(ofKey: Self.name(ofKey: key), user: true))
     }
 
     /// An entry's bytes: a regular file (never a link, FIFO or device), owned by this user,
@@ -280,7 +282,7 @@ struct PackCache: CompiledPackCache {
         // Remembered even when the entry cannot be written: user entries made against a
         // nonce no org entry holds are never read back, and age out.
         lastOrg.remember(pack, nonce: nonce)
-        write(Self.encode(pack, key: key, nonce: nonce), name: Self.name(ofKey: key) + ".pack")
+        write(Self.encode(pack, key: key, nonce: nonce), name: Self.fileName(ofKey: Self.name(ofKey: key)))
     }
 
     /// Writes an entry through an exclusively created temporary file and a rename, then prunes.
@@ -317,11 +319,11 @@ struct PackCache: CompiledPackCache {
     /// After an entry is written (a cache miss, never on the per-message path of a hit):
     /// keeps `keep` and the `entriesKept - 1` other pack entries (`userEntriesKept - 1` other
     /// user entries, when `keep` is one) most recently written or used, removes the rest of
-    /// that kind, and temporary files
-    /// older than `temporaryLifetime` seconds. Only names this cache writes (32 or 64
-    /// hexadecimal digits and `.pack`, 32 and `.user`, or either followed by `.PID.N.tmp`) and
-    /// only regular files owned by this user are removed, each checked and removed through
-    /// one descriptor of the folder; a link is never followed, nor removed.
+    /// that kind, and temporary files older than `temporaryLifetime` seconds. Only names this
+    /// cache writes (32 or 64 hexadecimal digits and `.pack`, 32 and `.user`, or either
+    /// followed by `.PID.N.tmp`) and only regular files owned by this user are removed, each
+    /// checked and removed through one descriptor of the folder; a link is never followed,
+    /// nor removed.
     func prune(keep: String, now: Int = Int(time(nil))) {
         let folder = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard folder >= 0 else { return }
