@@ -178,6 +178,38 @@ struct TemporaryPack {
         #expect(try Linter.load(temporary.pack, mailbox: "ann@contoso.com").get().user("ann@contoso.com") != nil)
     }
 
+    /// A rule file whose extension is YAML's in capitals is read by no command; `lint` names
+    /// each such file of the pack folder and of users/ (nothing else: other files, the tests
+    /// folder, correctly named files), and a folder of nothing else says why it is empty.
+    @Test func aRuleFileWithAnUpperCaseExtensionIsNamedByLint() throws {
+        let temporary = try TemporaryPack()
+        try temporary.write("Blocklist.YAML", "lists: {}\n")
+        try temporary.write("extra.Yml", "lists: {}\n")
+        try temporary.write("notes.yaml.bak", "")
+        try temporary.write("README.md", "")
+        try temporary.write("users/ANN@contoso.com.YML", "mailbox: ann@contoso.com\n")
+        try temporary.write("tests/Case.YAML", "")
+        let ignored = [temporary.pack + "/Blocklist.YAML", temporary.pack + "/extra.Yml", temporary.pack + "/users/ANN@contoso.com.YML"]
+        #expect(PackLoader.ignoredFiles(at: temporary.pack) == ignored)
+        #expect(PackLoader.ignoredFiles(at: temporary.pack + "/org.yaml").isEmpty, "a file named explicitly is read whatever its name")
+        let result = try Linter.lint(paths: [temporary.pack])
+        let warned = result.diagnostics.filter { $0.check == LintCheck.ignoredFile.id }
+        #expect(warned.map(\.location.path) == ignored)
+        #expect(warned.allSatisfy { $0.severity == .warning && $0.message.contains("rename it") })
+        // What process reads is unchanged: the pack as if those files were not there.
+        #expect(try Linter.load(temporary.pack, mailbox: "ann@contoso.com").get().user("ann@contoso.com") != nil)
+
+        let empty = temporary.folder + "/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        try "lists: {}\n".write(toFile: empty + "/Org.YAML", atomically: false, encoding: .utf8)
+        do {
+            _ = try Linter.lint(paths: [empty])
+            Issue.record("a folder of upper-case YAML files linted as a pack")
+        } catch {
+            #expect(error.reason.contains("no rule files") && error.reason.contains(empty + "/Org.YAML"), "\(error)")
+        }
+    }
+
     /// A pack of user files alone still loads for a mailbox without one (the org defaults),
     /// as it did when every user file was read.
     @Test func aPackOfUserFilesAloneLoadsForAnyMailbox() throws {

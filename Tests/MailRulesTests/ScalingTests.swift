@@ -37,9 +37,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: base) }
         for (pack, count) in [("small", 2_000), ("large", 4_000)] {
             try FileManager.default.createDirectory(atPath: base + "/" + pack + "/users", withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: base + "/" + pack + "/org.yaml", contents: Data("rules: []\n".utf8))
+            try Data("rules: []\n".utf8).write(to: URL(fileURLWithPath: base + "/" + pack + "/org.yaml"))
             for index in 0..<count {
-                FileManager.default.createFile(atPath: base + "/\(pack)/users/u\(index)@contoso.com.yaml", contents: Data())
+                try Data().write(to: URL(fileURLWithPath: base + "/\(pack)/users/u\(index)@contoso.com.yaml"))
             }
         }
         #expect(try PackLoader.files(at: base + "/large", mailbox: "U17@Contoso.com").users == [base + "/large/users/u17@contoso.com.yaml"])

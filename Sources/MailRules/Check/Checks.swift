@@ -45,12 +45,14 @@ public struct LintCheck: Sendable, Hashable {
     public static let userOverstep = LintCheck("user-overstep", .error, "A per-user file does something the org layer does not allow.")
     public static let unusedList = LintCheck("unused-list", .warning, "A named list is never used.", strictOnly: true)
     public static let unusedSetting = LintCheck("unused-setting", .warning, "A setting is set but no rule reads it.", strictOnly: true)
+    public static let ignoredFile = LintCheck("ignored-file", .warning,
+                                              "A file of the pack folder or users/ ends in .YAML or .Yml: rule files are read only by a lower-case .yaml or .yml.")
 
     public static let all: [LintCheck] = [
         yamlSyntax, yamlAlias, yamlDuplicateKey, yamlLimit, schemaUnknownKey, schemaMissingKey, schemaType, schemaValue,
         exprSyntax, exprType, exprUnknownName, exprUnknownFunction, exprArity, exprAbsent, exprUnknownValue,
         duplicateRule, duplicateList, duplicateSettings, listReference, invalidDomain, invalidAddress, corporateBlocklisted,
-        shadowedRule, constantCondition, caseCapabilities, userOverstep, unusedList, unusedSetting,
+        shadowedRule, constantCondition, caseCapabilities, userOverstep, unusedList, unusedSetting, ignoredFile,
     ]
 
     /// Checks whose findings mean the file does not match the published JSON Schema.

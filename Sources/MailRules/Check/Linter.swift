@@ -20,6 +20,7 @@ public enum Linter {
     public static func lint(paths: [String], strict: Bool = false) throws(PackReadError) -> LintResult {
         var result = LintResult(diagnostics: [], files: [:], packs: [])
         var total = 0
+        var unread: [String] = []
         for path in paths {
             let (orgPaths, userPaths) = try PackLoader.files(at: path)
             let root = PackLoader.packRoot(of: path)
@@ -28,13 +29,21 @@ public enum Linter {
             for file in orgPaths { org.append(try PackLoader.read(file, inside: root)) }
             var users: [SourceFile] = []
             for file in userPaths { users.append(try PackLoader.read(file, inside: root)) }
+            let ignored = PackLoader.ignoredFiles(at: path)
+            unread += ignored
             let (pack, diagnostics, files) = check(org: org, users: users, strict: strict)
             for file in files { result.files[file.path] = file }
             result.diagnostics.append(contentsOf: diagnostics)
+            for file in ignored {
+                let name = file.split(separator: "/").last.map(String.init) ?? file
+                result.diagnostics.append(Diagnostic(.ignoredFile, at: SourceLocation(path: file, line: 1, column: 1),
+                                                     "'\(name)' is not read: rule files end in .yaml or .yml, in lower case; rename it"))
+            }
             if !diagnostics.contains(where: { $0.severity == .error }) { result.packs.append(pack) }
         }
         if total == 0 {
-            throw PackReadError(path: paths.joined(separator: " "), reason: "no rule files (*.yaml, *.yml) found")
+            let hint = unread.isEmpty ? "" : "; not read, for their upper-case extension: " + unread.joined(separator: ", ")
+            throw PackReadError(path: paths.joined(separator: " "), reason: "no rule files (*.yaml, *.yml) found" + hint)
         }
         result.diagnostics = sorted(result.diagnostics)
         return result

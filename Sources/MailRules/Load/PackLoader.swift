@@ -216,6 +216,25 @@ public struct PackLoader {
         return nil
     }
 
+    /// The files of a pack folder and of its `users/` that no command reads although their
+    /// names say YAML: `.YAML`, `.Yml` and the like (the extension is compared as written,
+    /// the same on every file system). `lint` warns of each, since a rule file skipped in
+    /// silence is a policy not applied.
+    public static func ignoredFiles(at path: String) -> [String] {
+        guard let root = packRoot(of: path) else { return [] }
+        func misspelt(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard yamlStemLength(name) == nil else { return false }
+            let lowered = name.map(\.asciiLowercased)
+            return lowered.withUnsafeBufferPointer { yamlStemLength($0) != nil }
+        }
+        var found: [String] = []
+        for folder in [root, root + "/users"] {
+            guard let names = try? entries(of: folder, including: misspelt) else { continue }
+            found += names.map { folder + "/" + $0 }
+        }
+        return found
+    }
+
     /// The YAML files of a folder, sorted; with `including`, only the names it accepts. A name
     /// that is not UTF-8 is an error naming it: it could only be opened by its U+FFFD spelling,
     /// another name, and a rule file is never skipped in silence.
