@@ -144,13 +144,13 @@ public struct SalesforceConfiguration: Sendable {
         while loginURL.hasSuffix("/") { loginURL.removeLast() }
         guard let components = URLComponents(string: loginURL), let scheme = components.scheme?.lowercased(), components.host?.isEmpty == false,
               scheme == "https" || scheme == "http" else {
-            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL must be an https:// URL (http:// for a local test server), not '\(login.prefix(100))'")
+            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL must be an https:// URL (http:// for a local test server), not '\(Self.shown(login))'")
         }
         if scheme == "http", !Self.isLoopback(loginURL) {
             throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL uses http:// for \(components.host ?? ""); only a loopback test server may (tokens would cross the network in clear)")
         }
         guard (components.path.isEmpty || components.path == "/"), components.query == nil, components.fragment == nil, components.user == nil else {
-            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL must be the server alone (https://login.salesforce.com), without a path, query or user; not '\(login.prefix(100))'")
+            throw SalesforceConfigurationError("\(source): MAILSAVE_SF_LOGIN_URL must be the server alone (https://login.salesforce.com), without a path, query or user; not '\(Self.shown(login))'")
         }
         self.loginURL = loginURL
         self.clientID = client
@@ -217,6 +217,13 @@ public struct SalesforceConfiguration: Sendable {
 
     /// The secrets this configuration holds: removed from every error message as a last guard.
     var secrets: [String] { [clientSecret, refreshToken].compactMap { $0 }.filter { $0.count >= 4 } }
+
+    /// A login URL quoted in an error: its first 100 characters, and nothing before an `@`
+    /// (`https://user:password@host` holds a password; a login URL never needs one).
+    static func shown(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@") else { return String(url.prefix(100)) }
+        return "…" + String(url[at...].prefix(100))
+    }
 }
 
 /// A Salesforce configuration that cannot be used: the CLI exits 12. Names the file, the line

@@ -41,6 +41,9 @@ final class SalesforceConnection: @unchecked Sendable {
     private var stats = SalesforceStatistics()
     /// The private key's text, once read (JWT): removed from errors with the other secrets.
     private var keyText: String?
+    /// The last JWT bearer assertion sent: a credential for its few minutes, which a login
+    /// server's error may quote back.
+    private var assertion: String?
 
     init(configuration: SalesforceConfiguration, transport: HTTPTransport, sleep: @escaping @Sendable (Double) -> Void,
          random: @escaping @Sendable () -> Double) {
@@ -185,29 +188,37 @@ final class SalesforceConnection: @unchecked Sendable {
     }
 
     private func limitExceeded() -> CallFailure {
-        failure(.retryable, "Salesforce: REQUEST_LIMIT_EXCEEDED: the org's daily API allowance is used up; the save is parked until it renews")
+        failure(.retryable, "Salesforce: REQUEST_LIMIT_EXCEEDED: the org's daily API allowance is used up; try again once it renews (with --apply, the save is parked in the outbox)")
     }
 
     private func checkAllowance() throws(CallFailure) {
         guard let usage = statistics.usage, usage.share >= configuration.maxAPIShare else { return }
         let percent = usage.percent
         throw failure(.retryable, "Salesforce: \(usage.used) of the org's \(usage.max) daily API calls are used (\(percent)%), at or past the "
-                      + "\(Int(configuration.maxAPIShare * 100))% mailsave may use (MAILSAVE_SF_MAX_API_SHARE); stopped, the save is parked")
+                      + "\(Int(configuration.maxAPIShare * 100))% mailsave may use (MAILSAVE_SF_MAX_API_SHARE); stopped (with --apply, the save is parked in the outbox)")
     }
 
     func failure(_ kind: CRMError.Kind, _ message: String) -> CallFailure { CallFailure(error: redacted(CRMError(kind, message))) }
 
     /// The message with every secret this connection knows replaced: a last guard, the
-    /// messages are built not to hold any.
-    func redacted(_ error: CRMError) -> CRMError {
-        var message = error.message
+    /// messages are built not to hold any, but a login server's error may quote the request
+    /// it refused (form-encoded: a refresh token's `+`, `/` and `=` as `%2B`, `%2F`, `%3D`).
+    func redacted(_ error: CRMError) -> CRMError { CRMError(error.kind, redacted(error.message)) }
+
+    func redacted(_ text: String) -> String {
+        var message = text
         var secrets = configuration.secrets
         lock.withLock {
             if let token { secrets.append(token.accessToken) }
             if let keyText { secrets.append(keyText) }
+            if let assertion { secrets.append(assertion) }
         }
-        for secret in secrets where secret.count >= 4 { message = message.replacingOccurrences(of: secret, with: "[redacted]") }
-        return CRMError(error.kind, message)
+        for secret in secrets where secret.count >= 4 {
+            for form in [secret, Self.formEncode(secret)] {
+                message = message.replacingOccurrences(of: form, with: "[redacted]")
+            }
+        }
+        return message
     }
 
     // MARK: Login
@@ -296,6 +307,7 @@ final class SalesforceConnection: @unchecked Sendable {
             } catch {
                 throw failure(.permanent, error.message)
             }
+            lock.withLock { self.assertion = assertion }
             form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion)]
         case .refreshToken:
             form = [("grant_type", "refresh_token"), ("client_id", configuration.clientID), ("refresh_token", configuration.refreshToken ?? "")]
@@ -340,9 +352,20 @@ final class SalesforceConnection: @unchecked Sendable {
                 try pause(after: attempt, "Salesforce login (\(flowName)): HTTP \(response.status)")
                 continue
             }
-            let reason = SalesforceAPIError.parse(json).first?.summary
-                ?? (response.status == 200 ? "the answer has no access_token or instance_url" : "HTTP \(response.status)")
-            throw failure(.permanent, "Salesforce login (\(flowName)) refused for client \(configuration.clientID.prefix(12))…: \(reason)")
+            // A 200 that is not JSON is no OAuth server's answer but something between (a proxy's
+            // or a captive portal's page): for now, as the same answer to a data call is.
+            if response.status == 200 && json == nil {
+                try pause(after: attempt, "Salesforce login (\(flowName)): HTTP 200 with an answer that is not JSON (a proxy or a captive portal?)")
+                continue
+            }
+            // Redacted before `summary` cuts a long description: a cut secret is not found whole.
+            let reason = SalesforceAPIError.parse(json).first.map { refusal in
+                var refusal = refusal
+                refusal.message = redacted(refusal.message)
+                return refusal.summary
+            } ?? (response.status == 200 ? "the answer has no access_token or instance_url" : "HTTP \(response.status)")
+            let client = configuration.clientID.count > 12 ? configuration.clientID.prefix(12) + "…" : configuration.clientID
+            throw failure(.permanent, "Salesforce login (\(flowName)) refused for client \(client): \(reason)")
         }
     }
 

@@ -125,6 +125,12 @@ func readInput(_ path: String, limit: Int? = nil, overLimit: ExitStatus = .badMe
     if path != "-" && type != S_IFREG {
         // Opened non-blocking so a FIFO cannot hang the open; reads block as usual. (A
         // regular file's reads ignore the flag: no two calls for each of a batch's files.)
+        // A FIFO no writer has opened yet reads as empty: wait for its writer's first bytes
+        // (or its closing), as a blocking open would have, instead of taking it for nothing.
+        if type == S_IFIFO {
+            var waiting = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            while poll(&waiting, 1, -1) < 0 && errno == EINTR {}
+        }
         let flags = fcntl(descriptor, F_GETFL)
         if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
     }
@@ -154,8 +160,12 @@ func visibleLines(_ text: String) -> String { escapingControls(text, keepingLine
 private func escapingControls(_ text: String, keepingLines: Bool) -> String {
     func isControl(_ value: UInt32) -> Bool {
         if keepingLines && (value == 0x0A || value == 0x09) { return false }
+        // Invisible characters too: direction marks and overrides, and the zero-width space,
+        // word joiner and BOM, which make two different addresses or ids look the same. Not
+        // the zero-width (non-)joiner, which Persian, Indic scripts and emoji sequences need.
         return value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value)
-            || value == 0x2028 || value == 0x2029
+            || value == 0x2028 || value == 0x2029 || value == 0x200B || value == 0x200E || value == 0x200F || value == 0x061C
+            || (0x2060...0x2064).contains(value) || value == 0xFEFF
     }
     guard text.unicodeScalars.contains(where: { isControl($0.value) }) else { return text }
     var output = ""

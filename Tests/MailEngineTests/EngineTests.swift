@@ -24,7 +24,7 @@ func message(_ text: String) throws -> Message { try MessageParser.parse(Array(t
 
     @Test func aBadRowNamesItsLine() {
         #expect(throws: InMemoryDirectory.CSVProblem(line: 4, reason: "3 fields where the header has 2")) {
-            try InMemoryDirectory.parseCSV("Id,Email\n003a,\"multi\nline\"\n003b,b@x.example,extra\n", object: "Contact")
+            try InMemoryDirectory.parseCSV("Id,Email\n0035e00000Aaa01,\"multi\nline\"\n0035e00000Bbb01,b@x.example,extra\n", object: "Contact")
         }
         #expect(throws: InMemoryDirectory.CSVProblem.self) { try InMemoryDirectory.parseCSV("Name,Email\nx,y\n", object: "Contact") }
     }

@@ -370,3 +370,74 @@ final class EndlessPages: HTTPTransport, @unchecked Sendable {
                 == "http://127.0.0.1:8080")
     }
 }
+
+/// A login server whose refusal quotes the request it refused: the form's credentials come
+/// back percent-encoded, and the JWT assertion (a credential for its few minutes) whole.
+final class EchoingLoginServer: HTTPTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var bodies: [String] = []
+
+    func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
+        let body = String(decoding: request.body ?? [], as: UTF8.self)
+        lock.withLock { bodies.append(body) }
+        let description = String(decoding: JSON.string(body).encoded(), as: UTF8.self)
+        return HTTPResponse(status: 400, body: Array(#"{"error":"invalid_grant","error_description":"bad request: \#(description.dropFirst().dropLast())"}"#.utf8))
+    }
+}
+
+@Suite struct LoginRefusalTests {
+    func refusal(_ environment: [String: String], _ server: EchoingLoginServer) throws -> String {
+        let configuration = try SalesforceConfiguration(environment: environment.merging(["MAILSAVE_SF_TOKEN_CACHE": "off"]) { $1 })
+        let backend = SalesforceBackend(configuration: configuration, transport: server, sleep: { _ in }, random: { 0.5 })
+        var plan = LookupPlan()
+        plan.addresses = ["a@b.example"]
+        do {
+            _ = try backend.resolve(plan)
+        } catch {
+            return error.message
+        }
+        Issue.record("the login was not refused")
+        return ""
+    }
+
+    @Test func aRefusalQuotingTheRequestShowsNoCredential() throws {
+        let server = EchoingLoginServer()
+        let secrets = ["5Aep861+RefTok/SECRET==x", "Cl!ent+Secret/Value="]
+        let message = try refusal(["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "test-client",
+                                   "MAILSAVE_SF_REFRESH_TOKEN": secrets[0], "MAILSAVE_SF_CLIENT_SECRET": secrets[1]], server)
+        #expect(message.contains("invalid_grant") && message.contains("[redacted]"), "\(message)")
+        #expect(message.contains("client test-client:"), "a client id of 12 characters or fewer is shown whole: \(message)")
+        for secret in secrets {
+            #expect(!message.contains(secret) && !message.contains(SalesforceConnection.formEncode(secret)), "\(message)")
+        }
+        #expect(server.bodies.first?.contains(SalesforceConnection.formEncode(secrets[0])) == true, "the server saw the encoded form")
+    }
+
+    @Test func aRefusalQuotingTheAssertionShowsNoAssertion() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-jwt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = folder.appendingPathComponent("key.pem").path
+        #expect(FileManager.default.createFile(atPath: key, contents: Data(TestKeys.shared.privateKey.pemRepresentation.utf8),
+                                               attributes: [.posixPermissions: 0o600]))
+        let server = EchoingLoginServer()
+        let message = try refusal(["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "a-connected-app-consumer-key",
+                                   "MAILSAVE_SF_USERNAME": "sync@contoso.com", "MAILSAVE_SF_KEY_FILE": key], server)
+        let sent = try #require(server.bodies.first)
+        let assertion = try #require(sent.split(separator: "&").first { $0.hasPrefix("assertion=") }?.dropFirst("assertion=".count))
+        #expect(assertion.count > 100)
+        #expect(!message.contains(assertion) && message.contains("[redacted]"), "\(message.prefix(300))")
+        #expect(message.contains("client a-connected-…:"), "\(message)")
+    }
+
+    @Test func aLoginURLWithAPasswordIsNotQuoted() throws {
+        for url in ["https://user:TopPass@login.salesforce.com", "htps://user:TopPass@login.salesforce.com/x"] {
+            do {
+                _ = try SalesforceConfiguration(environment: ["MAILSAVE_SF_LOGIN_URL": url, "MAILSAVE_SF_CLIENT_ID": "c", "MAILSAVE_SF_CLIENT_SECRET": "s3cr3t-x"])
+                Issue.record("\(url) was taken")
+            } catch {
+                #expect(!error.message.contains("TopPass") && error.message.contains("…@login.salesforce.com"), "\(error.message)")
+            }
+        }
+    }
+}

@@ -375,22 +375,44 @@ func storeError(_ body: () throws -> Void) -> StoreError? {
         let found = problem(Array("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000Bbb01,Kim\n0035e00000Aaa01AAA,Lee again\n".utf8))
         #expect(found?.line == 4)
         #expect(found?.reason.contains("already on line 2") == true)
-        // A huge value is quoted by its start, not echoed whole (rows are checked one by one:
-        // this one is no Contact id, on the first line that has it).
+        // A huge value is never echoed whole (rows are checked one by one: this one is over
+        // the longest field, on the first line that has it).
         let huge = String(repeating: "x", count: 1 << 20)
         let long = problem(Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8))
         #expect(long?.line == 2)
         #expect((long?.reason.count ?? .max) < 200, "\(long?.reason.prefix(200) ?? "")")
-        #expect(long?.reason.contains("… (1048576 bytes)' is not a Contact id") == true, "\(long?.reason.prefix(200) ?? "")")
-        let twice = try? InMemoryDirectory.parseCSVRows(bytes: Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8), object: "Contact")
-        #expect(twice == nil)
+        #expect(long?.reason.contains("the Id cell holds 1048576 characters") == true, "\(long?.reason.prefix(200) ?? "")")
         do {
             _ = try InMemoryDirectory.parseCSVRows(bytes: Array("Id,LastName\n\(huge),Lee\n\(huge),Kim\n".utf8), object: "Contact")
+            Issue.record("a megabyte Id was read")
         } catch {
-            #expect(error.line == 3)
+            #expect(error.line == 2)
             #expect(error.reason.count < 200)
-            #expect(error.reason.contains("… (1048576 bytes) is already on line 2"))
+            #expect(error.reason.contains("the Id cell holds 1048576 characters"))
         }
+    }
+
+    /// An Id, or a field naming another record, is 15 or 18 letters and digits, nothing else:
+    /// a control character in one reached a saved Task's WhoId and the terminal. A cell is at
+    /// most Salesforce's longest field.
+    @Test func idsAreIdsAndCellsAreBounded() throws {
+        let cases: [(String, Int, String)] = [
+            ("Id,LastName\n0035e00000Aaa01,Lee\n0035e00000\u{1B}[31m,Kim\n", 3, "Id '0035e00000\u{1B}[31m' is not a Salesforce id"),
+            ("Id,LastName\n0035e00000Aaa0é,Lee\n", 2, "is not a Salesforce id"),
+            ("Id,LastName\n0035e00000Aaa01 ,Lee\n", 2, "is not a Salesforce id"),
+            ("Id,LastName,AccountId\n0035e00000Aaa01,Lee,acc-1\n", 2, "AccountId 'acc-1' is not a Salesforce id"),
+            ("Id,LastName,ContactId\n0035e00000Aaa01,Lee,0035e00000Aaa01\u{200B}\n", 2, "ContactId"),
+            ("Id,LastName\n0035e00000Aaa01,\(String(repeating: "é", count: 131_073))\n", 2, "holds 131073 characters, more than any Salesforce field (131072)"),
+        ]
+        for (text, line, reason) in cases {
+            let found = problem(Array(text.utf8))
+            #expect(found?.line == line, "\(text.prefix(80))")
+            #expect(found?.reason.contains(reason) == true, "\(found?.reason.prefix(200) ?? "none")")
+        }
+        // What a Data Export holds is read: 15 and 18 characters, an empty reference, a cell
+        // of exactly the longest field (in bytes, twice that).
+        let good = "Id,LastName,AccountId,Description\n0035e00000Aaa01,Lee,,x\n0035e00000Bbb01AAA,Kim,0015e00000Acc01,\(String(repeating: "é", count: 131_072))\n"
+        #expect(try InMemoryDirectory.parseCSV(bytes: Array(good.utf8), object: "Contact").count == 2)
     }
 
     /// A header of more columns than any Salesforce object has fields: an error, not a

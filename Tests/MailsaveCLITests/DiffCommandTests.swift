@@ -176,6 +176,22 @@ import Testing
     /// A sender's Subject in the markdown for a pull request is text: it cannot open an HTML
     /// comment (which hid every later change), make a link or an image, mention anyone or
     /// end its cell.
+    /// The text report shows what a pack (a pull request's, untrusted) or the CRM put in a
+    /// line as text: a terminal escape, a line feed starting a GitHub Actions command of its
+    /// own, an invisible character.
+    @Test func aCategoryCannotEscapeTheTextReport() throws {
+        let folder = try Mailboxes.temporaryFolder("diff-escape")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let new = try pack(folder, replacing: "  category: Salesforce\n",
+                           with: "  category: \"CRM\\e]52;c;ZXZpbA==\\a\\e[2J\\n::error::pwn\\u200B\"\n")
+        try FileManager.default.removeItem(atPath: new + "/users/ann@contoso.com.yaml")
+        let result = try Binary.run(Self.base + ["--old", "rules", "--new", new])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x200B })
+        #expect(!result.stdout.split(separator: "\n").contains { $0.hasPrefix("::") })
+        #expect(result.stdout.contains("CRM\\u{1B}]52;c;ZXZpbA==\\u{7}\\u{1B}[2J\\u{A}::error::pwn\\u{200B}"))
+    }
+
     @Test func aSubjectCannotInjectMarkdown() throws {
         let cell = DiffReport.cell("<!-- hi [Approve now](https://evil.example/) ![x](y) @admins #12 | `code` </table>")
         #expect(cell == "\\<\\!-- hi \\[Approve now\\]\\(https:\u{200B}//evil.example/\\) \\!\\[x\\]\\(y\\) @\u{200B}admins \\#\u{200B}12 \\| \\`code\\` \\</table\\>")

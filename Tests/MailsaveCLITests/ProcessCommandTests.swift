@@ -121,7 +121,7 @@ import Testing
         let crm = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-crm-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: crm, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: crm) }
-        try "Id,Email\n003x,a@b.example\n003y,b@b.example,extra\n".write(to: crm.appendingPathComponent("Contact.csv"), atomically: true, encoding: .utf8)
+        try "Id,Email\n0035e00000Aaa01,a@b.example\n0035e00000Bbb01,b@b.example,extra\n".write(to: crm.appendingPathComponent("Contact.csv"), atomically: true, encoding: .utf8)
         let badCRM = try Binary.run(["process", "--mailbox", "ann@contoso.com", "--crm", crm.path, "examples/messages/01-customer-question.eml"])
         #expect(badCRM.status == 6)
         #expect(badCRM.stderr == "mailsave: \(crm.path)/Contact.csv:3: 3 fields where the header has 2\n")

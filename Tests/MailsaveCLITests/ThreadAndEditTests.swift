@@ -135,5 +135,12 @@ import Testing
         // Nothing changed by any refusal; a Lead with RelatedToId cleared is fine.
         let ok = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>", "--link", "who=00Q5e00000Kim01", "--link", "what="])
         #expect(ok.status == 0, "\(ok.stderr)")
+        // A person named twice (also as their 18-character id) is related once.
+        let twice = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>",
+                                    "--link", "who=0035e00000Bob01", "--link", "who=0035e00000Bob01", "--link", "who=0035e00000Bob01AAA"])
+        #expect(twice.status == 0, "\(twice.stderr)")
+        let relations = try Binary.run(["crm", "export", "--store", store, "--object", "EmailMessageRelation"])
+        let edited = try #require(try fields(twice.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String)
+        #expect(relations.stdout.split(separator: "\n").filter { $0.contains(edited) && $0.contains("0035e00000Bob01") }.count == 1, "\(relations.stdout)")
     }
 }

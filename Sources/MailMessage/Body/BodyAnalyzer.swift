@@ -304,14 +304,22 @@ public enum BodyAnalyzer {
         // ASCII lines by bytes (one Character is one byte there), the same test.
         if line.isASCII {
             return line.utf8.count <= 80 && !line.utf8.contains { $0 == 0x40 || $0 == 0x3A || ($0 >= 0x30 && $0 <= 0x39) }
-                && website(in: line) == nil
+                && website(in: line) == nil && !looksLikeHost(line)
         }
         return isPlainTextByCharacters(line)
     }
 
     static func isPlainTextByCharacters(_ line: String) -> Bool {
         !line.contains("@") && !line.contains(where: { $0.isNumber }) && website(in: line) == nil && line.count <= 80
-            && !line.contains(":")
+            && !line.contains(":") && !looksLikeHost(line)
+    }
+
+    /// A web address `website(in:)` does not take (`www.fab_ikam.com`, an underscore no host
+    /// name may hold): a single word with a dot inside is not a company, a name or a title.
+    static func looksLikeHost(_ line: String) -> Bool {
+        let word = line.trimmingHorizontalSpace()
+        guard !word.isEmpty, !word.contains(" "), let dot = word.firstIndex(of: "."), dot != word.startIndex else { return false }
+        return word[word.index(after: dot)...].contains { $0.isLetter }
     }
 
     static func looksLikeName(_ line: String) -> Bool {

@@ -138,8 +138,15 @@ public enum SalesforceID {
 
     /// A 15- or 18-character id of an object mailsave knows.
     public static func isID(_ text: Substring) -> Bool {
-        (text.count == 15 || text.count == 18) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
-            && object(of: String(text)) != nil
+        isWellFormed(text) && object(of: String(text)) != nil
+    }
+
+    /// 15 or 18 ASCII letters and digits: the form of every Salesforce id, whatever its object.
+    public static func isWellFormed(_ text: some StringProtocol) -> Bool {
+        let bytes = text.utf8
+        return (bytes.count == 15 || bytes.count == 18) && bytes.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+        }
     }
 
     static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")

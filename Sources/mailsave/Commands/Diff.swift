@@ -286,7 +286,7 @@ struct DiffReport {
         var lines = ["old  \(oldName)", "new  \(newName)", ""]
         for change in changes {
             guard let old = change.old, let new = change.new else { continue }
-            lines.append(visible("\(change.position.short)  \(change.messageID ?? "(no Message-ID)")  \(change.subject ?? "")"))
+            lines.append("\(change.position.short)  \(change.messageID ?? "(no Message-ID)")  \(change.subject ?? "")")
             lines.append("  verdict   " + Self.arrow(old.verdict, new.verdict))
             lines.append("  rule      " + Self.arrow(old.rule, new.rule))
             if change.changed.contains("save_as") { lines.append("  save as   " + Self.arrow(old.saveAs ?? "-", new.saveAs ?? "-")) }
@@ -302,7 +302,10 @@ struct DiffReport {
             lines.append("FROM".padding(width) + "TO".padding(width) + "MESSAGES")
             for row in rows { lines.append(row.from.padding(width) + row.to.padding(width) + String(row.count)) }
         }
-        return lines.joined(separator: "\n")
+        // Every line shown as text: a subject, a pack's name, a category a pull request's pack
+        // sets or a record id from the CRM could hold a terminal escape, a line feed starting
+        // a line of its own (`::error::` in a GitHub Actions log), a direction override.
+        return lines.map(visible).joined(separator: "\n")
     }
 
     func json(old oldName: String, new newName: String) -> JSON {

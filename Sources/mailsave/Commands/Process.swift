@@ -110,6 +110,11 @@ struct DecisionOptions: ParsableArguments {
     static let crmObjects = ["Contact", "Lead", "Account", "Case", "Opportunity", "User", "EmailMessage", "EmailMessageRelation", "Task"]
 }
 
+/// The largest Data Export CSV read (`--crm`, `crm import`): reading stops there, so a link
+/// to an endless file (/dev/zero) costs 1 GiB, not the machine. An export of a million
+/// Contacts is a few hundred megabytes; a larger one is split as Data Loader writes it.
+let maxCSVBytes = 1 << 30
+
 /// Every record of the Data Export CSVs (`Contact.csv`, ...) in a folder.
 func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
     guard let names = try? PackLoader.entries(of: folder) else {
@@ -125,7 +130,7 @@ func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
     var records: [CRMRecord] = []
     for object in exported {
         let path = folder + "/" + object + ".csv"
-        let bytes = try readInput(path)
+        let bytes = try readInput(path, limit: maxCSVBytes, overLimit: .badCRMData)
         do {
             records += try InMemoryDirectory.parseCSV(bytes: bytes, object: object)
         } catch {

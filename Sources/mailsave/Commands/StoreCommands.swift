@@ -79,7 +79,10 @@ struct CRMImport: ParsableCommand {
         quoting, UTF-8 with or without BOM. Unknown columns are kept and ignored. A bad row \
         is reported with its line number and nothing of the file is imported (exit 6): \
         bytes that are not UTF-8, a NUL byte, a quote never closed (named at the line it \
-        opens), a column named twice, an Id given twice. A record whose Id is already in \
+        opens), a column named twice, an Id given twice, an Id (or AccountId, ContactId, \
+        WhoId, WhatId, OwnerId, EmailMessageId, RelationId) that is not 15 or 18 letters and \
+        digits, a cell over 131,072 characters; a file over 1 GiB is refused unread past \
+        that (split it). A FIFO is read once its writer writes. A record whose Id is already in \
         the store is replaced, and the count of replaced records is printed.
 
         Exit codes: 0 imported, 3 store unusable (missing folder, foreign, newer or damaged), \
@@ -107,7 +110,7 @@ struct CRMImport: ParsableCommand {
     }
 
     func run() throws {
-        let bytes = try readInput(file)
+        let bytes = try readInput(file, limit: maxCSVBytes, overLimit: .badCRMData)
         try storeCommand {
             let store = try storeOption.open()
             do {
@@ -305,7 +308,9 @@ struct Edit: ParsableCommand {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             changes[String(parts[0])] = String(parts[1])
         }
-        let who = links.filter { $0.hasPrefix("who=") }.map { String($0.dropFirst(4)) }
+        // One relation a person: an id given twice (or in its 15- and 18-character forms) once.
+        var named = Set<String>()
+        let who = links.filter { $0.hasPrefix("who=") }.map { String($0.dropFirst(4)) }.filter { named.insert(SalesforceID.canonical($0)).inserted }
         let what = links.last { $0.hasPrefix("what=") }.map { String($0.dropFirst(5)) }
         if salesforceOption.enabled { return try editInSalesforce(changes: changes, who: who, what: what) }
         let store = try storeOption.open()
