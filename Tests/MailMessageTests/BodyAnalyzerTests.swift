@@ -42,6 +42,21 @@ import Testing
         #expect(signature.website == "northwind.example")
     }
 
+    /// A web address no host name may be (an underscore) is not the company: it was, and the
+    /// look-up searched Accounts named like "www".
+    @Test func aHostLikeLineIsNotTheCompany() throws {
+        let body = """
+        Best regards,
+        Bob Buyer
+        www.fab_ikam.com
+        """
+        let signature = try #require(BodyAnalyzer.signature(of: body, senderDomain: "fabrikam.com"))
+        #expect(signature.name == "Bob Buyer")
+        #expect(signature.company == nil)
+        for line in ["www.fab_ikam.com", "fab_ikam.com", "  wWw.Ex_ample.org "] { #expect(BodyAnalyzer.looksLikeHost(line), "\(line)") }
+        for line in ["Fabrikam Inc.", "Inc.", "Fabrikam", ".net", "Fabrikam Ltd."] { #expect(!BodyAnalyzer.looksLikeHost(line), "\(line)") }
+    }
+
     @Test func quotedHistoryIsNotTheSignature() throws {
         let body = """
         Sounds good.

@@ -430,6 +430,33 @@ final class EchoingLoginServer: HTTPTransport, @unchecked Sendable {
         #expect(message.contains("client a-connected-…:"), "\(message)")
     }
 
+    /// A page that is not JSON answered with 200 (a proxy, a captive portal) is retried and
+    /// then reported as for now (exit 75), as the same answer to a data call is.
+    @Test func aLoginAnsweredByAPortalIsForNow() throws {
+        final class Portal: HTTPTransport, @unchecked Sendable {
+            let lock = NSLock()
+            var calls = 0
+            func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
+                lock.withLock { calls += 1 }
+                return HTTPResponse(status: 200, body: Array("<html><body>Sign in to the hotel Wi-Fi</body></html>".utf8))
+            }
+        }
+        let portal = Portal()
+        let configuration = try SalesforceConfiguration(environment: ["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "c",
+                                                                      "MAILSAVE_SF_CLIENT_SECRET": "s3cr3t-value", "MAILSAVE_SF_TOKEN_CACHE": "off"])
+        let backend = SalesforceBackend(configuration: configuration, transport: portal, sleep: { _ in }, random: { 0.5 })
+        var plan = LookupPlan()
+        plan.addresses = ["a@b.example"]
+        do {
+            _ = try backend.resolve(plan)
+            Issue.record("a portal's page was taken for a login")
+        } catch {
+            #expect(error.kind == .retryable, "\(error.message)")
+            #expect(error.message.contains("not JSON"), "\(error.message)")
+        }
+        #expect(portal.calls == configuration.attempts)
+    }
+
     @Test func aLoginURLWithAPasswordIsNotQuoted() throws {
         for url in ["https://user:TopPass@login.salesforce.com", "htps://user:TopPass@login.salesforce.com/x"] {
             do {

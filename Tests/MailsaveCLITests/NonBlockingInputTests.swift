@@ -28,4 +28,31 @@ import Glibc
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("bob@fabrikam.com"), "\(text)")
     }
+
+    /// A named pipe (a FIFO, `<(zcat Contact.csv.gz)`) whose writer opens it after mailsave
+    /// did: its bytes are waited for, not taken for an empty file ("no header row").
+    @Test func aFIFOIsReadOnceItsWriterWrites() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("Contact.csv").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let output = Pipe()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["crm", "import", "--store", folder.appendingPathComponent("crm.sqlite").path, "--object", "Contact", fifo]
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        usleep(300_000)
+        let writer = open(fifo, O_WRONLY)
+        #expect(writer >= 0)
+        let csv = Array("Id,LastName,Email\n0035e00000Aaa01,Lee,lee@fabrikam.com\n".utf8)
+        #expect(write(writer, csv, csv.count) == csv.count)
+        close(writer)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("imported 1 Contact record"), "\(text)")
+    }
 }

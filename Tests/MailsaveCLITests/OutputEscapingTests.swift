@@ -1,10 +1,19 @@
 import Foundation
 import Testing
+@testable import mailsave
 
 /// What `test` and `lint --format github` print from files and messages is escaped: a control
 /// character or a line feed in a test's name, a header, a file name or a rule id cannot drive
 /// the terminal or fake a line (a "119 passed, 0 failed" of its own).
 @Suite struct OutputEscapingTests {
+    /// Invisible characters that make two addresses or ids look alike are shown; the joiners
+    /// Persian, Indic scripts and emoji need are kept.
+    @Test func invisibleCharactersAreShownAndJoinersKept() {
+        #expect(visible("bob\u{200B}@fabrikam.com") == "bob\\u{200B}@fabrikam.com")
+        #expect(visible("a\u{200E}b\u{200F}c\u{061C}d\u{2060}e\u{FEFF}f") == "a\\u{200E}b\\u{200F}c\\u{61C}d\\u{2060}e\\u{FEFF}f")
+        #expect(visible("میخواهم\u{200C}ها 👩\u{200D}💻") == "میخواهم\u{200C}ها 👩\u{200D}💻")
+    }
+
     @Test func ruleTestOutputEscapesControlCharacters() throws {
         let folder = try Mailboxes.temporaryFolder("test-escape")
         defer { try? FileManager.default.removeItem(at: folder) }
