@@ -53,6 +53,17 @@ import Testing
         ("out-of-office.eml", .none, nil),
         // An auto-reply quoting words a mail system also writes is an auto-reply (the autoReply flag), not a bounce.
         ("auto-reply-quoting-original.eml", .none, nil),
+        // Found by a hostile tester: a person's mail that was `unsupported` (not even the Save
+        // button could save it). A sentence people write too, above an attached message;
+        // a bounce's sentence cited in quotation marks; a reply from a postmaster address
+        // quoting one with `> `; an ERP's notification (Auto-Submitted) whose subject starts
+        // with "Accepted:" or says "Delivery failure".
+        ("person-attaches-message-everyday-phrase.eml", .none, nil),
+        ("person-attaches-message-reason-phrase.eml", .none, nil),
+        ("person-cites-bounce-attaches-it.eml", .none, nil),
+        ("postmaster-reply-quoting-bounce.eml", .none, nil),
+        ("erp-accepted-auto-submitted.eml", .none, nil),
+        ("erp-delivery-failure-subject.eml", .none, nil),
     ]
 
     @Test(arguments: expectations.map(\.file))

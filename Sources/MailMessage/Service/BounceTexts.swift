@@ -18,7 +18,21 @@ enum BounceTexts {
         /// Words a mail system writes but an auto-reply could quote too ("Original message follows."):
         /// they count with a daemon sender or a returned message, not with a null Return-Path or Auto-Submitted alone.
         var generic = false
+        /// A sentence a mail system writes that a person writes too ("could not be delivered
+        /// because of the strike", "the reason for the problem:"): it counts only with a daemon
+        /// sender or a null Return-Path, never with Auto-Submitted (every ERP notification has
+        /// it) or an attached message (Outlook's "attach item") alone.
+        var everyday = false
     }
+
+    /// The entries of `delivery` a person writes too (see `Text.everyday`).
+    static let everydayPhrases: Set<String> = [
+        "was not delivered to: ", "the reason for the problem:", "could not be delivered because of", "the message was not relayed to",
+        "the following mail could not be delivered", "was blocked by our spam", "delivery failed for the following reason:",
+        "the following recipients did not receive this message", "the following addresses had delivery problems",
+        "your message wasn't delivered to", "delivery to the following recipients failed", "there was an error delivering your mail to",
+        "your message cannot be delivered to the following recipients",
+    ]
 
     /// Most specific first: when several match, the earliest entry names the signal.
     static let texts: [Text] = {
@@ -130,7 +144,7 @@ enum BounceTexts {
             ("{\"notificationtype\":\"complaint\"", "ses-notification"),
             ("{\\\"notificationtype\\\":\\\"complaint\\\"", "ses-notification"),
         ]
-        return delivery.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .deliveryFailure) }
+        return delivery.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .deliveryFailure, everyday: everydayPhrases.contains($0.0)) }
             + generic.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .deliveryFailure, generic: true) }
             + feedback.map { Text(phrase: Array($0.0.utf8), name: $0.1, kind: .abuseReport) }
     }()
@@ -162,7 +176,7 @@ enum BounceTexts {
     }()
 
     /// The most specific bounce text in the first `scanLimit` bytes of `body`, if any.
-    static func find(in body: String) -> (name: String, kind: ServiceKind, generic: Bool)? {
+    static func find(in body: String) -> Text? {
         let folded = fold(body)
         let index = Self.index
         var best = Int.max
@@ -182,17 +196,31 @@ enum BounceTexts {
                             guard position + length <= count else { continue }
                             var offset = 1
                             while offset < length && text[position + offset] == phrases[start + offset] { offset += 1 }
-                            if offset == length { best = number }
+                            // A sentence in quotation marks is cited (not JSON's `"{\"notificationtype\"`).
+                            if offset == length && !(byte >= 0x61 && byte <= 0x7A && isQuotation(text, at: position)) { best = number }
                         }
                     }
                 }
             }
         }
-        return best == Int.max ? nil : (texts[best].name, texts[best].kind, texts[best].generic)
+        return best == Int.max ? nil : texts[best]
+    }
+
+    /// Whether the text at `position` opens a quotation (`"Delivery has failed to these
+    /// recipients or groups"`, “…”, „…“, «…»): a person citing a bounce, not a bounce.
+    static func isQuotation(_ text: UnsafeBufferPointer<UInt8>, at position: Int) -> Bool {
+        if position >= 1 && (text[position - 1] == 0x22 || text[position - 1] == 0x60) { return true }
+        if position >= 2 && text[position - 2] == 0xC2 && text[position - 1] == 0xAB { return true } // «
+        if position >= 3 && text[position - 3] == 0xE2 && text[position - 2] == 0x80 {
+            return text[position - 1] == 0x9C || text[position - 1] == 0x9E // “ „
+        }
+        return false
     }
 
     /// The first `scanLimit` bytes, ASCII lower-cased, each run of white space one space,
-    /// the typographic apostrophe (U+2019) read as `'`.
+    /// the typographic apostrophe (U+2019) read as `'`, quoted lines (`> ...`, a reply's
+    /// quotation of an earlier message) left out: a bounce writes its sentences, a person
+    /// replying about one quotes them.
     static func fold(_ body: String) -> [UInt8] {
         var body = body
         return body.withUTF8 { source in
@@ -201,9 +229,18 @@ enum BounceTexts {
                 var length = 0
                 var space = false
                 var position = 0
+                var lineStart = true
                 while position < count {
                     let byte = source[position]
                     position += 1
+                    if lineStart && byte == 0x3E {
+                        // A quoted line: skipped to its end, read as the space a line break is.
+                        while position < count && source[position] != 0x0A { position += 1 }
+                        if !space { output[length] = 0x20; length += 1 }
+                        space = true
+                        continue
+                    }
+                    if byte == 0x0A { lineStart = true } else if byte != 0x20 && byte != 0x09 { lineStart = false }
                     if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
                         if !space { output[length] = 0x20; length += 1 }
                         space = true

@@ -7,6 +7,10 @@ enum SenderEvidence {
         var signal: String
         /// From the From field or the X-Mailer (a daemon, a vendor), not only a null Return-Path or Auto-Submitted.
         var isDaemon: Bool { signal.hasPrefix("from") || signal.hasPrefix("x-mailer:") }
+        /// A null or MAILER-DAEMON Return-Path: only a bounce or an auto-reply has one.
+        var isNullReturnPath: Bool { signal.hasPrefix("return-path:") }
+        /// Nothing but an Auto-Submitted field: automated, not necessarily a mail system's.
+        var isAutoSubmittedOnly: Bool { signal.hasPrefix("auto-submitted:") }
     }
 
     /// Local parts mail systems send their notifications from.

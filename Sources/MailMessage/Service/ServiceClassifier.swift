@@ -33,8 +33,11 @@ public struct ServiceClassification: Sendable, Equatable {
 /// 3. a bounce text a real MTA writes (qmail, Exim, Sendmail, Postfix, Exchange, Domino...),
 ///    decided only together with a machine sender (MAILER-DAEMON, postmaster, a null
 ///    Return-Path, Auto-Submitted...) or with the returned message attached as a part: a
-///    person quoting a bounce in a message of their own is not a bounce;
-/// 4. a localized subject prefix, only for a message that already has a machine sender.
+///    person quoting a bounce in a message of their own is not a bounce. Quoted lines
+///    (`> `) and sentences in quotation marks are not read; a sentence people write too
+///    ("could not be delivered because of") needs a daemon sender or a null Return-Path;
+/// 4. a localized subject prefix, only for a message that already has a machine sender
+///    other than an Auto-Submitted field alone (every ERP notification has one).
 ///
 /// Cost: steps 1, 2 and 4 read headers and the MIME skeleton; step 3 reads at most the first
 /// `BounceTexts.scanLimit` bytes of the text body, once, in one linear pass, and only for a
@@ -47,20 +50,23 @@ public enum ServiceClassifier {
         let returned = SenderEvidence.returnedMessage(message)
         if sender != nil || returned != nil, let text = BounceTexts.find(in: message.textBody) {
             // A machine sender and a bounce text; or a bounce text above the returned message
-            // itself, in a message that is not a person forwarding it.
-            if let sender, sender.isDaemon || !text.generic {
+            // itself, in a message that is not a person forwarding it. A sentence people write
+            // too counts only with the strongest senders.
+            if let sender, sender.isDaemon || (!text.generic && (!text.everyday || sender.isNullReturnPath)) {
                 return ServiceClassification(kind: text.kind, signal: "\(sender.signal)+body:\(text.name)")
             }
-            if let returned, !Subjects.isForwardOrReply(message.subject) {
+            if let returned, !text.everyday, !Subjects.isForwardOrReply(message.subject) {
                 return ServiceClassification(kind: text.kind, signal: "\(returned)+body:\(text.name)")
             }
         }
         if let sender, let feedback = SenderEvidence.feedbackLoop(message, sender: sender, returned: returned) {
             return ServiceClassification(kind: .abuseReport, signal: feedback)
         }
-        // Subject words decide only for a message that already looks machine-made.
+        // Subject words decide only for a message that already looks machine-made: not by
+        // Auto-Submitted alone, which every ERP, ticketing or CRM notification carries
+        // ("Accepted: Purchase Order 4500012345", "Delivery failure for order 4711").
         let contentClass = message.headers["content-class"]?.trimmingSpaces().lowercased()
-        let weak = sender?.signal
+        let weak = sender.flatMap { $0.isAutoSubmittedOnly ? nil : $0.signal }
             ?? (contentClass == "urn:content-classes:calendarmessage" ? "content-class:calendarmessage" : nil)
         if let weak, let subject = message.subject, let (kind, prefix) = Subjects.kind(subject) {
             return ServiceClassification(kind: kind, signal: "\(weak)+subject:'\(prefix)'")
