@@ -92,6 +92,24 @@ import Testing
         #expect(parsedBare.addresses.allSatisfy { $0.normalized == "a@b.example" })
     }
 
+    /// A megabyte of stray `;` (or of nested `g:`) is one problem a million times: listed
+    /// ten times and counted, not a million defects (320 times the input in memory, 100 MB of
+    /// `inspect` output).
+    @Test func aMillionProblemsInOneFieldAreCountedNotListed() throws {
+        for (field, problem) in [(String(repeating: ";", count: 1_000_000), "';' outside a group"),
+                                 (String(repeating: "g:", count: 500_000), "nested group")] {
+            let message = try parse("From: bob@fabrikam.com\nTo: \(field)\nSubject: x\n\nHi.\n")
+            #expect(message.defects.count <= 12, "\(message.defects.count) defects")
+            #expect(message.defects.filter { $0.detail.hasSuffix(problem) }.count == 10)
+            #expect(message.defects.contains { $0.detail.contains("more problems like these") })
+        }
+        // Many fields, each under the per-field cap: the message lists 200 and counts the rest.
+        let fields = (0..<300).map { "Cc: a\($0)@x.example;\n" }.joined()
+        let many = try parse("From: bob@fabrikam.com\n" + fields + "Subject: x\n\nHi.\n")
+        #expect(many.defects.count == 201)
+        #expect(many.defects.last?.kind == "too-many-defects" && many.defects.last?.detail == "100 more defects not listed")
+    }
+
     @Test func commaLessMailboxesKeepTheirNames() {
         let parsed = AddressParser.parse(Array("Ann <ann@x.example> Bob <bob@y.example>".utf8))
         #expect(parsed.addresses.map(\.name) == ["Ann", "Bob"])

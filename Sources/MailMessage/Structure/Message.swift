@@ -119,8 +119,14 @@ public enum MessageParser {
             for field in headers.all(name) {
                 let parsed = AddressParser.parse(field.raw)
                 result.append(contentsOf: parsed.addresses)
-                for problem in parsed.problems {
+                // A field of a million stray ';' is one problem a million times: the first few,
+                // then how many more (a megabyte header made 320 MB of defects).
+                for problem in parsed.problems.prefix(Self.maxProblemsPerField) {
                     defects.append(Defect(kind: "address", line: field.line, detail: "\(field.name): \(problem)"))
+                }
+                if parsed.problems.count > Self.maxProblemsPerField {
+                    let more = parsed.problems.count - Self.maxProblemsPerField
+                    defects.append(Defect(kind: "address", line: field.line, detail: "\(field.name): \(more) more problems like these"))
                 }
             }
             return result
@@ -168,12 +174,21 @@ public enum MessageParser {
         message.autoReply = ServiceClassifier.autoReplySignal(message)
         message.bodyAnalysis = BodyAnalysis(text: message.textBody, html: message.htmlBody, htmlLinks: extracted.htmlLinks,
                                             senderDomain: message.from.first?.domain)
-        // Stable order by line so the list reads top to bottom.
-        message.defects = defects.enumerated().sorted { left, right in
+        // Stable order by line so the list reads top to bottom; at most `maxDefects`, then a
+        // count of the rest.
+        let sorted = defects.enumerated().sorted { left, right in
             (left.element.line ?? Int.max, left.offset) < (right.element.line ?? Int.max, right.offset)
         }.map(\.element)
+        message.defects = Array(sorted.prefix(Self.maxDefects))
+        if sorted.count > Self.maxDefects {
+            message.defects.append(Defect(kind: "too-many-defects", detail: "\(sorted.count - Self.maxDefects) more defects not listed"))
+        }
         return message
     }
+
+    /// The problems listed for one address field, and for a whole message.
+    static let maxProblemsPerField = 10
+    static let maxDefects = 200
 }
 
 /// Picks the text and HTML bodies and lists the attachments.
