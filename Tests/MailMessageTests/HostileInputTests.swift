@@ -110,6 +110,24 @@ import Testing
         #expect(many.defects.last?.kind == "too-many-defects" && many.defects.last?.detail == "100 more defects not listed")
     }
 
+    /// Lines ending in CR alone (classic Mac OS) were one header field: From came out as the
+    /// Message-ID's address. Now they are lines, as Python reads them, with a defect saying so;
+    /// a lone CR inside a CRLF message stays content. A byte order mark opens the header block.
+    @Test func bareCRLinesAndAByteOrderMarkAreRead() throws {
+        let text = "From: Bob <bob@fabrikam.com>\rTo: ann@contoso.com\rSubject: Mac\rMessage-ID: <cr1@x>\r\rHello\rAnn\r"
+        let message = try MessageParser.parse(Array(text.utf8))
+        #expect(message.from.map(\.normalized) == ["bob@fabrikam.com"])
+        #expect(message.to.map(\.normalized) == ["ann@contoso.com"])
+        #expect(message.subject == "Mac" && message.messageID == "<cr1@x>")
+        #expect(message.textBody.contains("Hello\nAnn"))
+        #expect(message.defects.contains { $0.kind == "bare-cr-line-endings" })
+        let mixed = try MessageParser.parse(Array("From: bob@fabrikam.com\r\nSubject: a\rb\r\n\r\nHi.\r\n".utf8))
+        #expect(mixed.from.map(\.normalized) == ["bob@fabrikam.com"])
+        #expect(!mixed.defects.contains { $0.kind == "bare-cr-line-endings" })
+        let bom = try MessageParser.parse([0xEF, 0xBB, 0xBF] + Array("From: bob@fabrikam.com\nSubject: BOM\n\nHi.\n".utf8))
+        #expect(bom.from.map(\.normalized) == ["bob@fabrikam.com"] && bom.subject == "BOM")
+    }
+
     @Test func commaLessMailboxesKeepTheirNames() {
         let parsed = AddressParser.parse(Array("Ann <ann@x.example> Bob <bob@y.example>".utf8))
         #expect(parsed.addresses.map(\.name) == ["Ann", "Bob"])

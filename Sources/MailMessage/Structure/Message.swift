@@ -94,7 +94,9 @@ public enum MessageParser {
         guard bytes.count <= limits.maxMessageBytes else {
             throw MessageParseError(line: nil, reason: "message is \(bytes.count) bytes, over the limit of \(limits.maxMessageBytes)")
         }
-        let headerResult = HeaderBlockParser(bytes: bytes).parse(0..<bytes.count, startLine: 1, limits: limits, isTopLevel: true)
+        // A byte order mark (a message saved by a Windows editor) is not the first field's name.
+        let start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        let headerResult = HeaderBlockParser(bytes: bytes).parse(start..<bytes.count, startLine: 1, limits: limits, isTopLevel: true)
         if let error = headerResult.limitError { throw MessageParseError(line: nil, reason: error) }
         if headerResult.sawNoField {
             throw MessageParseError(line: headerResult.defects.first?.line ?? 1,
@@ -107,8 +109,13 @@ public enum MessageParser {
     }
 
     public static func parse(_ bytes: [UInt8], limits: ParseLimits = ParseLimits()) throws(MessageParseError) -> Message {
+        let converted = lineEndingsOfBareCR(bytes)
+        let bytes = converted ?? bytes
         let structure = try parseStructure(bytes, limits: limits)
         var defects = structure.defects
+        if converted != nil {
+            defects.append(Defect(kind: "bare-cr-line-endings", line: 1, detail: "lines end in CR alone (classic Mac OS); read as line ends"))
+        }
         let headers = structure.headers
         var message = Message(headers: headers)
         message.size = bytes.count
@@ -184,6 +191,15 @@ public enum MessageParser {
             message.defects.append(Defect(kind: "too-many-defects", detail: "\(sorted.count - Self.maxDefects) more defects not listed"))
         }
         return message
+    }
+
+    /// A message whose lines end in CR alone (no LF in its first MiB, but a CR): the same
+    /// bytes with each CR an LF, as Python's parser reads it. Otherwise nil: a lone CR in a
+    /// message of LF or CRLF lines is content. Same length, so every offset still holds.
+    static func lineEndingsOfBareCR(_ bytes: [UInt8]) -> [UInt8]? {
+        let head = bytes.prefix(1 << 20)
+        guard !head.contains(0x0A), head.contains(0x0D) else { return nil }
+        return bytes.map { $0 == 0x0D ? 0x0A : $0 }
     }
 
     /// The problems listed for one address field, and for a whole message.
