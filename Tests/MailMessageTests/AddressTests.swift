@@ -41,6 +41,12 @@ import Testing
         #expect(pairs("\"noreply\" @ fabrikam.com") == ["|noreply@fabrikam.com"])
         #expect(pairs("Ann Smith ann @x.example") == ["Ann Smith|ann@x.example"])
         #expect(pairs("a@x.example @y.example") == ["|a@x.example", "|@y.example"])
+        // Obsolete spacing around a domain's dots (RFC 5322 4.4), as Python reads it; a
+        // missing comma still parts two addresses.
+        #expect(pairs("bob @ fabrikam . com") == ["|bob@fabrikam.com"])
+        #expect(pairs("Bob <bob@fabrikam. com>") == ["Bob|bob@fabrikam.com"])
+        #expect(pairs("bob@fabrikam .com") == ["|bob@fabrikam.com"])
+        #expect(pairs("a@x.example b@y.example") == ["|a@x.example", "|b@y.example"])
     }
 
     /// Full-width letters name the same domain (UTS 46), and an over-long label is compared as

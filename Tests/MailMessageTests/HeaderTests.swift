@@ -103,6 +103,7 @@ import Testing
         ("2012-10-18T22:48:39+02:00", "2012-10-18T22:48:39+02:00"),
         ("Mon, 29 Feb 2016 23:59:59 +1400", "2016-02-29T23:59:59+14:00"),
         ("1 Jan 2000 00:00:00 -0000", "2000-01-01T00:00:00Z"),
+        ("Tue, 029 Apr 2019 08:22:45 +0900", "2019-04-29T08:22:45+09:00"),     // a zero-padded day (Google Groups)
     ])
     func parses(text: String, iso: String) {
         #expect(DateParser.parse(text).date?.iso8601 == iso)

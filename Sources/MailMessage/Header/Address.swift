@@ -111,7 +111,12 @@ public enum AddressParser {
             }
             while start > position && !content[start].spaceBefore && isAddrSpecToken(content[start - 1].token) { start -= 1 }
             var end = at + 1
-            while end < content.count && isAddrSpecToken(content[end].token) && (end == at + 1 || !content[end].spaceBefore) {
+            // The domain's words, and across white space only at a dot (`fabrikam . com`, the
+            // obsolete spacing RFC 5322 4.4 allows, as Python reads it).
+            func joinsAcrossSpace(_ index: Int) -> Bool {
+                index > at + 1 && (text(of: content[index - 1]).hasSuffix(".") || text(of: content[index]).hasPrefix("."))
+            }
+            while end < content.count && isAddrSpecToken(content[end].token) && (end == at + 1 || !content[end].spaceBefore || joinsAcrossSpace(end)) {
                 end += 1
             }
             var name = displayName(Array(content[position..<start]))

@@ -121,7 +121,8 @@ public enum DateParser {
                 continue
             }
             if let number = Int(token) {
-                if day == nil && token.count <= 2 && year == nil {
+                // `029` (a zero-padded day, seen in Google Groups' bounces) is a day, as Python reads it.
+                if day == nil && year == nil && (token.count <= 2 || (token.count == 3 && token.hasPrefix("0"))) {
                     day = number
                 } else if year == nil {
                     year = number
