@@ -107,7 +107,8 @@ import Testing
         let fields = (0..<300).map { "Cc: a\($0)@x.example;\n" }.joined()
         let many = try parse("From: bob@fabrikam.com\n" + fields + "Subject: x\n\nHi.\n")
         #expect(many.defects.count == 201)
-        #expect(many.defects.last?.kind == "too-many-defects" && many.defects.last?.detail == "100 more defects not listed")
+        // 300 stray ';' and one "Cc appears 300 times".
+        #expect(many.defects.last?.kind == "too-many-defects" && many.defects.last?.detail == "101 more defects not listed")
     }
 
     /// Lines ending in CR alone (classic Mac OS) were one header field: From came out as the
@@ -126,6 +127,14 @@ import Testing
         #expect(!mixed.defects.contains { $0.kind == "bare-cr-line-endings" })
         let bom = try MessageParser.parse([0xEF, 0xBB, 0xBF] + Array("From: bob@fabrikam.com\nSubject: BOM\n\nHi.\n".utf8))
         #expect(bom.from.map(\.normalized) == ["bob@fabrikam.com"] && bom.subject == "BOM")
+    }
+
+    /// A second From (or Subject...) is read as before and said: both Froms are participants.
+    @Test func aRepeatedFieldIsADefect() throws {
+        let message = try parse("From: bob@fabrikam.com\nTo: ann@contoso.com\nFrom: eve@evil.example\nSubject: x\n\nHi.\n")
+        #expect(message.from.map(\.normalized) == ["bob@fabrikam.com", "eve@evil.example"])
+        #expect(message.defects.contains { $0.kind == "repeated-field" && $0.line == 3 && $0.detail == "From appears 2 times; RFC 5322 allows one" })
+        #expect(!(try parse("From: bob@fabrikam.com\nReceived: a\nReceived: b\n\nHi.\n")).defects.contains { $0.kind == "repeated-field" })
     }
 
     @Test func commaLessMailboxesKeepTheirNames() {

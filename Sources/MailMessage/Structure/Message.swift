@@ -138,6 +138,14 @@ public enum MessageParser {
             }
             return result
         }
+        // Fields RFC 5322 (3.6) allows once: a second one is read too (each From counts as a
+        // participant), and said.
+        for name in ["from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "in-reply-to", "references"] {
+            let fields = headers.all(name)
+            if fields.count > 1, let second = fields.dropFirst().first {
+                defects.append(Defect(kind: "repeated-field", line: second.line, detail: "\(second.name) appears \(fields.count) times; RFC 5322 allows one"))
+            }
+        }
         message.from = addresses("from")
         message.sender = addresses("sender")
         message.to = addresses("to")
