@@ -119,7 +119,8 @@ public enum ServiceClassifier {
     static let responseMethods: Set<String> = ["reply", "counter", "declinecounter", "cancel"]
 
     /// iTIP (RFC 5546): REPLY, COUNTER, DECLINECOUNTER and CANCEL are responses or
-    /// notifications; a REQUEST with SEQUENCE above 0 is an update of an existing meeting.
+    /// notifications (the design's list). A REQUEST is an invitation, new or updated (SEQUENCE
+    /// above 0): the organizer's own message (a customer moving a meeting), saved like the first.
     static func calendarResponse(_ part: MIMEPart, bytes: [UInt8]) -> String? {
         if let method = part.parameters["method"]?.lowercased(), responseMethods.contains(method) {
             return "\(part.contentType); method=\(method.uppercased())"
@@ -128,17 +129,12 @@ public enum ServiceClassifier {
         let decoded = part.transferEncoding.decode(bytes[part.bodyRange]).bytes
         let text = Charset.decode(decoded, label: part.charset ?? "utf-8").text
         var method: String?
-        var sequence = 0
-        var inEvent = false
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
             let upper = line.uppercased()
             if upper.hasPrefix("METHOD:") { method = String(upper.dropFirst(7)).trimmingSpaces() }
-            if upper.hasPrefix("BEGIN:VEVENT") { inEvent = true }
-            if inEvent, upper.hasPrefix("SEQUENCE:"), let value = Int(upper.dropFirst(9).trimmingSpaces()) { sequence = value }
         }
         guard let method else { return nil }
         if responseMethods.contains(method.lowercased()) { return "\(part.contentType) METHOD:\(method)" }
-        if method == "REQUEST" && sequence > 0 { return "\(part.contentType) METHOD:REQUEST SEQUENCE:\(sequence) (meeting update)" }
         return nil
     }
 
