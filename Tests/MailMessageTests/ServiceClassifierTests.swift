@@ -8,6 +8,11 @@ import Testing
         ("mdn-rfc8098.eml", .readReceipt, "multipart/report; report-type=disposition-notification"),
         ("outlook-read-receipt.eml", .readReceipt, "multipart/report; report-type=disposition-notification"),
         ("outlook-not-read.eml", .readReceipt, "Content-Class: urn:content-classes:mdn"),
+        // A reader's client's own text, from the reader's address (no report, no machine
+        // sender): the subject and the text together; a person's "Read: …" subject alone is not.
+        ("outlook-read-notice-plain.eml", .readReceipt, "subject:'read:'+body:outlook-read"),
+        ("notes-return-receipt.eml", .readReceipt, "subject:'return receipt'+body:notes-receipt"),
+        ("person-subject-read-about.eml", .none, nil),
         ("itip-reply.eml", .calendarResponse, "text/calendar; method=REPLY"),
         ("itip-counter.eml", .calendarResponse, "text/calendar METHOD:COUNTER"),
         ("itip-cancel.eml", .calendarResponse, "text/calendar METHOD:CANCEL"),

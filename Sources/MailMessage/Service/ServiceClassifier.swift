@@ -62,6 +62,7 @@ public enum ServiceClassifier {
         if let sender, let feedback = SenderEvidence.feedbackLoop(message, sender: sender, returned: returned) {
             return ServiceClassification(kind: .abuseReport, signal: feedback)
         }
+        if let read = readNotice(message) { return read }
         // Subject words decide only for a message that already looks machine-made: not by
         // Auto-Submitted alone, which every ERP, ticketing or CRM notification carries
         // ("Accepted: Purchase Order 4500012345", "Delivery failure for order 4711").
@@ -73,6 +74,24 @@ public enum ServiceClassifier {
         }
         return ServiceClassification(kind: .none, signal: nil)
     }
+
+    /// A read receipt that is no RFC 8098 report but the reader's client's text, sent from
+    /// the reader's own address (Outlook's "Your message … was read on …", Notes' "Your
+    /// document: … was received by: …"): a read-receipt subject and that text, together.
+    static func readNotice(_ message: Message) -> ServiceClassification? {
+        guard let subject = message.subject, let (kind, prefix) = Subjects.kind(subject), kind == .readReceipt else { return nil }
+        let text = String(decoding: BounceTexts.fold(String(message.textBody.prefix(2_048))), as: UTF8.self)
+        for (words, name) in readNoticeTexts where words.allSatisfy({ text.containsBytes($0) }) {
+            return ServiceClassification(kind: .readReceipt, signal: "subject:'\(prefix)'+body:\(name)")
+        }
+        return nil
+    }
+
+    static let readNoticeTexts: [([String], String)] = [
+        (["your message", "was read on"], "outlook-read"),
+        (["ihre nachricht", "gelesen"], "outlook-read"),
+        (["your document:", "was received by:"], "notes-receipt"),
+    ]
 
     static func fromStructure(_ message: Message, bytes: [UInt8]) -> ServiceClassification? {
         for part in message.parts {
