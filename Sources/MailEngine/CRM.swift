@@ -240,7 +240,23 @@ public enum CRMDirectoryKeys {
         if let scheme = text.firstRange(of: "://") { text = String(text[scheme.upperBound...]) }
         text = String(text.prefix { $0 != "/" && $0 != "?" && $0 != "#" && $0 != ":" })
         if text.hasPrefix("www.") { text.removeFirst(4) }
-        return text.utf8.contains(UInt8(ascii: ".")) ? IDNA.normalize(text) : nil
+        guard text.utf8.contains(UInt8(ascii: ".")) else { return nil }
+        let domain = IDNA.normalize(text)
+        // A Website of `co.uk` (dirty data) would be every British company's.
+        return isPublicSuffix(domain) ? nil : domain
+    }
+
+    /// The second-level labels registries sell names under (`co.uk`, `com.au`, `ne.jp`).
+    static let registryLabels: Set<String> = ["co", "com", "net", "org", "gov", "edu", "ac", "ne", "or", "go", "gob", "gv", "nic", "mil",
+                                              "ltd", "plc", "nom", "sch", "biz", "info", "int", "ad", "ed", "lg", "gr"]
+
+    /// Whether `domain` names no organisation but a registry: a single label, or a country's
+    /// second level (`co.uk`, `com.br`). A short list in place of the Public Suffix List: an
+    /// Account whose Website is one of these, or a parent domain tried for one, matches no one.
+    public static func isPublicSuffix(_ domain: String) -> Bool {
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: true)
+        if labels.count <= 1 { return true }
+        return labels.count == 2 && labels[1].utf8.count == 2 && registryLabels.contains(String(labels[0]))
     }
 
     static let legalForms: Set<String> = ["inc", "incorporated", "ltd", "limited", "llc", "llp", "plc", "corp", "corporation", "co", "company",

@@ -923,7 +923,10 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         // "." is ASCII: its UTF-8 position is a Character boundary (and a byte search costs no
         // Foundation string search).
         while let dot = candidate.utf8.firstIndex(of: 0x2E) {
-            results += try lookup("website", String(candidate), object: "Account")
+            // A store imported before public suffixes were refused may still hold `co.uk`.
+            if !CRMDirectoryKeys.isPublicSuffix(String(candidate)) {
+                results += try lookup("website", String(candidate), object: "Account")
+            }
             candidate = candidate[candidate.utf8.index(after: dot)...]
         }
         return results

@@ -41,6 +41,25 @@ import ShippedFixtures
         return try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }.sorted()
     }
 
+    /// An Account whose Website is a public suffix (`co.uk`, dirty data) is no one's company:
+    /// neither backend links anyone@acme.co.uk to it; acme.co.uk's own Account still matches.
+    @Test func anAccountOfAPublicSuffixMatchesNoOne() throws {
+        let records = [
+            CRMRecord(object: "Account", id: "0015e00000Suf01", fields: ["Name": "UK", "Website": "https://www.co.uk/"]),
+            CRMRecord(object: "Account", id: "0015e00000Acm01", fields: ["Name": "Acme", "Website": "acme.co.uk"]),
+        ]
+        let store = try temporaryStore()
+        try store.add(records)
+        let memory = InMemoryDirectory(records: records)
+        for directory in [store, memory] as [any RecordLookups] {
+            #expect(try directory.accounts(websiteDomain: "mail.acme.co.uk").map(\.id) == ["0015e00000Acm01"])
+            #expect(try directory.accounts(websiteDomain: "other.co.uk").isEmpty)
+        }
+        #expect(CRMDirectoryKeys.isPublicSuffix("co.uk") && CRMDirectoryKeys.isPublicSuffix("com.au") && CRMDirectoryKeys.isPublicSuffix("com"))
+        #expect(!CRMDirectoryKeys.isPublicSuffix("acme.co.uk") && !CRMDirectoryKeys.isPublicSuffix("fabrikam.com")
+                && !CRMDirectoryKeys.isPublicSuffix("co.example"))
+    }
+
     @Test func everyBackendAnswersEveryExamplePlanAlike() throws {
         let pack = try shippedPack()
         let records = try sampleRecords()

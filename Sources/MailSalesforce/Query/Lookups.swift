@@ -86,12 +86,14 @@ struct LookupQueries {
         domain.contains(".") && domain.count <= 253 && domain.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
     }
 
-    /// The domain and each parent with at least two labels: mail.fabrikam.com, fabrikam.com.
+    /// The domain and each parent that is not a public suffix: mail.fabrikam.com,
+    /// fabrikam.com (not `com`, nor `co.uk` for fabrikam.co.uk).
     static func domainAndParents(_ domain: String) -> [String] {
         var result: [String] = []
         var labels = domain.split(separator: ".").map(String.init)
         while labels.count >= 2 {
-            result.append(labels.joined(separator: "."))
+            let candidate = labels.joined(separator: ".")
+            if !CRMDirectoryKeys.isPublicSuffix(candidate) { result.append(candidate) }
             labels.removeFirst()
         }
         return result
