@@ -9,7 +9,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let bytes = Array("rules:\n  - id: café\n    description: ".utf8) + [0x63, 0x61, 0x66, 0xE9] + Array("\n".utf8)
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        #expect(throws: PackReadError(path: path + ":3:21", reason: "not UTF-8 text (byte 0xE9 here); rule files are UTF-8")) {
+        #expect(throws: PackReadError(path: path + ":3:21", reason: "not UTF-8 text (byte 0xE9 here); rule files are UTF-8",
+                                      notUTF8At: SourceLocation(path: path, line: 3, column: 21))) {
             _ = try PackLoader.read(path)
         }
     }

@@ -498,21 +498,43 @@ import Testing
         #expect(lines.first?.hasSuffix("[yaml-limit]") == true)
         #expect(lines.dropFirst().first?.hasSuffix("[[[…") == true)
     }
+    /// A file whose bytes are not UTF-8 is one problem among the others: lint goes on to the
+    /// pack's other files and reports theirs too (exit 1), placing the first bad byte.
+    @Test func lintReportsAFileThatIsNotUTF8WithTheOtherProblems() throws {
+        let folder = try Mailboxes.temporaryFolder("lint-latin1")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: folder.appendingPathComponent("rules"))
+        let rules = folder.appendingPathComponent("rules")
+        #expect(FileManager.default.createFile(atPath: rules.appendingPathComponent("extra.yaml").path,
+                                               contents: Data(Array("lists:\n  caf".utf8) + [0xE9] + Array(":\n    kind: domains\n".utf8))))
+        try "rules:\n  - id: broken\n    description: A verdict that does not exist.\n    then: maybe\n"
+            .write(to: rules.appendingPathComponent("more.yaml"), atomically: true, encoding: .utf8)
+        let result = try Binary.run(["lint", rules.path])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stdout.contains("extra.yaml:2:6: error: not UTF-8 text (byte 0xE9 here); rule files are UTF-8 [yaml-syntax]"), "\(result.stdout)")
+        #expect(result.stdout.contains("[schema-value]"), "the other file's problem is reported too: \(result.stdout)")
+        // A command that runs the pack cannot, and says so (exit 3).
+        #expect(try Binary.run(["process", "--rules", rules.path, "--mailbox", "ann@contoso.com", "examples/messages/01-customer-question.eml"]).status == 3)
+    }
+
     /// A pack that cannot be read still gives a SARIF (or GitHub) report saying so: a CI job
     /// uploads it whatever the exit code, and an empty report would read as clean.
     @Test func lintReportsAnUnreadablePackInMachineFormats() throws {
         let folder = try Mailboxes.temporaryFolder("lint-unreadable")
         defer { try? FileManager.default.removeItem(at: folder) }
-        #expect(FileManager.default.createFile(atPath: folder.appendingPathComponent("rules.yaml").path,
-                                               contents: Data(Array("rules:\n  - id: caf".utf8) + [0xE9] + Array("\n".utf8))))
-        let sarif = try Binary.run(["lint", "--format", "sarif", folder.path])
+        let pack = folder.appendingPathComponent("pack")
+        try FileManager.default.createDirectory(at: pack, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: folder.appendingPathComponent("outside.yaml").path, contents: Data("rules: []\n".utf8)))
+        try FileManager.default.createSymbolicLink(atPath: pack.appendingPathComponent("rules.yaml").path, withDestinationPath: "../outside.yaml")
+        let sarif = try Binary.run(["lint", "--format", "sarif", pack.path])
         #expect(sarif.status == 3)
         let run = try #require(((try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]])?.first)
         let invocation = try #require((run["invocations"] as? [[String: Any]])?.first)
         #expect(invocation["executionSuccessful"] as? Bool == false)
         let notification = (invocation["toolExecutionNotifications"] as? [[String: Any]])?.first
-        #expect(((notification?["message"] as? [String: Any])?["text"] as? String)?.hasSuffix("rules.yaml:2:12: not UTF-8 text (byte 0xE9 here); rule files are UTF-8") == true)
-        let github = try Binary.run(["lint", "--format", "github", folder.path])
+        #expect(((notification?["message"] as? [String: Any])?["text"] as? String)?.hasSuffix("rules.yaml: is a symbolic link to a file outside \(pack.path); only files inside it are read") == true,
+                "\(notification ?? [:])")
+        let github = try Binary.run(["lint", "--format", "github", pack.path])
         #expect(github.status == 3)
         #expect(github.stdout.hasPrefix("::error title=mailsave lint::"))
         let clean = try Binary.run(["lint", "--format", "sarif", "rules"])

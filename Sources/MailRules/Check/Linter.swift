@@ -25,13 +25,25 @@ public enum Linter {
             let (orgPaths, userPaths) = try PackLoader.files(at: path)
             let root = PackLoader.packRoot(of: path)
             total += orgPaths.count + userPaths.count
+            // A file whose bytes are not UTF-8 is a problem among the others (every problem in
+            // one pass); a file that cannot be read at all stops the run (exit 3).
+            var notUTF8: [Diagnostic] = []
+            func read(_ file: String) throws(PackReadError) -> SourceFile? {
+                do {
+                    return try PackLoader.read(file, inside: root)
+                } catch let error where error.notUTF8At != nil {
+                    notUTF8.append(Diagnostic(.yamlSyntax, at: error.notUTF8At ?? SourceLocation(path: file, line: 1, column: 1), error.reason))
+                    return nil
+                }
+            }
             var org: [SourceFile] = []
-            for file in orgPaths { org.append(try PackLoader.read(file, inside: root)) }
+            for file in orgPaths { if let text = try read(file) { org.append(text) } }
             var users: [SourceFile] = []
-            for file in userPaths { users.append(try PackLoader.read(file, inside: root)) }
+            for file in userPaths { if let text = try read(file) { users.append(text) } }
             let ignored = PackLoader.ignoredFiles(at: path)
             unread += ignored
-            let (pack, diagnostics, files) = check(org: org, users: users, strict: strict)
+            var (pack, diagnostics, files) = check(org: org, users: users, strict: strict)
+            diagnostics += notUTF8
             for file in files { result.files[file.path] = file }
             result.diagnostics.append(contentsOf: diagnostics)
             for file in ignored {

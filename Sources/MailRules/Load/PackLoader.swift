@@ -94,10 +94,14 @@ public struct PackReadError: Error, Sendable, Equatable, CustomStringConvertible
     public var reason: String
     /// The input was longer than the limit (`readAll` stopped one byte past it).
     public var overLimit = false
-    public init(path: String, reason: String, overLimit: Bool = false) {
+    /// Where a file's bytes stop being UTF-8: it was read, its text is bad (`lint` reports
+    /// it among the other problems; a command that runs the pack cannot).
+    public var notUTF8At: SourceLocation?
+    public init(path: String, reason: String, overLimit: Bool = false, notUTF8At: SourceLocation? = nil) {
         self.path = path
         self.reason = reason
         self.overLimit = overLimit
+        self.notUTF8At = notUTF8At
     }
     public var description: String { "\(path): \(reason)" }
 }
@@ -424,7 +428,8 @@ public struct PackLoader {
         guard let text = UTF8Text.valid(bytes) else {
             let (line, column, byte) = firstInvalidUTF8(bytes)
             throw PackReadError(path: "\(path):\(line):\(column)",
-                                reason: "not UTF-8 text (byte 0x\(String(byte, radix: 16, uppercase: true)) here); rule files are UTF-8")
+                                reason: "not UTF-8 text (byte 0x\(String(byte, radix: 16, uppercase: true)) here); rule files are UTF-8",
+                                notUTF8At: SourceLocation(path: path, line: line, column: column))
         }
         return SourceFile(path: path, text: text)
     }
