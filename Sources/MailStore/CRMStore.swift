@@ -129,6 +129,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         let kind = fileKind(path)
         let exists = kind != nil
         if kind == S_IFDIR { throw StoreError(.failed, message: "\(path): is a folder, not a store") }
+        // A FIFO would block the open forever (a per-message hook hung on every delivery), a
+        // device is no store: refused before anything opens them.
+        if let kind, kind != S_IFREG {
+            throw StoreError(.failed, message: "\(path): is \(kind == S_IFIFO ? "a FIFO" : kind == S_IFSOCK ? "a socket" : "a device or special file"), not a regular file; a store is a regular file")
+        }
         if path.hasSuffix("/") { throw StoreError(.failed, message: "\(path): a store is a file; give its file name, not a folder") }
         if !exists {
             let manager = FileManager.default
@@ -1008,9 +1013,15 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
 /// The first `count` bytes of a file (fewer when it is shorter), or nil with errno set when it
 /// cannot be opened. (Plain POSIX: the store's header is read once per `process`.)
 private func readPrefix(of path: String, count: Int) -> [UInt8]? {
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    // Non-blocking: a file that became a FIFO after it was checked cannot hang the open.
+    let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     guard descriptor >= 0 else { return nil }
     defer { close(descriptor) }
+    var info = stat()
+    guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        errno = EINVAL
+        return nil
+    }
     var bytes = [UInt8](repeating: 0, count: count)
     var filled = 0
     while filled < count {

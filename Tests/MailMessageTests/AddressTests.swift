@@ -47,6 +47,7 @@ import Testing
         #expect(pairs("Bob <bob@fabrikam. com>") == ["Bob|bob@fabrikam.com"])
         #expect(pairs("bob@fabrikam .com") == ["|bob@fabrikam.com"])
         #expect(pairs("a@x.example b@y.example") == ["|a@x.example", "|b@y.example"])
+        #expect(pairs("a@x.example. b@y.example") == ["|a@x.example.", "|b@y.example"])
     }
 
     /// Full-width letters name the same domain (UTS 46), and an over-long label is compared as

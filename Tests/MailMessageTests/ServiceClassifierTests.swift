@@ -13,6 +13,7 @@ import Testing
         ("outlook-read-notice-plain.eml", .readReceipt, "subject:'read:'+body:outlook-read"),
         ("notes-return-receipt.eml", .readReceipt, "subject:'return receipt'+body:notes-receipt"),
         ("person-subject-read-about.eml", .none, nil),
+        ("person-german-gelesen.eml", .none, nil),
         ("itip-reply.eml", .calendarResponse, "text/calendar; method=REPLY"),
         ("itip-counter.eml", .calendarResponse, "text/calendar METHOD:COUNTER"),
         ("itip-cancel.eml", .calendarResponse, "text/calendar METHOD:CANCEL"),

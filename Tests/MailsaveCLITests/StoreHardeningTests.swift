@@ -37,6 +37,31 @@ import Glibc
 
     // MARK: Identity
 
+    /// A store that is a FIFO hung every command on its open (a per-message hook on every
+    /// delivery); a device got chmod advice. Both are refused at once as no regular file, and
+    /// so is a FIFO among `--crm`'s exports.
+    @Test func aStoreThatIsAFIFOOrADeviceIsRefusedWithoutWaiting() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("crm.sqlite").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for store in [fifo, "/dev/null"] {
+            for arguments in [["process", "--mailbox", "ann@contoso.com", "--store", store, Self.message],
+                              ["process", "--mailbox", "ann@contoso.com", "--store", store, "--apply", Self.message],
+                              ["crm", "export", "--store", store, "--object", "Task"]] {
+                let result = try Self.run(arguments)
+                #expect(result.status == 3, "\(arguments): \(result.stderr)")
+                #expect(result.stderr.contains("not a regular file") && !result.stderr.contains("chmod"), "\(result.stderr)")
+            }
+        }
+        let crm = folder.appendingPathComponent("crm")
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("examples/crm"), to: crm)
+        try FileManager.default.removeItem(at: crm.appendingPathComponent("Lead.csv"))
+        #expect(mkfifo(crm.appendingPathComponent("Lead.csv").path, 0o600) == 0)
+        let csv = try Self.run(["process", "--mailbox", "ann@contoso.com", "--crm", crm.path, Self.message])
+        #expect(csv.status == 3 && csv.stderr.contains("Lead.csv: not a regular file"), "\(csv.stderr)")
+    }
+
     /// The pack loads before the store opens: a broken pack is reported first and alone
     /// (exit 5), a broken store once the pack is good (exit 3), and a pack that fails leaves
     /// no store --apply would create.

@@ -315,11 +315,15 @@ public enum BodyAnalyzer {
     }
 
     /// A web address `website(in:)` does not take (`www.fab_ikam.com`, an underscore no host
-    /// name may hold): a single word with a dot inside is not a company, a name or a title.
+    /// name may hold): a single dotted word that starts with `www.`, holds an underscore or
+    /// ends in a common top-level domain is not a company, a name or a title (`J.Smith`,
+    /// `Ph.D.` still are).
     static func looksLikeHost(_ line: String) -> Bool {
-        let word = line.trimmingHorizontalSpace()
+        let word = line.trimmingHorizontalSpace().lowercased()
         guard !word.isEmpty, !word.contains(" "), let dot = word.firstIndex(of: "."), dot != word.startIndex else { return false }
-        return word[word.index(after: dot)...].contains { $0.isLetter }
+        if word.hasPrefix("www.") || word.contains("_") { return true }
+        guard !word.hasSuffix("."), let last = word.split(separator: ".").last else { return false }
+        return commonTLDs.contains(String(last))
     }
 
     static func looksLikeName(_ line: String) -> Bool {

@@ -114,7 +114,11 @@ public enum AddressParser {
             // The domain's words, and across white space only at a dot (`fabrikam . com`, the
             // obsolete spacing RFC 5322 4.4 allows, as Python reads it).
             func joinsAcrossSpace(_ index: Int) -> Bool {
-                index > at + 1 && (text(of: content[index - 1]).hasSuffix(".") || text(of: content[index]).hasPrefix("."))
+                // Never a word an '@' follows: that is the next address's local part
+                // (`a@x.example. b@y.example` is two addresses).
+                guard index > at + 1, content[index].token != .special(0x40),
+                      index + 1 >= content.count || content[index + 1].token != .special(0x40) else { return false }
+                return text(of: content[index - 1]).hasSuffix(".") || text(of: content[index]).hasPrefix(".")
             }
             while end < content.count && isAddrSpecToken(content[end].token) && (end == at + 1 || !content[end].spaceBefore || joinsAcrossSpace(end)) {
                 end += 1

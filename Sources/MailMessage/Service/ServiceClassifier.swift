@@ -75,22 +75,27 @@ public enum ServiceClassifier {
         return ServiceClassification(kind: .none, signal: nil)
     }
 
-    /// A read receipt that is no RFC 8098 report but the reader's client's text, sent from
-    /// the reader's own address (Outlook's "Your message … was read on …", Notes' "Your
-    /// document: … was received by: …"): a read-receipt subject and that text, together.
+    /// A read receipt that is no RFC 8098 report but the text the reader's client writes, from
+    /// the reader's address with no machine sender (Outlook's "Your message … was read on …",
+    /// Notes' "Your document: … was received by: …"): the body opens with the client's words,
+    /// holds its closing words, and the subject is a read receipt's. Ordinary mail costs a
+    /// look at the body's first bytes.
     static func readNotice(_ message: Message) -> ServiceClassification? {
-        guard let subject = message.subject, let (kind, prefix) = Subjects.kind(subject), kind == .readReceipt else { return nil }
-        let text = String(decoding: BounceTexts.fold(String(message.textBody.prefix(2_048))), as: UTF8.self)
-        for (words, name) in readNoticeTexts where words.allSatisfy({ text.containsBytes($0) }) {
-            return ServiceClassification(kind: .readReceipt, signal: "subject:'\(prefix)'+body:\(name)")
-        }
-        return nil
+        let opening = BounceTexts.fold(String(message.textBody.prefix(64)))
+        let start = opening.first == 0x20 ? opening.dropFirst() : opening[...]
+        guard let notice = readNoticeTexts.first(where: { start.starts(with: $0.opening.utf8) }),
+              let subject = message.subject, let (kind, prefix) = Subjects.kind(subject), kind == .readReceipt else { return nil }
+        let text = BounceTexts.fold(String(message.textBody.prefix(2_048)))
+        let words = Array(notice.closing.utf8)
+        guard text.withUnsafeBufferPointer({ $0.firstIndex(ofBytes: words, from: 0, to: $0.count) != nil }) else { return nil }
+        return ServiceClassification(kind: .readReceipt, signal: "subject:'\(prefix)'+body:\(notice.name)")
     }
 
-    static let readNoticeTexts: [([String], String)] = [
-        (["your message", "was read on"], "outlook-read"),
-        (["ihre nachricht", "gelesen"], "outlook-read"),
-        (["your document:", "was received by:"], "notes-receipt"),
+    /// The words a client's read notice opens with, and a sentence of it further on.
+    static let readNoticeTexts: [(opening: String, closing: String, name: String)] = [
+        ("your message", "was read on", "outlook-read"),
+        ("ihre nachricht", " wurde am ", "outlook-read"),
+        ("your document:", "was received by:", "notes-receipt"),
     ]
 
     static func fromStructure(_ message: Message, bytes: [UInt8]) -> ServiceClassification? {

@@ -130,7 +130,9 @@ func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
     var records: [CRMRecord] = []
     for object in exported {
         let path = folder + "/" + object + ".csv"
-        let bytes = try readInput(path, limit: maxCSVBytes, overLimit: .badCRMData)
+        // Regular files only: a FIFO in the folder would hang every decision (a file named
+        // on the command line, `crm import FILE`, may be one).
+        let bytes = try readInput(path, limit: maxCSVBytes, overLimit: .badCRMData, regularOnly: true)
         do {
             records += try InMemoryDirectory.parseCSV(bytes: bytes, object: object)
         } catch {
