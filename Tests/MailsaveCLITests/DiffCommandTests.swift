@@ -151,6 +151,33 @@ import Testing
         #expect(noRepository.stderr.contains("not inside a git repository"))
     }
 
+    /// A pack folder whose name git would read as pathspec magic (`:rules`) is that folder,
+    /// not `rules/` with each path cut wrong; `:/text` names the commit whose message has it.
+    @Test func aPackNamedLikePathspecMagicIsThatFolder() throws {
+        let repository = try Mailboxes.temporaryFolder("diff-magic")
+        defer { try? FileManager.default.removeItem(at: repository) }
+        let git = GitRepository(folder: repository)
+        try git.run(["init", "-q", "-b", "main"])
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent(":rules"))
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: repository.appendingPathComponent("rules"))
+        let other = repository.appendingPathComponent("rules/org.yaml")
+        try String(contentsOf: other, encoding: .utf8).replacing("outbound_only: false", with: "outbound_only: true")
+            .write(to: other, atomically: true, encoding: .utf8)
+        try git.run(["add", "--", "."])
+        try git.run(["commit", "-q", "-m", "first pack"])
+        try git.run(["commit", "-q", "--allow-empty", "-m", "later"])
+        func diff(_ arguments: [String]) throws -> Binary.Result {
+            try Binary.launch(Binary.path, ["diff", "--mailbox", "ann@contoso.com", "--crm", Binary.packageRoot.appendingPathComponent("examples/crm").path,
+                                            "--eml", Binary.packageRoot.appendingPathComponent("examples/messages").path] + arguments,
+                              directory: repository, environment: ["MAILSAVE_NO_CACHE": "1"])
+        }
+        for revision in ["HEAD", ":/first pack"] {
+            let result = try diff(["--old-rev", revision, "--new", ":rules"])
+            #expect(result.status == 0, "\(revision): \(result.stderr)")
+            #expect(result.stdout.contains("0 of 12 messages change"), "\(revision): \(result.stdout)")
+        }
+    }
+
     /// diff decides against a store but never writes it, and the ledger stays as it was.
     @Test func theStoreIsNeverWritten() throws {
         let folder = try Mailboxes.temporaryFolder("diff-store")
@@ -173,9 +200,6 @@ import Testing
         #expect(try Binary.run(["diff", "--mailbox", "ann@contoso.com", "--eml", "examples/messages", "--new", "rules"]).status == 2)
     }
 
-    /// A sender's Subject in the markdown for a pull request is text: it cannot open an HTML
-    /// comment (which hid every later change), make a link or an image, mention anyone or
-    /// end its cell.
     /// The text report shows what a pack (a pull request's, untrusted) or the CRM put in a
     /// line as text: a terminal escape, a line feed starting a GitHub Actions command of its
     /// own, an invisible character.
@@ -192,6 +216,9 @@ import Testing
         #expect(result.stdout.contains("CRM\\u{1B}]52;c;ZXZpbA==\\u{7}\\u{1B}[2J\\u{A}::error::pwn\\u{200B}"))
     }
 
+    /// A sender's Subject in the markdown for a pull request is text: it cannot open an HTML
+    /// comment (which hid every later change), make a link or an image, mention anyone or
+    /// end its cell.
     @Test func aSubjectCannotInjectMarkdown() throws {
         let cell = DiffReport.cell("<!-- hi [Approve now](https://evil.example/) ![x](y) @admins #12 | `code` </table>")
         #expect(cell == "\\<\\!-- hi \\[Approve now\\]\\(https:\u{200B}//evil.example/\\) \\!\\[x\\]\\(y\\) @\u{200B}admins \\#\u{200B}12 \\| \\`code\\` \\</table\\>")

@@ -392,6 +392,10 @@ enum GitPack {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["git"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        // Paths are paths: a pack folder named `:rules` or `:(top)x` is not pathspec magic.
+        var environment = ProcessInfo.processInfo.environment
+        environment["GIT_LITERAL_PATHSPECS"] = "1"
+        process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -419,7 +423,9 @@ enum GitPack {
             throw CommandFailure(status: .couldNotRun, message: "\(here): not inside a git repository, so --old-rev \(revision) cannot be read (\(top.stderr))")
         }
         let root = String(decoding: top.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let verify = try git(["rev-parse", "--verify", "--quiet", "--end-of-options", revision + "^{commit}"], in: root)
+        // `:/text` (the newest commit whose message has it) names a commit already, and takes
+        // no `^{commit}`: that would become part of the text searched for.
+        let verify = try git(["rev-parse", "--verify", "--quiet", "--end-of-options", revision.hasPrefix(":/") ? revision : revision + "^{commit}"], in: root)
         guard verify.status == 0 else {
             throw CommandFailure(status: .usage, message: "--old-rev \(revision): no such revision in \(root)")
         }
@@ -531,6 +537,10 @@ enum GitPack {
             let fields = entry[..<tab].split(separator: " ", omittingEmptySubsequences: true)
             let file = String(entry[entry.index(after: tab)...])
             guard fields.count == 4, fields[1] == "blob" else { continue }
+            // Every entry listed must be under the pack's folder; its path inside is what follows.
+            guard relative.isEmpty || file.hasPrefix(relative + "/") else {
+                throw CommandFailure(status: .couldNotRun, message: "\(file): listed for \(relative) at \(revision), but not inside it")
+            }
             let inside = relative.isEmpty ? file : String(file.dropFirst(relative.count + 1))
             let parts = inside.split(separator: "/", omittingEmptySubsequences: false)
             guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
