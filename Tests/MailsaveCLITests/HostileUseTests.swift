@@ -335,6 +335,16 @@ import Testing
         let lines = try Mailboxes.objects(result.stdout)
         #expect(lines.compactMap { $0["message_id"] as? String } == ["<CAGmail-998877@mail.gmail.com>"], "\(result.stdout)")
         #expect(result.stderr.contains("the file name is not UTF-8"), "\(result.stderr)")
+        // A Maildir++ folder named so (an old Courier's Latin-1 `.Kunden ä`) was skipped in
+        // silence with --folder-from-maildir: now one error, the rest decided.
+        let folder = Array(root.path.utf8) + Array("/.Kunden ".utf8) + [0xE4, 0]
+        #expect(folder.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o700) } } == 0)
+        let cur = Array(root.path.utf8) + Array("/.Kunden ".utf8) + [0xE4] + Array("/cur".utf8) + [0]
+        #expect(cur.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o700) } } == 0)
+        let folders = try Binary.run(Self.batch + ["--maildir", root.path, "--folder-from-maildir"])
+        #expect(folders.status == 4, "\(folders.stderr)")
+        #expect(folders.stderr.contains(".Kunden \u{FFFD}: the file name is not UTF-8"), "\(folders.stderr)")
+        #expect(folders.stdout.contains("\"messages\":3") && folders.stdout.contains("\"errors\":2"), "\(folders.stdout)")
     }
 
     /// A mailbox's messages are regular files: a FIFO blocked the run for ever (Ctrl-C and

@@ -386,8 +386,14 @@ final class FileListSource: MailboxSource {
             }
         }
         var folders: [(path: String, name: String)] = [(root, folder)]
+        // Maildir++ folders named in bytes that are not UTF-8 (a Latin-1 `.Kunden ä`): they
+        // cannot be opened by the name held, and are reported, one error each, never skipped
+        // in silence.
+        var undecodableFolders: [String] = []
         if subfolders {
-            let names = try directoryEntries(root).map(\.name).filter { $0.hasPrefix(".") && $0 != ".." && $0.count > 1 }.sorted()
+            let dotted = try directoryEntries(root).filter { $0.name.hasPrefix(".") && $0.name != ".." && $0.name.count > 1 }
+            undecodableFolders = dotted.filter { $0.undecodable && ($0.isFolder || !$0.typeKnown) }.map(\.name).sorted()
+            let names = dotted.filter { !$0.undecodable }.map(\.name).sorted()
             for name in names where isDirectory(root + "/" + name + "/cur") || isDirectory(root + "/" + name + "/new") {
                 var info = stat()
                 if lstat(root + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK {
@@ -408,6 +414,9 @@ final class FileListSource: MailboxSource {
             }
             entries.sort { ($0.file.utf8.lexicographicallyPrecedes($1.file.utf8)) || ($0.file == $1.file && ($0.path < $1.path || ($0.path == $1.path && $1.undecodable))) }
             for entry in entries { list.append(path: entry.path, folder: folder, undecodable: entry.undecodable) }
+        }
+        for name in undecodableFolders {
+            list.append(path: root + "/" + name, folder: list.addFolder(maildirFolderName(name)), undecodable: true)
         }
         return FileListSource(name: root, paths: list)
     }
