@@ -101,15 +101,6 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
         return result
     }
 
-    /// The longest value a cell may hold: Salesforce's longest text field (a long text area,
-    /// an EmailMessage's HtmlBody). A longer one is not a Data Export's.
-    public static let maxCellCharacters = 131_072
-
-    /// The fields naming another record that mailsave follows (a Contact's Account, a Case's
-    /// Contact, a relation's EmailMessage and person): checked to be ids when not empty, so a
-    /// link a decision makes from them is an id and nothing else.
-    public static let referenceFields: Set<String> = ["AccountId", "ContactId", "EmailMessageId", "RelationId", "WhoId", "WhatId", "OwnerId"]
-
     /// Each record of a Data Export CSV with the line it starts on, one at a time (a row
     /// whose field count is not the header's, an empty Id, an Id given twice: an error naming
     /// the line). Only the Ids seen are kept, to find one given twice.
@@ -130,10 +121,10 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
             }
             var fields: [String: String] = [:]
             for (name, value) in zip(header, row) where !name.isEmpty {
-                if value.utf8.count > maxCellCharacters && value.count > maxCellCharacters {
-                    throw CSVProblem(line: line, reason: "the \(CSVProblem.shown(name)) cell holds \(value.count) characters, more than any Salesforce field (\(maxCellCharacters))")
+                if value.utf8.count > SalesforceSchema.longestText && value.count > SalesforceSchema.longestText {
+                    throw CSVProblem(line: line, reason: "the \(CSVProblem.shown(name)) cell holds \(value.count) characters, more than any Salesforce field (\(SalesforceSchema.longestText))")
                 }
-                if referenceFields.contains(name) && !value.isEmpty && !SalesforceID.isWellFormed(value) {
+                if SalesforceSchema.referenceFields.contains(name) && !value.isEmpty && !SalesforceID.isWellFormed(value) {
                     throw CSVProblem(line: line, reason: "\(name) '\(CSVProblem.shown(value))' is not a Salesforce id (15 or 18 letters and digits)")
                 }
                 fields[name] = value

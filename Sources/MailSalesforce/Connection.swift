@@ -135,7 +135,7 @@ final class SalesforceConnection: @unchecked Sendable {
                 let inner = inspect(json)
                 if inner.contains(where: { $0.code == "REQUEST_LIMIT_EXCEEDED" }) { throw limitExceeded() }
                 if let transient = inner.first(where: { SalesforceAPIError.transientCodes.contains($0.code) }) {
-                    try pause(after: attempt, "\(what): \(transient.summary)")
+                    try pause(after: attempt, "\(what): \(summary(transient))")
                     continue
                 }
                 return json
@@ -149,12 +149,12 @@ final class SalesforceConnection: @unchecked Sendable {
                     attempt -= 1
                     continue
                 }
-                let reason = error?.summary ?? "401 Unauthorized"
+                let reason = error.map(summary) ?? "401 Unauthorized"
                 throw failure(.permanent, "\(what): the session was refused (\(reason))"
                               + (restRefused ? "; give the connected app the 'api' scope" : relogged ? " again after a new login" : ""))
             default:
                 if errors.contains(where: { $0.code == "REQUEST_LIMIT_EXCEEDED" }) { throw limitExceeded() }
-                let reason = SalesforceAPIError.causes(errors).first?.summary ?? "HTTP \(response.status)"
+                let reason = SalesforceAPIError.causes(errors).first.map(summary) ?? "HTTP \(response.status)"
                 // 429 (Too Many Requests, from Salesforce's edge or a proxy) is refused before
                 // any work, like 503: waited for and sent again, never a refusal for good.
                 let transient = response.status == 503 || response.status == 429 || errors.contains { SalesforceAPIError.transientCodes.contains($0.code) }
@@ -205,6 +205,14 @@ final class SalesforceConnection: @unchecked Sendable {
     /// it refused (form-encoded: a refresh token's `+`, `/` and `=` as `%2B`, `%2F`, `%3D`).
     func redacted(_ error: CRMError) -> CRMError { CRMError(error.kind, redacted(error.message)) }
 
+    /// An error's one-line summary with every secret redacted first: `summary` cuts a long
+    /// message, and a secret cut in two would no longer be found whole.
+    func summary(_ error: SalesforceAPIError) -> String {
+        var error = error
+        error.message = redacted(error.message)
+        return error.summary
+    }
+
     func redacted(_ text: String) -> String {
         var message = text
         var secrets = configuration.secrets
@@ -214,7 +222,8 @@ final class SalesforceConnection: @unchecked Sendable {
             if let assertion { secrets.append(assertion) }
         }
         for secret in secrets where secret.count >= 4 {
-            for form in [secret, Self.formEncode(secret)] {
+            let encoded = Self.formEncode(secret)
+            for form in [secret, encoded, Self.lowerCaseEscapes(encoded)] {
                 message = message.replacingOccurrences(of: form, with: "[redacted]")
             }
         }
@@ -358,15 +367,24 @@ final class SalesforceConnection: @unchecked Sendable {
                 try pause(after: attempt, "Salesforce login (\(flowName)): HTTP 200 with an answer that is not JSON (a proxy or a captive portal?)")
                 continue
             }
-            // Redacted before `summary` cuts a long description: a cut secret is not found whole.
-            let reason = SalesforceAPIError.parse(json).first.map { refusal in
-                var refusal = refusal
-                refusal.message = redacted(refusal.message)
-                return refusal.summary
-            } ?? (response.status == 200 ? "the answer has no access_token or instance_url" : "HTTP \(response.status)")
+            let reason = SalesforceAPIError.parse(json).first.map(summary)
+                ?? (response.status == 200 ? "the answer has no access_token or instance_url" : "HTTP \(response.status)")
             let client = configuration.clientID.count > 12 ? configuration.clientID.prefix(12) + "…" : configuration.clientID
             throw failure(.permanent, "Salesforce login (\(flowName)) refused for client \(client): \(reason)")
         }
+    }
+
+    /// A percent-encoded text with its escapes' hex digits in lower case (`%2b`), as some
+    /// servers echo them.
+    static func lowerCaseEscapes(_ encoded: String) -> String {
+        var out = ""
+        var hexLeft = 0
+        for character in encoded {
+            if character == "%" { hexLeft = 2; out.append(character); continue }
+            if hexLeft > 0 { hexLeft -= 1; out += character.lowercased(); continue }
+            out.append(character)
+        }
+        return out
     }
 
     /// `application/x-www-form-urlencoded`: everything but unreserved characters percent-encoded.

@@ -377,9 +377,12 @@ final class EndlessPages: HTTPTransport, @unchecked Sendable {
 final class EchoingLoginServer: HTTPTransport, @unchecked Sendable {
     private let lock = NSLock()
     private(set) var bodies: [String] = []
+    /// Echo the escapes as `%2b` (some servers re-encode in lower case).
+    var lowerCaseEscapes = false
 
     func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
-        let body = String(decoding: request.body ?? [], as: UTF8.self)
+        let sent = String(decoding: request.body ?? [], as: UTF8.self)
+        let body = lowerCaseEscapes ? SalesforceConnection.lowerCaseEscapes(sent) : sent
         lock.withLock { bodies.append(body) }
         let description = String(decoding: JSON.string(body).encoded(), as: UTF8.self)
         return HTTPResponse(status: 400, body: Array(#"{"error":"invalid_grant","error_description":"bad request: \#(description.dropFirst().dropLast())"}"#.utf8))
@@ -412,6 +415,11 @@ final class EchoingLoginServer: HTTPTransport, @unchecked Sendable {
             #expect(!message.contains(secret) && !message.contains(SalesforceConnection.formEncode(secret)), "\(message)")
         }
         #expect(server.bodies.first?.contains(SalesforceConnection.formEncode(secrets[0])) == true, "the server saw the encoded form")
+        let lower = EchoingLoginServer()
+        lower.lowerCaseEscapes = true
+        let again = try refusal(["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "test-client",
+                                 "MAILSAVE_SF_REFRESH_TOKEN": secrets[0], "MAILSAVE_SF_CLIENT_SECRET": secrets[1]], lower)
+        #expect(!again.contains("%2b") && !again.contains("SECRET") && again.contains("[redacted]"), "\(again)")
     }
 
     @Test func aRefusalQuotingTheAssertionShowsNoAssertion() throws {

@@ -13,6 +13,16 @@ public enum SalesforceSchema {
     /// The objects a record link, a selection or a relation can name.
     public static let linkableObjects: Set<String> = ["Contact", "Lead", "User", "Account", "Opportunity", "Case"]
 
+    /// The fields of a Data Export that name another record and that mailsave follows (a
+    /// Contact's Account, a Case's Contact, a relation's EmailMessage and person, an
+    /// EmailMessage's RelatedToId): each is an id when it is not empty.
+    public static let referenceFields: Set<String> = ["AccountId", "ContactId", "EmailMessageId", "RelationId", "RelatedToId", "WhoId", "WhatId",
+                                                      "OwnerId"]
+
+    /// The most characters any text field holds (a long text area, an EmailMessage's
+    /// HtmlBody): a longer cell is no Data Export's.
+    public static let longestText = 131_072
+
     /// The email fields a Contact, Lead or User is found by: the standard `Email`, then the
     /// Nonprofit Success Pack's and a common custom secondary field. A backend that queries a
     /// real org asks only for the fields the org has (`standardPersonEmailFields` by default).
@@ -61,7 +71,7 @@ public struct SalesforceField: Sendable {
     ]
 
     public static let emailMessage: [SalesforceField] = [
-        SalesforceField("Subject", max: 3_000), SalesforceField("TextBody", max: 32_000), SalesforceField("HtmlBody", max: 131_072),
+        SalesforceField("Subject", max: 3_000), SalesforceField("TextBody", max: 32_000), SalesforceField("HtmlBody", max: SalesforceSchema.longestText),
         SalesforceField("FromAddress", max: 1_000), SalesforceField("FromName", max: 1_000), SalesforceField("ToAddress", max: 4_000),
         SalesforceField("CcAddress", max: 4_000), SalesforceField("BccAddress", max: 4_000), SalesforceField("Headers", max: 32_000),
         SalesforceField("MessageDate"), SalesforceField(SalesforceSchema.emailMessageIdentifierField, max: 255),

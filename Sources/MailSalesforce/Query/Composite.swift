@@ -83,7 +83,7 @@ struct CompositeQueryRunner {
                 let result = results.first { $0["referenceId"]?.string == "q\(index)" } ?? results[index]
                 let status = result.httpStatus
                 guard (200..<300).contains(status) else {
-                    let reason = SalesforceAPIError.causes(SalesforceAPIError.parse(result["body"])).first?.summary ?? "HTTP \(status)"
+                    let reason = SalesforceAPIError.causes(SalesforceAPIError.parse(result["body"])).first.map(connection.summary) ?? "HTTP \(status)"
                     throw connection.failure(.permanent, "Salesforce refused a look-up (\(Self.describe(item.kind))): \(reason)")
                 }
                 let body = result["body"] ?? .null

@@ -129,10 +129,6 @@ struct LookupQueries {
         return ["<" + key + ">", key].compactMap(SOQL.literal)
     }
 
-    static func isRecordID(_ id: String) -> Bool {
-        (id.count == 15 || id.count == 18) && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
-    }
-
     // MARK: The queries
 
     /// The plan's queries, most used first (the first five share one call).
@@ -197,7 +193,7 @@ struct LookupQueries {
     /// The plan's record ids as SOQL literals, by object, each once, in the order asked.
     func recordIDsByObject(_ plan: LookupPlan) -> [(String, [String])] {
         var idsByObject: [(String, [String])] = []
-        for id in plan.recordIDs where Self.isRecordID(id) {
+        for id in plan.recordIDs where SalesforceID.isWellFormed(id) {
             guard let object = SalesforceID.object(of: id), SalesforceSchema.linkableObjects.contains(object), let literal = SOQL.literal(id) else { continue }
             if let index = idsByObject.firstIndex(where: { $0.0 == object }) {
                 if !idsByObject[index].1.contains(literal) { idsByObject[index].1.append(literal) }
@@ -231,7 +227,7 @@ struct LookupQueries {
 
     /// Opportunities of Accounts the Account query did not return.
     func opportunities(accountIDs: [String]) -> [Query] {
-        let literals = Self.unique(accountIDs.filter(Self.isRecordID).compactMap(SOQL.literal))
+        let literals = Self.unique(accountIDs.filter(SalesforceID.isWellFormed).compactMap(SOQL.literal))
         guard !literals.isEmpty else { return [] }
         return SOQL.Statement(head: select("Opportunity"), groups: [.init(.within(fields: ["AccountId"], and: nil), literals)])
             .split(limit: limit).map { Query(kind: .opportunities, soql: $0) }

@@ -100,7 +100,7 @@ extension SalesforceBackend {
 
     /// Deletes one record by id (`allOrNone` composite, so it is checked like every other write).
     public func delete(id: String) throws(CRMError) {
-        guard LookupQueries.isRecordID(id), let object = SalesforceID.object(of: id) else {
+        guard SalesforceID.isWellFormed(id), let object = SalesforceID.object(of: id) else {
             throw CRMError(.permanent, "Salesforce: '\(id.prefix(40))' is not the id of a record mailsave knows")
         }
         let path = connection.dataPath + "/sobjects/\(object)/\(id)"

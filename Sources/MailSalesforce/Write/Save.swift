@@ -275,10 +275,10 @@ extension SalesforceBackend {
         let refusals = Self.refusals(in: results, request: request)
         if !refusals.isEmpty {
             if let transient = Self.transientRefusal(refusals) {
-                throw connection.redacted(CRMError(.retryable, "Salesforce did not save the \(transient.object) now: \(transient.error.summary); nothing was saved"))
+                throw connection.redacted(CRMError(.retryable, "Salesforce did not save the \(transient.object) now: \(connection.summary(transient.error)); nothing was saved"))
             }
             let causes = refusals.filter { $0.error.code != "PROCESSING_HALTED" }
-            let shown = (causes.isEmpty ? refusals : causes).prefix(3).map { "the \($0.object): \($0.error.summary)" }
+            let shown = (causes.isEmpty ? refusals : causes).prefix(3).map { "the \($0.object): \(connection.summary($0.error))" }
             throw connection.redacted(CRMError(.permanent, "Salesforce refused " + shown.joined(separator: "; ") + "; nothing was saved"))
         }
         guard let id = ids["activity"] else {

@@ -80,7 +80,7 @@ struct CRMImport: ParsableCommand {
         is reported with its line number and nothing of the file is imported (exit 6): \
         bytes that are not UTF-8, a NUL byte, a quote never closed (named at the line it \
         opens), a column named twice, an Id given twice, an Id (or AccountId, ContactId, \
-        WhoId, WhatId, OwnerId, EmailMessageId, RelationId) that is not 15 or 18 letters and \
+        WhoId, WhatId, OwnerId, EmailMessageId, RelationId, RelatedToId) that is not 15 or 18 letters and \
         digits, a cell over 131,072 characters; a file over 1 GiB is refused unread past \
         that (split it). A FIFO is read once its writer writes. A record whose Id is already in \
         the store is replaced, and the count of replaced records is printed.
