@@ -150,8 +150,9 @@ enum ProcessInfoCache {
 
 /// Text from a message (a decoded Subject, a display name, a filename) made safe to print
 /// on a terminal: control characters (C0, DEL, C1; a line feed too, so a value cannot fake
-/// a line of output) and the bidirectional overrides of "Trojan Source" are shown as
-/// `\u{1B}` escapes instead of being sent to the terminal.
+/// a line of output), the bidirectional overrides and marks of "Trojan Source", and the
+/// invisible zero-width space, word joiner and BOM are shown as `\u{1B}` escapes instead of
+/// being sent to the terminal.
 func visible(_ text: String) -> String { escapingControls(text, keepingLines: false) }
 
 /// `visible`, but line feeds and tabs kept: for messages of several lines (standard error).

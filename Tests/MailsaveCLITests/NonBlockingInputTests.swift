@@ -44,9 +44,17 @@ import Glibc
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        usleep(300_000)
-        let writer = open(fifo, O_WRONLY)
-        #expect(writer >= 0)
+        // Opened for writing once mailsave holds the FIFO open for reading (before, a
+        // non-blocking open for writing fails with ENXIO): the writer does come later, and a
+        // mailsave that never opened it fails the test instead of hanging it.
+        var writer: Int32 = -1
+        let deadline = Date().addingTimeInterval(30)
+        while writer < 0 && Date() < deadline {
+            writer = open(fifo, O_WRONLY | O_NONBLOCK)
+            if writer < 0 { #expect(errno == ENXIO); usleep(20_000) }
+        }
+        try #require(writer >= 0, "mailsave never opened the FIFO")
+        usleep(200_000)
         let csv = Array("Id,LastName,Email\n0035e00000Aaa01,Lee,lee@fabrikam.com\n".utf8)
         #expect(write(writer, csv, csv.count) == csv.count)
         close(writer)

@@ -36,12 +36,15 @@ public struct ServiceClassification: Sendable, Equatable {
 ///    person quoting a bounce in a message of their own is not a bounce. Quoted lines
 ///    (`> `) and sentences in quotation marks are not read; a sentence people write too
 ///    ("could not be delivered because of") needs a daemon sender or a null Return-Path;
-/// 4. a localized subject prefix, only for a message that already has a machine sender
+/// 4. a read notice a client writes as plain text (`readNotice`): its opening words, its
+///    closing sentence and a read-receipt subject together;
+/// 5. a localized subject prefix, only for a message that already has a machine sender
 ///    other than an Auto-Submitted field alone (every ERP notification has one).
 ///
-/// Cost: steps 1, 2 and 4 read headers and the MIME skeleton; step 3 reads at most the first
+/// Cost: steps 1, 2 and 5 read headers and the MIME skeleton; step 3 reads at most the first
 /// `BounceTexts.scanLimit` bytes of the text body, once, in one linear pass, and only for a
-/// message with a machine sender or a returned message, never for ordinary mail.
+/// message with a machine sender or a returned message, never for ordinary mail; step 4
+/// looks at the text body's first 64 bytes, and reads on only when they open a read notice.
 public enum ServiceClassifier {
     public static func classify(_ message: Message, bytes: [UInt8]) -> ServiceClassification {
         if let structural = fromStructure(message, bytes: bytes) { return structural }

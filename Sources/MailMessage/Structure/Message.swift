@@ -109,7 +109,8 @@ public enum MessageParser {
     }
 
     public static func parse(_ bytes: [UInt8], limits: ParseLimits = ParseLimits()) throws(MessageParseError) -> Message {
-        let converted = lineEndingsOfBareCR(bytes)
+        // The size refused before a bare-CR message would be copied.
+        let converted = bytes.count <= limits.maxMessageBytes ? lineEndingsOfBareCR(bytes) : nil
         let bytes = converted ?? bytes
         let structure = try parseStructure(bytes, limits: limits)
         var defects = structure.defects
@@ -140,11 +141,18 @@ public enum MessageParser {
         }
         // Fields RFC 5322 (3.6) allows once: a second one is read too (each From counts as a
         // participant), and said.
-        for name in ["from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "in-reply-to", "references"] {
-            let fields = headers.all(name)
-            if fields.count > 1, let second = fields.dropFirst().first {
-                defects.append(Defect(kind: "repeated-field", line: second.line, detail: "\(second.name) appears \(fields.count) times; RFC 5322 allows one"))
-            }
+        // One pass over the fields (a message has a few dozen): how often each such name
+        // appears and where it does a second time.
+        var seen = [Int](repeating: 0, count: Self.onceFields.count)
+        var second = [HeaderField?](repeating: nil, count: Self.onceFields.count)
+        for field in headers.fields where field.name.utf8.count <= 11 {
+            guard let index = Self.onceFields.firstIndex(where: { field.hasName($0.utf8) }) else { continue }
+            seen[index] += 1
+            if seen[index] == 2 { second[index] = field }
+        }
+        for (index, field) in second.enumerated() {
+            guard let field else { continue }
+            defects.append(Defect(kind: "repeated-field", line: field.line, detail: "\(field.name) appears \(seen[index]) times; RFC 5322 allows one"))
         }
         message.from = addresses("from")
         message.sender = addresses("sender")
@@ -209,6 +217,9 @@ public enum MessageParser {
         guard !head.contains(0x0A), head.contains(0x0D) else { return nil }
         return bytes.map { $0 == 0x0D ? 0x0A : $0 }
     }
+
+    /// The fields RFC 5322 (3.6) allows once, lower case.
+    static let onceFields = ["from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "in-reply-to", "references"]
 
     /// The problems listed for one address field, and for a whole message.
     static let maxProblemsPerField = 10
