@@ -42,13 +42,22 @@ extension ProcessJob {
     func readThread(firstFailure: inout ExitStatus?) throws -> [ThreadMessage] {
         var messages: [ThreadMessage] = []
         func folder(_ index: Int) -> String { index < messageFolders.count ? messageFolders[index] : options.folder }
+        // More folders than messages is a command line that says something other than meant
+        // (the extra folders were ignored): refused before anything is decided.
+        func tooManyFolders(_ count: Int) -> CommandFailure {
+            CommandFailure(status: .usage, message: "--message-folder is given \(messageFolders.count) times for \(count) message\(count == 1 ? "" : "s"); "
+                           + "at most one a message, in input order (messages without one are in --folder)")
+        }
+        if mbox == nil && messageFolders.count > files.count { throw tooManyFolders(files.count) }
         func failed(_ failure: CommandFailure) {
             Terminal.err("mailsave: " + failure.message)
             firstFailure = firstFailure ?? failure.status
         }
         if let mbox {
             let source = try MboxSource(path: mbox, folder: options.folder)
+            var entries = 0
             while let item = try source.next() {
+                entries = max(entries, item.index + 1)
                 let name = item.position.place(in: mbox)
                 do {
                     let bytes = try item.content.get()
@@ -60,6 +69,7 @@ extension ProcessJob {
                     failed(failure)
                 }
             }
+            if messageFolders.count > entries { throw tooManyFolders(entries) }
         } else {
             for (index, file) in files.enumerated() {
                 do {

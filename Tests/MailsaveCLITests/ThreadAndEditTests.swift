@@ -88,6 +88,14 @@ import Testing
         // The question (second in the mbox) is decided first.
         #expect(rows[1].contains("general-mode") && rows[1].contains("0065e00000Opp01"))
         #expect(try Binary.run(["process", "--crm", "examples/crm", "--mailbox", "ann@contoso.com", "--mbox", mbox.path]).status == 2)
+        // More --message-folder than messages (the extra ones were ignored): a usage error,
+        // for files before anything is read, for an mbox before anything is decided.
+        for source in [["--mbox", mbox.path], ["examples/messages/01-customer-question.eml", "examples/messages/03-outbound-reply.eml"]] {
+            let extra = try Binary.run(["process", "--thread", "--crm", "examples/crm", "--mailbox", "ann@contoso.com",
+                                        "--message-folder", "Inbox", "--message-folder", "Sent", "--message-folder", "Archive"] + source)
+            #expect(extra.status == 2 && extra.stdout.isEmpty, "\(source): \(extra.stderr)")
+            #expect(extra.stderr.contains("--message-folder is given 3 times for 2 messages"), "\(extra.stderr)")
+        }
     }
 
     @Test func editKeepsTheSaveRulesAndEachRefusalHasItsOwnCode() throws {
