@@ -479,6 +479,14 @@ import Testing
         #expect(chmod(fresh, 0o640) == 0)
         #expect(try Binary.run(base + ["--store", store, "--mbox", mbox, "--out", fresh]).status == 0)
         #expect((try FileManager.default.attributesOfItem(atPath: fresh)[.posixPermissions] as? Int) == 0o640)
+        // As root, another user's FILE stays theirs (it became root's).
+        if geteuid() == 0 {
+            #expect(chown(fresh, 65534, 65534) == 0)
+            #expect(try Binary.run(base + ["--store", store, "--mbox", mbox, "--out", fresh]).status == 0)
+            let attributes = try FileManager.default.attributesOfItem(atPath: fresh)
+            #expect(attributes[.ownerAccountID] as? Int == 65534 && attributes[.groupOwnerAccountID] as? Int == 65534)
+            #expect(attributes[.posixPermissions] as? Int == 0o640)
+        }
     }
 
     /// A store path ending in "/" names a folder: refused, not created as a file named

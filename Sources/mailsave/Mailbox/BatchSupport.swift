@@ -86,6 +86,7 @@ final class LineOutput {
         if path.hasSuffix("/") { throw failure(EISDIR, "a folder; give a file name") }
         var target = path
         var mode: mode_t = 0o600
+        var owner: (uid: uid_t, gid: gid_t)?
         var info = stat()
         let isLink = lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
         if isLink && !Self.mayFollow(link: path, owner: info.st_uid) {
@@ -111,6 +112,7 @@ final class LineOutput {
             }
             close(existing)
             mode = opened.st_mode & 0o777
+            owner = (opened.st_uid, opened.st_gid)
             if isLink {
                 guard let real = realpath(path, nil) else { throw failure(errno) }
                 target = String(cString: real)
@@ -130,7 +132,10 @@ final class LineOutput {
         guard descriptor >= 0 else { throw failure(errno) }
         // Held until the process ends: the file is this run's (`removeStaleTemporaries`).
         _ = flock(descriptor, LOCK_EX | LOCK_NB)
-        if mode != 0o600 { _ = fchmod(descriptor, mode) }
+        // A file replaced keeps its owner where this user may give it (root replacing
+        // another user's file), as `sed -i` does; its mode after, which a chown may clear.
+        if let owner, owner.uid != geteuid() || owner.gid != getegid() { _ = fchown(descriptor, owner.uid, owner.gid) }
+        if mode != 0o600 || owner != nil { _ = fchmod(descriptor, mode) }
         self.temporary = temporary
         destination = target
         buffer.reserveCapacity(1 << 16)
