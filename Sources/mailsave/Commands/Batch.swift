@@ -153,6 +153,8 @@ struct Batch: ParsableCommand {
         func stopped(_ failure: CommandFailure) -> CommandFailure {
             guard apply else { return failure }
             var stopped = failure
+            // The store speaks of its last transaction, a group of up to 256 saves.
+            stopped.message = stopped.message.replacing("nothing was written", with: "the last group of saves was not written")
             // Counted as lines leave; every committed save's line leaves before a failure does.
             stopped.message += "; the run saved at least \(summary.created) message\(summary.created == 1 ? "" : "s") before it stopped"
                 + " (run the same command again to continue: nothing is saved twice)" + (out.map { "; \($0) was not written" } ?? "")
