@@ -128,6 +128,23 @@ import Testing
         }
     }
 
+    /// A constant expression with nested loops folds to what it evaluates to: the folding
+    /// evaluator had one variable slot, the inner loop's variable read as absent, and
+    /// `not [1].any(a, [2].any(b, true))` became true (lint: "always true"; every message
+    /// decided by it).
+    @Test func nestedLoopsFoldToTheirValue() throws {
+        for (text, expected) in [("not [1].any(a, [2].any(b, true))", false), ("[1].any(a, [2].any(b, b == 2))", true),
+                                 ("[1, 2].all(a, [3].all(b, a < b))", true), ("[[1]].any(a, a.any(b, b == 1))", true)] {
+            let (compiled, diagnostics) = compile(text)
+            #expect(!diagnostics.contains { $0.severity == .error }, "\(text): \(diagnostics.map(\.message))")
+            let node = try #require(compiled.node)
+            // Folded or not (a loop whose body reads its variable is not constant), the value is right.
+            if let folded = node.constantValue { #expect(folded == .bool(expected), "\(text) folded to \(folded)") }
+            #expect(try evaluate(text) == .bool(expected), "\(text)")
+        }
+        #expect(compile("not [1].any(a, [2].any(b, true))").0.node?.constantValue == .bool(false), "the constant one is folded")
+    }
+
     @Test func stringFunctionsAreCaseInsensitiveWhereAdminsExpect() throws {
         #expect(try evaluate("starts_with(\"Undeliverable: x\", \"undeliverable\")") == .bool(true))
         #expect(try evaluate("matches(\"Invoice 2026-11.pdf\", \"invoice*.pdf\")") == .bool(true))

@@ -85,9 +85,26 @@ struct ExprChecker {
 
     mutating func folded(_ node: ExprNode) -> ExprNode {
         guard node.isConstant, node.constantValue == nil, node.type != .error else { return node }
-        var evaluator = Evaluator(facts: FactObject(defaultsOf: FactsSchema.root), slots: 1)
+        // As many slots as the node's loops use: an inner loop's variable in a slot the
+        // evaluator does not have read as absent, and `not [1].any(a, [2].any(b, true))` was
+        // folded to true.
+        var evaluator = Evaluator(facts: FactObject(defaultsOf: FactsSchema.root), slots: Self.slotsUsed(by: node))
         guard let value = try? evaluator.evaluate(node) else { return node }
         return ExprNode(.constant(value), span: node.span, type: node.type)
+    }
+
+    /// One more than the highest variable slot `node` reads or a macro of it binds (at least 1).
+    static func slotsUsed(by node: ExprNode) -> Int {
+        var highest = 0
+        var pending = [node]
+        while let next = pending.popLast() {
+            switch next.op {
+            case .variable(let slot), .macro(_, let slot): highest = max(highest, slot + 1)
+            default: break
+            }
+            pending.append(contentsOf: next.children)
+        }
+        return max(1, highest)
     }
 
     mutating func check(_ expr: Expr) -> ExprNode {
