@@ -145,6 +145,32 @@ import Testing
         #expect(compile("not [1].any(a, [2].any(b, true))").0.node?.constantValue == .bool(false), "the constant one is folded")
     }
 
+    /// Every byte of text an expression reads is charged to the step budget, one step a KiB:
+    /// the second argument of a string function (`starts_with("x", message.body)` read the
+    /// body free, and in two nested loops of 1,000 took 93 s), a membership test's elements,
+    /// a comparison of two strings, a glob's worst case (the text times the pattern).
+    @Test func everyTextReadIsCharged() throws {
+        var builder = FactsBuilder()
+        builder.message["body"] = .string(String(repeating: "a", count: 1 << 20))
+        let facts = try builder.build()
+        func steps(_ text: String) throws -> Int {
+            let (compiled, diagnostics) = compile(text)
+            #expect(!diagnostics.contains { $0.severity == .error }, "\(text): \(diagnostics.map(\.message))")
+            var evaluator = Evaluator(facts: facts, slots: compiled.slots)
+            _ = try evaluator.evaluate(try #require(compiled.node))
+            return evaluator.steps
+        }
+        for text in ["starts_with(\"x\", message.body)", "ends_with(\"x\", message.body)", "contains(\"x\", message.body)",
+                     "\"x\" in [message.body]", "message.body == message.subject + message.body", "contains([message.body], \"x\")"] {
+            let charged = try steps(text)
+            #expect(charged >= 1_024, "\(text): \(charged) steps")
+        }
+        #expect(try steps("matches(message.body, \"*aaab\")") >= 4 * 1_024)
+        // A loop over 1,000 items reading the body each time stops at the budget, at once.
+        let loop = "[" + Array(repeating: "0", count: 1_000).joined(separator: ", ") + "].any(a, starts_with(\"x\", message.body))"
+        #expect(throws: EvaluationError.self) { try steps(loop) }
+    }
+
     @Test func stringFunctionsAreCaseInsensitiveWhereAdminsExpect() throws {
         #expect(try evaluate("starts_with(\"Undeliverable: x\", \"undeliverable\")") == .bool(true))
         #expect(try evaluate("matches(\"Invoice 2026-11.pdf\", \"invoice*.pdf\")") == .bool(true))
