@@ -472,6 +472,11 @@ public struct FactsBuilder {
                                                  : "\(what) is on the \(layer) blocklist (\(entry)); it is never linked")
             }
         }
+        // A Lead has no Account: Salesforce refuses a Task whose WhoId is a Lead with a WhatId,
+        // and an EmailMessage related to a Lead is related to nothing else (as `edit` refuses).
+        if let lead = context.selection.first(where: { $0.kind == "lead" }), context.selection.count > 1 {
+            throw SelectionError(kind: lead.kind, id: lead.id, reason: "a Lead excludes every other link; select the Lead alone, or the others without it")
+        }
     }
 
     /// The records a block decision on the thread's links needs that the answers lack: the

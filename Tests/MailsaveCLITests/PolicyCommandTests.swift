@@ -20,6 +20,20 @@ import Testing
         }
     }
 
+    /// A Lead chosen with another record (an Opportunity, a Contact) made a Task Salesforce
+    /// refuses (a Lead's WhoId with a WhatId) or an EmailMessage related to both: refused
+    /// as `edit` refuses it; the Lead alone is fine.
+    @Test func aLeadSelectedWithAnotherRecordIsRefused() throws {
+        for others in [["--select", "opportunity=0065e00000Opp01"], ["--select", "contact=0035e00000Bob01"]] {
+            let result = try Binary.run(Self.base + ["--trigger", "button", "--select", "lead=00Q5e00000Kim01"] + others
+                                        + ["examples/messages/01-customer-question.eml"])
+            #expect(result.status == 2, "\(others): \(result.stderr)")
+            #expect(result.stderr.contains("a Lead excludes every other link"), "\(result.stderr)")
+        }
+        let alone = try Binary.run(Self.base + ["--trigger", "button", "--select", "lead=00Q5e00000Kim01", "examples/messages/01-customer-question.eml"])
+        #expect(alone.status == 0, "\(alone.stderr)")
+    }
+
     @Test func anInvalidSelectionSavesNothing() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-select-\(getpid())")
         try? FileManager.default.removeItem(at: folder)
