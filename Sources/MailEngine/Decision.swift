@@ -366,7 +366,9 @@ public struct Engine {
             mapped = facts.object.replacing(["message": .object(messageFacts.replacing(["body": .string(""), "html": .string("")]))])
         }
         var evaluator = Evaluator(facts: mapped, slots: pack.slots)
-        let bodyFields: Set<String> = ["Description", "TextBody", "HtmlBody"]
+        // An EmailMessage's body fields hold nothing else; a Task's Description holds the
+        // addresses too (DESIGN point 14), which it keeps, its body part empty.
+        let bodyFields: Set<String> = ["TextBody", "HtmlBody"]
         for (field, expression) in pack.mapping[saveAs] ?? [] {
             guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
             if neverSaveBody && bodyFields.contains(field.name) { value = .absent }

@@ -344,7 +344,8 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         let (decision, _, _) = try engine.decide(try sampleMessage("01-customer-question.eml"), context: ProcessContext(mailbox: "ann@contoso.com"))
         let fields = Dictionary(uniqueKeysWithValues: (decision.record?.fields ?? []).map { ($0.name, $0.value) })
         #expect(fields["Subject"] == .string("Quote for 20 licences | "))
-        #expect(fields["Description"] == nil || fields["Description"] == .absent)
+        // A Task's Description keeps the addresses (DESIGN point 14), not the body.
+        #expect(fields["Description"] == .string("From: bob@fabrikam.com\nTo: Ann Seller <ann@contoso.com>\nCc: Carla Gomez <carla@northwind.example>\n\n"))
     }
 }
 
