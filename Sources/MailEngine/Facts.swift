@@ -602,11 +602,13 @@ public struct FactsBuilder {
         return era * 146_097 + dayOfEra - 719_468
     }
 
-    /// Closed in the last 365 days, or open and closing within the next 180.
+    /// Closed in the last 365 days, or open and closing within the next 180. An open one whose
+    /// close date has passed (a rep late to update it) counts while that date is within the
+    /// last 365 days, as a closed one would; an open Opportunity of 2023 is no current deal.
     static func isCurrent(_ opportunity: CRMRecord, at date: Date) -> Bool {
         guard let close = day(opportunity["CloseDate"]) else { return false }
         let days = close.timeIntervalSince(date) / 86_400
-        return opportunity.flag("IsClosed") ? (days >= -365 && days <= 1) : days <= 180
+        return opportunity.flag("IsClosed") ? (days >= -365 && days <= 1) : (days >= -365 && days <= 180)
     }
 
     /// Open, and created in the last 90 days.

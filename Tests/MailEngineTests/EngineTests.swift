@@ -116,6 +116,9 @@ extension InMemoryDirectory.CSVProblem: Equatable {
             CRMRecord(object: "Opportunity", id: "0065e00000Far01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2027-06-01", "IsClosed": "false"]),
             CRMRecord(object: "Opportunity", id: "0065e00000Won01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2025-06-01", "IsClosed": "true"]),
             CRMRecord(object: "Opportunity", id: "0065e00000Old01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2024-06-01", "IsClosed": "true"]),
+            // Open, its close date passed: late by a month it is current, by three years not.
+            CRMRecord(object: "Opportunity", id: "0065e00000Due01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2026-02-01", "IsClosed": "false"]),
+            CRMRecord(object: "Opportunity", id: "0065e00000Sta01", fields: ["AccountId": "0015e00000Fab01", "CloseDate": "2023-01-01", "IsClosed": "false"]),
             CRMRecord(object: "Case", id: "5005e00000New01", fields: ["ContactId": "0035e00000Bob01", "CreatedDate": "2026-02-01T00:00:00Z", "IsClosed": "false"]),
             CRMRecord(object: "Case", id: "5005e00000Old01", fields: ["ContactId": "0035e00000Bob01", "CreatedDate": "2025-10-01T00:00:00Z", "IsClosed": "false"]),
             CRMRecord(object: "Case", id: "5005e00000Shut1", fields: ["ContactId": "0035e00000Bob01", "CreatedDate": "2026-02-20T00:00:00Z", "Status": "Closed"]),
@@ -127,7 +130,8 @@ extension InMemoryDirectory.CSVProblem: Equatable {
         let facts = try engine.facts(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\nDate: Sun, 1 Mar 2026 10:00:00 +0000\n\nhi"),
                                      context: ProcessContext(mailbox: "ann@contoso.com"))
         #expect(facts.related.contacts == ["0035e00000Bob01"])
-        #expect(facts.related.opportunities == ["0065e00000New01", "0065e00000Won01"]) // not 2027, not closed in 2024
+        // Not 2027, not closed in 2024, not open since 2023 (a stale deal was linked first).
+        #expect(Set(facts.related.opportunities) == ["0065e00000New01", "0065e00000Due01", "0065e00000Won01"], "\(facts.related.opportunities)")
         #expect(facts.related.cases == ["5005e00000New01"]) // not older than 90 days, not closed
         #expect(facts.direction == "inbound")
         #expect(facts.participants.first { $0.owner }?.address.normalized == "ann@contoso.com")
