@@ -45,6 +45,10 @@ public final class InMemoryDirectory: RecordLookups, @unchecked Sendable {
     }
 
     public func add(_ record: CRMRecord) {
+        // A row Data Loader's "Export All" marks deleted (in the recycle bin) is no record:
+        // an activity deleted in the CRM may be saved again (DESIGN point 4), and a deleted
+        // EmailMessage anchors no reply.
+        guard !record.flag("IsDeleted") else { return }
         records[record.object, default: []].append(record)
         byID[record.id] = record
         // Found by its 15-character form too, as the store finds it (a Contact's AccountId may

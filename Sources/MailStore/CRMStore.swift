@@ -692,6 +692,14 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     public struct ImportSummary: Sendable, Equatable {
         public var count: Int
         public var replaced: Int
+        /// Rows marked IsDeleted: not imported, and removed from the store where it had them.
+        public var deleted = 0
+
+        public init(count: Int, replaced: Int, deleted: Int = 0) {
+            self.count = count
+            self.replaced = replaced
+            self.deleted = deleted
+        }
     }
 
     /// Imports a Data Export CSV of one object in a single transaction: a bad row leaves
@@ -746,6 +754,13 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             guard try other.count == 18 || Bool.fetchOne(exists, arguments: [other]) == true else { continue }
             try delete(other, db)
             previous = true
+        }
+        // A row marked deleted (Data Loader's "Export All" keeps the recycle bin's): the
+        // record is gone from the CRM, so from the store too, in both forms of its Id.
+        if record.flag("IsDeleted") {
+            if previous { try delete(record.id, db) }
+            summary.deleted += 1
+            return
         }
         if previous { summary.replaced += 1 }
         try insert(record, db)

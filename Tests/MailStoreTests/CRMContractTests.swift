@@ -60,6 +60,23 @@ import ShippedFixtures
                 && !CRMDirectoryKeys.isPublicSuffix("co.example"))
     }
 
+    /// A row Data Loader's "Export All" marks IsDeleted is no record (DESIGN point 4: a save
+    /// whose record was deleted in the CRM may be made again; a deleted EmailMessage anchors
+    /// no reply): the CSV directory leaves it out, the store does not import it and removes
+    /// the record it had under that Id (in either form).
+    @Test func aRowMarkedDeletedIsNoRecord() throws {
+        let store = try temporaryStore()
+        _ = try store.importCSV("Id,Subject,Email_Message_ID__c\n00T5e00000Del01,Quote,<gone-1@fabrikam.com>\n", object: "Task")
+        #expect(try store.savedRecord(messageID: "<gone-1@fabrikam.com>") == "00T5e00000Del01")
+        let deleted = try store.importCSV(bytes: Array("Id,Subject,Email_Message_ID__c,IsDeleted\n00T5e00000Del01AAA,Quote,<gone-1@fabrikam.com>,true\n".utf8), object: "Task")
+        #expect(deleted == CRMStore.ImportSummary(count: 0, replaced: 0, deleted: 1))
+        #expect(try store.savedRecord(messageID: "<gone-1@fabrikam.com>") == nil)
+        #expect(try store.record(id: "00T5e00000Del01") == nil)
+        let memory = InMemoryDirectory(records: [CRMRecord(object: "Task", id: "00T5e00000Del01",
+                                                           fields: ["Email_Message_ID__c": "<gone-1@fabrikam.com>", "IsDeleted": "true"])])
+        #expect(memory.savedRecord(messageID: "<gone-1@fabrikam.com>") == nil && memory.record(id: "00T5e00000Del01") == nil)
+    }
+
     @Test func everyBackendAnswersEveryExamplePlanAlike() throws {
         let pack = try shippedPack()
         let records = try sampleRecords()

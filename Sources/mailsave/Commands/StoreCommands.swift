@@ -120,6 +120,9 @@ struct CRMImport: ParsableCommand {
                 if summary.replaced > 0 {
                     line += " (\(summary.replaced) of them replaced the store's record with the same Id)"
                 }
+                if summary.deleted > 0 {
+                    line += "; \(summary.deleted) row\(summary.deleted == 1 ? "" : "s") marked IsDeleted not imported (removed from the store where it had them)"
+                }
                 Terminal.out(line)
             } catch let problem as CRMStore.ImportProblem {
                 throw CommandFailure(status: .badCRMData, message: "\(file):\(problem.line): \(problem.reason); nothing was imported")
