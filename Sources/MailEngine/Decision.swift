@@ -236,17 +236,8 @@ public struct Engine {
             // A Contact under the Account its domain matches (never for free mail), else a Lead.
             let machines = pack.list(setting: "no_record_local_parts")
             for participant in facts.participants where !participant.blocked && participant.contact == nil
-                && participant.lead == nil && participant.user == nil {
-                // Never a record for the mailbox owner (a mailbox outside the corporate domains
-                // is not internal), nor for an address Salesforce would refuse or cut: a cut
-                // Email made a new duplicate Lead with every message.
-                if participant.owner { continue }
-                let local = participant.address.local.split(separator: "+", maxSplits: 1).first.map(String.init) ?? participant.address.local
-                if let machines, machines.contains(local) {
-                    observations.append("No record is created for \(participant.address.normalized): a machine's address (no_record_local_parts)")
-                    continue
-                }
-                if let problem = Self.uncreatable(participant.address) {
+                && participant.lead == nil && participant.user == nil && !participant.owner {
+                if let problem = Self.noRecord(for: participant, machines: machines) {
                     observations.append("No record is created for \(participant.address.normalized): \(problem)")
                     continue
                 }
@@ -330,6 +321,17 @@ public struct Engine {
             let who = saveAs == "Task" ? Array(contacts.prefix(1)) : contacts + people.compactMap { $0.user?.id }
             return (who, what)
         }
+    }
+
+    /// Why no record is created for a participant without one (the mailbox owner is never
+    /// asked: a mailbox outside the corporate domains is not internal), or nil: a machine's
+    /// address (the pack's `no_record_local_parts`), or one Salesforce would refuse or cut (a
+    /// cut Email made a new duplicate Lead with every message). The one test, for the
+    /// records a decision creates and for the fact `related.creatable`.
+    static func noRecord(for participant: ParticipantFacts, machines: CompiledList?) -> String? {
+        let local = participant.address.local.split(separator: "+", maxSplits: 1).first.map(String.init) ?? participant.address.local
+        if let machines, machines.contains(local) { return "a machine's address (no_record_local_parts)" }
+        return uncreatable(participant.address)
     }
 
     /// Why no Lead or Contact can hold `address` as its Email, or nil: longer than the field

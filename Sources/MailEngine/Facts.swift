@@ -623,6 +623,11 @@ public struct FactsBuilder {
                     threadCase: String?, foreignCase: String?, anchorEmail: String?, anchorWho: String?, savedRecord: String?,
                     ledgerKey: String, direction: String, mailbox: String, known: FactCost) throws -> FactObject {
         func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
+        let machines = pack.list(setting: "no_record_local_parts")
+        let creatable = participants.filter { participant in
+            !participant.blocked && !participant.owner && participant.contact == nil && participant.lead == nil && participant.user == nil
+                && Engine.noRecord(for: participant, machines: machines) == nil
+        }.count
         func formatted(_ addresses: [Address]) -> Value {
             .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })
         }
@@ -683,6 +688,7 @@ public struct FactsBuilder {
                 "people": .int(related.contacts.count + related.leads.count),
                 "business": .int(related.accounts.count + related.opportunities.count + related.cases.count),
                 "body_references": .int(related.bodyReferences.count), "candidates": strings(related.bodyReferences),
+                "creatable": .int(creatable),
             ])),
             "thread": .object(try FactObject(FactsSchema.thread, fields: [
                 "case": optional(threadCase), "foreign_case": optional(foreignCase), "anchor_email": optional(anchorEmail),

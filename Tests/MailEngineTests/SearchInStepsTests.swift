@@ -108,7 +108,8 @@ func printed(_ decision: Decision) -> String { String(describing: decision) }
         // Which rules of the shipped pack need the search: from the Magic Anchor on, the ones
         // reading related records or the thread's links.
         #expect(pack.rules.filter { !$0.cost.isEmpty }.map(\.id) == ["magic-anchor", "case-thread", "general-mode", "general-mode-business",
-                                                            "people-record-required", "smart-mode", "useful-mode", "useful-mode-needs-reference"])
+                                                            "people-record-required", "forced-mode", "smart-mode", "useful-mode",
+                                                            "useful-mode-needs-reference", "flexible-mode"])
     }
 
     /// Every message of the samples and of both corpora, decided in steps and at once over the

@@ -68,6 +68,9 @@ public enum FactsSchema {
         FactField("people", .int, "Number of Contacts and Leads found.", cost: .crmSearch),
         FactField("business", .int, "Number of Accounts, Opportunities and Cases found.", cost: .crmSearch),
         FactField("body_references", .int, "Number of records the body or signature names (`candidates`).", cost: .crmSearch),
+        FactField("creatable", .int,
+                  "Number of participants without a record (not blocked, not the mailbox owner) that a record could be created for: not a machine's address (no_record_local_parts), one a Lead's Email can hold.",
+                  cost: .crmSearch),
         FactField("candidates", .list(.string),
                   "Ids of the records named by Salesforce links and addresses in the body, and by the signature's phones, website and company (when no domain finds an Account); internal and blocklisted ones never. Offered in the Save dialog, never linked automatically.", cost: .crmSearch),
     ])
