@@ -709,8 +709,9 @@ public struct FactsBuilder {
 
 /// Case numbers, Salesforce thread tokens and record links in subjects and bodies.
 public enum ThreadReferences {
-    /// The Cases a text names, each once: those of its thread tokens `ref:_00D…._500…:ref` or
-    /// `thread::…::` first, then those of Case numbers after the word "Case" (`Case 00001042`,
+    /// The Cases a text names, each once: those of its legacy thread tokens `ref:_00D…._500…:ref`
+    /// first (Lightning threading's `thread::…::` tokens are opaque: only the org can turn one
+    /// into a Case id, so they are not read), then those of Case numbers after the word "Case" (`Case 00001042`,
     /// `Case #1042`; see `caseNumbers`), in the text's order. `tokens` and `numbers` are the
     /// text's `threadTokens(in:)` and `caseNumbers(in:)`. The first that may be linked is the
     /// thread's Case (a blocklisted or another customer's one is passed over).
