@@ -178,6 +178,22 @@ struct TemporaryPack {
         #expect(try Linter.load(temporary.pack, mailbox: "ann@contoso.com").get().user("ann@contoso.com") != nil)
     }
 
+    /// A user's removal takes away an org entry: an address or subdomain the org blocks by a
+    /// broader entry (`newsletters.example`) was accepted and changed nothing; now an error
+    /// naming the entry that blocks it. Exact entries, in any case, are removed as before.
+    @Test func aRemovalUnderABroaderOrgEntryIsAnError() throws {
+        let temporary = try TemporaryPack()
+        let org = temporary.pack + "/org.yaml"
+        try String(contentsOfFile: org, encoding: .utf8).replacing("users_may_remove_org_entries: false", with: "users_may_remove_org_entries: true")
+            .write(toFile: org, atomically: true, encoding: .utf8)
+        try temporary.write("users/bob@contoso.com.yaml",
+                            "mailbox: bob@contoso.com\nblocklist:\n  remove:\n    - news@newsletters.example\n    - mail.newsletters.example\n    - mailer.example\n    - NoReply@Fabrikam.com\n")
+        let result = try Linter.lint(paths: [temporary.pack])
+        let errors = result.diagnostics.filter { $0.severity == .error }
+        #expect(errors.map(\.location.line) == [4, 5], "\(errors.map(\.message))")
+        #expect(errors.allSatisfy { $0.check == "user-overstep" && $0.message.contains("is blocked by the org entry 'newsletters.example'") })
+    }
+
     /// A rule file whose extension is YAML's in capitals is read by no command; `lint` names
     /// each such file of the pack folder and of users/ (nothing else: other files, the tests
     /// folder, correctly named files), and a folder of nothing else says why it is empty.

@@ -574,6 +574,11 @@ public struct PackCompiler {
                 } else if !mayRemove {
                     report(.userOverstep, entry.location, length: entry.value.count,
                            "the org does not let users remove org blocklist entries (settings.users_may_remove_org_entries is false)")
+                } else if let matched = orgBlocklist?.match(normalized), matched != CompiledList.composed(normalized) {
+                    // The org blocks it by a broader entry (`fabrikam.com` for bob@fabrikam.com or
+                    // mail.fabrikam.com): a removal takes away an entry, and this one is not one.
+                    report(.userOverstep, entry.location, length: entry.value.count,
+                           "'\(entry.value)' is blocked by the org entry '\(matched)', which this does not remove; remove '\(matched)' (it unblocks all it covers), or ask the org to narrow it")
                 } else if orgBlocklist?.match(normalized) == nil {
                     report(.userOverstep, entry.location, length: entry.value.count, "'\(entry.value)' is not on the org blocklist; there is nothing to remove")
                 } else {
