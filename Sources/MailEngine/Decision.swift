@@ -323,6 +323,9 @@ public struct Engine {
         }
     }
 
+    /// The fields holding a list of addresses, cut only between two of them.
+    static let addressFields: Set<String> = ["ToAddress", "CcAddress", "BccAddress"]
+
     /// Why no record is created for a participant without one (the mailbox owner is never
     /// asked: a mailbox outside the corporate domains is not internal), or nil: a machine's
     /// address (the pack's `no_record_local_parts`), or one Salesforce would refuse or cut (a
@@ -381,7 +384,12 @@ public struct Engine {
                     observations.append("\(saveAs).\(field.name): \(storable.removed) control character\(storable.removed == 1 ? "" : "s") removed (a CRM's text cannot hold them)")
                 }
             }
-            if case .string(let text) = value, let limit = field.maxLength, let cut = SalesforceField.truncated(text, toUTF16: limit) {
+            if case .string(let text) = value, let limit = field.maxLength, var cut = SalesforceField.truncated(text, toUTF16: limit) {
+                // An address list is cut after its last whole address (`; ` joins them), not
+                // in the middle of one (`person170@fab`, an address that is no one's).
+                if Self.addressFields.contains(field.name), let separator = cut.lastIndex(of: ";") {
+                    cut = String(cut[..<separator])
+                }
                 value = .string(cut)
                 observations.append("\(saveAs).\(field.name) was truncated to \(limit) characters (from \(text.utf16.count); Salesforce counts UTF-16 units)")
             }
