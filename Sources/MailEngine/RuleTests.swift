@@ -97,10 +97,12 @@ public struct RuleTestRunner {
         for (key, value) in top {
             switch key.value {
             case "crm":
-                if case .scalar(let scalar) = value {
-                    sharedCRM = confined(scalar, directory: directory, root: projectRoot, what: "the CRM folder")
-                    if sharedCRM == nil { return [] }
+                guard case .scalar(let scalar) = value else {
+                    problem(value.location, "'crm' must be a folder path (a string)")
+                    return []
                 }
+                sharedCRM = confined(scalar, directory: directory, root: projectRoot, what: "the CRM folder")
+                if sharedCRM == nil { return [] }
             case "tests":
                 guard case .sequence(let items, _) = value else {
                     problem(key.location, "'tests' must be a list")
@@ -182,10 +184,14 @@ public struct RuleTestRunner {
                     }
                 }
             case "crm":
-                if case .scalar(let scalar) = value {
-                    test.crmFolder = confined(scalar, directory: directory, root: root, what: "the CRM folder")
-                    if test.crmFolder == nil { refused = true }
+                guard case .scalar(let scalar) = value else {
+                    // A list or a mapping was ignored, and the test ran against another CRM.
+                    problem(value.location, "'crm' must be a folder path (a string)")
+                    refused = true
+                    continue
                 }
+                test.crmFolder = confined(scalar, directory: directory, root: root, what: "the CRM folder")
+                if test.crmFolder == nil { refused = true }
             case "expect":
                 guard case .mapping(let entries, _) = value else { problem(value.location, "'expect' must be a mapping"); continue }
                 for entry in entries where !Self.expectKeys.contains(entry.key.value) {

@@ -122,6 +122,10 @@ import Testing
                 crm: ../../crm-bad
                 message: ../../examples/messages/01-customer-question.eml
                 expect: {verdict: save}
+              - name: crm not a path
+                crm: [\(escapes)etc]
+                message: ../../examples/messages/01-customer-question.eml
+                expect: {verdict: save}
 
             """)
         let result = try Binary.run(["test", project.rules])
@@ -137,6 +141,8 @@ import Testing
         #expect(result.stdout.contains("the CRM folder cannot be read: \(project.folder)/crm-bad/Contact.csv:"))
         #expect(!result.stdout.contains("CommandFailure"))
         #expect(!result.stdout.contains("root:"))
-        #expect(lines.last == "1 passed, 5 failed")
+        // A CRM that is no path (a list) was ignored and the test ran against another CRM.
+        #expect(lines.contains { $0.hasSuffix("escape.yaml:23:10: error: 'crm' must be a folder path (a string)") }, "\(result.stdout)")
+        #expect(lines.last == "1 passed, 6 failed")
     }
 }
