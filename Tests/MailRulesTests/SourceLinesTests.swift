@@ -37,3 +37,26 @@ struct SourceLinesTests {
         #expect(file.line(4) == "    when: message.subject = 1")
     }
 }
+
+/// An expression's error is placed where its token is in the file, whatever the YAML style:
+/// a tab, a doubled quote, an escape or an escaped line break in a quoted scalar, a blank line
+/// in a plain or folded one (each was placed a few columns off, or on the blank line).
+@Suite struct ExpressionPlaceTests {
+    @Test(arguments: [
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: \"\\t\\t message.subjct == \\\"a\\\"\"\n", 5, 17),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: 'message.subject == ''x'' and message.subjct == ''y'''\n", 5, 41),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: message.subject == \"x\" or\n\n      message.subjct == \"y\"\n", 7, 7),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: >\n      message.subject == \"x\" or\n\n      message.subjct == \"y\"\n", 8, 7),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: |\n      message.subject == \"x\" or\n\n      message.subjct == \"y\"\n", 8, 7),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: \"message.subject == \\\"\\u00e9\\\" or \\\n      message.subjct == \\\"y\\\"\"\n", 6, 7),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: message.subject == \"x\" or\n      message.subjct == \"y\"\n", 6, 7),
+    ])
+    func anUnknownNameIsPlacedOnItsToken(text: String, line: Int, column: Int) {
+        var loader = PackLoader()
+        loader.loadOrgFile(SourceFile(path: "x.yaml", text: text))
+        var compiler = PackCompiler()
+        _ = compiler.compile(loader.definition)
+        let found = (loader.diagnostics + compiler.diagnostics).first { $0.check == "expr-unknown-name" }
+        #expect(found?.location.line == line && found?.location.column == column, "\(text): \(String(describing: found?.location)) \(found?.message ?? "")")
+    }
+}

@@ -29,24 +29,10 @@ public struct ExprSource: Sendable {
         let start = scalar.location
         switch scalar.style {
         case .plain, .singleQuoted, .doubleQuoted:
-            // A flow scalar over several lines is folded: each line break became one space and
-            // the next line's indentation went away. Walk the source lines to undo that.
-            let quote = scalar.style == .plain ? 0 : 1
-            var line = start.line
-            var remaining = offset
-            while line <= max(file.lines.count, start.line) {
-                let content = Array(file.line(line).unicodeScalars)
-                let segmentStart = line == start.line ? start.column - 1 + quote : indentation(of: line)
-                var segmentEnd = content.count
-                while segmentEnd > segmentStart && content[segmentEnd - 1] == " " { segmentEnd -= 1 }
-                let length = max(0, segmentEnd - segmentStart)
-                if remaining <= length || line >= file.lines.count {
-                    return SourceLocation(path: start.path, line: line, column: segmentStart + remaining + 1)
-                }
-                remaining -= length + 1
-                line += 1
-            }
-            return SourceLocation(path: start.path, line: start.line, column: start.column + quote + offset)
+            let positions = flowPositions()
+            guard !positions.isEmpty else { return SourceLocation(path: start.path, line: start.line, column: start.column + offset) }
+            let (line, column) = positions[min(max(offset, 0), positions.count - 1)]
+            return SourceLocation(path: start.path, line: line, column: column)
         case .literal, .folded:
             // Content starts on the line after the indicator; each source line is one segment.
             var line = start.line + 1
@@ -63,6 +49,8 @@ public struct ExprSource: Sendable {
                 let indent = min(blockIndent, indentation(of: line))
                 let length = max(0, content.unicodeScalars.count - indent)
                 if content.allSatisfy({ $0 == " " }) && length == 0 {
+                    // A blank line is a line feed of the value, in a literal and a folded block
+                    // alike (in a folded one it stands where the space would have been).
                     line += 1
                     remaining -= 1
                     if remaining < 0 { return SourceLocation(path: start.path, line: line - 1, column: 1) }
@@ -71,9 +59,84 @@ public struct ExprSource: Sendable {
                 if remaining <= length { return SourceLocation(path: start.path, line: line, column: indent + remaining + 1) }
                 remaining -= length + 1
                 line += 1
+                // A folded block's line break before a blank line is no character of its own.
+                if scalar.style == .folded, line <= file.lines.count, file.line(line).allSatisfy({ $0 == " " }) { remaining += 1 }
             }
             return SourceLocation(path: start.path, line: start.line, column: start.column)
         }
+    }
+
+    /// For a plain, single- or double-quoted scalar, the source (line, column) of each
+    /// character of its value, and one past the last: YAML's reading of it replayed, so that
+    /// `''`, an escape (`\"`, `\t`, `\x41`, `\u00e9`), an escaped line break, a line break
+    /// folded into a space and a blank line read as a line feed each map back to the source.
+    func flowPositions() -> [(line: Int, column: Int)] {
+        let start = scalar.location
+        let quote: Unicode.Scalar? = scalar.style == .singleQuoted ? "'" : scalar.style == .doubleQuoted ? "\"" : nil
+        let wanted = scalar.value.unicodeScalars.count
+        var out: [(line: Int, column: Int)] = []
+        out.reserveCapacity(wanted + 1)
+        var line = start.line
+        var chars = Array(file.line(line).unicodeScalars)
+        var column = start.column - 1 + (quote == nil ? 0 : 1)
+        func isBlank(_ scalar: Unicode.Scalar) -> Bool { scalar == " " || scalar == "\t" }
+        /// Moves to the next line's first non-blank character; false at the end of the file.
+        func nextLine() -> Bool {
+            guard line < file.lines.count else { return false }
+            line += 1
+            chars = Array(file.line(line).unicodeScalars)
+            column = 0
+            while column < chars.count && isBlank(chars[column]) { column += 1 }
+            return true
+        }
+        while out.count < wanted {
+            // The rest of the line blank (trailing spaces are not the value's): a line break.
+            var rest = column
+            while rest < chars.count && isBlank(chars[rest]) { rest += 1 }
+            if rest >= chars.count {
+                let breakAt = (line, column + 1)
+                var blankLines = 0
+                var ended = false
+                while true {
+                    guard nextLine() else { ended = true; break }
+                    if column < chars.count { break }
+                    blankLines += 1
+                    out.append((line, 1)) // a blank line is a line feed of the value
+                    if out.count >= wanted { break }
+                }
+                if ended || out.count >= wanted { break }
+                if blankLines == 0 { out.append(breakAt) } // folded into one space
+                continue
+            }
+            let character = chars[column]
+            if let quote, character == quote {
+                if quote == "'", column + 1 < chars.count, chars[column + 1] == "'" {
+                    out.append((line, column + 1))
+                    column += 2
+                    continue
+                }
+                break // the closing quote
+            }
+            if quote == "\"", character == "\\" {
+                guard column + 1 < chars.count else {
+                    // An escaped line break: no space, the next line's indentation skipped.
+                    guard nextLine() else { break }
+                    continue
+                }
+                out.append((line, column + 1))
+                switch chars[column + 1] {
+                case "x": column += 4
+                case "u": column += 6
+                case "U": column += 10
+                default: column += 2
+                }
+                continue
+            }
+            out.append((line, column + 1))
+            column += 1
+        }
+        out.append((line, column + 1))
+        return out
     }
 
     private func indentation(of line: Int) -> Int {
