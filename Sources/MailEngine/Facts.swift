@@ -602,6 +602,23 @@ public struct FactsBuilder {
         return era * 146_097 + dayOfEra - 719_468
     }
 
+    /// The header fields, one a line, at most `maxHeaderText` characters (an EmailMessage's
+    /// Headers holds 32,000): built field by field, stopping there.
+    static func headerText(_ message: Message) -> String {
+        var text = ""
+        var length = 0
+        for field in message.headers.fields {
+            let line = field.name + ": " + String(decoding: field.value, as: UTF8.self) + "\n"
+            let count = line.utf16.count
+            guard length + count <= maxHeaderText else { break }
+            text += line
+            length += count
+        }
+        return text
+    }
+
+    static let maxHeaderText = 32_000
+
     /// Closed in the last 365 days, or open and closing within the next 180. An open one whose
     /// close date has passed (a rep late to update it) counts while that date is within the
     /// last 365 days, as a closed one would; an open Opportunity of 2023 is no current deal.
@@ -652,6 +669,8 @@ public struct FactsBuilder {
             "body_emails": .list(known.contains(.bodyAnalysis) ? message.bodyEmails.map(Value.string) : []),
             "body_links": .list(known.contains(.bodyAnalysis) ? message.bodyLinks.map(Value.string) : []),
             "has_body": .bool(!message.textBody.isEmpty),
+            "headers": .string(Self.headerText(message)),
+            "sensitivity": .string(message.headers["sensitivity"]?.trimmingSpaces().lowercased() ?? ""),
         ])
         let people = try participants.map { participant -> Value in
             .object(try FactObject(FactsSchema.participant, fields: [

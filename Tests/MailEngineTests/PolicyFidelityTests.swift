@@ -380,4 +380,21 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(try bulk("Precedence: first-class") == .bool(false))
         #expect(try bulk("X-Mailer: Outlook") == .bool(false))
     }
+
+    /// DESIGN point 14's mapping has the headers and the privacy: `message.headers` (what an
+    /// EmailMessage's Headers holds, cut at 32,000 characters between two fields) and
+    /// `message.sensitivity`; the shipped mapping fills Headers.
+    @Test func headersAndSensitivityAreFacts() throws {
+        let text = "From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: Offer\nSensitivity: Private\nX-Long: "
+            + String(repeating: "x", count: 40_000) + "\nMessage-ID: <h-1@fabrikam.com>\n\nHi."
+        let facts = try engine().facts(try message(text), context: ProcessContext(mailbox: "ann@contoso.com"))
+        guard case .object(let fields)? = facts.object["message"] else { Issue.record("no message facts"); return }
+        #expect(fields["sensitivity"] == .string("private"))
+        #expect(fields["headers"] == .string("From: bob@fabrikam.com\nTo: ann@contoso.com\nSubject: Offer\nSensitivity: Private\n"))
+        let plain = try engine().facts(try message("From: bob@fabrikam.com\nTo: ann@contoso.com\n\nHi."), context: ProcessContext(mailbox: "ann@contoso.com"))
+        guard case .object(let none)? = plain.object["message"] else { return }
+        #expect(none["sensitivity"] == .string(""))
+        let pack = try shippedPack()
+        #expect(pack.mapping["EmailMessage"]?.contains { $0.field.name == "Headers" } == true)
+    }
 }
