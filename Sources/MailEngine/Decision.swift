@@ -352,7 +352,11 @@ public struct Engine {
         // Any space (a no-break or em space, a line or paragraph separator, NEL) or control
         // character: no mailbox has one, and no search can find the record again (every
         // message made another Lead).
-        if email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control }) {
+        // ASCII (nearly every address) by its bytes; other text by its scalars' properties.
+        let spaced = email.utf8.allSatisfy({ $0 < 0x80 })
+            ? email.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
+            : email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+        if spaced {
             return "not an address a Lead's or Contact's Email can hold (a space or control character)"
         }
         return nil

@@ -641,7 +641,8 @@ public struct FactsBuilder {
                     ledgerKey: String, direction: String, mailbox: String, known: FactCost) throws -> FactObject {
         func optional(_ text: String?) -> Value { text.map(Value.string) ?? .absent }
         let machines = pack.list(setting: "no_record_local_parts")
-        let creatable = participants.filter { participant in
+        // Counted with the CRM's answers only (a participant's records decide it).
+        let creatable = !known.contains(.crmSearch) ? 0 : participants.filter { participant in
             !participant.blocked && !participant.owner && participant.contact == nil && participant.lead == nil && participant.user == nil
                 && Engine.noRecord(for: participant, machines: machines) == nil
         }.count
@@ -669,7 +670,7 @@ public struct FactsBuilder {
             "body_emails": .list(known.contains(.bodyAnalysis) ? message.bodyEmails.map(Value.string) : []),
             "body_links": .list(known.contains(.bodyAnalysis) ? message.bodyLinks.map(Value.string) : []),
             "has_body": .bool(!message.textBody.isEmpty),
-            "headers": .string(Self.headerText(message)),
+            "headers": .string(known.contains(.bodyAnalysis) ? Self.headerText(message) : ""),
             "sensitivity": .string(message.headers["sensitivity"]?.trimmingSpaces().lowercased() ?? ""),
         ])
         let people = try participants.map { participant -> Value in

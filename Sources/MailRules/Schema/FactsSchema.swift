@@ -31,7 +31,8 @@ public enum FactsSchema {
         FactField("body_emails", .list(.string), "Addresses written in the body.", cost: .bodyAnalysis),
         FactField("body_links", .list(.string), "Links in the body.", cost: .bodyAnalysis),
         FactField("has_body", .bool, "The message has a non-empty text body."),
-        FactField("headers", .string, "The header fields as written, unfolded, one a line (`Name: value`): what an EmailMessage's Headers holds. Its first 32,000 characters."),
+        FactField("headers", .string, "The header fields as written, unfolded, one a line (`Name: value`): what an EmailMessage's Headers holds. Its first 32,000 characters.",
+                  cost: .bodyAnalysis),
         FactField("sensitivity", .string, "The Sensitivity field (RFC 2156, Outlook's privacy: `personal`, `private`, `company-confidential`), lower-cased; empty when there is none."),
     ])
 
