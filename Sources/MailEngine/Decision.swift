@@ -381,6 +381,14 @@ public struct Engine {
         for (field, expression) in pack.mapping[saveAs] ?? [] {
             guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
             if neverSaveBody && bodyFields.contains(field.name) { value = .absent }
+            if case .string(let text) = value, !field.accepts(text) {
+                // Salesforce refuses the whole save for a date it cannot read: left blank, said
+                // (an empty one, a message without a date, silently).
+                if !text.isEmpty {
+                    observations.append("\(saveAs).\(field.name): '\(text.prefix(40))' is not a \(field.format == .date ? "date (YYYY-MM-DD)" : "date and time (ISO 8601)"); left blank")
+                }
+                value = .absent
+            }
             if case .string(let text) = value {
                 let storable = SalesforceField.storable(text)
                 if storable.removed > 0 {

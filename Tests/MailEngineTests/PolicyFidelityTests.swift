@@ -381,6 +381,38 @@ let strangerMessage = "From: stranger@unknown.example\nTo: ann@contoso.com\nSubj
         #expect(try bulk("X-Mailer: Outlook") == .bool(false))
     }
 
+    /// Salesforce refuses a whole save for a date field it cannot read (a mapping of
+    /// `message.subject` into ActivityDate): such a value is left blank and said.
+    @Test func aDateFieldTakesOnlyADate() throws {
+        let date = try #require(SalesforceField.task.first { $0.name == "ActivityDate" })
+        let dateTime = try #require(SalesforceField.emailMessage.first { $0.name == "MessageDate" })
+        for good in ["2026-03-02", "2024-02-29", "0001-01-01"] { #expect(date.accepts(good), "\(good)") }
+        for bad in ["2026-3-2", "2026-02-30", "2025-02-29", "2026-13-01", "Quote for 20 licences", "2026-03-02T09:15:00Z", ""] {
+            #expect(!date.accepts(bad), "\(bad)")
+        }
+        for good in ["2026-03-02T09:15:00Z", "2026-03-02T09:15:00.250Z", "2026-03-02T09:15:00-08:00", "2026-03-02T23:59:60+14:00"] {
+            #expect(dateTime.accepts(good), "\(good)")
+        }
+        for bad in ["2026-03-02", "2026-03-02T24:00:00Z", "2026-03-02T09:15:00", "2026-03-02T09:15:00+0800", "2026-03-02T09:15:00.Z"] {
+            #expect(!dateTime.accepts(bad), "\(bad)")
+        }
+        #expect(SalesforceField.task.first { $0.name == "Subject" }?.accepts("anything") == true)
+        // A pack mapping the Subject into ActivityDate.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("date-field-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: packageRoot.appendingPathComponent("rules"), to: folder)
+        let org = folder.appendingPathComponent("org.yaml")
+        let text = try String(contentsOf: org, encoding: .utf8)
+        #expect(text.contains("ActivityDate: message.day"))
+        try text.replacingOccurrences(of: "ActivityDate: message.day", with: "ActivityDate: message.subject").write(to: org, atomically: true, encoding: .utf8)
+        guard case .success(let pack) = try Linter.load(folder.path) else { Issue.record("the pack does not load"); return }
+        let engine = Engine(pack: pack, directory: InMemoryDirectory(records: try sampleRecords()))
+        let (decision, _, _) = try engine.decide(try sampleMessage("01-customer-question.eml"), context: ProcessContext(mailbox: "ann@contoso.com"))
+        let fields = Dictionary(uniqueKeysWithValues: (decision.record?.fields ?? []).map { ($0.name, $0.value) })
+        #expect(fields["ActivityDate"] == .absent)
+        #expect(decision.observations.contains("Task.ActivityDate: 'Quote for 20 licences' is not a date (YYYY-MM-DD); left blank"), "\(decision.observations)")
+    }
+
     /// DESIGN point 14's mapping has the headers and the privacy: `message.headers` (what an
     /// EmailMessage's Headers holds, cut at 32,000 characters between two fields) and
     /// `message.sensitivity`; the shipped mapping fills Headers.

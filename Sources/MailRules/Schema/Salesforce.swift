@@ -57,15 +57,56 @@ public struct SalesforceField: Sendable {
     /// Maximum length in Salesforce's characters (UTF-16 code units: an emoji counts two), or
     /// nil when the field has none that matters here.
     public let maxLength: Int?
+    /// The form Salesforce takes a date or date-time field's value in; it refuses the whole
+    /// save for any other text.
+    public let format: Format?
 
-    init(_ name: String, bool: Bool = false, max: Int? = nil) {
+    public enum Format: Sendable {
+        /// `YYYY-MM-DD`.
+        case date
+        /// ISO 8601: `YYYY-MM-DDTHH:MM:SS`, optional fraction, then `Z` or `±HH:MM`.
+        case dateTime
+    }
+
+    init(_ name: String, bool: Bool = false, max: Int? = nil, format: Format? = nil) {
         self.name = name
         self.isBool = bool
         self.maxLength = max
+        self.format = format
+    }
+
+    /// Whether `text` is in the field's format (always, for a field without one): a real
+    /// calendar day, a time of day, a zone.
+    public func accepts(_ text: String) -> Bool {
+        guard let format else { return true }
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count, range.allSatisfy({ bytes[$0] >= 0x30 && bytes[$0] <= 0x39 }) else { return nil }
+            return range.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) }
+        }
+        guard bytes.count >= 10, bytes[4] == 0x2D, bytes[7] == 0x2D, let year = number(0..<4), let month = number(5..<7),
+              let day = number(8..<10), year >= 1, (1...12).contains(month) else { return false }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...days).contains(day) else { return false }
+        if format == .date { return bytes.count == 10 }
+        guard bytes.count >= 20, bytes[10] == 0x54, bytes[13] == 0x3A, bytes[16] == 0x3A, let hour = number(11..<13),
+              let minute = number(14..<16), let second = number(17..<19), hour < 24, minute < 60, second < 61 else { return false }
+        var index = 19
+        if bytes[index] == 0x2E {
+            index += 1
+            let start = index
+            while index < bytes.count && bytes[index] >= 0x30 && bytes[index] <= 0x39 { index += 1 }
+            guard index > start else { return false }
+        }
+        if index == bytes.count - 1 { return bytes[index] == 0x5A }
+        guard index + 6 == bytes.count, bytes[index] == 0x2B || bytes[index] == 0x2D, bytes[index + 3] == 0x3A,
+              let zoneHours = number((index + 1)..<(index + 3)), let zoneMinutes = number((index + 4)..<(index + 6)) else { return false }
+        return zoneHours < 24 && zoneMinutes < 60
     }
 
     public static let task: [SalesforceField] = [
-        SalesforceField("Subject", max: 255), SalesforceField("Description", max: 32_000), SalesforceField("ActivityDate"),
+        SalesforceField("Subject", max: 255), SalesforceField("Description", max: 32_000), SalesforceField("ActivityDate", format: .date),
         SalesforceField("Status", max: 40), SalesforceField("Priority", max: 40), SalesforceField("TaskSubtype", max: 40),
         SalesforceField("Type", max: 40), SalesforceField(SalesforceSchema.taskMessageIdentifierField, max: 255),
     ]
@@ -74,7 +115,7 @@ public struct SalesforceField: Sendable {
         SalesforceField("Subject", max: 3_000), SalesforceField("TextBody", max: 32_000), SalesforceField("HtmlBody", max: SalesforceSchema.longestText),
         SalesforceField("FromAddress", max: 1_000), SalesforceField("FromName", max: 1_000), SalesforceField("ToAddress", max: 4_000),
         SalesforceField("CcAddress", max: 4_000), SalesforceField("BccAddress", max: 4_000), SalesforceField("Headers", max: 32_000),
-        SalesforceField("MessageDate"), SalesforceField(SalesforceSchema.emailMessageIdentifierField, max: 255),
+        SalesforceField("MessageDate", format: .dateTime), SalesforceField(SalesforceSchema.emailMessageIdentifierField, max: 255),
         SalesforceField("ThreadIdentifier", max: 255), SalesforceField("Incoming", bool: true), SalesforceField("Status", max: 40),
     ]
 
