@@ -171,6 +171,16 @@ import Testing
         #expect(throws: EvaluationError.self) { try steps(loop) }
     }
 
+    /// Constant arithmetic past Int's range is an error where it is written (it was absent
+    /// at run time, and lint said only "always false").
+    @Test func constantOverflowIsAnError() {
+        for text in ["9223372036854775807 + 1 > 0", "0 - 9223372036854775807 - 2 < 0"] {
+            let (_, diagnostics) = compile(text)
+            #expect(diagnostics.contains { $0.check == "expr-type" && $0.message.contains("past the integers' range") }, "\(text): \(diagnostics.map(\.message))")
+        }
+        #expect(compile("9223372036854775806 + 1 > 0").1.isEmpty)
+    }
+
     @Test func stringFunctionsAreCaseInsensitiveWhereAdminsExpect() throws {
         #expect(try evaluate("starts_with(\"Undeliverable: x\", \"undeliverable\")") == .bool(true))
         #expect(try evaluate("matches(\"Invoice 2026-11.pdf\", \"invoice*.pdf\")") == .bool(true))

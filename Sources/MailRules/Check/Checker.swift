@@ -90,6 +90,15 @@ struct ExprChecker {
         // folded to true.
         var evaluator = Evaluator(facts: FactObject(defaultsOf: FactsSchema.root), slots: Self.slotsUsed(by: node))
         guard let value = try? evaluator.evaluate(node) else { return node }
+        // Constant arithmetic past Int's range is absent at run time (never a trap): said here,
+        // where `9223372036854775807 + 1 > 0` would otherwise be only "always false".
+        switch node.op {
+        case .add, .subtract, .negate:
+            if value == .absent, node.children.allSatisfy({ if case .constant(.int) = $0.op { return true } else { return false } }) {
+                report(.exprType, node.span, "this arithmetic goes past the integers' range (±9223372036854775807); it has no value")
+            }
+        default: break
+        }
         return ExprNode(.constant(value), span: node.span, type: node.type)
     }
 
