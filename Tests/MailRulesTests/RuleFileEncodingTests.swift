@@ -39,6 +39,23 @@ import Testing
         }
     }
 
+    /// A YAML tag (`!!int`, `!custom`, `!!null`) says how to read a value; rule files are
+    /// read one way, and tags were ignored in silence (`kind: !!int domains` passed lint).
+    /// Quoted and block scalars, which the parser itself tags as strings, are not tags.
+    @Test func aTagIsRefusedWhereItIs() {
+        for (text, line, column, shown) in [("lists:\n  a:\n    kind: !!int domains\n", 3, 11, "!!int"),
+                                            ("lists:\n  a:\n    kind: domains\n    entries: [ !custom b.example ]\n", 4, 16, "!custom"),
+                                            ("lists:\n  a: !!map\n    kind: domains\n", 2, 6, "!!map"),
+                                            ("settings: !!null\n", 1, 11, "!!null")] {
+            let (_, diagnostics) = YAMLLoader.load(SourceFile(path: "r.yaml", text: text))
+            let first = diagnostics.first
+            #expect(first?.check == "schema-type" && first?.location == SourceLocation(path: "r.yaml", line: line, column: column), "\(text): \(String(describing: first))")
+            #expect(first?.message == "YAML tags are not used in rule files: remove '\(shown)'", "\(first?.message ?? "")")
+        }
+        let (_, none) = YAMLLoader.load(SourceFile(path: "r.yaml", text: "a: 'x'\nb: \"y\"\nc: |\n  z\nd: >\n  w\ne: [\"!!int\", plain]\n"))
+        #expect(none.isEmpty, "\(none.map(\.message))")
+    }
+
     @Test func nestingPastTheParsersLimitIsALimit() {
         let text = "rules: " + String(repeating: "[", count: 1_200) + String(repeating: "]", count: 1_200) + "\n"
         let (_, diagnostics) = YAMLLoader.load(SourceFile(path: "r.yaml", text: text))

@@ -115,6 +115,23 @@ public enum YAMLLoader {
             diagnostics.append(Diagnostic(.yamlLimit, at: location, "nested deeper than \(limits.maxDepth) levels"))
             return nil
         }
+        // A tag (`!!int`, `!custom`) says how to read a value; rule files are read one way only,
+        // and a tag was ignored in silence (`kind: !!int domains` passed lint).
+        let tag: String
+        switch node {
+        case .scalar(let scalar):
+            // A quoted or block scalar comes tagged a string by the parser itself.
+            let own = scalar.tag.description
+            tag = own == "tag:yaml.org,2002:str" && scalar.style != .plain && scalar.style != .any ? "" : own
+        case .mapping(let mapping): tag = mapping.tag.description
+        case .sequence(let sequence): tag = sequence.tag.description
+        case .alias: tag = ""
+        }
+        if !tag.isEmpty {
+            let shown = tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst("tag:yaml.org,2002:".count) : tag
+            diagnostics.append(Diagnostic(.schemaType, at: location, "YAML tags are not used in rule files: remove '\(shown)'"))
+            return nil
+        }
         switch node {
         case .scalar(let scalar):
             return .scalar(YScalar(value: scalar.string, location: location, style: style(scalar.style)))
