@@ -235,8 +235,7 @@ public struct Engine {
         if outcome.createRecords && context.trigger == "auto" {
             // A Contact under the Account its domain matches (never for free mail), else a Lead.
             let machines = pack.list(setting: "no_record_local_parts")
-            for participant in facts.participants where !participant.blocked && participant.contact == nil
-                && participant.lead == nil && participant.user == nil && !participant.owner {
+            for participant in facts.participants where participant.lacksRecord {
                 if let problem = Self.noRecord(for: participant, machines: machines) {
                     observations.append("No record is created for \(participant.address.normalized): \(problem)")
                     continue
@@ -326,8 +325,7 @@ public struct Engine {
     /// The fields holding a list of addresses, cut only between two of them.
     static let addressFields: Set<String> = ["ToAddress", "CcAddress", "BccAddress"]
 
-    /// Why no record is created for a participant without one (the mailbox owner is never
-    /// asked: a mailbox outside the corporate domains is not internal), or nil: a machine's
+    /// Why no record is created for a participant without one (`lacksRecord`), or nil: a machine's
     /// address (the pack's `no_record_local_parts`), or one Salesforce would refuse or cut (a
     /// cut Email made a new duplicate Lead with every message). The one test, for the
     /// records a decision creates and for the fact `related.creatable`.

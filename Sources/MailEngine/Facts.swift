@@ -85,6 +85,11 @@ public struct ParticipantFacts: Sendable {
     public var user: CRMRecord?
 
     public var blocked: Bool { blockedBy != nil }
+
+    /// Someone a record could be made for, were the address fit (`Engine.noRecord`): not
+    /// blocked, not the mailbox owner (a mailbox outside the corporate domains is not
+    /// internal), and without a Contact, Lead or User.
+    var lacksRecord: Bool { !blocked && !owner && contact == nil && lead == nil && user == nil }
 }
 
 /// Records the related-record search found (DESIGN.md point 15).
@@ -643,8 +648,7 @@ public struct FactsBuilder {
         let machines = pack.list(setting: "no_record_local_parts")
         // Counted with the CRM's answers only (a participant's records decide it).
         let creatable = !known.contains(.crmSearch) ? 0 : participants.filter { participant in
-            !participant.blocked && !participant.owner && participant.contact == nil && participant.lead == nil && participant.user == nil
-                && Engine.noRecord(for: participant, machines: machines) == nil
+            participant.lacksRecord && Engine.noRecord(for: participant, machines: machines) == nil
         }.count
         func formatted(_ addresses: [Address]) -> Value {
             .list(addresses.map { .string($0.name.isEmpty ? $0.address : "\($0.name) <\($0.address)>") })

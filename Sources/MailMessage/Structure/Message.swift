@@ -140,12 +140,11 @@ public enum MessageParser {
             return result
         }
         // Fields RFC 5322 (3.6) allows once: a second one is read too (each From counts as a
-        // participant), and said.
-        // One pass over the fields (a message has a few dozen): how often each such name
-        // appears and where it does a second time.
+        // participant), and said. One pass over the fields (a message has a few dozen): how
+        // often each such name appears and where it does a second time.
         var seen = [Int](repeating: 0, count: Self.onceFields.count)
         var second = [HeaderField?](repeating: nil, count: Self.onceFields.count)
-        for field in headers.fields where field.name.utf8.count <= 11 {
+        for field in headers.fields where field.name.utf8.count <= Self.longestOnceField {
             guard let index = Self.onceFields.firstIndex(where: { field.hasName($0.utf8) }) else { continue }
             seen[index] += 1
             if seen[index] == 2 { second[index] = field }
@@ -220,6 +219,7 @@ public enum MessageParser {
 
     /// The fields RFC 5322 (3.6) allows once, lower case.
     static let onceFields = ["from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "in-reply-to", "references"]
+    static let longestOnceField = onceFields.map(\.utf8.count).max() ?? 0
 
     /// The problems listed for one address field, and for a whole message.
     static let maxProblemsPerField = 10

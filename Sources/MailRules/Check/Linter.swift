@@ -42,8 +42,8 @@ public enum Linter {
             for file in userPaths { if let text = try read(file) { users.append(text) } }
             let ignored = PackLoader.ignoredFiles(at: path)
             unread += ignored
-            var (pack, diagnostics, files) = check(org: org, users: users, strict: strict)
-            diagnostics += notUTF8
+            let (pack, checked, files) = check(org: org, users: users, strict: strict)
+            let diagnostics = checked + notUTF8
             for file in files { result.files[file.path] = file }
             result.diagnostics.append(contentsOf: diagnostics)
             for file in ignored {
