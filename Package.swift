@@ -29,7 +29,8 @@ let package = Package(
         // Facts from a message, its context and CRM look-ups; runs the pack; builds the Decision.
         .target(name: "MailEngine", dependencies: ["MailMessage", "MailRules", .product(name: "Crypto", package: "swift-crypto")]),
         // The embedded CRM and the save-once ledger: SQLite through GRDB.
-        .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "MailStore", dependencies: ["MailEngine", "MailMessage", "MailRules", .product(name: "GRDB", package: "GRDB.swift"),
+                                             .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // libcurl's easy API: the Salesforce backend's HTTP client. Its headers only (from
         // libcurl4-openssl-dev); the library is opened when first used (Sources/CCurl/shim.h),
         // so runs that never reach Salesforce do not load it and its dependencies.
