@@ -178,6 +178,17 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         configuration.foreignKeysEnabled = false
         if access == .readOnly {
             configuration.readonly = true
+            // Without GRDB's statement authorizer. GRDB has SQLite call it back for every table
+            // and column a statement names while the statement is compiled, to learn what the
+            // statement reads (for database observation), whether it changes the schema, and
+            // whether it ends a transaction (for suspended apps): nothing a read-only
+            // connection that never observes, never changes the schema and is never suspended
+            // uses. The callbacks were 5% of a per-message `process`'s instructions (330,000:
+            // each builds Swift strings and sets of the names), 0.04 ms of its 2.9 (500
+            // interleaved runs, 2026-11-30, this machine). Removed as the connection is set
+            // up, before GRDB's first statement; the connection is opened read-only
+            // (`SQLITE_OPEN_READONLY`): nothing here decides whether a statement may write.
+            configuration.prepareDatabase { db in _ = sqlite3_set_authorizer(db.sqliteConnection, nil, nil) }
             var database: DatabaseQueue
             var immutable = false
             // One read transaction identifies the store and checks it (`process` opens it
@@ -193,7 +204,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             }
             let version: Int
             do {
-                database = try readOnlyQueue(sqlitePath, configuration)
+                database = try DatabaseQueue(path: sqlitePath, configuration: configuration)
                 version = try identifyAndCheck(database)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
                 // A WAL store in a folder we may not write: SQLite cannot create its -shm
@@ -202,7 +213,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 // immutable; otherwise the error stands.
                 let wal = fileSize(path + "-wal")
                 guard wal == 0 else { throw error }
-                database = try readOnlyQueue(immutableURI(path), configuration)
+                database = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
                 immutable = true
                 version = try identifyAndCheck(database)
             }
@@ -225,7 +236,7 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
             }
             if concurrentReads && !immutable {
                 let readerConfiguration = configuration
-                return (database, true, ThreadReaders { try readOnlyQueue(sqlitePath, readerConfiguration) })
+                return (database, true, ThreadReaders { try DatabaseQueue(path: sqlitePath, configuration: readerConfiguration) })
             }
             return (database, true, nil)
         }
@@ -250,21 +261,6 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 usleep(UInt32.random(in: 5_000...40_000))
             }
         }
-    }
-
-    /// A read-only connection without GRDB's statement authorizer. GRDB has SQLite call it
-    /// back for every table and column a statement names while the statement is compiled, to
-    /// learn what the statement reads (for database observation), whether it changes the
-    /// schema, and whether it ends a transaction (for suspended apps): nothing a read-only
-    /// connection that never observes, never changes the schema and is never suspended uses.
-    /// The callbacks were 5% of a per-message `process`'s instructions (330,000: each builds
-    /// Swift strings and sets of the names), 0.07 ms of its 3.5 (2026-11-30, this machine).
-    /// The connection is opened read-only (`SQLITE_OPEN_READONLY`): nothing here decides
-    /// whether a statement may write.
-    static func readOnlyQueue(_ path: String, _ configuration: Configuration) throws -> DatabaseQueue {
-        let database = try DatabaseQueue(path: path, configuration: configuration)
-        database.inDatabase { db in _ = sqlite3_set_authorizer(db.sqliteConnection, nil, nil) }
-        return database
     }
 
     /// Identifies, creates or upgrades the store and puts it in WAL mode.

@@ -8,7 +8,7 @@ import Testing
 /// A read-only store opened for several deciding threads (`batch --jobs N`): a connection for
 /// each thread, each thread's snapshot its own, every answer the one connection would give.
 @Suite struct ConcurrentReadTests {
-    /// Read-only connections run without GRDB's statement authorizer (`CRMStore.readOnlyQueue`):
+    /// Read-only connections run without GRDB's statement authorizer (`CRMStore.open`):
     /// a statement compiled on them reports no tables read, where one compiled on the store's
     /// writer reports the tables it names. The answers are the same either way (every test
     /// of this suite reads through such connections).
