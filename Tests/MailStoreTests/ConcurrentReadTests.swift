@@ -8,29 +8,6 @@ import Testing
 /// A read-only store opened for several deciding threads (`batch --jobs N`): a connection for
 /// each thread, each thread's snapshot its own, every answer the one connection would give.
 @Suite struct ConcurrentReadTests {
-    /// Read-only connections run without GRDB's statement authorizer (`CRMStore.open`):
-    /// a statement compiled on them reports no tables read, where one compiled on the store's
-    /// writer reports the tables it names. The answers are the same either way (every test
-    /// of this suite reads through such connections).
-    @Test func readOnlyConnectionsCompileWithoutTheAuthorizer() throws {
-        let writer = try temporaryStore()
-        try writer.add(try sampleRecords())
-        let sql = "SELECT record.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = ?"
-        let written = try writer.database.read { db in try db.makeStatement(sql: sql).databaseRegion }
-        #expect(written.isFullDatabase == false && written.isEmpty == false)
-        let path = writer.path
-        try writer.database.close()
-        for store in [try CRMStore(path: path, access: .readOnly), try CRMStore(path: path, access: .readOnly, concurrentReads: true)] {
-            let region = try store.database.read { db in try db.makeStatement(sql: sql).databaseRegion }
-            #expect(region.isEmpty)
-            if let readers = store.threadReaders {
-                let perThread = try readers.current().read { db in try db.makeStatement(sql: sql).databaseRegion }
-                #expect(perThread.isEmpty)
-            }
-            #expect(try store.snapshot { try store.people(email: "bob@fabrikam.com") }.contacts.isEmpty == false)
-        }
-    }
-
     @Test func threadsReadAtOnceEachInItsOwnSnapshot() throws {
         let writer = try temporaryStore()
         let records = try sampleRecords()

@@ -86,6 +86,35 @@ let storeRoot: URL = {
 }
 
 @Suite struct StoreTests {
+    /// Read-only connections run without GRDB's statement authorizer (`CRMStore.open`):
+    /// a statement compiled on them reports no tables read, where one compiled on the store's
+    /// writer reports the tables it names. The answers are the same either way (every test
+    /// of this suite reads through such connections).
+    @Test func readOnlyConnectionsCompileWithoutTheAuthorizer() throws {
+        let writer = try temporaryStore()
+        try writer.add(try sampleRecords())
+        let sql = "SELECT record.id FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = ?"
+        let written = try writer.database.read { db in try db.makeStatement(sql: sql).databaseRegion }
+        #expect(written.isFullDatabase == false && written.isEmpty == false)
+        let path = writer.path
+        try writer.database.close()
+        for store in [try CRMStore(path: path, access: .readOnly), try CRMStore(path: path, access: .readOnly, concurrentReads: true)] {
+            let region = try store.database.read { db in try db.makeStatement(sql: sql).databaseRegion }
+            #expect(region.isEmpty)
+            // GRDB's own read (BEGIN, COMMIT) and the store's snapshot, with or without an
+            // error inside (ROLLBACK), leave no transaction open.
+            struct Inside: Error {}
+            #expect(throws: Inside.self) { try store.snapshot { throw Inside() } }
+            #expect(try store.database.read { db in db.isInsideTransaction } == true)
+            #expect(try store.database.unsafeRead { db in db.isInsideTransaction } == false)
+            if let readers = store.threadReaders {
+                let perThread = try readers.current().read { db in try db.makeStatement(sql: sql).databaseRegion }
+                #expect(perThread.isEmpty)
+            }
+            #expect(try store.snapshot { try store.people(email: "bob@fabrikam.com") }.contacts.isEmpty == false)
+        }
+    }
+
     @Test func idsLookLikeSalesforceIds() {
         #expect(SalesforceID.caseSafeSuffix("0015000000Gv7qJ") == "AAR") // Salesforce's documented example
         let id = SalesforceID.make(prefix: "00T", number: 62) // base 62: "10"
