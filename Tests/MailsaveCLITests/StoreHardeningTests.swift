@@ -432,6 +432,57 @@ import Glibc
         #expect(errors.last == "mailsave: \(store): cannot save: the disk is full (database or disk is full); nothing was written, retry later")
     }
 
+    /// `batch --apply` that fills the disk mid-run stops with exit 75 and says what was saved
+    /// before it: the store's "nothing was written" is about the last group only. Every save
+    /// the stop message counts is in the store; with room again, the same command saves the
+    /// rest, nothing twice.
+    @Test(.enabled(if: canMountTmpfs, "needs root and unshare to mount a small tmpfs"))
+    func aFullDiskStopsABatchSayingWhatItSavedAndARerunFinishes() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let disk = folder.appendingPathComponent("disk").path, mail = folder.appendingPathComponent("mail").path
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: mail, withIntermediateDirectories: true)
+        let count = 40
+        for index in 0..<count {
+            let message = "From: Bob Buyer <bob@fabrikam.com>\r\nTo: Ann Seller <ann@contoso.com>\r\nSubject: Order \(index)\r\n"
+                + "Message-ID: <order-\(index)@fabrikam.com>\r\nDate: Mon, 2 Mar 2026 09:\(String(format: "%02d", index)):00 +0000\r\n\r\n"
+                + String(repeating: "Line \(index) of a long order. ", count: 160) + "\r\n"
+            try message.write(toFile: "\(mail)/\(String(format: "%03d", index)).eml", atomically: true, encoding: .utf8)
+        }
+        let binary = Binary.path, store = disk + "/crm.sqlite"
+        let batch = "'\(binary)' batch --store '\(store)' --mailbox ann@contoso.com --eml '\(mail)' --apply --save-group-size 4 --quiet >/dev/null"
+        let script = """
+            set -u
+            mount -t tmpfs -o size=8m tmpfs '\(disk)' || exit 99
+            for o in \(Self.objects.joined(separator: " ")); do '\(binary)' crm import --store '\(store)' --object $o examples/crm/$o.csv >/dev/null || exit 98; done
+            free=$(df -k --output=avail '\(disk)' | tail -1)
+            dd if=/dev/zero of='\(disk)/filler' bs=1k count=$((free - 96)) 2>/dev/null
+            \(batch); echo "first=$?"
+            '\(binary)' crm export --store '\(store)' --object Task | grep -c '<order-[0-9]*@fabrikam.com>' | sed 's/^/saved=/'
+            rm '\(disk)/filler'
+            \(batch); echo "again=$?"
+            '\(binary)' crm export --store '\(store)' --object Task | grep -o '<order-[0-9]*@fabrikam.com>' | sort | uniq -d | wc -l | sed 's/^/twice=/'
+            '\(binary)' crm export --store '\(store)' --object Task | grep -c '<order-[0-9]*@fabrikam.com>' | sed 's/^/saved=/'
+            """
+        let result = try Self.run(["-m", "sh", "-c", script], executable: "/usr/bin/unshare")
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map { $0.replacingOccurrences(of: " ", with: "") }
+        #expect(lines.count == 5 && lines[0] == "first=75" && lines[2] == "again=0" && lines[3] == "twice=0" && lines[4] == "saved=\(count)", "\(lines)")
+        let savedFirst = Int(lines.count > 1 ? lines[1].dropFirst("saved=".count) : "") ?? -1
+        #expect(savedFirst >= 0 && savedFirst < count)
+        // One line: the store's reason, the group not written, what the run saved before, how to go on.
+        let stop = result.stderr.split(separator: "\n").filter { $0.contains("cannot save") }
+        #expect(stop.count == 1, "\(result.stderr)\n\(result.stdout)")
+        let line = String(stop.first ?? "")
+        #expect(line.hasPrefix("mailsave: \(store): cannot save: the disk is full"), "\(line)")
+        #expect(line.contains("the last group of saves was not written, retry later; the run saved at least "), "\(line)")
+        #expect(line.hasSuffix("before it stopped (run the same command again to continue: nothing is saved twice)"), "\(line)")
+        #expect(!line.contains("nothing was written"), "\(line)")
+        let claimed = line.components(separatedBy: "saved at least ").last.flatMap { Int($0.prefix { $0.isNumber }) } ?? -1
+        #expect(claimed >= 0 && claimed <= savedFirst, "the stop message counts \(claimed) saves, the store holds \(savedFirst)")
+    }
+
     // MARK: Disk quota
 
     /// A stand-in for a user's disk quota, preloaded into the binary: every write, pwrite and
