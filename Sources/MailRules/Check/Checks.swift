@@ -30,6 +30,8 @@ public struct LintCheck: Sendable, Hashable {
     public static let exprArity = LintCheck("expr-arity", .error, "A function is called with the wrong number of arguments.")
     public static let exprAbsent = LintCheck("expr-absent", .error, "An optional fact is used without has() guarding it.")
     public static let exprUnknownValue = LintCheck("expr-unknown-value", .error, "A string is compared with a fact that can never have that value.")
+    public static let exprBudget = LintCheck("expr-budget", .error,
+                                             "An expression takes more steps than a message's evaluation budget each time it runs, whatever the message.")
     public static let duplicateRule = LintCheck("duplicate-rule-id", .error, "Two rules have the same id.")
     public static let duplicateList = LintCheck("duplicate-list", .error, "Two named lists have the same name.")
     public static let duplicateSettings = LintCheck("duplicate-settings", .error, "More than one file of the org layer sets 'settings'.")
@@ -50,7 +52,7 @@ public struct LintCheck: Sendable, Hashable {
 
     public static let all: [LintCheck] = [
         yamlSyntax, yamlAlias, yamlDuplicateKey, yamlLimit, schemaUnknownKey, schemaMissingKey, schemaType, schemaValue,
-        exprSyntax, exprType, exprUnknownName, exprUnknownFunction, exprArity, exprAbsent, exprUnknownValue,
+        exprSyntax, exprType, exprUnknownName, exprUnknownFunction, exprArity, exprAbsent, exprUnknownValue, exprBudget,
         duplicateRule, duplicateList, duplicateSettings, listReference, invalidDomain, invalidAddress, corporateBlocklisted,
         shadowedRule, constantCondition, caseCapabilities, userOverstep, unusedList, unusedSetting, ignoredFile,
     ]

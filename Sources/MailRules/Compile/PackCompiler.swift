@@ -254,6 +254,8 @@ public struct PackCompiler {
                 diagnostics.append(contentsOf: found)
                 observe = compiled
             }
+            if let condition { checkBudget(condition, "the condition of rule '\(rule.id)'") }
+            if let observe { checkBudget(observe, "the observation of rule '\(rule.id)'") }
             for compiled in [condition, observe].compactMap({ $0 }) {
                 usedLists.formUnion(compiled.usedLists)
                 usedSettings.formUnion(compiled.usedSettings)
@@ -274,6 +276,7 @@ public struct PackCompiler {
                 guard let field = catalog.first(where: { $0.name == key.value }) else { continue }
                 let (compiled, found) = ExprChecker.compile(source, expecting: field.isBool ? .bool : .string, lists: lists)
                 diagnostics.append(contentsOf: found)
+                checkBudget(compiled, "the mapping of \(object.value).\(field.name)")
                 usedLists.formUnion(compiled.usedLists)
                 usedSettings.formUnion(compiled.usedSettings)
                 slots = max(slots, compiled.slots)
@@ -462,6 +465,22 @@ public struct PackCompiler {
     static func conjuncts(_ expr: Expr) -> Set<String> {
         if case .binary("and", let left, let right) = expr.kind { return conjuncts(left).union(conjuncts(right)) }
         return [ExprPrinter.print(expr)]
+    }
+
+    /// An expression whose loops over lists written in it take more steps than a message's
+    /// evaluation budget (`Evaluator.defaultStepLimit`) each time it runs, whatever the
+    /// message: every message that reaches it would fail (exit 5). Named at the outermost
+    /// loop that alone goes over (`ExprNode.minimumSteps`).
+    mutating func checkBudget(_ compiled: CompiledExpression, _ what: String) {
+        let limit = Evaluator.defaultStepLimit
+        guard var culprit = compiled.node, culprit.minimumSteps > limit else { return }
+        let steps = culprit.minimumSteps
+        while let child = culprit.children.first(where: { $0.minimumSteps > limit }) { culprit = child }
+        let source = compiled.source
+        let length = max(1, min(culprit.span.count, source.text.count - culprit.span.lowerBound))
+        report(.exprBudget, source.location(culprit.span.lowerBound), length: length,
+               "\(what) takes at least \(steps == .max ? "more than \(Int.max)" : String(steps)) evaluation steps each time it runs, "
+               + "whatever the message: more than a message's budget of \(limit); every message that reaches it would fail (exit 5)")
     }
 
     /// Constant conditions, and deciding rules an earlier one always beats: a rule is shadowed

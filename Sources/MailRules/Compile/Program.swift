@@ -41,6 +41,12 @@ public final class ExprNode: Sendable {
     /// objects used whole (compared, listed) rather than through their fields. Computed once,
     /// from the children's, like `isConstant`.
     public let cost: FactCost
+    /// Steps the evaluator takes here and below whatever the facts: a lower bound, for lint
+    /// (`expr-budget`). Loops over lists written in the expression count every item (`any`
+    /// and `all` one, as they may stop at the first), loops over facts none; `and`, `or` and
+    /// anything that stops at an operand of the wrong kind count their first operand only.
+    /// Computed once from the children's, like `isConstant`; saturates at `Int.max`.
+    let minimumSteps: Int
 
     init(_ op: Op, _ children: [ExprNode] = [], span: Range<Int>, type: FactType) {
         self.op = op
@@ -55,6 +61,36 @@ public final class ExprNode: Sendable {
         default: isConstant = children.allSatisfy(\.isConstant)
         }
         cost = Self.cost(op, children)
+        minimumSteps = Self.minimumSteps(op, children)
+    }
+
+    private static func minimumSteps(_ op: Op, _ children: [ExprNode]) -> Int {
+        func add(_ a: Int, _ b: Int) -> Int { let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? .max : sum }
+        let below: Int
+        switch op {
+        case .constant, .root, .variable:
+            below = 0
+        case .equal, .notEqual, .inList, .notInList, .list:
+            // Every operand is evaluated.
+            below = children.reduce(0) { add($0, $1.minimumSteps) }
+        case .macro(let macro, _):
+            let list = children.first
+            let items: Int
+            switch list?.op {
+            case .constant(.list(let values))?: items = values.count
+            case .list?: items = list?.children.count ?? 0
+            default: items = 0
+            }
+            let runs = macro == .any || macro == .all ? min(items, 1) : items
+            let body = children.count > 1 ? children[1].minimumSteps : 0
+            let (loop, overflow) = runs.multipliedReportingOverflow(by: body)
+            below = add(list?.minimumSteps ?? 0, overflow ? .max : loop)
+        default:
+            // The first operand; the others may be skipped (`and`, `or`, an operand of the
+            // wrong kind, a function's absent argument).
+            below = children.first?.minimumSteps ?? 0
+        }
+        return add(1, below)
     }
 
     private static func cost(_ op: Op, _ children: [ExprNode]) -> FactCost {
