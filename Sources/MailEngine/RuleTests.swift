@@ -36,6 +36,14 @@ public struct RuleTestRunner {
     public let pack: RulePack
     public let root: String?
     public private(set) var diagnostics: [Diagnostic] = []
+    /// Tests with a problem in their own definition (a typo in `expect`, a message that cannot
+    /// be read): not run, each one failed test, whatever the number of its problems.
+    public private(set) var brokenTests: [(location: SourceLocation, name: String)] = []
+    /// Problems of a test file outside its tests (its shape, `crm`, an unknown field): each
+    /// one failure.
+    public var fileProblemCount: Int { diagnostics.count - brokenTestProblems }
+    /// How many of `diagnostics` belong to `brokenTests`.
+    private var brokenTestProblems = 0
 
     public init(pack: RulePack, root: String? = nil) {
         self.pack = pack
@@ -109,7 +117,16 @@ public struct RuleTestRunner {
                     continue
                 }
                 for item in items {
-                    if let test = loadTest(item, file: file, directory: directory, root: projectRoot) { tests.append(test) }
+                    // A test with a problem of its own is not run: it would pass expecting
+                    // nothing, or fail for another reason than the one shown.
+                    let before = diagnostics.count
+                    let test = loadTest(item, file: file, directory: directory, root: projectRoot)
+                    if diagnostics.count > before {
+                        brokenTestProblems += diagnostics.count - before
+                        brokenTests.append((test?.location ?? item.location, test?.name ?? Self.name(of: item)))
+                    } else if let test {
+                        tests.append(test)
+                    }
                 }
             default:
                 problem(key.location, length: key.value.count,
@@ -121,6 +138,13 @@ public struct RuleTestRunner {
             if test.crmFolder == nil { test.crmFolder = sharedCRM }
             return test
         }
+    }
+
+    /// A test's `name` as written, or "".
+    static func name(of node: YNode) -> String {
+        guard case .mapping(let fields, _) = node else { return "" }
+        for (key, value) in fields where key.value == "name" { if case .scalar(let scalar) = value { return scalar.value } }
+        return ""
     }
 
     mutating func loadTest(_ node: YNode, file: SourceFile, directory: String, root: String) -> RuleTestCase? {

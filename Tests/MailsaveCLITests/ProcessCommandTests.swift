@@ -180,6 +180,27 @@ import Testing
         #expect(result.status == 1)
         #expect(result.stdout.contains("FAIL  \(pack.path)/tests/wrong.yaml:2: wrong on purpose\n        verdict: expected \"save\", got \"skip\"\n        rule: expected \"general-mode\", got \"no-related-records\""))
         #expect(result.stdout.hasSuffix("0 passed, 1 failed\n"))
+        // A test with problems of its own is not run, and counts one failure whatever its
+        // problems: a misspelt expectation (which would pass, expecting nothing), a message
+        // file that is not there. A problem of the file itself counts one.
+        try """
+        tests:
+          - name: misspelt
+            message: ../../01.eml
+            expect: {verdcit: save}
+          - name: no such message
+            message: ../../99.eml
+            expect: {verdict: save}
+        wrong: 1
+        """.write(to: pack.appendingPathComponent("tests/wrong.yaml"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("examples/messages/01-customer-question.eml"),
+                                         to: pack.deletingLastPathComponent().appendingPathComponent("01.eml"))
+        defer { try? FileManager.default.removeItem(at: pack.deletingLastPathComponent().appendingPathComponent("01.eml")) }
+        let broken = try Binary.run(["test", pack.path])
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("FAIL  \(pack.path)/tests/wrong.yaml:2: misspelt\n        not run: the test has problems (above)"), "\(broken.stdout)")
+        #expect(broken.stdout.contains("FAIL  \(pack.path)/tests/wrong.yaml:5: no such message\n"), "\(broken.stdout)")
+        #expect(broken.stdout.hasSuffix("0 passed, 3 failed\n"), "\(broken.stdout)")
         let none = try Binary.run(["test", "Tests/LintExamples/good/minimal"])
         #expect(none.status == 1)
         #expect(none.stdout.hasSuffix("0 passed, 0 failed\n"))

@@ -81,7 +81,12 @@ struct TestCommand: ParsableCommand {
                 for diagnostic in runner.diagnostics {
                     Terminal.out(visible("\(diagnostic.location.description): \(diagnostic.severity.rawValue): \(diagnostic.message)"))
                 }
-                failed += runner.diagnostics.filter { $0.severity == .error }.count
+                // One failure a broken test, whatever its problems; one a problem of a file's own.
+                for broken in runner.brokenTests {
+                    Terminal.out(visible("FAIL  \(broken.location.path):\(broken.location.line): \(broken.name.isEmpty ? "(a test without a name)" : broken.name)"))
+                    Terminal.out("        not run: the test has problems (above)")
+                }
+                failed += runner.brokenTests.count + runner.fileProblemCount
             }
             var applied = Set<String>()
             for test in tests {
