@@ -30,6 +30,32 @@ import Testing
         #expect(verdicts.reduce(0) { $0 + ($1["count"] as? Int ?? 0) } == 12)
     }
 
+    /// A preview of no message is refused (exit 3): a CI job given a wrong folder, or a
+    /// Maildir as --eml, must not pass having compared nothing. `batch` says so on standard
+    /// error and goes on (an empty mailbox has nothing new to save).
+    @Test func noMessageToCompareIsAnErrorAndAnEmptyBatchSaysSo() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-empty-\(UUID().uuidString)")
+        let maildir = folder.appendingPathComponent("md")
+        for sub in ["cur", "new", "tmp"] { try FileManager.default.createDirectory(at: maildir.appendingPathComponent(sub), withIntermediateDirectories: true) }
+        try Data("From: a@fabrikam.com\r\n\r\nhi\r\n".utf8).write(to: maildir.appendingPathComponent("cur/1.host:2,S"))
+        let empty = folder.appendingPathComponent("empty.mbox")
+        try Data().write(to: empty)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let common = ["--mailbox", "ann@contoso.com", "--crm", "examples/crm"]
+        let diff = try Binary.run(["diff", "--old", "rules", "--new", "rules", "--fail-on", "verdict"] + common + ["--eml", maildir.path])
+        #expect(diff.status == 3)
+        #expect(diff.stdout.isEmpty)
+        #expect(diff.stderr == "mailsave: \(maildir.path): no message found (it looks like a Maildir: give --maildir \(maildir.path)); nothing to compare\n")
+        let fromMbox = try Binary.run(["diff", "--old", "rules", "--new", "rules"] + common + ["--mbox", empty.path])
+        #expect(fromMbox.status == 3 && fromMbox.stderr == "mailsave: \(empty.path): no message found; nothing to compare\n", "\(fromMbox.stderr)")
+        let batch = try Binary.run(["batch", "--quiet"] + common + ["--eml", maildir.path])
+        #expect(batch.status == 0)
+        #expect(batch.stdout.contains("\"messages\":0"))
+        #expect(batch.stderr == "mailsave: \(maildir.path): no message found (it looks like a Maildir: give --maildir \(maildir.path))\n")
+        let right = try Binary.run(["diff", "--old", "rules", "--new", "rules"] + common + ["--maildir", maildir.path])
+        #expect(right.status == 0 && right.stdout.contains("0 of 1 message change (0 verdicts)"), "\(right.stdout)\(right.stderr)")
+    }
+
     @Test func outboundOnlyStopsExactlyTheInboundSaves() throws {
         let folder = try Mailboxes.temporaryFolder("diff")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -222,6 +222,8 @@ struct Batch: ParsableCommand {
             Terminal.out((output.isFile ? "" : "\n") + summary.text(applying: apply))
         }
         if reportPeakMemory, let peak = peakMemoryKB() { Terminal.err("mailsave: peak memory \(peak) kB") }
+        // An empty mailbox is not an error (nothing new to save), but never a silent one.
+        if summary.messages == 0 && !Interruption.requested { Terminal.err("mailsave: " + source.nothingFound(mailbox.name)) }
         // Ctrl-C after the last message was decided: the run is whole (every line and the
         // summary are written), and still ends by the signal, so that the shell or script that
         // started it stops too (a caught SIGINT must not look like success to a caller).

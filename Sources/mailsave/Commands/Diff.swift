@@ -149,6 +149,10 @@ struct Diff: ParsableCommand {
             Terminal.err("mailsave: interrupted after \(report.messages) message\(report.messages == 1 ? "" : "s"); nothing compared is shown")
             Interruption.reraise()
         }
+        // A preview of nothing is no preview: a CI job given the wrong folder must not pass.
+        if report.messages == 0 {
+            throw CommandFailure(status: .couldNotRun, message: source.nothingFound(name) + "; nothing to compare")
+        }
         let oldLabel = oldRevision.map { "\(old ?? new) at \($0)" } ?? oldPath
         switch format {
         case .text: Terminal.out(report.text(old: oldLabel, new: new))

@@ -110,6 +110,23 @@ struct MailboxOptions: ParsableArguments {
         if followLinks && maildir == nil && eml == nil { throw ValidationError("--follow-links goes with --maildir or --eml") }
     }
 
+    /// What to say when the mailbox gave no message: where, and the likely mix-up (a Maildir
+    /// given as --eml, whose files have no .eml name; a Maildir's messages are in cur/ and new/).
+    func nothingFound(_ name: String) -> String {
+        var hint = ""
+        if let eml {
+            var isFolder: ObjCBool = false
+            if ["cur", "new"].contains(where: { FileManager.default.fileExists(atPath: eml + "/" + $0, isDirectory: &isFolder) && isFolder.boolValue }) {
+                hint = " (it looks like a Maildir: give --maildir \(eml))"
+            } else {
+                hint = " (--eml reads files named *.eml)"
+            }
+        } else if maildir != nil {
+            hint = " (a Maildir's messages are the files of its cur/ and new/)"
+        }
+        return "\(name): no message found\(hint)"
+    }
+
     /// The source; `stdin` is the `-` argument (an mbox on standard input).
     func open(folder: String, stdin: Bool) throws(CommandFailure) -> MailboxSource {
         if stdin { return try MboxSource(path: "-", folder: folder) }
