@@ -90,7 +90,19 @@ struct MessageDecider: Sendable {
 
     /// A message file (or `-`): read, parsed, decided, saved.
     func run(file: String) throws -> Outcome {
-        try run(bytes: readInput(file, limit: ParseLimits().maxMessageBytes), name: file)
+        let bytes = try readInput(file, limit: ParseLimits().maxMessageBytes)
+        try Self.refuseMbox(bytes, name: file)
+        return try run(bytes: bytes, name: file)
+    }
+
+    /// An mbox of several messages given where one message is expected is refused (exit 4):
+    /// read as one, its other messages became the first one's body, and with --apply that
+    /// was one activity holding them all. One message with its `From ` line is fine.
+    static func refuseMbox(_ bytes: [UInt8], name: String) throws(CommandFailure) {
+        let count = Mbox.messageCount(ofDelivery: bytes)
+        guard count > 1 else { return }
+        throw CommandFailure(status: .badMessage, message: "\(name): an mbox of \(count) messages, not one message: "
+                             + "process decides one message; decide a mailbox with mailsave batch --mbox \(name)")
     }
 
     /// Bytes read elsewhere (an mbox entry, a Maildir file): `name` is the place errors name,

@@ -5,6 +5,19 @@ import Testing
 /// The streaming mbox split against the whole-file split it replaced (kept here as the
 /// oracle), over every way of cutting the input into chunks.
 @Suite struct MboxStreamTests {
+    /// What a delivery agent passes is one message with its `From ` line; an mbox of several
+    /// is told apart by entries that begin with a header field, not by any later `From ` line
+    /// (a paragraph of a body, unquoted in a pipe, may begin with it).
+    @Test func aDeliveryIsOneMessageAndAnMboxIsSeveral() {
+        let one = "From bob@fabrikam.com Mon Mar  2 09:00:00 2026\nFrom: bob@fabrikam.com\nSubject: hi\n\nHello\n\nFrom the desk of Bob\nregards\n"
+        #expect(Mbox.messageCount(ofDelivery: Array(one.utf8)) == 1)
+        let two = one + "\nFrom carla@northwind.example Mon Mar  2 10:00:00 2026\nFrom: carla@northwind.example\nSubject: re\n\nHi\n"
+        #expect(Mbox.messageCount(ofDelivery: Array(two.utf8)) == 2)
+        #expect(Mbox.messageCount(ofDelivery: Array("From: bob@fabrikam.com\nSubject: hi\n\nFrom me\n".utf8)) == 1)
+        #expect(Mbox.messageCount(ofDelivery: []) == 1)
+        #expect(Mbox.messageCount(ofDelivery: Array("From x\n".utf8)) == 0)
+    }
+
     /// The split `inspect --mbox` used before the stream: the whole file at once.
     static func referenceSplit(_ bytes: [UInt8]) -> [(line: Int, bytes: [UInt8])] {
         var entries: [(line: Int, bytes: [UInt8])] = []

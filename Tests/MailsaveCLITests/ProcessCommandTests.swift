@@ -3,6 +3,29 @@ import Testing
 
 /// `process`, `explain` and `test` end to end, through the binary.
 @Suite struct ProcessCommandTests {
+    /// An mbox given to process is refused, exit 4, naming batch: read as one message its
+    /// other messages became the first one's body (with --apply, one Task holding twelve
+    /// emails). Nothing is saved. One message with its `From ` line is decided as ever.
+    @Test func anMboxIsNotOneMessage() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-mbox-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("crm.sqlite").path
+        for object in ["Account", "Contact", "Opportunity", "Case", "User"] {
+            #expect(try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"]).status == 0)
+        }
+        let result = try Binary.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--apply", "examples/mailbox.mbox"])
+        #expect(result.status == 4)
+        #expect(result.stderr == "mailsave: examples/mailbox.mbox: an mbox of 12 messages, not one message: process decides one message; "
+                + "decide a mailbox with mailsave batch --mbox examples/mailbox.mbox\n")
+        #expect(try Binary.run(["crm", "export", "--store", store, "--object", "Task"]).stdout.split(separator: "\n").count == 1, "only the header line")
+        let delivered = folder.appendingPathComponent("delivered.eml")
+        try Data(("From bob@fabrikam.com Mon Mar  2 09:00:00 2026\n" + (try String(contentsOfFile: "examples/messages/01-customer-question.eml", encoding: .utf8))).utf8)
+            .write(to: delivered)
+        let one = try Binary.run(["process", "--store", store, "--mailbox", "ann@contoso.com", "--format", "table", delivered.path])
+        #expect(one.status == 0 && one.stdout.contains("save"), "\(one.stderr)")
+    }
+
     static let base = ["process", "--mailbox", "ann@contoso.com", "--crm", "examples/crm"]
 
     func decision(_ arguments: [String]) throws -> [String: Any] {

@@ -21,6 +21,21 @@ public enum Mbox {
     public static let carriageReturnLineEndsProblem =
         "the mbox's lines end in a carriage return alone (classic Mac OS); convert them first: tr '\\r' '\\n' < IN > OUT"
 
+    /// How many messages `bytes` hold when they begin with a `From ` separator line, as a
+    /// delivery agent passes one message (procmail, Postfix's `local`): an entry counts when
+    /// its first line is a header field, so that a paragraph of the body beginning "From "
+    /// after a blank line (not quoted in a pipe) does not count as a second message. 1 when
+    /// `bytes` do not begin with `From `.
+    public static func messageCount(ofDelivery bytes: [UInt8]) -> Int {
+        guard bytes.starts(with: Array("From ".utf8)) else { return 1 }
+        return split(bytes).count { entry in
+            // A header field's name: printable ASCII but the colon, then a colon.
+            var index = entry.bytes.startIndex
+            while index < entry.bytes.endIndex, (33...126).contains(entry.bytes[index]), entry.bytes[index] != UInt8(ascii: ":") { index += 1 }
+            return index > entry.bytes.startIndex && index < entry.bytes.endIndex && entry.bytes[index] == UInt8(ascii: ":")
+        }
+    }
+
     /// The whole file at once (`inspect --mbox` on small files, tests). `MboxSplitter` is the
     /// same split over a stream, in bounded memory.
     public static func split(_ bytes: [UInt8]) -> [Entry] {

@@ -145,6 +145,7 @@ func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
 /// Reads a message file, or exits 3 (unreadable) or 4 (not a message).
 func readMessage(_ file: String) throws -> Message {
     let bytes = try readInput(file, limit: ParseLimits().maxMessageBytes)
+    try MessageDecider.refuseMbox(bytes, name: file)
     do {
         return try MessageParser.parse(bytes)
     } catch {
