@@ -6,6 +6,24 @@ import Testing
     /// An mbox given to process is refused, exit 4, naming batch: read as one message its
     /// other messages became the first one's body (with --apply, one Task holding twelve
     /// emails). Nothing is saved. One message with its `From ` line is decided as ever.
+    /// A mailbox outside the org's corporate domains is a usage error (exit 2) before any
+    /// decision or save: mistyped, every message was a stranger's (its own mail inbound, its
+    /// saves without an owner, and once saved claimed org-wide). Case and subdomains are the
+    /// corporate list's own.
+    @Test func aMailboxOutsideTheCorporateDomainsIsRefused() throws {
+        let wrong = try Binary.run(["process", "--crm", "examples/crm", "--mailbox", "ann@contso.com", "examples/messages/03-outbound-reply.eml"])
+        #expect(wrong.status == 2)
+        #expect(wrong.stdout.isEmpty)
+        #expect(wrong.stderr == "mailsave: --mailbox ann@contso.com is not in the org's corporate domains (contoso-group.com, contoso.co.uk, contoso.com): "
+                + "a mailbox is a user of the org; check the address, or add its domain to settings.corporate_domains\n", "\(wrong.stderr)")
+        let batch = try Binary.run(["batch", "--crm", "examples/crm", "--mailbox", "ann@contso.com", "--eml", "examples/messages", "--quiet"])
+        #expect(batch.status == 2 && batch.stdout.isEmpty)
+        for mailbox in ["ANN@Contoso.COM", "ann@eu.contoso.com"] {
+            let right = try Binary.run(["process", "--crm", "examples/crm", "--mailbox", mailbox, "--format", "table", "examples/messages/03-outbound-reply.eml"])
+            #expect(right.status == 0, "\(mailbox): \(right.stderr)")
+        }
+    }
+
     @Test func anMboxIsNotOneMessage() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-mbox-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

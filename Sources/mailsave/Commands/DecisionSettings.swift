@@ -55,7 +55,21 @@ struct DecisionSettings {
         if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
             throw DecisionOptions.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
         }
+        if checkingMailbox { try Self.checkCorporate(mailbox, pack: pack) }
         return pack
+    }
+
+    /// The mailbox is a user of the org: its domain must be one of the pack's corporate
+    /// domains when it names any. A mistyped one (ann@contso.com) made every decision a
+    /// stranger's: its own mail inbound and saved as a customer's, its saves without an
+    /// owner, and, once saved, the message claimed org-wide by the ledger.
+    static func checkCorporate(_ mailbox: String, pack: RulePack) throws {
+        guard let corporate = pack.list(setting: "corporate_domains"), corporate.count > 0 else { return }
+        let domain = String(mailbox.split(separator: "@").last ?? "").lowercased()
+        guard !corporate.contains(domain) else { return }
+        let some = corporate.allEntries().prefix(3).joined(separator: ", ") + (corporate.count > 3 ? ", …" : "")
+        throw CommandFailure(status: .usage, message: "--mailbox \(visible(mailbox)) is not in the org's corporate domains (\(some)): a mailbox is a user of the org; "
+                              + "check the address, or add its domain to settings.corporate_domains")
     }
 
     /// The store to use: `--store`, else the user's default store when saving or when it exists.
