@@ -86,7 +86,7 @@ import Testing
         let recipients = (0..<1_000).map { "r\($0)@example\($0 % 50).com" }.joined(separator: ", ")
         let body = String(repeating: String(repeating: "x", count: 99) + "\n", count: 100_000)
         try project.write("big.eml", "From: a@fabrikam.com\nTo: \(recipients)\nSubject: hi\nMessage-ID: <big@x>\n\n" + body)
-        let result = try Binary.run(["process", "--rules", project.rules, "--mailbox", "ann@contoso.com", project.folder + "/big.eml"])
+        let result = try Binary.run(["process", "--rules", project.rules, "--mailbox", "ann@contoso.com", "--crm", "examples/crm", project.folder + "/big.eml"])
         #expect(result.status == 5)
         #expect(result.stderr.contains("rules/policy.yaml:7:16: rule 'huge': evaluation would build more than 128 MiB of values on this message"))
     }

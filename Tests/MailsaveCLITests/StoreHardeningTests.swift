@@ -175,11 +175,21 @@ import Glibc
             #expect(result.stdout.isEmpty, "no decision against an empty CRM")
         }
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("missing").path))
-        // The default store's own folder is still created.
+        // No default store: a decision is refused (none against an empty CRM), with --apply
+        // too (no empty store is made to save into), and nothing is created.
         let data = folder.appendingPathComponent("xdg").path
+        for apply in [[], ["--apply"]] {
+            let refused = try Self.run(["process", "--mailbox", "ann@contoso.com"] + apply + [Self.message], environment: ["XDG_DATA_HOME": data])
+            #expect(refused.status == 3 && refused.stdout.isEmpty, "\(refused.stderr)")
+            #expect(refused.stderr == "mailsave: no CRM to decide against: the default store \(data)/mailsave/crm.sqlite does not exist; "
+                    + "give --store PATH, --crm DIR (a Data Export) or --salesforce, or create the default store with mailsave crm import\n")
+        }
+        #expect(!FileManager.default.fileExists(atPath: data))
+        // The default store's own folder is still created, by crm import, and then used.
+        #expect(try Self.run(["crm", "import", "--object", "Contact", "examples/crm/Contact.csv"], environment: ["XDG_DATA_HOME": data]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: data + "/mailsave/crm.sqlite"))
         let saved = try Self.run(["process", "--mailbox", "ann@contoso.com", "--apply", Self.message], environment: ["XDG_DATA_HOME": data])
         #expect(saved.status == 0, "\(saved.stderr)")
-        #expect(FileManager.default.fileExists(atPath: data + "/mailsave/crm.sqlite"))
     }
 
     // MARK: Concurrency

@@ -72,13 +72,14 @@ struct DecisionSettings {
                               + "check the address, or add its domain to settings.corporate_domains")
     }
 
-    /// The store to use: `--store`, else the user's default store when saving or when it exists.
+    /// The store to use: `--store`, else the user's default store when it exists (with
+    /// `--salesforce --apply`, where its ledger and outbox go, also when it does not yet).
     func storePath(applying: Bool) -> String? {
         if let store { return store }
         if salesforceOption.enabled { return applying ? CRMStore.defaultPath() : nil }
         if crm != nil { return nil }
         let fallback = CRMStore.defaultPath()
-        return applying || FileManager.default.fileExists(atPath: fallback) ? fallback : nil
+        return FileManager.default.fileExists(atPath: fallback) ? fallback : nil
     }
 
     /// The CRM: the store, the CSV folder with `--crm`, or an empty one.
@@ -97,7 +98,14 @@ struct DecisionSettings {
                 throw CommandFailure(error)
             }
         }
-        return InMemoryDirectory(records: try crm.map(loadCRMRecords) ?? [])
+        guard let crm else {
+            // No CRM at all (a hook whose $HOME has no default store): every decision would be
+            // made against nobody, and quietly skip or save without links; with --apply a new
+            // empty store was made to save into.
+            throw CommandFailure(status: .couldNotRun, message: "no CRM to decide against: the default store \(CRMStore.defaultPath()) does not exist; "
+                                 + "give --store PATH, --crm DIR (a Data Export) or --salesforce, or create the default store with mailsave crm import")
+        }
+        return InMemoryDirectory(records: try loadCRMRecords(crm))
     }
 
     /// The Save dialog's selection, checked against the CRM and the blocklists before any

@@ -34,7 +34,7 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
     var crm: String?
 
-    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists, or with --apply. With --salesforce: where the save-once ledger and the outbox are kept.")
+    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists (mailsave crm import creates it); with no store, --crm or --salesforce, nothing is decided (exit 3). With --salesforce: where the save-once ledger and the outbox are kept.")
     var store: String?
 
     @OptionGroup var salesforceOption: SalesforceOption
