@@ -171,6 +171,9 @@ import Testing
         #expect(absent.stderr == "mailsave: policy/elsewhere: no such folder at revision main\n")
         let outside = try Mailboxes.temporaryFolder("diff-nogit")
         defer { try? FileManager.default.removeItem(at: outside) }
+        // The repository is the pack's, not the current folder's: from a folder outside it.
+        let elsewhere = try diff(["--old-rev", "HEAD~1", "--new", policy.appendingPathComponent("rules").path], in: outside)
+        #expect(elsewhere.status == 0 && elsewhere.stdout.contains("5 of 12 messages change (5 verdicts)"), "\(elsewhere.stderr)")
         try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: outside.appendingPathComponent("rules"))
         let noRepository = try diff(["--old-rev", "main", "--new", "rules"], in: outside)
         #expect(noRepository.status == 3)

@@ -419,12 +419,19 @@ enum GitPack {
     }
 
     /// The pack at `path` (relative to the current folder, inside a git work tree) as it is at
-    /// `revision`: (the temporary folder to remove, the pack folder in it).
+    /// `revision`: (the temporary folder to remove, the pack folder in it). The repository is
+    /// the pack's, whatever the current folder: git runs in the nearest folder of `path` that
+    /// exists (the pack may be gone from the work tree).
     static func checkout(revision: String, path: String) throws -> (folder: String, pack: String) {
         let here = FileManager.default.currentDirectoryPath
-        let top = try git(["rev-parse", "--show-toplevel"], in: here)
+        var probe = URL(fileURLWithPath: path.hasPrefix("/") ? path : here + "/" + path).standardizedFileURL.path
+        var isFolder: ObjCBool = false
+        while !(FileManager.default.fileExists(atPath: probe, isDirectory: &isFolder) && isFolder.boolValue) && probe != "/" {
+            probe = PathNames.folder(of: probe)
+        }
+        let top = try git(["rev-parse", "--show-toplevel"], in: probe)
         guard top.status == 0 else {
-            throw CommandFailure(status: .couldNotRun, message: "\(here): not inside a git repository, so --old-rev \(revision) cannot be read (\(top.stderr))")
+            throw CommandFailure(status: .couldNotRun, message: "\(path): not inside a git repository, so --old-rev \(revision) cannot be read (\(top.stderr))")
         }
         let root = String(decoding: top.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         // `:/text` (the newest commit whose message has it) names a commit already, and takes
