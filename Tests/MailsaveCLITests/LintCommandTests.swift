@@ -34,6 +34,31 @@ import Testing
         #expect(result.stdout.hasPrefix("no problems in "))
     }
 
+    /// One rule file is checked within the pack in its folder (a user file: the pack above
+    /// users/), and only its problems are shown: alone, the shipped org.yaml lacked
+    /// lists.yaml's lists (7 false errors) and a user file the org's settings.
+    @Test func aSingleFileIsCheckedWithinItsPack() throws {
+        for file in ["rules/org.yaml", "rules/policy.yaml", "rules/users/ann@contoso.com.yaml"] {
+            let result = try Binary.run(["lint", file])
+            #expect(result.status == 0 && result.stdout == "no problems in 1 file\n", "\(file): \(result.stdout)")
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-lint-one-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("rules"), to: folder)
+        for (name, old, new) in [("org.yaml", "outbound_only: false", "outbound_only: maybe"), ("lists.yaml", "kind: domains", "kind: domain")] {
+            let url = folder.appendingPathComponent(name)
+            let text = try String(contentsOf: url, encoding: .utf8)
+            try #require(text.contains(old))
+            try text.replacing(old, with: new).write(to: url, atomically: true, encoding: .utf8)
+        }
+        let one = try Binary.run(["lint", folder.appendingPathComponent("org.yaml").path])
+        #expect(one.status == 1)
+        #expect(one.stdout.contains("org.yaml:") && !one.stdout.contains("lists.yaml:"), "\(one.stdout)")
+        #expect(one.stdout.hasSuffix("in 1 file\n"), "\(one.stdout)")
+        let whole = try Binary.run(["lint", folder.path])
+        #expect(whole.stdout.contains("org.yaml:") && whole.stdout.contains("lists.yaml:"), "\(whole.stdout)")
+    }
+
     @Test func jsonFormat() throws {
         let result = try Binary.run(["lint", "--format", "json", "Tests/LintExamples/bad/duplicate-rule-id"])
         #expect(result.status == 1)

@@ -1,3 +1,5 @@
+import MailMessage
+
 /// The outcome of linting one or more packs.
 public struct LintResult: Error, Sendable {
     /// Sorted by file, line and column.
@@ -21,7 +23,25 @@ public enum Linter {
         var result = LintResult(diagnostics: [], files: [:], packs: [])
         var total = 0
         var unread: [String] = []
-        for path in paths {
+        for given in paths {
+            // A single rule file is checked as part of the pack in its folder (a user file:
+            // the pack above users/), and only its own problems are shown: alone, an org file
+            // lacked the lists of lists.yaml and a user file the org's settings, and lint gave
+            // false errors for the one file an administrator had edited.
+            var path = given
+            var only: String?
+            if PackLoader.packRoot(of: given) == nil, let canonical = PackLoader.realPath(given) {
+                var folder = PathNames.folder(of: given)
+                if folder.isEmpty { folder = "." }
+                if PathNames.name(of: folder) == "users" {
+                    let above = PathNames.folder(of: folder)
+                    folder = above.isEmpty ? "." : above
+                }
+                if PackLoader.packRoot(of: folder) != nil {
+                    path = folder
+                    only = canonical
+                }
+            }
             let (orgPaths, userPaths) = try PackLoader.files(at: path)
             let root = PackLoader.packRoot(of: path)
             total += orgPaths.count + userPaths.count
@@ -43,7 +63,20 @@ public enum Linter {
             let ignored = PackLoader.ignoredFiles(at: path)
             unread += ignored
             let (pack, checked, files) = check(org: org, users: users, strict: strict)
-            let diagnostics = checked + notUTF8
+            var diagnostics = checked + notUTF8
+            if let only {
+                var canonical: [String: String?] = [:]
+                func isOnly(_ file: String) -> Bool {
+                    if canonical[file] == nil { canonical[file] = .some(PackLoader.realPath(file)) }
+                    return canonical[file] == .some(only)
+                }
+                diagnostics = diagnostics.filter { isOnly($0.location.path) }
+                for file in files where isOnly(file.path) { result.files[file.path] = file }
+                total += 1 - (orgPaths.count + userPaths.count)
+                result.diagnostics.append(contentsOf: diagnostics)
+                if !diagnostics.contains(where: { $0.severity == .error }) { result.packs.append(pack) }
+                continue
+            }
             for file in files { result.files[file.path] = file }
             result.diagnostics.append(contentsOf: diagnostics)
             for file in ignored {

@@ -39,7 +39,8 @@ struct Lint: ParsableCommand {
         abstract: "Check rule packs: YAML, the rule file format, expression types, and the pack-level checks.",
         discussion: """
         Each PATH is a rule pack folder (its *.yaml files, and users/*.yaml as the per-user \
-        layer) or a single rule file. Every problem is reported in one pass, sorted by \
+        layer) or a single rule file, checked as part of the pack in its folder (a user \
+        file: the pack above users/) with only its own problems shown. Every problem is reported in one pass, sorted by \
         position, as file:line:col: severity: message [check], with the source line and a \
         caret under the token.
 
@@ -52,7 +53,8 @@ struct Lint: ParsableCommand {
         Examples:
           mailsave lint rules/
           mailsave lint --strict --format sarif rules/ > mailsave.sarif
-          mailsave lint --format github rules/ users/
+          mailsave lint --format github rules/
+          mailsave lint rules/users/ann@contoso.com.yaml   one file, checked within its pack
         """
     )
 
