@@ -144,6 +144,11 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 guard createFolder else {
                     throw StoreError(.missingFolder, message: "\(path): the folder \(folder) does not exist; create it first (mailsave does not create a store's folders)")
                 }
+                // A store that is only read is not created, and neither is its folder (a
+                // read-only command that failed left an empty $XDG_DATA_HOME/mailsave).
+                if access == .readOnly {
+                    throw StoreError(.missing, message: "\(path): no store there (`mailsave crm import --store \(path) ...` creates one)")
+                }
                 do {
                     try manager.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 } catch {

@@ -9,7 +9,7 @@ import Darwin
 /// Exit codes shared by every command (documented in the README).
 enum ExitStatus: Int32 {
     case ok = 0
-    /// Lint problems or failed rule tests.
+    /// Lint problems, failed rule tests, or the changes `diff --fail-on` fails on.
     case problems = 1
     case usage = 2
     /// A file could not be read or written.

@@ -15,7 +15,7 @@ struct Mailsave: ParsableCommand {
           mailsave explain --mailbox ann@contoso.com --crm examples/crm examples/messages/02-internal-only.eml
           mailsave lint rules/ && mailsave test rules/
 
-        Exit codes: 0 success, 1 problems found (lint, test), 2 usage error, \
+        Exit codes: 0 success, 1 problems found (lint, test, diff --fail-on), 2 usage error, \
         3 could not run (unreadable file, damaged or foreign store), 4 input is not a readable \
         message, 5 the rule pack has errors, 6 unreadable CRM export, 7 edit refused (owner, \
         permission), 8 edit: not found, 9 edit: field not editable, 10 edit: link refused, \

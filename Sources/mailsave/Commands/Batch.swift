@@ -48,7 +48,7 @@ struct Batch: ParsableCommand {
     @Flag(help: "Save each decision into the store (--store), at most once per message org-wide; a rerun continues an interrupted run.")
     var apply = false
 
-    @Option(help: "Messages parsed and decided at once (default: the number of cores); the output is the same for any number.")
+    @Option(help: "Messages parsed and decided at once, by default as many as the machine has cores; the output is the same for any number.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Write the decisions to FILE (atomically: complete or not at all; a new FILE is 0600) and only the summary to standard output. FILE may not be one of the run's own files (the store, the mailbox, the pack, a CSV of --crm).")

@@ -69,7 +69,7 @@ struct Diff: ParsableCommand {
     @Option(name: .customLong("fail-on"), help: "Exit 1 when a decision changes this way: verdict (a verdict changes) or any (anything listed).")
     var failOn: DiffFailOn?
 
-    @Option(help: "Messages decided at once (default: the number of cores).")
+    @Option(help: "Messages decided at once, by default as many as the machine has cores.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Flag(help: "No progress bar.")

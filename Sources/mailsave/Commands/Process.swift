@@ -34,7 +34,7 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
     var crm: String?
 
-    @Option(help: "The embedded CRM store (SQLite) to search and, with --apply, to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists (mailsave crm import creates it); with no store, --crm or --salesforce, nothing is decided (exit 3). With --salesforce: where the save-once ledger and the outbox are kept.")
+    @Option(help: "The embedded CRM store (SQLite) to search and, for a command that saves (process or batch with --apply), to save into. Default: the user's store ($XDG_DATA_HOME/mailsave/crm.sqlite or ~/.local/share/mailsave/crm.sqlite) when it exists (mailsave crm import creates it); with no store, --crm or --salesforce, nothing is decided (exit 3). With --salesforce: where the save-once ledger and the outbox are kept.")
     var store: String?
 
     @OptionGroup var salesforceOption: SalesforceOption
@@ -87,7 +87,9 @@ struct DecisionOptions: ParsableArguments {
                 throw CommandFailure(status: .badRules, message: "\(rules): the rule pack has \(result.errorCount) error\(result.errorCount == 1 ? "" : "s"); run mailsave lint \(rules)")
             }
         } catch let error as PackReadError {
-            throw CommandFailure(status: .couldNotRun, message: error.description)
+            // The pack folder itself missing: most often --rules was left to its default.
+            let hint = error.path == rules && !FileManager.default.fileExists(atPath: rules) ? " (--rules names the rule pack's folder; ./rules when not given)" : ""
+            throw CommandFailure(status: .couldNotRun, message: error.description + hint)
         }
     }
 
@@ -117,8 +119,11 @@ let maxCSVBytes = 1 << 30
 
 /// Every record of the Data Export CSVs (`Contact.csv`, ...) in a folder.
 func loadCRMRecords(_ folder: String) throws -> [CRMRecord] {
-    guard let names = try? PackLoader.entries(of: folder) else {
-        throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot read the CRM folder")
+    let names: [String]
+    do {
+        names = try PackLoader.entries(of: folder)
+    } catch {
+        throw CommandFailure(status: .couldNotRun, message: "\(folder): cannot read the CRM folder (\(error.reason))")
     }
     let exported = DecisionOptions.crmObjects.filter { names.contains($0 + ".csv") }
     // A folder without one export is a wrong path far more often than an empty CRM: every

@@ -30,7 +30,7 @@ struct TestCommand: ParsableCommand {
     @Flag(help: "Also list the tests that pass.")
     var verbose = false
 
-    @Argument(help: "Rule pack folders or rule test files (default: rules).")
+    @Argument(help: "Rule pack folders or rule test files.")
     var paths: [String] = ["rules"]
 
     func run() throws {
