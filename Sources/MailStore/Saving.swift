@@ -285,7 +285,8 @@ extension CRMStore: ActivityWriter {
                 }
                 let allowed: Set<String> = ["Subject", "TextBody", "HtmlBody", "RelatedToId"]
                 for field in changes.keys where !allowed.contains(field) {
-                    throw EditRefusal(.notEditable, message: "field '\(field)' cannot be edited; edit Subject, TextBody, HtmlBody or the links")
+                    let named = allowed.first { $0.lowercased() == field.lowercased() }.map { " (did you mean '\($0)'?)" } ?? ""
+                    throw EditRefusal(.notEditable, message: "field '\(field)' cannot be edited\(named); edit Subject, TextBody, HtmlBody or the links")
                 }
                 var fields = email.fields
                 for (field, value) in changes { fields[field] = value }

@@ -125,6 +125,13 @@ import Testing
         let field = try edit(["--set", "FromAddress=x@y.example"])
         #expect(field.status == 9)
         #expect(field.stderr.contains("field 'FromAddress' cannot be edited"))
+        let lower = try edit(["--set", "subject=x"])
+        #expect(lower.status == 9)
+        #expect(lower.stderr.contains("field 'subject' cannot be edited (did you mean 'Subject'?)"), "\(lower.stderr)")
+        // An edit of nothing: a usage error (it deleted and re-created the record under a new id).
+        let none = try edit([])
+        #expect(none.status == 2)
+        #expect(none.stderr.contains("nothing to edit: give --set FIELD=VALUE or --link who=ID|what=ID"), "\(none.stderr)")
         let nothing = try edit(["--link", "what=0065e00000Zzz01"])
         #expect(nothing.status == 10)
         #expect(nothing.stderr.contains("cannot link 0065e00000Zzz01: no such record"))

@@ -288,6 +288,8 @@ struct Edit: ParsableCommand {
     var messageID: String
 
     func validate() throws {
+        // An edit of nothing deleted and re-created the record under a new id all the same.
+        if sets.isEmpty && links.isEmpty { throw ValidationError("nothing to edit: give --set FIELD=VALUE or --link who=ID|what=ID") }
         for item in sets + links where !item.contains("=") { throw ValidationError("'\(item)' is not NAME=VALUE") }
         // A value the org cannot hold is refused here, whole, not cut or cleaned: an edit is
         // what the user typed (the org refused it after the record was deleted for the edit).
