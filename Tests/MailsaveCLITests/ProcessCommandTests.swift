@@ -24,6 +24,21 @@ import Testing
         }
     }
 
+    /// Several files as a table: a file that cannot be decided keeps its row ("error", its
+    /// exit code; the reason on standard error), as batch's table does, and the run exits
+    /// with the first failure's code.
+    @Test func aTableKeepsARowForAFileThatFailed() throws {
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-bad-\(UUID().uuidString).eml")
+        try Data("not a message".utf8).write(to: bad)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let result = try Binary.run(["process", "--crm", "examples/crm", "--mailbox", "ann@contoso.com", "--format", "table",
+                                     "examples/messages/01-customer-question.eml", bad.path, "examples/messages/02-internal-only.eml"])
+        #expect(result.status == 4)
+        let rows = result.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.count == 4 && rows[2] == [bad.lastPathComponent, "error", "exit", "4"], "\(result.stdout)")
+        #expect(result.stderr.contains("not an RFC 5322 message"))
+    }
+
     @Test func anMboxIsNotOneMessage() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-mbox-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

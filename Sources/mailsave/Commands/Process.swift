@@ -291,6 +291,12 @@ struct ProcessJob {
                 if files.count == 1 { throw failure }
                 Terminal.err("mailsave: " + failure.message)
                 firstFailure = firstFailure ?? failure.status
+                // The table keeps a row for it (the reason is on standard error), as batch does.
+                if format == .table {
+                    var row = [file.split(separator: "/").last.map(String.init) ?? file, "error", "", "", "exit \(failure.status.rawValue)"]
+                    if apply { row.insert("", at: row.count - 1) }
+                    rows.append(row)
+                }
                 continue
             }
             parked = parked || outcome.parked != nil
