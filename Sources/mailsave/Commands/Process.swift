@@ -28,7 +28,7 @@ struct DecisionOptions: ParsableArguments {
     @Option(help: "What asked for the decision: auto (sync), or ForceSync by category, folder or button.")
     var trigger: String = "auto"
 
-    @Option(name: .customLong("select"), help: "The user's choice in the Save dialog, KIND=ID (contact, lead, user, account, opportunity, case); repeatable.")
+    @Option(name: .customLong("select"), help: "The user's choice in the Save dialog, KIND=ID (contact, lead, user, account, opportunity, case); repeatable. It goes with --trigger button (the Save button): automatic sync ignores it, as the policy says.")
     var selections: [String] = []
 
     @Option(help: "A folder of Salesforce data export CSVs (Contact.csv, Lead.csv, Account.csv, ...): the CRM to search.")
