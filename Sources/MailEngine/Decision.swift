@@ -159,7 +159,7 @@ public struct Engine {
             builder.answers = try directory.resolve(plan)
             let facts = try builder.build(message, context: context, known: [])
             if let outcome = try pack.evaluate(facts.object, within: []), outcome.verdict != .save {
-                return DecisionRun(decision: decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
+                return DecisionRun(decision: try decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
                                    outcome: outcome, traces: [], searchedCRM: false)
             }
             ledger = builder.answers
@@ -172,7 +172,7 @@ public struct Engine {
         try followUp(&builder, message)
         let facts = try builder.build(message, context: context)
         let (outcome, traces) = try pack.evaluate(facts.object, trace: trace)
-        return DecisionRun(decision: decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
+        return DecisionRun(decision: try decision(message, context: context, facts: facts, outcome: outcome), facts: facts,
                            outcome: outcome, traces: traces, searchedCRM: true)
     }
 
@@ -186,7 +186,7 @@ public struct Engine {
         for record in try directory.resolve(plan).records.values { builder.answers.remember(record) }
     }
 
-    func decision(_ message: Message, context: ProcessContext, facts: EngineFacts, outcome: RuleOutcome) -> Decision {
+    func decision(_ message: Message, context: ProcessContext, facts: EngineFacts, outcome: RuleOutcome) throws(EvaluationError) -> Decision {
         var reasons: [(rule: String, message: String)] = []
         if let rule = outcome.deciding {
             reasons.append((rule.id, rule.definition.message ?? rule.definition.description))
@@ -267,8 +267,8 @@ public struct Engine {
             decision.who = who
             decision.what = what
         }
-        decision.record = record(saveAs: saveAs, facts: facts, who: who, what: decision.what, message: message,
-                                 neverSaveBody: settings["never_save_body"] == .bool(true), observations: &observations)
+        decision.record = try record(saveAs: saveAs, facts: facts, who: who, what: decision.what, message: message,
+                                     neverSaveBody: settings["never_save_body"] == .bool(true), observations: &observations)
         decision.observations = observations
         return decision
     }
@@ -361,9 +361,12 @@ public struct Engine {
     }
 
     /// The record's fields: the pack's mapping, then the links and ids mailsave owns, each cut
-    /// to Salesforce's limit (and the cut reported).
+    /// to Salesforce's limit (and the cut reported). A mapping that goes over an evaluation
+    /// budget fails the decision, as a rule does (exit 5, naming `mapping Object.Field` and
+    /// its place): the fields it and the ones after it would have filled were left out, and
+    /// the save went through without them, never to be made again.
     func record(saveAs: String, facts: EngineFacts, who: [String], what: String?, message: Message, neverSaveBody: Bool,
-                observations: inout [String]) -> (object: String, fields: [(name: String, value: Value)]) {
+                observations: inout [String]) throws(EvaluationError) -> (object: String, fields: [(name: String, value: Value)]) {
         var fields: [(name: String, value: Value)] = []
         // `never_save_body`: the body fields are left out, and no other field of the mapping
         // can carry the body either (an org's mapping of `message.subject + message.body` into
@@ -377,7 +380,16 @@ public struct Engine {
         // addresses too (DESIGN point 14), which it keeps, its body part empty.
         let bodyFields: Set<String> = ["TextBody", "HtmlBody"]
         for (field, expression) in pack.mapping[saveAs] ?? [] {
-            guard let node = expression.node, var value = try? evaluator.evaluate(node) else { continue }
+            guard let node = expression.node else { continue }
+            var value: Value
+            do {
+                value = try evaluator.evaluate(node)
+            } catch {
+                var located = error
+                located.rule = "mapping \(saveAs).\(field.name)"
+                located.location = expression.source.location(error.offset ?? 0)
+                throw located
+            }
             if neverSaveBody && bodyFields.contains(field.name) { value = .absent }
             if case .string(let text) = value, !field.accepts(text) {
                 // Salesforce refuses the whole save for a date it cannot read: left blank, said

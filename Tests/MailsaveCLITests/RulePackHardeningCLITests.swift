@@ -91,6 +91,27 @@ import Testing
         #expect(result.stderr.contains("rules/policy.yaml:7:16: rule 'huge': evaluation would build more than 128 MiB of values on this message"))
     }
 
+    /// A mapping over an evaluation budget fails the message as a rule does (exit 5, naming
+    /// `mapping Task.Subject` and its place), and nothing is saved: it was dropped with every
+    /// field after it, and the Task saved without them (for good: the ledger has it).
+    @Test func aMappingOverItsBudgetFailsTheMessageAndSavesNothing() throws {
+        let project = try Project()
+        let org = try String(contentsOfFile: project.rules + "/org.yaml", encoding: .utf8)
+        try project.write("rules/org.yaml", org.replacingOccurrences(of: "      Subject: message.subject\n",
+                                                                      with: "      Subject: join(participants.map(p, message.body), \"\")\n"))
+        let recipients = (0..<1_000).map { "r\($0)@example\($0 % 50).com" }.joined(separator: ", ")
+        let body = String(repeating: String(repeating: "x", count: 99) + "\n", count: 100_000)
+        try project.write("big.eml", "From: bob@fabrikam.com\nTo: ann@contoso.com, \(recipients)\nSubject: hi\nMessage-ID: <big@x>\n\n" + body)
+        let store = project.folder + "/crm.sqlite"
+        for object in ["Account", "Contact", "Opportunity", "User"] {
+            #expect(try Binary.run(["crm", "import", "--store", store, "--object", object, "examples/crm/\(object).csv"]).status == 0)
+        }
+        let result = try Binary.run(["process", "--rules", project.rules, "--mailbox", "ann@contoso.com", "--store", store, "--apply", project.folder + "/big.eml"])
+        #expect(result.status == 5, "\(result.stderr)")
+        #expect(result.stderr.contains("rules/org.yaml:37:16: rule 'mapping Task.Subject': evaluation would build more than 128 MiB of values on this message"), "\(result.stderr)")
+        #expect(try Binary.run(["crm", "export", "--store", store, "--object", "Task"]).stdout.split(separator: "\n").count == 1, "no Task saved")
+    }
+
     @Test func ruleTestsAreConfinedToTheProject() throws {
         let project = try Project()
         for name in try FileManager.default.contentsOfDirectory(atPath: project.rules + "/tests") {

@@ -254,8 +254,8 @@ public struct PackCompiler {
                 diagnostics.append(contentsOf: found)
                 observe = compiled
             }
-            if let condition { checkBudget(condition, "the condition of rule '\(rule.id)'") }
-            if let observe { checkBudget(observe, "the observation of rule '\(rule.id)'") }
+            if let condition { checkBudget(condition, "the condition of rule '\(rule.id)'", fails: "every message that reaches the rule") }
+            if let observe { checkBudget(observe, "the observation of rule '\(rule.id)'", fails: "every message on which the rule holds") }
             for compiled in [condition, observe].compactMap({ $0 }) {
                 usedLists.formUnion(compiled.usedLists)
                 usedSettings.formUnion(compiled.usedSettings)
@@ -276,7 +276,7 @@ public struct PackCompiler {
                 guard let field = catalog.first(where: { $0.name == key.value }) else { continue }
                 let (compiled, found) = ExprChecker.compile(source, expecting: field.isBool ? .bool : .string, lists: lists)
                 diagnostics.append(contentsOf: found)
-                checkBudget(compiled, "the mapping of \(object.value).\(field.name)")
+                checkBudget(compiled, "the mapping of \(object.value).\(field.name)", fails: "every message saved as \(object.value)")
                 usedLists.formUnion(compiled.usedLists)
                 usedSettings.formUnion(compiled.usedSettings)
                 slots = max(slots, compiled.slots)
@@ -469,9 +469,9 @@ public struct PackCompiler {
 
     /// An expression whose loops over lists written in it take more steps than a message's
     /// evaluation budget (`Evaluator.defaultStepLimit`) each time it runs, whatever the
-    /// message: every message that reaches it would fail (exit 5). Named at the outermost
-    /// loop that alone goes over (`ExprNode.minimumSteps`).
-    mutating func checkBudget(_ compiled: CompiledExpression, _ what: String) {
+    /// message: every message it runs on (`fails`) would fail (exit 5). Named at the
+    /// outermost loop that alone goes over (`ExprNode.minimumSteps`).
+    mutating func checkBudget(_ compiled: CompiledExpression, _ what: String, fails: String) {
         let limit = Evaluator.defaultStepLimit
         guard var culprit = compiled.node, culprit.minimumSteps > limit else { return }
         let steps = culprit.minimumSteps
@@ -480,7 +480,7 @@ public struct PackCompiler {
         let length = max(1, min(culprit.span.count, source.text.count - culprit.span.lowerBound))
         report(.exprBudget, source.location(culprit.span.lowerBound), length: length,
                "\(what) takes at least \(steps == .max ? "more than \(Int.max)" : String(steps)) evaluation steps each time it runs, "
-               + "whatever the message: more than a message's budget of \(limit); every message that reaches it would fail (exit 5)")
+               + "whatever the message: more than a message's budget of \(limit); \(fails) would fail (exit 5)")
     }
 
     /// Constant conditions, and deciding rules an earlier one always beats: a rule is shadowed
