@@ -840,20 +840,6 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
         try database.close()
     }
 
-    /// Removes the store, when it holds nothing (no record, no save, nothing parked): a store
-    /// this command created for an import that then failed ("nothing was imported") would
-    /// otherwise be left behind, and later decisions would read an empty CRM instead of
-    /// finding no store. Whether it removed it; any use after this fails.
-    public func removeIfEmpty() -> Bool {
-        let empty = (try? database.read { db in
-            try Bool.fetchOne(db, sql: "SELECT NOT (EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM ledger) OR EXISTS (SELECT 1 FROM outbox) "
-                              + "OR EXISTS (SELECT 1 FROM remote_ledger))") ?? false
-        }) ?? false
-        guard empty, (try? database.close()) != nil else { return false }
-        for file in [path, path + "-wal", path + "-shm"] { unlink(file) }
-        return true
-    }
-
     /// The read transaction of the `snapshot` running on each thread (decisions on several
     /// threads each read in their own).
     private let snapshots = PerThread<Database>()

@@ -392,25 +392,6 @@ import Glibc
         #expect(try Self.run(["crm", "export", "--store", copy, "--object", "Contact", "--raw"]).stdout == raw.stdout)
     }
 
-    /// A first import that fails leaves no store behind ("nothing was imported" held: a later
-    /// decision must find no store, not an empty CRM); a failed import into a store that was
-    /// there keeps it as it was.
-    @Test func aFailedFirstImportLeavesNoStore() throws {
-        let folder = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let bad = folder.appendingPathComponent("bad.csv").path
-        try "Id,Email\n001bad,x@x.example\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        let store = folder.appendingPathComponent("crm.sqlite").path
-        let failed = try Self.run(["crm", "import", "--store", store, "--object", "Contact", bad])
-        #expect(failed.status == 6)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["bad.csv"])
-        #expect(try Self.run(["process", "--store", store, "--mailbox", "ann@contoso.com", Self.message]).status == 3)
-        #expect(try Self.run(["crm", "import", "--store", store, "--object", "Contact", "examples/crm/Contact.csv"]).status == 0)
-        #expect(try Self.run(["crm", "import", "--store", store, "--object", "Contact", bad]).status == 6)
-        #expect(FileManager.default.fileExists(atPath: store))
-        #expect(try Self.run(["crm", "export", "--store", store, "--object", "Contact"]).stdout.contains("bob@fabrikam.com"))
-    }
-
     // MARK: Full disk
 
     /// Whether a private tmpfs can be mounted (root with CAP_SYS_ADMIN, `unshare`): a real full disk.

@@ -111,13 +111,8 @@ struct CRMImport: ParsableCommand {
 
     func run() throws {
         let bytes = try readInput(file, limit: maxCSVBytes, overLimit: .badCRMData)
-        let path = storeOption.store ?? CRMStore.defaultPath()
-        let existed = FileManager.default.fileExists(atPath: path)
         try storeCommand {
             let store = try storeOption.open()
-            // A store this import created is removed when the import fails and it holds nothing.
-            var imported = false
-            defer { if !existed && !imported { _ = store.removeIfEmpty() } }
             do {
                 let summary = try store.importCSV(bytes: bytes, object: object)
                 let count = summary.count
@@ -128,7 +123,6 @@ struct CRMImport: ParsableCommand {
                 if summary.deleted > 0 {
                     line += "; \(summary.deleted) row\(summary.deleted == 1 ? "" : "s") marked IsDeleted not imported (removed from the store where it had them)"
                 }
-                imported = true
                 Terminal.out(line)
             } catch let problem as CRMStore.ImportProblem {
                 throw CommandFailure(status: .badCRMData, message: "\(file):\(problem.line): \(problem.reason); nothing was imported")
