@@ -184,6 +184,12 @@ import Glibc
             #expect(refused.stderr == "mailsave: no CRM to decide against: the default store \(data)/mailsave/crm.sqlite does not exist; "
                     + "give --store PATH, --crm DIR (a Data Export) or --salesforce, or create the default store with mailsave crm import\n")
         }
+        // Nor does a command that edits or reconciles a store create one.
+        for arguments in [["edit", "--as", "0055e00000Ann01", "--set", "Subject=x", "<a@b.example>"], ["ledger", "reconcile", "--remove"],
+                          ["retry", "--rules", "rules"], ["crm", "export", "--object", "Task"]] {
+            let refused = try Self.run(arguments, environment: ["XDG_DATA_HOME": data])
+            #expect(refused.status == 3 && refused.stderr.contains("no store there"), "\(arguments): \(refused.stderr)")
+        }
         #expect(!FileManager.default.fileExists(atPath: data))
         // The default store's own folder is still created, by crm import, and then used.
         #expect(try Self.run(["crm", "import", "--object", "Contact", "examples/crm/Contact.csv"], environment: ["XDG_DATA_HOME": data]).status == 0)

@@ -107,7 +107,7 @@ struct Retry: ParsableCommand {
             let path = storeOption.store ?? CRMStore.defaultPath()
             // Retrying never creates a store: without one there is no outbox to drain.
             guard FileManager.default.fileExists(atPath: path) else {
-                throw CommandFailure(status: .couldNotRun, message: "\(path): no store there, so no outbox (`mailsave process --apply` creates one)")
+                throw CommandFailure(status: .couldNotRun, message: "\(path): no store there, so no outbox (`mailsave process --salesforce --apply` parks saves into one)")
             }
             let store = try storeOption.open(.readWrite, check: .ifSmall)
             if !drop.isEmpty { return try dropEntries(store) }

@@ -27,8 +27,15 @@ struct StoreOption: ParsableArguments {
         }
     }
 
-    func open(_ access: CRMStore.Access = .readWrite, check: CRMStore.IntegrityCheck = .always) throws -> CRMStore {
+    /// The store. Only `crm import` creates one (`creating`): a command that edits, reconciles
+    /// or retries a store that is not there says so, where it left an empty default store
+    /// behind that later decisions read as an empty CRM.
+    func open(_ access: CRMStore.Access = .readWrite, check: CRMStore.IntegrityCheck = .always, creating: Bool = false) throws -> CRMStore {
         let busyTimeout = try Self.busyTimeout
+        let path = store ?? CRMStore.defaultPath()
+        if access == .readWrite && !creating && !FileManager.default.fileExists(atPath: path) {
+            throw CommandFailure(status: .couldNotRun, message: "\(path): no store there (`mailsave crm import --store \(path) ...` creates one)")
+        }
         do {
             return try CRMStore(path: store ?? CRMStore.defaultPath(), access: access, createFolder: store == nil, check: check,
                                 busyTimeout: busyTimeout)
@@ -112,7 +119,7 @@ struct CRMImport: ParsableCommand {
     func run() throws {
         let bytes = try readInput(file, limit: maxCSVBytes, overLimit: .badCRMData)
         try storeCommand {
-            let store = try storeOption.open()
+            let store = try storeOption.open(creating: true)
             do {
                 let summary = try store.importCSV(bytes: bytes, object: object)
                 let count = summary.count
