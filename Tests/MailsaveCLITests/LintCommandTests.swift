@@ -57,6 +57,18 @@ import Testing
         #expect(one.stdout.hasSuffix("in 1 file\n"), "\(one.stdout)")
         let whole = try Binary.run(["lint", folder.path])
         #expect(whole.stdout.contains("org.yaml:") && whole.stdout.contains("lists.yaml:"), "\(whole.stdout)")
+        // A problem the file causes that is reported at another file (a rule id another file
+        // has too) is shown; a file lint does not read is named, never passed.
+        try "rules:\n  - id: service-email\n    description: d\n    when: message.subject == \"x\"\n    then: skip\n"
+            .write(to: folder.appendingPathComponent("aaa.yaml"), atomically: true, encoding: .utf8)
+        let duplicate = try Binary.run(["lint", folder.appendingPathComponent("aaa.yaml").path])
+        #expect(duplicate.status == 1 && duplicate.stdout.contains("rule id 'service-email' is used twice [duplicate-rule-id]"), "\(duplicate.stdout)")
+        try "rules: []\n".write(to: folder.appendingPathComponent("Extra.YAML"), atomically: true, encoding: .utf8)
+        let ignored = try Binary.run(["lint", folder.appendingPathComponent("Extra.YAML").path])
+        #expect(ignored.status == 1 && ignored.stdout.contains("[ignored-file]"), "\(ignored.stdout)")
+        // A user file named from inside users/.
+        let inUsers = try Binary.launch(Binary.path, ["lint", "ann@contoso.com.yaml"], directory: Binary.packageRoot.appendingPathComponent("rules/users"))
+        #expect(inUsers.status == 0 && inUsers.stdout == "no problems in 1 file\n", "\(inUsers.stdout)")
     }
 
     @Test func jsonFormat() throws {

@@ -33,10 +33,8 @@ public enum Linter {
             if PackLoader.packRoot(of: given) == nil, let canonical = PackLoader.realPath(given) {
                 var folder = PathNames.folder(of: given)
                 if folder.isEmpty { folder = "." }
-                if PathNames.name(of: folder) == "users" {
-                    let above = PathNames.folder(of: folder)
-                    folder = above.isEmpty ? "." : above
-                }
+                // users/ as the file really is there (`lint ann@contoso.com.yaml` run in users/).
+                if PathNames.name(of: PathNames.folder(of: canonical)) == "users" { folder += "/.." }
                 if PackLoader.packRoot(of: folder) != nil {
                     path = folder
                     only = canonical
@@ -64,27 +62,28 @@ public enum Linter {
             unread += ignored
             let (pack, checked, files) = check(org: org, users: users, strict: strict)
             var diagnostics = checked + notUTF8
+            for file in ignored {
+                let name = file.split(separator: "/").last.map(String.init) ?? file
+                diagnostics.append(Diagnostic(.ignoredFile, at: SourceLocation(path: file, line: 1, column: 1),
+                                              "'\(name)' is not read: rule files end in .yaml or .yml, in lower case; rename it"))
+            }
+            var shown = files
             if let only {
+                // The file's own problems, and those it causes elsewhere (a rule id it takes
+                // from another file is reported at the other one, naming this one).
                 var canonical: [String: String?] = [:]
                 func isOnly(_ file: String) -> Bool {
                     if canonical[file] == nil { canonical[file] = .some(PackLoader.realPath(file)) }
                     return canonical[file] == .some(only)
                 }
-                diagnostics = diagnostics.filter { isOnly($0.location.path) }
-                for file in files where isOnly(file.path) { result.files[file.path] = file }
+                diagnostics = diagnostics.filter { isOnly($0.location.path) || $0.related.map { isOnly($0.location.path) } == true }
+                let quoted = Set(diagnostics.map(\.location.path))
+                shown = files.filter { isOnly($0.path) || quoted.contains($0.path) }
                 total += 1 - (orgPaths.count + userPaths.count)
-                result.diagnostics.append(contentsOf: diagnostics)
-                if !diagnostics.contains(where: { $0.severity == .error }) { result.packs.append(pack) }
-                continue
             }
-            for file in files { result.files[file.path] = file }
+            for file in shown { result.files[file.path] = file }
             result.diagnostics.append(contentsOf: diagnostics)
-            for file in ignored {
-                let name = file.split(separator: "/").last.map(String.init) ?? file
-                result.diagnostics.append(Diagnostic(.ignoredFile, at: SourceLocation(path: file, line: 1, column: 1),
-                                                     "'\(name)' is not read: rule files end in .yaml or .yml, in lower case; rename it"))
-            }
-            if !diagnostics.contains(where: { $0.severity == .error }) { result.packs.append(pack) }
+            if !diagnostics.contains(where: { $0.severity == .error && $0.check != LintCheck.ignoredFile.id }) { result.packs.append(pack) }
         }
         if total == 0 {
             let hint = unread.isEmpty ? "" : "; not read, for their upper-case extension: " + unread.joined(separator: ", ")
