@@ -16,6 +16,18 @@ import Testing
         #expect(Mbox.messageCount(ofDelivery: Array("From: bob@fabrikam.com\nSubject: hi\n\nFrom me\n".utf8)) == 1)
         #expect(Mbox.messageCount(ofDelivery: []) == 1)
         #expect(Mbox.messageCount(ofDelivery: Array("From x\n".utf8)) == 0)
+        // A body paragraph "From the team" followed by a line that looks like a field (a link,
+        // "Price: 100"): no separator (no time, no year), one message.
+        let signed = one + "\nFrom the Fabrikam team\nhttps://fabrikam.com\nPrice: 100 USD\n"
+        #expect(Mbox.messageCount(ofDelivery: Array(signed.utf8)) == 1)
+        // An mbox saved with a byte order mark: two messages, and the first is not a preamble.
+        let marked = [0xEF, 0xBB, 0xBF] + Array(two.utf8)
+        #expect(Mbox.messageCount(ofDelivery: marked) == 2)
+        let entries = Mbox.split(marked)
+        #expect(entries.count == 3) // the split alone also cuts at the body's "From the desk" line
+        #expect(entries.first?.offset == 3)
+        let firstText = String(decoding: entries.first?.bytes ?? [], as: UTF8.self)
+        #expect(firstText.hasPrefix("From: bob@fabrikam.com"), "\(firstText.prefix(60))")
     }
 
     /// The split `inspect --mbox` used before the stream: the whole file at once.

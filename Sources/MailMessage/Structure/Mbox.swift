@@ -27,14 +27,30 @@ public enum Mbox {
     /// after a blank line (not quoted in a pipe) does not count as a second message. 1 when
     /// `bytes` do not begin with `From `.
     public static func messageCount(ofDelivery bytes: [UInt8]) -> Int {
-        guard bytes.starts(with: Array("From ".utf8)) else { return 1 }
+        let start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        guard bytes[start...].starts(with: Array("From ".utf8)) else { return 1 }
         return split(bytes).count { entry in
-            // A header field's name: printable ASCII but the colon, then a colon.
+            // The separator as mailers write it (`From sender Mon Mar  2 09:00:00 2026`): a
+            // time and a year, which a body's "From the Fabrikam team" has not.
+            var end = entry.offset
+            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            let line = bytes[entry.offset..<end]
+            let hasTime = line.indices.dropLast(4).contains { index in
+                isDigit(line[index]) && isDigit(line[index + 1]) && line[index + 2] == UInt8(ascii: ":") && isDigit(line[index + 3]) && isDigit(line[index + 4])
+            }
+            let hasYear = line.indices.dropLast(3).contains { index in
+                (line[index] == UInt8(ascii: "1") || line[index] == UInt8(ascii: "2")) && line[(index + 1)...(index + 3)].allSatisfy(isDigit)
+                    && (index == line.startIndex || !isDigit(line[index - 1])) && (index + 4 == line.endIndex || !isDigit(line[index + 4]))
+            }
+            guard hasTime && hasYear else { return false }
+            // Then a header field: printable ASCII but the colon, then a colon.
             var index = entry.bytes.startIndex
             while index < entry.bytes.endIndex, (33...126).contains(entry.bytes[index]), entry.bytes[index] != UInt8(ascii: ":") { index += 1 }
             return index > entry.bytes.startIndex && index < entry.bytes.endIndex && entry.bytes[index] == UInt8(ascii: ":")
         }
     }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
 
     /// The whole file at once (`inspect --mbox` on small files, tests). `MboxSplitter` is the
     /// same split over a stream, in bounded memory.
@@ -108,6 +124,13 @@ public struct MboxSplitter: Sendable {
     public mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, into events: inout [Event]) {
         var index = 0
         let count = bytes.count
+        // A UTF-8 byte order mark before the first `From ` (an mbox saved by a Windows
+        // editor): skipped, where it made the first line no separator and the first message a
+        // preamble, dropped without a word.
+        if offset == 0 && lineLength == 0 && count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF {
+            index = 3
+            lineOffset = 3
+        }
         while index < count {
             if lineState == .head {
                 // Decide the line from its first bytes: a separator, a quoted From, or body.
