@@ -56,6 +56,22 @@ import Testing
         #expect(right.status == 0 && right.stdout.contains("0 of 1 message change (0 verdicts)"), "\(right.stdout)\(right.stderr)")
     }
 
+    /// A change that adds the mailbox's domain to the corporate domains can be previewed:
+    /// only the new pack must count the mailbox as the org's.
+    @Test func theNewPackAloneMustKnowTheMailbox() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-corp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let without = folder.appendingPathComponent("rules").path
+        try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: without)
+        let lists = without + "/lists.yaml"
+        try String(contentsOfFile: lists, encoding: .utf8).replacing("      - contoso.com\n", with: "").write(toFile: lists, atomically: true, encoding: .utf8)
+        let added = try Binary.run(Self.base + ["--old", without, "--new", "rules"])
+        #expect(added.status == 0, "\(added.stderr)")
+        let removed = try Binary.run(Self.base + ["--old", "rules", "--new", without])
+        #expect(removed.status == 2 && removed.stderr.contains("is not in the corporate domains of \(without)"), "\(removed.stderr)")
+    }
+
     @Test func outboundOnlyStopsExactlyTheInboundSaves() throws {
         let folder = try Mailboxes.temporaryFolder("diff")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -14,7 +14,7 @@ import Testing
         let wrong = try Binary.run(["process", "--crm", "examples/crm", "--mailbox", "ann@contso.com", "examples/messages/03-outbound-reply.eml"])
         #expect(wrong.status == 2)
         #expect(wrong.stdout.isEmpty)
-        #expect(wrong.stderr == "mailsave: --mailbox ann@contso.com is not in the org's corporate domains (contoso-group.com, contoso.co.uk, contoso.com): "
+        #expect(wrong.stderr == "mailsave: --mailbox ann@contso.com is not in the corporate domains of rules (contoso-group.com, contoso.co.uk, contoso.com): "
                 + "a mailbox is a user of the org; check the address, or add its domain to settings.corporate_domains\n", "\(wrong.stderr)")
         let batch = try Binary.run(["batch", "--crm", "examples/crm", "--mailbox", "ann@contso.com", "--eml", "examples/messages", "--quiet"])
         #expect(batch.status == 2 && batch.stdout.isEmpty)

@@ -115,7 +115,7 @@ struct Diff: ParsableCommand {
         }
         let oldPack: RulePack
         do {
-            oldPack = try oldOptions.loadPack(caching: oldRevision == nil)
+            oldPack = try oldOptions.loadPack(caching: oldRevision == nil, checkingCorporate: false)
         } catch let failure as CommandFailure where oldRevision != nil {
             throw CommandFailure(status: failure.status, message: failure.message + " (the pack at \(oldRevision!))")
         }

@@ -48,8 +48,8 @@ struct DecisionOptions: ParsableArguments {
 
     func validate() throws { try settings.validate() }
     var context: ProcessContext { settings.context }
-    func loadPack(checkingMailbox: Bool = true, caching: Bool = true) throws -> RulePack {
-        try settings.loadPack(checkingMailbox: checkingMailbox, caching: caching)
+    func loadPack(checkingMailbox: Bool = true, caching: Bool = true, checkingCorporate: Bool = true) throws -> RulePack {
+        try settings.loadPack(checkingMailbox: checkingMailbox, caching: caching, checkingCorporate: checkingCorporate)
     }
     func storePath(applying: Bool) -> String? { settings.storePath(applying: applying) }
     func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
