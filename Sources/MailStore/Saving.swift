@@ -310,6 +310,13 @@ extension CRMStore: ActivityWriter {
                 if let lead = targets.first(where: { SalesforceID.object(of: $0) == "Lead" }), let related = fields["RelatedToId"], !related.isEmpty {
                     throw EditRefusal(.link, message: "cannot relate Lead \(lead) and link RelatedToId \(related): on an EmailMessage a Lead excludes every other link (give --link what= to clear RelatedToId); nothing changed")
                 }
+                // Nothing different: the record stays as it is, under its id (re-creating it gave
+                // it a new id for no change at all).
+                let sameLinks = who.map { Set($0.map(SalesforceID.canonical)) == Set(relations.compactMap { $0["RelationId"] }.map(SalesforceID.canonical)) } ?? true
+                if fields == email.fields && sameLinks {
+                    newID = email.id
+                    return .commit
+                }
                 for relation in relations { try Self.delete(relation.id, db) }
                 try Self.delete(email.id, db)
                 newID = try Self.nextID(object: "EmailMessage", db)

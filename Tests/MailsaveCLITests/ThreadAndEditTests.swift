@@ -157,5 +157,12 @@ import Testing
         let relations = try Binary.run(["crm", "export", "--store", store, "--object", "EmailMessageRelation"])
         let edited = try #require(try fields(twice.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String)
         #expect(relations.stdout.split(separator: "\n").filter { $0.contains(edited) && $0.contains("0035e00000Bob01") }.count == 1, "\(relations.stdout)")
+        // The same edit again changes nothing: the record keeps its id (it was deleted and
+        // re-created under a new one each time).
+        let same = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>", "--link", "who=0035e00000Bob01"])
+        #expect(same.status == 0, "\(same.stderr)")
+        #expect(try fields(same.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String == edited)
+        let subject = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>", "--set", "Subject=Quote"])
+        #expect(try fields(subject.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String == edited, "\(subject.stdout)")
     }
 }
