@@ -48,6 +48,11 @@ struct SourceLinesTests {
         ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: message.subject == \"x\" or\n\n      message.subjct == \"y\"\n", 7, 7),
         ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: >\n      message.subject == \"x\" or\n\n      message.subjct == \"y\"\n", 8, 7),
         ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: |\n      message.subject == \"x\" or\n\n      message.subjct == \"y\"\n", 8, 7),
+        // An indentation indicator: the content's indentation is the parent's plus its digit,
+        // and the first line's further spaces belong to the value.
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: >2\n          message.subjct == \"x\"\n", 6, 11),
+        ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: |-2\n        message.subject == \"x\" or\n        message.subjct == \"y\"\n", 7, 9),
+        ("rules:\n  - when: >2\n        message.subjct == \"x\"\n    id: a\n    description: d\n    then: skip\n", 3, 9),
         ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: \"message.subject == \\\"\\u00e9\\\" or \\\n      message.subjct == \\\"y\\\"\"\n", 6, 7),
         ("rules:\n  - id: a\n    description: d\n    then: skip\n    when: message.subject == \"x\" or\n      message.subjct == \"y\"\n", 6, 7),
     ])

@@ -77,8 +77,18 @@ public enum Linter {
                     return canonical[file] == .some(only)
                 }
                 diagnostics = diagnostics.filter { isOnly($0.location.path) || $0.related.map { isOnly($0.location.path) } == true }
+                // Named as it was given (`org.yaml`, not `./org.yaml` or `users/../users/...`).
+                diagnostics = diagnostics.map { diagnostic in
+                    var diagnostic = diagnostic
+                    if isOnly(diagnostic.location.path) { diagnostic.location.path = given }
+                    if let related = diagnostic.related, isOnly(related.location.path) {
+                        diagnostic.related = (SourceLocation(path: given, line: related.location.line, column: related.location.column), related.message)
+                    }
+                    return diagnostic
+                }
                 let quoted = Set(diagnostics.map(\.location.path))
-                shown = files.filter { isOnly($0.path) || quoted.contains($0.path) }
+                shown = files.filter { !isOnly($0.path) && quoted.contains($0.path) }
+                if let mine = files.first(where: { isOnly($0.path) }) { result.files[given] = mine }
                 total += 1 - (orgPaths.count + userPaths.count)
             }
             for file in shown { result.files[file.path] = file }

@@ -38,11 +38,17 @@ public struct ExprSource: Sendable {
             var line = start.line + 1
             var remaining = offset
             // The block's indentation is its first content line's; deeper lines keep the rest.
+            // With an indentation indicator (`>2`, `|-4`), it is the parent's plus that number,
+            // and the first line's further spaces are the value's.
             var blockIndent = 0
-            var probe = line
-            while probe <= file.lines.count {
-                if !file.line(probe).allSatisfy({ $0 == " " }) { blockIndent = indentation(of: probe); break }
-                probe += 1
+            if let explicit = explicitIndentation() {
+                blockIndent = explicit
+            } else {
+                var probe = line
+                while probe <= file.lines.count {
+                    if !file.line(probe).allSatisfy({ $0 == " " }) { blockIndent = indentation(of: probe); break }
+                    probe += 1
+                }
             }
             while line <= file.lines.count {
                 let content = file.line(line)
@@ -64,6 +70,32 @@ public struct ExprSource: Sendable {
             }
             return SourceLocation(path: start.path, line: start.line, column: start.column)
         }
+    }
+
+    /// A block scalar's content indentation when its header gives one (`>2`, `|-4`, `>+1`):
+    /// the parent node's indentation (the indicator line's, or past its `- ` for a mapping
+    /// that begins on a sequence entry's line) plus the digit; nil without an indicator.
+    func explicitIndentation() -> Int? {
+        let start = scalar.location
+        let header = Array(file.line(start.line).unicodeScalars)
+        var index = start.column - 1
+        guard index >= 0, index < header.count, header[index] == "|" || header[index] == ">" else { return nil }
+        index += 1
+        var digit: Int?
+        while index < header.count, index <= start.column + 1 {
+            let character = header[index]
+            if let value = Int(String(character)), (1...9).contains(value) { digit = value } else if character != "-" && character != "+" { break }
+            index += 1
+        }
+        guard let digit else { return nil }
+        var parent = 0
+        while parent < header.count && header[parent] == " " { parent += 1 }
+        // `  - when: >2`: the mapping begins after the sequence entry's dash.
+        while parent + 1 < header.count && header[parent] == "-" && header[parent + 1] == " " {
+            parent += 2
+            while parent < header.count && header[parent] == " " { parent += 1 }
+        }
+        return parent + digit
     }
 
     /// For a plain, single- or double-quoted scalar, the source (line, column) of each
