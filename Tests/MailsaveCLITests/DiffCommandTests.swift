@@ -66,9 +66,11 @@ import Testing
         try FileManager.default.copyItem(atPath: Binary.packageRoot.appendingPathComponent("rules").path, toPath: without)
         let lists = without + "/lists.yaml"
         try String(contentsOfFile: lists, encoding: .utf8).replacing("      - contoso.com\n", with: "").write(toFile: lists, atomically: true, encoding: .utf8)
-        let added = try Binary.run(Self.base + ["--old", without, "--new", "rules"])
+        // eve@contoso.com is no User of the sample CRM: only a corporate domain makes her the org's.
+        let eve = Self.base.map { $0 == "ann@contoso.com" ? "eve@contoso.com" : $0 }
+        let added = try Binary.run(eve + ["--old", without, "--new", "rules"])
         #expect(added.status == 0, "\(added.stderr)")
-        let removed = try Binary.run(Self.base + ["--old", "rules", "--new", without])
+        let removed = try Binary.run(eve + ["--old", "rules", "--new", without])
         #expect(removed.status == 2 && removed.stderr.contains("is not in the corporate domains of \(without)"), "\(removed.stderr)")
     }
 

@@ -14,7 +14,7 @@ import Testing
         let wrong = try Binary.run(["process", "--crm", "examples/crm", "--mailbox", "ann@contso.com", "examples/messages/03-outbound-reply.eml"])
         #expect(wrong.status == 2)
         #expect(wrong.stdout.isEmpty)
-        #expect(wrong.stderr == "mailsave: --mailbox ann@contso.com is not in the corporate domains of rules (contoso-group.com, contoso.co.uk, contoso.com): "
+        #expect(wrong.stderr == "mailsave: --mailbox ann@contso.com is not in the corporate domains of rules (contoso-group.com, contoso.co.uk, contoso.com), nor a User of the CRM: "
                 + "a mailbox is a user of the org; check the address, or add its domain to settings.corporate_domains\n", "\(wrong.stderr)")
         let batch = try Binary.run(["batch", "--crm", "examples/crm", "--mailbox", "ann@contso.com", "--eml", "examples/messages", "--quiet"])
         #expect(batch.status == 2 && batch.stdout.isEmpty)
@@ -22,6 +22,17 @@ import Testing
             let right = try Binary.run(["process", "--crm", "examples/crm", "--mailbox", mailbox, "--format", "table", "examples/messages/03-outbound-reply.eml"])
             #expect(right.status == 0, "\(mailbox): \(right.stderr)")
         }
+        // A User of the CRM whose own address is elsewhere (a free-mail one) is the org's.
+        let crm = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-crm-user-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: Binary.packageRoot.appendingPathComponent("examples/crm"), to: crm)
+        defer { try? FileManager.default.removeItem(at: crm) }
+        let users = crm.appendingPathComponent("User.csv")
+        let header = try String(contentsOf: users, encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
+        let columns = header.split(separator: ",").map(String.init)
+        let row = columns.map { $0 == "Id" ? "0055e00000Gml01" : $0 == "Email" ? "ann.seller@gmail.com" : $0 == "LastName" ? "Seller" : "" }.joined(separator: ",")
+        try (try String(contentsOf: users, encoding: .utf8) + row + "\n").write(to: users, atomically: true, encoding: .utf8)
+        let user = try Binary.run(["process", "--crm", crm.path, "--mailbox", "ann.seller@gmail.com", "--format", "table", "examples/messages/03-outbound-reply.eml"])
+        #expect(user.status == 0, "\(user.stderr)")
     }
 
     /// Several files as a table: a file that cannot be decided keeps its row ("error", its

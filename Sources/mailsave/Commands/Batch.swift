@@ -129,6 +129,7 @@ struct Batch: ParsableCommand {
         let forking = jobs > 1 && !apply && !options.salesforceOption.enabled && input.isEmpty && (source.eml != nil || source.maildir != nil)
             && JobProcesses.canFork
         let directory = try options.loadDirectory(applying: apply, concurrentReads: jobs > 1 && !forking)
+        try options.checkMailbox(pack: pack, directory: directory)
         try options.checkSelection(Engine(pack: pack, directory: directory))
         let decider = try options.decider(pack: pack, directory: directory, applying: apply)
         var mailbox = try source.open(folder: options.folder, stdin: !input.isEmpty)

@@ -49,28 +49,31 @@ struct DecisionSettings {
     /// exclusions); errors in other users' files do not stop this mailbox.
     /// `caching: false` for a pack read once from a temporary folder (`diff --old-rev`): its
     /// entries, keyed by a path no later run has, would only push useful ones out.
-    /// `checkingCorporate: false` for a pack that only compares (`diff`'s old pack, which a
-    /// change may be adding the mailbox's domain to).
-    func loadPack(checkingMailbox: Bool = true, caching: Bool = true, checkingCorporate: Bool = true) throws -> RulePack {
+    func loadPack(checkingMailbox: Bool = true, caching: Bool = true) throws -> RulePack {
         // Only this mailbox's user file is read (a user file decides for no other mailbox).
         let pack = try DecisionOptions.loadPack(rules: rules, mailbox: checkingMailbox ? mailbox : nil, caching: caching)
         if checkingMailbox, let problems = pack.userFileProblems(for: mailbox) {
             throw DecisionOptions.userFileFailure(mailbox: mailbox, rules: rules, problems: problems)
         }
-        if checkingMailbox && checkingCorporate { try Self.checkCorporate(mailbox, pack: pack, rules: rules) }
         return pack
     }
 
-    /// The mailbox is a user of the org: its domain must be one of the pack's corporate
-    /// domains when it names any. A mistyped one (ann@contso.com) made every decision a
-    /// stranger's: its own mail inbound and saved as a customer's, its saves without an
-    /// owner, and, once saved, the message claimed org-wide by the ledger.
-    static func checkCorporate(_ mailbox: String, pack: RulePack, rules: String) throws {
+    /// The mailbox is a user of the org: an address of one of the pack's corporate domains
+    /// (when it names any), or else a User of the CRM (one whose own address is elsewhere,
+    /// a free-mail one). A mistyped one (ann@contso.com) made every decision a stranger's: its
+    /// own mail inbound and saved as a customer's, its saves without an owner, and, once
+    /// saved, the message claimed org-wide by the ledger. The CRM is asked only when the
+    /// domain is not corporate (a per-message run with a corporate mailbox asks nothing).
+    func checkMailbox(pack: RulePack, directory: CRMDirectory) throws {
         guard let corporate = pack.list(setting: "corporate_domains"), corporate.count > 0 else { return }
         let domain = String(mailbox.split(separator: "@").last ?? "").lowercased()
         guard !corporate.contains(domain) else { return }
+        var plan = LookupPlan()
+        let address = mailbox.lowercased()
+        plan.addresses = [address]
+        if let answers = try? directory.resolve(plan), !answers.users(email: address).isEmpty { return }
         let some = corporate.allEntries().prefix(3).joined(separator: ", ") + (corporate.count > 3 ? ", …" : "")
-        throw CommandFailure(status: .usage, message: "--mailbox \(visible(mailbox)) is not in the corporate domains of \(visible(rules)) (\(some)): a mailbox is a user of the org; "
+        throw CommandFailure(status: .usage, message: "--mailbox \(visible(mailbox)) is not in the corporate domains of \(visible(rules)) (\(some)), nor a User of the CRM: a mailbox is a user of the org; "
                               + "check the address, or add its domain to settings.corporate_domains")
     }
 

@@ -115,12 +115,14 @@ struct Diff: ParsableCommand {
         }
         let oldPack: RulePack
         do {
-            oldPack = try oldOptions.loadPack(caching: oldRevision == nil, checkingCorporate: false)
+            oldPack = try oldOptions.loadPack(caching: oldRevision == nil)
         } catch let failure as CommandFailure where oldRevision != nil {
             throw CommandFailure(status: failure.status, message: failure.message + " (the pack at \(oldRevision!))")
         }
         let newPack = try newOptions.loadPack()
         let directory = try newOptions.loadDirectory(applying: false)
+        // The mailbox must be the org's in the pack that will run (a change may add its domain).
+        try newOptions.checkMailbox(pack: newPack, directory: directory)
         let context = newOptions.context
         let oldDecider = MessageDecider(pack: oldPack, directory: directory, context: context, writer: nil)
         let newDecider = MessageDecider(pack: newPack, directory: directory, context: context, writer: nil)

@@ -34,7 +34,9 @@ struct Explain: ParsableCommand {
 
     func run() throws {
         let pack = try options.loadPack()
-        let engine = Engine(pack: pack, directory: try options.loadDirectory())
+        let directory = try options.loadDirectory()
+        try options.checkMailbox(pack: pack, directory: directory)
+        let engine = Engine(pack: pack, directory: directory)
         try options.checkSelection(engine)
         let message = try readMessage(file)
         let decision: Decision, facts: EngineFacts, traces: [RuleTrace]

@@ -48,9 +48,10 @@ struct DecisionOptions: ParsableArguments {
 
     func validate() throws { try settings.validate() }
     var context: ProcessContext { settings.context }
-    func loadPack(checkingMailbox: Bool = true, caching: Bool = true, checkingCorporate: Bool = true) throws -> RulePack {
-        try settings.loadPack(checkingMailbox: checkingMailbox, caching: caching, checkingCorporate: checkingCorporate)
+    func loadPack(checkingMailbox: Bool = true, caching: Bool = true) throws -> RulePack {
+        try settings.loadPack(checkingMailbox: checkingMailbox, caching: caching)
     }
+    func checkMailbox(pack: RulePack, directory: CRMDirectory) throws { try settings.checkMailbox(pack: pack, directory: directory) }
     func storePath(applying: Bool) -> String? { settings.storePath(applying: applying) }
     func loadDirectory(applying: Bool = false, concurrentReads: Bool = false) throws -> CRMDirectory {
         try settings.loadDirectory(applying: applying, concurrentReads: concurrentReads)
@@ -260,6 +261,7 @@ struct ProcessJob {
     func run(exitingWhenDone: Bool) throws {
         let pack = try options.loadPack()
         let directory = try options.loadDirectory(applying: apply)
+        try options.checkMailbox(pack: pack, directory: directory)
         // Several messages: the selection is refused before any is decided. One message: its
         // decision checks the selection in the same look-up (for Salesforce, one call, not two).
         if thread || files.count != 1 { try options.checkSelection(Engine(pack: pack, directory: directory)) }
