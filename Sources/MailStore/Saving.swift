@@ -313,7 +313,8 @@ extension CRMStore: ActivityWriter {
                 // Nothing different: the record stays as it is, under its id (re-creating it gave
                 // it a new id for no change at all).
                 let sameLinks = who.map { Set($0.map(SalesforceID.canonical)) == Set(relations.compactMap { $0["RelationId"] }.map(SalesforceID.canonical)) } ?? true
-                if fields == email.fields && sameLinks {
+                // An empty value and no value are one (the store keeps no empty field).
+                if fields.filter({ !$0.value.isEmpty }) == email.fields.filter({ !$0.value.isEmpty }) && sameLinks {
                     newID = email.id
                     return .commit
                 }

@@ -20,6 +20,13 @@ import Testing
         // "Price: 100"): no separator (no time, no year), one message.
         let signed = one + "\nFrom the Fabrikam team\nhttps://fabrikam.com\nPrice: 100 USD\n"
         #expect(Mbox.messageCount(ofDelivery: Array(signed.utf8)) == 1)
+        // A time and a year in a body line are no separator unless the year ends it.
+        let closed = one + "\nFrom 2026-03-02 10:00 to 2026-03-05:\nNote: the office is closed.\n\nFrom Monday 09:30 the 2026 prices apply\nPrice: 100 EUR\n"
+        #expect(Mbox.messageCount(ofDelivery: Array(closed.utf8)) == 1)
+        // Takeout's and Thunderbird's separators, with CRLF.
+        let takeout = "From 1780000000000000000@xxx Wed Jan 01 00:00:00 +0000 2025\r\nFrom: a@b.example\r\n\r\nx\r\n\r\n"
+            + "From - Mon Mar 02 09:00:00 2026\r\nFrom: c@d.example\r\n\r\ny\r\n"
+        #expect(Mbox.messageCount(ofDelivery: Array(takeout.utf8)) == 2)
         // An mbox saved with a byte order mark: two messages, and the first is not a preamble.
         let marked = [0xEF, 0xBB, 0xBF] + Array(two.utf8)
         #expect(Mbox.messageCount(ofDelivery: marked) == 2)

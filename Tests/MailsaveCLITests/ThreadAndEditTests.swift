@@ -150,6 +150,10 @@ import Testing
         // Nothing changed by any refusal; a Lead with RelatedToId cleared is fine.
         let ok = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>", "--link", "who=00Q5e00000Kim01", "--link", "what="])
         #expect(ok.status == 0, "\(ok.stderr)")
+        // The same edit again: RelatedToId is already empty (the store keeps no empty field), so
+        // nothing changes and the id stays.
+        let again = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>", "--link", "who=00Q5e00000Kim01", "--link", "what="])
+        #expect(again.status == 0 && again.stdout == ok.stdout, "\(ok.stdout) \(again.stdout)")
         // A person named twice (also as their 18-character id) is related once.
         let twice = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>",
                                     "--link", "who=0035e00000Bob01", "--link", "who=0035e00000Bob01", "--link", "who=0035e00000Bob01AAA"])

@@ -30,11 +30,14 @@ public enum Mbox {
         let start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         guard bytes[start...].starts(with: Array("From ".utf8)) else { return 1 }
         return split(bytes).count { entry in
-            // The separator as mailers write it (`From sender Mon Mar  2 09:00:00 2026`): a
-            // time and a year, which a body's "From the Fabrikam team" has not.
+            // The separator as mailers write it (`From sender Mon Mar  2 09:00:00 2026`,
+            // Takeout's `... 09:00:00 +0000 2026`): a time, and a year that ends the line,
+            // which a body's "From the Fabrikam team" or "From 2026-03-02 10:00 to ...:" has not.
             var end = entry.offset
             while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            while end > entry.offset, bytes[end - 1] == 0x0D || bytes[end - 1] == 0x20 { end -= 1 }
             let line = bytes[entry.offset..<end]
+            guard line.count >= 4, line.suffix(4).allSatisfy(isDigit), line.count == 4 || !isDigit(line[line.endIndex - 5]) else { return false }
             let hasTime = line.indices.dropLast(4).contains { index in
                 isDigit(line[index]) && isDigit(line[index + 1]) && line[index + 2] == UInt8(ascii: ":") && isDigit(line[index + 3]) && isDigit(line[index + 4])
             }

@@ -213,7 +213,16 @@ final class MboxSource: MailboxSource {
             }
             events.removeAll(keepingCapacity: true)
             eventIndex = 0
-            let got = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            var got = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            // A byte order mark may come over several reads of a pipe: its first bytes wait for
+            // the rest (the splitter skips it only whole; in part, the first message was lost).
+            let mark: [UInt8] = [0xEF, 0xBB, 0xBF]
+            while got > 0 && got < 3 && splitter.offset == 0 && chunk[0..<got].elementsEqual(mark[0..<got]) {
+                let more = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + got, $0.count - got) }
+                if more < 0 && errno == EINTR { continue }
+                if more <= 0 { break }
+                got += more
+            }
             if got < 0 {
                 if errno == EINTR { continue }
                 throw CommandFailure(status: .couldNotRun, message: "\(name): cannot read: \(String(cString: strerror(errno)))")
