@@ -63,6 +63,9 @@ import Testing
             .write(to: folder.appendingPathComponent("aaa.yaml"), atomically: true, encoding: .utf8)
         let duplicate = try Binary.run(["lint", folder.appendingPathComponent("aaa.yaml").path])
         #expect(duplicate.status == 1 && duplicate.stdout.contains("rule id 'service-email' is used twice [duplicate-rule-id]"), "\(duplicate.stdout)")
+        // Given twice, linted once.
+        let twice = try Binary.run(["lint", folder.appendingPathComponent("aaa.yaml").path, folder.appendingPathComponent("./aaa.yaml").path])
+        #expect(twice.stdout == duplicate.stdout, "\(twice.stdout)")
         try "rules: []\n".write(to: folder.appendingPathComponent("Extra.YAML"), atomically: true, encoding: .utf8)
         let ignored = try Binary.run(["lint", folder.appendingPathComponent("Extra.YAML").path])
         #expect(ignored.status == 1 && ignored.stdout.contains("[ignored-file]"), "\(ignored.stdout)")

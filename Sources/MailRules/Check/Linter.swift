@@ -23,7 +23,11 @@ public enum Linter {
         var result = LintResult(diagnostics: [], files: [:], packs: [])
         var total = 0
         var unread: [String] = []
+        var seen = Set<String>()
         for given in paths {
+            // A path given twice (`org.yaml ./org.yaml`) is linted once: its problems twice
+            // read as twice as many.
+            if let canonical = PackLoader.realPath(given), !seen.insert(canonical).inserted { continue }
             // A single rule file is checked as part of the pack in its folder (a user file:
             // the pack above users/), and only its own problems are shown: alone, an org file
             // lacked the lists of lists.yaml and a user file the org's settings, and lint gave
