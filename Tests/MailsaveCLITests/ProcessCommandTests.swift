@@ -33,6 +33,10 @@ import Testing
         try (try String(contentsOf: users, encoding: .utf8) + row + "\n").write(to: users, atomically: true, encoding: .utf8)
         let user = try Binary.run(["process", "--crm", crm.path, "--mailbox", "ann.seller@gmail.com", "--format", "table", "examples/messages/03-outbound-reply.eml"])
         #expect(user.status == 0, "\(user.stderr)")
+        // A CRM that cannot answer now is its own error (75: deliver again), not a wrong mailbox.
+        let unreachable = try Binary.launch(Binary.path, ["process", "--salesforce", "--mailbox", "ann.seller@gmail.com", "examples/messages/03-outbound-reply.eml"],
+                                            environment: ["MAILSAVE_SF_LOGIN_URL": "http://127.0.0.1:9", "MAILSAVE_SF_CLIENT_ID": "x", "MAILSAVE_SF_CLIENT_SECRET": "y"])
+        #expect(unreachable.status == 75, "\(unreachable.stderr)")
     }
 
     /// Several files as a table: a file that cannot be decided keeps its row ("error", its

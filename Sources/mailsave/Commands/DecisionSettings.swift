@@ -71,7 +71,11 @@ struct DecisionSettings {
         var plan = LookupPlan()
         let address = mailbox.lowercased()
         plan.addresses = [address]
-        if let answers = try? directory.resolve(plan), !answers.users(email: address).isEmpty { return }
+        // A CRM that cannot answer now (Salesforce unreachable) is its own error (75 or 3), not
+        // a wrong mailbox.
+        let answers: CRMAnswers
+        do { answers = try directory.resolve(plan) } catch { throw CommandFailure(error) }
+        if !answers.users(email: address).isEmpty { return }
         let some = corporate.allEntries().prefix(3).joined(separator: ", ") + (corporate.count > 3 ? ", …" : "")
         throw CommandFailure(status: .usage, message: "--mailbox \(visible(mailbox)) is not in the corporate domains of \(visible(rules)) (\(some)), nor a User of the CRM: a mailbox is a user of the org; "
                               + "check the address, or add its domain to settings.corporate_domains")
