@@ -69,6 +69,12 @@ import Testing
         try "rules: []\n".write(to: folder.appendingPathComponent("Extra.YAML"), atomically: true, encoding: .utf8)
         let ignored = try Binary.run(["lint", folder.appendingPathComponent("Extra.YAML").path])
         #expect(ignored.status == 1 && ignored.stdout.contains("[ignored-file]"), "\(ignored.stdout)")
+        // A link to a rule file, from outside its pack: the file is checked within its own pack.
+        let link = FileManager.default.temporaryDirectory.appendingPathComponent("mailsave-lint-link-\(UUID().uuidString).yaml")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: Binary.packageRoot.appendingPathComponent("rules/org.yaml"))
+        defer { try? FileManager.default.removeItem(at: link) }
+        let linked = try Binary.run(["lint", link.path])
+        #expect(linked.status == 0 && linked.stdout == "no problems in 1 file\n", "\(linked.stdout)")
         // A user file named from inside users/.
         let inUsers = try Binary.launch(Binary.path, ["lint", "ann@contoso.com.yaml"], directory: Binary.packageRoot.appendingPathComponent("rules/users"))
         #expect(inUsers.status == 0 && inUsers.stdout == "no problems in 1 file\n", "\(inUsers.stdout)")

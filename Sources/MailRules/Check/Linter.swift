@@ -1,4 +1,7 @@
 import MailMessage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The outcome of linting one or more packs.
 public struct LintResult: Error, Sendable {
@@ -37,6 +40,9 @@ public enum Linter {
             if PackLoader.packRoot(of: given) == nil, let canonical = PackLoader.realPath(given) {
                 var folder = PathNames.folder(of: given)
                 if folder.isEmpty { folder = "." }
+                // A link to a rule file: the pack is the file's own, where the link points.
+                var info = stat()
+                if lstat(given, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK { folder = PathNames.folder(of: canonical) }
                 // users/ as the file really is there (`lint ann@contoso.com.yaml` run in users/).
                 if PathNames.name(of: PathNames.folder(of: canonical)) == "users" { folder += "/.." }
                 if PackLoader.packRoot(of: folder) != nil {
