@@ -1014,6 +1014,10 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
                 return found
             }
             let short = String(id.prefix(15))
+            // An 18-character id of a record the store holds in 15 (an import of that form).
+            if id.count == 18, let found = try Self.firstRecord(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [short]) {
+                return found
+            }
             let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
             return try Self.firstRecord(db.cachedStatement(sql: sql), arguments: [short])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import MailRules
 import Testing
 
 /// `process --thread` (issue 9, item 12) and `edit` keeping the save rules (item 9).
@@ -168,5 +169,10 @@ import Testing
         #expect(try fields(same.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String == edited)
         let subject = try Binary.run(["edit", "--store", store, "--as", "0055e00000Ann01", "<owned-1@contoso.com>", "--set", "Subject=Quote"])
         #expect(try fields(subject.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String == edited, "\(subject.stdout)")
+        // Ids in their 18-character form (the store holds 15): the same User, the same people.
+        let withSuffix = { (id: String) in id + SalesforceID.caseSafeSuffix(id) }
+        let eighteen = try Binary.run(["edit", "--store", store, "--as", withSuffix("0055e00000Ann01"), "<owned-1@contoso.com>", "--link", "who=" + withSuffix("0035e00000Bob01")])
+        #expect(eighteen.status == 0, "\(eighteen.stderr)")
+        #expect(try fields(eighteen.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["id"] as? String == edited, "\(eighteen.stdout)")
     }
 }
