@@ -295,12 +295,9 @@ public struct RuleTestRunner {
         }
         // `process` refuses a mailbox outside the corporate domains that is no User of the CRM
         // (exit 2): a test of one would pass for a decision no run ever makes.
-        if let corporate = pack.list(setting: "corporate_domains"), corporate.count > 0 {
-            let domain = String(test.context.mailbox.split(separator: "@").last ?? "").lowercased()
-            if !corporate.contains(domain) && directory.users(email: test.context.mailbox.lowercased()).isEmpty {
-                return RuleTestResult(test: test, failures: ["the mailbox \(test.context.mailbox) is not in the corporate domains nor a User of the test's CRM: "
-                                                             + "process refuses it (exit 2), so no decision is made"], applied: [])
-            }
+        if pack.isCorporate(test.context.mailbox) == false && directory.users(email: test.context.mailbox.lowercased()).isEmpty {
+            return RuleTestResult(test: test, failures: ["the mailbox \(test.context.mailbox) is not in the corporate domains nor a User of the test's CRM: "
+                                                         + "process refuses it (exit 2), so no decision is made"], applied: [])
         }
         let engine = Engine(pack: pack, directory: directory)
         let decision: Decision

@@ -1009,18 +1009,19 @@ public final class CRMStore: RecordLookups, @unchecked Sendable {
     public func caseRecord(number: String) throws -> CRMRecord? { try lookup("case_number", CRMDirectoryKeys.caseNumber(number), object: "Case").first }
 
     public func record(id: String) throws -> CRMRecord? {
-        try reading { db in
-            if let found = try Self.firstRecord(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) {
-                return found
-            }
-            let short = String(id.prefix(15))
-            // An 18-character id of a record the store holds in 15 (an import of that form).
-            if id.count == 18, let found = try Self.firstRecord(db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [short]) {
-                return found
-            }
-            let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
-            return try Self.firstRecord(db.cachedStatement(sql: sql), arguments: [short])
-        }
+        try reading { db in try Self.record(id: id, in: db) }
+    }
+
+    /// The record of `id` given in either form (15 or 18 characters), read through `db` (a
+    /// decision's snapshot, or an edit's write transaction).
+    static func record(id: String, in db: Database) throws -> CRMRecord? {
+        let statement = try db.cachedStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?")
+        if let found = try firstRecord(statement, arguments: [id]) { return found }
+        let short = String(id.prefix(15))
+        // An 18-character id of a record the store holds in 15 (an import of that form).
+        if id.count == 18, let found = try firstRecord(statement, arguments: [short]) { return found }
+        let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
+        return try firstRecord(db.cachedStatement(sql: sql), arguments: [short])
     }
 
     public func emailMessage(messageIdentifier: String) throws -> (record: CRMRecord, relations: [String])? {

@@ -261,17 +261,6 @@ extension CRMStore: ActivityWriter {
         }
     }
 
-    /// The record of `id` in either form (15 or 18 characters), as `record(id:)` finds it,
-    /// inside a write transaction.
-    static func stored(_ id: String, _ db: Database) throws -> CRMRecord? {
-        if let found = try firstRecord(db.makeStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) { return found }
-        if id.count == 18, let found = try firstRecord(db.makeStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [String(id.prefix(15))]) {
-            return found
-        }
-        let sql = "SELECT record.id, record.object, record.fields FROM lookup CROSS JOIN record ON record.id = lookup.id WHERE kind = 'id15' AND key = ?"
-        return try firstRecord(db.makeStatement(sql: sql), arguments: [String(id.prefix(15))])
-    }
-
     /// Salesforce updates only Draft EmailMessages, so an edit deletes the saved one and creates
     /// it again with the changes, in one transaction; only its owner, with permission to delete
     /// EmailMessages, may do it. Returns the new id.
@@ -285,12 +274,12 @@ extension CRMStore: ActivityWriter {
                       let email = try Self.firstRecord(db.makeStatement(sql: "SELECT id, object, fields FROM record WHERE id = ?"), arguments: [id]) else {
                     throw EditRefusal(.notFound, message: "no saved EmailMessage has the Message-ID \(messageID)")
                 }
-                guard let user = try Self.stored(userID, db), user.object == "User" else {
+                guard let user = try Self.record(id: userID, in: db), user.object == "User" else {
                     throw EditRefusal(.notFound, message: "no User \(userID)")
                 }
                 // Ids as the store holds them, given in either form (15 or 18 characters).
-                let who = try givenWho.map { ids in try ids.map { try Self.stored($0, db)?.id ?? $0 } }
-                let what = try givenWhat.map { $0.isEmpty ? $0 : try Self.stored($0, db)?.id ?? $0 }
+                let who = try givenWho.map { ids in try ids.map { try Self.record(id: $0, in: db)?.id ?? $0 } }
+                let what = try givenWhat.map { $0.isEmpty ? $0 : try Self.record(id: $0, in: db)?.id ?? $0 }
                 guard email["OwnerId"] == user.id else {
                     throw EditRefusal(.permission, message: "User \(userID) does not own EmailMessage \(email.id) (its owner is \(email["OwnerId"] ?? "nobody")); nothing changed")
                 }

@@ -123,6 +123,13 @@ public final class RulePack: Sendable {
         return nil
     }
 
+    /// Whether `address` (a mailbox) is in the org's corporate domains; nil when the pack
+    /// names none (so it cannot tell).
+    public func isCorporate(_ address: String) -> Bool? {
+        guard let corporate = list(setting: "corporate_domains"), corporate.count > 0 else { return nil }
+        return corporate.contains(String(address.split(separator: "@").last ?? "").lowercased())
+    }
+
     /// The same pack with some org settings replaced (rule tests try every mode on one pack).
     /// Values are checked like the settings file; problems come back as diagnostics.
     public func overriding(_ settings: [(key: YScalar, value: YNode)], file: SourceFile) -> (RulePack, [Diagnostic]) {

@@ -65,9 +65,7 @@ struct DecisionSettings {
     /// saved, the message claimed org-wide by the ledger. The CRM is asked only when the
     /// domain is not corporate (a per-message run with a corporate mailbox asks nothing).
     func checkMailbox(pack: RulePack, directory: CRMDirectory) throws {
-        guard let corporate = pack.list(setting: "corporate_domains"), corporate.count > 0 else { return }
-        let domain = String(mailbox.split(separator: "@").last ?? "").lowercased()
-        guard !corporate.contains(domain) else { return }
+        guard pack.isCorporate(mailbox) == false, let corporate = pack.list(setting: "corporate_domains") else { return }
         var plan = LookupPlan()
         let address = mailbox.lowercased()
         plan.addresses = [address]

@@ -37,7 +37,7 @@ struct StoreOption: ParsableArguments {
             throw CommandFailure(status: .couldNotRun, message: "\(path): no store there (`mailsave crm import --store \(path) ...` creates one)")
         }
         do {
-            return try CRMStore(path: store ?? CRMStore.defaultPath(), access: access, createFolder: store == nil, check: check,
+            return try CRMStore(path: path, access: access, createFolder: store == nil, check: check,
                                 busyTimeout: busyTimeout)
         } catch {
             throw CommandFailure(error)
